@@ -1,0 +1,150 @@
+//! The one table of stable error codes that clients see.
+//!
+//! A code never changes meaning once released; new situations get new codes. Each code carries the HTTP status
+//! it is answered with and a line of documentation, rendered into the README's error table.
+
+/// A stable, client-visible error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The body is not valid JSON (or not valid UTF-8).
+    InvalidJson,
+    /// The JSON is well formed but an event field is missing, of the wrong type or not allowed.
+    InvalidEvent,
+    /// One event is larger than the per-event limit (32 KB).
+    EventTooLarge,
+    /// The request body, after decompression, is larger than the request limit (500 KB).
+    RequestTooLarge,
+    /// A batch holds more events than the per-batch limit (2,500).
+    BatchTooLarge,
+    /// The batch had items, and every one of them was rejected.
+    AllEventsRejected,
+    /// A `Content-Encoding` other than `gzip` or `identity`, or a gzip stream that cannot be decoded.
+    UnsupportedEncoding,
+    /// No credentials, or credentials that do not match.
+    Unauthorized,
+    /// The route does not exist.
+    NotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
+    /// The profile key names no known profile.
+    ProfileNotFound,
+    /// The profile key is not a profile id nor `type:value`.
+    InvalidProfileKey,
+    /// A query parameter is malformed.
+    InvalidQuery,
+    /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
+    Unavailable,
+    /// An unexpected failure; details are in the server log, never in the response.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the documentation table.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidEvent,
+        ErrorCode::EventTooLarge,
+        ErrorCode::RequestTooLarge,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::AllEventsRejected,
+        ErrorCode::UnsupportedEncoding,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ProfileNotFound,
+        ErrorCode::InvalidProfileKey,
+        ErrorCode::InvalidQuery,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The code as it appears in `{"error": {"code": ...}}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidEvent => "invalid_event",
+            ErrorCode::EventTooLarge => "event_too_large",
+            ErrorCode::RequestTooLarge => "request_too_large",
+            ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::AllEventsRejected => "all_events_rejected",
+            ErrorCode::UnsupportedEncoding => "unsupported_encoding",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ProfileNotFound => "profile_not_found",
+            ErrorCode::InvalidProfileKey => "invalid_profile_key",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the code is answered with. Limits answer 400, as Segment's API does.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidEvent
+            | ErrorCode::EventTooLarge
+            | ErrorCode::RequestTooLarge
+            | ErrorCode::BatchTooLarge
+            | ErrorCode::AllEventsRejected
+            | ErrorCode::InvalidProfileKey
+            | ErrorCode::InvalidQuery => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound | ErrorCode::ProfileNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::UnsupportedEncoding => 415,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// One line of documentation.
+    pub fn doc(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "The body is not valid JSON or not valid UTF-8.",
+            ErrorCode::InvalidEvent => {
+                "An event field is missing, has the wrong type or holds a forbidden value; the message names the field."
+            }
+            ErrorCode::EventTooLarge => "One event is larger than 32 KB.",
+            ErrorCode::RequestTooLarge => "The request body is larger than 500 KB after decompression.",
+            ErrorCode::BatchTooLarge => "A batch holds more than 2,500 events.",
+            ErrorCode::AllEventsRejected => "Every item of the batch was rejected; `rejected` lists why.",
+            ErrorCode::UnsupportedEncoding => {
+                "Content-Encoding is not gzip or identity, or the gzip stream is corrupt."
+            }
+            ErrorCode::Unauthorized => "Missing or wrong write key (tracking API) or admin token (admin API).",
+            ErrorCode::NotFound => "No such route.",
+            ErrorCode::MethodNotAllowed => "The route does not accept this HTTP method.",
+            ErrorCode::ProfileNotFound => "No profile matches the key.",
+            ErrorCode::InvalidProfileKey => "A profile key is a profile id or `type:value`, such as `email:a@b.c`.",
+            ErrorCode::InvalidQuery => "A query parameter is malformed; the message names it.",
+            ErrorCode::Unavailable => {
+                "The engine could not store the request (shutting down or storage failure); retry."
+            }
+            ErrorCode::Internal => "Unexpected failure; details are in the server log.",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {code}");
+            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!((400..600).contains(&code.http_status()));
+            assert!(!code.doc().is_empty());
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The pure core of Tutti.
+//!
+//! Everything here is deterministic decision logic: the Segment event model and its validation, identifier
+//! normalisation, the identity-resolution algorithm and the profile state. Nothing in this crate performs I/O,
+//! spawns tasks or reads a clock; callers pass in the current time and whatever stored state a decision needs,
+//! and get back the decision. That makes every decision replayable and testable with plain values.
+
+pub mod codes;
+pub mod event;
+pub mod identity;
+pub mod profile;
+pub mod time;
+
+pub use codes::ErrorCode;
+pub use event::{BatchDefaults, Event, EventType, FieldError};
+pub use identity::{IdKind, Identifier, IdentityConfig, Resolution, ResolveInput};
+pub use profile::{Profile, ProfileId};
+pub use time::Millis;

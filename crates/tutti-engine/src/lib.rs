@@ -1,0 +1,263 @@
+//! Tutti's runtime: it owns the threads and the storage, and offers the server a small set of operations.
+//!
+//! ```text
+//! HTTP handlers ──append──> intake (writer thread, group commit) ──> events.db
+//!                                   │ publishes the durable head
+//!                                   ▼
+//!                           processor (one thread) ──> profiles.db
+//!                           identity resolution, profiles, erasure
+//! ```
+//! The engine knows nothing of HTTP; the server knows nothing of SQLite.
+
+pub mod clock;
+pub mod config;
+pub mod intake;
+pub mod metrics;
+pub mod processor;
+pub mod secrets;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tutti_bus::{LocalFeed, LogFeed};
+use tutti_core::{Identifier, IdentityConfig, Profile, ProfileId};
+use tutti_store::sqlite::{
+    self, Checkpointer, SqliteEventLog, SqliteEventReader, SqliteProfileReader, SqliteProfileStore,
+};
+use tutti_store::{EventReader, MergeRecord, ProfileReader, StoreError, StoredEvent};
+
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::config::Config;
+pub use crate::intake::{Intake, IntakeError};
+pub use crate::metrics::Metrics;
+pub use crate::processor::ErasureReport;
+pub use crate::secrets::Secrets;
+pub use tutti_store::{Appended, NewEvent};
+
+/// Engine failures.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the processor is not running")]
+    ProcessorGone,
+    #[error("processing: {0}")]
+    Processing(String),
+}
+
+/// How an admin names a profile: by id (`p42`) or by one of its identifiers (`email:a@b.c`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileKey {
+    Id(ProfileId),
+    Identity(Identifier),
+}
+
+/// A running engine.
+pub struct Engine {
+    pub config: Config,
+    pub secrets: Secrets,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    identity: IdentityConfig,
+    intake: Intake,
+    events: Arc<dyn EventReader>,
+    profiles: Arc<dyn ProfileReader>,
+    processed: Arc<LocalFeed>,
+    processor: Mutex<Option<mpsc::Sender<processor::Command>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop_checkpointer: Arc<AtomicU64>,
+    message_ids: AtomicU64,
+    boot_id: String,
+}
+
+impl Engine {
+    /// Opens the data directory (creating it), loads or generates secrets and starts the threads.
+    pub fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        let dir = config.storage.data_dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
+        let paths = sqlite::Paths::in_dir(&dir);
+        let metrics = Arc::new(Metrics::default());
+        let identity = config.identity.to_core();
+
+        let log = SqliteEventLog::open(&paths.events)?;
+        let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
+        let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
+        let store = SqliteProfileStore::open(&paths.profiles)?;
+        let head = events.head()?;
+        metrics.log_head.store(head, Ordering::Relaxed);
+
+        let feed = Arc::new(LocalFeed::new(head));
+        let processed = Arc::new(LocalFeed::new(0));
+        let (intake, writer) = Intake::start(
+            Box::new(log),
+            feed.clone(),
+            metrics.clone(),
+            clock.clone(),
+            intake::WriterSettings {
+                max_commit_events: config.intake.max_commit_events.max(1),
+                dedup_retention_ms: config.intake.dedup_retention.as_millis() as i64,
+            },
+        )?;
+        let (commands_tx, commands) = mpsc::channel();
+        let worker = processor::Processor {
+            store: Box::new(store),
+            events: events.clone(),
+            intake: intake.clone(),
+            feed: feed.clone(),
+            processed: processed.clone(),
+            commands,
+            identity: identity.clone(),
+            erasure_key: secrets.erasure_key,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            settings: processor::ProcessorSettings::default(),
+        };
+        let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
+
+        let stop_checkpointer = Arc::new(AtomicU64::new(0));
+        let checkpointer = {
+            let stop = stop_checkpointer.clone();
+            let targets = [Checkpointer::open(&paths.events)?, Checkpointer::open(&paths.profiles)?];
+            std::thread::Builder::new().name("tutti-checkpoint".into()).spawn(move || {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    for target in &targets {
+                        if let Err(e) = target.run() {
+                            tracing::warn!(error = %e, "checkpoint failed");
+                        }
+                    }
+                    std::thread::park_timeout(Duration::from_millis(200));
+                }
+            })?
+        };
+
+        let mut boot = [0u8; 6];
+        getrandom::fill(&mut boot).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Engine {
+            config,
+            secrets,
+            metrics,
+            clock,
+            identity,
+            intake,
+            events,
+            profiles,
+            processed,
+            processor: Mutex::new(Some(commands_tx)),
+            threads: Mutex::new(vec![writer, processor, checkpointer]),
+            stop_checkpointer,
+            message_ids: AtomicU64::new(0),
+            boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// A message id for an event that came without one: unique per process start and counter.
+    pub fn new_message_id(&self) -> String {
+        let n = self.message_ids.fetch_add(1, Ordering::Relaxed);
+        format!("tutti-{}-{n}", self.boot_id)
+    }
+
+    /// Durably appends events; see [`Intake::append`].
+    pub async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, EngineError> {
+        Ok(self.intake.append(events).await?)
+    }
+
+    /// Parses a profile key: `p42`, or `type:value` with the value normalised as identifiers are.
+    pub fn parse_key(&self, key: &str) -> Option<ProfileKey> {
+        if !key.contains(':') {
+            return key.parse().ok().map(ProfileKey::Id);
+        }
+        self.identity.parse_key(key).ok().map(ProfileKey::Identity)
+    }
+
+    /// Resolves a key to a profile id. Blocking (SQLite): call from a blocking context.
+    pub fn resolve_key(&self, key: &ProfileKey) -> Result<Option<ProfileId>, EngineError> {
+        match key {
+            ProfileKey::Id(id) => Ok(self.profiles.profile(*id)?.map(|_| *id)),
+            ProfileKey::Identity(identifier) => Ok(self.profiles.owner(identifier)?),
+        }
+    }
+
+    /// A profile's state. Blocking.
+    pub fn profile(&self, id: ProfileId) -> Result<Option<Profile>, EngineError> {
+        Ok(self.profiles.profile(id)?)
+    }
+
+    /// A page of a profile's events, newest first. Blocking.
+    pub fn profile_events(
+        &self,
+        id: ProfileId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, EngineError> {
+        let seqs = self.profiles.event_seqs(id, before, limit)?;
+        Ok(self.events.read_seqs(&seqs)?)
+    }
+
+    /// The merges that built a profile. Blocking.
+    pub fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>, EngineError> {
+        Ok(self.profiles.merges(id)?)
+    }
+
+    /// Events of the log after `after`, oldest first. Blocking.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, EngineError> {
+        Ok(self.events.read_after(after, limit)?)
+    }
+
+    /// The highest durable sequence number.
+    pub fn log_head(&self) -> u64 {
+        self.metrics.log_head.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every event durable at the time of the call is folded into profiles, or `timeout` passes.
+    /// Returns whether it caught up. Blocking.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let target = self.log_head();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self
+                .processed
+                .wait_beyond(target.saturating_sub(1), deadline.saturating_duration_since(std::time::Instant::now()));
+            if seen >= target {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline || self.processed.is_closed() {
+                return false;
+            }
+        }
+    }
+
+    /// Erases a profile completely: identities, events, merges, state; in-flight events for it are dropped.
+    /// `Ok(None)` when no such profile exists.
+    pub async fn erase(&self, id: ProfileId) -> Result<Option<ErasureReport>, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.processor.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.as_ref().ok_or(EngineError::ProcessorGone)?;
+            tx.send(processor::Command::Erase { profile: id, reply }).map_err(|_| EngineError::ProcessorGone)?;
+        }
+        answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)
+    }
+
+    /// Stops: commits what is queued, lets the processor catch up, stops the threads and waits for them.
+    /// Blocking; later requests fail with [`IntakeError::Closed`].
+    pub fn shutdown(&self) {
+        self.intake.shutdown_blocking();
+        self.processor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.stop_checkpointer.store(1, Ordering::Relaxed);
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            t.thread().unpark();
+            if t.join().is_err() {
+                tracing::error!("an engine thread panicked");
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The processor: reads the durable log in order, resolves identities, folds events into profiles.
+//!
+//! It is the single owner of the identity graph in the embedded engine. Each batch of events becomes one
+//! [`ProfileBatch`] committed with the new checkpoint, so a crash at any point replays from the last checkpoint
+//! and reaches the same state: nothing lost, nothing counted twice. Caches of identities and profiles are
+//! bounded; whatever is not cached is read from the store.
+//!
+//! Erasure runs on the same thread, between batches, so it never races with the processing of the same person.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::oneshot;
+use tutti_bus::LogFeed;
+use tutti_core::identity::resolve;
+use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, ResolveInput};
+use tutti_store::{EventReader, MergeRecord, ProfileBatch, ProfileStore, StoreError, Tombstone};
+
+use crate::clock::Clock;
+use crate::intake::{Intake, IntakeError};
+use crate::metrics::Metrics;
+
+/// Processor failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    #[error("the processor is shut down")]
+    Closed,
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureReport {
+    pub profile: ProfileId,
+    pub identities: usize,
+    pub events: usize,
+}
+
+pub(crate) enum Command {
+    Erase { profile: ProfileId, reply: oneshot::Sender<Result<Option<ErasureReport>, String>> },
+}
+
+/// Tunables.
+pub struct ProcessorSettings {
+    pub batch_events: usize,
+    pub profile_cache: usize,
+    pub identity_cache: usize,
+}
+
+impl Default for ProcessorSettings {
+    fn default() -> Self {
+        ProcessorSettings { batch_events: 2000, profile_cache: 50_000, identity_cache: 200_000 }
+    }
+}
+
+pub(crate) struct Processor {
+    pub store: Box<dyn ProfileStore>,
+    pub events: Arc<dyn EventReader>,
+    pub intake: Intake,
+    pub feed: Arc<dyn LogFeed>,
+    /// Where the processor announces its checkpoint, for callers waiting to read their own writes.
+    pub processed: Arc<dyn LogFeed>,
+    pub commands: mpsc::Receiver<Command>,
+    pub identity: IdentityConfig,
+    pub erasure_key: [u8; 32],
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: ProcessorSettings,
+}
+
+struct State {
+    checkpoint: u64,
+    next_id: u64,
+    tombstones: HashMap<[u8; 32], Tombstone>,
+    owners: HashMap<Identifier, ProfileId>,
+    profiles: HashMap<ProfileId, Profile>,
+}
+
+/// Changes gathered over one batch.
+#[derive(Default)]
+struct Pending {
+    batch: ProfileBatch,
+    dirty: BTreeSet<ProfileId>,
+    /// Events of erased people, to delete from the log.
+    dropped: Vec<u64>,
+    created: i64,
+}
+
+impl Processor {
+    pub fn run(mut self) {
+        let mut state = match self.load() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "the processor could not start");
+                return;
+            }
+        };
+        self.processed.publish(state.checkpoint);
+        loop {
+            while let Ok(command) = self.commands.try_recv() {
+                self.handle(&mut state, command);
+            }
+            match self.step(&mut state) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) if self.feed.is_closed() => {
+                    tracing::error!(error = %e, "processing failed during shutdown; the rest replays at next start");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "processing failed; retrying from the last checkpoint")
+                }
+            }
+            if self.feed.is_closed() && self.events.head().map_or(true, |h| h <= state.checkpoint) {
+                break;
+            }
+            // Woken by new events at once; the timeout only bounds how long an erasure request waits.
+            self.feed.wait_beyond(state.checkpoint, Duration::from_millis(20));
+        }
+        self.processed.close();
+    }
+
+    fn load(&self) -> Result<State, ProcessorError> {
+        let checkpoint = self.store.checkpoint()?;
+        let tombstones = self.store.tombstones()?.into_iter().map(|t| (t.hash, t)).collect();
+        self.metrics.profiles.store(self.store.count_profiles()? as i64, Ordering::Relaxed);
+        self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
+        self.metrics.log_head.fetch_max(self.events.head()?, Ordering::Relaxed);
+        Ok(State {
+            checkpoint,
+            next_id: self.store.next_profile_id()?,
+            tombstones,
+            owners: HashMap::new(),
+            profiles: HashMap::new(),
+        })
+    }
+
+    /// Processes one batch. Returns whether there may be more to do at once.
+    fn step(&mut self, state: &mut State) -> Result<bool, ProcessorError> {
+        let head = self.events.head()?;
+        if head <= state.checkpoint {
+            return Ok(false);
+        }
+        let stored = self.events.read_after(state.checkpoint, self.settings.batch_events)?;
+        let full = stored.len() == self.settings.batch_events;
+        let mut pending = Pending::default();
+        let mut last = state.checkpoint;
+        for record in &stored {
+            last = record.seq;
+            let event = serde_json::from_slice(&record.body)
+                .map_err(|e| e.to_string())
+                .and_then(|body| Event::from_stored(body).map_err(|e| e.to_string()));
+            match event {
+                Ok(event) => self.fold(state, &mut pending, record.seq, &event)?,
+                Err(e) => {
+                    tracing::error!(seq = record.seq, error = %e, "stored event cannot be read; skipped")
+                }
+            }
+        }
+        // Everything up to the head read before this batch is covered, including erased gaps.
+        let checkpoint = if full { last } else { last.max(head) };
+        if !pending.dropped.is_empty() {
+            // Deleted before the checkpoint moves past them: after a crash they are simply gone, never orphaned.
+            self.intake.delete_blocking(pending.dropped.clone())?;
+        }
+        pending.batch.checkpoint = checkpoint;
+        pending.batch.next_profile_id = state.next_id;
+        pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
+        if let Err(e) = self.store.commit(&pending.batch) {
+            // The in-memory caches may hold uncommitted changes: drop them and replay from the checkpoint.
+            state.owners.clear();
+            state.profiles.clear();
+            state.next_id = self.store.next_profile_id()?;
+            return Err(e.into());
+        }
+        if !pending.dropped.is_empty() {
+            self.metrics.events_erased_in_flight.fetch_add(pending.dropped.len() as u64, Ordering::Relaxed);
+            self.intake.scrub_blocking()?;
+            self.store.scrub()?;
+        }
+        state.checkpoint = checkpoint;
+        self.metrics.profiles.fetch_add(pending.created - pending.batch.deleted.len() as i64, Ordering::Relaxed);
+        self.metrics.merges.fetch_add(pending.batch.moves.len() as u64, Ordering::Relaxed);
+        self.metrics.events_processed.fetch_add(pending.batch.attributions.len() as u64, Ordering::Relaxed);
+        self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
+        self.processed.publish(checkpoint);
+        self.evict(state);
+        Ok(full)
+    }
+
+    fn tombstone_hash(&self, id: &Identifier) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.erasure_key).expect("HMAC takes keys of any length");
+        mac.update(id.to_string().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn owner(&self, state: &mut State, id: &Identifier) -> Result<Option<ProfileId>, ProcessorError> {
+        if let Some(p) = state.owners.get(id) {
+            return Ok(Some(*p));
+        }
+        let found = self.store.owner(id)?;
+        if let Some(p) = found {
+            state.owners.insert(id.clone(), p);
+        }
+        Ok(found)
+    }
+
+    fn load_profile<'s>(&self, state: &'s mut State, id: ProfileId) -> Result<&'s mut Profile, ProcessorError> {
+        match state.profiles.entry(id) {
+            std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                Ok(slot.insert(self.store.profile(id)?.unwrap_or_else(|| Profile::new(id))))
+            }
+        }
+    }
+
+    fn fold(&self, state: &mut State, pending: &mut Pending, seq: u64, event: &Event) -> Result<(), ProcessorError> {
+        let previous_is_user = match (&event.kind, &event.previous_id) {
+            (tutti_core::EventType::Alias, Some(prev)) => {
+                self.owner(state, &Identifier::new(IdKind::UserId, prev.trim()))?.is_some()
+            }
+            _ => false,
+        };
+        let ids = self.identity.identifiers(event, previous_is_user);
+        if !state.tombstones.is_empty() {
+            for id in &ids {
+                if let Some(t) = state.tombstones.get(&self.tombstone_hash(id)) {
+                    // Sent before the erasure (in flight, or a client retry of an old event): it must not bring
+                    // the person back. Events that happen after the erasure are a new beginning.
+                    if seq <= t.erase_seq || event.timestamp <= t.erased_at {
+                        pending.dropped.push(seq);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if ids.is_empty() {
+            self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut input = ResolveInput { identifiers: Vec::with_capacity(ids.len()), user_ids: BTreeMap::new() };
+        for id in ids {
+            let owner = self.owner(state, &id)?;
+            if let Some(p) = owner
+                && let std::collections::btree_map::Entry::Vacant(slot) = input.user_ids.entry(p)
+            {
+                slot.insert(self.load_profile(state, p)?.user_ids());
+            }
+            input.identifiers.push((id, owner));
+        }
+        let decision = resolve(&input, self.identity.max_user_ids);
+        let target = match decision.target {
+            Some(t) => t,
+            None => {
+                let id = ProfileId(state.next_id);
+                state.next_id += 1;
+                state.profiles.insert(id, Profile::new(id));
+                pending.created += 1;
+                id
+            }
+        };
+        for from in decision.merge {
+            self.load_profile(state, from)?;
+            let absorbed = state.profiles.remove(&from).expect("loaded above");
+            for id in &absorbed.identities {
+                state.owners.insert(id.clone(), target);
+            }
+            self.load_profile(state, target)?.absorb(absorbed);
+            pending.dirty.remove(&from);
+            pending.batch.deleted.push(from);
+            pending.batch.moves.push(MergeRecord {
+                into: target,
+                from,
+                at: event.received_at,
+                seq,
+                message_id: event.message_id.clone(),
+            });
+        }
+        for id in &decision.link {
+            pending.batch.links.push((id.clone(), target));
+            state.owners.insert(id.clone(), target);
+        }
+        let profile = self.load_profile(state, target)?;
+        profile.identities.extend(decision.link);
+        profile.apply(event);
+        pending.batch.attributions.push((target, seq));
+        pending.dirty.insert(target);
+        Ok(())
+    }
+
+    /// Caches hold only committed state here, so any entry may go.
+    fn evict(&self, state: &mut State) {
+        if state.profiles.len() > self.settings.profile_cache {
+            let keep = self.settings.profile_cache * 3 / 4;
+            let excess: Vec<ProfileId> = state.profiles.keys().skip(keep).copied().collect();
+            for id in excess {
+                state.profiles.remove(&id);
+            }
+        }
+        if state.owners.len() > self.settings.identity_cache {
+            let keep = self.settings.identity_cache * 3 / 4;
+            let excess: Vec<Identifier> = state.owners.keys().skip(keep).cloned().collect();
+            for id in excess {
+                state.owners.remove(&id);
+            }
+        }
+    }
+
+    fn handle(&mut self, state: &mut State, command: Command) {
+        match command {
+            Command::Erase { profile, reply } => {
+                let result = self.erase(state, profile).map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, %profile, "erasure failed; it can be retried");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn erase(&mut self, state: &mut State, id: ProfileId) -> Result<Option<ErasureReport>, ProcessorError> {
+        let Some(profile) = self.store.profile(id)? else {
+            return Ok(None);
+        };
+        let now = self.clock.now_ms();
+        let erase_seq = self.events.head()?;
+        let tombstones: Vec<Tombstone> = profile
+            .identities
+            .iter()
+            .map(|i| Tombstone { hash: self.tombstone_hash(i), erased_at: now, erase_seq })
+            .collect();
+        // The log first: if we crash after it, the profile is still there and a retried erasure finishes the job.
+        let seqs = self.store.event_seqs(id)?;
+        self.intake.delete_blocking(seqs.clone())?;
+        self.store.erase(id, &tombstones)?;
+        self.intake.scrub_blocking()?;
+        self.store.scrub()?;
+        for t in &tombstones {
+            state.tombstones.insert(t.hash, t.clone());
+        }
+        for i in &profile.identities {
+            state.owners.remove(i);
+        }
+        state.profiles.remove(&id);
+        self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
+        Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
+    }
+}

@@ -1,0 +1,204 @@
+//! The admin API under `/api/v1/`, authenticated with the bearer admin token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tutti_core::time::format_timestamp;
+use tutti_core::{ErrorCode, ProfileId};
+use tutti_engine::Engine;
+use tutti_store::StoredEvent;
+
+use crate::error::{ApiError, secret_eq};
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+impl FromRequestParts<Arc<Engine>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<Admin, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        match token {
+            Some(t) if secret_eq(t.as_bytes(), engine.secrets.admin_token.as_bytes()) => Ok(Admin),
+            _ => {
+                engine.metrics.reject(ErrorCode::Unauthorized, 1);
+                Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "missing or invalid admin token: send Authorization: Bearer <token>",
+                ))
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal("blocking task failed", e))?
+}
+
+fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
+    let parsed = engine.parse_key(key).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidProfileKey,
+            format!("{key:?} is not a profile key: use a profile id (p42) or type:value (user_id:42, anonymous_id:abc, email:a@b.c, phone:+84912345678)"),
+        )
+    })?;
+    engine
+        .resolve_key(&parsed)?
+        .ok_or_else(|| ApiError::new(ErrorCode::ProfileNotFound, format!("no profile matches {key:?}")))
+}
+
+fn bad_query(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::InvalidQuery, e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileQuery {
+    /// Wait until every event received before this request is reflected (read-your-writes).
+    #[serde(default)]
+    consistent: bool,
+}
+
+const CONSISTENT_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn get_profile(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(key): Path<String>,
+    query: Result<Query<ProfileQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    blocking(move || {
+        if query.consistent && !engine.sync(CONSISTENT_WAIT) {
+            return Err(ApiError::new(ErrorCode::Unavailable, "profiles did not catch up within 10 s; retry"));
+        }
+        let id = find(&engine, &key)?;
+        let profile = engine
+            .profile(id)?
+            .ok_or_else(|| ApiError::new(ErrorCode::ProfileNotFound, format!("no profile matches {key:?}")))?;
+        Ok(Json(profile.to_public_json()))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    limit: Option<usize>,
+    before: Option<u64>,
+}
+
+fn event_json(e: &StoredEvent) -> Value {
+    let event: Value = serde_json::from_slice(&e.body).unwrap_or(Value::Null);
+    json!({"seq": e.seq, "received_at": format_timestamp(e.received_at), "event": event})
+}
+
+pub async fn profile_events(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(key): Path<String>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_query("limit must be between 1 and 1000"));
+    }
+    blocking(move || {
+        let id = find(&engine, &key)?;
+        let events = engine.profile_events(id, query.before, limit)?;
+        let next = (events.len() == limit).then(|| events.last().map(|e| e.seq)).flatten();
+        Ok(Json(json!({
+            "profile": id.to_string(),
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+            "next_before": next,
+        })))
+    })
+    .await
+}
+
+pub async fn profile_merges(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let id = find(&engine, &key)?;
+        let merges: Vec<Value> = engine
+            .merges(id)?
+            .iter()
+            .map(|m| {
+                json!({"into": m.into.to_string(), "from": m.from.to_string(), "at": format_timestamp(m.at),
+                       "seq": m.seq, "message_id": m.message_id})
+            })
+            .collect();
+        Ok(Json(json!({"profile": id.to_string(), "merges": merges})))
+    })
+    .await
+}
+
+pub async fn delete_profile(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = {
+        let engine = engine.clone();
+        blocking(move || {
+            engine.sync(CONSISTENT_WAIT);
+            find(&engine, &key)
+        })
+        .await?
+    };
+    match engine.erase(id).await? {
+        Some(report) => Ok(Json(json!({
+            "erased": report.profile.to_string(),
+            "identities": report.identities,
+            "events": report.events,
+        }))),
+        None => Err(ApiError::new(ErrorCode::ProfileNotFound, format!("profile {id} no longer exists"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The global log, oldest first after `after`; without `after`, the newest `limit` events.
+pub async fn events(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<TailQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_query("limit must be between 1 and 1000"));
+    }
+    blocking(move || {
+        let head = engine.log_head();
+        let after = query.after.unwrap_or_else(|| head.saturating_sub(limit as u64));
+        let events = engine.events_after(after, limit)?;
+        let next = events.last().map_or(after.max(head.min(after)), |e| e.seq);
+        Ok(Json(json!({"events": events.iter().map(event_json).collect::<Vec<_>>(), "next_after": next, "head": head})))
+    })
+    .await
+}
+
+pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::HeaderName, &'static str); 1], String) {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], engine.metrics.render())
+}

@@ -1,0 +1,73 @@
+//! Tutti's HTTP surface. [`app`] builds the one router that both `tutti serve` and the tests use.
+//!
+//! Handlers are thin: authenticate in an extractor, validate, hand to the engine, answer.
+
+pub mod admin;
+pub mod error;
+pub mod tracking;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::json;
+use tutti_core::{ErrorCode, EventType};
+use tutti_engine::Engine;
+
+use crate::error::ApiError;
+
+fn single(kind: EventType) -> axum::routing::MethodRouter<Arc<Engine>> {
+    post(move |State(engine): State<Arc<Engine>>, headers: HeaderMap, body: Body| async move {
+        tracking::single(engine, kind, headers, body).await
+    })
+}
+
+async fn batch(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    tracking::batch(engine, headers, body).await
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+}
+
+/// The router: tracking API, admin API, health and metrics.
+pub fn app(engine: Arc<Engine>) -> Router {
+    let mut router = Router::new();
+    for kind in EventType::ALL {
+        router = router.route(&format!("/v1/{kind}"), single(kind));
+    }
+    router
+        .route("/v1/batch", post(batch))
+        .route("/v1/import", post(batch))
+        .route("/api/v1/profiles/{key}", get(admin::get_profile).delete(admin::delete_profile))
+        .route("/api/v1/profiles/{key}/events", get(admin::profile_events))
+        .route("/api/v1/profiles/{key}/merges", get(admin::profile_merges))
+        .route("/api/v1/events", get(admin::events))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(admin::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+}
+
+/// Serves the app on a bound listener until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(engine)).with_graceful_shutdown(shutdown).await
+}

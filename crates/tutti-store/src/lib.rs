@@ -1,0 +1,159 @@
+//! Storage for Tutti: the traits the engine programs against, and the embedded SQLite backend.
+//!
+//! Two stores, each with one writer:
+//! - the **event log**: every accepted event, append-only, in arrival order (`seq`), with `messageId`
+//!   deduplication. An event is acknowledged only after [`EventLog::append`] returned, which means it is durable.
+//! - the **profile store**: identities, profiles, which events belong to which profile, merges and erasure
+//!   tombstones, plus the processing checkpoint, all changed in one transaction per [`ProfileBatch`].
+//!
+//! Readers ([`EventReader`], [`ProfileReader`]) are separate handles so the HTTP API never waits on a writer.
+//! A Postgres backend implements the same traits; nothing above this crate knows which backend it talks to.
+
+pub mod sqlite;
+
+use tutti_core::{Identifier, Millis, Profile, ProfileId};
+
+/// Storage failures. The message is for logs; clients see only a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An event ready to be appended: validated, normalised and serialised by the caller.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub message_id: String,
+    /// Whether the message id came from the client (and so is worth deduplicating on).
+    pub client_message_id: bool,
+    pub received_at: Millis,
+    pub body: Vec<u8>,
+}
+
+/// What happened to one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under this sequence number.
+    Stored(u64),
+    /// A message with the same `messageId` was stored within the retention window; nothing was written.
+    Duplicate,
+}
+
+/// One event read back from the log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub received_at: Millis,
+    pub body: Vec<u8>,
+}
+
+/// The append side of the event log. One writer at a time.
+pub trait EventLog: Send {
+    /// Appends the events in one transaction, deduplicating on client message ids (also within the call).
+    /// Returns only once the transaction is durable; the outcomes are in input order.
+    fn append(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>>;
+
+    /// Deletes events (erasure). Missing sequence numbers are ignored. Returns how many were deleted.
+    fn delete(&mut self, seqs: &[u64]) -> Result<usize>;
+
+    /// Forgets message ids received before `before`, so that the deduplication window stays bounded.
+    fn prune_dedup(&mut self, before: Millis) -> Result<usize>;
+
+    /// Removes every trace of deleted data from the files: overwritten free space and an emptied write-ahead log.
+    fn scrub(&mut self) -> Result<()>;
+}
+
+/// The read side of the event log.
+pub trait EventReader: Send + Sync {
+    /// Events with `seq > after`, ascending, at most `limit`.
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// The events with these sequence numbers that still exist, in the order given.
+    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>>;
+    /// The highest sequence number ever assigned (0 when empty).
+    fn head(&self) -> Result<u64>;
+}
+
+/// A merge, as recorded for audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRecord {
+    pub into: ProfileId,
+    pub from: ProfileId,
+    /// Server time of the event that caused it.
+    pub at: Millis,
+    /// The event that caused it.
+    pub seq: u64,
+    pub message_id: String,
+}
+
+/// An erased identifier, kept only as a keyed hash so that in-flight events cannot re-create the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub hash: [u8; 32],
+    pub erased_at: Millis,
+    /// The log head when the erasure happened: events up to it were already in flight.
+    pub erase_seq: u64,
+}
+
+/// Everything one processing step changes, committed atomically with the new checkpoint.
+///
+/// Applied in this order: links, attributions, then moves in the order given (so an event attributed to a
+/// profile earlier in the batch follows that profile into a later merge), then profile upserts and deletions.
+#[derive(Debug, Default)]
+pub struct ProfileBatch {
+    /// Identifier now owned by a profile (insert or reassign).
+    pub links: Vec<(Identifier, ProfileId)>,
+    /// Event `seq` belongs to the profile.
+    pub attributions: Vec<(ProfileId, u64)>,
+    /// Merges: everything owned by `from` now belongs to `into`.
+    pub moves: Vec<MergeRecord>,
+    /// Profiles to write in full.
+    pub profiles: Vec<Profile>,
+    /// Profiles that no longer exist (merged away).
+    pub deleted: Vec<ProfileId>,
+    /// The highest log `seq` this batch covers.
+    pub checkpoint: u64,
+    /// The next unused profile id after this batch.
+    pub next_profile_id: u64,
+}
+
+/// The processor's read-write view of profiles. One writer at a time.
+pub trait ProfileStore: Send {
+    /// The profile that owns an identifier.
+    fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>>;
+    /// A profile's stored state.
+    fn profile(&self, id: ProfileId) -> Result<Option<Profile>>;
+    /// Commits a batch atomically and durably.
+    fn commit(&mut self, batch: &ProfileBatch) -> Result<()>;
+    /// The highest log `seq` already processed.
+    fn checkpoint(&self) -> Result<u64>;
+    /// The next unused profile id.
+    fn next_profile_id(&self) -> Result<u64>;
+    /// How many profiles exist.
+    fn count_profiles(&self) -> Result<u64>;
+    /// Every event sequence number attributed to the profile.
+    fn event_seqs(&self, id: ProfileId) -> Result<Vec<u64>>;
+    /// Erases a profile: its identities, its event attributions, its merge records, its state; records the
+    /// tombstones. Returns the log sequence numbers of its events, for the caller to delete from the log.
+    fn erase(&mut self, id: ProfileId, tombstones: &[Tombstone]) -> Result<Vec<u64>>;
+    /// All tombstones.
+    fn tombstones(&self) -> Result<Vec<Tombstone>>;
+    /// As [`EventLog::scrub`].
+    fn scrub(&mut self) -> Result<()>;
+}
+
+/// Read-only profile queries for the API.
+pub trait ProfileReader: Send + Sync {
+    fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>>;
+    fn profile(&self, id: ProfileId) -> Result<Option<Profile>>;
+    /// Sequence numbers of the profile's events, newest first, below `before` when given.
+    fn event_seqs(&self, id: ProfileId, before: Option<u64>, limit: usize) -> Result<Vec<u64>>;
+    /// Merges into this profile, oldest first.
+    fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>>;
+    fn count_profiles(&self) -> Result<u64>;
+}

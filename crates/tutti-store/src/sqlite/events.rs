@@ -1,0 +1,180 @@
+//! The event log in `events.db`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tutti_core::Millis;
+
+use super::{ReadPool, Role, open, truncate_wal};
+use crate::{Appended, EventLog, EventReader, NewEvent, Result, StoredEvent};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    body        BLOB    NOT NULL
+);
+-- Client message ids seen within the retention window. received_at drives pruning.
+CREATE TABLE IF NOT EXISTS dedup (
+    message_id  TEXT    PRIMARY KEY,
+    received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The writer of `events.db`.
+pub struct SqliteEventLog {
+    conn: Connection,
+    /// Sequence numbers are assigned here, never reused, even after the newest events are erased.
+    next_seq: u64,
+}
+
+impl SqliteEventLog {
+    /// Opens (creating if needed) the log.
+    pub fn open(path: &Path) -> Result<SqliteEventLog> {
+        let conn = open(path, Role::Writer, 16 * 1024)?;
+        conn.execute_batch(SCHEMA)?;
+        let head: Option<i64> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0)).optional()?;
+        let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
+        let next_seq = head.unwrap_or(0).max(max.unwrap_or(0)) as u64 + 1;
+        Ok(SqliteEventLog { conn, next_seq })
+    }
+}
+
+impl EventLog for SqliteEventLog {
+    fn append(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>> {
+        let start_seq = self.next_seq;
+        let mut next = start_seq;
+        let mut out = Vec::with_capacity(events.len());
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO events (seq, received_at, body) VALUES (?1, ?2, ?3)")?;
+            let mut dedup =
+                tx.prepare_cached("INSERT OR IGNORE INTO dedup (message_id, received_at) VALUES (?1, ?2)")?;
+            for event in events {
+                if event.client_message_id && dedup.execute(params![event.message_id, event.received_at])? == 0 {
+                    out.push(Appended::Duplicate);
+                    continue;
+                }
+                insert.execute(params![next as i64, event.received_at, event.body])?;
+                out.push(Appended::Stored(next));
+                next += 1;
+            }
+            if next != start_seq {
+                tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)", [(next - 1) as i64])?;
+            }
+        }
+        tx.commit()?;
+        self.next_seq = next;
+        Ok(out)
+    }
+
+    fn delete(&mut self, seqs: &[u64]) -> Result<usize> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut deleted = 0;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+            for seq in seqs {
+                deleted += stmt.execute([*seq as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    fn prune_dedup(&mut self, before: Millis) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM dedup WHERE received_at < ?1", [before])?)
+    }
+
+    fn scrub(&mut self) -> Result<()> {
+        truncate_wal(&self.conn)
+    }
+}
+
+/// Read access to `events.db`.
+pub struct SqliteEventReader {
+    pool: ReadPool,
+}
+
+impl SqliteEventReader {
+    pub fn open(path: &Path) -> Result<SqliteEventReader> {
+        // The writer creates the schema; opening a reader first must not fail on an empty file.
+        let conn = open(path, Role::Writer, 1024)?;
+        conn.execute_batch(SCHEMA)?;
+        drop(conn);
+        Ok(SqliteEventReader { pool: ReadPool::new(path, 16 * 1024) })
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent { seq: r.get::<_, i64>(0)? as u64, received_at: r.get(1)?, body: r.get(2)? })
+}
+
+impl EventReader for SqliteEventReader {
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.pool.with(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT seq, received_at, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = stmt.query_map(params![after as i64, limit as i64], row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT seq, received_at, body FROM events WHERE seq = ?1")?;
+            let mut out = Vec::with_capacity(seqs.len());
+            for seq in seqs {
+                if let Some(e) = stmt.query_row([*seq as i64], row).optional()? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn head(&self) -> Result<u64> {
+        self.pool.with(|conn| {
+            let head: Option<i64> =
+                conn.query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0)).optional()?;
+            Ok(head.unwrap_or(0) as u64)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(mid: &str, client: bool) -> NewEvent {
+        NewEvent { message_id: mid.into(), client_message_id: client, received_at: 1, body: b"{}".to_vec() }
+    }
+
+    #[test]
+    fn duplicates_are_stored_once_and_sequence_numbers_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        let out = log.append(&[ev("a", true), ev("a", true), ev("b", true), ev("x", false), ev("x", false)]).unwrap();
+        assert_eq!(
+            out,
+            [Appended::Stored(1), Appended::Duplicate, Appended::Stored(2), Appended::Stored(3), Appended::Stored(4)]
+        );
+        assert_eq!(log.append(&[ev("b", true)]).unwrap(), [Appended::Duplicate]);
+        assert_eq!(log.delete(&[4]).unwrap(), 1);
+        drop(log);
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        assert_eq!(log.append(&[ev("c", true)]).unwrap(), [Appended::Stored(5)]);
+        let reader = SqliteEventReader::open(&path).unwrap();
+        assert_eq!(reader.head().unwrap(), 5);
+        let seqs: Vec<u64> = reader.read_after(0, 10).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 5]);
+        // Once pruned from the window, the same message id is accepted again.
+        assert_eq!(log.prune_dedup(2).unwrap(), 3);
+        assert_eq!(log.append(&[ev("a", true)]).unwrap(), [Appended::Stored(6)]);
+    }
+}

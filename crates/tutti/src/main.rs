@@ -1,0 +1,284 @@
+//! The `tutti` command: wiring only. `serve` runs the engine; the other commands talk to a running server's
+//! admin API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use tutti_engine::config::{Config, Overrides};
+use tutti_engine::{Engine, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "tutti", version, about = "Tutti: the marketing orchestration engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine and its HTTP API (embedded storage; no configuration needed).
+    Serve(ServeArgs),
+    /// Look up, list the events of, or erase a profile.
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Read the event log.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the effective configuration, with secrets redacted.
+    Config(ServeArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Configuration file (default: ./tutti.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8910).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (default ./tutti-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Base URL of the Tutti server.
+    #[arg(long, global = true, env = "TUTTI_URL", default_value = "http://127.0.0.1:8910")]
+    url: String,
+    /// Admin token (default: TUTTI_ADMIN_TOKEN, else read from the data directory).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Data directory to read the admin token from.
+    #[arg(long, global = true, default_value = "./tutti-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ProfilesCommand {
+    /// Print a profile. KEY is a profile id (p42) or type:value (user_id:42, email:a@b.c).
+    Get {
+        key: String,
+        /// Wait until every event already received is reflected.
+        #[arg(long)]
+        consistent: bool,
+    },
+    /// Print a profile's events, newest first.
+    Events {
+        key: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print the merges that built a profile.
+    Merges { key: String },
+    /// Erase a profile completely: identities, events and state.
+    Delete { key: String },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print the newest events, and with --follow keep printing new ones as they arrive.
+    Tail {
+        #[arg(long, short = 'n', default_value_t = 10)]
+        limit: usize,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config(args) => {
+            let config = load_config(&args)?;
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Profiles { command, client } => profiles(command, &Client::new(client)?),
+        Command::Events { command: EventsCommand::Tail { limit, follow }, client } => {
+            tail(&Client::new(client)?, limit, follow)
+        }
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    Ok(Config::load(args.config.as_deref(), std::env::vars(), &overrides)?)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    let level: tracing::Level =
+        config.log.level.parse().with_context(|| format!("log.level {:?}", config.log.level))?;
+    tracing_subscriber::fmt().with_max_level(level).with_target(false).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let data_dir = config.storage.data_dir.clone();
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let engine =
+            Arc::new(tokio::task::spawn_blocking(move || Engine::start(config, Arc::new(SystemClock))).await??);
+        if !engine.secrets.generated.is_empty() {
+            // Shown once, on the terminal only (never through the log); afterwards they live in the data dir.
+            println!(
+                "Generated new credentials, stored in {}:",
+                data_dir.join(tutti_engine::secrets::SECRETS_FILE).display()
+            );
+            if engine.secrets.generated.contains(&"write_key") {
+                println!("  write key:   {}", engine.secrets.write_key);
+            }
+            if engine.secrets.generated.contains(&"admin_token") {
+                println!("  admin token: {}", engine.secrets.admin_token);
+            }
+        }
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %data_dir.display(), "tutti is listening");
+        println!("Tutti listening on http://{addr} (data in {})", data_dir.display());
+        tutti_server::serve(engine.clone(), listener, shutdown_signal()).await?;
+        tracing::info!("shutting down: committing queued events");
+        tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    fn new(args: ClientArgs) -> anyhow::Result<Client> {
+        let token = match args.token.or_else(|| std::env::var("TUTTI_ADMIN_TOKEN").ok()) {
+            Some(t) => t,
+            None => {
+                let path = args.data_dir.join(tutti_engine::secrets::SECRETS_FILE);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("no --token, no TUTTI_ADMIN_TOKEN, and cannot read {}", path.display()))?;
+                text.lines()
+                    .find_map(|l| l.strip_prefix("admin_token = "))
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+                    .with_context(|| format!("{} holds no admin_token", path.display()))?
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(Client { agent, url: args.url.trim_end_matches('/').to_owned(), token })
+    }
+
+    fn call(&self, method: &str, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {}", self.token);
+        let response = match method {
+            "DELETE" => self.agent.delete(&url).header("Authorization", &auth).call(),
+            _ => self.agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut response = response.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let body: Value =
+            response.body_mut().read_json().with_context(|| format!("{url} answered {status} without JSON"))?;
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("unknown error");
+            let code = body["error"]["code"].as_str().unwrap_or("?");
+            bail!("{status} {code}: {message}");
+        }
+        Ok(body)
+    }
+}
+
+fn encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'+' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn profiles(command: ProfilesCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        ProfilesCommand::Get { key, consistent } => {
+            let query = if consistent { "?consistent=true" } else { "" };
+            print(&client.call("GET", &format!("/api/v1/profiles/{}{query}", encode(&key)))?)
+        }
+        ProfilesCommand::Events { key, limit } => {
+            print(&client.call("GET", &format!("/api/v1/profiles/{}/events?limit={limit}", encode(&key)))?)
+        }
+        ProfilesCommand::Merges { key } => {
+            print(&client.call("GET", &format!("/api/v1/profiles/{}/merges", encode(&key)))?)
+        }
+        ProfilesCommand::Delete { key } => {
+            print(&client.call("DELETE", &format!("/api/v1/profiles/{}", encode(&key)))?)
+        }
+    }
+}
+
+fn tail(client: &Client, limit: usize, follow: bool) -> anyhow::Result<()> {
+    let mut page = client.call("GET", &format!("/api/v1/events?limit={}", limit.clamp(1, 1000)))?;
+    loop {
+        for e in page["events"].as_array().into_iter().flatten() {
+            let event = &e["event"];
+            let who = event["userId"].as_str().or(event["anonymousId"].as_str()).unwrap_or("-");
+            let what = event["event"].as_str().or(event["name"].as_str()).unwrap_or("");
+            println!(
+                "{:>8}  {}  {:<8} {:<24} {}",
+                e["seq"],
+                e["received_at"].as_str().unwrap_or(""),
+                event["type"].as_str().unwrap_or("?"),
+                who,
+                what
+            );
+        }
+        if !follow {
+            return Ok(());
+        }
+        let after = page["next_after"].as_u64().unwrap_or(0);
+        if page["events"].as_array().is_none_or(Vec::is_empty) {
+            // Polling an HTTP API from a terminal: a pause between empty polls is the point, not synchronisation.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        page = client.call("GET", &format!("/api/v1/events?after={after}&limit=1000"))?;
+    }
+}
