@@ -276,6 +276,17 @@ impl Event {
         }
     }
 
+    /// The traits an identify call sets: `context.traits` (where RudderStack's SDKs put them) overlaid with
+    /// `traits` (where Segment's do). Empty for other calls.
+    pub fn identify_traits(&self) -> Map<String, Value> {
+        if self.kind != EventType::Identify {
+            return Map::new();
+        }
+        let mut traits = self.context_traits().clone();
+        traits.extend(self.traits().iter().map(|(k, v)| (k.clone(), v.clone())));
+        traits
+    }
+
     fn object(&self, key: &str) -> &Map<String, Value> {
         match self.body.get(key) {
             Some(Value::Object(m)) => m,

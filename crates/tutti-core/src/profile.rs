@@ -141,8 +141,8 @@ impl Profile {
 
         match event.kind {
             EventType::Identify => {
-                for (key, value) in event.traits() {
-                    join_map(&mut self.traits, key, stamp(value.clone()));
+                for (key, value) in event.identify_traits() {
+                    join_map(&mut self.traits, &key, stamp(value));
                 }
             }
             EventType::Group => {
@@ -162,7 +162,8 @@ impl Profile {
             _ => {}
         }
 
-        let traits = (event.kind == EventType::Identify).then(|| event.traits());
+        let identify_traits = event.identify_traits();
+        let traits = (event.kind == EventType::Identify).then_some(&identify_traits);
         let pick = |context_key: &str, trait_keys: &[&str]| -> Option<String> {
             let from_context = event.context().get(context_key).and_then(Value::as_str);
             let from_traits = || traits.and_then(|t| trait_keys.iter().find_map(|k| t.get(*k).and_then(Value::as_str)));
@@ -276,6 +277,16 @@ mod tests {
         assert_eq!(a.traits["name"].value, "Lan");
         assert_eq!(a.event_counts["identify"], 2);
         assert_eq!(a.timezone.as_ref().unwrap().value, "Asia/Ho_Chi_Minh");
+    }
+
+    #[test]
+    fn identify_traits_come_from_context_traits_too() {
+        let v = json!({"type": "identify", "userId": "u", "messageId": "m", "timestamp": "2026-01-01T00:00:00Z",
+                       "traits": {"plan": "pro"}, "context": {"traits": {"plan": "free", "name": "Lan"}}});
+        let e = Event::from_json(v, None, &BatchDefaults::default(), 0, String::new).unwrap();
+        let mut p = Profile::new(ProfileId(1));
+        p.apply(&e);
+        assert_eq!((p.traits["plan"].value.as_str(), p.traits["name"].value.as_str()), (Some("pro"), Some("Lan")));
     }
 
     #[test]

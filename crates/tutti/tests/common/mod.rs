@@ -1,0 +1,171 @@
+//! Black-box test harness: the real `tutti` binary on an ephemeral port with its own data directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub const WRITE_KEY: &str = "test-write-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running `tutti serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    agent: ureq::Agent,
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+impl Server {
+    /// Starts a server with a fresh data directory.
+    pub fn start() -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(temp.path(), &[]);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on an existing data directory, with extra environment variables.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .current_dir(dir)
+            .env("TUTTI_WRITE_KEY", WRITE_KEY)
+            .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("TUTTI_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn tutti");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("tutti exited before listening").expect("read stdout");
+            if let Some(rest) = line.strip_prefix("Tutti listening on ") {
+                break rest.split_whitespace().next().expect("url").to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent() }
+    }
+
+    /// SIGKILL: no shutdown hook runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+    }
+
+    pub fn basic_auth() -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:")))
+    }
+
+    /// POSTs raw bytes with the given headers; returns the status and the JSON body (Null when not JSON).
+    pub fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self.agent.post(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut response = request.send(body).expect("request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// POSTs JSON to the tracking API with the write key.
+    pub fn track(&self, path: &str, body: &Value) -> (u16, Value) {
+        let auth = Server::basic_auth();
+        self.post_raw(
+            path,
+            body.to_string().as_bytes(),
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+        )
+    }
+
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut request = match method {
+            "DELETE" => self.agent.delete(&url),
+            _ => self.agent.get(&url),
+        };
+        if let Some(t) = token {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut response = request.call().expect("request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// GET on the admin API with the admin token; panics unless 200.
+    pub fn admin(&self, path: &str) -> Value {
+        let (status, body) = self.request("GET", path, Some(ADMIN_TOKEN));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// A profile after every event received so far has been processed.
+    pub fn profile(&self, key: &str) -> (u16, Value) {
+        self.request("GET", &format!("/api/v1/profiles/{key}?consistent=true"), Some(ADMIN_TOKEN))
+    }
+
+    /// The whole event log, oldest first.
+    pub fn all_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.admin(&format!("/api/v1/events?after={after}&limit=1000"));
+            let events = page["events"].as_array().expect("events").clone();
+            if events.is_empty() {
+                return out;
+            }
+            after = events.last().unwrap()["seq"].as_u64().unwrap();
+            out.extend(events);
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.request("GET", "/metrics", Some(ADMIN_TOKEN));
+        let text = text.as_str().expect("metrics text").to_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("metric {name} not found"))
+            .trim()
+            .parse()
+            .expect("metric value")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
