@@ -1,1 +1,400 @@
-fn main() {}
+//! Developer tasks. `cargo xtask load` is the load harness for the tracking API: it builds and starts a release
+//! `tutti serve` on a fresh data directory, drives it with concurrent keep-alive HTTP/1.1 clients over loopback
+//! and prints throughput and latency percentiles. The raw client is deliberately minimal so that as much of
+//! the shared CPU as possible goes to the server under test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Load-test the tracking API and print a report.
+    Load(LoadArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// `/v1/batch`, 100 events of about 500 bytes per request.
+    Batch,
+    /// Single-event `/v1/track`.
+    Track,
+    /// `/v1/track` at half the peak rate measured first, for acknowledgement latency.
+    HalfLoad,
+    /// 1,000,000 distinct people identified, then the server's resident memory.
+    Profiles,
+    /// All of the above in order.
+    All,
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: Scenario,
+    /// Seconds per throughput scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Profiles to create in the `profiles` scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    profiles: u64,
+}
+
+const WRITE_KEY: &str = "load-write-key";
+const ADMIN_TOKEN: &str = "load-admin-token";
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Load(args) => load(args),
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn start_server(root: &std::path::Path) -> anyhow::Result<Server> {
+    let bin = root.join("target/release/tutti");
+    let dir = std::env::temp_dir().join(format!("tutti-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut child = Command::new(&bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("TUTTI_WRITE_KEY", WRITE_KEY)
+        .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("TUTTI_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let addr = loop {
+        let line = lines.next().context("server exited")??;
+        if let Some(rest) = line.strip_prefix("Tutti listening on http://") {
+            break rest.split_whitespace().next().context("address")?.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server { child, addr, _dir: dir })
+}
+
+fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("cargo").args(["build", "--release", "-p", "tutti"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("building tutti failed");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    println!("# Tutti load report");
+    println!(
+        "machine: {} cores, harness and server on the same machine over loopback\n",
+        std::thread::available_parallelism()?
+    );
+    let run = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
+    let mut track_peak = None;
+    if run(Scenario::Batch) {
+        let server = start_server(&root)?;
+        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None))?;
+        r.print("batch: /v1/batch, 100 events x ~500 B per request", 100);
+        report_processing(&server)?;
+    }
+    if run(Scenario::Track) || run(Scenario::HalfLoad) {
+        let server = start_server(&root)?;
+        let r = runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, None))?;
+        r.print("track: single-event /v1/track", 1);
+        track_peak = Some(r.requests as f64 / r.elapsed.as_secs_f64());
+    }
+    if run(Scenario::HalfLoad) {
+        let peak = track_peak.context("the half-load scenario needs the track peak")?;
+        let server = start_server(&root)?;
+        let rate = peak / 2.0;
+        let r = runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, Some(rate)))?;
+        r.print(&format!("half load: /v1/track paced at {rate:.0} requests/s (half the peak)"), 1);
+    }
+    if run(Scenario::Profiles) {
+        let server = start_server(&root)?;
+        runtime.block_on(profiles(&server, args.profiles, args.connections.min(16)))?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Body {
+    Batch,
+    Track,
+}
+
+fn pad(n: usize) -> String {
+    "lorem ipsum dolor sit amet ".repeat(n / 27 + 1)[..n].to_owned()
+}
+
+fn event_json(kind: &str, conn: usize, seq: u64, k: usize) -> String {
+    // About 500 bytes: a realistic e-commerce event with Vietnamese text.
+    format!(
+        r#"{{"type":"{kind}","event":"Product Viewed","userId":"user-{conn}-{k}","messageId":"m-{conn}-{seq}-{k}","timestamp":"2026-11-22T10:00:00.000Z","properties":{{"product_id":"sku-{k}","name":"Áo dài lụa tơ tằm","category":"thời trang","price":1250000,"currency":"VND","url":"https://shop.example.vn/p/sku-{k}","note":"{}"}},"context":{{"locale":"vi-VN","timezone":"Asia/Ho_Chi_Minh","library":{{"name":"load","version":"1"}}}}}}"#,
+        pad(120)
+    )
+}
+
+fn request(addr: &str, path: &str, body: &str) -> Vec<u8> {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"));
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Sends one request on a keep-alive connection and reads the response; returns the status code.
+async fn exchange(stream: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> anyhow::Result<u16> {
+    stream.write_all(req).await?;
+    buf.clear();
+    let header_end = loop {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = std::str::from_utf8(&buf[..header_end])?;
+    let status: u16 = head.split(' ').nth(1).context("status")?.parse()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .context("content-length")?
+        .parse()?;
+    while buf.len() < header_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+struct Report {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Report {
+    fn print(&self, title: &str, events_per_request: u64) {
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        let pct = |p: f64| l.get(((l.len() as f64 - 1.0) * p).round() as usize).map_or(0.0, |v| *v as f64 / 1000.0);
+        let secs = self.elapsed.as_secs_f64();
+        println!("## {title}");
+        println!("requests: {} ok, {} failed in {secs:.1} s", self.requests, self.errors);
+        println!(
+            "throughput: {:.0} requests/s, {:.0} events/s durably accepted",
+            self.requests as f64 / secs,
+            (self.requests * events_per_request) as f64 / secs
+        );
+        println!(
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(0.999),
+            pct(1.0)
+        );
+    }
+}
+
+async fn drive(addr: &str, body: Body, connections: usize, seconds: u64, rate: Option<f64>) -> anyhow::Result<Report> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for conn in 0..connections {
+        let (addr, stop, errors) = (addr.to_owned(), stop.clone(), errors.clone());
+        // Paced clients start evenly spread over one interval so their requests do not arrive in bursts.
+        let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let Ok(mut stream) = TcpStream::connect(&addr).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return latencies;
+            };
+            let _ = stream.set_nodelay(true);
+            let mut buf = Vec::with_capacity(8192);
+            let mut next =
+                Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(conn as f64 / connections as f64));
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(i) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += i;
+                }
+                let req = match body {
+                    Body::Batch => {
+                        let items: Vec<String> = (0..100).map(|k| event_json("track", conn, seq, k)).collect();
+                        request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", items.join(",")))
+                    }
+                    Body::Track => request(&addr, "/v1/track", &event_json("track", conn, seq, 0)),
+                };
+                seq += 1;
+                let t = Instant::now();
+                match exchange(&mut stream, &req, &mut buf).await {
+                    Ok(200) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Ok(_) | Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        return latencies;
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await?);
+    }
+    Ok(Report {
+        requests: latencies_us.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        latencies_us,
+    })
+}
+
+fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .with_context(|| format!("metric {name}"))?
+        .trim()
+        .parse()
+        .map_err(Into::into)
+}
+
+/// Waits for the processor to fold everything stored into profiles; reports how long that took.
+fn report_processing(server: &Server) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let head = metric(&server.addr, "tutti_log_head")?;
+    let processed_at_start = metric(&server.addr, "tutti_processed_seq")?;
+    loop {
+        let done = metric(&server.addr, "tutti_processed_seq")?;
+        if done >= head {
+            break;
+        }
+        // Polling another process's progress counter: the pause paces the polling, it synchronises nothing.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "processing backlog: {:.0} events still to fold into profiles when the load stopped; caught up in {secs:.1} s\n",
+        head - processed_at_start
+    );
+    Ok(())
+}
+
+fn rss_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .context("no such field")?
+        .parse()
+        .map_err(Into::into)
+}
+
+async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (addr, next) = (server.addr.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(&addr).await?;
+            let mut buf = Vec::new();
+            loop {
+                let start = next.fetch_add(500, Ordering::Relaxed);
+                if start >= total {
+                    return anyhow::Ok(());
+                }
+                let items: Vec<String> = (start..(start + 500).min(total))
+                    .map(|i| {
+                        format!(
+                            r#"{{"type":"identify","userId":"person-{i}","anonymousId":"cookie-{i}","traits":{{"email":"person{i}@example.vn","name":"Khách hàng {i}","plan":"free"}}}}"#
+                        )
+                    })
+                    .collect();
+                let req = request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", items.join(",")));
+                let status = exchange(&mut stream, &req, &mut buf).await?;
+                if status != 200 {
+                    bail!("status {status}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let sent = started.elapsed().as_secs_f64();
+    loop {
+        let (head, done) = (metric(&server.addr, "tutti_log_head")?, metric(&server.addr, "tutti_processed_seq")?);
+        if done >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let profiles = metric(&server.addr, "tutti_profiles")?;
+    let pid = server.child.id();
+    println!("## profiles: {total} people identified (user id, anonymous id, email, traits)");
+    println!("accepted in {sent:.1} s; all folded into profiles after {:.1} s", started.elapsed().as_secs_f64());
+    println!("profiles: {profiles:.0}");
+    println!(
+        "server memory: resident {} MiB now, peak resident {} MiB\n",
+        rss_kib(pid, "VmRSS:")? / 1024,
+        rss_kib(pid, "VmHWM:")? / 1024
+    );
+    Ok(())
+}

@@ -32,7 +32,11 @@ fn op() -> impl Strategy<Value = Op> {
         (person.clone(), proptest::option::of(0..2usize), any::<bool>(), 0..3u8)
             .prop_map(|(person, anon, email, plan)| Op::Identify { person, anon, email, plan }),
         (person.clone(), 0..2usize).prop_map(|(person, anon)| Op::LoginByEmail { person, anon }),
-        (person.clone(), proptest::option::of(0..2usize), 0..3u8).prop_map(|(person, anon, name)| Op::Track { person, anon, name }),
+        (person.clone(), proptest::option::of(0..2usize), 0..3u8).prop_map(|(person, anon, name)| Op::Track {
+            person,
+            anon,
+            name
+        }),
         (person.clone(), 0..2usize, any::<bool>()).prop_map(|(person, anon, tz)| Op::Page { person, anon, tz }),
         (person.clone(), 0..2usize).prop_map(|(person, anon)| Op::Alias { person, anon }),
         (person, 0..2u8).prop_map(|(person, group)| Op::Group { person, group }),
@@ -75,7 +79,9 @@ fn to_json(index: usize, op: &Op) -> Value {
             }
             v
         }
-        Op::Alias { person, anon: a } => json!({"type": "alias", "userId": user(*person), "previousId": anon(*person, *a)}),
+        Op::Alias { person, anon: a } => {
+            json!({"type": "alias", "userId": user(*person), "previousId": anon(*person, *a)})
+        }
         Op::Group { person, group } => {
             json!({"type": "group", "userId": user(*person), "groupId": format!("g{group}"), "traits": {"size": person}})
         }
@@ -93,7 +99,8 @@ fn run(events: &[Value]) -> BTreeMap<String, Value> {
     let engine = Engine::start(config, Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     for v in events {
-        let event = Event::from_json(v.clone(), None, &BatchDefaults::default(), 1_800_000_000_000, String::new).unwrap();
+        let event =
+            Event::from_json(v.clone(), None, &BatchDefaults::default(), 1_800_000_000_000, String::new).unwrap();
         let new = NewEvent {
             message_id: event.message_id.clone(),
             client_message_id: true,
