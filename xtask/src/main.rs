@@ -314,23 +314,23 @@ fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
         .map_err(Into::into)
 }
 
-/// Waits for the processor to fold everything stored into profiles; reports how long that took.
-fn report_processing(server: &Server) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let head = metric(&server.addr, "tutti_log_head")?;
-    let processed_at_start = metric(&server.addr, "tutti_processed_seq")?;
-    loop {
-        let done = metric(&server.addr, "tutti_processed_seq")?;
-        if done >= head {
-            break;
-        }
+/// Waits until the processor has folded everything stored into profiles.
+fn wait_until_processed(addr: &str) -> anyhow::Result<()> {
+    while metric(addr, "tutti_processed_seq")? < metric(addr, "tutti_log_head")? {
         // Polling another process's progress counter: the pause paces the polling, it synchronises nothing.
         std::thread::sleep(Duration::from_millis(200));
     }
-    let secs = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Reports the processing backlog left when the load stopped and how long it took to clear.
+fn report_processing(server: &Server) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let backlog = metric(&server.addr, "tutti_log_head")? - metric(&server.addr, "tutti_processed_seq")?;
+    wait_until_processed(&server.addr)?;
     println!(
-        "processing backlog: {:.0} events still to fold into profiles when the load stopped; caught up in {secs:.1} s\n",
-        head - processed_at_start
+        "processing backlog: {backlog:.0} events still to fold into profiles when the load stopped; caught up in {:.1} s\n",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -379,13 +379,8 @@ async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Re
         t.await??;
     }
     let sent = started.elapsed().as_secs_f64();
-    loop {
-        let (head, done) = (metric(&server.addr, "tutti_log_head")?, metric(&server.addr, "tutti_processed_seq")?);
-        if done >= head {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Every client task has finished, so blocking this runtime thread while polling delays nothing.
+    wait_until_processed(&server.addr)?;
     let profiles = metric(&server.addr, "tutti_profiles")?;
     let pid = server.child.id();
     println!("## profiles: {total} people identified (user id, anonymous id, email, traits)");

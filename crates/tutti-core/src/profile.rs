@@ -138,11 +138,12 @@ impl Profile {
         self.last_seen = self.last_seen.max(at);
         *self.event_counts.entry(event.count_key().to_owned()).or_default() += 1;
         let stamp = |value: Value| Stamped { value, at, message_id: event.message_id.clone() };
+        let identify_traits = event.identify_traits();
 
         match event.kind {
             EventType::Identify => {
-                for (key, value) in event.identify_traits() {
-                    join_map(&mut self.traits, &key, stamp(value));
+                for (key, value) in &identify_traits {
+                    join_map(&mut self.traits, key, stamp(value.clone()));
                 }
             }
             EventType::Group => {
@@ -162,7 +163,6 @@ impl Profile {
             _ => {}
         }
 
-        let identify_traits = event.identify_traits();
         let traits = (event.kind == EventType::Identify).then_some(&identify_traits);
         let pick = |context_key: &str, trait_keys: &[&str]| -> Option<String> {
             let from_context = event.context().get(context_key).and_then(Value::as_str);

@@ -69,10 +69,10 @@ fn header_auth(headers: &HeaderMap, write_key: &str) -> HeaderAuth {
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+    if let Some(n) = declared.filter(|n| *n > MAX_REQUEST_BYTES as u64) {
         // Read (and drop) a bounded amount so that a client still writing its body can read the answer instead
         // of failing on a reset connection; anything beyond twice the limit is cut off.
-        if declared.is_some_and(|n| n <= 2 * MAX_REQUEST_BYTES as u64) {
+        if n <= 2 * MAX_REQUEST_BYTES as u64 {
             let _ = axum::body::to_bytes(body, 2 * MAX_REQUEST_BYTES).await;
         }
         return Err(too_large_request());

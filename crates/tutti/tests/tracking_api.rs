@@ -6,6 +6,7 @@ use std::io::Write;
 
 use common::{ADMIN_TOKEN, Server, WRITE_KEY};
 use serde_json::json;
+use tutti_core::time::parse_timestamp;
 
 #[test]
 fn a_retried_message_is_stored_once() {
@@ -33,20 +34,10 @@ fn timestamps_are_corrected_and_received_at_is_set_by_the_server() {
         json!({"userId": "u", "event": "E", "timestamp": "2027-06-01T00:00:00Z", "sentAt": "2027-06-01T00:00:05Z"});
     assert_eq!(server.track("/v1/track", &event).0, 200);
     let stored = &server.all_events()[0]["event"];
-    let received = tutti_core_time(stored["receivedAt"].as_str().unwrap());
-    let corrected = tutti_core_time(stored["timestamp"].as_str().unwrap());
+    let received = parse_timestamp(stored["receivedAt"].as_str().unwrap()).unwrap();
+    let corrected = parse_timestamp(stored["timestamp"].as_str().unwrap()).unwrap();
     assert_eq!(received - corrected, 5_000, "{stored}");
     assert_eq!(stored["originalTimestamp"], "2027-06-01T00:00:00.000Z");
-}
-
-fn tutti_core_time(text: &str) -> i64 {
-    // Parse "YYYY-MM-DDTHH:MM:SS.mmmZ" without a dependency: only differences are compared.
-    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let (hms, ms) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    let days = d[0] * 372 + d[1] * 31 + d[2];
-    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms.parse::<i64>().unwrap()
 }
 
 #[test]

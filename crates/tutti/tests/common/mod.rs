@@ -75,10 +75,6 @@ impl Server {
         }
     }
 
-    pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().expect("try_wait").is_none())
-    }
-
     pub fn basic_auth() -> String {
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:")))
     }
