@@ -57,6 +57,8 @@ impl Partitioner for HashPartitioner {
 pub trait LogFeed: Send + Sync {
     /// Announces that everything up to `head` is durable. Heads only grow; smaller values are ignored.
     fn publish(&self, head: u64);
+    /// The durable head as last published.
+    fn head(&self) -> u64;
     /// Waits until the head exceeds `seen`, or `timeout` passes, or the feed closes; returns the head.
     fn wait_beyond(&self, seen: u64, timeout: Duration) -> u64;
     /// Wakes every waiter for good (shutdown).
@@ -84,6 +86,10 @@ impl LogFeed for LocalFeed {
             state.0 = head;
             self.changed.notify_all();
         }
+    }
+
+    fn head(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
     fn wait_beyond(&self, seen: u64, timeout: Duration) -> u64 {
@@ -133,6 +139,7 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), 7);
         feed.publish(3);
         assert_eq!(feed.wait_beyond(0, Duration::ZERO), 7);
+        assert_eq!(feed.head(), 7);
         let f = Arc::clone(&feed);
         let waiter = std::thread::spawn(move || f.wait_beyond(7, Duration::from_secs(60)));
         feed.close();

@@ -6,8 +6,13 @@
 //! the client timestamp is corrected for clock skew, batch-level `context` and `integrations` are merged in, and
 //! the `writeKey` is removed so that the secret is never stored.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::json::{self, Hazard, Key, Kind, RawObject};
 use crate::time::{Millis, format_timestamp, parse_timestamp};
 
 /// The six Segment call types.
@@ -61,26 +66,70 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &str, reason: impl Into<String>) -> FieldError {
+    pub fn new(field: &str, reason: impl Into<String>) -> FieldError {
         FieldError { field: field.to_owned(), reason: reason.into() }
     }
+}
+
+/// Why an event could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON at all, or JSON that Tutti refuses to store (nested too deeply).
+    #[error("{0}")]
+    Syntax(String),
+    /// JSON, but not a valid event.
+    #[error(transparent)]
+    Field(#[from] FieldError),
 }
 
 /// Values a `/v1/batch` envelope passes down to each of its items.
 #[derive(Debug, Clone, Default)]
 pub struct BatchDefaults {
-    /// Top-level `context`; its keys are added to each item's context where the item has none of its own.
-    pub context: Option<Map<String, Value>>,
-    /// Top-level `integrations`, merged the same way.
-    pub integrations: Option<Map<String, Value>>,
+    /// Members of the top-level `context`, added to each item's context where the item has none of its own.
+    context: Vec<(String, Box<RawValue>)>,
+    /// Members of the top-level `integrations`, merged the same way.
+    integrations: Vec<(String, Box<RawValue>)>,
     /// Top-level `sentAt`, used by items without their own.
     pub sent_at: Option<Millis>,
+}
+
+impl BatchDefaults {
+    /// Reads the envelope's `context`, `integrations` and `sentAt`, each raw as the client sent it.
+    pub fn from_envelope(
+        context: Option<&RawValue>,
+        integrations: Option<&RawValue>,
+        sent_at: Option<&RawValue>,
+    ) -> Result<BatchDefaults, EventError> {
+        let members = |raw: Option<&RawValue>, field: &str| -> Result<Vec<(String, Box<RawValue>)>, EventError> {
+            let Some(raw) = raw.filter(|r| json::kind(r) != Kind::Null) else {
+                return Ok(Vec::new());
+            };
+            if json::kind(raw) != Kind::Object {
+                return Err(FieldError::new(field, "must be an object").into());
+            }
+            check_hazard(field, raw.get())?;
+            let object = json::parse_object(raw.get()).map_err(|e| EventError::Syntax(e.to_string()))?;
+            Ok(object.into_iter().map(|(k, v)| (k.0.into_owned(), v.to_owned())).collect())
+        };
+        let sent_at = match sent_at.filter(|r| json::kind(r) != Kind::Null) {
+            None => None,
+            Some(raw) => Some(time_value(raw, "sentAt")?),
+        };
+        Ok(BatchDefaults {
+            context: members(context, "context")?,
+            integrations: members(integrations, "integrations")?,
+            sent_at,
+        })
+    }
 }
 
 /// The longest `messageId`, identifier or event name accepted, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
-/// An accepted, normalised event.
+/// The deepest nesting of arrays and objects accepted, counting the event itself as 1.
+pub const MAX_DEPTH: usize = 64;
+
+/// An accepted, normalised event: the fields the engine decides on, and the JSON as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: EventType,
@@ -97,119 +146,114 @@ pub struct Event {
     pub timestamp: Millis,
     /// When the server received it.
     pub received_at: Millis,
-    /// The whole normalised event as it is stored and served back.
-    pub body: Map<String, Value>,
+    /// `traits` of identify and group calls (empty for the others).
+    pub traits: Map<String, Value>,
+    /// `context.traits`, which clients use to carry identifying traits on any call.
+    pub context_traits: Map<String, Value>,
+    /// `context.timezone`, when a string.
+    pub timezone: Option<String>,
+    /// `context.locale`, when a string.
+    pub locale: Option<String>,
+    /// The whole normalised event as it is stored and served back (JSON). Parse it for anything not above.
+    pub body: Vec<u8>,
 }
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+/// The fields every event carries, read the same way at intake and on replay.
+struct Common {
+    kind: EventType,
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    previous_id: Option<String>,
+    group_id: Option<String>,
+    name: Option<String>,
+    traits: Map<String, Value>,
+    context_traits: Map<String, Value>,
+    timezone: Option<String>,
+    locale: Option<String>,
+}
 
 impl Event {
-    /// Validates and normalises one event.
+    /// Validates and normalises one event from its JSON text.
     ///
     /// `kind` is the type implied by the endpoint, or `None` for a batch item, whose `type` field then decides.
-    /// `new_message_id` is called only when the event has no `messageId`.
-    pub fn from_json(
-        value: Value,
+    /// `new_message_id` is called only when the event has no `messageId`. Only the members that change are
+    /// rewritten; every other member is copied into [`Event::body`] exactly as the client sent it.
+    pub fn parse(
+        text: &str,
         kind: Option<EventType>,
         defaults: &BatchDefaults,
         received_at: Millis,
         new_message_id: impl FnOnce() -> String,
-    ) -> Result<Event, FieldError> {
-        let Value::Object(mut body) = value else {
-            return Err(FieldError::new("", "an event must be a JSON object"));
-        };
-        check_no_nul(&body)?;
-        body.remove("writeKey");
-
-        let kind = match (kind, body.get("type")) {
-            (Some(k), None | Some(Value::Null)) => k,
-            (Some(k), Some(Value::String(t))) if t == k.as_str() => k,
-            (Some(k), Some(_)) => {
-                return Err(FieldError::new("type", format!("does not match the {k} endpoint")));
+    ) -> Result<Event, EventError> {
+        let mut object = json::parse_object(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                EventError::from(FieldError::new("", "an event must be a JSON object"))
             }
-            (None, Some(Value::String(t))) => {
-                EventType::parse(t).ok_or_else(|| FieldError::new("type", format!("unknown type {t:?}")))?
+            _ => EventError::Syntax(e.to_string()),
+        })?;
+        for (key, raw) in &object {
+            if key.0.contains('\0') {
+                return Err(FieldError::new("", "contains a NUL character").into());
             }
-            (None, Some(_)) => return Err(FieldError::new("type", "must be a string")),
-            (None, None) => return Err(FieldError::new("type", "is required in a batch item")),
-        };
-        body.insert("type".into(), Value::String(kind.as_str().into()));
-
-        let user_id = id_field(&mut body, "userId")?;
-        let anonymous_id = id_field(&mut body, "anonymousId")?;
-        let previous_id = id_field(&mut body, "previousId")?;
-        let group_id = id_field(&mut body, "groupId")?;
-        match kind {
-            EventType::Alias => {
-                if user_id.is_none() {
-                    return Err(FieldError::new("userId", "is required for alias"));
-                }
-                if previous_id.is_none() {
-                    return Err(FieldError::new("previousId", "is required for alias"));
-                }
-            }
-            _ if user_id.is_none() && anonymous_id.is_none() => {
-                return Err(FieldError::new("userId", "either userId or anonymousId is required"));
-            }
-            EventType::Group if group_id.is_none() => {
-                return Err(FieldError::new("groupId", "is required for group"));
-            }
-            _ => {}
+            check_hazard(&key.0, raw.get())?;
         }
+        object.remove(&Key(Cow::Borrowed("writeKey")));
 
-        let name = match kind {
-            EventType::Track => match body.get("event") {
-                Some(Value::String(s)) if !s.trim().is_empty() => Some(bounded(s, "event")?),
-                Some(Value::String(_)) => {
-                    return Err(FieldError::new("event", "must not be empty"));
-                }
-                None | Some(Value::Null) => {
-                    return Err(FieldError::new("event", "is required for track"));
-                }
-                Some(_) => return Err(FieldError::new("event", "must be a string")),
-            },
-            EventType::Page | EventType::Screen => match body.get("name") {
-                Some(Value::String(s)) => Some(bounded(s, "name")?),
-                None | Some(Value::Null) => None,
-                Some(_) => return Err(FieldError::new("name", "must be a string")),
-            },
-            _ => None,
-        };
-
+        // Replacement members, as JSON text; `None` removes the member.
+        let mut rewrite: Vec<(&'static str, Option<String>)> = Vec::new();
+        let mut merged_context = None;
+        let mut merged_integrations = None;
+        if !defaults.context.is_empty() {
+            merged_context = Some(merge(json::get(&object, "context"), &defaults.context, "context")?);
+        }
+        if !defaults.integrations.is_empty() {
+            merged_integrations =
+                Some(merge(json::get(&object, "integrations"), &defaults.integrations, "integrations")?);
+        }
+        let common = read_common(&object, kind, merged_context.as_deref())?;
+        rewrite.push(("type", Some(quoted(common.kind.as_str()))));
+        for (field, value) in [
+            ("userId", &common.user_id),
+            ("anonymousId", &common.anonymous_id),
+            ("previousId", &common.previous_id),
+            ("groupId", &common.group_id),
+        ] {
+            if let Some(value) = value {
+                rewrite.push((field, Some(quoted(value))));
+            }
+        }
         for field in ["properties", "traits", "context", "integrations"] {
-            match body.get(field) {
-                None | Some(Value::Object(_)) => {}
-                Some(Value::Null) => {
-                    body.remove(field);
-                }
-                Some(_) => return Err(FieldError::new(field, "must be an object")),
+            if json::get(&object, field).is_some_and(|r| json::kind(r) == Kind::Null) {
+                rewrite.push((field, None));
             }
         }
-        for (field, default) in [("context", &defaults.context), ("integrations", &defaults.integrations)] {
-            if let Some(default) = default {
-                let Value::Object(own) = body.entry(field).or_insert_with(|| Value::Object(Map::new())) else {
-                    unreachable!("checked above to be an object");
-                };
-                for (k, v) in default {
-                    own.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
+        if let Some(context) = merged_context {
+            rewrite.push(("context", Some(context)));
+        }
+        if let Some(integrations) = merged_integrations {
+            rewrite.push(("integrations", Some(integrations)));
         }
 
-        let message_id = match body.get("messageId") {
-            None | Some(Value::Null) => new_message_id(),
-            Some(Value::String(s)) if !s.is_empty() => bounded(s, "messageId")?,
-            Some(Value::String(_)) => {
-                return Err(FieldError::new("messageId", "must not be empty"));
-            }
-            Some(Value::Number(n)) => n.to_string(),
-            Some(_) => return Err(FieldError::new("messageId", "must be a string")),
+        let message_id = match json::get(&object, "messageId") {
+            None => new_message_id(),
+            Some(raw) => match json::kind(raw) {
+                Kind::Null => new_message_id(),
+                Kind::String => {
+                    let s = string(raw);
+                    if s.is_empty() {
+                        return Err(FieldError::new("messageId", "must not be empty").into());
+                    }
+                    bounded(s, "messageId")?
+                }
+                Kind::Number => number(raw),
+                _ => return Err(FieldError::new("messageId", "must be a string").into()),
+            },
         };
-        body.insert("messageId".into(), Value::String(message_id.clone()));
+        rewrite.push(("messageId", Some(quoted(&message_id))));
 
-        let original = time_field(&body, "timestamp")?;
-        let sent_at = time_field(&body, "sentAt")?.or(defaults.sent_at);
-        time_field(&body, "originalTimestamp")?;
+        let original = time_field(&object, "timestamp")?;
+        let sent_at = time_field(&object, "sentAt")?.or(defaults.sent_at);
+        time_field(&object, "originalTimestamp")?;
         // Segment's rule: the client's clock may be wrong, but the interval between the event and the upload
         // (sentAt - timestamp) was measured on that same clock, so subtract it from the server's receive time.
         let timestamp = match (original, sent_at) {
@@ -218,62 +262,102 @@ impl Event {
             (None, _) => received_at,
         };
         if let Some(ts) = original {
-            body.insert("originalTimestamp".into(), Value::String(format_timestamp(ts)));
+            rewrite.push(("originalTimestamp", Some(quoted(&format_timestamp(ts)))));
         }
         if let Some(sent) = sent_at {
-            body.insert("sentAt".into(), Value::String(format_timestamp(sent)));
+            rewrite.push(("sentAt", Some(quoted(&format_timestamp(sent)))));
         }
-        body.insert("timestamp".into(), Value::String(format_timestamp(timestamp)));
-        body.insert("receivedAt".into(), Value::String(format_timestamp(received_at)));
+        rewrite.push(("timestamp", Some(quoted(&format_timestamp(timestamp)))));
+        rewrite.push(("receivedAt", Some(quoted(&format_timestamp(received_at)))));
 
-        Ok(Event { kind, message_id, user_id, anonymous_id, previous_id, group_id, name, timestamp, received_at, body })
+        let mut members: BTreeMap<&str, &str> = object.iter().map(|(k, v)| (k.0.as_ref(), v.get())).collect();
+        for (field, value) in &rewrite {
+            match value {
+                Some(text) => members.insert(field, text),
+                None => members.remove(field),
+            };
+        }
+        let mut body = Vec::with_capacity(text.len() + 160);
+        json::write_object(&mut body, members);
+
+        Ok(Event::assemble(common, message_id, timestamp, received_at, body))
     }
 
-    /// Rebuilds an event from its stored body, as written by [`Event::from_json`]. Used on replay.
-    pub fn from_stored(mut body: Map<String, Value>) -> Result<Event, FieldError> {
-        let received_at = body
-            .get("receivedAt")
-            .and_then(Value::as_str)
-            .and_then(parse_timestamp)
+    /// Validates and normalises an event given as a JSON value. A convenience over [`Event::parse`].
+    pub fn from_json(
+        value: Value,
+        kind: Option<EventType>,
+        defaults: &BatchDefaults,
+        received_at: Millis,
+        new_message_id: impl FnOnce() -> String,
+    ) -> Result<Event, FieldError> {
+        Event::parse(&value.to_string(), kind, defaults, received_at, new_message_id).map_err(|e| match e {
+            EventError::Field(f) => f,
+            EventError::Syntax(reason) => FieldError::new("", reason),
+        })
+    }
+
+    /// Reads an event back from its stored body, as written by [`Event::parse`]. Used on replay: nothing is
+    /// corrected again, and the body is kept as it is.
+    pub fn from_stored(body: Vec<u8>) -> Result<Event, FieldError> {
+        let text = std::str::from_utf8(&body).map_err(|_| FieldError::new("", "stored event is not UTF-8"))?;
+        let object =
+            json::parse_object(text).map_err(|e| FieldError::new("", format!("stored event is not an object: {e}")))?;
+        let kind = match json::get(&object, "type") {
+            Some(raw) if json::kind(raw) == Kind::String => EventType::parse(&string(raw)),
+            _ => None,
+        };
+        let common = read_common(&object, kind, None)?;
+        let message_id = match json::get(&object, "messageId") {
+            Some(raw) if json::kind(raw) == Kind::String => string(raw),
+            _ => return Err(FieldError::new("messageId", "missing in stored event")),
+        };
+        let received_at = time_field(&object, "receivedAt")?
             .ok_or_else(|| FieldError::new("receivedAt", "missing in stored event"))?;
-        // The stored timestamp is already corrected: take the skew fields out so it is not corrected twice,
-        // and put them back as they were.
-        let sent_at = body.remove("sentAt");
-        let original = body.remove("originalTimestamp");
-        let kind = body.get("type").and_then(Value::as_str).and_then(EventType::parse);
-        let mut event = Event::from_json(Value::Object(body), kind, &BatchDefaults::default(), received_at, || {
-            String::from("missing")
-        })?;
-        event.body.remove("originalTimestamp");
-        for (key, value) in [("sentAt", sent_at), ("originalTimestamp", original)] {
-            if let Some(value) = value {
-                event.body.insert(key.into(), value);
-            }
+        let timestamp = time_field(&object, "timestamp")?.unwrap_or(received_at);
+        drop(object);
+        Ok(Event::assemble(common, message_id, timestamp, received_at, body))
+    }
+
+    fn assemble(common: Common, message_id: String, timestamp: Millis, received_at: Millis, body: Vec<u8>) -> Event {
+        let Common {
+            kind,
+            user_id,
+            anonymous_id,
+            previous_id,
+            group_id,
+            name,
+            traits,
+            context_traits,
+            timezone,
+            locale,
+        } = common;
+        Event {
+            kind,
+            message_id,
+            user_id,
+            anonymous_id,
+            previous_id,
+            group_id,
+            name,
+            timestamp,
+            received_at,
+            traits,
+            context_traits,
+            timezone,
+            locale,
+            body,
         }
-        Ok(event)
     }
 
     /// `traits` of identify and group calls (empty for the others or when absent).
     pub fn traits(&self) -> &Map<String, Value> {
-        self.object("traits")
-    }
-
-    /// `properties` of track, page and screen calls.
-    pub fn properties(&self) -> &Map<String, Value> {
-        self.object("properties")
-    }
-
-    /// `context`, including anything merged from the batch envelope.
-    pub fn context(&self) -> &Map<String, Value> {
-        self.object("context")
+        &self.traits
     }
 
     /// `context.traits`, which clients use to carry identifying traits on non-identify calls.
     pub fn context_traits(&self) -> &Map<String, Value> {
-        match self.context().get("traits") {
-            Some(Value::Object(m)) => m,
-            _ => &EMPTY,
-        }
+        &self.context_traits
     }
 
     /// The traits an identify call sets: `context.traits` (where RudderStack's SDKs put them) overlaid with
@@ -282,16 +366,9 @@ impl Event {
         if self.kind != EventType::Identify {
             return Map::new();
         }
-        let mut traits = self.context_traits().clone();
-        traits.extend(self.traits().iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut traits = self.context_traits.clone();
+        traits.extend(self.traits.iter().map(|(k, v)| (k.clone(), v.clone())));
         traits
-    }
-
-    fn object(&self, key: &str) -> &Map<String, Value> {
-        match self.body.get(key) {
-            Some(Value::Object(m)) => m,
-            _ => &EMPTY,
-        }
     }
 
     /// The name used for per-event counts: the track event name, or `"<type>"` such as `"page"` otherwise.
@@ -302,66 +379,194 @@ impl Event {
         }
     }
 
-    /// The normalised JSON, as stored.
-    pub fn to_json_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body).expect("a JSON map always serialises")
+    /// The stored JSON parsed into a value, for callers that need members beyond the decided fields.
+    pub fn body_value(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("an event body is always valid JSON")
     }
 }
 
-fn bounded(s: &str, field: &str) -> Result<String, FieldError> {
+/// Reads type, identifiers, name, traits and the context fields profiles use. `context` overrides the
+/// event's own `context` member (when batch defaults were merged into it).
+fn read_common(object: &RawObject<'_>, kind: Option<EventType>, context: Option<&str>) -> Result<Common, FieldError> {
+    let kind = match (kind, json::get(object, "type")) {
+        (Some(k), None) => k,
+        (Some(k), Some(raw)) => match json::kind(raw) {
+            Kind::Null => k,
+            Kind::String if string(raw) == k.as_str() => k,
+            _ => return Err(FieldError::new("type", format!("does not match the {k} endpoint"))),
+        },
+        (None, Some(raw)) if json::kind(raw) == Kind::String => {
+            let t = string(raw);
+            EventType::parse(&t).ok_or_else(|| FieldError::new("type", format!("unknown type {t:?}")))?
+        }
+        (None, Some(raw)) if json::kind(raw) != Kind::Null => return Err(FieldError::new("type", "must be a string")),
+        (None, _) => return Err(FieldError::new("type", "is required in a batch item")),
+    };
+
+    let user_id = id_field(object, "userId")?;
+    let anonymous_id = id_field(object, "anonymousId")?;
+    let previous_id = id_field(object, "previousId")?;
+    let group_id = id_field(object, "groupId")?;
+    match kind {
+        EventType::Alias => {
+            if user_id.is_none() {
+                return Err(FieldError::new("userId", "is required for alias"));
+            }
+            if previous_id.is_none() {
+                return Err(FieldError::new("previousId", "is required for alias"));
+            }
+        }
+        _ if user_id.is_none() && anonymous_id.is_none() => {
+            return Err(FieldError::new("userId", "either userId or anonymousId is required"));
+        }
+        EventType::Group if group_id.is_none() => {
+            return Err(FieldError::new("groupId", "is required for group"));
+        }
+        _ => {}
+    }
+
+    let name = match kind {
+        EventType::Track => match json::get(object, "event").map(|raw| (json::kind(raw), raw)) {
+            Some((Kind::String, raw)) => {
+                let s = string(raw);
+                if s.trim().is_empty() {
+                    return Err(FieldError::new("event", "must not be empty"));
+                }
+                Some(bounded(s, "event")?)
+            }
+            None | Some((Kind::Null, _)) => return Err(FieldError::new("event", "is required for track")),
+            Some(_) => return Err(FieldError::new("event", "must be a string")),
+        },
+        EventType::Page | EventType::Screen => match json::get(object, "name").map(|raw| (json::kind(raw), raw)) {
+            Some((Kind::String, raw)) => Some(bounded(string(raw), "name")?),
+            None | Some((Kind::Null, _)) => None,
+            Some(_) => return Err(FieldError::new("name", "must be a string")),
+        },
+        _ => None,
+    };
+
+    for field in ["properties", "traits", "context", "integrations"] {
+        if let Some(raw) = json::get(object, field)
+            && !matches!(json::kind(raw), Kind::Object | Kind::Null)
+        {
+            return Err(FieldError::new(field, "must be an object"));
+        }
+    }
+    let traits = match (kind, json::get(object, "traits")) {
+        (EventType::Identify | EventType::Group, Some(raw)) if json::kind(raw) == Kind::Object => {
+            serde_json::from_str(raw.get()).map_err(|e| FieldError::new("traits", e.to_string()))?
+        }
+        _ => Map::new(),
+    };
+
+    let context_text = context.or_else(|| json::get(object, "context").map(RawValue::get));
+    let (mut context_traits, mut timezone, mut locale) = (Map::new(), None, None);
+    if let Some(text) = context_text.filter(|t| t.starts_with('{')) {
+        let context = json::parse_object(text).map_err(|e| FieldError::new("context", e.to_string()))?;
+        if let Some(raw) = json::get(&context, "traits").filter(|r| json::kind(r) == Kind::Object) {
+            context_traits = serde_json::from_str(raw.get()).map_err(|e| FieldError::new("context", e.to_string()))?;
+        }
+        let text_member = |key: &str| json::get(&context, key).filter(|r| json::kind(r) == Kind::String).map(string);
+        timezone = text_member("timezone");
+        locale = text_member("locale");
+    }
+
+    Ok(Common { kind, user_id, anonymous_id, previous_id, group_id, name, traits, context_traits, timezone, locale })
+}
+
+/// Merges batch defaults under an item's own object member; returns the merged object as JSON text.
+fn merge(own: Option<&RawValue>, defaults: &[(String, Box<RawValue>)], field: &str) -> Result<String, FieldError> {
+    let own = match own {
+        Some(raw) if json::kind(raw) == Kind::Object => {
+            json::parse_object(raw.get()).map_err(|e| FieldError::new(field, e.to_string()))?
+        }
+        Some(raw) if json::kind(raw) != Kind::Null => return Err(FieldError::new(field, "must be an object")),
+        _ => RawObject::new(),
+    };
+    let mut members: BTreeMap<&str, &str> = defaults.iter().map(|(k, v)| (k.as_str(), v.get())).collect();
+    members.extend(own.iter().map(|(k, v)| (k.0.as_ref(), v.get())));
+    let mut out = Vec::new();
+    json::write_object(&mut out, members);
+    Ok(String::from_utf8(out).expect("JSON written from str is UTF-8"))
+}
+
+fn check_hazard(field: &str, raw: &str) -> Result<(), EventError> {
+    match json::hazard(raw, 1, MAX_DEPTH) {
+        None => Ok(()),
+        Some(Hazard::Nul) => Err(FieldError::new(field, "contains a NUL character").into()),
+        Some(Hazard::LoneSurrogate) => {
+            Err(EventError::Syntax(format!("{field}: a \\u escape holds half a surrogate pair, which is no character")))
+        }
+        Some(Hazard::NumberOutOfRange) => {
+            Err(EventError::Syntax(format!("{field}: a number is out of range for a double-precision float")))
+        }
+        Some(Hazard::TooDeep) => {
+            Err(EventError::Syntax(format!("{field}: nested deeper than {MAX_DEPTH} levels of arrays and objects")))
+        }
+    }
+}
+
+/// The string a raw JSON string holds. Strings were scanned for bad escapes before, so this only fails on
+/// stored data that was damaged.
+fn string(raw: &RawValue) -> String {
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| String::from_utf8_lossy(raw.get().as_bytes()).into_owned())
+}
+
+/// A raw JSON number as text, normalised the way `serde_json` prints numbers.
+fn number(raw: &RawValue) -> String {
+    serde_json::from_str::<serde_json::Number>(raw.get()).map(|n| n.to_string()).unwrap_or_else(|_| raw.get().into())
+}
+
+fn quoted(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    json::push_str(&mut out, s);
+    String::from_utf8(out).expect("JSON written from str is UTF-8")
+}
+
+fn bounded(s: String, field: &str) -> Result<String, FieldError> {
     if s.len() > MAX_ID_LEN {
         return Err(FieldError::new(field, format!("is longer than {MAX_ID_LEN} bytes")));
     }
-    Ok(s.to_owned())
+    Ok(s)
 }
 
 /// Reads an identifier field: a string, or a number (which clients send for numeric ids) made a string.
-/// Empty strings count as absent. The normalised string replaces the field in the body.
-fn id_field(body: &mut Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
-    let value = match body.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(Value::String(s)) => bounded(s, field)?,
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(FieldError::new(field, "must be a string or a number")),
+/// Empty strings count as absent.
+fn id_field(object: &RawObject<'_>, field: &str) -> Result<Option<String>, FieldError> {
+    let Some(raw) = json::get(object, field) else {
+        return Ok(None);
     };
-    body.insert(field.to_owned(), Value::String(value.clone()));
-    Ok(Some(value))
-}
-
-fn time_field(body: &Map<String, Value>, field: &str) -> Result<Option<Millis>, FieldError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_timestamp(s)
-            .map(Some)
-            .ok_or_else(|| FieldError::new(field, "must be an ISO-8601 date-time with an offset")),
-        Some(_) => Err(FieldError::new(field, "must be an ISO-8601 date-time string")),
+    match json::kind(raw) {
+        Kind::Null => Ok(None),
+        Kind::String => {
+            let s = string(raw);
+            if s.trim().is_empty() { Ok(None) } else { bounded(s, field).map(Some) }
+        }
+        Kind::Number => Ok(Some(number(raw))),
+        _ => Err(FieldError::new(field, "must be a string or a number")),
     }
 }
 
-/// Refuses U+0000 anywhere in keys or strings: it truncates C strings downstream and Postgres cannot store it.
-fn check_no_nul(body: &Map<String, Value>) -> Result<(), FieldError> {
-    fn walk(value: &Value) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(walk),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
-            _ => false,
-        }
+fn time_value(raw: &RawValue, field: &str) -> Result<Millis, FieldError> {
+    if json::kind(raw) != Kind::String {
+        return Err(FieldError::new(field, "must be an ISO-8601 date-time string"));
     }
-    for (key, value) in body {
-        if key.contains('\0') || walk(value) {
-            let field = if key.contains('\0') { "" } else { key.as_str() };
-            return Err(FieldError::new(field, "contains a NUL character"));
-        }
+    parse_timestamp(&string(raw)).ok_or_else(|| FieldError::new(field, "must be an ISO-8601 date-time with an offset"))
+}
+
+fn time_field(object: &RawObject<'_>, field: &str) -> Result<Option<Millis>, FieldError> {
+    match json::get(object, field) {
+        None => Ok(None),
+        Some(raw) if json::kind(raw) == Kind::Null => Ok(None),
+        Some(raw) => time_value(raw, field).map(Some),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::value::RawValue;
 
     fn parse(v: Value, kind: Option<EventType>) -> Result<Event, FieldError> {
         Event::from_json(v, kind, &BatchDefaults::default(), 1_000_000, || "generated".into())
@@ -374,7 +579,8 @@ mod tests {
         let ok = parse(json!({"userId": 42, "event": "X"}), Some(EventType::Track)).unwrap();
         assert_eq!(ok.user_id.as_deref(), Some("42"));
         assert_eq!(ok.message_id, "generated");
-        assert_eq!(ok.body["type"], "track");
+        assert_eq!(ok.body_value()["type"], "track");
+        assert_eq!(ok.body_value()["userId"], "42", "numeric ids are stored as strings");
     }
 
     #[test]
@@ -408,22 +614,26 @@ mod tests {
         let received = parse_timestamp("2026-01-01T00:00:05.000Z").unwrap();
         let e = Event::from_json(v, Some(EventType::Track), &BatchDefaults::default(), received, String::new).unwrap();
         assert_eq!(format_timestamp(e.timestamp), "2026-01-01T00:00:03.000Z");
-        assert_eq!(e.body["originalTimestamp"], "2026-01-01T01:00:00.000Z");
+        assert_eq!(e.body_value()["originalTimestamp"], "2026-01-01T01:00:00.000Z");
     }
 
     #[test]
     fn batch_defaults_merge_without_overriding_the_item() {
-        let defaults = BatchDefaults {
-            context: Some(json!({"locale": "vi-VN", "ip": "1.2.3.4"}).as_object().unwrap().clone()),
-            integrations: Some(json!({"All": true}).as_object().unwrap().clone()),
-            sent_at: None,
-        };
+        let raw = |v: Value| RawValue::from_string(v.to_string()).unwrap();
+        let (context, integrations) = (raw(json!({"locale": "vi-VN", "ip": "1.2.3.4"})), raw(json!({"All": true})));
+        let defaults = BatchDefaults::from_envelope(Some(&context), Some(&integrations), None).unwrap();
         let v = json!({"type": "page", "anonymousId": "a", "context": {"locale": "zh-CN"}, "writeKey": "secret"});
         let e = Event::from_json(v, None, &defaults, 0, String::new).unwrap();
-        assert_eq!(e.context()["locale"], "zh-CN");
-        assert_eq!(e.context()["ip"], "1.2.3.4");
-        assert_eq!(e.body["integrations"]["All"], true);
-        assert!(!e.body.contains_key("writeKey"), "the write key must never be stored");
+        assert_eq!(e.locale.as_deref(), Some("zh-CN"));
+        let body = e.body_value();
+        assert_eq!(body["context"]["locale"], "zh-CN");
+        assert_eq!(body["context"]["ip"], "1.2.3.4");
+        assert_eq!(body["integrations"]["All"], true);
+        assert!(body.get("writeKey").is_none(), "the write key must never be stored");
+        assert_eq!(
+            BatchDefaults::from_envelope(Some(&raw(json!([1]))), None, None).unwrap_err(),
+            EventError::Field(FieldError::new("context", "must be an object"))
+        );
     }
 
     #[test]
@@ -440,5 +650,31 @@ mod tests {
             Event::from_json(v, Some(EventType::Track), &BatchDefaults::default(), 5_000_000, || "m1".into()).unwrap();
         let again = Event::from_stored(e.body.clone()).unwrap();
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn members_not_rewritten_are_stored_byte_for_byte() {
+        let text = r#"{"userId":"1","event":"X","properties":{"z": 1.50, "a": ["Phở", "\u8d2d"]}}"#;
+        let e = Event::parse(text, Some(EventType::Track), &BatchDefaults::default(), 0, || "m".into()).unwrap();
+        let stored = String::from_utf8(e.body.clone()).unwrap();
+        assert!(stored.contains(r#""properties":{"z": 1.50, "a": ["Phở", "\u8d2d"]}"#), "{stored}");
+        assert_eq!(e.body_value()["messageId"], "m");
+    }
+
+    #[test]
+    fn duplicate_members_resolve_to_the_last_before_validation() {
+        // A parser differential would let an invalid userId slip past validation: the last one must be the one
+        // both validated and stored.
+        let text = r#"{"userId":"ok","event":"X","userId":{"evil":1}}"#;
+        let err = Event::parse(text, Some(EventType::Track), &BatchDefaults::default(), 0, || "m".into());
+        assert_eq!(err.unwrap_err(), EventError::Field(FieldError::new("userId", "must be a string or a number")));
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_a_syntax_error() {
+        let deep =
+            format!(r#"{{"userId":"1","event":"X","properties":{{"a":{}1{}}}}}"#, "[".repeat(70), "]".repeat(70));
+        let err = Event::parse(&deep, Some(EventType::Track), &BatchDefaults::default(), 0, || "m".into());
+        assert!(matches!(err, Err(EventError::Syntax(m)) if m.starts_with("properties")));
     }
 }

@@ -8,11 +8,12 @@
 pub mod codes;
 pub mod event;
 pub mod identity;
+pub mod json;
 pub mod profile;
 pub mod time;
 
 pub use codes::ErrorCode;
-pub use event::{BatchDefaults, Event, EventType, FieldError};
+pub use event::{BatchDefaults, Event, EventError, EventType, FieldError};
 pub use identity::{IdKind, Identifier, IdentityConfig, Resolution, ResolveInput};
 pub use profile::{Profile, ProfileId};
 pub use time::Millis;

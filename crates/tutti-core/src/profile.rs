@@ -164,15 +164,14 @@ impl Profile {
         }
 
         let traits = (event.kind == EventType::Identify).then_some(&identify_traits);
-        let pick = |context_key: &str, trait_keys: &[&str]| -> Option<String> {
-            let from_context = event.context().get(context_key).and_then(Value::as_str);
+        let pick = |from_context: Option<&str>, trait_keys: &[&str]| -> Option<String> {
             let from_traits = || traits.and_then(|t| trait_keys.iter().find_map(|k| t.get(*k).and_then(Value::as_str)));
             from_context.or_else(from_traits).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
         };
-        if let Some(tz) = pick("timezone", &["timezone", "time_zone"]) {
+        if let Some(tz) = pick(event.timezone.as_deref(), &["timezone", "time_zone"]) {
             join(&mut self.timezone, &Stamped { value: tz, at, message_id: event.message_id.clone() });
         }
-        if let Some(locale) = pick("locale", &["locale", "language"]) {
+        if let Some(locale) = pick(event.locale.as_deref(), &["locale", "language"]) {
             join(&mut self.locale, &Stamped { value: locale, at, message_id: event.message_id.clone() });
         }
     }

@@ -1,10 +1,13 @@
 //! Durable intake with group commit.
 //!
 //! One writer thread owns the event log. Requests queue on a bounded channel; the writer takes every request
-//! waiting at that moment (up to `max_commit_events` events), appends them in one transaction, and answers each
-//! request only after that transaction is durable. While one fsync runs, the next group gathers, so concurrent
-//! clients share fsyncs and durability does not cost throughput. The bounded channel is the backpressure: when
-//! the disk cannot keep up, requests wait for room instead of piling up in memory.
+//! waiting at that moment (up to `max_commit_events` events) and commits them in one transaction. It then hands
+//! the group to the sync thread and goes on to the next group at once. The sync thread takes every group
+//! committed meanwhile, flushes the log to disk once ([`LogSyncer`]), and only then answers their requests and
+//! publishes the new durable head to the processor. So concurrent clients share fsyncs, the CPU work of one
+//! group overlaps the flush of the last, and nothing is acknowledged or processed before it is on disk. The
+//! bounded channels are the backpressure: when the disk cannot keep up, requests wait for room instead of
+//! piling up in memory.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +16,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tutti_bus::LogFeed;
 use tutti_core::Millis;
-use tutti_store::{Appended, EventLog, NewEvent};
+use tutti_store::{Appended, EventLog, LogSyncer, NewEvent};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -59,7 +62,7 @@ pub struct WriterSettings {
 }
 
 impl Intake {
-    /// Starts the writer thread.
+    /// Starts the writer and sync threads. Returns once a recovered log is durable.
     pub fn start(
         log: Box<dyn EventLog>,
         feed: Arc<dyn LogFeed>,
@@ -67,10 +70,21 @@ impl Intake {
         clock: Arc<dyn Clock>,
         settings: WriterSettings,
     ) -> std::io::Result<(Intake, std::thread::JoinHandle<()>)> {
+        let io = |e: tutti_store::StoreError| std::io::Error::other(e.to_string());
+        let syncer = log.syncer().map_err(io)?;
+        // Whatever a crash left committed but unflushed becomes durable before anyone reads it.
+        syncer.sync().map_err(io)?;
+        let writer_syncer = log.syncer().map_err(io)?;
         let (tx, rx) = mpsc::channel(1024);
-        let handle = std::thread::Builder::new()
-            .name("tutti-intake".into())
-            .spawn(move || writer(log, rx, feed, metrics, clock, settings))?;
+        let (committed_tx, committed_rx) = std::sync::mpsc::sync_channel(SYNC_QUEUE);
+        let sync_metrics = metrics.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("tutti-sync".into())
+            .spawn(move || sync_loop(syncer, committed_rx, feed, sync_metrics))?;
+        let handle = std::thread::Builder::new().name("tutti-intake".into()).spawn(move || {
+            writer(log, writer_syncer, rx, committed_tx, metrics, clock, settings);
+            let _ = sync_thread.join();
+        })?;
         Ok((Intake { tx }, handle))
     }
 
@@ -109,10 +123,21 @@ fn storage(e: tutti_store::StoreError) -> IntakeError {
 
 const PRUNE_EVERY_MS: Millis = 10 * 60 * 1000;
 
+/// Committed groups waiting for the sync thread, at most. Past this the writer waits: the disk sets the pace.
+const SYNC_QUEUE: usize = 64;
+
+/// A group committed but not yet flushed.
+struct Committed {
+    replies: Vec<(usize, Reply<Vec<Appended>>)>,
+    outcomes: Vec<Appended>,
+    started: Instant,
+}
+
 fn writer(
     mut log: Box<dyn EventLog>,
+    syncer: Box<dyn LogSyncer>,
     mut rx: mpsc::Receiver<Command>,
-    feed: Arc<dyn LogFeed>,
+    committed: std::sync::mpsc::SyncSender<Committed>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     settings: WriterSettings,
@@ -125,12 +150,12 @@ fn writer(
         };
         match command {
             Command::Append { events, reply } => {
-                let mut group = vec![(events.len(), reply)];
+                let mut replies = vec![(events.len(), reply)];
                 let mut all = events;
                 while all.len() < settings.max_commit_events {
                     match rx.try_recv() {
                         Ok(Command::Append { events, reply }) => {
-                            group.push((events.len(), reply));
+                            replies.push((events.len(), reply));
                             all.extend(events);
                         }
                         Ok(other) => {
@@ -141,44 +166,26 @@ fn writer(
                     }
                 }
                 let started = Instant::now();
-                let result = log.append(&all);
-                metrics.commit_latency.observe_duration(started.elapsed());
                 metrics.commit_events.observe(all.len() as f64);
-                match result {
+                match log.append(&all) {
                     Ok(outcomes) => {
-                        let mut head = 0;
-                        let (mut stored, mut dupes) = (0, 0);
-                        for o in &outcomes {
-                            match o {
-                                Appended::Stored(seq) => {
-                                    head = *seq;
-                                    stored += 1;
-                                }
-                                Appended::Duplicate => dupes += 1,
-                            }
-                        }
-                        metrics.events_accepted.fetch_add(stored, Ordering::Relaxed);
-                        metrics.events_duplicate.fetch_add(dupes, Ordering::Relaxed);
-                        if head > 0 {
-                            metrics.log_head.fetch_max(head, Ordering::Relaxed);
-                            feed.publish(head);
-                        }
-                        let mut outcomes = outcomes.into_iter();
-                        for (n, reply) in group {
-                            let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                        if committed.send(Committed { replies, outcomes, started }).is_err() {
+                            tracing::error!("the sync thread is gone; stopping intake");
+                            break;
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, events = all.len(), "group commit failed; nothing was acknowledged");
                         let err = storage(e);
-                        for (_, reply) in group {
+                        for (_, reply) in replies {
                             let _ = reply.send(Err(err.clone()));
                         }
                     }
                 }
             }
             Command::Delete { seqs, reply } => {
-                let _ = reply.send(log.delete(&seqs).map_err(storage));
+                // An erasure must be on disk before it is reported done.
+                let _ = reply.send(log.delete(&seqs).and_then(|n| syncer.sync().map(|()| n)).map_err(storage));
             }
             Command::Scrub { reply } => {
                 let _ = reply.send(log.scrub().map_err(storage));
@@ -195,5 +202,173 @@ fn writer(
             }
         }
     }
+    // Dropping the sender lets the sync thread flush and answer what is left, then close the feed.
+}
+
+/// Flushes committed groups, several at a time, then acknowledges them and publishes the durable head.
+fn sync_loop(
+    syncer: Box<dyn LogSyncer>,
+    committed: std::sync::mpsc::Receiver<Committed>,
+    feed: Arc<dyn LogFeed>,
+    metrics: Arc<Metrics>,
+) {
+    while let Ok(first) = committed.recv() {
+        let mut groups = vec![first];
+        groups.extend(committed.try_iter());
+        let synced = syncer.sync();
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "flushing the event log failed; nothing in these groups was acknowledged");
+            let err = IntakeError::Storage(e.to_string());
+            for group in groups {
+                for (_, reply) in group.replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+            continue;
+        }
+        // Publish before answering: a client that got its 200 and then asks for its own writes must find them
+        // counted in the head it waits for.
+        let head = groups.iter().flat_map(|g| &g.outcomes).filter_map(Appended::seq).max().unwrap_or(0);
+        if head > 0 {
+            metrics.log_head.fetch_max(head, Ordering::Relaxed);
+            feed.publish(head);
+        }
+        for Committed { replies, outcomes, started } in groups {
+            metrics.commit_latency.observe_duration(started.elapsed());
+            let stored = outcomes.iter().filter(|o| o.seq().is_some()).count() as u64;
+            metrics.events_accepted.fetch_add(stored, Ordering::Relaxed);
+            metrics.events_duplicate.fetch_add(outcomes.len() as u64 - stored, Ordering::Relaxed);
+            let mut outcomes = outcomes.into_iter();
+            for (n, reply) in replies {
+                let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+            }
+        }
+    }
     feed.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    use tutti_bus::LocalFeed;
+    use tutti_store::{Result as StoreResult, StoreError};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// What the fake log has done: (highest sequence number committed, highest flushed, gate open, a flush
+    /// waiting at the gate). A flush waits for the gate the test opens, so the test can look at the world while
+    /// one is under way.
+    #[derive(Default)]
+    struct Disk {
+        state: Mutex<(u64, u64, bool, bool)>,
+        changed: Condvar,
+    }
+
+    impl Disk {
+        fn wait(&self, what: impl Fn(&(u64, u64, bool, bool)) -> bool) {
+            let state = self.state.lock().unwrap();
+            let (_state, timeout) =
+                self.changed.wait_timeout_while(state, Duration::from_secs(30), |s| !what(s)).unwrap();
+            assert!(!timeout.timed_out(), "the intake never got there");
+        }
+
+        fn open_gate(&self) {
+            self.state.lock().unwrap().2 = true;
+            self.changed.notify_all();
+        }
+    }
+
+    struct FakeLog(Arc<Disk>);
+
+    impl EventLog for FakeLog {
+        fn append(&mut self, events: &[NewEvent]) -> StoreResult<Vec<Appended>> {
+            let mut state = self.0.state.lock().unwrap();
+            let first = state.0 + 1;
+            state.0 += events.len() as u64;
+            self.0.changed.notify_all();
+            Ok((first..=state.0).map(Appended::Stored).collect())
+        }
+        fn syncer(&self) -> StoreResult<Box<dyn LogSyncer>> {
+            Ok(Box::new(FakeSyncer(self.0.clone())))
+        }
+        fn delete(&mut self, _: &[u64]) -> StoreResult<usize> {
+            Err(StoreError::Corrupt("not in this test".into()))
+        }
+        fn prune_dedup(&mut self, _: Millis) -> StoreResult<usize> {
+            Ok(0)
+        }
+        fn scrub(&mut self) -> StoreResult<()> {
+            Ok(())
+        }
+    }
+
+    struct FakeSyncer(Arc<Disk>);
+
+    impl LogSyncer for FakeSyncer {
+        fn sync(&self) -> StoreResult<()> {
+            let mut state = self.0.state.lock().unwrap();
+            state.3 = true;
+            self.0.changed.notify_all();
+            let mut state = self.0.changed.wait_while(state, |s| !s.2).unwrap();
+            state.1 = state.0;
+            state.3 = false;
+            Ok(())
+        }
+    }
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent { message_id: id.into(), client_message_id: true, received_at: 0, body: b"{}".to_vec() }
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_or_published_before_it_is_flushed() {
+        let disk = Arc::new(Disk::default());
+        let feed = Arc::new(LocalFeed::new(0));
+        // The start-up flush passes the gate once; close it again behind it.
+        disk.open_gate();
+        let (intake, writer) = Intake::start(
+            Box::new(FakeLog(disk.clone())),
+            feed.clone(),
+            Arc::new(Metrics::default()),
+            Arc::new(ManualClock::new(0)),
+            WriterSettings { max_commit_events: 100, dedup_retention_ms: 1000 },
+        )
+        .unwrap();
+        disk.state.lock().unwrap().2 = false;
+        assert_eq!(disk.state.lock().unwrap().1, 0);
+
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let pending = {
+            let intake = intake.clone();
+            runtime.spawn(async move { intake.append(vec![event("a"), event("b")]).await })
+        };
+        // The group is committed, and its flush is waiting at the gate.
+        let committed = std::thread::spawn({
+            let disk = disk.clone();
+            move || disk.wait(|s| s.0 == 2 && s.3)
+        });
+        while !committed.is_finished() {
+            runtime.block_on(tokio::task::yield_now());
+        }
+        committed.join().unwrap();
+        // Had an answer been sent, these polls would deliver it.
+        for _ in 0..10 {
+            runtime.block_on(tokio::task::yield_now());
+        }
+        assert!(!pending.is_finished(), "acknowledged before the flush");
+        assert_eq!(feed.head(), 0, "published to the processor before the flush");
+
+        disk.open_gate();
+        let outcome = runtime.block_on(pending).unwrap().unwrap();
+        assert_eq!(outcome, [Appended::Stored(1), Appended::Stored(2)]);
+        assert_eq!(disk.state.lock().unwrap().1, 2, "the flush covered the group");
+        assert_eq!(feed.head(), 2);
+
+        intake.shutdown_blocking();
+        writer.join().unwrap();
+        assert!(feed.is_closed());
+    }
 }

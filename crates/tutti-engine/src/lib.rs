@@ -24,9 +24,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tutti_bus::{LocalFeed, LogFeed};
 use tutti_core::{Identifier, IdentityConfig, Profile, ProfileId};
-use tutti_store::sqlite::{
-    self, Checkpointer, SqliteEventLog, SqliteEventReader, SqliteProfileReader, SqliteProfileStore,
-};
+use tutti_store::sqlite::{self, SqliteEventLog, SqliteEventReader, SqliteProfileReader, SqliteProfileStore};
 use tutti_store::{EventReader, MergeRecord, ProfileReader, StoreError, StoredEvent};
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
@@ -88,9 +86,11 @@ impl Engine {
         let identity = config.identity.to_core();
 
         let log = SqliteEventLog::open(&paths.events)?;
+        let log_checkpointer = log.checkpointer()?;
         let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
         let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
         let store = SqliteProfileStore::open(&paths.profiles)?;
+        let store_checkpointer = store.checkpointer()?;
         let head = events.head()?;
         metrics.log_head.store(head, Ordering::Relaxed);
 
@@ -125,7 +125,7 @@ impl Engine {
         let stop_checkpointer = Arc::new(AtomicU64::new(0));
         let checkpointer = {
             let stop = stop_checkpointer.clone();
-            let targets = [Checkpointer::open(&paths.events)?, Checkpointer::open(&paths.profiles)?];
+            let targets = [log_checkpointer, store_checkpointer];
             std::thread::Builder::new().name("tutti-checkpoint".into()).spawn(move || {
                 while stop.load(Ordering::Relaxed) == 0 {
                     for target in &targets {

@@ -105,7 +105,7 @@ fn run(events: &[Value]) -> BTreeMap<String, Value> {
             message_id: event.message_id.clone(),
             client_message_id: true,
             received_at: event.received_at,
-            body: event.to_json_bytes(),
+            body: event.body,
         };
         runtime.block_on(engine.ingest(vec![new])).unwrap();
     }

@@ -5,19 +5,20 @@
 //! Limits are enforced before parsing and, for gzip, on the decompressed size, so a zip bomb costs at most the
 //! limit. 200 is answered only once every accepted event is durable.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
-use tutti_core::{BatchDefaults, ErrorCode, Event, EventType, time::parse_timestamp};
+use serde_json::{Value, json};
+use tutti_core::{BatchDefaults, ErrorCode, Event, EventError, EventType};
 use tutti_engine::{Appended, Engine, NewEvent};
 
 use crate::error::{ApiError, secret_eq};
@@ -66,7 +67,7 @@ fn header_auth(headers: &HeaderMap, write_key: &str) -> HeaderAuth {
     if secret_eq(user, write_key.as_bytes()) { HeaderAuth::Valid } else { HeaderAuth::Invalid }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > MAX_REQUEST_BYTES as u64) {
@@ -80,7 +81,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
     let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| too_large_request())?;
     let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(raw.to_vec()),
+        None | Some("") | Some("identity") => Ok(raw),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::with_capacity((raw.len() * 4).min(MAX_REQUEST_BYTES + 1));
             flate2::read::MultiGzDecoder::new(&raw[..])
@@ -92,12 +93,27 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError>
             if out.len() > MAX_REQUEST_BYTES {
                 return Err(too_large_request());
             }
-            Ok(out)
+            Ok(out.into())
         }
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedEncoding,
             format!("Content-Encoding {other:?} is not supported; send gzip or no encoding"),
         )),
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: it is not UTF-8 ({e})"))
+    })
+}
+
+fn event_error(e: EventError) -> ApiError {
+    match e {
+        EventError::Syntax(reason) => {
+            ApiError::new(ErrorCode::InvalidJson, format!("the event is not valid JSON: {reason}"))
+        }
+        EventError::Field(f) => field_error(f),
     }
 }
 
@@ -122,18 +138,26 @@ fn body_write_key_ok(write_key: Option<&RawValue>, expected: &str) -> bool {
 
 fn prepare(
     engine: &Engine,
-    value: Value,
+    text: &str,
     kind: Option<EventType>,
     defaults: &BatchDefaults,
     now: i64,
 ) -> Result<NewEvent, ApiError> {
-    let client_message_id = value.get("messageId").is_some_and(|m| !m.is_null());
-    let event = Event::from_json(value, kind, defaults, now, || engine.new_message_id()).map_err(field_error)?;
-    let body = event.to_json_bytes();
-    if body.len() > MAX_EVENT_BYTES + 1024 {
-        return Err(too_large_event(body.len()));
+    let generated = Cell::new(false);
+    let event = Event::parse(text, kind, defaults, now, || {
+        generated.set(true);
+        engine.new_message_id()
+    })
+    .map_err(event_error)?;
+    if event.body.len() > MAX_EVENT_BYTES + 1024 {
+        return Err(too_large_event(event.body.len()));
     }
-    Ok(NewEvent { message_id: event.message_id, client_message_id, received_at: now, body })
+    Ok(NewEvent {
+        message_id: event.message_id,
+        client_message_id: !generated.get(),
+        received_at: now,
+        body: event.body,
+    })
 }
 
 #[derive(Deserialize)]
@@ -156,7 +180,6 @@ pub async fn single(
     }
     let result = async {
         let bytes = read_body(&headers, body).await?;
-        let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
         if matches!(auth, HeaderAuth::Absent) {
             let probe = serde_json::from_slice::<SingleProbe>(&bytes).ok();
             if !body_write_key_ok(probe.and_then(|p| p.write_key), &engine.secrets.write_key) {
@@ -167,12 +190,9 @@ pub async fn single(
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(too_large_event(bytes.len()));
         }
-        let value = parsed.map_err(json_error)?;
-        if !value.is_object() {
-            return Err(ApiError::new(ErrorCode::InvalidEvent, "the body must be a JSON object"));
-        }
+        let text = utf8(&bytes)?;
         let now = engine.clock.now_ms();
-        let event = prepare(&engine, value, Some(kind), &BatchDefaults::default(), now)?;
+        let event = prepare(&engine, text, Some(kind), &BatchDefaults::default(), now)?;
         engine.ingest(vec![event]).await?;
         Ok(Json(json!({"success": true})).into_response())
     }
@@ -195,14 +215,6 @@ struct Envelope<'a> {
     sent_at: Option<&'a RawValue>,
     #[serde(rename = "writeKey", borrow, default)]
     write_key: Option<&'a RawValue>,
-}
-
-fn envelope_object(raw: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Value>>, ApiError> {
-    match raw.map(|r| serde_json::from_str::<Value>(r.get())) {
-        None | Some(Ok(Value::Null)) => Ok(None),
-        Some(Ok(Value::Object(m))) => Ok(Some(m)),
-        _ => Err(field_error(tutti_core::FieldError { field: field.into(), reason: "must be an object".into() })),
-    }
 }
 
 /// Handles `/v1/batch` (and its alias `/v1/import`).
@@ -251,26 +263,8 @@ async fn batch_inner(
             format!("the batch holds {} events; the limit is 2,500 per batch", items.len()),
         ));
     }
-    let sent_at = match envelope.sent_at.map(|r| serde_json::from_str::<Value>(r.get())) {
-        None | Some(Ok(Value::Null)) => None,
-        Some(Ok(Value::String(s))) => Some(parse_timestamp(&s).ok_or_else(|| {
-            field_error(tutti_core::FieldError {
-                field: "sentAt".into(),
-                reason: "must be an ISO-8601 date-time with an offset".into(),
-            })
-        })?),
-        _ => {
-            return Err(field_error(tutti_core::FieldError {
-                field: "sentAt".into(),
-                reason: "must be a string".into(),
-            }));
-        }
-    };
-    let defaults = BatchDefaults {
-        context: envelope_object(envelope.context, "context")?,
-        integrations: envelope_object(envelope.integrations, "integrations")?,
-        sent_at,
-    };
+    let defaults =
+        BatchDefaults::from_envelope(envelope.context, envelope.integrations, envelope.sent_at).map_err(event_error)?;
     let now = engine.clock.now_ms();
     let mut accepted = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
@@ -279,9 +273,7 @@ async fn batch_inner(
         let outcome = if text.len() > MAX_EVENT_BYTES {
             Err(too_large_event(text.len()))
         } else {
-            serde_json::from_str::<Value>(text)
-                .map_err(json_error)
-                .and_then(|v| prepare(engine, v, None, &defaults, now))
+            prepare(engine, text, None, &defaults, now)
         };
         match outcome {
             Ok(e) => accepted.push(e),

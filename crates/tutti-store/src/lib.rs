@@ -45,6 +45,16 @@ pub enum Appended {
     Duplicate,
 }
 
+impl Appended {
+    /// The sequence number, when stored.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Appended::Stored(seq) => Some(*seq),
+            Appended::Duplicate => None,
+        }
+    }
+}
+
 /// One event read back from the log.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -55,9 +65,14 @@ pub struct StoredEvent {
 
 /// The append side of the event log. One writer at a time.
 pub trait EventLog: Send {
-    /// Appends the events in one transaction, deduplicating on client message ids (also within the call).
-    /// Returns only once the transaction is durable; the outcomes are in input order.
+    /// Appends the events in one transaction, deduplicating on client message ids (also within the call); the
+    /// outcomes are in input order. Returns once the transaction is committed and visible to readers; it is
+    /// durable once a [`LogSyncer::sync`] that began after this call returned has returned too. Splitting the two
+    /// lets the intake write the next group while the last one is being flushed.
     fn append(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>>;
+
+    /// A handle, usable from another thread, that makes what was appended durable.
+    fn syncer(&self) -> Result<Box<dyn LogSyncer>>;
 
     /// Deletes events (erasure). Missing sequence numbers are ignored. Returns how many were deleted.
     fn delete(&mut self, seqs: &[u64]) -> Result<usize>;
@@ -67,6 +82,11 @@ pub trait EventLog: Send {
 
     /// Removes every trace of deleted data from the files: overwritten free space and an emptied write-ahead log.
     fn scrub(&mut self) -> Result<()>;
+}
+
+/// Makes everything appended to an [`EventLog`] so far durable (an fsync, for a file-backed log).
+pub trait LogSyncer: Send {
+    fn sync(&self) -> Result<()>;
 }
 
 /// The read side of the event log.

@@ -5,8 +5,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tutti_core::Millis;
 
-use super::{ReadPool, Role, open, truncate_wal};
-use crate::{Appended, EventLog, EventReader, NewEvent, Result, StoredEvent};
+use super::{Checkpointer, ReadPool, Role, WalBound, open, truncate_wal};
+use crate::{Appended, EventLog, EventReader, LogSyncer, NewEvent, Result, StoredEvent};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -30,18 +30,28 @@ pub struct SqliteEventLog {
     conn: Connection,
     /// Sequence numbers are assigned here, never reused, even after the newest events are erased.
     next_seq: u64,
+    path: std::path::PathBuf,
+    wal: WalBound,
 }
 
 impl SqliteEventLog {
     /// Opens (creating if needed) the log.
     pub fn open(path: &Path) -> Result<SqliteEventLog> {
         let conn = open(path, Role::Writer, 16 * 1024)?;
+        // Commits do not fsync; `WalSyncer` does, on another thread, before anything is acknowledged. Checkpoints
+        // still sync the log before copying it (SQLite does so at NORMAL), so nothing unsynced reaches the database.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         let head: Option<i64> =
             conn.query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0)).optional()?;
         let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
         let next_seq = head.unwrap_or(0).max(max.unwrap_or(0)) as u64 + 1;
-        Ok(SqliteEventLog { conn, next_seq })
+        Ok(SqliteEventLog { conn, next_seq, path: path.to_owned(), wal: WalBound::new() })
+    }
+
+    /// A background checkpointer for this log, which also tells it when its write-ahead log is long.
+    pub fn checkpointer(&self) -> Result<Checkpointer> {
+        self.wal.checkpointer(&self.path)
     }
 }
 
@@ -70,7 +80,19 @@ impl EventLog for SqliteEventLog {
         }
         tx.commit()?;
         self.next_seq = next;
+        self.wal.after_commit(&self.conn);
         Ok(out)
+    }
+
+    fn syncer(&self) -> Result<Box<dyn LogSyncer>> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let syncer = WalSyncer { wal: wal.into(), db: self.path.clone() };
+        // The log file was created by this process; make its directory entry durable once.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(Box::new(syncer))
     }
 
     fn delete(&mut self, seqs: &[u64]) -> Result<usize> {
@@ -92,6 +114,27 @@ impl EventLog for SqliteEventLog {
 
     fn scrub(&mut self) -> Result<()> {
         truncate_wal(&self.conn)
+    }
+}
+
+/// Flushes `events.db-wal`, where commits land, to disk.
+///
+/// The writer keeps its connection open for the engine's lifetime, so SQLite never deletes the file underneath;
+/// it is opened afresh for every sync all the same, so a log that was started over is still the one flushed.
+struct WalSyncer {
+    wal: std::path::PathBuf,
+    db: std::path::PathBuf,
+}
+
+impl LogSyncer for WalSyncer {
+    fn sync(&self) -> Result<()> {
+        match std::fs::File::open(&self.wal) {
+            Ok(file) => file.sync_data()?,
+            // No log file: everything is in the database file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(&self.db)?.sync_data()?,
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
 }
 
@@ -176,5 +219,38 @@ mod tests {
         // Once pruned from the window, the same message id is accepted again.
         assert_eq!(log.prune_dedup(2).unwrap(), 3);
         assert_eq!(log.append(&[ev("a", true)]).unwrap(), [Appended::Stored(6)]);
+    }
+
+    #[test]
+    fn a_long_write_ahead_log_is_started_over_by_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        log.wal = super::super::WalBound::with_limit(100);
+        let checkpointer = log.checkpointer().unwrap();
+        let events = |n: usize| -> Vec<NewEvent> {
+            (0..n)
+                .map(|i| NewEvent {
+                    message_id: format!("m{i}"),
+                    client_message_id: false,
+                    received_at: 1,
+                    body: vec![b'x'; 2000],
+                })
+                .collect()
+        };
+        // A reader holds a snapshot across a commit and a checkpoint, as the processor and API readers do under
+        // load: the passive checkpoint cannot finish, so SQLite by itself would keep appending to the log.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN; SELECT count(*) FROM events;").unwrap();
+        log.append(&events(200)).unwrap();
+        let first = checkpointer.run().unwrap();
+        assert!(first.log_frames >= 100 && first.remaining > 0, "{first:?}");
+        assert_eq!(checkpointer.run().unwrap().log_frames, -1, "the checkpointer stands aside for the restart");
+        reader.execute_batch("COMMIT").unwrap();
+        // The next commit finds the restart due and performs it; the commit after that starts the log over.
+        log.append(&events(1)).unwrap();
+        log.append(&events(1)).unwrap();
+        let after = checkpointer.run().unwrap();
+        assert!(after.log_frames >= 0 && after.log_frames < 10, "the log started over: {after:?}");
     }
 }

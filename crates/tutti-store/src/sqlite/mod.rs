@@ -9,8 +9,9 @@ mod events;
 mod profiles;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -37,6 +38,9 @@ impl Paths {
     }
 }
 
+/// How long a connection waits for a lock held by another.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a connection will be used; decides its pragmas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -47,13 +51,15 @@ enum Role {
 fn open(path: &Path, role: Role, cache_kib: i64) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged event survives power loss, not only a crash.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // After a restart the log file is cut back to this size, so a burst does not leave a huge file behind.
+    conn.pragma_update(None, "journal_size_limit", WAL_RESTART_FRAMES * 4096)?;
     match role {
         // Checkpoints run on a separate connection (see `checkpoint`) so that commits never pay for them.
         Role::Writer => conn.pragma_update(None, "wal_autocheckpoint", 0)?,
@@ -89,24 +95,124 @@ impl ReadPool {
     }
 }
 
+/// Frames the write-ahead log may hold before it is started over: 64 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 16 * 1024;
+
+/// A catch-up pass that copied fewer frames than this (4 MiB) leaves little enough for the writer's restart.
+const CATCH_UP_FRAMES: i64 = 1024;
+
+/// After a restart attempt that readers held up, how long the writer waits before the next one.
+const RESTART_RETRY: Duration = Duration::from_millis(250);
+
+/// How a restart waits for readers: in steps of a millisecond (SQLite's own handler sleeps in growing steps of
+/// up to 100 ms, which would hold up commits for nothing), giving up after about 50 ms until the next attempt.
+fn restart_busy(attempt: i32) -> bool {
+    if attempt >= 50 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
+
+/// Keeps a write-ahead log bounded; shared by a writer and its [`Checkpointer`].
+///
+/// SQLite rewinds the WAL to its start only when a write begins after every frame was checkpointed and no
+/// reader still needs one. Under a constant stream of commits a background `PASSIVE` checkpoint never gets
+/// there, so the log grows without bound (700 MB in ten seconds of full intake was measured), and every new
+/// block costs the file system an allocation and zeroing. So the work is split: the checkpointer does the bulk
+/// copying off the commit path, and when it finds the log longer than the limit it raises `restart_due` and
+/// stands aside; the writer, between two of its own transactions, runs a `RESTART` checkpoint that only has
+/// the last few frames to copy and never waits on the checkpointer, and the next commit starts the log over.
+struct WalShared {
+    /// [`WAL_RESTART_FRAMES`], smaller in tests.
+    limit: i64,
+    restart_due: AtomicBool,
+}
+
+/// The writer's side of [`WalShared`].
+struct WalBound {
+    shared: Arc<WalShared>,
+    retry_after: Option<Instant>,
+}
+
+impl WalBound {
+    fn new() -> WalBound {
+        WalBound::with_limit(WAL_RESTART_FRAMES)
+    }
+
+    fn with_limit(limit: i64) -> WalBound {
+        WalBound { shared: Arc::new(WalShared { limit, restart_due: AtomicBool::new(false) }), retry_after: None }
+    }
+
+    /// Call right after a commit, on the writer's own connection, outside any transaction. Never fails the
+    /// commit it follows: if the restart cannot happen now, the log stays long and it is tried again later.
+    fn after_commit(&mut self, conn: &Connection) {
+        if !self.shared.restart_due.load(Ordering::Acquire) || self.retry_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let restarted = conn.busy_handler(Some(restart_busy)).and_then(|()| {
+            let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            busy
+        });
+        if let Ok(0) = restarted {
+            self.shared.restart_due.store(false, Ordering::Release);
+            self.retry_after = None;
+        } else {
+            // Readers held old snapshots; the checkpointer keeps copying meanwhile.
+            self.shared.restart_due.store(false, Ordering::Release);
+            self.retry_after = Some(Instant::now() + RESTART_RETRY);
+        }
+    }
+
+    fn checkpointer(&self, path: &Path) -> Result<Checkpointer> {
+        Ok(Checkpointer { conn: open(path, Role::Writer, 2048)?, shared: self.shared.clone() })
+    }
+}
+
+/// What one checkpoint found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointOutcome {
+    /// Frames in the write-ahead log.
+    pub log_frames: i64,
+    /// Frames not yet copied into the database file.
+    pub remaining: i64,
+}
+
 /// Copies committed pages from the WAL into the database file without blocking writers (`PASSIVE`).
 ///
 /// Writers run with automatic checkpoints off, so the engine calls this periodically from a background thread.
+/// Made by the writer it serves ([`SqliteEventLog::checkpointer`], [`SqliteProfileStore::checkpointer`]).
 pub struct Checkpointer {
     conn: Connection,
+    shared: Arc<WalShared>,
 }
 
 impl Checkpointer {
-    pub fn open(path: &Path) -> Result<Checkpointer> {
-        let conn = open(path, Role::Writer, 2048)?;
-        Ok(Checkpointer { conn })
-    }
-
-    /// Runs one passive checkpoint; returns the number of WAL frames still not checkpointed.
-    pub fn run(&self) -> Result<i64> {
-        let (_busy, log, done): (i64, i64, i64) =
-            self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok((log - done).max(0))
+    /// Runs one passive checkpoint, unless the writer is about to start the log over.
+    pub fn run(&self) -> Result<CheckpointOutcome> {
+        if self.shared.restart_due.load(Ordering::Acquire) {
+            return Ok(CheckpointOutcome { log_frames: -1, remaining: -1 });
+        }
+        let passive = || -> Result<(i64, i64)> {
+            let (_busy, log, done): (i64, i64, i64) =
+                self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok((log, done))
+        };
+        let (mut log, mut done) = passive()?;
+        if log >= self.shared.limit {
+            // Each pass copies what arrived during the one before; a few passes leave the writer's restart
+            // (during which commits wait) only the frames of the last few milliseconds to copy.
+            for _ in 0..4 {
+                let before = done;
+                (log, done) = passive()?;
+                if done - before < CATCH_UP_FRAMES {
+                    break;
+                }
+            }
+            self.shared.restart_due.store(true, Ordering::Release);
+        }
+        Ok(CheckpointOutcome { log_frames: log, remaining: (log - done).max(0) })
     }
 }
 

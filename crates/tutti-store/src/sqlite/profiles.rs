@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tutti_core::{Identifier, Profile, ProfileId};
 
-use super::{ReadPool, Role, open, truncate_wal};
+use super::{Checkpointer, ReadPool, Role, WalBound, open, truncate_wal};
 use crate::{MergeRecord, ProfileBatch, ProfileReader, ProfileStore, Result, StoreError, Tombstone};
 
 const SCHEMA: &str = "
@@ -91,13 +91,20 @@ fn merges_into(conn: &Connection, id: ProfileId) -> Result<Vec<MergeRecord>> {
 /// The processor's handle on `profiles.db`.
 pub struct SqliteProfileStore {
     conn: Connection,
+    path: std::path::PathBuf,
+    wal: WalBound,
 }
 
 impl SqliteProfileStore {
     pub fn open(path: &Path) -> Result<SqliteProfileStore> {
         let conn = open(path, Role::Writer, PROFILE_CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteProfileStore { conn })
+        Ok(SqliteProfileStore { conn, path: path.to_owned(), wal: WalBound::new() })
+    }
+
+    /// A background checkpointer for this store, which also tells it when its write-ahead log is long.
+    pub fn checkpointer(&self) -> Result<Checkpointer> {
+        self.wal.checkpointer(&self.path)
     }
 }
 
@@ -150,6 +157,7 @@ impl ProfileStore for SqliteProfileStore {
             set_meta.execute(params!["next_profile_id", batch.next_profile_id as i64])?;
         }
         tx.commit()?;
+        self.wal.after_commit(&self.conn);
         Ok(())
     }
 
