@@ -6,13 +6,12 @@
 //! the client timestamp is corrected for clock skew, batch-level `context` and `integrations` are merged in, and
 //! the `writeKey` is removed so that the secret is never stored.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::json::{self, Hazard, Key, Kind, RawObject};
+use crate::json::{self, Hazard, Kind, RawObject};
 use crate::time::{Millis, format_timestamp, parse_timestamp};
 
 /// The six Segment call types.
@@ -158,6 +157,35 @@ pub struct Event {
     pub body: Vec<u8>,
 }
 
+/// The top-level members the engine reads or rewrites, picked out of an event in one pass.
+const MEMBERS: [&str; 17] = [
+    "type",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "messageId",
+    "timestamp",
+    "sentAt",
+    "originalTimestamp",
+    "receivedAt",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "writeKey",
+];
+
+/// An event's top level.
+type Top<'a> = json::Members<'a, 17>;
+
+fn member<'a>(top: &Top<'a>, name: &str) -> Option<&'a RawValue> {
+    let i = MEMBERS.iter().position(|m| *m == name).expect("a member named in MEMBERS");
+    top.known[i]
+}
+
 /// The fields every event carries, read the same way at intake and on replay.
 struct Common {
     kind: EventType,
@@ -185,56 +213,33 @@ impl Event {
         received_at: Millis,
         new_message_id: impl FnOnce() -> String,
     ) -> Result<Event, EventError> {
-        let mut object = json::parse_object(text).map_err(|e| match e.classify() {
+        let top = json::parse_members(text, &MEMBERS, true).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
                 EventError::from(FieldError::new("", "an event must be a JSON object"))
             }
             _ => EventError::Syntax(e.to_string()),
         })?;
-        for (key, raw) in &object {
+        for (name, raw) in MEMBERS.iter().zip(top.known).filter_map(|(n, r)| Some((*n, r?))) {
+            check_hazard(name, raw.get())?;
+        }
+        for (key, raw) in &top.other {
             if key.0.contains('\0') {
                 return Err(FieldError::new("", "contains a NUL character").into());
             }
             check_hazard(&key.0, raw.get())?;
         }
-        object.remove(&Key(Cow::Borrowed("writeKey")));
 
-        // Replacement members, as JSON text; `None` removes the member.
-        let mut rewrite: Vec<(&'static str, Option<String>)> = Vec::new();
-        let mut merged_context = None;
-        let mut merged_integrations = None;
-        if !defaults.context.is_empty() {
-            merged_context = Some(merge(json::get(&object, "context"), &defaults.context, "context")?);
-        }
-        if !defaults.integrations.is_empty() {
-            merged_integrations =
-                Some(merge(json::get(&object, "integrations"), &defaults.integrations, "integrations")?);
-        }
-        let common = read_common(&object, kind, merged_context.as_deref())?;
-        rewrite.push(("type", Some(quoted(common.kind.as_str()))));
-        for (field, value) in [
-            ("userId", &common.user_id),
-            ("anonymousId", &common.anonymous_id),
-            ("previousId", &common.previous_id),
-            ("groupId", &common.group_id),
-        ] {
-            if let Some(value) = value {
-                rewrite.push((field, Some(quoted(value))));
-            }
-        }
-        for field in ["properties", "traits", "context", "integrations"] {
-            if json::get(&object, field).is_some_and(|r| json::kind(r) == Kind::Null) {
-                rewrite.push((field, None));
-            }
-        }
-        if let Some(context) = merged_context {
-            rewrite.push(("context", Some(context)));
-        }
-        if let Some(integrations) = merged_integrations {
-            rewrite.push(("integrations", Some(integrations)));
-        }
+        let merged_context = match defaults.context.is_empty() {
+            true => None,
+            false => Some(merge(member(&top, "context"), &defaults.context, "context")?),
+        };
+        let merged_integrations = match defaults.integrations.is_empty() {
+            true => None,
+            false => Some(merge(member(&top, "integrations"), &defaults.integrations, "integrations")?),
+        };
+        let common = read_common(&top, kind, merged_context.as_deref())?;
 
-        let message_id = match json::get(&object, "messageId") {
+        let message_id = match member(&top, "messageId") {
             None => new_message_id(),
             Some(raw) => match json::kind(raw) {
                 Kind::Null => new_message_id(),
@@ -249,11 +254,10 @@ impl Event {
                 _ => return Err(FieldError::new("messageId", "must be a string").into()),
             },
         };
-        rewrite.push(("messageId", Some(quoted(&message_id))));
 
-        let original = time_field(&object, "timestamp")?;
-        let sent_at = time_field(&object, "sentAt")?.or(defaults.sent_at);
-        time_field(&object, "originalTimestamp")?;
+        let original = time_field(&top, "timestamp")?;
+        let sent_at = time_field(&top, "sentAt")?.or(defaults.sent_at);
+        time_field(&top, "originalTimestamp")?;
         // Segment's rule: the client's clock may be wrong, but the interval between the event and the upload
         // (sentAt - timestamp) was measured on that same clock, so subtract it from the server's receive time.
         let timestamp = match (original, sent_at) {
@@ -261,24 +265,65 @@ impl Event {
             (Some(ts), None) => ts,
             (None, _) => received_at,
         };
+
+        // The stored form: the members the engine decides on, rewritten, then every other member as sent.
+        // `writeKey` is dropped so that the secret is never stored; null objects are dropped.
+        let mut body = Vec::with_capacity(text.len() + 160);
+        body.push(b'{');
+        let put = |body: &mut Vec<u8>, key: &str, text: Option<&str>, string: Option<&str>| {
+            if body.len() > 1 {
+                body.push(b',');
+            }
+            json::push_str(body, key);
+            body.push(b':');
+            match (text, string) {
+                (Some(text), _) => body.extend_from_slice(text.as_bytes()),
+                (None, Some(s)) => json::push_str(body, s),
+                (None, None) => body.extend_from_slice(b"null"),
+            }
+        };
+        put(&mut body, "type", None, Some(common.kind.as_str()));
+        put(&mut body, "messageId", None, Some(&message_id));
+        for (field, value) in [
+            ("userId", &common.user_id),
+            ("anonymousId", &common.anonymous_id),
+            ("previousId", &common.previous_id),
+            ("groupId", &common.group_id),
+        ] {
+            if let Some(value) = value {
+                put(&mut body, field, None, Some(value));
+            }
+        }
+        for field in ["event", "name"] {
+            if let Some(raw) = member(&top, field) {
+                put(&mut body, field, Some(raw.get()), None);
+            }
+        }
+        for (field, merged) in [
+            ("properties", None),
+            ("traits", None),
+            ("context", merged_context.as_deref()),
+            ("integrations", merged_integrations.as_deref()),
+        ] {
+            match (merged, member(&top, field)) {
+                (Some(merged), _) => put(&mut body, field, Some(merged), None),
+                (None, Some(raw)) if json::kind(raw) != Kind::Null => put(&mut body, field, Some(raw.get()), None),
+                _ => {}
+            }
+        }
+        let mut stamp = |field: &str, at: Millis| put(&mut body, field, None, Some(&format_timestamp(at)));
+        stamp("timestamp", timestamp);
         if let Some(ts) = original {
-            rewrite.push(("originalTimestamp", Some(quoted(&format_timestamp(ts)))));
+            stamp("originalTimestamp", ts);
         }
         if let Some(sent) = sent_at {
-            rewrite.push(("sentAt", Some(quoted(&format_timestamp(sent)))));
+            stamp("sentAt", sent);
         }
-        rewrite.push(("timestamp", Some(quoted(&format_timestamp(timestamp)))));
-        rewrite.push(("receivedAt", Some(quoted(&format_timestamp(received_at)))));
-
-        let mut members: BTreeMap<&str, &str> = object.iter().map(|(k, v)| (k.0.as_ref(), v.get())).collect();
-        for (field, value) in &rewrite {
-            match value {
-                Some(text) => members.insert(field, text),
-                None => members.remove(field),
-            };
+        stamp("receivedAt", received_at);
+        for (key, raw) in &top.other {
+            put(&mut body, &key.0, Some(raw.get()), None);
         }
-        let mut body = Vec::with_capacity(text.len() + 160);
-        json::write_object(&mut body, members);
+        body.push(b'}');
 
         Ok(Event::assemble(common, message_id, timestamp, received_at, body))
     }
@@ -301,21 +346,21 @@ impl Event {
     /// corrected again, and the body is kept as it is.
     pub fn from_stored(body: Vec<u8>) -> Result<Event, FieldError> {
         let text = std::str::from_utf8(&body).map_err(|_| FieldError::new("", "stored event is not UTF-8"))?;
-        let object =
-            json::parse_object(text).map_err(|e| FieldError::new("", format!("stored event is not an object: {e}")))?;
-        let kind = match json::get(&object, "type") {
+        let top = json::parse_members(text, &MEMBERS, false)
+            .map_err(|e| FieldError::new("", format!("stored event is not an object: {e}")))?;
+        let kind = match member(&top, "type") {
             Some(raw) if json::kind(raw) == Kind::String => EventType::parse(&string(raw)),
             _ => None,
         };
-        let common = read_common(&object, kind, None)?;
-        let message_id = match json::get(&object, "messageId") {
+        let common = read_common(&top, kind, None)?;
+        let message_id = match member(&top, "messageId") {
             Some(raw) if json::kind(raw) == Kind::String => string(raw),
             _ => return Err(FieldError::new("messageId", "missing in stored event")),
         };
-        let received_at = time_field(&object, "receivedAt")?
-            .ok_or_else(|| FieldError::new("receivedAt", "missing in stored event"))?;
-        let timestamp = time_field(&object, "timestamp")?.unwrap_or(received_at);
-        drop(object);
+        let received_at =
+            time_field(&top, "receivedAt")?.ok_or_else(|| FieldError::new("receivedAt", "missing in stored event"))?;
+        let timestamp = time_field(&top, "timestamp")?.unwrap_or(received_at);
+        drop(top);
         Ok(Event::assemble(common, message_id, timestamp, received_at, body))
     }
 
@@ -387,8 +432,8 @@ impl Event {
 
 /// Reads type, identifiers, name, traits and the context fields profiles use. `context` overrides the
 /// event's own `context` member (when batch defaults were merged into it).
-fn read_common(object: &RawObject<'_>, kind: Option<EventType>, context: Option<&str>) -> Result<Common, FieldError> {
-    let kind = match (kind, json::get(object, "type")) {
+fn read_common(object: &Top<'_>, kind: Option<EventType>, context: Option<&str>) -> Result<Common, FieldError> {
+    let kind = match (kind, member(object, "type")) {
         (Some(k), None) => k,
         (Some(k), Some(raw)) => match json::kind(raw) {
             Kind::Null => k,
@@ -426,7 +471,7 @@ fn read_common(object: &RawObject<'_>, kind: Option<EventType>, context: Option<
     }
 
     let name = match kind {
-        EventType::Track => match json::get(object, "event").map(|raw| (json::kind(raw), raw)) {
+        EventType::Track => match member(object, "event").map(|raw| (json::kind(raw), raw)) {
             Some((Kind::String, raw)) => {
                 let s = string(raw);
                 if s.trim().is_empty() {
@@ -437,7 +482,7 @@ fn read_common(object: &RawObject<'_>, kind: Option<EventType>, context: Option<
             None | Some((Kind::Null, _)) => return Err(FieldError::new("event", "is required for track")),
             Some(_) => return Err(FieldError::new("event", "must be a string")),
         },
-        EventType::Page | EventType::Screen => match json::get(object, "name").map(|raw| (json::kind(raw), raw)) {
+        EventType::Page | EventType::Screen => match member(object, "name").map(|raw| (json::kind(raw), raw)) {
             Some((Kind::String, raw)) => Some(bounded(string(raw), "name")?),
             None | Some((Kind::Null, _)) => None,
             Some(_) => return Err(FieldError::new("name", "must be a string")),
@@ -446,29 +491,31 @@ fn read_common(object: &RawObject<'_>, kind: Option<EventType>, context: Option<
     };
 
     for field in ["properties", "traits", "context", "integrations"] {
-        if let Some(raw) = json::get(object, field)
+        if let Some(raw) = member(object, field)
             && !matches!(json::kind(raw), Kind::Object | Kind::Null)
         {
             return Err(FieldError::new(field, "must be an object"));
         }
     }
-    let traits = match (kind, json::get(object, "traits")) {
+    let traits = match (kind, member(object, "traits")) {
         (EventType::Identify | EventType::Group, Some(raw)) if json::kind(raw) == Kind::Object => {
             serde_json::from_str(raw.get()).map_err(|e| FieldError::new("traits", e.to_string()))?
         }
         _ => Map::new(),
     };
 
-    let context_text = context.or_else(|| json::get(object, "context").map(RawValue::get));
+    let context_text = context.or_else(|| member(object, "context").map(RawValue::get));
     let (mut context_traits, mut timezone, mut locale) = (Map::new(), None, None);
     if let Some(text) = context_text.filter(|t| t.starts_with('{')) {
-        let context = json::parse_object(text).map_err(|e| FieldError::new("context", e.to_string()))?;
-        if let Some(raw) = json::get(&context, "traits").filter(|r| json::kind(r) == Kind::Object) {
+        let [traits, tz, loc] = json::parse_members(text, &["traits", "timezone", "locale"], false)
+            .map_err(|e| FieldError::new("context", e.to_string()))?
+            .known;
+        if let Some(raw) = traits.filter(|r| json::kind(r) == Kind::Object) {
             context_traits = serde_json::from_str(raw.get()).map_err(|e| FieldError::new("context", e.to_string()))?;
         }
-        let text_member = |key: &str| json::get(&context, key).filter(|r| json::kind(r) == Kind::String).map(string);
-        timezone = text_member("timezone");
-        locale = text_member("locale");
+        let text_member = |raw: Option<&RawValue>| raw.filter(|r| json::kind(r) == Kind::String).map(string);
+        timezone = text_member(tz);
+        locale = text_member(loc);
     }
 
     Ok(Common { kind, user_id, anonymous_id, previous_id, group_id, name, traits, context_traits, timezone, locale })
@@ -517,12 +564,6 @@ fn number(raw: &RawValue) -> String {
     serde_json::from_str::<serde_json::Number>(raw.get()).map(|n| n.to_string()).unwrap_or_else(|_| raw.get().into())
 }
 
-fn quoted(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len() + 2);
-    json::push_str(&mut out, s);
-    String::from_utf8(out).expect("JSON written from str is UTF-8")
-}
-
 fn bounded(s: String, field: &str) -> Result<String, FieldError> {
     if s.len() > MAX_ID_LEN {
         return Err(FieldError::new(field, format!("is longer than {MAX_ID_LEN} bytes")));
@@ -532,8 +573,8 @@ fn bounded(s: String, field: &str) -> Result<String, FieldError> {
 
 /// Reads an identifier field: a string, or a number (which clients send for numeric ids) made a string.
 /// Empty strings count as absent.
-fn id_field(object: &RawObject<'_>, field: &str) -> Result<Option<String>, FieldError> {
-    let Some(raw) = json::get(object, field) else {
+fn id_field(object: &Top<'_>, field: &str) -> Result<Option<String>, FieldError> {
+    let Some(raw) = member(object, field) else {
         return Ok(None);
     };
     match json::kind(raw) {
@@ -554,8 +595,8 @@ fn time_value(raw: &RawValue, field: &str) -> Result<Millis, FieldError> {
     parse_timestamp(&string(raw)).ok_or_else(|| FieldError::new(field, "must be an ISO-8601 date-time with an offset"))
 }
 
-fn time_field(object: &RawObject<'_>, field: &str) -> Result<Option<Millis>, FieldError> {
-    match json::get(object, field) {
+fn time_field(object: &Top<'_>, field: &str) -> Result<Option<Millis>, FieldError> {
+    match member(object, field) {
         None => Ok(None),
         Some(raw) if json::kind(raw) == Kind::Null => Ok(None),
         Some(raw) => time_value(raw, field).map(Some),

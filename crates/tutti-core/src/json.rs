@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// An object key: borrowed from the input unless it contained escapes.
@@ -49,6 +49,67 @@ pub fn parse_object(text: &str) -> Result<RawObject<'_>, serde_json::Error> {
 /// Looks up a member by name.
 pub fn get<'a>(object: &RawObject<'a>, key: &str) -> Option<&'a RawValue> {
     object.get(&Key(Cow::Borrowed(key))).copied()
+}
+
+/// One JSON object read in a single pass: the members named in advance in fixed slots, the others in a list.
+/// As everywhere here, a repeated key keeps its last value.
+#[derive(Debug)]
+pub struct Members<'a, const N: usize> {
+    /// `known[i]` is the member named `names[i]`.
+    pub known: [Option<&'a RawValue>; N],
+    /// The other members, sorted by key, without repeats (empty unless asked for).
+    pub other: Vec<(Key<'a>, &'a RawValue)>,
+}
+
+/// Parses `text` as one JSON object, picking out the members `names`; keeps the others only if `keep_other`.
+pub fn parse_members<'a, const N: usize>(
+    text: &'a str,
+    names: &[&str; N],
+    keep_other: bool,
+) -> Result<Members<'a, N>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = MembersSeed { names, keep_other }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(members)
+}
+
+struct MembersSeed<'n, const N: usize> {
+    names: &'n [&'n str; N],
+    keep_other: bool,
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for MembersSeed<'_, N> {
+    type Value = Members<'de, N>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for MembersSeed<'_, N> {
+    type Value = Members<'de, N>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Members { known: [None; N], other: Vec::new() };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            match self.names.iter().position(|n| *n == key.0) {
+                Some(i) => members.known[i] = Some(value),
+                None if self.keep_other => members.other.push((key, value)),
+                None => {}
+            }
+        }
+        if members.other.len() > 1 {
+            // Last wins: reverse, sort stably, keep the first of each key.
+            members.other.reverse();
+            members.other.sort_by(|a, b| a.0.cmp(&b.0));
+            members.other.dedup_by(|later, earlier| later.0 == earlier.0);
+        }
+        Ok(members)
+    }
 }
 
 /// The JSON kind of a raw value, read from its first byte.
@@ -107,6 +168,8 @@ pub fn hazard(raw: &str, depth: usize, max_depth: usize) -> Option<Hazard> {
             b'"' => {
                 i += 1;
                 loop {
+                    // Skip plain characters at memchr speed: most of an event is the inside of strings.
+                    i = memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]).map_or(bytes.len(), |n| i + n);
                     match bytes.get(i) {
                         None | Some(b'"') => break,
                         Some(b'\\') if bytes.get(i + 1) == Some(&b'u') => {
@@ -189,6 +252,18 @@ mod tests {
         assert_eq!(kind(get(&object, "b").unwrap()), Kind::Object);
         assert!(parse_object("[1]").is_err());
         assert!(parse_object(r#"{"a": tru}"#).is_err());
+    }
+
+    #[test]
+    fn members_are_picked_out_in_one_pass() {
+        let text = r#"{"z": 1, "b": 2, "a": [3], "z": "last", "\u0062": 4, "m": null}"#;
+        let members = parse_members(text, &["b", "x"], true).unwrap();
+        assert_eq!(members.known[0].unwrap().get(), "4", "an escaped key is the same key, and the last one wins");
+        assert!(members.known[1].is_none());
+        let other: Vec<(&str, &str)> = members.other.iter().map(|(k, v)| (k.0.as_ref(), v.get())).collect();
+        assert_eq!(other, [("a", "[3]"), ("m", "null"), ("z", r#""last""#)]);
+        assert!(parse_members(r#"{"a": 1} x"#, &["a"], false).is_err(), "trailing characters");
+        assert!(parse_members("[1]", &["a"], false).is_err());
     }
 
     #[test]

@@ -203,8 +203,26 @@ pub async fn single(
     result
 }
 
+/// A `/v1/batch` body, read in one pass with its items left raw.
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    #[serde(borrow, default)]
+    batch: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    integrations: Option<&'a RawValue>,
+    #[serde(rename = "sentAt", borrow, default)]
+    sent_at: Option<&'a RawValue>,
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<&'a RawValue>,
+}
+
+/// The same, with `batch` of any type: read only when [`Envelope`] does not fit, to say why. Its members are
+/// declared so that the same bodies fail it (repeated members, say); only the write key is used.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct LooseEnvelope<'a> {
     #[serde(borrow, default)]
     batch: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -240,21 +258,23 @@ async fn batch_inner(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body).await?;
-    let envelope = serde_json::from_slice::<Envelope>(&bytes);
-    if need_body_key {
-        let key = envelope.as_ref().ok().and_then(|e| e.write_key);
-        if !body_write_key_ok(key, &engine.secrets.write_key) {
-            return Err(unauthorized());
-        }
+    let (write_key, envelope) = match serde_json::from_slice::<Envelope>(&bytes) {
+        Ok(envelope) => (envelope.write_key, Ok(envelope)),
+        // Only a malformed body pays for a second pass, which tells what is wrong with it.
+        Err(e) => match serde_json::from_slice::<LooseEnvelope>(&bytes) {
+            Ok(loose) => (
+                loose.write_key,
+                Err(field_error(tutti_core::FieldError { field: "batch".into(), reason: "must be an array".into() })),
+            ),
+            Err(_) => (None, Err(json_error(e))),
+        },
+    };
+    if need_body_key && !body_write_key_ok(write_key, &engine.secrets.write_key) {
+        return Err(unauthorized());
     }
-    let envelope = envelope.map_err(json_error)?;
-    let items: Vec<&RawValue> = match envelope.batch {
-        None => {
-            return Err(field_error(tutti_core::FieldError { field: "batch".into(), reason: "is required".into() }));
-        }
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
-            field_error(tutti_core::FieldError { field: "batch".into(), reason: "must be an array".into() })
-        })?,
+    let envelope = envelope?;
+    let Some(items) = envelope.batch else {
+        return Err(field_error(tutti_core::FieldError { field: "batch".into(), reason: "is required".into() }));
     };
     engine.metrics.events_received.fetch_add(items.len() as u64, Ordering::Relaxed);
     if items.len() > MAX_BATCH_EVENTS {

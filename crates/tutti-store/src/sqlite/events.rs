@@ -74,9 +74,6 @@ impl EventLog for SqliteEventLog {
                 out.push(Appended::Stored(next));
                 next += 1;
             }
-            if next != start_seq {
-                tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)", [(next - 1) as i64])?;
-            }
         }
         tx.commit()?;
         self.next_seq = next;
@@ -99,6 +96,9 @@ impl EventLog for SqliteEventLog {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut deleted = 0;
         {
+            // The head is the highest sequence number in the log, except once the newest events are erased:
+            // record it then, so that it is never handed out again. Appends need not pay for this.
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)", [self.next_seq as i64 - 1])?;
             let mut stmt = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
             for seq in seqs {
                 deleted += stmt.execute([*seq as i64])?;
@@ -182,9 +182,13 @@ impl EventReader for SqliteEventReader {
 
     fn head(&self) -> Result<u64> {
         self.pool.with(|conn| {
-            let head: Option<i64> =
-                conn.query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0)).optional()?;
-            Ok(head.unwrap_or(0) as u64)
+            let head: i64 = conn.query_row(
+                "SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+                            coalesce((SELECT value FROM meta WHERE key = 'head'), 0))",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(head as u64)
         })
     }
 }

@@ -98,6 +98,11 @@ pub struct SqliteProfileStore {
 impl SqliteProfileStore {
     pub fn open(path: &Path) -> Result<SqliteProfileStore> {
         let conn = open(path, Role::Writer, PROFILE_CACHE_KIB)?;
+        // Everything here is derived from the event log and committed together with the log position it
+        // reflects. A power cut can only cost a suffix of commits (WAL commits are atomic and ordered); the
+        // processor then replays from the older position and reaches the same state. So commits need no fsync.
+        // Erasure is the exception and is made durable by its scrub, a checkpoint that syncs.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteProfileStore { conn, path: path.to_owned(), wal: WalBound::new() })
     }
