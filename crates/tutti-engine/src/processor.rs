@@ -59,7 +59,7 @@ impl Default for ProcessorSettings {
     fn default() -> Self {
         // A batch is whatever is waiting, up to this: small when the processor keeps up (low latency for
         // read-your-writes), large when it is behind (a profile touched many times is written once).
-        ProcessorSettings { batch_events: 2_000, profile_cache: 50_000, identity_cache: 200_000 }
+        ProcessorSettings { batch_events: 10_000, profile_cache: 50_000, identity_cache: 200_000 }
     }
 }
 

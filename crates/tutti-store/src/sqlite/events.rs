@@ -1,4 +1,10 @@
 //! The event log in `events.db`.
+//!
+//! Events are stored in chunks: one row holds the events of one group commit, up to [`CHUNK_BYTES`], each with
+//! its sequence number. Per event the writer then only copies bytes (and records a client `messageId`); the
+//! B-tree work of an insert is paid once per chunk. This is what Kafka calls a record batch. Reads find the
+//! chunk by its first sequence number; erasure rewrites a chunk without the erased events (with
+//! `secure_delete`, the old bytes are overwritten).
 
 use std::path::Path;
 
@@ -6,13 +12,14 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tutti_core::Millis;
 
 use super::{Checkpointer, ReadPool, Role, WalBound, open, truncate_wal};
-use crate::{Appended, EventLog, EventReader, LogSyncer, NewEvent, Result, StoredEvent};
+use crate::{Appended, EventLog, EventReader, LogSyncer, NewEvent, Result, StoreError, StoredEvent};
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq         INTEGER PRIMARY KEY,
-    received_at INTEGER NOT NULL,
-    body        BLOB    NOT NULL
+-- Events, a chunk per row: first_seq <= every seq in body <= last_seq.
+CREATE TABLE IF NOT EXISTS chunks (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    body      BLOB    NOT NULL
 );
 -- Client message ids seen within the retention window. received_at drives pruning.
 CREATE TABLE IF NOT EXISTS dedup (
@@ -24,6 +31,43 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// A chunk is closed once it holds this many bytes, so that reading one event never reads much more.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes before each event in a chunk: sequence number, receive time, length.
+const ENTRY_HEADER: usize = 8 + 8 + 4;
+
+fn encode_into(chunk: &mut Vec<u8>, seq: u64, received_at: Millis, body: &[u8]) {
+    chunk.extend_from_slice(&seq.to_le_bytes());
+    chunk.extend_from_slice(&received_at.to_le_bytes());
+    chunk.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(body);
+}
+
+/// The events of a chunk, in order: (seq, received_at, body).
+fn decode(chunk: &[u8]) -> impl Iterator<Item = Result<(u64, Millis, &[u8])>> {
+    let mut rest = chunk;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let corrupt = || StoreError::Corrupt("an event chunk is truncated".into());
+        let Some((header, tail)) = rest.split_at_checked(ENTRY_HEADER) else {
+            rest = &[];
+            return Some(Err(corrupt()));
+        };
+        let seq = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+        let received_at = i64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes")) as usize;
+        let Some((body, tail)) = tail.split_at_checked(len) else {
+            rest = &[];
+            return Some(Err(corrupt()));
+        };
+        rest = tail;
+        Some(Ok((seq, received_at, body)))
+    })
+}
 
 /// The writer of `events.db`.
 pub struct SqliteEventLog {
@@ -42,10 +86,7 @@ impl SqliteEventLog {
         // still sync the log before copying it (SQLite does so at NORMAL), so nothing unsynced reaches the database.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        let head: Option<i64> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'head'", [], |r| r.get(0)).optional()?;
-        let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
-        let next_seq = head.unwrap_or(0).max(max.unwrap_or(0)) as u64 + 1;
+        let next_seq = head(&conn)? + 1;
         Ok(SqliteEventLog { conn, next_seq, path: path.to_owned(), wal: WalBound::new() })
     }
 
@@ -55,24 +96,56 @@ impl SqliteEventLog {
     }
 }
 
+/// The highest sequence number ever handed out: the last chunk's, or the recorded one if the newest events
+/// were erased.
+fn head(conn: &Connection) -> Result<u64> {
+    let head: i64 = conn.query_row(
+        "SELECT max(coalesce((SELECT max(last_seq) FROM chunks), 0),
+                    coalesce((SELECT value FROM meta WHERE key = 'head'), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(head as u64)
+}
+
+/// The chunk that may hold `seq`: the one with the greatest first_seq not above it.
+fn chunk_of(conn: &Connection, seq: u64) -> Result<Option<(u64, u64, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT first_seq, last_seq, body FROM chunks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1",
+    )?;
+    let row = stmt
+        .query_row([seq as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get(2)?)))
+        .optional()?;
+    Ok(row.filter(|(_, last, _)| *last >= seq))
+}
+
 impl EventLog for SqliteEventLog {
     fn append(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>> {
-        let start_seq = self.next_seq;
-        let mut next = start_seq;
+        let mut next = self.next_seq;
         let mut out = Vec::with_capacity(events.len());
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut insert = tx.prepare_cached("INSERT INTO events (seq, received_at, body) VALUES (?1, ?2, ?3)")?;
+            let mut insert = tx.prepare_cached("INSERT INTO chunks (first_seq, last_seq, body) VALUES (?1, ?2, ?3)")?;
             let mut dedup =
                 tx.prepare_cached("INSERT OR IGNORE INTO dedup (message_id, received_at) VALUES (?1, ?2)")?;
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+            let mut first = next;
             for event in events {
                 if event.client_message_id && dedup.execute(params![event.message_id, event.received_at])? == 0 {
                     out.push(Appended::Duplicate);
                     continue;
                 }
-                insert.execute(params![next as i64, event.received_at, event.body])?;
+                encode_into(&mut chunk, next, event.received_at, &event.body);
                 out.push(Appended::Stored(next));
                 next += 1;
+                if chunk.len() >= CHUNK_BYTES {
+                    insert.execute(params![first as i64, (next - 1) as i64, chunk])?;
+                    chunk.clear();
+                    first = next;
+                }
+            }
+            if !chunk.is_empty() {
+                insert.execute(params![first as i64, (next - 1) as i64, chunk])?;
             }
         }
         tx.commit()?;
@@ -93,15 +166,43 @@ impl EventLog for SqliteEventLog {
     }
 
     fn delete(&mut self, seqs: &[u64]) -> Result<usize> {
+        let mut seqs = seqs.to_vec();
+        seqs.sort_unstable();
+        seqs.dedup();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut deleted = 0;
         {
             // The head is the highest sequence number in the log, except once the newest events are erased:
             // record it then, so that it is never handed out again. Appends need not pay for this.
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)", [self.next_seq as i64 - 1])?;
-            let mut stmt = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
-            for seq in seqs {
-                deleted += stmt.execute([*seq as i64])?;
+            let mut rewrite = tx.prepare_cached("UPDATE chunks SET body = ?2 WHERE first_seq = ?1")?;
+            let mut remove = tx.prepare_cached("DELETE FROM chunks WHERE first_seq = ?1")?;
+            let mut i = 0;
+            while i < seqs.len() {
+                let Some((first, last, body)) = chunk_of(&tx, seqs[i])? else {
+                    i += 1;
+                    continue;
+                };
+                // Every requested seq that falls in this chunk.
+                let end = i + seqs[i..].partition_point(|s| *s <= last);
+                let doomed = &seqs[i..end];
+                let mut kept = Vec::with_capacity(body.len());
+                let mut any = false;
+                for entry in decode(&body) {
+                    let (seq, received_at, event) = entry?;
+                    if doomed.binary_search(&seq).is_ok() {
+                        deleted += 1;
+                    } else {
+                        encode_into(&mut kept, seq, received_at, event);
+                        any = true;
+                    }
+                }
+                if !any {
+                    remove.execute([first as i64])?;
+                } else if kept.len() != body.len() {
+                    rewrite.execute(params![first as i64, kept])?;
+                }
+                i = end;
             }
         }
         tx.commit()?;
@@ -153,27 +254,47 @@ impl SqliteEventReader {
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    Ok(StoredEvent { seq: r.get::<_, i64>(0)? as u64, received_at: r.get(1)?, body: r.get(2)? })
-}
-
 impl EventReader for SqliteEventReader {
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         self.pool.with(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT seq, received_at, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-            let rows = stmt.query_map(params![after as i64, limit as i64], row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            // Start at the chunk holding after + 1 (or the first one after it).
+            let start: Option<i64> = conn
+                .prepare_cached("SELECT first_seq FROM chunks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1")?
+                .query_row([(after + 1) as i64], |r| r.get(0))
+                .optional()?;
+            let mut stmt = conn.prepare_cached("SELECT body FROM chunks WHERE first_seq >= ?1 ORDER BY first_seq")?;
+            let mut rows = stmt.query([start.unwrap_or(0)])?;
+            let mut out = Vec::with_capacity(limit.min(4096));
+            while out.len() < limit {
+                let Some(row) = rows.next()? else { break };
+                let body = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                for entry in decode(body) {
+                    let (seq, received_at, event) = entry?;
+                    if seq > after && out.len() < limit {
+                        out.push(StoredEvent { seq, received_at, body: event.to_vec() });
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 
     fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.pool.with(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT seq, received_at, body FROM events WHERE seq = ?1")?;
             let mut out = Vec::with_capacity(seqs.len());
-            for seq in seqs {
-                if let Some(e) = stmt.query_row([*seq as i64], row).optional()? {
-                    out.push(e);
+            // Consecutive requests often fall in the same chunk: keep the last one read.
+            let mut cached: Option<(u64, u64, Vec<u8>)> = None;
+            for &seq in seqs {
+                if !cached.as_ref().is_some_and(|(first, last, _)| (*first..=*last).contains(&seq)) {
+                    cached = chunk_of(conn, seq)?;
+                }
+                let Some((_, _, body)) = &cached else { continue };
+                for entry in decode(body) {
+                    let (s, received_at, event) = entry?;
+                    if s == seq {
+                        out.push(StoredEvent { seq, received_at, body: event.to_vec() });
+                        break;
+                    }
                 }
             }
             Ok(out)
@@ -181,15 +302,7 @@ impl EventReader for SqliteEventReader {
     }
 
     fn head(&self) -> Result<u64> {
-        self.pool.with(|conn| {
-            let head: i64 = conn.query_row(
-                "SELECT max(coalesce((SELECT max(seq) FROM events), 0),
-                            coalesce((SELECT value FROM meta WHERE key = 'head'), 0))",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(head as u64)
-        })
+        self.pool.with(head)
     }
 }
 
@@ -226,6 +339,46 @@ mod tests {
     }
 
     #[test]
+    fn events_read_back_across_chunks_and_erase_from_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        // 1 KB events: several chunks per append, and a chunk boundary inside each.
+        let body = |i: u64| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "Phở".repeat(250)).into_bytes();
+        for round in 0..3u64 {
+            let batch: Vec<NewEvent> = (0..150u64)
+                .map(|i| NewEvent {
+                    message_id: format!("m{round}-{i}"),
+                    client_message_id: true,
+                    received_at: round as i64,
+                    body: body(round * 150 + i + 1),
+                })
+                .collect();
+            log.append(&batch).unwrap();
+        }
+        let reader = SqliteEventReader::open(&path).unwrap();
+        assert_eq!(reader.head().unwrap(), 450);
+        let page = reader.read_after(100, 120).unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), (101..=220).collect::<Vec<_>>());
+        assert!(page.iter().all(|e| e.body == body(e.seq)), "bodies come back byte for byte");
+        assert_eq!(page[60].received_at, 1);
+
+        let doomed: Vec<u64> = (1..=450).filter(|s| s % 7 == 0 || (200..=330).contains(s)).collect();
+        assert_eq!(log.delete(&doomed).unwrap(), doomed.len());
+        let left: Vec<u64> = reader.read_after(0, 1000).unwrap().iter().map(|e| e.seq).collect();
+        let expected: Vec<u64> = (1..=450).filter(|s| !doomed.contains(s)).collect();
+        assert_eq!(left, expected);
+        let picked: Vec<u64> = reader.read_seqs(&[449, 7, 8, 331, 250]).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(picked, [449, 8, 331], "erased ones are gone, the order asked for is kept");
+        // Erasing the newest events does not let their sequence numbers be handed out again.
+        log.delete(&[450, 449]).unwrap();
+        drop(log);
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        let again = NewEvent { message_id: "new".into(), client_message_id: true, received_at: 9, body: body(0) };
+        assert_eq!(log.append(&[again]).unwrap(), [Appended::Stored(451)]);
+    }
+
+    #[test]
     fn a_long_write_ahead_log_is_started_over_by_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
@@ -245,8 +398,8 @@ mod tests {
         // A reader holds a snapshot across a commit and a checkpoint, as the processor and API readers do under
         // load: the passive checkpoint cannot finish, so SQLite by itself would keep appending to the log.
         let reader = Connection::open(&path).unwrap();
-        reader.execute_batch("BEGIN; SELECT count(*) FROM events;").unwrap();
-        log.append(&events(200)).unwrap();
+        reader.execute_batch("BEGIN; SELECT count(*) FROM chunks;").unwrap();
+        log.append(&events(300)).unwrap();
         let first = checkpointer.run().unwrap();
         assert!(first.log_frames >= 100 && first.remaining > 0, "{first:?}");
         assert_eq!(checkpointer.run().unwrap().log_frames, -1, "the checkpointer stands aside for the restart");

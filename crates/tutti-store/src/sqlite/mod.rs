@@ -96,7 +96,7 @@ impl ReadPool {
 }
 
 /// Frames the write-ahead log may hold before it is started over: 64 MiB of 4 KiB pages.
-const WAL_RESTART_FRAMES: i64 = 16 * 1024;
+const WAL_RESTART_FRAMES: i64 = 64 * 1024;
 
 /// A catch-up pass that copied fewer frames than this (4 MiB) leaves little enough for the writer's restart.
 const CATCH_UP_FRAMES: i64 = 1024;
