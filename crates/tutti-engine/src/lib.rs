@@ -35,6 +35,12 @@ pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
 pub use tutti_store::{Appended, NewEvent};
 
+/// How often the background checkpointer copies the write-ahead logs into the databases. Each copy ends with an
+/// fsync of the database file, and on one disk that fsync holds up the intake's own flushes for a few
+/// milliseconds, so fewer, larger copies keep acknowledgement latency low (measured at half load: p99 25 ms at
+/// 200 ms, 5 ms at 1 s). Under heavy load one copy takes most of a second anyway, and the bound on each log
+/// (see `tutti_store::sqlite`) has the writer start it over when it grows long.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Engine failures.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -133,7 +139,7 @@ impl Engine {
                             tracing::warn!(error = %e, "checkpoint failed");
                         }
                     }
-                    std::thread::park_timeout(Duration::from_millis(200));
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
                 }
             })?
         };

@@ -200,7 +200,12 @@ impl Checkpointer {
             Ok((log, done))
         };
         let (mut log, mut done) = passive()?;
-        if log >= self.shared.limit {
+        if log >= self.shared.limit / 16 && done == log {
+            // Caught up with a log of some size: restarting it now costs the writer next to nothing, and keeps
+            // the file small and rewritten in place (growing it makes every flush also commit file-system
+            // metadata).
+            self.shared.restart_due.store(true, Ordering::Release);
+        } else if log >= self.shared.limit {
             // Each pass copies what arrived during the one before; a few passes leave the writer's restart
             // (during which commits wait) only the frames of the last few milliseconds to copy.
             for _ in 0..4 {
