@@ -32,6 +32,8 @@ pub enum ErrorCode {
     InvalidProfileKey,
     /// A query parameter is malformed.
     InvalidQuery,
+    /// The client did not send the request body in time.
+    RequestTimeout,
     /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
     Unavailable,
     /// An unexpected failure; details are in the server log, never in the response.
@@ -40,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -54,6 +56,7 @@ impl ErrorCode {
         ErrorCode::ProfileNotFound,
         ErrorCode::InvalidProfileKey,
         ErrorCode::InvalidQuery,
+        ErrorCode::RequestTimeout,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::ProfileNotFound => "profile_not_found",
             ErrorCode::InvalidProfileKey => "invalid_profile_key",
             ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -93,6 +97,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound | ErrorCode::ProfileNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedEncoding => 415,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -119,6 +124,7 @@ impl ErrorCode {
             ErrorCode::ProfileNotFound => "No profile matches the key.",
             ErrorCode::InvalidProfileKey => "A profile key is a profile id or `type:value`, such as `email:a@b.c`.",
             ErrorCode::InvalidQuery => "A query parameter is malformed; the message names it.",
+            ErrorCode::RequestTimeout => "The request body did not arrive within the server's body read timeout.",
             ErrorCode::Unavailable => {
                 "The engine could not store the request (shutting down or storage failure); retry."
             }

@@ -36,11 +36,21 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the HTTP server.
     pub listen: SocketAddr,
+    /// A client must send a request's headers within this, or the connection is closed (slowloris).
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A client must send a request's body within this, or gets 408.
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8910)) }
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8910)),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+        }
     }
 }
 

@@ -123,6 +123,9 @@ fn storage(e: tutti_store::StoreError) -> IntakeError {
 
 const PRUNE_EVERY_MS: Millis = 10 * 60 * 1000;
 
+/// Message ids examined per slice of pruning, between two commits.
+const PRUNE_SLICE: usize = 10_000;
+
 /// Committed groups waiting for the sync thread, at most. Past this the writer waits: the disk sets the pace.
 const SYNC_QUEUE: usize = 64;
 
@@ -143,6 +146,7 @@ fn writer(
     settings: WriterSettings,
 ) {
     let mut last_prune = clock.now_ms();
+    let (mut pruning, mut pruned) = (false, 0);
     let mut deferred: Option<Command> = None;
     loop {
         let Some(command) = deferred.take().or_else(|| rx.blocking_recv()) else {
@@ -192,13 +196,25 @@ fn writer(
             }
             Command::Shutdown => break,
         }
+        // Pruning runs in slices between commits, so a large window never holds up intake for long.
         let now = clock.now_ms();
-        if now - last_prune >= PRUNE_EVERY_MS {
-            last_prune = now;
-            match log.prune_dedup(now - settings.dedup_retention_ms) {
-                Ok(n) if n > 0 => tracing::info!(forgotten = n, "pruned message ids past the deduplication window"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "pruning message ids failed"),
+        if pruning || now - last_prune >= PRUNE_EVERY_MS {
+            if !pruning {
+                last_prune = now;
+            }
+            match log.prune_dedup(last_prune - settings.dedup_retention_ms, PRUNE_SLICE) {
+                Ok((examined, forgotten)) => {
+                    pruned += forgotten;
+                    pruning = examined == PRUNE_SLICE;
+                    if !pruning && pruned > 0 {
+                        tracing::info!(forgotten = pruned, "pruned message ids past the deduplication window");
+                        pruned = 0;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning message ids failed");
+                    pruning = false;
+                }
             }
         }
     }
@@ -281,7 +297,7 @@ mod tests {
         }
     }
 
-    struct FakeLog(Arc<Disk>);
+    struct FakeLog(Arc<Disk>, Arc<Mutex<Vec<Millis>>>);
 
     impl EventLog for FakeLog {
         fn append(&mut self, events: &[NewEvent]) -> StoreResult<Vec<Appended>> {
@@ -297,8 +313,11 @@ mod tests {
         fn delete(&mut self, _: &[u64]) -> StoreResult<usize> {
             Err(StoreError::Corrupt("not in this test".into()))
         }
-        fn prune_dedup(&mut self, _: Millis) -> StoreResult<usize> {
-            Ok(0)
+        fn prune_dedup(&mut self, before: Millis, limit: usize) -> StoreResult<(usize, usize)> {
+            let mut calls = self.1.lock().unwrap();
+            calls.push(before);
+            // Two full slices, then the rest.
+            Ok(if calls.len() <= 2 { (limit, 1) } else { (5, 1) })
         }
         fn scrub(&mut self) -> StoreResult<()> {
             Ok(())
@@ -330,7 +349,7 @@ mod tests {
         // The start-up flush passes the gate once; close it again behind it.
         disk.open_gate();
         let (intake, writer) = Intake::start(
-            Box::new(FakeLog(disk.clone())),
+            Box::new(FakeLog(disk.clone(), Arc::default())),
             feed.clone(),
             Arc::new(Metrics::default()),
             Arc::new(ManualClock::new(0)),
@@ -370,5 +389,34 @@ mod tests {
         intake.shutdown_blocking();
         writer.join().unwrap();
         assert!(feed.is_closed());
+    }
+
+    #[test]
+    fn pruning_runs_in_slices_between_commits_until_done() {
+        let disk = Arc::new(Disk::default());
+        disk.open_gate();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let (intake, writer) = Intake::start(
+            Box::new(FakeLog(disk, calls.clone())),
+            Arc::new(LocalFeed::new(0)),
+            Arc::new(Metrics::default()),
+            clock.clone(),
+            WriterSettings { max_commit_events: 100, dedup_retention_ms: 60_000 },
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let append = |id: &str| runtime.block_on(intake.append(vec![event(id)])).unwrap();
+        append("a");
+        assert!(calls.lock().unwrap().is_empty(), "not due yet");
+        clock.advance(PRUNE_EVERY_MS);
+        let due = clock.now_ms();
+        for id in ["b", "c", "d", "e"] {
+            append(id);
+        }
+        // One slice after each commit while slices come back full, then it waits for the next period.
+        assert_eq!(*calls.lock().unwrap(), vec![due - 60_000; 3]);
+        intake.shutdown_blocking();
+        writer.join().unwrap();
     }
 }

@@ -63,11 +63,47 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-/// Serves the app on a bound listener until `shutdown` resolves, then drains in-flight requests.
+/// Serves the app on a bound listener until `shutdown` resolves, then lets in-flight requests finish.
+///
+/// HTTP/1.1 with keep-alive. A connection that does not deliver a request's headers within the configured
+/// header read timeout is closed, so clients that open connections and trickle bytes (slowloris) cannot hold
+/// them; bodies have their own timeout in the handlers.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(engine)).with_graceful_shutdown(shutdown).await
+    let header_timeout = engine.config.server.header_read_timeout;
+    let router = app(engine);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(e) => {
+                    // Out of file descriptors, say: back off a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

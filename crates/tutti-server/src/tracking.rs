@@ -67,6 +67,18 @@ fn header_auth(headers: &HeaderMap, write_key: &str) -> HeaderAuth {
     if secret_eq(user, write_key.as_bytes()) { HeaderAuth::Valid } else { HeaderAuth::Invalid }
 }
 
+/// Reads the body within the server's body read timeout (a client trickling its body holds a connection and
+/// a buffer; it gets 408 instead).
+async fn read_body_in_time(engine: &Engine, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = engine.config.server.body_read_timeout;
+    tokio::time::timeout(limit, read_body(headers, body)).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request body did not arrive within {} s", limit.as_secs_f64()),
+        ))
+    })
+}
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -179,7 +191,7 @@ pub async fn single(
         return Err(unauthorized());
     }
     let result = async {
-        let bytes = read_body(&headers, body).await?;
+        let bytes = read_body_in_time(&engine, &headers, body).await?;
         if matches!(auth, HeaderAuth::Absent) {
             let probe = serde_json::from_slice::<SingleProbe>(&bytes).ok();
             if !body_write_key_ok(probe.and_then(|p| p.write_key), &engine.secrets.write_key) {
@@ -257,7 +269,7 @@ async fn batch_inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body).await?;
+    let bytes = read_body_in_time(engine, &headers, body).await?;
     let (write_key, envelope) = match serde_json::from_slice::<Envelope>(&bytes) {
         Ok(envelope) => (envelope.write_key, Ok(envelope)),
         // Only a malformed body pays for a second pass, which tells what is wrong with it.

@@ -77,8 +77,10 @@ pub trait EventLog: Send {
     /// Deletes events (erasure). Missing sequence numbers are ignored. Returns how many were deleted.
     fn delete(&mut self, seqs: &[u64]) -> Result<usize>;
 
-    /// Forgets message ids received before `before`, so that the deduplication window stays bounded.
-    fn prune_dedup(&mut self, before: Millis) -> Result<usize>;
+    /// Keeps the deduplication window bounded: examines up to `limit` remembered message ids, continuing a
+    /// sweep where the last call stopped, and forgets those received before `before`. Returns (examined,
+    /// forgotten); fewer than `limit` examined means the sweep is complete and the next call starts over.
+    fn prune_dedup(&mut self, before: Millis, limit: usize) -> Result<(usize, usize)>;
 
     /// Removes every trace of deleted data from the files: overwritten free space and an emptied write-ahead log.
     fn scrub(&mut self) -> Result<()>;

@@ -76,6 +76,8 @@ pub struct SqliteEventLog {
     next_seq: u64,
     path: std::path::PathBuf,
     wal: WalBound,
+    /// Where the sweep that forgets old message ids stands (the last id examined).
+    prune_cursor: String,
 }
 
 impl SqliteEventLog {
@@ -87,7 +89,7 @@ impl SqliteEventLog {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         let next_seq = head(&conn)? + 1;
-        Ok(SqliteEventLog { conn, next_seq, path: path.to_owned(), wal: WalBound::new() })
+        Ok(SqliteEventLog { conn, next_seq, path: path.to_owned(), wal: WalBound::new(), prune_cursor: String::new() })
     }
 
     /// A background checkpointer for this log, which also tells it when its write-ahead log is long.
@@ -209,8 +211,29 @@ impl EventLog for SqliteEventLog {
         Ok(deleted)
     }
 
-    fn prune_dedup(&mut self, before: Millis) -> Result<usize> {
-        Ok(self.conn.execute("DELETE FROM dedup WHERE received_at < ?1", [before])?)
+    fn prune_dedup(&mut self, before: Millis, limit: usize) -> Result<(usize, usize)> {
+        // A sweep in key order, a slice per call: no index on receive time (one would cost every append a
+        // second B-tree insert, 15-20% of batch throughput when measured), and no call runs long.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seen, forgotten, last) = {
+            let mut slice = tx.prepare_cached(
+                "SELECT message_id, received_at FROM dedup WHERE message_id > ?1 ORDER BY message_id LIMIT ?2",
+            )?;
+            let mut forget = tx.prepare_cached("DELETE FROM dedup WHERE message_id = ?1")?;
+            let rows: Vec<(String, Millis)> = slice
+                .query_map(params![self.prune_cursor, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut forgotten = 0;
+            for (id, at) in &rows {
+                if *at < before {
+                    forgotten += forget.execute([id])?;
+                }
+            }
+            (rows.len(), forgotten, rows.last().map(|(id, _)| id.clone()))
+        };
+        tx.commit()?;
+        self.prune_cursor = if seen < limit { String::new() } else { last.unwrap_or_default() };
+        Ok((seen, forgotten))
     }
 
     fn scrub(&mut self) -> Result<()> {
@@ -334,7 +357,10 @@ mod tests {
         let seqs: Vec<u64> = reader.read_after(0, 10).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 5]);
         // Once pruned from the window, the same message id is accepted again.
-        assert_eq!(log.prune_dedup(2).unwrap(), 3);
+        // A sweep in slices: ids a, b, c (received at 1) go; the sweep then wraps around.
+        assert_eq!(log.prune_dedup(2, 2).unwrap(), (2, 2), "a slice of at most the limit");
+        assert_eq!(log.prune_dedup(2, 2).unwrap(), (1, 1), "the rest, and the sweep is complete");
+        assert_eq!(log.prune_dedup(2, 2).unwrap(), (0, 0));
         assert_eq!(log.append(&[ev("a", true)]).unwrap(), [Appended::Stored(6)]);
     }
 
