@@ -88,6 +88,7 @@ impl SqliteEventLog {
         // still sync the log before copying it (SQLite does so at NORMAL), so nothing unsynced reaches the database.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        migrate_row_per_event(&conn)?;
         let next_seq = head(&conn)? + 1;
         Ok(SqliteEventLog { conn, next_seq, path: path.to_owned(), wal: WalBound::new(), prune_cursor: String::new() })
     }
@@ -96,6 +97,43 @@ impl SqliteEventLog {
     pub fn checkpointer(&self) -> Result<Checkpointer> {
         self.wal.checkpointer(&self.path)
     }
+}
+
+/// Logs written before chunks existed kept one row per event in an `events` table; move them into chunks once,
+/// in one transaction, so that no acknowledged event is left behind by an upgrade.
+fn migrate_row_per_event(conn: &Connection) -> Result<()> {
+    let legacy: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| {
+            r.get(0)
+        })?;
+    if legacy == 0 {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut rows = tx.prepare("SELECT seq, received_at, body FROM events ORDER BY seq")?;
+        let mut insert = tx.prepare("INSERT INTO chunks (first_seq, last_seq, body) VALUES (?1, ?2, ?3)")?;
+        let mut rows = rows.query([])?;
+        let (mut chunk, mut first, mut last) = (Vec::new(), 0u64, 0u64);
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            if chunk.is_empty() {
+                first = seq;
+            }
+            last = seq;
+            encode_into(&mut chunk, seq, row.get(1)?, row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?);
+            if chunk.len() >= CHUNK_BYTES {
+                insert.execute(params![first as i64, last as i64, chunk])?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            insert.execute(params![first as i64, last as i64, chunk])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE events")?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// The highest sequence number ever handed out: the last chunk's, or the recorded one if the newest events
@@ -362,6 +400,35 @@ mod tests {
         assert_eq!(log.prune_dedup(2, 2).unwrap(), (1, 1), "the rest, and the sweep is complete");
         assert_eq!(log.prune_dedup(2, 2).unwrap(), (0, 0));
         assert_eq!(log.append(&[ev("a", true)]).unwrap(), [Appended::Stored(6)]);
+    }
+
+    #[test]
+    fn a_log_with_a_row_per_event_is_moved_into_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, body BLOB NOT NULL);",
+            )
+            .unwrap();
+            for seq in 1..=300i64 {
+                let body = format!("{{\"n\":{seq},\"pad\":\"{}\"}}", "x".repeat(400));
+                old.execute("INSERT INTO events VALUES (?1, ?2, ?3)", params![seq, seq * 10, body.into_bytes()])
+                    .unwrap();
+            }
+        }
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        let reader = SqliteEventReader::open(&path).unwrap();
+        let events = reader.read_after(0, 1000).unwrap();
+        assert_eq!(events.len(), 300);
+        assert_eq!((events[299].seq, events[299].received_at), (300, 3000));
+        assert!(String::from_utf8_lossy(&events[41].body).starts_with(r#"{"n":42,"#));
+        assert_eq!(log.append(&[ev("next", true)]).unwrap(), [Appended::Stored(301)]);
+        drop(log);
+        // Opening again finds nothing left to move.
+        SqliteEventLog::open(&path).unwrap();
+        assert_eq!(reader.read_after(0, 1000).unwrap().len(), 301);
     }
 
     #[test]
