@@ -6,10 +6,12 @@
 //! and get back the decision. That makes every decision replayable and testable with plain values.
 
 pub mod codes;
+pub mod condition;
 pub mod event;
 pub mod identity;
 pub mod json;
 pub mod profile;
+pub mod template;
 pub mod time;
 
 pub use codes::ErrorCode;
