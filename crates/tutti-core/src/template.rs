@@ -1,12 +1,18 @@
 //! Templates: Liquid, what marketers already write in Braze, Klaviyo and Shopify. Message bodies and action
 //! payloads are rendered with them from named JSON values such as `event` and `profile`.
 //!
+//! Variables are looked up the way Shopify's Liquid does, not the way liquid-rust does by default: a member
+//! that does not exist is nil (renders empty, is falsy, takes `| default:`), instead of failing the render.
+//! Marketers write `{{ profile.traits.first_name | default: 'bạn' }}` for people who never gave a name.
+//!
 //! Sandboxed: the parser has the standard tags and filters but no partial source, so `{% include %}` and
 //! `{% render %}` cannot reach the file system, and nothing in Liquid reaches the network. Parsing reports the
 //! line and column of the first error. Sources and rendered output are bounded in size.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use liquid::model::{ArrayView, DisplayCow, KStringCow, ScalarCow, State, Value as LiquidValue};
 use serde_json::Value;
 
 /// The longest template accepted, in bytes.
@@ -42,8 +48,7 @@ pub struct TemplateError {
 }
 
 /// Why a parsed template could not be rendered (an unknown variable, a filter given the wrong type, output
-/// over the limit). Unlike Shopify's Liquid, a variable that does not exist at all is an error here, even
-/// under `| default:`; only nil and empty values take the default.
+/// over the limit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct RenderError(pub String);
@@ -73,16 +78,176 @@ impl Template {
 
     /// Renders with the given variables.
     pub fn render(&self, variables: &[(&str, &Value)]) -> Result<String, RenderError> {
-        let mut globals = liquid::Object::new();
-        for (name, value) in variables {
-            let value = liquid::model::to_value(value).map_err(|e| RenderError(e.to_string()))?;
-            globals.insert((*name).to_owned().into(), value);
-        }
+        let globals =
+            Lax::Object(variables.iter().map(|(name, value)| ((*name).to_owned(), Lax::from(*value))).collect());
         let out = self.template.render(&globals).map_err(|e| RenderError(summary(&e.to_string())))?;
         if out.len() > MAX_OUTPUT_BYTES {
             return Err(RenderError(format!("the output is {} bytes; the limit is {MAX_OUTPUT_BYTES}", out.len())));
         }
         Ok(out)
+    }
+}
+
+/// A JSON value as Liquid sees it, where looking up a member that is not there gives nil.
+#[derive(Debug)]
+enum Lax {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Array(Vec<Lax>),
+    Object(BTreeMap<String, Lax>),
+}
+
+static NIL: Lax = Lax::Nil;
+
+impl From<&Value> for Lax {
+    fn from(value: &Value) -> Lax {
+        match value {
+            Value::Null => Lax::Nil,
+            Value::Bool(b) => Lax::Bool(*b),
+            Value::Number(n) => n.as_i64().map_or_else(|| Lax::Float(n.as_f64().unwrap_or(f64::NAN)), Lax::Int),
+            Value::String(s) => Lax::Str(s.clone()),
+            Value::Array(items) => Lax::Array(items.iter().map(Lax::from).collect()),
+            Value::Object(map) => Lax::Object(map.iter().map(|(k, v)| (k.clone(), Lax::from(v))).collect()),
+        }
+    }
+}
+
+impl Lax {
+    /// Liquid's own value, for everything Liquid knows how to do with values.
+    fn liquid(&self) -> LiquidValue {
+        match self {
+            Lax::Nil => LiquidValue::Nil,
+            Lax::Bool(b) => LiquidValue::scalar(*b),
+            Lax::Int(i) => LiquidValue::scalar(*i),
+            Lax::Float(f) => LiquidValue::scalar(*f),
+            Lax::Str(s) => LiquidValue::scalar(s.clone()),
+            Lax::Array(items) => LiquidValue::Array(items.iter().map(Lax::liquid).collect()),
+            Lax::Object(map) => LiquidValue::Object(map.iter().map(|(k, v)| (k.clone().into(), v.liquid())).collect()),
+        }
+    }
+}
+
+impl liquid::ValueView for Lax {
+    fn as_debug(&self) -> &dyn std::fmt::Debug {
+        self
+    }
+    fn render(&self) -> DisplayCow<'_> {
+        DisplayCow::Owned(Box::new(self.liquid().render().to_string()))
+    }
+    fn source(&self) -> DisplayCow<'_> {
+        DisplayCow::Owned(Box::new(self.liquid().source().to_string()))
+    }
+    fn type_name(&self) -> &'static str {
+        match self {
+            Lax::Nil => "nil",
+            Lax::Bool(_) | Lax::Int(_) | Lax::Float(_) | Lax::Str(_) => "scalar",
+            Lax::Array(_) => "array",
+            Lax::Object(_) => "object",
+        }
+    }
+    fn query_state(&self, state: State) -> bool {
+        self.liquid().query_state(state)
+    }
+    fn to_kstr(&self) -> KStringCow<'_> {
+        KStringCow::from_string(self.liquid().to_kstr().as_str().to_owned())
+    }
+    fn to_value(&self) -> LiquidValue {
+        self.liquid()
+    }
+    fn as_scalar(&self) -> Option<ScalarCow<'_>> {
+        match self {
+            Lax::Bool(b) => Some(ScalarCow::from(*b)),
+            Lax::Int(i) => Some(ScalarCow::from(*i)),
+            Lax::Float(f) => Some(ScalarCow::from(*f)),
+            Lax::Str(s) => Some(ScalarCow::from(s.as_str())),
+            _ => None,
+        }
+    }
+    fn as_array(&self) -> Option<&dyn ArrayView> {
+        matches!(self, Lax::Array(_)).then_some(self as &dyn ArrayView)
+    }
+    fn as_object(&self) -> Option<&dyn liquid::ObjectView> {
+        // Nil answers every lookup with nil, so `a.b.c` is nil when `a` is missing.
+        matches!(self, Lax::Object(_) | Lax::Nil).then_some(self as &dyn liquid::ObjectView)
+    }
+    fn is_nil(&self) -> bool {
+        matches!(self, Lax::Nil)
+    }
+}
+
+impl liquid::ObjectView for Lax {
+    fn as_value(&self) -> &dyn liquid::ValueView {
+        self
+    }
+    fn size(&self) -> i64 {
+        match self {
+            Lax::Object(map) => map.len() as i64,
+            _ => 0,
+        }
+    }
+    fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
+        match self {
+            Lax::Object(map) => Box::new(map.keys().map(|k| KStringCow::from_ref(k))),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn liquid::ValueView> + 'k> {
+        match self {
+            Lax::Object(map) => Box::new(map.values().map(|v| v as &dyn liquid::ValueView)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn liquid::ValueView)> + 'k> {
+        match self {
+            Lax::Object(map) => {
+                Box::new(map.iter().map(|(k, v)| (KStringCow::from_ref(k), v as &dyn liquid::ValueView)))
+            }
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn contains_key(&self, index: &str) -> bool {
+        matches!(self, Lax::Object(map) if map.contains_key(index))
+    }
+    fn get<'s>(&'s self, index: &str) -> Option<&'s dyn liquid::ValueView> {
+        match self {
+            Lax::Object(map) => match map.get(index) {
+                Some(v) => Some(v),
+                // Let Liquid answer `size` itself.
+                None if index == "size" => None,
+                None => Some(&NIL),
+            },
+            Lax::Nil => Some(&NIL),
+            _ => None,
+        }
+    }
+}
+
+impl ArrayView for Lax {
+    fn as_value(&self) -> &dyn liquid::ValueView {
+        self
+    }
+    fn size(&self) -> i64 {
+        match self {
+            Lax::Array(items) => items.len() as i64,
+            _ => 0,
+        }
+    }
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn liquid::ValueView> + 'k> {
+        match self {
+            Lax::Array(items) => Box::new(items.iter().map(|v| v as &dyn liquid::ValueView)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn contains_key(&self, index: i64) -> bool {
+        self.get(index).is_some()
+    }
+    fn get(&self, index: i64) -> Option<&dyn liquid::ValueView> {
+        let Lax::Array(items) = self else { return None };
+        let at = if index < 0 { items.len() as i64 + index } else { index };
+        usize::try_from(at).ok().and_then(|i| <[Lax]>::get(items, i)).map(|v| v as &dyn liquid::ValueView)
     }
 }
 
@@ -123,9 +288,7 @@ mod tests {
         )
         .unwrap();
         let event = json!({"properties": {"product": "Áo dài lụa", "stock": 3}});
-        // `default` applies to nil and empty values. A member that is missing altogether is an error (below):
-        // Liquid-rust looks variables up strictly.
-        let profile = json!({"traits": {"城市": "上海", "name": null}});
+        let profile = json!({"traits": {"城市": "上海"}});
         assert_eq!(
             t.render(&[("event", &event), ("profile", &profile)]).unwrap(),
             "Xin chào bạn, Áo dài lụa còn 3 chiếc. 你好上海"
@@ -149,9 +312,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_variables_are_errors_and_output_is_bounded() {
-        let t = Template::parse("{{ profile.traits.plan }}").unwrap();
-        assert!(t.render(&[("profile", &json!({"traits": {}}))]).is_err());
+    fn missing_members_are_nil_as_in_shopify_liquid() {
+        let t = Template::parse(
+            "[{{ profile.traits.plan }}][{{ profile.nothing.at.all | default: 'none' }}][{% if profile.traits.vip %}vip{% else %}regular{% endif %}][{{ profile.traits.size }}][{{ profile.tags.size }}][{{ profile.tags.first }}][{{ profile.tags[-1] }}]",
+        )
+        .unwrap();
+        let profile = json!({"traits": {"a": 1, "b": 2}, "tags": ["mới", "vip"]});
+        assert_eq!(t.render(&[("profile", &profile)]).unwrap(), "[][none][regular][2][2][mới][vip]");
+        let loop_ =
+            Template::parse("{% for t in profile.tags %}{{ t }};{% endfor %}{% for x in profile.none %}x{% endfor %}")
+                .unwrap();
+        assert_eq!(loop_.render(&[("profile", &profile)]).unwrap(), "mới;vip;");
+    }
+
+    #[test]
+    fn output_is_bounded() {
         let big = Template::parse("{% for i in (1..300) %}{{ profile.pad }}{% endfor %}").unwrap();
         let err = big.render(&[("profile", &json!({"pad": "x".repeat(1000)}))]).unwrap_err();
         assert!(err.0.contains("limit"), "{err}");
