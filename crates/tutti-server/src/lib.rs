@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tutti_core::{ErrorCode, EventType};
@@ -33,6 +33,13 @@ async fn batch(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: Body
 
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// The OpenAPI 3.1 description of every route, kept in `crates/tutti-server/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -56,6 +63,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/profiles/{key}/events", get(admin::profile_events))
         .route("/api/v1/profiles/{key}/merges", get(admin::profile_merges))
         .route("/api/v1/events", get(admin::events))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)
@@ -106,4 +114,23 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_error_codes_of_the_code_table() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let table: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, table);
+    }
 }
