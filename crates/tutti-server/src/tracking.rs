@@ -215,11 +215,14 @@ pub async fn single(
     result
 }
 
-/// A `/v1/batch` body, read in one pass with its items left raw.
+/// A `/v1/batch` body. Read as [`Envelope`], with the items left raw, in one pass; only when that does not
+/// fit is it read again as [`LooseEnvelope`], whose `batch` may be anything, to find the write key and say why.
+/// Both share every other member, so the same bodies (repeated members, say) fail both.
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    batch: Option<Vec<&'a RawValue>>,
+#[serde(bound(deserialize = "B: Deserialize<'de>"))]
+struct BatchBody<'a, B> {
+    #[serde(default)]
+    batch: Option<B>,
     #[serde(borrow, default)]
     context: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -230,22 +233,8 @@ struct Envelope<'a> {
     write_key: Option<&'a RawValue>,
 }
 
-/// The same, with `batch` of any type: read only when [`Envelope`] does not fit, to say why. Its members are
-/// declared so that the same bodies fail it (repeated members, say); only the write key is used.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct LooseEnvelope<'a> {
-    #[serde(borrow, default)]
-    batch: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    context: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    integrations: Option<&'a RawValue>,
-    #[serde(rename = "sentAt", borrow, default)]
-    sent_at: Option<&'a RawValue>,
-    #[serde(rename = "writeKey", borrow, default)]
-    write_key: Option<&'a RawValue>,
-}
+type Envelope<'a> = BatchBody<'a, Vec<&'a RawValue>>;
+type LooseEnvelope<'a> = BatchBody<'a, serde::de::IgnoredAny>;
 
 /// Handles `/v1/batch` (and its alias `/v1/import`).
 pub async fn batch(engine: Arc<Engine>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {

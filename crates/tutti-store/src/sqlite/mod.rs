@@ -155,14 +155,10 @@ impl WalBound {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             busy
         });
-        if let Ok(0) = restarted {
-            self.shared.restart_due.store(false, Ordering::Release);
-            self.retry_after = None;
-        } else {
-            // Readers held old snapshots; the checkpointer keeps copying meanwhile.
-            self.shared.restart_due.store(false, Ordering::Release);
-            self.retry_after = Some(Instant::now() + RESTART_RETRY);
-        }
+        // Done or not, the checkpointer goes back to copying. If readers held old snapshots, the writer waits a
+        // little before it tries again.
+        self.shared.restart_due.store(false, Ordering::Release);
+        self.retry_after = (!matches!(restarted, Ok(0))).then(|| Instant::now() + RESTART_RETRY);
     }
 
     fn checkpointer(&self, path: &Path) -> Result<Checkpointer> {
