@@ -7,12 +7,15 @@
 
 pub mod codes;
 pub mod condition;
+pub mod cron;
 pub mod event;
+pub mod flow;
 pub mod identity;
 pub mod json;
 pub mod profile;
 pub mod template;
 pub mod time;
+pub mod yaml;
 
 pub use codes::ErrorCode;
 pub use event::{BatchDefaults, Event, EventError, EventType, FieldError};

@@ -11,6 +11,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod connectors;
+pub mod definitions;
 pub mod intake;
 pub mod metrics;
 pub mod processor;

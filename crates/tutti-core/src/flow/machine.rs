@@ -1,0 +1,1037 @@
+//! The run state machine: everything flows, segments and policies decide for one profile, as a pure function
+//! `apply(world, state, input, now) -> effects`.
+//!
+//! A profile's [`ProfileState`] holds its runs, its segment memberships, its entry records, the suppressions
+//! in force and the messages recently sent (for caps). [`apply`] takes one input (an event, a tick of the
+//! clock, a signal, an action's result), changes the state and returns effects: dispatches for the outbox,
+//! profile updates, a record of every decision with its reason, and a snapshot of every run it touched. The
+//! shell commits the state and the effects in one transaction and only then carries them out, so a crash
+//! repeats nothing and loses nothing. Time enters only as `now`; [`ProfileState::next_wake`] says when the
+//! profile next needs a tick (one timer per profile, whatever it waits for).
+//!
+//! An action's idempotency key is `<run>:<step>:<visit>`: a run passes a step once per visit, and a deferred
+//! action retried after quiet hours keeps its key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::Definitions;
+use super::def::{EntryRule, Exit, Flow, QuietMode, StepKind, Trigger, WaitSpec};
+use super::policy::{self, Rule, Sent, Subject, Suppression, Verdict};
+use super::segment::{SegmentState, matches};
+use crate::event::{Event, EventType};
+use crate::time::{Millis, format_duration, format_timestamp, parse_timestamp};
+
+/// The most steps one run takes in answer to one input, a guard behind the validator's loop check.
+pub const MAX_STEPS_PER_INPUT: usize = 1000;
+/// The most decisions a run keeps in its path; older ones are counted, not kept.
+pub const MAX_PATH: usize = 200;
+/// The most dedupe keys remembered per flow and profile.
+pub const MAX_DEDUPE_KEYS: usize = 100;
+
+/// What the machine knows of the world for one input: the definitions and the profile as it is now.
+pub struct World<'a> {
+    pub defs: &'a Definitions,
+    /// The profile id as text (for run ids and split hashing).
+    pub profile_id: &'a str,
+    /// The profile's public JSON (`traits`, `timezone`, `event_counts`, ...).
+    pub profile: &'a Value,
+}
+
+/// One input to a profile's machine.
+pub enum Input<'a> {
+    /// An event, already folded into the profile.
+    Event(&'a Event),
+    /// The clock passed [`ProfileState::next_wake`].
+    Tick,
+    /// An inbound signal by name.
+    Signal { name: &'a str, payload: &'a Value },
+    /// A connector's answer to a dispatched action (by its key).
+    ActionResult { key: &'a str, result: &'a Value },
+}
+
+/// What the shell must do after committing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Hand an action to a connector (through the outbox).
+    Dispatch(Dispatch),
+    /// Set traits on the profile (as an identify event from the flow).
+    UpdateProfile { run: String, traits: Map<String, Value> },
+    /// A decision, for the record.
+    Record(Decision),
+    /// A run as it stands after this input (store it for inspection).
+    Run(Box<Run>),
+}
+
+/// An action for the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// `<run>:<step>:<visit>`: stable across retries, unique per run, step and visit.
+    pub key: String,
+    pub run: String,
+    pub flow: String,
+    pub version: u32,
+    pub step: String,
+    pub connector: String,
+    pub operation: String,
+    pub channel: String,
+    pub category: String,
+    pub payload: Value,
+}
+
+/// One decision and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at: Millis,
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(flatten)]
+    pub kind: DecisionKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum DecisionKind {
+    Entered { trigger: String },
+    NotEntered { reason: String },
+    Action { connector: String, operation: String, key: String, channel: String, category: String, payload: Value },
+    Skipped { reason: String },
+    Deferred { until: Millis, reason: String },
+    Waiting { until: Millis, reason: String },
+    Resumed { reason: String },
+    Branch { arm: String, reason: String },
+    Split { arm: String, holdout: bool },
+    ProfileUpdated { traits: Value },
+    Result { key: String },
+    Exited { reason: String },
+    Completed,
+    Goal { event: String },
+    SegmentEntered { segment: String },
+    SegmentLeft { segment: String },
+    Suppressed { policy: String, categories: Vec<String>, until: Millis },
+    Error { reason: String },
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunStatus {
+    Waiting { until: Millis, on: WaitOn },
+    AwaitingResult { key: String },
+    Completed,
+    Exited { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitOn {
+    /// A `wait` step.
+    Timer,
+    /// A `wait_for` step: an event, or the timeout at `until`.
+    Event,
+    /// An action deferred by quiet hours, retried at `until`.
+    Deferred,
+}
+
+/// One journey of one profile through one version of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub flow: String,
+    pub version: u32,
+    pub profile: String,
+    pub started_at: Millis,
+    /// The event (or segment change, schedule, signal) that started it; `event` in its templates.
+    pub trigger: Value,
+    /// The current step (by index), `None` once ended.
+    pub step: Option<usize>,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub visits: BTreeMap<String, u32>,
+    /// Results of awaited actions by step id; `run.steps` in templates.
+    #[serde(default)]
+    pub results: Map<String, Value>,
+    /// The event that ended the latest `wait_for`; `run.last_event` in templates.
+    #[serde(default)]
+    pub last_event: Value,
+    #[serde(default)]
+    pub goal_at: Option<Millis>,
+    #[serde(default)]
+    pub ended_at: Option<Millis>,
+    #[serde(default)]
+    pub path: Vec<Decision>,
+    /// Decisions dropped from the front of `path` to keep it bounded.
+    #[serde(default)]
+    pub path_dropped: u32,
+}
+
+impl Run {
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, RunStatus::Waiting { .. } | RunStatus::AwaitingResult { .. })
+    }
+
+    fn view(&self) -> Value {
+        json!({
+            "id": self.id, "flow": self.flow, "version": self.version,
+            "started_at": format_timestamp(self.started_at), "steps": self.results, "last_event": self.last_event,
+            "trigger": self.trigger,
+        })
+    }
+}
+
+/// When and how often a profile entered a flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRecord {
+    pub count: u64,
+    pub last: Millis,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+/// Everything flows remember about one profile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileState {
+    pub next_run: u64,
+    #[serde(default)]
+    pub runs: Vec<Run>,
+    #[serde(default)]
+    pub entries: BTreeMap<String, EntryRecord>,
+    #[serde(default)]
+    pub suppressions: Vec<Suppression>,
+    #[serde(default)]
+    pub sent: Vec<Sent>,
+    #[serde(default)]
+    pub segments: BTreeMap<String, SegmentState>,
+    /// When a segment's membership next changes with time alone.
+    #[serde(default)]
+    pub segment_wake: BTreeMap<String, Millis>,
+    /// Each scheduled flow's next firing for this profile.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, Millis>,
+}
+
+impl ProfileState {
+    /// When the profile next needs [`Input::Tick`], if ever.
+    pub fn next_wake(&self) -> Option<Millis> {
+        let runs = self.runs.iter().filter_map(|r| match &r.status {
+            RunStatus::Waiting { until, .. } => Some(*until),
+            _ => None,
+        });
+        runs.chain(self.segment_wake.values().copied()).chain(self.schedules.values().copied()).min()
+    }
+
+    /// Whether nothing is remembered (the shell may delete the row).
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+            && self.entries.is_empty()
+            && self.suppressions.is_empty()
+            && self.sent.is_empty()
+            && self
+                .segments
+                .values()
+                .all(|s| !s.member && s.clauses.iter().all(|c| c.times.is_empty() && c.since.is_none()))
+            && self.schedules.is_empty()
+    }
+
+    /// Takes in the state of a profile merged into this one: both profiles' runs go on, entry records and
+    /// suppressions join (the stricter wins), sends count together, segment memories join.
+    pub fn absorb(&mut self, other: ProfileState) {
+        self.next_run = self.next_run.max(other.next_run);
+        let mut ids: BTreeSet<String> = self.runs.iter().map(|r| r.id.clone()).collect();
+        for run in other.runs {
+            if ids.insert(run.id.clone()) {
+                self.runs.push(run);
+            }
+        }
+        for (flow, record) in other.entries {
+            let mine = self.entries.entry(flow).or_default();
+            mine.count += record.count;
+            mine.last = mine.last.max(record.last);
+            for key in record.keys {
+                if !mine.keys.contains(&key) {
+                    mine.keys.push(key);
+                }
+            }
+        }
+        for s in other.suppressions {
+            match self.suppressions.iter_mut().find(|m| m.policy == s.policy) {
+                Some(mine) => mine.until = mine.until.max(s.until),
+                None => self.suppressions.push(s),
+            }
+        }
+        self.sent.extend(other.sent);
+        self.sent.sort_by_key(|s| s.at);
+        for (id, theirs) in other.segments {
+            let mine = self.segments.entry(id).or_default();
+            mine.clauses.resize_with(mine.clauses.len().max(theirs.clauses.len()), Default::default);
+            for (m, t) in mine.clauses.iter_mut().zip(theirs.clauses) {
+                m.times.extend(t.times);
+                m.times.sort_unstable();
+                m.since = m.since.max(t.since);
+            }
+        }
+        for (id, at) in other.segment_wake {
+            let e = self.segment_wake.entry(id).or_insert(at);
+            *e = (*e).min(at);
+        }
+        for (id, at) in other.schedules {
+            let e = self.schedules.entry(id).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+
+    /// Whether the profile is a member of the segment.
+    pub fn in_segment(&self, id: &str) -> bool {
+        self.segments.get(id).is_some_and(|s| s.member)
+    }
+}
+
+/// Advances one profile by one input at `now`.
+pub fn apply(world: &World<'_>, state: &mut ProfileState, input: Input<'_>, now: Millis) -> Vec<Effect> {
+    let mut m = Machine { world, state, now, effects: Vec::new(), touched: BTreeSet::new() };
+    match input {
+        Input::Event(event) => m.on_event(event),
+        Input::Tick => m.on_tick(),
+        Input::Signal { name, payload } => m.on_signal(name, payload),
+        Input::ActionResult { key, result } => m.on_result(key, result),
+    }
+    m.finish()
+}
+
+struct Machine<'a, 'w> {
+    world: &'a World<'w>,
+    state: &'a mut ProfileState,
+    now: Millis,
+    effects: Vec<Effect>,
+    touched: BTreeSet<String>,
+}
+
+/// A segment membership change within one input.
+struct Change {
+    segment: String,
+    entered: bool,
+}
+
+impl Machine<'_, '_> {
+    fn decision(&self, run: Option<&Run>, step: Option<&str>, kind: DecisionKind) -> Decision {
+        Decision {
+            at: self.now,
+            profile: self.world.profile_id.to_owned(),
+            flow: run.map(|r| r.flow.clone()),
+            run: run.map(|r| r.id.clone()),
+            step: step.map(str::to_owned),
+            kind,
+        }
+    }
+
+    fn record(&mut self, decision: Decision) {
+        self.effects.push(Effect::Record(decision));
+    }
+
+    /// Records a decision about a run, in its path too.
+    fn note(&mut self, run: &mut Run, step: Option<&str>, kind: DecisionKind) {
+        let d = self.decision(Some(run), step, kind);
+        if run.path.len() >= MAX_PATH {
+            run.path.remove(0);
+            run.path_dropped += 1;
+        }
+        run.path.push(d.clone());
+        self.touched.insert(run.id.clone());
+        self.record(d);
+    }
+
+    fn flow_decision(&mut self, flow: &Flow, kind: DecisionKind) {
+        let mut d = self.decision(None, None, kind);
+        d.flow = Some(flow.id.clone());
+        self.record(d);
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let body = event.body_value();
+        let name = event.name.as_deref();
+        let profile = self.world.profile;
+        let vars = [("event", &body), ("profile", profile)];
+        // 1. Suppressions first, so nothing this event triggers slips past them.
+        let defs = self.world.defs;
+        for policy in defs.policies.values() {
+            if let Rule::Suppress { on, categories, duration, exit_runs } = &policy.rule
+                && matches(on, event.kind, name, &vars)
+            {
+                let until = self.now + duration;
+                self.state.suppressions.retain(|s| s.policy != policy.id);
+                self.state.suppressions.push(Suppression {
+                    policy: policy.id.clone(),
+                    categories: categories.clone(),
+                    until,
+                });
+                self.record(self.decision(
+                    None,
+                    None,
+                    DecisionKind::Suppressed { policy: policy.id.clone(), categories: categories.clone(), until },
+                ));
+                if *exit_runs {
+                    let reason = format!(
+                        "suppressed by policy {} ({} for {})",
+                        policy.id,
+                        categories.join(", "),
+                        format_duration(*duration)
+                    );
+                    self.exit_runs(
+                        |flow| categories.contains(&flow.category) && !policy.exempt.contains(&flow.category),
+                        &reason,
+                    );
+                }
+            }
+        }
+        // 2. Segments.
+        let changes = self.observe_segments(Some((event, &body)));
+        // 3. Exits, goals and waits of runs already going.
+        let mut runs = std::mem::take(&mut self.state.runs);
+        for run in runs.iter_mut() {
+            let Some(flow) = defs.flow(&run.flow, run.version).cloned() else { continue };
+            if let Some(goal) = &flow.goal
+                && run.goal_at.is_none()
+                && self.now <= run.started_at + goal.within
+                && matches(&goal.event, event.kind, name, &vars)
+            {
+                run.goal_at = Some(self.now);
+                self.note(run, None, DecisionKind::Goal { event: describe(event) });
+            }
+            if run.is_active() {
+                let exit = flow.exit_when.iter().find_map(|x| match x {
+                    Exit::Event(m) if matches(m, event.kind, name, &vars) => {
+                        Some(format!("exit_when: {}", describe(event)))
+                    }
+                    Exit::Segment(id) if changes.iter().any(|c| c.entered && c.segment == *id) => {
+                        Some(format!("exit_when: entered segment {id}"))
+                    }
+                    _ => None,
+                });
+                if let Some(reason) = exit {
+                    self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+                    continue;
+                }
+            }
+            if let (RunStatus::Waiting { on: WaitOn::Event, .. }, Some(i)) = (&run.status, run.step)
+                && let StepKind::WaitFor { event: m, on_event, .. } = &flow.steps[i].kind
+            {
+                let run_view = run.view();
+                let wait_vars = [("event", &body), ("profile", profile), ("run", &run_view)];
+                if matches(m, event.kind, name, &wait_vars) {
+                    let step_id = flow.steps[i].id.clone();
+                    self.note(
+                        run,
+                        Some(&step_id),
+                        DecisionKind::Resumed { reason: format!("{} arrived", describe(event)) },
+                    );
+                    run.last_event = body.clone();
+                    run.step = *on_event;
+                    self.run_steps(&flow, run, true);
+                }
+            }
+        }
+        runs.append(&mut self.state.runs);
+        self.state.runs = runs;
+        // 4. New runs.
+        for flow in defs.current_flows() {
+            if let Trigger::Event(m) = &flow.trigger
+                && matches(m, event.kind, name, &vars)
+            {
+                self.start(flow, body.clone(), describe(event));
+            }
+        }
+        self.segment_triggers(&changes);
+        self.refresh_schedules();
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now;
+        let defs = self.world.defs;
+        // Segments whose windows slid.
+        let due: Vec<String> =
+            self.state.segment_wake.iter().filter(|(_, t)| **t <= now).map(|(s, _)| s.clone()).collect();
+        let changes = if due.is_empty() { Vec::new() } else { self.observe_segments(None) };
+        self.exit_on_segments(&changes);
+        // Runs whose wait is over.
+        let mut runs = std::mem::take(&mut self.state.runs);
+        for run in runs.iter_mut() {
+            let RunStatus::Waiting { until, on } = run.status.clone() else { continue };
+            if until > now {
+                continue;
+            }
+            let Some(flow) = defs.flow(&run.flow, run.version).cloned() else {
+                self.end(
+                    run,
+                    RunStatus::Exited { reason: "its flow version is gone".into() },
+                    "its flow version is gone",
+                );
+                continue;
+            };
+            let Some(i) = run.step else { continue };
+            let step_id = flow.steps[i].id.clone();
+            match on {
+                WaitOn::Timer => {
+                    self.note(run, Some(&step_id), DecisionKind::Resumed { reason: "the wait is over".into() });
+                    run.step = flow.steps[i].next;
+                    self.run_steps(&flow, run, true);
+                }
+                WaitOn::Event => {
+                    let StepKind::WaitFor { on_timeout, timeout, .. } = &flow.steps[i].kind else { continue };
+                    self.note(
+                        run,
+                        Some(&step_id),
+                        DecisionKind::Resumed { reason: format!("timed out after {}", format_duration(*timeout)) },
+                    );
+                    run.step = *on_timeout;
+                    self.run_steps(&flow, run, true);
+                }
+                WaitOn::Deferred => {
+                    self.note(run, Some(&step_id), DecisionKind::Resumed { reason: "quiet hours are over".into() });
+                    self.run_steps(&flow, run, false);
+                }
+            }
+        }
+        runs.append(&mut self.state.runs);
+        self.state.runs = runs;
+        self.segment_triggers(&changes);
+        // Schedules that are due.
+        let due: Vec<String> =
+            self.state.schedules.iter().filter(|(_, t)| **t <= now).map(|(f, _)| f.clone()).collect();
+        for flow_id in due {
+            self.state.schedules.remove(&flow_id);
+            let Some(flow) = defs.current_flows().find(|f| f.id == flow_id).cloned() else { continue };
+            if let Trigger::Schedule { cron, when, .. } = &flow.trigger {
+                let ok = when.as_ref().is_none_or(|c| c.evaluate(&[("profile", self.world.profile)]).unwrap_or(false));
+                if ok {
+                    let trigger = json!({"type": "schedule", "schedule": cron.source(), "at": format_timestamp(now)});
+                    self.start(&flow, trigger, format!("schedule {}", cron.source()));
+                }
+            }
+        }
+        self.refresh_schedules();
+    }
+
+    fn on_signal(&mut self, name: &str, payload: &Value) {
+        let body = json!({"type": "signal", "signal": name, "properties": payload});
+        for flow in self.world.defs.current_flows() {
+            if let Trigger::Signal { name: wanted, when } = &flow.trigger {
+                let vars = [("event", &body), ("profile", self.world.profile)];
+                if wanted == name && when.as_ref().is_none_or(|c| c.evaluate(&vars).unwrap_or(false)) {
+                    self.start(flow, body.clone(), format!("signal {name}"));
+                }
+            }
+        }
+    }
+
+    fn on_result(&mut self, key: &str, result: &Value) {
+        let Some(at) =
+            self.state.runs.iter().position(|r| matches!(&r.status, RunStatus::AwaitingResult { key: k } if k == key))
+        else {
+            return;
+        };
+        let mut run = self.state.runs.remove(at);
+        if let Some(flow) = self.world.defs.flow(&run.flow, run.version).cloned()
+            && let Some(i) = run.step
+        {
+            let step_id = flow.steps[i].id.clone();
+            run.results.insert(step_id.clone(), result.clone());
+            self.note(&mut run, Some(&step_id), DecisionKind::Result { key: key.to_owned() });
+            run.step = flow.steps[i].next;
+            self.run_steps(&flow, &mut run, true);
+        }
+        self.state.runs.push(run);
+    }
+
+    /// Folds an event (if any) into every segment's state and re-evaluates membership.
+    fn observe_segments(&mut self, event: Option<(&Event, &Value)>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for segment in self.world.defs.segments.values() {
+            let st = self.state.segments.entry(segment.id.clone()).or_default();
+            if let Some((e, body)) = event {
+                segment.observe(st, e.kind, e.name.as_deref(), e.timestamp, body);
+            }
+            let (member, wake) = segment.evaluate(st, self.world.profile, self.now);
+            match wake {
+                Some(t) => self.state.segment_wake.insert(segment.id.clone(), t),
+                None => self.state.segment_wake.remove(&segment.id),
+            };
+            if member != st.member {
+                st.member = member;
+                changes.push(Change { segment: segment.id.clone(), entered: member });
+            }
+        }
+        for c in &changes {
+            let kind = if c.entered {
+                DecisionKind::SegmentEntered { segment: c.segment.clone() }
+            } else {
+                DecisionKind::SegmentLeft { segment: c.segment.clone() }
+            };
+            self.record(self.decision(None, None, kind));
+        }
+        changes
+    }
+
+    fn exit_on_segments(&mut self, changes: &[Change]) {
+        for c in changes.iter().filter(|c| c.entered) {
+            let defs = self.world.defs;
+            let mut runs = std::mem::take(&mut self.state.runs);
+            for run in runs.iter_mut().filter(|r| r.is_active()) {
+                let Some(flow) = defs.flow(&run.flow, run.version) else { continue };
+                if flow.exit_when.iter().any(|x| matches!(x, Exit::Segment(id) if *id == c.segment)) {
+                    let reason = format!("exit_when: entered segment {}", c.segment);
+                    self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+                }
+            }
+            runs.append(&mut self.state.runs);
+            self.state.runs = runs;
+        }
+    }
+
+    fn segment_triggers(&mut self, changes: &[Change]) {
+        for c in changes {
+            for flow in self.world.defs.current_flows() {
+                if let Trigger::Segment { id, leave, when } = &flow.trigger
+                    && *id == c.segment
+                    && *leave != c.entered
+                {
+                    let body = json!({"type": "segment", "segment": id, "entered": c.entered});
+                    let vars = [("event", &body), ("profile", self.world.profile)];
+                    if when.as_ref().is_none_or(|w| w.evaluate(&vars).unwrap_or(false)) {
+                        let what = if c.entered { "entered" } else { "left" };
+                        self.start(flow, body.clone(), format!("{what} segment {id}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps one pending firing per scheduled flow whose audience the profile is in.
+    fn refresh_schedules(&mut self) {
+        for flow in self.world.defs.current_flows() {
+            let Trigger::Schedule { cron, zone, segment, .. } = &flow.trigger else { continue };
+            let in_audience = segment.as_ref().is_none_or(|s| self.state.in_segment(s));
+            if !in_audience {
+                self.state.schedules.remove(&flow.id);
+            } else if !self.state.schedules.contains_key(&flow.id) {
+                let tz = policy::resolve_zone(zone, self.world.profile);
+                if let Some(next) = cron.next_after(self.now, &tz) {
+                    self.state.schedules.insert(flow.id.clone(), next);
+                }
+            }
+        }
+        let live: BTreeSet<&str> = self.world.defs.current_flows().map(|f| f.id.as_str()).collect();
+        self.state.schedules.retain(|f, _| live.contains(f.as_str()));
+    }
+
+    /// Ends every active run whose flow the predicate picks.
+    fn exit_runs(&mut self, pick: impl Fn(&Flow) -> bool, reason: &str) {
+        let defs = self.world.defs;
+        let mut runs = std::mem::take(&mut self.state.runs);
+        for run in runs.iter_mut().filter(|r| r.is_active()) {
+            if defs.flow(&run.flow, run.version).is_some_and(|f| pick(f)) {
+                self.end(run, RunStatus::Exited { reason: reason.to_owned() }, reason);
+            }
+        }
+        runs.append(&mut self.state.runs);
+        self.state.runs = runs;
+    }
+
+    fn end(&mut self, run: &mut Run, status: RunStatus, reason: &str) {
+        let step = run.step.and_then(|i| self.world.defs.flow(&run.flow, run.version).map(|f| f.steps[i].id.clone()));
+        run.status = status.clone();
+        run.ended_at = Some(self.now);
+        let kind = match status {
+            RunStatus::Completed => DecisionKind::Completed,
+            _ => DecisionKind::Exited { reason: reason.to_owned() },
+        };
+        self.note(run, step.as_deref(), kind);
+        run.step = None;
+    }
+
+    /// Starts a run if the entry rules allow.
+    fn start(&mut self, flow: &std::sync::Arc<Flow>, trigger: Value, described: String) {
+        let going = self.state.runs.iter().filter(|r| r.flow == flow.id && r.is_active()).count();
+        let record = self.state.entries.get(&flow.id).cloned().unwrap_or_default();
+        let mut dedupe_key = None;
+        let refusal = match &flow.entry.rule {
+            EntryRule::Once if record.count > 0 => {
+                Some(format!("entered before ({}); entry is once", format_timestamp(record.last)))
+            }
+            EntryRule::OncePer(period) if record.count > 0 && self.now - record.last < *period => Some(format!(
+                "entered at {}; entry is once per {}",
+                format_timestamp(record.last),
+                format_duration(*period)
+            )),
+            EntryRule::EveryTime { dedupe: Some(t) } => {
+                match t.render(&[("event", &trigger), ("profile", self.world.profile)]) {
+                    Ok(key) if record.keys.contains(&key) => Some(format!("dedupe key `{key}` already entered")),
+                    Ok(key) => {
+                        dedupe_key = Some(key);
+                        None
+                    }
+                    Err(e) => Some(format!("the dedupe key could not be rendered: {e}")),
+                }
+            }
+            _ => None,
+        };
+        let refusal = refusal.or_else(|| {
+            (going >= flow.entry.max_concurrent as usize)
+                .then(|| format!("{going} run(s) already going; max_concurrent is {}", flow.entry.max_concurrent))
+        });
+        if let Some(reason) = refusal {
+            self.flow_decision(flow, DecisionKind::NotEntered { reason });
+            return;
+        }
+        let entry = self.state.entries.entry(flow.id.clone()).or_default();
+        entry.count += 1;
+        entry.last = self.now;
+        if let Some(key) = dedupe_key {
+            entry.keys.push(key);
+            if entry.keys.len() > MAX_DEDUPE_KEYS {
+                entry.keys.remove(0);
+            }
+        }
+        self.state.next_run += 1;
+        let mut run = Run {
+            id: format!("{}-{}", self.world.profile_id, self.state.next_run),
+            flow: flow.id.clone(),
+            version: flow.version,
+            profile: self.world.profile_id.to_owned(),
+            started_at: self.now,
+            trigger,
+            step: Some(0),
+            status: RunStatus::Completed,
+            visits: BTreeMap::new(),
+            results: Map::new(),
+            last_event: Value::Null,
+            goal_at: None,
+            ended_at: None,
+            path: Vec::new(),
+            path_dropped: 0,
+        };
+        self.note(&mut run, None, DecisionKind::Entered { trigger: described });
+        self.run_steps(flow, &mut run, true);
+        self.state.runs.push(run);
+    }
+
+    /// Runs steps from `run.step` until the run waits or ends. `entering` is false when resuming a deferred
+    /// action, which keeps its visit (and so its idempotency key).
+    fn run_steps(&mut self, flow: &Flow, run: &mut Run, mut entering: bool) {
+        for _ in 0..MAX_STEPS_PER_INPUT {
+            let Some(i) = run.step else {
+                self.end(run, RunStatus::Completed, "completed");
+                return;
+            };
+            let step = &flow.steps[i];
+            if entering {
+                *run.visits.entry(step.id.clone()).or_default() += 1;
+            }
+            entering = true;
+            let sid = Some(step.id.as_str());
+            match &step.kind {
+                StepKind::Action(action) => {
+                    let subject = Subject {
+                        profile: self.world.profile,
+                        suppressions: &self.state.suppressions,
+                        sent: &self.state.sent,
+                    };
+                    let verdict = policy::check(
+                        self.world.defs.policies.values().map(|p| &**p),
+                        &subject,
+                        &action.channel,
+                        &action.category,
+                        self.now,
+                    );
+                    match verdict {
+                        Verdict::Allow => {
+                            let run_view = run.view();
+                            let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+                            match action.with.render(&vars) {
+                                Ok(payload) => {
+                                    let visit = run.visits.get(&step.id).copied().unwrap_or(1);
+                                    let key = format!("{}:{}:{visit}", run.id, step.id);
+                                    self.state.sent.push(Sent {
+                                        at: self.now,
+                                        channel: action.channel.clone(),
+                                        category: action.category.clone(),
+                                    });
+                                    self.forget_old_sends();
+                                    self.effects.push(Effect::Dispatch(Dispatch {
+                                        key: key.clone(),
+                                        run: run.id.clone(),
+                                        flow: run.flow.clone(),
+                                        version: run.version,
+                                        step: step.id.clone(),
+                                        connector: action.connector.clone(),
+                                        operation: action.operation.clone(),
+                                        channel: action.channel.clone(),
+                                        category: action.category.clone(),
+                                        payload: payload.clone(),
+                                    }));
+                                    self.note(
+                                        run,
+                                        sid,
+                                        DecisionKind::Action {
+                                            connector: action.connector.clone(),
+                                            operation: action.operation.clone(),
+                                            key: key.clone(),
+                                            channel: action.channel.clone(),
+                                            category: action.category.clone(),
+                                            payload,
+                                        },
+                                    );
+                                    if action.await_result {
+                                        run.status = RunStatus::AwaitingResult { key };
+                                        return;
+                                    }
+                                }
+                                Err(e) => self.note(
+                                    run,
+                                    sid,
+                                    DecisionKind::Error { reason: format!("the payload did not render: {e}") },
+                                ),
+                            }
+                            run.step = step.next;
+                        }
+                        Verdict::Skip(reason) => {
+                            self.note(run, sid, DecisionKind::Skipped { reason });
+                            run.step = step.next;
+                        }
+                        Verdict::Defer { until, reason } => {
+                            if flow.quiet_hours == QuietMode::Drop {
+                                self.note(
+                                    run,
+                                    sid,
+                                    DecisionKind::Skipped { reason: format!("{reason}; the flow drops such actions") },
+                                );
+                                run.step = step.next;
+                            } else {
+                                self.note(run, sid, DecisionKind::Deferred { until, reason });
+                                run.status = RunStatus::Waiting { until, on: WaitOn::Deferred };
+                                return;
+                            }
+                        }
+                    }
+                }
+                StepKind::Wait(spec) => {
+                    let (until, reason) = match spec {
+                        WaitSpec::For(d) => (Some(self.now + d), format!("wait {}", format_duration(*d))),
+                        WaitSpec::UntilTime { at, zone } => {
+                            let tz = policy::resolve_zone(zone, self.world.profile);
+                            (
+                                Some(at.next_at_or_after(self.now, &tz)),
+                                format!("until {at} in {}", tz.iana_name().unwrap_or("UTC")),
+                            )
+                        }
+                        WaitSpec::UntilTrait { name, offset } => {
+                            let date = trait_time(&self.world.profile["traits"][name]);
+                            let shifted = date.map(|d| d + offset);
+                            (
+                                shifted,
+                                format!(
+                                    "until traits.{name}{}",
+                                    if *offset == 0 {
+                                        String::new()
+                                    } else {
+                                        format!(
+                                            " {}{}",
+                                            if *offset < 0 { "-" } else { "+" },
+                                            format_duration(offset.abs())
+                                        )
+                                    }
+                                ),
+                            )
+                        }
+                    };
+                    match until {
+                        Some(until) if until > self.now => {
+                            self.note(run, sid, DecisionKind::Waiting { until, reason });
+                            run.status = RunStatus::Waiting { until, on: WaitOn::Timer };
+                            return;
+                        }
+                        Some(_) => {
+                            self.note(run, sid, DecisionKind::Resumed { reason: format!("{reason}: already past") });
+                            run.step = step.next;
+                        }
+                        None => {
+                            self.note(
+                                run,
+                                sid,
+                                DecisionKind::Resumed {
+                                    reason: format!("{reason}: the trait is not a date; not waiting"),
+                                },
+                            );
+                            run.step = step.next;
+                        }
+                    }
+                }
+                StepKind::WaitFor { event, timeout, .. } => {
+                    let until = self.now + timeout;
+                    let what =
+                        event.name.clone().or_else(|| event.kind.map(|k| k.as_str().to_owned())).unwrap_or_default();
+                    self.note(
+                        run,
+                        sid,
+                        DecisionKind::Waiting {
+                            until,
+                            reason: format!("for {what}, at most {}", format_duration(*timeout)),
+                        },
+                    );
+                    run.status = RunStatus::Waiting { until, on: WaitOn::Event };
+                    return;
+                }
+                StepKind::Branch(arms) => {
+                    let run_view = run.view();
+                    let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+                    let mut chosen = None;
+                    let mut why = Vec::new();
+                    for (n, arm) in arms.iter().enumerate() {
+                        match &arm.when {
+                            None => {
+                                chosen = Some((n, arm.next, "no other arm matched".to_owned()));
+                                break;
+                            }
+                            Some(c) => match c.evaluate(&vars) {
+                                Ok(true) => {
+                                    chosen = Some((n, arm.next, format!("`{}` is true", c.source())));
+                                    break;
+                                }
+                                Ok(false) => why.push(format!("`{}` is false", c.source())),
+                                Err(e) => why.push(format!("`{}` could not decide ({e})", c.source())),
+                            },
+                        }
+                    }
+                    let (arm, next, reason) = match chosen {
+                        Some((n, next, reason)) if why.is_empty() => (n.to_string(), next, reason),
+                        Some((n, next, reason)) => (n.to_string(), next, format!("{}; {reason}", why.join("; "))),
+                        None => ("none".to_owned(), step.next, format!("{}; going on", why.join("; "))),
+                    };
+                    self.note(run, sid, DecisionKind::Branch { arm, reason });
+                    run.step = next;
+                }
+                StepKind::Split(arms) => {
+                    let bucket = bucket(self.world.profile_id, &flow.id, &step.id);
+                    let mut edge = 0u32;
+                    let arm = arms.iter().find(|a| {
+                        edge += a.percent;
+                        bucket < edge
+                    });
+                    let Some(arm) = arm.or(arms.last()) else {
+                        run.step = step.next;
+                        continue;
+                    };
+                    self.note(run, sid, DecisionKind::Split { arm: arm.name.clone(), holdout: arm.holdout });
+                    if arm.holdout {
+                        self.end(
+                            run,
+                            RunStatus::Exited { reason: format!("holdout arm {}", arm.name) },
+                            &format!("holdout arm {}", arm.name),
+                        );
+                        return;
+                    }
+                    run.step = arm.next;
+                }
+                StepKind::UpdateProfile(payload) => {
+                    let run_view = run.view();
+                    let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+                    match payload.render(&vars) {
+                        Ok(Value::Object(traits)) => {
+                            self.note(run, sid, DecisionKind::ProfileUpdated { traits: Value::Object(traits.clone()) });
+                            self.effects.push(Effect::UpdateProfile { run: run.id.clone(), traits });
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.note(
+                            run,
+                            sid,
+                            DecisionKind::Error { reason: format!("the traits did not render: {e}") },
+                        ),
+                    }
+                    run.step = step.next;
+                }
+                StepKind::Exit(reason) => {
+                    self.end(run, RunStatus::Exited { reason: reason.clone() }, reason);
+                    return;
+                }
+            }
+        }
+        let reason = format!("took {MAX_STEPS_PER_INPUT} steps without waiting");
+        self.note(run, None, DecisionKind::Error { reason: reason.clone() });
+        self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+    }
+
+    /// Sends older than the longest cap window no longer count.
+    fn forget_old_sends(&mut self) {
+        let memory = self.world.defs.policies.values().map(|p| p.memory()).max().unwrap_or(0);
+        let horizon = self.now - memory;
+        self.state.sent.retain(|s| s.at > horizon);
+    }
+
+    fn finish(mut self) -> Vec<Effect> {
+        let now = self.now;
+        self.state.suppressions.retain(|s| s.until > now);
+        if self.world.defs.policies.values().all(|p| p.memory() == 0) {
+            self.state.sent.clear();
+        }
+        // Ended runs stay while their goal window is open, then leave the state (the shell keeps their record).
+        let defs = self.world.defs;
+        let mut kept = Vec::with_capacity(self.state.runs.len());
+        for run in std::mem::take(&mut self.state.runs) {
+            let goal_open = || {
+                run.goal_at.is_none()
+                    && defs
+                        .flow(&run.flow, run.version)
+                        .and_then(|f| f.goal.as_ref())
+                        .is_some_and(|g| run.started_at + g.within > now)
+            };
+            if self.touched.contains(&run.id) {
+                self.effects.push(Effect::Run(Box::new(run.clone())));
+            }
+            if run.is_active() || goal_open() {
+                kept.push(run);
+            }
+        }
+        self.state.runs = kept;
+        self.effects
+    }
+}
+
+/// A short description of an event for records.
+fn describe(event: &Event) -> String {
+    match (&event.kind, &event.name) {
+        (EventType::Track, Some(name)) => name.clone(),
+        (kind, Some(name)) => format!("{} {name}", kind.as_str()),
+        (kind, None) => kind.as_str().to_owned(),
+    }
+}
+
+/// A trait holding a date: RFC 3339 text, a `YYYY-MM-DD` date (midnight UTC), or milliseconds.
+fn trait_time(value: &Value) -> Option<Millis> {
+    match value {
+        Value::String(s) => parse_timestamp(s).or_else(|| {
+            let date: jiff::civil::Date = s.parse().ok()?;
+            Some(date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond())
+        }),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// A profile's bucket (0..100) for a split: FNV-1a of the profile, flow and step, so the same person lands in
+/// the same arm every time and splits in different steps are independent.
+pub fn bucket(profile: &str, flow: &str, step: &str) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [profile, flow, step] {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (hash % 100) as u32
+}

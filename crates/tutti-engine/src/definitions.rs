@@ -1,0 +1,169 @@
+//! Definition files on disk: loading a flows directory, `tutti flows validate` and `tutti flows test`.
+//!
+//! The checks and the dry run are the core's (`tutti_core::flow`); this module finds the files, says which file
+//! each problem is in, and reads the event files a dry run plays.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use tutti_core::event::{BatchDefaults, Event};
+use tutti_core::flow::machine::Decision;
+use tutti_core::flow::simulate::Simulation;
+use tutti_core::flow::{Definitions, Problem, compile};
+use tutti_core::time::{Millis, parse_timestamp};
+
+use crate::connectors;
+
+/// A problem in a file.
+#[derive(Debug, Clone)]
+pub struct FileProblem {
+    pub file: PathBuf,
+    pub problem: Problem,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.problem)
+    }
+}
+
+/// The YAML files named, each directory's `*.yaml` and `*.yml` files (recursively, in name order).
+pub fn expand(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+            entries.sort();
+            let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = entries.into_iter().partition(|p| p.is_dir());
+            out.extend(
+                files.into_iter().filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))),
+            );
+            out.extend(expand(&dirs)?);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Loads definition files: every problem in every file, and the definitions that compiled.
+pub fn load(paths: &[PathBuf]) -> (Definitions, Vec<FileProblem>) {
+    let connectors = connectors::all();
+    let mut defs = Definitions::default();
+    let mut problems = Vec::new();
+    let mut origin: BTreeMap<(&'static str, String), PathBuf> = BTreeMap::new();
+    let files = match expand(paths) {
+        Ok(files) => files,
+        Err(e) => {
+            problems.push(FileProblem { file: PathBuf::new(), problem: plain(format!("cannot list the files: {e}")) });
+            return (defs, problems);
+        }
+    };
+    for file in files {
+        let source = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(FileProblem { problem: plain(format!("cannot read the file: {e}")), file });
+                continue;
+            }
+        };
+        match compile(&source, &connectors) {
+            Ok(definition) => {
+                let key = (definition.kind(), definition.id().to_owned());
+                if let Some(first) = origin.get(&key) {
+                    problems.push(FileProblem {
+                        problem: plain(format!("{} `{}` is also defined in {}", key.0, key.1, first.display())),
+                        file,
+                    });
+                    continue;
+                }
+                origin.insert(key, file);
+                defs.insert(definition);
+            }
+            Err(found) => problems.extend(found.into_iter().map(|problem| FileProblem { file: file.clone(), problem })),
+        }
+    }
+    for (what, problem) in defs.check() {
+        let file =
+            what.strip_prefix("flow ").and_then(|id| origin.get(&("flow", id.to_owned()))).cloned().unwrap_or_default();
+        problems.push(FileProblem { file, problem });
+    }
+    (defs, problems)
+}
+
+fn plain(message: String) -> Problem {
+    Problem { pos: Default::default(), pointer: String::new(), message, hint: None }
+}
+
+/// Why an events or profiles file cannot be played.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct InputError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads a JSON-lines file of Segment events (blank lines and lines starting with `//` are skipped).
+pub fn read_events(name: &str, text: &str) -> Result<Vec<Event>, InputError> {
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let error = |message: String| InputError { file: name.to_owned(), line: i + 1, message };
+        let value: Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
+        let at = value["timestamp"]
+            .as_str()
+            .and_then(parse_timestamp)
+            .ok_or_else(|| error("every event in a dry run needs a `timestamp` (it is the simulated clock)".into()))?;
+        let message_id = format!("{name}:{}", i + 1);
+        let event = Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
+            .map_err(|e| error(format!("{}: {}", e.field, e.reason)))?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Reads a JSON-lines file of profiles (`userId` or `anonymousId`, `traits`, optional `context` with
+/// `timezone`) as identify calls placed just before `first_event`.
+pub fn read_profiles(name: &str, text: &str, first_event: Millis) -> Result<Vec<Event>, InputError> {
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let error = |message: String| InputError { file: name.to_owned(), line: i + 1, message };
+        let mut value: Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
+        let Some(object) = value.as_object_mut() else { return Err(error("a profile is a JSON object".into())) };
+        object.insert("type".into(), "identify".into());
+        let at = object.get("timestamp").and_then(Value::as_str).and_then(parse_timestamp).unwrap_or(first_event - 1);
+        object.insert("timestamp".into(), tutti_core::time::format_timestamp(at).into());
+        let message_id = format!("{name}:{}", i + 1);
+        let event = Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
+            .map_err(|e| error(format!("{}: {}", e.field, e.reason)))?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Plays profiles and events through the definitions on a simulated clock, then lets time run on for
+/// `run_on` after the last event. Returns every decision in order.
+pub fn dry_run(defs: &Definitions, profiles: Vec<Event>, mut events: Vec<Event>, run_on: Millis) -> Vec<Decision> {
+    events.sort_by_key(|e| e.timestamp);
+    let mut sim = Simulation::new(defs);
+    let mut all: Vec<Event> = profiles;
+    all.sort_by_key(|e| e.timestamp);
+    let last = events.last().map(|e| e.timestamp);
+    for event in all.iter().chain(events.iter()) {
+        sim.event(event);
+    }
+    if let Some(last) = last {
+        sim.run_until(last + run_on);
+    }
+    sim.decisions
+}

@@ -1,0 +1,96 @@
+//! `tutti flows validate` and `tutti flows test` as a user runs them, on the examples in the repository.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tutti(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti")).args(args).current_dir(repo()).output().expect("tutti runs");
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn every_example_validates() {
+    let (ok, stdout, stderr) = tutti(&["flows", "validate", "examples"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("ok: 6 flow(s)"), "{stdout}");
+}
+
+#[test]
+fn s2_dry_run_stops_the_promo_and_sends_the_receipt() {
+    let (ok, stdout, stderr) = tutti(&[
+        "flows",
+        "test",
+        "examples/s2-complaint",
+        "--events",
+        "examples/s2-complaint/events.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{stderr}");
+    let decisions: Vec<Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let actions: Vec<&Value> = decisions.iter().filter(|d| d["decision"] == "action").collect();
+    assert_eq!(actions.len(), 1, "{stdout}");
+    assert_eq!(actions[0]["flow"], "receipt");
+    assert_eq!(actions[0]["category"], "transactional");
+    assert_eq!(actions[0]["time"], "2026-11-22T10:05:00.000Z");
+    assert_eq!(actions[0]["payload"]["subject"], "Hoá đơn HD-1001");
+    let exit = decisions
+        .iter()
+        .find(|d| d["decision"] == "exited" && d["flow"] == "winback-promo")
+        .expect("the promo run is exited");
+    assert_eq!(exit["time"], "2026-11-22T10:02:00.000Z");
+    assert!(exit["reason"].as_str().unwrap().contains("complaint-suppression"));
+    // The promo was waiting when it was stopped: a wait was scheduled for 10:05 and never resumed.
+    assert!(decisions.iter().any(|d| d["decision"] == "waiting"
+        && d["flow"] == "winback-promo"
+        && d["until"] == "2026-11-22T10:05:00.000Z"));
+    assert!(!decisions.iter().any(|d| d["decision"] == "resumed" && d["flow"] == "winback-promo"));
+}
+
+#[test]
+fn s5_text_dry_run_names_every_decision() {
+    let (ok, stdout, stderr) = tutti(&[
+        "flows",
+        "test",
+        "examples/s5-abandoned-cart",
+        "--events",
+        "examples/s5-abandoned-cart/events.jsonl",
+        "--profiles",
+        "examples/s5-abandoned-cart/profiles.jsonl",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("DEFERRED until 2026-11-23T00:00:00.000Z: quiet hours: policy quiet-hours"), "{stdout}");
+    assert!(stdout.contains("王伟，您的购物车还在等您"), "{stdout}");
+    assert!(stdout.contains("Sam, you left something in your cart"), "{stdout}");
+    assert!(stdout.contains("GOAL Order Completed"), "{stdout}");
+    assert!(!stdout.contains("Bạn quên giỏ hàng"), "Lan bought; no reminder: {stdout}");
+    assert_eq!(stdout.matches("ACTION").count(), 2, "{stdout}");
+}
+
+#[test]
+fn validate_names_file_line_and_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "flow: bad\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: webhok.post\n").unwrap();
+    let (ok, _, stderr) = tutti(&["flows", "validate", file.to_str().unwrap()]);
+    assert!(!ok);
+    let expected = format!("{}:5:13: unknown connector `webhok` (hint: did you mean `webhook`?", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn a_bad_events_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"X\",\"timestamp\":\"2026-11-22T10:00:00Z\"}\n{\"type\":\"track\",\"userId\":\"u\",\"event\":\"X\"}\n").unwrap();
+    let (ok, _, stderr) = tutti(&["flows", "test", "examples/s2-complaint", "--events", events.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("events.jsonl:2: every event in a dry run needs a `timestamp`"), "{stderr}");
+}
