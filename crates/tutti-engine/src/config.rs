@@ -29,6 +29,53 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub identity: IdentitySection,
     pub log: LogConfig,
+    pub flows: FlowsConfig,
+    pub webhook: WebhookConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Directory of flow, segment and policy YAML files loaded at start (default: `./flows` when present).
+    pub dir: Option<PathBuf>,
+}
+
+/// The built-in `webhook` connector.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Hosts or IP addresses webhooks may reach although they are private, loopback or link-local, such as
+    /// `["127.0.0.1", "hooks.internal"]`. Everything else private is refused (no server-side request forgery).
+    pub allow_private: Vec<String>,
+    /// How long one delivery may take.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Attempts before an action becomes a dead letter.
+    pub max_attempts: u32,
+    /// When set, each request carries `Tutti-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
+    pub signing_secret: Option<String>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            allow_private: Vec::new(),
+            timeout: Duration::from_secs(10),
+            max_attempts: 8,
+            signing_secret: None,
+        }
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("allow_private", &self.allow_private)
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +230,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub flows_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -235,6 +283,9 @@ impl Config {
         }
         if let Some(dir) = &overrides.data_dir {
             config.storage.data_dir = dir.clone();
+        }
+        if let Some(dir) = &overrides.flows_dir {
+            config.flows.dir = Some(dir.clone());
         }
         Ok(config)
     }

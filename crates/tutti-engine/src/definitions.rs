@@ -167,3 +167,59 @@ pub fn dry_run(defs: &Definitions, profiles: Vec<Event>, mut events: Vec<Event>,
     }
     sim.decisions
 }
+
+/// Builds the definitions in force from every stored version: all versions of each flow (runs keep theirs;
+/// a deleted flow is retired), the latest version of each segment and policy not deleted. A stored version
+/// that no longer compiles (a connector removed since) is skipped with a warning.
+pub fn build(stored: &[tutti_store::StoredDefinition]) -> Definitions {
+    let connectors = connectors::all();
+    let mut defs = Definitions::default();
+    let mut latest: BTreeMap<(&str, &str), &tutti_store::StoredDefinition> = BTreeMap::new();
+    for d in stored {
+        latest.insert((d.kind.as_str(), d.id.as_str()), d);
+    }
+    for d in stored {
+        let is_latest = latest.get(&(d.kind.as_str(), d.id.as_str())).is_some_and(|l| l.version == d.version);
+        if d.kind != "flow" && (!is_latest || d.deleted) {
+            continue;
+        }
+        match compile(&d.source, &connectors) {
+            Ok(tutti_core::flow::Definition::Flow(mut flow)) => {
+                flow.version = d.version;
+                if d.deleted {
+                    flow.retired = true;
+                }
+                defs.insert(tutti_core::flow::Definition::Flow(flow));
+            }
+            Ok(other) => defs.insert(other),
+            Err(problems) => tracing::warn!(kind = %d.kind, id = %d.id, version = d.version,
+                problem = %problems.first().map(ToString::to_string).unwrap_or_default(), "a stored definition no longer compiles; skipped"),
+        }
+    }
+    defs
+}
+
+/// Stores each file's definition as a new version when it differs from the latest stored one, so that runs
+/// started on an earlier file keep the version they started on.
+pub fn store_files(
+    store: &dyn tutti_store::DefinitionStore,
+    dir: &std::path::Path,
+    now: Millis,
+) -> Result<Vec<FileProblem>, tutti_store::StoreError> {
+    let (_, problems) = load(&[dir.to_owned()]);
+    if !problems.is_empty() {
+        return Ok(problems);
+    }
+    let stored = store.all()?;
+    let connectors = connectors::all();
+    for file in expand(&[dir.to_owned()]).unwrap_or_default() {
+        let Ok(source) = std::fs::read_to_string(&file) else { continue };
+        let Ok(definition) = compile(&source, &connectors) else { continue };
+        let (kind, id) = (definition.kind(), definition.id().to_owned());
+        let current = stored.iter().filter(|d| d.kind == kind && d.id == id).max_by_key(|d| d.version);
+        if current.is_none_or(|d| d.source != source || d.deleted) {
+            store.put(kind, &id, &source, now)?;
+        }
+    }
+    Ok(Vec::new())
+}

@@ -13,6 +13,8 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod definitions;
+mod dispatch;
+pub mod flows;
 pub mod intake;
 pub mod metrics;
 pub mod processor;
@@ -26,8 +28,15 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tutti_bus::{LocalFeed, LogFeed};
 use tutti_core::{Identifier, IdentityConfig, Profile, ProfileId};
-use tutti_store::sqlite::{self, SqliteEventLog, SqliteEventReader, SqliteProfileReader, SqliteProfileStore};
-use tutti_store::{EventReader, MergeRecord, ProfileReader, StoreError, StoredEvent};
+use tutti_store::sqlite::{
+    self, SqliteEventLog, SqliteEventReader, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
+};
+use tutti_store::{
+    DefinitionStore, EventReader, FlowReader, MergeRecord, OutboxRow, ProfileReader, StoreError, StoredDefinition,
+    StoredEvent,
+};
+
+use crate::flows::FlowDefinitions;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::Config;
@@ -56,6 +65,24 @@ pub enum EngineError {
     ProcessorGone,
     #[error("processing: {0}")]
     Processing(String),
+    #[error("definitions: {0}")]
+    Definitions(String),
+}
+
+/// Why a definition was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// It does not compile, or names what does not exist: every problem, located.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<tutti_core::flow::Problem>),
+    /// The id in the body is not the id in the path.
+    #[error("the definition's id is `{found}`, but the path names `{expected}`")]
+    IdMismatch { expected: String, found: String },
+    /// A flow where a segment was expected, and so on.
+    #[error("this is a {found}, not a {expected}")]
+    KindMismatch { expected: String, found: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// How an admin names a profile: by id (`p42`) or by one of its identifiers (`email:a@b.c`).
@@ -77,6 +104,11 @@ pub struct Engine {
     profiles: Arc<dyn ProfileReader>,
     processed: Arc<LocalFeed>,
     processor: Mutex<Option<mpsc::Sender<processor::Command>>>,
+    flow_store: Arc<SqliteFlowReader>,
+    definitions: Arc<FlowDefinitions>,
+    outbox_feed: Arc<LocalFeed>,
+    /// Serialises definition changes (store, then rebuild).
+    definitions_write: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_checkpointer: Arc<AtomicU64>,
     message_ids: AtomicU64,
@@ -114,6 +146,31 @@ impl Engine {
                 dedup_retention_ms: config.intake.dedup_retention.as_millis() as i64,
             },
         )?;
+        let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
+        let flows_dir = config.flows.dir.clone().or_else(|| {
+            let default = std::path::PathBuf::from("./flows");
+            default.is_dir().then_some(default)
+        });
+        if let Some(dir) = &flows_dir {
+            let problems = definitions::store_files(&*flow_store, dir, clock.now_ms())?;
+            if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return Err(EngineError::Definitions(format!("{} is not valid:\n{}", dir.display(), text.join("\n"))));
+            }
+        }
+        let definitions = Arc::new(FlowDefinitions::default());
+        definitions.set(definitions::build(&flow_store.all()?));
+        let outbox_feed = Arc::new(LocalFeed::new(0));
+        let (results_tx, results) = mpsc::channel();
+        let dispatcher = dispatch::Dispatcher {
+            outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            results: results_tx,
+            feed: outbox_feed.clone(),
+            webhook: config.webhook.clone(),
+        };
+        let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
         let (commands_tx, commands) = mpsc::channel();
         let worker = processor::Processor {
             store: Box::new(store),
@@ -127,6 +184,9 @@ impl Engine {
             metrics: metrics.clone(),
             clock: clock.clone(),
             settings: processor::ProcessorSettings::default(),
+            definitions: definitions.clone(),
+            results,
+            outbox_feed: outbox_feed.clone(),
         };
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
 
@@ -159,7 +219,11 @@ impl Engine {
             profiles,
             processed,
             processor: Mutex::new(Some(commands_tx)),
-            threads: Mutex::new(vec![writer, processor, checkpointer]),
+            flow_store,
+            definitions,
+            outbox_feed,
+            definitions_write: Mutex::new(()),
+            threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer]),
             stop_checkpointer,
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
@@ -254,11 +318,100 @@ impl Engine {
         answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)
     }
 
+    /// Stores a new version of a flow, segment or policy from its YAML, after checking it against everything
+    /// else in force. `kind` and `id` are what the API path names. Returns the version. Blocking.
+    pub fn put_definition(&self, kind: &str, id: &str, source: &str) -> Result<u32, DefinitionError> {
+        let definition = tutti_core::flow::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
+        if definition.kind() != kind {
+            return Err(DefinitionError::KindMismatch { expected: kind.into(), found: definition.kind().into() });
+        }
+        if definition.id() != id {
+            return Err(DefinitionError::IdMismatch { expected: id.into(), found: definition.id().into() });
+        }
+        let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut trial = (*self.definitions.get()).clone();
+        trial.insert(definition);
+        let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+        if !problems.is_empty() {
+            return Err(DefinitionError::Invalid(problems));
+        }
+        let version = self.flow_store.put(kind, id, source, self.clock.now_ms()).map_err(EngineError::from)?;
+        self.reload_definitions()?;
+        Ok(version)
+    }
+
+    /// Deletes a definition: a flow starts no new runs (runs going finish on their version); a segment or
+    /// policy stops applying. Refused while a flow names a segment being deleted. Blocking.
+    pub fn delete_definition(&self, kind: &str, id: &str) -> Result<bool, DefinitionError> {
+        let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
+        if kind == "segment" {
+            let mut trial = (*self.definitions.get()).clone();
+            trial.segments.remove(id);
+            let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+            if !problems.is_empty() {
+                return Err(DefinitionError::Invalid(problems));
+            }
+        }
+        let existed = self.flow_store.delete(kind, id).map_err(EngineError::from)?;
+        self.reload_definitions()?;
+        Ok(existed)
+    }
+
+    fn reload_definitions(&self) -> Result<(), EngineError> {
+        self.definitions.set(definitions::build(&self.flow_store.all()?));
+        Ok(())
+    }
+
+    /// Stored definitions of a kind: the latest version of each, deleted ones left out. Blocking.
+    pub fn definitions(&self, kind: &str) -> Result<Vec<StoredDefinition>, EngineError> {
+        let mut latest: std::collections::BTreeMap<String, StoredDefinition> = std::collections::BTreeMap::new();
+        for d in self.flow_store.all()?.into_iter().filter(|d| d.kind == kind) {
+            latest.insert(d.id.clone(), d);
+        }
+        Ok(latest.into_values().filter(|d| !d.deleted).collect())
+    }
+
+    /// Runs, newest first. Blocking.
+    pub fn runs(
+        &self,
+        profile: Option<ProfileId>,
+        flow: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        Ok(self.flow_store.runs(profile, flow, limit)?)
+    }
+
+    /// A page of a segment's members and the total. Blocking.
+    pub fn segment_members(
+        &self,
+        segment: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<ProfileId>, u64), EngineError> {
+        Ok((self.flow_store.segment_members(segment, after, limit)?, self.flow_store.segment_count(segment)?))
+    }
+
+    /// Outbox rows in a state (`pending`, `done` or `dead`) with their last error. Blocking.
+    pub fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>, EngineError> {
+        Ok(self.flow_store.outbox(state, limit)?)
+    }
+
+    /// Profiles waiting on a timer. Blocking.
+    pub fn pending_timers(&self) -> Result<u64, EngineError> {
+        Ok(self.flow_store.pending_timers()?)
+    }
+
+    /// The definitions in force.
+    pub fn flow_definitions(&self) -> Arc<tutti_core::flow::Definitions> {
+        self.definitions.get()
+    }
+
     /// Stops: commits what is queued, lets the processor catch up, stops the threads and waits for them.
     /// Blocking; later requests fail with [`IntakeError::Closed`].
     pub fn shutdown(&self) {
         self.intake.shutdown_blocking();
         self.processor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.outbox_feed.close();
         self.stop_checkpointer.store(1, Ordering::Relaxed);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

@@ -85,6 +85,18 @@ pub struct Metrics {
     pub log_head: AtomicU64,
     /// Highest log sequence number the processor has finished.
     pub processed_seq: AtomicU64,
+    /// Profile timers that came due.
+    pub timers_fired: AtomicU64,
+    /// Actions written to the outbox.
+    pub actions_queued: AtomicU64,
+    /// Actions a connector confirmed.
+    pub actions_delivered: AtomicU64,
+    /// Delivery attempts that will be retried.
+    pub actions_retried: AtomicU64,
+    /// Actions given up on (dead letters).
+    pub actions_dead: AtomicU64,
+    /// From an action queued to its delivery confirmed.
+    pub dispatch_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -103,6 +115,12 @@ impl Default for Metrics {
             events_erased_in_flight: AtomicU64::new(0),
             log_head: AtomicU64::new(0),
             processed_seq: AtomicU64::new(0),
+            timers_fired: AtomicU64::new(0),
+            actions_queued: AtomicU64::new(0),
+            actions_delivered: AtomicU64::new(0),
+            actions_retried: AtomicU64::new(0),
+            actions_dead: AtomicU64::new(0),
+            dispatch_latency: Histogram::new(LATENCY_BOUNDS),
         }
     }
 }
@@ -176,6 +194,26 @@ impl Metrics {
             "tutti_processed_seq",
             "Highest event sequence number folded into profiles.",
             load(&self.processed_seq) as i64,
+        );
+        counter(&mut out, "tutti_timers_fired_total", "Profile timers that came due.", load(&self.timers_fired));
+        counter(&mut out, "tutti_actions_queued_total", "Actions written to the outbox.", load(&self.actions_queued));
+        counter(
+            &mut out,
+            "tutti_actions_delivered_total",
+            "Actions a connector confirmed.",
+            load(&self.actions_delivered),
+        );
+        counter(
+            &mut out,
+            "tutti_actions_retried_total",
+            "Delivery attempts to be retried.",
+            load(&self.actions_retried),
+        );
+        counter(&mut out, "tutti_actions_dead_total", "Actions given up on (dead letters).", load(&self.actions_dead));
+        self.dispatch_latency.render(
+            &mut out,
+            "tutti_dispatch_latency_seconds",
+            "From an action queued to its delivery confirmed.",
         );
         out
     }

@@ -22,6 +22,7 @@ use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, 
 use tutti_store::{EventReader, MergeRecord, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
 use crate::clock::Clock;
+use crate::flows::{FlowDefinitions, FlowRuntime};
 use crate::intake::{Intake, IntakeError};
 use crate::metrics::Metrics;
 
@@ -47,6 +48,17 @@ pub struct ErasureReport {
 pub(crate) enum Command {
     Erase { profile: ProfileId, reply: oneshot::Sender<Result<Option<ErasureReport>, String>> },
 }
+
+/// A connector's answer to an awaited action, handed back by the dispatcher.
+#[derive(Debug, Clone)]
+pub struct ActionResult {
+    pub profile: ProfileId,
+    pub key: String,
+    pub result: serde_json::Value,
+}
+
+/// The most action results folded into one batch.
+const RESULTS_PER_BATCH: usize = 10_000;
 
 /// Tunables.
 pub struct ProcessorSettings {
@@ -96,6 +108,10 @@ pub(crate) struct Processor {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: ProcessorSettings,
+    pub definitions: Arc<FlowDefinitions>,
+    pub results: mpsc::Receiver<ActionResult>,
+    /// Told when new actions are queued, so the dispatcher wakes.
+    pub outbox_feed: Arc<dyn LogFeed>,
 }
 
 struct State {
@@ -104,6 +120,9 @@ struct State {
     tombstones: HashMap<[u8; 32], Tombstone>,
     owners: HashMap<Identifier, ProfileId>,
     profiles: HashMap<ProfileId, Profile>,
+    flows: FlowRuntime,
+    /// Action results taken from the dispatcher but not yet committed.
+    results: Vec<ActionResult>,
 }
 
 /// Changes gathered over one batch.
@@ -114,6 +133,8 @@ struct Pending {
     /// Events of erased people, to delete from the log.
     dropped: Vec<u64>,
     created: i64,
+    /// Action results folded into this batch (kept to retry if the commit fails).
+    results: Vec<ActionResult>,
 }
 
 impl Processor {
@@ -163,34 +184,69 @@ impl Processor {
             tombstones,
             owners: HashMap::new(),
             profiles: HashMap::new(),
+            flows: FlowRuntime::new(self.definitions.clone()),
+            results: Vec::new(),
         })
     }
 
-    /// Processes one batch. Returns whether there may be more to do at once.
+    /// Processes one batch: new durable events, due timers and action results. Returns whether there may be
+    /// more to do at once.
     fn step(&mut self, state: &mut State) -> Result<bool, ProcessorError> {
+        let now = self.clock.now_ms();
         // Only what is durable: an event committed but not yet flushed could vanish in a power cut, and its
         // effect on a profile must not outlive it.
         let head = self.feed.head();
-        if head <= state.checkpoint {
+        while state.results.len() < RESULTS_PER_BATCH {
+            match self.results.try_recv() {
+                Ok(result) => state.results.push(result),
+                Err(_) => break,
+            }
+        }
+        let due = state.flows.due(&*self.store, now)?;
+        if head <= state.checkpoint && due.is_empty() && state.results.is_empty() {
             return Ok(false);
         }
-        let mut stored = self.events.read_after(state.checkpoint, self.settings.batch_events)?;
+        let mut stored = if head > state.checkpoint {
+            self.events.read_after(state.checkpoint, self.settings.batch_events)?
+        } else {
+            Vec::new()
+        };
         let read = stored.len();
         stored.retain(|e| e.seq <= head);
         let full = read == self.settings.batch_events && stored.len() == read;
         let mut pending = Pending::default();
         let mut last = state.checkpoint;
-        for record in stored {
-            last = record.seq;
-            match Event::from_stored(record.body) {
-                Ok(event) => self.fold(state, &mut pending, record.seq, &event)?,
-                Err(e) => {
-                    tracing::error!(seq = record.seq, error = %e, "stored event cannot be read; skipped")
+        let outcome = (|| {
+            for record in stored {
+                last = record.seq;
+                match Event::from_stored(record.body) {
+                    Ok(event) => self.fold(state, &mut pending, record.seq, &event, now)?,
+                    Err(e) => {
+                        tracing::error!(seq = record.seq, error = %e, "stored event cannot be read; skipped")
+                    }
                 }
             }
+            let ticks = due.len();
+            for pid in due {
+                if state.flows.wants_tick(&*self.store, pid, now)? {
+                    self.flow_input(state, &mut pending, pid, tutti_core::flow::Input::Tick, now)?;
+                }
+            }
+            self.metrics.timers_fired.fetch_add(ticks as u64, Ordering::Relaxed);
+            for result in std::mem::take(&mut state.results) {
+                let input = tutti_core::flow::Input::ActionResult { key: &result.key, result: &result.result };
+                self.flow_input(state, &mut pending, result.profile, input, now)?;
+                pending.results.push(result);
+            }
+            Ok::<(), ProcessorError>(())
+        })();
+        if let Err(e) = outcome {
+            self.reset(state, std::mem::take(&mut pending.results))?;
+            return Err(e);
         }
+        state.flows.finish(&mut pending.batch.flows);
         // Everything up to the head read before this batch is covered, including erased gaps.
-        let checkpoint = if full { last } else { last.max(head) };
+        let checkpoint = if full { last } else { last.max(head).max(state.checkpoint) };
         if !pending.dropped.is_empty() {
             // Deleted before the checkpoint moves past them: after a crash they are simply gone, never orphaned.
             self.intake.delete_blocking(pending.dropped.clone())?;
@@ -200,9 +256,7 @@ impl Processor {
         pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
         if let Err(e) = self.store.commit(&pending.batch) {
             // The in-memory caches may hold uncommitted changes: drop them and replay from the checkpoint.
-            state.owners.clear();
-            state.profiles.clear();
-            state.next_id = self.store.next_profile_id()?;
+            self.reset(state, std::mem::take(&mut pending.results))?;
             return Err(e.into());
         }
         if !pending.dropped.is_empty() {
@@ -214,10 +268,46 @@ impl Processor {
         self.metrics.profiles.fetch_add(pending.created - pending.batch.deleted.len() as i64, Ordering::Relaxed);
         self.metrics.merges.fetch_add(pending.batch.moves.len() as u64, Ordering::Relaxed);
         self.metrics.events_processed.fetch_add(pending.batch.attributions.len() as u64, Ordering::Relaxed);
+        self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
         self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
+        if !pending.batch.flows.outbox.is_empty() {
+            self.outbox_feed.publish(self.outbox_feed.head() + 1);
+        }
         self.processed.publish(checkpoint);
         self.evict(state);
+        state.flows.evict();
         Ok(full)
+    }
+
+    /// Drops every cache after a failure, keeping the action results that were not committed.
+    fn reset(&self, state: &mut State, mut results: Vec<ActionResult>) -> Result<(), ProcessorError> {
+        state.owners.clear();
+        state.profiles.clear();
+        state.flows.forget();
+        results.append(&mut state.results);
+        state.results = results;
+        state.next_id = self.store.next_profile_id()?;
+        Ok(())
+    }
+
+    /// Runs one input through the profile's flows, if any are defined.
+    fn flow_input(
+        &self,
+        state: &mut State,
+        pending: &mut Pending,
+        pid: ProfileId,
+        input: tutti_core::flow::Input<'_>,
+        now: tutti_core::Millis,
+    ) -> Result<(), ProcessorError> {
+        if self.store.profile(pid)?.is_none() && !state.profiles.contains_key(&pid) {
+            return Ok(());
+        }
+        self.load_profile(state, pid)?;
+        let profile = state.profiles.get_mut(&pid).expect("loaded above");
+        if state.flows.apply(&*self.store, profile, input, now, &mut pending.batch.flows)? {
+            pending.dirty.insert(pid);
+        }
+        Ok(())
     }
 
     fn tombstone_hash(&self, id: &Identifier) -> [u8; 32] {
@@ -246,7 +336,14 @@ impl Processor {
         }
     }
 
-    fn fold(&self, state: &mut State, pending: &mut Pending, seq: u64, event: &Event) -> Result<(), ProcessorError> {
+    fn fold(
+        &self,
+        state: &mut State,
+        pending: &mut Pending,
+        seq: u64,
+        event: &Event,
+        now: tutti_core::Millis,
+    ) -> Result<(), ProcessorError> {
         let previous_is_user = match (&event.kind, &event.previous_id) {
             (tutti_core::EventType::Alias, Some(prev)) => {
                 self.owner(state, &Identifier::new(IdKind::UserId, prev.trim()))?.is_some()
@@ -298,6 +395,7 @@ impl Processor {
                 state.owners.insert(id.clone(), target);
             }
             self.load_profile(state, target)?.absorb(absorbed);
+            state.flows.merge(&*self.store, target, from)?;
             pending.dirty.remove(&from);
             pending.batch.deleted.push(from);
             pending.batch.moves.push(MergeRecord {
@@ -317,6 +415,16 @@ impl Processor {
         profile.apply(event);
         pending.batch.attributions.push((target, seq));
         pending.dirty.insert(target);
+        if state.flows.active() {
+            let profile = state.profiles.get_mut(&target).expect("loaded above");
+            state.flows.apply(
+                &*self.store,
+                profile,
+                tutti_core::flow::Input::Event(event),
+                now,
+                &mut pending.batch.flows,
+            )?;
+        }
         Ok(())
     }
 
@@ -374,6 +482,7 @@ impl Processor {
             state.owners.remove(i);
         }
         state.profiles.remove(&id);
+        state.flows.erase(id);
         self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
     }

@@ -142,6 +142,85 @@ pub struct ProfileBatch {
     pub checkpoint: u64,
     /// The next unused profile id after this batch.
     pub next_profile_id: u64,
+    /// What flows changed, committed with the profiles so that a replay neither repeats nor loses it.
+    pub flows: FlowBatch,
+}
+
+/// Flow state changed by one processing step.
+#[derive(Debug, Default)]
+pub struct FlowBatch {
+    /// A profile's flow state (opaque bytes), or `None` to forget it.
+    pub states: Vec<(ProfileId, Option<Vec<u8>>)>,
+    /// A profile's next wake-up, or `None` for none. One timer per profile.
+    pub timers: Vec<(ProfileId, Option<Millis>)>,
+    /// Actions to dispatch. A key already in the outbox is ignored, so an action is never queued twice.
+    pub outbox: Vec<OutboxItem>,
+    /// Runs to record (insert or replace by id).
+    pub runs: Vec<RunRecord>,
+    /// Segment membership changes: (segment, profile, member).
+    pub members: Vec<(String, ProfileId, bool)>,
+}
+
+/// An action waiting to be dispatched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// The idempotency key: `<run>:<step>:<visit>`.
+    pub key: String,
+    pub profile: ProfileId,
+    pub connector: String,
+    /// The dispatch as JSON.
+    pub body: Vec<u8>,
+    pub created_at: Millis,
+}
+
+/// An action read back from the outbox for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub seq: u64,
+    pub key: String,
+    pub profile: ProfileId,
+    pub connector: String,
+    pub body: Vec<u8>,
+    pub created_at: Millis,
+    pub attempts: u32,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered; the connector's result (JSON).
+    Done { result: String },
+    /// Try again at `at`.
+    Retry { at: Millis, error: String },
+    /// Given up: a dead letter, kept for inspection and replay.
+    Dead { error: String },
+}
+
+/// A run as stored for inspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub profile: ProfileId,
+    pub flow: String,
+    pub version: u32,
+    /// `waiting`, `awaiting_result`, `completed` or `exited`.
+    pub state: String,
+    pub started_at: Millis,
+    pub updated_at: Millis,
+    /// The whole run as JSON.
+    pub body: Vec<u8>,
+}
+
+/// A stored definition (flow, segment or policy) version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDefinition {
+    pub kind: String,
+    pub id: String,
+    pub version: u32,
+    pub source: String,
+    pub created_at: Millis,
+    /// Deleted through the API: no new runs; runs already going finish on their version.
+    pub deleted: bool,
 }
 
 /// The processor's read-write view of profiles. One writer at a time.
@@ -167,6 +246,42 @@ pub trait ProfileStore: Send {
     fn tombstones(&self) -> Result<Vec<Tombstone>>;
     /// As [`EventLog::scrub`].
     fn scrub(&mut self) -> Result<()>;
+    /// A profile's flow state, as last committed.
+    fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>>;
+    /// Timers due before `before`, earliest first, at most `limit`.
+    fn due_timers(&self, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>>;
+}
+
+/// The outbox as the dispatcher sees it (its own connection).
+pub trait Outbox: Send {
+    /// Pending actions due at `now`, oldest first.
+    fn due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// Records how attempts ended, in one transaction.
+    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<()>;
+    /// When the next pending action is due, if any.
+    fn next_due(&self) -> Result<Option<Millis>>;
+}
+
+/// Flow queries for the API, and the definitions managed through it.
+pub trait FlowReader: Send + Sync {
+    /// Runs, newest first, filtered by profile and flow.
+    fn runs(&self, profile: Option<ProfileId>, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
+    /// Members of a segment after a profile id, in id order.
+    fn segment_members(&self, segment: &str, after: u64, limit: usize) -> Result<Vec<ProfileId>>;
+    fn segment_count(&self, segment: &str) -> Result<u64>;
+    /// Outbox rows in a state (`pending`, `done`, `dead`), oldest first.
+    fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>>;
+    fn pending_timers(&self) -> Result<u64>;
+}
+
+/// Definitions written through the admin API, kept with every version runs may still use.
+pub trait DefinitionStore: Send + Sync {
+    /// Every stored version of every definition.
+    fn all(&self) -> Result<Vec<StoredDefinition>>;
+    /// Stores a new version and returns its number (one above the highest).
+    fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32>;
+    /// Marks a definition deleted (its versions stay for the runs that use them). Returns whether it existed.
+    fn delete(&self, kind: &str, id: &str) -> Result<bool>;
 }
 
 /// Read-only profile queries for the API.

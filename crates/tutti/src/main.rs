@@ -86,6 +86,9 @@ struct ServeArgs {
     /// Data directory (default ./tutti-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Flow, segment and policy files loaded at start (default ./flows when present).
+    #[arg(long)]
+    flows_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -246,7 +249,8 @@ fn decision_text(decision: &tutti_core::flow::Decision) -> String {
 }
 
 fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    let overrides =
+        Overrides { listen: args.listen, data_dir: args.data_dir.clone(), flows_dir: args.flows_dir.clone() };
     Ok(Config::load(args.config.as_deref(), std::env::vars(), &overrides)?)
 }
 

@@ -79,6 +79,9 @@ pub struct Dispatch {
     pub channel: String,
     pub category: String,
     pub payload: Value,
+    /// The run waits for the result: the dispatcher hands it back as [`Input::ActionResult`].
+    #[serde(default)]
+    pub await_result: bool,
 }
 
 /// One decision and why.
@@ -774,6 +777,7 @@ impl Machine<'_, '_> {
                                         channel: action.channel.clone(),
                                         category: action.category.clone(),
                                         payload: payload.clone(),
+                                        await_result: action.await_result,
                                     }));
                                     self.note(
                                         run,

@@ -6,6 +6,7 @@
 //! then empties the write-ahead log, which is what makes erasure complete.
 
 mod events;
+mod flows;
 mod profiles;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 pub use events::{SqliteEventLog, SqliteEventReader};
+pub use flows::{SqliteFlowReader, SqliteOutbox};
 pub use profiles::{SqliteProfileReader, SqliteProfileStore};
 
 use crate::Result;

@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tutti_core::{Identifier, Profile, ProfileId};
 
-use super::{Checkpointer, ReadPool, Role, WalBound, open, truncate_wal};
+use super::{Checkpointer, ReadPool, Role, WalBound, flows, open, truncate_wal};
 use crate::{MergeRecord, ProfileBatch, ProfileReader, ProfileStore, Result, StoreError, Tombstone};
 
 const SCHEMA: &str = "
@@ -104,6 +104,7 @@ impl SqliteProfileStore {
         // Erasure is the exception and is made durable by its scrub, a checkpoint that syncs.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(flows::SCHEMA)?;
         Ok(SqliteProfileStore { conn, path: path.to_owned(), wal: WalBound::new() })
     }
 
@@ -147,6 +148,7 @@ impl ProfileStore for SqliteProfileStore {
                 move_ids.execute(params![m.into.0 as i64, m.from.0 as i64])?;
                 move_events.execute(params![m.into.0 as i64, m.from.0 as i64])?;
                 record.execute(params![m.into.0 as i64, m.from.0 as i64, m.at, m.seq as i64, m.message_id])?;
+                flows::merge(&tx, m.into, m.from)?;
             }
             let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO profiles (id, state) VALUES (?1, ?2)")?;
             for p in &batch.profiles {
@@ -161,6 +163,7 @@ impl ProfileStore for SqliteProfileStore {
             set_meta.execute(params!["checkpoint", batch.checkpoint as i64])?;
             set_meta.execute(params!["next_profile_id", batch.next_profile_id as i64])?;
         }
+        flows::commit(&tx, &batch.flows)?;
         tx.commit()?;
         self.wal.after_commit(&self.conn);
         Ok(())
@@ -198,6 +201,7 @@ impl ProfileStore for SqliteProfileStore {
         tx.execute("DELETE FROM profile_events WHERE profile_id = ?1", [pid])?;
         tx.execute("DELETE FROM identities WHERE profile_id = ?1", [pid])?;
         tx.execute("DELETE FROM profiles WHERE id = ?1", [pid])?;
+        flows::erase(&tx, id)?;
         for m in &merged {
             tx.execute(
                 "DELETE FROM merges WHERE into_profile = ?1 AND from_profile = ?2",
@@ -232,6 +236,14 @@ impl ProfileStore for SqliteProfileStore {
 
     fn scrub(&mut self) -> Result<()> {
         truncate_wal(&self.conn)
+    }
+
+    fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>> {
+        flows::flow_state(&self.conn, id)
+    }
+
+    fn due_timers(&self, before: tutti_core::Millis, limit: usize) -> Result<Vec<(tutti_core::Millis, ProfileId)>> {
+        flows::due_timers(&self.conn, before, limit)
     }
 }
 

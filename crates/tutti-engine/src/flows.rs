@@ -1,0 +1,231 @@
+//! The flow runtime inside the processor: it feeds each profile's inputs (events, due timers, action results)
+//! to the core's pure machine and turns the effects into rows of the processor's batch (flow states, one timer
+//! per profile, the outbox, run records, segment memberships), committed with the profiles and the log
+//! position.
+//!
+//! Timers are rows (`timers`, indexed by due time). The runtime keeps a bounded window of them in memory: those
+//! due within the next [`WINDOW`], read from the store when the window runs out and added to as batches set
+//! new ones. A timer in the window that the profile no longer wants (its state moved on) is skipped when it
+//! comes up, so the window never has to be kept exactly in step.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use tutti_core::flow::Definitions;
+use tutti_core::flow::machine::{DecisionKind, Effect, Input, ProfileState, RunStatus, World, apply};
+use tutti_core::profile::Stamped;
+use tutti_core::{Millis, Profile, ProfileId};
+use tutti_store::{FlowBatch, OutboxItem, ProfileStore, RunRecord, StoreError};
+
+/// How far ahead the in-memory window of timers reaches.
+pub const WINDOW: Millis = 60_000;
+/// The most timers read into the window at once; the window ends at the last one read when there are more.
+pub const WINDOW_LIMIT: usize = 100_000;
+/// The most due profiles handled in one batch.
+pub const TICKS_PER_BATCH: usize = 10_000;
+
+/// The definitions in force, shared with the admin API that replaces them.
+#[derive(Default)]
+pub struct FlowDefinitions {
+    current: RwLock<Arc<Definitions>>,
+}
+
+impl FlowDefinitions {
+    pub fn get(&self) -> Arc<Definitions> {
+        self.current.read().expect("definitions lock is never poisoned").clone()
+    }
+
+    pub fn set(&self, defs: Definitions) {
+        *self.current.write().expect("definitions lock is never poisoned") = Arc::new(defs);
+    }
+}
+
+/// The runtime's memory: committed flow states of recently touched profiles and the timer window.
+pub(crate) struct FlowRuntime {
+    pub definitions: Arc<FlowDefinitions>,
+    states: HashMap<ProfileId, ProfileState>,
+    window: BTreeSet<(Millis, ProfileId)>,
+    /// Timers due before this are all in `window`.
+    window_end: Millis,
+    /// Profiles changed in the current batch.
+    touched: BTreeSet<ProfileId>,
+    cache_limit: usize,
+}
+
+impl FlowRuntime {
+    pub fn new(definitions: Arc<FlowDefinitions>) -> FlowRuntime {
+        FlowRuntime {
+            definitions,
+            states: HashMap::new(),
+            window: BTreeSet::new(),
+            window_end: Millis::MIN,
+            touched: BTreeSet::new(),
+            cache_limit: 50_000,
+        }
+    }
+
+    /// Whether anything is defined (otherwise events need not go through the machine at all).
+    pub fn active(&self) -> bool {
+        let defs = self.definitions.get();
+        !(defs.flows.is_empty() && defs.segments.is_empty() && defs.policies.is_empty())
+    }
+
+    /// Profiles whose timer is due at `now`, at most [`TICKS_PER_BATCH`], refilling the window when it ran out.
+    pub fn due(&mut self, store: &dyn ProfileStore, now: Millis) -> Result<Vec<ProfileId>, StoreError> {
+        if now >= self.window_end {
+            let horizon = now.saturating_add(WINDOW);
+            let rows = store.due_timers(horizon, WINDOW_LIMIT)?;
+            self.window_end = if rows.len() == WINDOW_LIMIT { rows.last().map_or(horizon, |r| r.0) } else { horizon };
+            self.window = rows.into_iter().collect();
+        }
+        let mut due = Vec::new();
+        while let Some(&(at, pid)) = self.window.first() {
+            if at > now || due.len() >= TICKS_PER_BATCH {
+                break;
+            }
+            self.window.pop_first();
+            due.push(pid);
+        }
+        Ok(due)
+    }
+
+    fn state<'a>(
+        states: &'a mut HashMap<ProfileId, ProfileState>,
+        store: &dyn ProfileStore,
+        pid: ProfileId,
+    ) -> Result<&'a mut ProfileState, StoreError> {
+        match states.entry(pid) {
+            std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let state = match store.flow_state(pid)? {
+                    Some(bytes) => serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::Corrupt(format!("flow state of {pid}: {e}")))?,
+                    None => ProfileState::default(),
+                };
+                Ok(slot.insert(state))
+            }
+        }
+    }
+
+    /// Whether a due timer still stands: the profile's state wants a tick by `now`.
+    pub fn wants_tick(&mut self, store: &dyn ProfileStore, pid: ProfileId, now: Millis) -> Result<bool, StoreError> {
+        Ok(Self::state(&mut self.states, store, pid)?.next_wake().is_some_and(|t| t <= now))
+    }
+
+    /// Runs one input through the machine for a profile, adding the effects to `batch`. Returns whether the
+    /// profile itself changed (an `update_profile` step).
+    pub fn apply(
+        &mut self,
+        store: &dyn ProfileStore,
+        profile: &mut Profile,
+        input: Input<'_>,
+        now: Millis,
+        batch: &mut FlowBatch,
+    ) -> Result<bool, StoreError> {
+        let defs = self.definitions.get();
+        let pid = profile.id;
+        let view = profile.to_public_json();
+        let profile_id = pid.to_string();
+        let world = World { defs: &defs, profile_id: &profile_id, profile: &view };
+        let state = Self::state(&mut self.states, store, pid)?;
+        let effects = apply(&world, state, input, now);
+        self.touched.insert(pid);
+        let mut profile_changed = false;
+        for effect in effects {
+            match effect {
+                Effect::Dispatch(d) => batch.outbox.push(OutboxItem {
+                    key: d.key.clone(),
+                    profile: pid,
+                    connector: d.connector.clone(),
+                    body: serde_json::to_vec(&d).expect("a dispatch always serialises"),
+                    created_at: now,
+                }),
+                Effect::UpdateProfile { run, traits } => {
+                    for (key, value) in traits {
+                        let stamped = Stamped { value, at: now, message_id: format!("flow:{run}") };
+                        profile.traits.insert(key, stamped);
+                    }
+                    profile_changed = true;
+                }
+                Effect::Record(decision) => match &decision.kind {
+                    DecisionKind::SegmentEntered { segment } => batch.members.push((segment.clone(), pid, true)),
+                    DecisionKind::SegmentLeft { segment } => batch.members.push((segment.clone(), pid, false)),
+                    _ => tracing::debug!(target: "tutti::flows", decision = ?decision, "decision"),
+                },
+                Effect::Run(run) => {
+                    let state = match &run.status {
+                        RunStatus::Waiting { .. } => "waiting",
+                        RunStatus::AwaitingResult { .. } => "awaiting_result",
+                        RunStatus::Completed => "completed",
+                        RunStatus::Exited { .. } => "exited",
+                    };
+                    batch.runs.push(RunRecord {
+                        id: run.id.clone(),
+                        profile: pid,
+                        flow: run.flow.clone(),
+                        version: run.version,
+                        state: state.to_owned(),
+                        started_at: run.started_at,
+                        updated_at: now,
+                        body: serde_json::to_vec(&run).expect("a run always serialises"),
+                    });
+                }
+            }
+        }
+        Ok(profile_changed)
+    }
+
+    /// A profile merged into another: its flow state joins the survivor's.
+    pub fn merge(&mut self, store: &dyn ProfileStore, into: ProfileId, from: ProfileId) -> Result<(), StoreError> {
+        let absorbed = std::mem::take(Self::state(&mut self.states, store, from)?);
+        self.states.remove(&from);
+        self.touched.remove(&from);
+        Self::state(&mut self.states, store, into)?.absorb(absorbed);
+        self.touched.insert(into);
+        Ok(())
+    }
+
+    /// Adds the touched profiles' states and timers to the batch, and the new timers to the window.
+    pub fn finish(&mut self, batch: &mut FlowBatch) {
+        for pid in std::mem::take(&mut self.touched) {
+            let Some(state) = self.states.get(&pid) else { continue };
+            let wake = state.next_wake();
+            if state.is_empty() {
+                batch.states.push((pid, None));
+            } else {
+                batch.states.push((pid, Some(serde_json::to_vec(state).expect("a flow state always serialises"))));
+            }
+            batch.timers.push((pid, wake));
+            if let Some(at) = wake
+                && at < self.window_end
+            {
+                self.window.insert((at, pid));
+            }
+        }
+    }
+
+    /// After a failed commit: what is cached may be ahead of the store.
+    pub fn forget(&mut self) {
+        self.states.clear();
+        self.touched.clear();
+        self.window.clear();
+        self.window_end = Millis::MIN;
+    }
+
+    /// Keeps the cache of states bounded (only committed state is cached between batches).
+    pub fn evict(&mut self) {
+        if self.states.len() > self.cache_limit {
+            let keep = self.cache_limit * 3 / 4;
+            let excess: Vec<ProfileId> = self.states.keys().skip(keep).copied().collect();
+            for pid in excess {
+                self.states.remove(&pid);
+            }
+        }
+    }
+
+    /// Forgets a profile that was erased.
+    pub fn erase(&mut self, pid: ProfileId) {
+        self.states.remove(&pid);
+        self.window.retain(|(_, p)| *p != pid);
+    }
+}

@@ -1,0 +1,220 @@
+//! Flows in the running engine: events through the log and the processor, timers on a manual clock, actions
+//! through the outbox and the dispatcher to a real HTTP receiver on this machine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tutti_core::time::parse_timestamp;
+use tutti_core::{BatchDefaults, Event};
+use tutti_engine::config::Config;
+use tutti_engine::{Clock, Engine, ManualClock, NewEvent};
+
+/// Requests received (idempotency key, JSON body), and a signal when one arrives.
+type Received = Arc<(Mutex<Vec<(String, Value)>>, Condvar)>;
+
+/// A local HTTP server that records every POST (its `Idempotency-Key` and JSON body) and answers 200.
+struct Receiver {
+    url: String,
+    got: Received,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let got: Received = Arc::default();
+        let record = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let (mut length, mut key) = (0usize, String::new());
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            let (name, value) = header.split_once(':').unwrap();
+                            match name.to_ascii_lowercase().as_str() {
+                                "content-length" => length = value.trim().parse().unwrap(),
+                                "idempotency-key" => key = value.trim().to_owned(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let (lock, wake) = &*record;
+                        lock.lock().unwrap().push((key, serde_json::from_slice(&body).unwrap()));
+                        wake.notify_all();
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+                        if writer.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { url, got }
+    }
+
+    /// Waits until at least `n` requests arrived (or 20 s pass); returns what arrived.
+    fn wait_for(&self, n: usize) -> Vec<(String, Value)> {
+        let (lock, wake) = &*self.got;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut got = lock.lock().unwrap();
+        while got.len() < n && Instant::now() < deadline {
+            got = wake.wait_timeout(got, deadline.saturating_duration_since(Instant::now())).unwrap().0;
+        }
+        got.clone()
+    }
+}
+
+fn at(text: &str) -> i64 {
+    parse_timestamp(text).unwrap()
+}
+
+/// The S2 example's definitions, sending to the receiver.
+fn s2_flows(dir: &Path, receiver: &str) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/s2-complaint");
+    for file in ["complaint-suppression.yaml", "winback-promo.yaml", "receipt.yaml"] {
+        let source = std::fs::read_to_string(examples.join(file)).unwrap().replace("http://127.0.0.1:9400", receiver);
+        std::fs::write(dir.join(file), source).unwrap();
+    }
+}
+
+fn start(data: &Path, flows: &Path, clock: Arc<ManualClock>) -> Engine {
+    let mut config = Config::default();
+    config.storage.data_dir = data.to_owned();
+    config.flows.dir = Some(flows.to_owned());
+    config.webhook.allow_private = vec!["127.0.0.1".into()];
+    Engine::start(config, clock).unwrap()
+}
+
+fn ingest(engine: &Engine, events: &[Value]) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for (i, v) in events.iter().enumerate() {
+        let received = engine.clock.now_ms();
+        let mid = format!("m-{received}-{i}");
+        let event = Event::from_json(v.clone(), None, &BatchDefaults::default(), received, || mid).unwrap();
+        let new = NewEvent {
+            message_id: event.message_id,
+            client_message_id: false,
+            received_at: received,
+            body: event.body,
+        };
+        runtime.block_on(engine.ingest(vec![new])).unwrap();
+    }
+    assert!(engine.sync(Duration::from_secs(20)), "the processor caught up");
+}
+
+/// Waits (bounded) until no profile waits on a timer due by now and nothing is left to deliver.
+fn settle(engine: &Engine, clock: &ManualClock) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let due_left = engine.runs(None, None, 1000).unwrap().into_iter().any(|r| {
+            let run: Value = serde_json::from_slice(&r).unwrap();
+            run["status"]["state"] == "waiting" && run["status"]["until"].as_i64().unwrap() <= clock.now_ms()
+        });
+        let pending = engine.outbox("pending", 10).unwrap().len();
+        if !due_left && pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the engine did not settle: due runs {due_left}, pending {pending}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn s2_in_the_engine_the_complaint_stops_the_promo_and_the_receipt_goes() {
+    let receiver = Receiver::start();
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    s2_flows(flows.path(), &receiver.url);
+    let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
+    let engine = start(data.path(), flows.path(), clock.clone());
+    ingest(
+        &engine,
+        &[
+            json!({"type": "identify", "userId": "lan", "traits": {"email": "lan@example.vn", "name": "Lan"}}),
+            json!({"type": "track", "userId": "lan", "event": "Checkout Started"}),
+        ],
+    );
+    clock.advance(2 * 60_000);
+    ingest(
+        &engine,
+        &[
+            json!({"type": "track", "userId": "lan", "event": "Complaint Filed"}),
+            json!({"type": "track", "userId": "lan", "event": "Order Completed", "properties": {"order_id": "HD-1"}}),
+        ],
+    );
+    // Past the promo's 10:05 and the receipt's 10:04.
+    clock.advance(4 * 60_000);
+    let got = receiver.wait_for(1);
+    settle(&engine, &clock);
+    let got_after = receiver.wait_for(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got_after.len(), 1, "{got_after:?}");
+    assert_eq!(got[0].1, json!({"to": "lan@example.vn", "subject": "Hoá đơn HD-1"}));
+    assert!(got[0].0.ends_with(":send-receipt:1"), "{}", got[0].0);
+
+    let runs: Vec<Value> = engine
+        .runs(None, Some("winback-promo"), 10)
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(r).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"]["state"], "exited");
+    assert!(runs[0]["status"]["reason"].as_str().unwrap().contains("complaint-suppression"));
+    let path: Vec<&str> = runs[0]["path"].as_array().unwrap().iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    assert_eq!(path, ["entered", "waiting", "exited"]);
+    engine.shutdown();
+}
+
+#[test]
+fn waiting_runs_survive_a_restart_and_act_once() {
+    let receiver = Receiver::start();
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    s2_flows(flows.path(), &receiver.url);
+    let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
+    let engine = start(data.path(), flows.path(), clock.clone());
+    let people = 50;
+    let mut events = Vec::new();
+    for p in 0..people {
+        events.push(
+            json!({"type": "identify", "userId": format!("u{p}"), "traits": {"email": format!("u{p}@example.vn")}}),
+        );
+        events.push(json!({"type": "track", "userId": format!("u{p}"), "event": "Checkout Started"}));
+    }
+    ingest(&engine, &events);
+    assert_eq!(engine.pending_timers().unwrap(), people);
+    engine.shutdown();
+    drop(engine);
+
+    // A new engine on the same data: every wait is still there and fires once.
+    let engine = start(data.path(), flows.path(), clock.clone());
+    assert_eq!(engine.pending_timers().unwrap(), people);
+    clock.advance(6 * 60_000);
+    let got = receiver.wait_for(people as usize);
+    settle(&engine, &clock);
+    let mut keys: Vec<String> = receiver.wait_for(people as usize).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(got.len(), people as usize);
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), people as usize, "each action exactly once");
+    assert_eq!(engine.pending_timers().unwrap(), 0);
+    engine.shutdown();
+}

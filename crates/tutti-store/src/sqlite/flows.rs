@@ -1,0 +1,347 @@
+//! Flow state in `profiles.db`: each profile's machine state, its one timer, the outbox, runs for inspection,
+//! segment memberships, and definitions managed through the API.
+//!
+//! They live beside the profiles because they change together: the processor commits the profiles, the flow
+//! states, the timers and the outbox of one batch in one transaction with the log position, so a crash replays
+//! the batch and queues each action once (the outbox key is unique as well, as a second guard).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tutti_core::{Millis, ProfileId};
+
+use super::{ReadPool, Role, open};
+use crate::{DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result, StoredDefinition};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS flow_states (
+    profile_id INTEGER PRIMARY KEY,
+    state      BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timers (
+    profile_id INTEGER PRIMARY KEY,
+    due        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due, profile_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    key        TEXT    NOT NULL UNIQUE,
+    profile_id INTEGER NOT NULL,
+    connector  TEXT    NOT NULL,
+    body       BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    due_at     INTEGER NOT NULL,
+    state      TEXT    NOT NULL DEFAULT 'pending',
+    result     TEXT,
+    error      TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (due_at, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_by_profile ON outbox (profile_id);
+CREATE TABLE IF NOT EXISTS runs (
+    id         TEXT    PRIMARY KEY,
+    profile_id INTEGER NOT NULL,
+    flow       TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    state      TEXT    NOT NULL,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    body       BLOB    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile_id, started_at);
+CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);
+CREATE TABLE IF NOT EXISTS segment_members (
+    segment    TEXT    NOT NULL,
+    profile_id INTEGER NOT NULL,
+    PRIMARY KEY (segment, profile_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS definitions (
+    kind       TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    source     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, id, version)
+) WITHOUT ROWID;
+";
+
+/// Writes a batch's flow changes inside the processor's transaction.
+pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<()> {
+    let mut put_state = tx.prepare_cached("INSERT OR REPLACE INTO flow_states (profile_id, state) VALUES (?1, ?2)")?;
+    let mut drop_state = tx.prepare_cached("DELETE FROM flow_states WHERE profile_id = ?1")?;
+    for (pid, state) in &batch.states {
+        match state {
+            Some(bytes) => put_state.execute(params![pid.0 as i64, bytes])?,
+            None => drop_state.execute([pid.0 as i64])?,
+        };
+    }
+    let mut put_timer = tx.prepare_cached("INSERT OR REPLACE INTO timers (profile_id, due) VALUES (?1, ?2)")?;
+    let mut drop_timer = tx.prepare_cached("DELETE FROM timers WHERE profile_id = ?1")?;
+    for (pid, due) in &batch.timers {
+        match due {
+            Some(at) => put_timer.execute(params![pid.0 as i64, at])?,
+            None => drop_timer.execute([pid.0 as i64])?,
+        };
+    }
+    let mut queue = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (key, profile_id, connector, body, created_at, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    for item in &batch.outbox {
+        queue.execute(params![item.key, item.profile.0 as i64, item.connector, item.body, item.created_at])?;
+    }
+    let mut put_run = tx.prepare_cached(
+        "INSERT OR REPLACE INTO runs (id, profile_id, flow, version, state, started_at, updated_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for run in &batch.runs {
+        put_run.execute(params![
+            run.id,
+            run.profile.0 as i64,
+            run.flow,
+            run.version,
+            run.state,
+            run.started_at,
+            run.updated_at,
+            run.body
+        ])?;
+    }
+    let mut join = tx.prepare_cached("INSERT OR IGNORE INTO segment_members (segment, profile_id) VALUES (?1, ?2)")?;
+    let mut leave = tx.prepare_cached("DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
+    for (segment, pid, member) in &batch.members {
+        if *member {
+            join.execute(params![segment, pid.0 as i64])?;
+        } else {
+            leave.execute(params![segment, pid.0 as i64])?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a merged-away profile's flow rows to the profile it joined (its state was absorbed by the caller).
+pub(super) fn merge(tx: &Transaction<'_>, into: ProfileId, from: ProfileId) -> Result<()> {
+    let (into, from) = (into.0 as i64, from.0 as i64);
+    tx.execute("DELETE FROM flow_states WHERE profile_id = ?1", [from])?;
+    tx.execute("DELETE FROM timers WHERE profile_id = ?1", [from])?;
+    tx.execute("UPDATE runs SET profile_id = ?1 WHERE profile_id = ?2", [into, from])?;
+    tx.execute("DELETE FROM segment_members WHERE profile_id = ?1", [from])?;
+    Ok(())
+}
+
+/// Forgets everything flows know about a profile (erasure).
+pub(super) fn erase(tx: &Transaction<'_>, pid: ProfileId) -> Result<()> {
+    let pid = pid.0 as i64;
+    for table in ["flow_states", "timers", "runs", "segment_members", "outbox"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE profile_id = ?1"), [pid])?;
+    }
+    Ok(())
+}
+
+pub(super) fn flow_state(conn: &Connection, id: ProfileId) -> Result<Option<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached("SELECT state FROM flow_states WHERE profile_id = ?1")?;
+    Ok(stmt.query_row([id.0 as i64], |r| r.get(0)).optional()?)
+}
+
+pub(super) fn due_timers(conn: &Connection, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT due, profile_id FROM timers WHERE due < ?1 ORDER BY due, profile_id LIMIT ?2")?;
+    let rows = stmt.query_map(params![before, limit as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, ProfileId(r.get::<_, i64>(1)? as u64)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        seq: r.get::<_, i64>(0)? as u64,
+        key: r.get(1)?,
+        profile: ProfileId(r.get::<_, i64>(2)? as u64),
+        connector: r.get(3)?,
+        body: r.get(4)?,
+        created_at: r.get(5)?,
+        attempts: r.get::<_, i64>(6)? as u32,
+    })
+}
+
+/// The dispatcher's connection to the outbox.
+pub struct SqliteOutbox {
+    conn: Connection,
+}
+
+impl SqliteOutbox {
+    pub fn open(path: &Path) -> Result<SqliteOutbox> {
+        let conn = open(path, Role::Writer, 4 * 1024)?;
+        // A delivery marked done and lost in a power cut is delivered again, which at-least-once allows and the
+        // idempotency key makes harmless; what is never allowed (an action lost) cannot come of it.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteOutbox { conn })
+    }
+}
+
+impl Outbox for SqliteOutbox {
+    fn due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, key, profile_id, connector, body, created_at, attempts FROM outbox
+             WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at, seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], outbox_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut done = tx.prepare_cached(
+                "UPDATE outbox SET state = 'done', attempts = attempts + 1, result = ?2, error = NULL WHERE seq = ?1",
+            )?;
+            let mut retry =
+                tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, due_at = ?2, error = ?3 WHERE seq = ?1")?;
+            let mut dead = tx.prepare_cached(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, error = ?2 WHERE seq = ?1",
+            )?;
+            for (seq, outcome) in outcomes {
+                let seq = *seq as i64;
+                match outcome {
+                    Outcome::Done { result } => done.execute(params![seq, result])?,
+                    Outcome::Retry { at, error } => retry.execute(params![seq, at, error])?,
+                    Outcome::Dead { error } => dead.execute(params![seq, error])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn next_due(&self) -> Result<Option<Millis>> {
+        Ok(self.conn.query_row("SELECT min(due_at) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))?)
+    }
+}
+
+/// Flow queries for the API, and the definitions table.
+pub struct SqliteFlowReader {
+    pool: ReadPool,
+    writer: Mutex<Connection>,
+}
+
+impl SqliteFlowReader {
+    pub fn open(path: &Path) -> Result<SqliteFlowReader> {
+        let conn = open(path, Role::Writer, 1024)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteFlowReader { pool: ReadPool::new(path, 8 * 1024), writer: Mutex::new(conn) })
+    }
+}
+
+impl FlowReader for SqliteFlowReader {
+    fn runs(&self, profile: Option<ProfileId>, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.pool.with(|conn| {
+            let limit = limit as i64;
+            let rows: Vec<Vec<u8>> = match (profile, flow) {
+                (Some(p), Some(f)) => {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT body FROM runs WHERE profile_id = ?1 AND flow = ?2 ORDER BY started_at DESC, id DESC LIMIT ?3",
+                    )?;
+                    stmt.query_map(params![p.0 as i64, f, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+                }
+                (Some(p), None) => {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT body FROM runs WHERE profile_id = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+                    )?;
+                    stmt.query_map(params![p.0 as i64, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+                }
+                (None, Some(f)) => {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT body FROM runs WHERE flow = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+                    )?;
+                    stmt.query_map(params![f, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+                }
+                (None, None) => {
+                    let mut stmt =
+                        conn.prepare_cached("SELECT body FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1")?;
+                    stmt.query_map(params![limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+                }
+            };
+            Ok(rows)
+        })
+    }
+
+    fn segment_members(&self, segment: &str, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT profile_id FROM segment_members WHERE segment = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![segment, after as i64, limit as i64], |r| {
+                Ok(ProfileId(r.get::<_, i64>(0)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn segment_count(&self, segment: &str) -> Result<u64> {
+        self.pool.with(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM segment_members WHERE segment = ?1", [segment], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        })
+    }
+
+    fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, key, profile_id, connector, body, created_at, attempts, error FROM outbox
+                 WHERE state = ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![state, limit as i64], |r| Ok((outbox_row(r)?, r.get(7)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn pending_timers(&self) -> Result<u64> {
+        self.pool.with(|conn| Ok(conn.query_row("SELECT count(*) FROM timers", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+}
+
+impl DefinitionStore for SqliteFlowReader {
+    fn all(&self) -> Result<Vec<StoredDefinition>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT kind, id, version, source, created_at, deleted FROM definitions ORDER BY kind, id, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredDefinition {
+                    kind: r.get(0)?,
+                    id: r.get(1)?,
+                    version: r.get(2)?,
+                    source: r.get(3)?,
+                    created_at: r.get(4)?,
+                    deleted: r.get::<_, i64>(5)? != 0,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32> {
+        let mut conn = self.writer.lock().expect("the definitions writer is never poisoned");
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let top: Option<i64> =
+            tx.query_row("SELECT max(version) FROM definitions WHERE kind = ?1 AND id = ?2", [kind, id], |r| r.get(0))?;
+        let version = top.unwrap_or(0) + 1;
+        tx.execute(
+            "INSERT INTO definitions (kind, id, version, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind, id, version, source, at],
+        )?;
+        tx.execute("UPDATE definitions SET deleted = 0 WHERE kind = ?1 AND id = ?2", [kind, id])?;
+        tx.commit()?;
+        Ok(version as u32)
+    }
+
+    fn delete(&self, kind: &str, id: &str) -> Result<bool> {
+        let conn = self.writer.lock().expect("the definitions writer is never poisoned");
+        let n =
+            conn.execute("UPDATE definitions SET deleted = 1 WHERE kind = ?1 AND id = ?2 AND deleted = 0", [kind, id])?;
+        Ok(n > 0)
+    }
+}
