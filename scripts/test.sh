@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt -r tests/schemas/requirements.txt
 (cd tests/clients && npm install --silent --no-audit --no-fund >/dev/null)
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
+.venv/bin/python tests/schemas/check_examples.py

@@ -34,6 +34,14 @@ pub enum ErrorCode {
     InvalidQuery,
     /// The client did not send the request body in time.
     RequestTimeout,
+    /// A flow, segment or policy does not compile or names what does not exist.
+    InvalidDefinition,
+    /// No flow has this id.
+    UnknownFlow,
+    /// No segment has this id.
+    UnknownSegment,
+    /// No policy has this id.
+    UnknownPolicy,
     /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
     Unavailable,
     /// An unexpected failure; details are in the server log, never in the response.
@@ -42,7 +50,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -57,6 +65,10 @@ impl ErrorCode {
         ErrorCode::InvalidProfileKey,
         ErrorCode::InvalidQuery,
         ErrorCode::RequestTimeout,
+        ErrorCode::InvalidDefinition,
+        ErrorCode::UnknownFlow,
+        ErrorCode::UnknownSegment,
+        ErrorCode::UnknownPolicy,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -78,6 +90,10 @@ impl ErrorCode {
             ErrorCode::InvalidProfileKey => "invalid_profile_key",
             ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::InvalidDefinition => "invalid_definition",
+            ErrorCode::UnknownFlow => "unknown_flow",
+            ErrorCode::UnknownSegment => "unknown_segment",
+            ErrorCode::UnknownPolicy => "unknown_policy",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -93,9 +109,14 @@ impl ErrorCode {
             | ErrorCode::BatchTooLarge
             | ErrorCode::AllEventsRejected
             | ErrorCode::InvalidProfileKey
-            | ErrorCode::InvalidQuery => 400,
+            | ErrorCode::InvalidQuery
+            | ErrorCode::InvalidDefinition => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::NotFound | ErrorCode::ProfileNotFound => 404,
+            ErrorCode::NotFound
+            | ErrorCode::ProfileNotFound
+            | ErrorCode::UnknownFlow
+            | ErrorCode::UnknownSegment
+            | ErrorCode::UnknownPolicy => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedEncoding => 415,
@@ -125,6 +146,12 @@ impl ErrorCode {
             ErrorCode::InvalidProfileKey => "A profile key is a profile id or `type:value`, such as `email:a@b.c`.",
             ErrorCode::InvalidQuery => "A query parameter is malformed; the message names it.",
             ErrorCode::RequestTimeout => "The request body did not arrive within the server's body read timeout.",
+            ErrorCode::InvalidDefinition => {
+                "A flow, segment or policy does not compile or names what does not exist; `problems` lists each with its line and a hint."
+            }
+            ErrorCode::UnknownFlow => "No flow has this id.",
+            ErrorCode::UnknownSegment => "No segment has this id.",
+            ErrorCode::UnknownPolicy => "No policy has this id.",
             ErrorCode::Unavailable => {
                 "The engine could not store the request (shutting down or storage failure); retry."
             }

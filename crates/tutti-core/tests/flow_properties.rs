@@ -22,7 +22,7 @@ fn definitions(exit_runs: bool) -> Definitions {
         vec![ConnectorInfo { name: "webhook".into(), operations: vec!["post".into()], channel: "webhook".into() }];
     let sources = [
         format!(
-            "policy: complaints\nsuppress: {{ on: {{ event: Complaint Filed }}, categories: [promotional], for: 14d, exit_runs: {exit_runs} }}\n"
+            "policy: complaints\nsuppress: {{ event: Complaint Filed, categories: [promotional], for: 14d, exit_runs: {exit_runs} }}\n"
         ),
         "policy: cap\nfrequency_cap: { channel: email, category: promotional, max: 2, per: 7d }\n".into(),
         // A promo five minutes after a checkout, every time.

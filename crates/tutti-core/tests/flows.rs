@@ -59,7 +59,7 @@ fn actions(decisions: &[Decision]) -> Vec<(String, String, Value)> {
 
 const COMPLAINT_POLICY: &str = "policy: complaint-suppression
 suppress:
-  on: { event: Complaint Filed }
+  event: Complaint Filed
   categories: [promotional]
   for: 14d
   exit_runs: true
@@ -259,7 +259,7 @@ behaviour:
     within: 7d
 ";
     let on_enter = "flow: tell-sales\ntrigger: { segment: pricing-interested }\nentry: { every_time: true }\nsteps:\n  - id: post\n    action: log.write\n    with: { text: 'hot lead {{ profile.id }}' }\n";
-    let on_leave = "flow: cooled\ntrigger: { segment: pricing-interested, on: leave }\nentry: { every_time: true }\nsteps:\n  - id: post\n    action: log.write\n    with: { text: cooled }\n";
+    let on_leave = "flow: cooled\ntrigger: { left_segment: pricing-interested }\nentry: { every_time: true }\nsteps:\n  - id: post\n    action: log.write\n    with: { text: cooled }\n";
     let defs = defs(&[segment, on_enter, on_leave]);
     let mut sim = Simulation::new(&defs);
     for (day, path) in [(1, "/pricing"), (2, "/blog"), (3, "/pricing/team"), (4, "/pricing")] {

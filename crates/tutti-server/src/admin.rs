@@ -42,11 +42,13 @@ impl FromRequestParts<Arc<Engine>> for Admin {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal("blocking task failed", e))?
 }
 
-fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
+pub(crate) fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
     let parsed = engine.parse_key(key).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidProfileKey,

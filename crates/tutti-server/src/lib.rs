@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod flows;
 pub mod tracking;
 
 use std::future::Future;
@@ -64,6 +65,16 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/profiles/{key}/merges", get(admin::profile_merges))
         .route("/api/v1/events", get(admin::events))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/schemas/{name}", get(flows::schema))
+        .route("/api/v1/runs", get(flows::runs))
+        .route("/api/v1/outbox", get(flows::outbox))
+        .route("/api/v1/segments/{id}/members", get(flows::members))
+        .route("/api/v1/flows", get(flows::list))
+        .route("/api/v1/segments", get(flows::list))
+        .route("/api/v1/policies", get(flows::list))
+        .route("/api/v1/flows/{id}", get(flows::get).put(flows::put).delete(flows::delete))
+        .route("/api/v1/segments/{id}", get(flows::get).put(flows::put).delete(flows::delete))
+        .route("/api/v1/policies/{id}", get(flows::get).put(flows::put).delete(flows::delete))
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)

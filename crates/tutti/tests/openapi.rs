@@ -19,11 +19,16 @@ fn every_documented_operation_exists_and_is_guarded_as_declared() {
     let mut checked = 0;
     for (path, operations) in paths {
         for (method, operation) in operations.as_object().expect("operations") {
-            let url = format!("{}{}", server.url, path.replace("{key}", "p1"));
+            let url = format!(
+                "{}{}",
+                server.url,
+                path.replace("{key}", "p1").replace("{id}", "x").replace("{name}", "flow.json")
+            );
             let mut response = match method.as_str() {
                 "get" => agent.get(&url).call(),
                 "delete" => agent.delete(&url).call(),
                 "post" => agent.post(&url).header("Content-Type", "application/json").send("{}"),
+                "put" => agent.put(&url).header("Content-Type", "application/yaml").send("flow: x"),
                 other => panic!("unexpected method {other} in the document"),
             }
             .expect("a response");

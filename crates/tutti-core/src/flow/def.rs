@@ -433,19 +433,11 @@ fn read_trigger(
     refs: &mut Vec<(String, String, Pos)>,
 ) -> Option<Trigger> {
     let mut o = cx.object(value, pointer, "a trigger")?;
-    let trigger = if o.has("segment") && !o.has("schedule") {
-        let (v, p) = o.get("segment")?;
+    let trigger = if (o.has("segment") || o.has("left_segment")) && !o.has("schedule") {
+        let leave = o.has("left_segment");
+        let (v, p) = if leave { o.get("left_segment")? } else { o.get("segment")? };
         let id = cx.name(v, &p)?;
         refs.push((id.clone(), p.clone(), cx.positions.of(&p)));
-        let leave = match o.get("on") {
-            None => false,
-            Some((Value::String(s), _)) if s == "enter" => false,
-            Some((Value::String(s), _)) if s == "leave" => true,
-            Some((_, p)) => {
-                cx.problem(&p, "`on` is `enter` or `leave`", "");
-                false
-            }
-        };
         let when = o.get("when").and_then(|(v, p)| cx.condition(v, &p, &["profile", "event"]));
         Trigger::Segment { id, leave, when }
     } else if let Some((v, p)) = o.get("schedule") {
@@ -474,7 +466,7 @@ fn read_trigger(
             cx.problem(
                 pointer,
                 "a trigger is an event, a segment, a schedule or a signal",
-                "such as `{ event: Order Completed }`, `{ segment: vip, on: enter }`, `{ schedule: \"0 9 * * 1\" }`",
+                "such as `{ event: Order Completed }`, `{ segment: vip }` (entering), `{ left_segment: vip }`, `{ schedule: \"0 9 * * 1\" }`",
             );
             o.finish(cx);
             return None;

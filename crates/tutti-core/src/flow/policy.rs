@@ -3,7 +3,7 @@
 //!
 //! ```yaml
 //! policy: complaint-suppression
-//! suppress: { on: { event: Complaint Filed }, categories: [promotional], for: 14d, exit_runs: true }
+//! suppress: { event: Complaint Filed, categories: [promotional], for: 14d, exit_runs: true }
 //! ---
 //! policy: promo-email-cap
 //! frequency_cap: { channel: email, category: promotional, max: 2, per: 7d }
@@ -317,17 +317,10 @@ fn read_rule(cx: &mut Cx<'_>, rule_kind: &str, value: &Value, pointer: &str) -> 
             Some(Rule::Consent { opt_in, unsubscribed_when })
         }
         "suppress" => {
-            let on = o.require(cx, "on", "such as `on: { event: Complaint Filed }`").and_then(|(v, p)| {
-                let mut m = cx.object(v, &p, "`on`")?;
-                let name = m.get("event").and_then(|(v, p)| cx.name(v, &p));
-                let when = m.get("when").and_then(|(v, p)| cx.condition(v, &p, &["event", "profile"]));
-                m.finish(cx);
-                let Some(name) = name else {
-                    cx.problem(&p, "`on` names the event: `on: { event: Complaint Filed }`", "");
-                    return None;
-                };
-                Some(EventMatch { kind: Some(crate::event::EventType::Track), name: Some(name), when })
-            });
+            // `event`, not `on`: YAML 1.1 tools (PyYAML, many editors) read a key `on` as true.
+            let name = o.require(cx, "event", "such as `event: Complaint Filed`").and_then(|(v, p)| cx.name(v, &p));
+            let when = o.get("when").and_then(|(v, p)| cx.condition(v, &p, &["event", "profile"]));
+            let on = name.map(|name| EventMatch { kind: Some(crate::event::EventType::Track), name: Some(name), when });
             let categories =
                 o.require(cx, "categories", "such as `categories: [promotional]`").map(|(v, p)| names(cx, v, &p));
             let duration = o.require(cx, "for", "such as `for: 14d`").and_then(|(v, p)| cx.duration(v, &p));

@@ -116,6 +116,20 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// PUTs a body (YAML) to the admin API with the admin token.
+    pub fn put(&self, path: &str, body: &str) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .put(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("Content-Type", "application/yaml")
+            .send(body)
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
     /// GET on the admin API with the admin token; panics unless 200.
     pub fn admin(&self, path: &str) -> Value {
         let (status, body) = self.request("GET", path, Some(ADMIN_TOKEN));

@@ -1,0 +1,226 @@
+//! The admin API for flows, segments and policies (YAML in, versions out), runs, segment members, the outbox
+//! and the JSON Schemas editors use.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tutti_core::time::format_timestamp;
+use tutti_core::{ErrorCode, ProfileId};
+use tutti_engine::{DefinitionError, Engine};
+
+use crate::admin::{Admin, blocking, find};
+use crate::error::ApiError;
+
+/// The JSON Schemas of the three kinds of definition, kept in `crates/tutti-server/schemas/`.
+pub const SCHEMAS: [(&str, &str); 3] = [
+    ("flow", include_str!("../schemas/flow.json")),
+    ("segment", include_str!("../schemas/segment.json")),
+    ("policy", include_str!("../schemas/policy.json")),
+];
+
+/// `/api/v1/flows/{id}` -> `flow`, and the code for "no such one".
+fn kind_of(matched: &MatchedPath) -> Result<(&'static str, ErrorCode), ApiError> {
+    match matched.as_str().split('/').nth(3).unwrap_or("") {
+        "flows" => Ok(("flow", ErrorCode::UnknownFlow)),
+        "segments" => Ok(("segment", ErrorCode::UnknownSegment)),
+        "policies" => Ok(("policy", ErrorCode::UnknownPolicy)),
+        _ => Err(ApiError::new(ErrorCode::NotFound, "no such route")),
+    }
+}
+
+fn definition_error(e: DefinitionError) -> ApiError {
+    match e {
+        DefinitionError::Invalid(problems) => {
+            let list: Vec<Value> = problems
+                .iter()
+                .map(|p| {
+                    json!({"line": p.pos.line, "column": p.pos.column, "pointer": p.pointer, "message": p.message,
+                           "hint": p.hint})
+                })
+                .collect();
+            let first = problems.first().map(ToString::to_string).unwrap_or_default();
+            ApiError::new(ErrorCode::InvalidDefinition, format!("{} problem(s); the first: {first}", problems.len()))
+                .with("problems", Value::Array(list))
+        }
+        DefinitionError::Engine(e) => e.into(),
+        other => ApiError::new(ErrorCode::InvalidDefinition, other.to_string()),
+    }
+}
+
+pub async fn list(_: Admin, State(engine): State<Arc<Engine>>, matched: MatchedPath) -> Result<Json<Value>, ApiError> {
+    let (kind, _) = kind_of(&matched)?;
+    let plural = matched.as_str().rsplit('/').next().unwrap_or("items").to_owned();
+    let items = blocking(move || Ok(engine.definitions(kind)?)).await?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|d| json!({"id": d.id, "version": d.version, "updated_at": format_timestamp(d.created_at)}))
+        .collect();
+    Ok(Json(json!({ plural: items })))
+}
+
+pub async fn get(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    matched: MatchedPath,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (kind, missing) = kind_of(&matched)?;
+    let found = blocking(move || Ok(engine.definitions(kind)?)).await?.into_iter().find(|d| d.id == id);
+    let d = found.ok_or_else(|| ApiError::new(missing, format!("no {kind} `{id}`")))?;
+    Ok(Json(json!({"id": d.id, "kind": d.kind, "version": d.version, "updated_at": format_timestamp(d.created_at),
+                   "source": d.source})))
+}
+
+pub async fn put(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    matched: MatchedPath,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (kind, _) = kind_of(&matched)?;
+    let source = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::InvalidDefinition, "the body must be YAML text in UTF-8"))?;
+    let id_for = id.clone();
+    let version = blocking(move || engine.put_definition(kind, &id_for, &source).map_err(definition_error)).await?;
+    Ok((StatusCode::OK, Json(json!({"id": id, "kind": kind, "version": version}))))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    matched: MatchedPath,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (kind, missing) = kind_of(&matched)?;
+    let id_for = id.clone();
+    let existed = blocking(move || engine.delete_definition(kind, &id_for).map_err(definition_error)).await?;
+    if existed { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::new(missing, format!("no {kind} `{id}`"))) }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    profile: Option<String>,
+    flow: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn runs(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let runs = blocking(move || {
+        let profile: Option<ProfileId> = match &q.profile {
+            Some(key) => Some(find(&engine, key)?),
+            None => None,
+        };
+        Ok(engine.runs(profile, q.flow.as_deref(), limit)?)
+    })
+    .await?;
+    let runs: Vec<Value> = runs.iter().filter_map(|r| serde_json::from_slice::<Value>(r).ok()).map(readable).collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+/// Times in a run (milliseconds inside) as RFC 3339 for people.
+fn readable(mut run: Value) -> Value {
+    fn fix(v: &mut Value, key: &str) {
+        if let Some(ms) = v.get(key).and_then(Value::as_i64) {
+            v[key] = Value::String(format_timestamp(ms));
+        }
+    }
+    for key in ["started_at", "ended_at", "goal_at"] {
+        fix(&mut run, key);
+    }
+    fix(&mut run["status"], "until");
+    if let Some(path) = run.get_mut("path").and_then(Value::as_array_mut) {
+        for d in path {
+            fix(d, "at");
+            fix(d, "until");
+        }
+    }
+    run
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn members(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    query: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    if !engine.flow_definitions().segments.contains_key(&id) {
+        return Err(ApiError::new(ErrorCode::UnknownSegment, format!("no segment `{id}`")));
+    }
+    let after = match &q.after {
+        Some(text) => {
+            text.parse::<ProfileId>()
+                .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, "`after` is a profile id such as p42"))?
+                .0
+        }
+        None => 0,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let segment = id.clone();
+    let (members, count) = blocking(move || Ok(engine.segment_members(&segment, after, limit)?)).await?;
+    let next = (members.len() == limit).then(|| members.last().map(ToString::to_string)).flatten();
+    let members: Vec<String> = members.iter().map(ToString::to_string).collect();
+    Ok(Json(json!({"segment": id, "count": count, "members": members, "next": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn outbox(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let state = q.state.unwrap_or_else(|| "dead".into());
+    if !matches!(state.as_str(), "pending" | "done" | "dead") {
+        return Err(ApiError::new(ErrorCode::InvalidQuery, "`state` is pending, done or dead"));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let state_for = state.clone();
+    let rows = blocking(move || Ok(engine.outbox(&state_for, limit)?)).await?;
+    let actions: Vec<Value> = rows
+        .into_iter()
+        .map(|(row, error)| {
+            json!({"key": row.key, "profile": row.profile.to_string(), "connector": row.connector,
+                   "attempts": row.attempts, "queued_at": format_timestamp(row.created_at), "error": error,
+                   "action": serde_json::from_slice::<Value>(&row.body).unwrap_or(Value::Null)})
+        })
+        .collect();
+    Ok(Json(json!({"state": state, "actions": actions})))
+}
+
+/// A JSON Schema, public so that editors can fetch it.
+pub async fn schema(Path(name): Path<String>) -> Result<Response, ApiError> {
+    let kind = name.strip_suffix(".json").unwrap_or(&name);
+    let (_, text) = SCHEMAS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "schemas: flow.json, segment.json, policy.json"))?;
+    Ok(([(header::CONTENT_TYPE, "application/schema+json")], *text).into_response())
+}

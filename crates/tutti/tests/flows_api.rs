@@ -1,0 +1,247 @@
+//! Flows through the real binary: definitions managed over the admin API, runs inspected, and a SIGKILL while
+//! runs wait and actions sit in the outbox, after which every action reaches a local receiver exactly once.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_TOKEN, Server};
+use serde_json::json;
+
+/// Every request as (idempotency key, answered with 200).
+type Log = Arc<(Mutex<Vec<(String, bool)>>, Condvar)>;
+
+/// A webhook receiver on this machine: answers 503 (a vendor outage) until `up`, then 200.
+struct Receiver {
+    url: String,
+    log: Log,
+    up: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (log, up): (Log, Arc<AtomicBool>) = (Arc::default(), Arc::default());
+        let (log_in, up_in) = (log.clone(), up.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (log, up) = (log_in.clone(), up_in.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let (mut length, mut key) = (0usize, String::new());
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            let (name, value) = header.split_once(':').unwrap();
+                            match name.to_ascii_lowercase().as_str() {
+                                "content-length" => length = value.trim().parse().unwrap(),
+                                "idempotency-key" => key = value.trim().to_owned(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let ok = up.load(Ordering::SeqCst);
+                        let answer: &[u8] = if ok {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+                        } else {
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}"
+                        };
+                        let (lock, wake) = &*log;
+                        lock.lock().unwrap().push((key, ok));
+                        wake.notify_all();
+                        if writer.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver { url, log, up }
+    }
+
+    /// Waits (at most 60 s) until `done` holds for the log; returns the log.
+    fn wait_until(&self, done: impl Fn(&[(String, bool)]) -> bool) -> Vec<(String, bool)> {
+        let (lock, wake) = &*self.log;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut log = lock.lock().unwrap();
+        while !done(&log) && Instant::now() < deadline {
+            log = wake.wait_timeout(log, deadline.saturating_duration_since(Instant::now())).unwrap().0;
+        }
+        log.clone()
+    }
+}
+
+fn accepted(log: &[(String, bool)]) -> Vec<String> {
+    log.iter().filter(|(_, ok)| *ok).map(|(k, _)| k.clone()).collect()
+}
+
+#[test]
+fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
+    let receiver = Receiver::start();
+    let data = tempfile::tempdir().unwrap();
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(
+        flows.path().join("ping.yaml"),
+        format!(
+            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}/ping', user: '{{{{ event.userId }}}}' }}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        flows.path().join("welcome.yaml"),
+        format!(
+            "flow: welcome\ncategory: transactional\ntrigger: {{ event: Signed Up }}\nsteps:\n  - id: pause\n    wait: 3s\n  - id: greet\n    action: webhook.post\n    with: {{ url: '{}/welcome', text: 'Chào mừng {{{{ event.userId }}}} 欢迎' }}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env = [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    let mut server = Server::start_in(data.path(), &env);
+    let people = 20;
+    for p in 0..people {
+        let (status, body) = server.track("/v1/track", &json!({"userId": format!("u{p}"), "event": "Pinged"}));
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = server.track("/v1/track", &json!({"userId": format!("u{p}"), "event": "Signed Up"}));
+        assert_eq!(status, 200, "{body}");
+    }
+    // Every ping has been tried once and refused (503): they sit in the outbox for a retry.
+    receiver.wait_until(|log| log.len() >= people);
+    let pending = server.admin("/api/v1/outbox?state=pending");
+    assert!(pending["actions"].as_array().unwrap().len() >= people / 2, "{pending}");
+    let runs = server.admin("/api/v1/runs?flow=welcome&limit=100");
+    let waiting = runs["runs"].as_array().unwrap().iter().filter(|r| r["status"]["state"] == "waiting").count();
+    assert_eq!(waiting, people, "{runs}");
+    server.kill9();
+
+    receiver.up.store(true, Ordering::SeqCst);
+    let server = Server::start_in(data.path(), &env);
+    let log = receiver.wait_until(|log| {
+        let mut keys = accepted(log);
+        keys.sort();
+        keys.dedup();
+        keys.len() >= 2 * people
+    });
+    let keys = accepted(&log);
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2 * people, "every action arrived: {log:?}");
+    assert_eq!(keys.len(), 2 * people, "and none twice: {log:?}");
+    let runs = server.admin("/api/v1/runs?flow=welcome&limit=100");
+    let completed = runs["runs"].as_array().unwrap().iter().filter(|r| r["status"]["state"] == "completed").count();
+    assert_eq!(completed, people, "{runs}");
+}
+
+#[test]
+fn definitions_are_versioned_validated_and_served() {
+    let server = Server::start();
+    let flow = "flow: hello\ntrigger: { event: Signed Up }\nsteps:\n  - id: note\n    action: log.write\n    with: { text: 'Xin chào {{ profile.traits.name }}' }\n";
+    let (status, body) = server.put("/api/v1/flows/hello", flow);
+    assert_eq!((status, &body["version"]), (200, &json!(1)), "{body}");
+    let (status, body) = server.put("/api/v1/flows/hello", &flow.replace("Xin chào", "你好"));
+    assert_eq!((status, &body["version"]), (200, &json!(2)), "{body}");
+    let got = server.admin("/api/v1/flows/hello");
+    assert_eq!(got["version"], 2);
+    assert!(got["source"].as_str().unwrap().contains("你好"));
+    assert_eq!(server.admin("/api/v1/flows")["flows"][0]["id"], "hello");
+
+    // Every problem, with its line and a hint.
+    let (status, body) = server.put(
+        "/api/v1/flows/bad",
+        "flow: bad\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: slack.post\n    nxt: b\n",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_definition");
+    let problems = body["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["line"] == 5 && p["message"].as_str().unwrap().contains("unknown connector `slack`")),
+        "{body}"
+    );
+    assert!(
+        problems.iter().any(|p| p["line"] == 6 && p["hint"].as_str().unwrap().contains("did you mean `next`")),
+        "{body}"
+    );
+    // The id in the path must be the id in the file; a segment a flow names must exist.
+    let (status, body) = server.put("/api/v1/flows/other", flow);
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_definition")), "{body}");
+    let (status, body) = server
+        .put("/api/v1/flows/vip", "flow: vip\ntrigger: { segment: vips }\nsteps:\n  - id: a\n    action: log.write\n");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["problems"][0]["message"].as_str().unwrap().contains("unknown segment `vips`"), "{body}");
+
+    // A segment, its members and its count.
+    let (status, body) = server.put(
+        "/api/v1/segments/vips",
+        "segment: vips\nwhen: 'has(profile.traits.plan) && profile.traits.plan == \"vip\"'\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    for (user, plan) in [("a", "vip"), ("b", "free"), ("c", "vip")] {
+        let (status, _) = server.track("/v1/identify", &json!({"userId": user, "traits": {"plan": plan}}));
+        assert_eq!(status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let members = loop {
+        let members = server.admin("/api/v1/segments/vips/members");
+        if members["count"] == 2 || Instant::now() > deadline {
+            break members;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(members["count"], 2, "{members}");
+    assert_eq!(members["members"].as_array().unwrap().len(), 2);
+    let (status, body) = server.request("GET", "/api/v1/segments/nobody/members", Some(ADMIN_TOKEN));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_segment")));
+
+    // Runs of the flow, with their path and reasons.
+    let (status, _) = server.track("/v1/track", &json!({"userId": "a", "event": "Signed Up"}));
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let runs = server.admin("/api/v1/runs?profile=user_id:a");
+        if runs["runs"].as_array().is_some_and(|r| !r.is_empty()) || Instant::now() > deadline {
+            break runs;
+        }
+        std::thread::yield_now();
+    };
+    let run = &runs["runs"][0];
+    assert_eq!(run["flow"], "hello");
+    assert_eq!(run["version"], 2);
+    assert_eq!(run["status"]["state"], "completed");
+    let decisions: Vec<&str> =
+        run["path"].as_array().unwrap().iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["entered", "action", "completed"], "{run}");
+    assert_eq!(run["path"][1]["payload"]["text"], "你好 ");
+
+    // Deleting: gone from the list; deleting again is 404.
+    let (status, _) = server.request("DELETE", "/api/v1/flows/hello", Some(ADMIN_TOKEN));
+    assert_eq!(status, 204);
+    let (status, body) = server.request("DELETE", "/api/v1/flows/hello", Some(ADMIN_TOKEN));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_flow")));
+    assert_eq!(server.admin("/api/v1/flows")["flows"], json!([]));
+    // The schemas are public.
+    let (status, schema) = server.request("GET", "/api/v1/schemas/flow.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(schema["title"], "Tutti flow");
+}
