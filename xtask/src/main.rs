@@ -37,6 +37,9 @@ enum Scenario {
     HalfLoad,
     /// 1,000,000 distinct people identified, then the server's resident memory.
     Profiles,
+    /// A two-step flow (event trigger, branch, webhook to a local receiver): runs/s at full batch load, then
+    /// acknowledgement-to-dispatch latency with `/v1/track` paced at `--rate`.
+    Flows,
     /// All of the above in order.
     All,
 }
@@ -54,6 +57,9 @@ struct LoadArgs {
     /// Profiles to create in the `profiles` scenario.
     #[arg(long, default_value_t = 1_000_000)]
     profiles: u64,
+    /// Events per second in the flows latency run.
+    #[arg(long, default_value_t = 5_000.0)]
+    rate: f64,
 }
 
 const WRITE_KEY: &str = "load-write-key";
@@ -80,6 +86,10 @@ impl Drop for Server {
 }
 
 fn start_server(root: &std::path::Path) -> anyhow::Result<Server> {
+    start_server_with(root, &[])
+}
+
+fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<Server> {
     let bin = root.join("target/release/tutti");
     let dir = std::env::temp_dir().join(format!("tutti-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -90,6 +100,7 @@ fn start_server(root: &std::path::Path) -> anyhow::Result<Server> {
         .env("TUTTI_WRITE_KEY", WRITE_KEY)
         .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("TUTTI_LOG__LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -142,6 +153,9 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
         let server = start_server(&root)?;
         runtime.block_on(profiles(&server, args.profiles, args.connections.min(16)))?;
     }
+    if run(Scenario::Flows) {
+        flows(&root, &runtime, &args)?;
+    }
     Ok(())
 }
 
@@ -149,6 +163,204 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
 enum Body {
     Batch,
     Track,
+}
+
+/// What the flows receiver saw: when each action arrived, by the event's message id.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicU64,
+    at: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+/// A minimal HTTP/1.1 webhook receiver on loopback, answering 200 to every POST.
+async fn receiver(arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let arrivals = arrivals.clone();
+            tokio::spawn(async move {
+                let mut buf: Vec<u8> = Vec::with_capacity(8192);
+                loop {
+                    let header_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 8192];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .unwrap_or(0);
+                    while buf.len() < header_end + length {
+                        let mut chunk = [0u8; 8192];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let now = Instant::now();
+                    let body = serde_json::from_slice::<serde_json::Value>(&buf[header_end..header_end + length]);
+                    if let Ok(body) = body
+                        && let Some(mid) = body["mid"].as_str()
+                    {
+                        arrivals.at.lock().expect("not poisoned").insert(mid.to_owned(), now);
+                    }
+                    arrivals.count.fetch_add(1, Ordering::Relaxed);
+                    buf.drain(..header_end + length);
+                    if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(url)
+}
+
+/// The flows scenario: a two-step flow to a local receiver.
+fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadArgs) -> anyhow::Result<()> {
+    let arrivals = Arc::new(Arrivals::default());
+    let url = runtime.block_on(receiver(arrivals.clone()))?;
+    let dir = std::env::temp_dir().join(format!("tutti-load-flows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("two-step.yaml"),
+        format!(
+            "flow: two-step\ncategory: transactional\ntrigger: {{ event: Product Viewed }}\nentry: {{ every_time: true, max_concurrent: 1000 }}\nsteps:\n  - id: pricey\n    branch:\n      - {{ when: 'event.properties.price > 1000000', next: tell }}\n      - {{ next: tell }}\n  - id: tell\n    action: webhook.post\n    with: {{ url: '{url}/hook', mid: '{{{{ event.messageId }}}}', product: '{{{{ event.properties.name }}}}' }}\n"
+        ),
+    )?;
+    let env = [
+        ("TUTTI_FLOWS__DIR", dir.display().to_string()),
+        ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]".to_owned()),
+    ];
+    // Throughput: batches at full speed; runs are counted when their action reaches the receiver.
+    {
+        let server = start_server_with(root, &env)?;
+        let started = Instant::now();
+        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None))?;
+        let sent = r.requests * 100;
+        let in_window = arrivals.count.load(Ordering::Relaxed);
+        let deadline = started + Duration::from_secs(args.duration * 6 + 60);
+        while arrivals.count.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+            // Polling a counter the receiver's tasks advance: the pause paces the polling only.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (delivered, all) = (arrivals.count.load(Ordering::Relaxed), started.elapsed().as_secs_f64());
+        let queued = metric(&server.addr, "tutti_actions_queued_total")?;
+        r.print("flows: /v1/batch into a two-step flow (trigger, branch, webhook)", 100);
+        println!(
+            "runs: {sent} started; {in_window} actions delivered during the {:.1} s of load ({:.0}/s); after {all:.1} s {queued:.0} queued by the processor ({:.0}/s) and {delivered} delivered: {:.0} runs/s end to end\n",
+            r.elapsed.as_secs_f64(),
+            in_window as f64 / r.elapsed.as_secs_f64(),
+            queued / all,
+            delivered as f64 / all
+        );
+    }
+    // Latency: paced single events; from the 200 to the action arriving at the receiver.
+    {
+        arrivals.count.store(0, Ordering::Relaxed);
+        arrivals.at.lock().expect("not poisoned").clear();
+        let server = start_server_with(root, &env)?;
+        let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, Instant)>::new()));
+        let r =
+            runtime.block_on(drive_acked(&server.addr, args.connections, args.duration, args.rate, acked.clone()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let total = acked.lock().expect("not poisoned").len() as u64;
+        while arrivals.count.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let at = arrivals.at.lock().expect("not poisoned");
+        let mut lat: Vec<f64> = acked
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter_map(|(mid, ack)| {
+                at.get(mid).map(|arrived| arrived.saturating_duration_since(*ack).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+        r.print(&format!("flows latency: /v1/track paced at {:.0} events/s", args.rate), 1);
+        println!(
+            "acknowledged -> action at the receiver, ms ({} of {total} arrived): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
+            lat.len(),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(0.999),
+            pct(1.0)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Paced single `/v1/track` events, recording when each was acknowledged.
+async fn drive_acked(
+    addr: &str,
+    connections: usize,
+    seconds: u64,
+    rate: f64,
+    acked: Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
+) -> anyhow::Result<Report> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(connections as f64 / rate);
+    let mut tasks = Vec::new();
+    for conn in 0..connections {
+        let (addr, stop, errors, acked) = (addr.to_owned(), stop.clone(), errors.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let Ok(mut stream) = TcpStream::connect(&addr).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return latencies;
+            };
+            let _ = stream.set_nodelay(true);
+            let mut buf = Vec::with_capacity(8192);
+            let mut next = Instant::now() + interval.mul_f64(conn as f64 / connections as f64);
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep_until(next.into()).await;
+                next += interval;
+                let req = request(&addr, "/v1/track", &event_json("track", conn, seq, 0));
+                let mid = format!("m-{conn}-{seq}-0");
+                seq += 1;
+                let t = Instant::now();
+                match exchange(&mut stream, &req, &mut buf).await {
+                    Ok(200) => {
+                        let now = Instant::now();
+                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        acked.lock().expect("not poisoned").push((mid, now));
+                    }
+                    Ok(_) | Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        return latencies;
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await?);
+    }
+    Ok(Report {
+        requests: latencies_us.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        latencies_us,
+    })
 }
 
 fn pad(n: usize) -> String {
