@@ -132,13 +132,13 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
     let mut track_peak = None;
     if run(Scenario::Batch) {
         let server = start_server(&root)?;
-        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None))?;
+        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None, None))?;
         r.print("batch: /v1/batch, 100 events x ~500 B per request", 100);
         report_processing(&server)?;
     }
     if run(Scenario::Track) || run(Scenario::HalfLoad) {
         let server = start_server(&root)?;
-        let r = runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, None))?;
+        let r = runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, None, None))?;
         r.print("track: single-event /v1/track", 1);
         track_peak = Some(r.requests as f64 / r.elapsed.as_secs_f64());
     }
@@ -146,7 +146,8 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
         let peak = track_peak.context("the half-load scenario needs the track peak")?;
         let server = start_server(&root)?;
         let rate = peak / 2.0;
-        let r = runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, Some(rate)))?;
+        let r =
+            runtime.block_on(drive(&server.addr, Body::Track, args.connections, args.duration, Some(rate), None))?;
         r.print(&format!("half load: /v1/track paced at {rate:.0} requests/s (half the peak)"), 1);
     }
     if run(Scenario::Profiles) {
@@ -244,7 +245,7 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
     {
         let server = start_server_with(root, &env)?;
         let started = Instant::now();
-        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None))?;
+        let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None, None))?;
         let sent = r.requests * 100;
         let in_window = arrivals.count.load(Ordering::Relaxed);
         let deadline = started + Duration::from_secs(args.duration * 6 + 60);
@@ -268,9 +269,15 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
         arrivals.count.store(0, Ordering::Relaxed);
         arrivals.at.lock().expect("not poisoned").clear();
         let server = start_server_with(root, &env)?;
-        let acked = Arc::new(std::sync::Mutex::new(Vec::<(String, Instant)>::new()));
-        let r =
-            runtime.block_on(drive_acked(&server.addr, args.connections, args.duration, args.rate, acked.clone()))?;
+        let acked: Acked = Arc::default();
+        let r = runtime.block_on(drive(
+            &server.addr,
+            Body::Track,
+            args.connections,
+            args.duration,
+            Some(args.rate),
+            Some(acked.clone()),
+        ))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let total = acked.lock().expect("not poisoned").len() as u64;
         while arrivals.count.load(Ordering::Relaxed) < total && Instant::now() < deadline {
@@ -300,67 +307,6 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// Paced single `/v1/track` events, recording when each was acknowledged.
-async fn drive_acked(
-    addr: &str,
-    connections: usize,
-    seconds: u64,
-    rate: f64,
-    acked: Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
-) -> anyhow::Result<Report> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let interval = Duration::from_secs_f64(connections as f64 / rate);
-    let mut tasks = Vec::new();
-    for conn in 0..connections {
-        let (addr, stop, errors, acked) = (addr.to_owned(), stop.clone(), errors.clone(), acked.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let Ok(mut stream) = TcpStream::connect(&addr).await else {
-                errors.fetch_add(1, Ordering::Relaxed);
-                return latencies;
-            };
-            let _ = stream.set_nodelay(true);
-            let mut buf = Vec::with_capacity(8192);
-            let mut next = Instant::now() + interval.mul_f64(conn as f64 / connections as f64);
-            let mut seq = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep_until(next.into()).await;
-                next += interval;
-                let req = request(&addr, "/v1/track", &event_json("track", conn, seq, 0));
-                let mid = format!("m-{conn}-{seq}-0");
-                seq += 1;
-                let t = Instant::now();
-                match exchange(&mut stream, &req, &mut buf).await {
-                    Ok(200) => {
-                        let now = Instant::now();
-                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                        acked.lock().expect("not poisoned").push((mid, now));
-                    }
-                    Ok(_) | Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        return latencies;
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies_us = Vec::new();
-    for t in tasks {
-        latencies_us.extend(t.await?);
-    }
-    Ok(Report {
-        requests: latencies_us.len() as u64,
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
-        latencies_us,
-    })
 }
 
 fn pad(n: usize) -> String {
@@ -448,13 +394,25 @@ impl Report {
     }
 }
 
-async fn drive(addr: &str, body: Body, connections: usize, seconds: u64, rate: Option<f64>) -> anyhow::Result<Report> {
+/// Message ids of events with the moment their 200 arrived.
+type Acked = Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
+
+/// Drives the server with `connections` keep-alive clients for `seconds`, at full speed or paced at `rate`
+/// requests/s; with `acked`, records when each single event was acknowledged.
+async fn drive(
+    addr: &str,
+    body: Body,
+    connections: usize,
+    seconds: u64,
+    rate: Option<f64>,
+    acked: Option<Acked>,
+) -> anyhow::Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for conn in 0..connections {
-        let (addr, stop, errors) = (addr.to_owned(), stop.clone(), errors.clone());
+        let (addr, stop, errors, acked) = (addr.to_owned(), stop.clone(), errors.clone(), acked.clone());
         // Paced clients start evenly spread over one interval so their requests do not arrive in bursts.
         let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
         tasks.push(tokio::spawn(async move {
@@ -480,10 +438,17 @@ async fn drive(addr: &str, body: Body, connections: usize, seconds: u64, rate: O
                     }
                     Body::Track => request(&addr, "/v1/track", &event_json("track", conn, seq, 0)),
                 };
+                let sent = seq;
                 seq += 1;
                 let t = Instant::now();
                 match exchange(&mut stream, &req, &mut buf).await {
-                    Ok(200) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Ok(200) => {
+                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        if let Some(acked) = &acked {
+                            // The message id `event_json` gave the single event of this request.
+                            acked.lock().expect("not poisoned").push((format!("m-{conn}-{sent}-0"), Instant::now()));
+                        }
+                    }
                     Ok(_) | Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         return latencies;

@@ -279,38 +279,31 @@ behaviour:
 fn split_is_deterministic_and_holdout_is_recorded() {
     let flow = "flow: ab\ntrigger: { event: Signed Up }\nsteps:\n  - id: split\n    split:\n      - { arm: A, percent: 45, next: a }\n      - { arm: B, percent: 45, next: b }\n      - { arm: control, percent: 10, holdout: true }\n  - id: a\n    action: log.write\n    with: { arm: A }\n    next: done\n  - id: b\n    action: log.write\n    with: { arm: B }\n  - id: done\n    exit: done\n";
     let defs = defs(&[flow]);
-    let mut sim = Simulation::new(&defs);
-    for i in 0..400 {
-        sim.event(&track(&format!("user-{i}"), "Signed Up", "2026-11-22T10:00:00Z", json!({})));
-    }
-    let arms: Vec<(String, bool)> = sim
-        .decisions
-        .iter()
-        .filter_map(|d| match &d.kind {
-            DecisionKind::Split { arm, holdout } => Some((arm.clone(), *holdout)),
-            _ => None,
-        })
-        .collect();
+    // Plays 400 sign-ups; returns the split decisions (arm, holdout) and every decision.
+    let play = || {
+        let mut sim = Simulation::new(&defs);
+        for i in 0..400 {
+            sim.event(&track(&format!("user-{i}"), "Signed Up", "2026-11-22T10:00:00Z", json!({})));
+        }
+        let arms: Vec<(String, bool)> = sim
+            .decisions
+            .iter()
+            .filter_map(|d| match &d.kind {
+                DecisionKind::Split { arm, holdout } => Some((arm.clone(), *holdout)),
+                _ => None,
+            })
+            .collect();
+        (arms, sim.decisions)
+    };
+    let (arms, decisions) = play();
     assert_eq!(arms.len(), 400);
     let count = |name: &str| arms.iter().filter(|(a, _)| a == name).count();
     assert!((140..=220).contains(&count("A")), "{}", count("A"));
     assert!((140..=220).contains(&count("B")), "{}", count("B"));
     assert!((15..=70).contains(&count("control")), "{}", count("control"));
-    assert_eq!(actions(&sim.decisions).len(), 400 - count("control"));
+    assert_eq!(actions(&decisions).len(), 400 - count("control"));
     // Same profiles, same arms.
-    let mut again = Simulation::new(&defs);
-    for i in 0..400 {
-        again.event(&track(&format!("user-{i}"), "Signed Up", "2026-11-22T10:00:00Z", json!({})));
-    }
-    let arms_again: Vec<(String, bool)> = again
-        .decisions
-        .iter()
-        .filter_map(|d| match &d.kind {
-            DecisionKind::Split { arm, holdout } => Some((arm.clone(), *holdout)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(arms, arms_again);
+    assert_eq!(arms, play().0);
 }
 
 #[test]

@@ -106,49 +106,55 @@ pub struct InputError {
     pub message: String,
 }
 
-/// Reads a JSON-lines file of Segment events (blank lines and lines starting with `//` are skipped).
-pub fn read_events(name: &str, text: &str) -> Result<Vec<Event>, InputError> {
-    let mut events = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+/// The JSON objects of a JSON-lines file with their line numbers (blank lines and lines starting with `//`
+/// are skipped).
+fn json_lines<'a>(name: &'a str, text: &'a str) -> impl Iterator<Item = Result<(usize, Value), InputError>> + 'a {
+    text.lines().enumerate().filter_map(move |(i, line)| {
         let line = line.trim();
         if line.is_empty() || line.starts_with("//") {
-            continue;
+            return None;
         }
-        let error = |message: String| InputError { file: name.to_owned(), line: i + 1, message };
-        let value: Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
-        let at = value["timestamp"]
-            .as_str()
-            .and_then(parse_timestamp)
-            .ok_or_else(|| error("every event in a dry run needs a `timestamp` (it is the simulated clock)".into()))?;
-        let message_id = format!("{name}:{}", i + 1);
-        let event = Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
-            .map_err(|e| error(format!("{}: {}", e.field, e.reason)))?;
-        events.push(event);
-    }
-    Ok(events)
+        Some(serde_json::from_str(line).map(|v| (i + 1, v)).map_err(|e| InputError {
+            file: name.to_owned(),
+            line: i + 1,
+            message: format!("not JSON: {e}"),
+        }))
+    })
+}
+
+/// Reads a JSON-lines file of Segment events.
+pub fn read_events(name: &str, text: &str) -> Result<Vec<Event>, InputError> {
+    json_lines(name, text)
+        .map(|item| {
+            let (line, value) = item?;
+            let error = |message: String| InputError { file: name.to_owned(), line, message };
+            let at = value["timestamp"].as_str().and_then(parse_timestamp).ok_or_else(|| {
+                error("every event in a dry run needs a `timestamp` (it is the simulated clock)".into())
+            })?;
+            let message_id = format!("{name}:{line}");
+            Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
+                .map_err(|e| error(format!("{}: {}", e.field, e.reason)))
+        })
+        .collect()
 }
 
 /// Reads a JSON-lines file of profiles (`userId` or `anonymousId`, `traits`, optional `context` with
 /// `timezone`) as identify calls placed just before `first_event`.
 pub fn read_profiles(name: &str, text: &str, first_event: Millis) -> Result<Vec<Event>, InputError> {
-    let mut events = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with("//") {
-            continue;
-        }
-        let error = |message: String| InputError { file: name.to_owned(), line: i + 1, message };
-        let mut value: Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
-        let Some(object) = value.as_object_mut() else { return Err(error("a profile is a JSON object".into())) };
-        object.insert("type".into(), "identify".into());
-        let at = object.get("timestamp").and_then(Value::as_str).and_then(parse_timestamp).unwrap_or(first_event - 1);
-        object.insert("timestamp".into(), tutti_core::time::format_timestamp(at).into());
-        let message_id = format!("{name}:{}", i + 1);
-        let event = Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
-            .map_err(|e| error(format!("{}: {}", e.field, e.reason)))?;
-        events.push(event);
-    }
-    Ok(events)
+    json_lines(name, text)
+        .map(|item| {
+            let (line, mut value) = item?;
+            let error = |message: String| InputError { file: name.to_owned(), line, message };
+            let Some(object) = value.as_object_mut() else { return Err(error("a profile is a JSON object".into())) };
+            object.insert("type".into(), "identify".into());
+            let at =
+                object.get("timestamp").and_then(Value::as_str).and_then(parse_timestamp).unwrap_or(first_event - 1);
+            object.insert("timestamp".into(), tutti_core::time::format_timestamp(at).into());
+            let message_id = format!("{name}:{line}");
+            Event::from_json(value, None, &BatchDefaults::default(), at, || message_id)
+                .map_err(|e| error(format!("{}: {}", e.field, e.reason)))
+        })
+        .collect()
 }
 
 /// Plays profiles and events through the definitions on a simulated clock, then lets time run on for
@@ -206,19 +212,19 @@ pub fn store_files(
     dir: &std::path::Path,
     now: Millis,
 ) -> Result<Vec<FileProblem>, tutti_store::StoreError> {
-    let (_, problems) = load(&[dir.to_owned()]);
+    let (defs, problems) = load(&[dir.to_owned()]);
     if !problems.is_empty() {
         return Ok(problems);
     }
     let stored = store.all()?;
-    let connectors = connectors::all();
-    for file in expand(&[dir.to_owned()]).unwrap_or_default() {
-        let Ok(source) = std::fs::read_to_string(&file) else { continue };
-        let Ok(definition) = compile(&source, &connectors) else { continue };
-        let (kind, id) = (definition.kind(), definition.id().to_owned());
+    // Each compiled definition keeps its source, so the files are read once.
+    let flows = defs.flows.values().flat_map(|v| v.values()).map(|f| ("flow", f.id.as_str(), f.source.as_str()));
+    let segments = defs.segments.values().map(|s| ("segment", s.id.as_str(), s.source.as_str()));
+    let policies = defs.policies.values().map(|p| ("policy", p.id.as_str(), p.source.as_str()));
+    for (kind, id, source) in flows.chain(segments).chain(policies) {
         let current = stored.iter().filter(|d| d.kind == kind && d.id == id).max_by_key(|d| d.version);
         if current.is_none_or(|d| d.source != source || d.deleted) {
-            store.put(kind, &id, &source, now)?;
+            store.put(kind, id, source, now)?;
         }
     }
     Ok(Vec::new())

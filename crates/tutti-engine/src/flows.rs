@@ -43,6 +43,8 @@ impl FlowDefinitions {
 /// The runtime's memory: committed flow states of recently touched profiles and the timer window.
 pub(crate) struct FlowRuntime {
     pub definitions: Arc<FlowDefinitions>,
+    /// The definitions the current batch runs on, taken by [`FlowRuntime::begin`].
+    defs: Arc<Definitions>,
     states: HashMap<ProfileId, ProfileState>,
     window: BTreeSet<(Millis, ProfileId)>,
     /// Timers due before this are all in `window`.
@@ -55,6 +57,7 @@ pub(crate) struct FlowRuntime {
 impl FlowRuntime {
     pub fn new(definitions: Arc<FlowDefinitions>) -> FlowRuntime {
         FlowRuntime {
+            defs: definitions.get(),
             definitions,
             states: HashMap::new(),
             window: BTreeSet::new(),
@@ -65,8 +68,14 @@ impl FlowRuntime {
     }
 
     /// Whether anything is defined (otherwise events need not go through the machine at all).
+    /// Takes the definitions in force for the batch about to run, so that a change through the API applies
+    /// from the next batch on and nothing reads the shared lock per event.
+    pub fn begin(&mut self) {
+        self.defs = self.definitions.get();
+    }
+
     pub fn active(&self) -> bool {
-        let defs = self.definitions.get();
+        let defs = &self.defs;
         !(defs.flows.is_empty() && defs.segments.is_empty() && defs.policies.is_empty())
     }
 
@@ -122,7 +131,7 @@ impl FlowRuntime {
         now: Millis,
         batch: &mut FlowBatch,
     ) -> Result<bool, StoreError> {
-        let defs = self.definitions.get();
+        let defs = self.defs.clone();
         let pid = profile.id;
         let view = profile.to_public_json();
         let profile_id = pid.to_string();

@@ -202,6 +202,8 @@ impl Processor {
                 Err(_) => break,
             }
         }
+        // One version of the definitions for the whole batch.
+        state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
         if head <= state.checkpoint && due.is_empty() && state.results.is_empty() {
             return Ok(false);
@@ -299,11 +301,14 @@ impl Processor {
         input: tutti_core::flow::Input<'_>,
         now: tutti_core::Millis,
     ) -> Result<(), ProcessorError> {
-        if self.store.profile(pid)?.is_none() && !state.profiles.contains_key(&pid) {
-            return Ok(());
-        }
-        self.load_profile(state, pid)?;
-        let profile = state.profiles.get_mut(&pid).expect("loaded above");
+        // A profile merged away or erased since its timer was set or its action queued has nothing to run.
+        let profile = match state.profiles.entry(pid) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => match self.store.profile(pid)? {
+                Some(p) => slot.insert(p),
+                None => return Ok(()),
+            },
+        };
         if state.flows.apply(&*self.store, profile, input, now, &mut pending.batch.flows)? {
             pending.dirty.insert(pid);
         }

@@ -60,7 +60,7 @@ pub(crate) fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::ProfileNotFound, format!("no profile matches {key:?}")))
 }
 
-fn bad_query(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn bad_query(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidQuery, e.to_string())
 }
 

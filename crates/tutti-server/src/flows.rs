@@ -14,7 +14,7 @@ use tutti_core::time::format_timestamp;
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::{DefinitionError, Engine};
 
-use crate::admin::{Admin, blocking, find};
+use crate::admin::{Admin, bad_query, blocking, find};
 use crate::error::ApiError;
 
 /// The JSON Schemas of the three kinds of definition, kept in `crates/tutti-server/schemas/`.
@@ -117,7 +117,7 @@ pub async fn runs(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let Query(q) = query.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let runs = blocking(move || {
         let profile: Option<ProfileId> = match &q.profile {
@@ -164,16 +164,12 @@ pub async fn members(
     Path(id): Path<String>,
     query: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let Query(q) = query.map_err(bad_query)?;
     if !engine.flow_definitions().segments.contains_key(&id) {
         return Err(ApiError::new(ErrorCode::UnknownSegment, format!("no segment `{id}`")));
     }
     let after = match &q.after {
-        Some(text) => {
-            text.parse::<ProfileId>()
-                .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, "`after` is a profile id such as p42"))?
-                .0
-        }
+        Some(text) => text.parse::<ProfileId>().map_err(|_| bad_query("`after` is a profile id such as p42"))?.0,
         None => 0,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
@@ -196,10 +192,10 @@ pub async fn outbox(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let Query(q) = query.map_err(bad_query)?;
     let state = q.state.unwrap_or_else(|| "dead".into());
     if !matches!(state.as_str(), "pending" | "done" | "dead") {
-        return Err(ApiError::new(ErrorCode::InvalidQuery, "`state` is pending, done or dead"));
+        return Err(bad_query("`state` is pending, done or dead"));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let state_for = state.clone();

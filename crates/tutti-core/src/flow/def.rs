@@ -661,20 +661,12 @@ fn read_steps(
 fn read_step(
     cx: &mut Cx<'_>,
     o: &mut Obj<'_>,
-    kind: &str,
+    kind: &'static str,
     connectors: &[ConnectorInfo],
     flow_category: &str,
     flow_channel: Option<&str>,
 ) -> Option<DraftKind> {
-    let (value, p) = o.get(match kind {
-        "action" => "action",
-        "wait" => "wait",
-        "wait_for" => "wait_for",
-        "branch" => "branch",
-        "split" => "split",
-        "update_profile" => "update_profile",
-        _ => "exit",
-    })?;
+    let (value, p) = o.get(kind)?;
     match kind {
         "action" => {
             let target = cx.name(value, &p)?;

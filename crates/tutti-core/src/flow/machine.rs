@@ -408,15 +408,16 @@ impl Machine<'_, '_> {
                 self.note(run, None, DecisionKind::Goal { event: describe(event) });
             }
             if run.is_active() {
-                let exit = flow.exit_when.iter().find_map(|x| match x {
-                    Exit::Event(m) if matches(m, event.kind, name, &vars) => {
-                        Some(format!("exit_when: {}", describe(event)))
-                    }
-                    Exit::Segment(id) if changes.iter().any(|c| c.entered && c.segment == *id) => {
-                        Some(format!("exit_when: entered segment {id}"))
-                    }
-                    _ => None,
-                });
+                let exit = flow
+                    .exit_when
+                    .iter()
+                    .find_map(|x| match x {
+                        Exit::Event(m) if matches(m, event.kind, name, &vars) => {
+                            Some(format!("exit_when: {}", describe(event)))
+                        }
+                        _ => None,
+                    })
+                    .or_else(|| segment_exit(&flow, &changes));
                 if let Some(reason) = exit {
                     self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
                     continue;
@@ -582,19 +583,18 @@ impl Machine<'_, '_> {
     }
 
     fn exit_on_segments(&mut self, changes: &[Change]) {
-        for c in changes.iter().filter(|c| c.entered) {
-            let defs = self.world.defs;
-            let mut runs = std::mem::take(&mut self.state.runs);
-            for run in runs.iter_mut().filter(|r| r.is_active()) {
-                let Some(flow) = defs.flow(&run.flow, run.version) else { continue };
-                if flow.exit_when.iter().any(|x| matches!(x, Exit::Segment(id) if *id == c.segment)) {
-                    let reason = format!("exit_when: entered segment {}", c.segment);
-                    self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
-                }
-            }
-            runs.append(&mut self.state.runs);
-            self.state.runs = runs;
+        if !changes.iter().any(|c| c.entered) {
+            return;
         }
+        let defs = self.world.defs;
+        let mut runs = std::mem::take(&mut self.state.runs);
+        for run in runs.iter_mut().filter(|r| r.is_active()) {
+            if let Some(reason) = defs.flow(&run.flow, run.version).and_then(|f| segment_exit(f, changes)) {
+                self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+            }
+        }
+        runs.append(&mut self.state.runs);
+        self.state.runs = runs;
     }
 
     fn segment_triggers(&mut self, changes: &[Change]) {
@@ -1004,6 +1004,16 @@ impl Machine<'_, '_> {
         self.state.runs = kept;
         self.effects
     }
+}
+
+/// The flow's `exit_when` that one of the segments just entered meets, as a reason.
+fn segment_exit(flow: &Flow, changes: &[Change]) -> Option<String> {
+    flow.exit_when.iter().find_map(|x| match x {
+        Exit::Segment(id) if changes.iter().any(|c| c.entered && c.segment == *id) => {
+            Some(format!("exit_when: entered segment {id}"))
+        }
+        _ => None,
+    })
 }
 
 /// A short description of an event for records.

@@ -261,12 +261,7 @@ fn read(cx: &mut Cx<'_>, value: &Value) -> Option<Policy> {
     let present: Vec<&str> = KINDS.iter().copied().filter(|k| top.has(k)).collect();
     let rule = match present.as_slice() {
         [one] => {
-            let (v, p) = top.get(match *one {
-                "consent" => "consent",
-                "suppress" => "suppress",
-                "frequency_cap" => "frequency_cap",
-                _ => "quiet_hours",
-            })?;
+            let (v, p) = top.get(one)?;
             read_rule(cx, one, v, &p)
         }
         [] => {
