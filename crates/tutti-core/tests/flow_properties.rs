@@ -94,14 +94,16 @@ proptest! {
         let mut now = START;
         // What the oracle knows, per user: complaint times and subscription changes.
         let mut complaints: BTreeMap<String, Vec<Millis>> = BTreeMap::new();
-        let mut subscription: BTreeMap<String, Vec<(Millis, bool)>> = BTreeMap::new();
+        // Each change with its time and message id: profiles keep the trait of the latest time, and at equal
+        // times the greater message id (so that the result does not depend on arrival order).
+        let mut subscription: BTreeMap<String, Vec<(Millis, String, bool)>> = BTreeMap::new();
         for (n, (user, gap, op)) in steps.iter().enumerate() {
             now += Millis::from(*gap) * MINUTE;
             let name = format!("u{user}");
             match op {
                 Op::Complain => complaints.entry(name).or_default().push(now),
-                Op::Unsubscribe => subscription.entry(name).or_default().push((now, false)),
-                Op::Resubscribe => subscription.entry(name).or_default().push((now, true)),
+                Op::Unsubscribe => subscription.entry(name).or_default().push((now, format!("m{n}"), false)),
+                Op::Resubscribe => subscription.entry(name).or_default().push((now, format!("m{n}"), true)),
                 _ => {}
             }
             sim.event(&event(n, *user, now, op));
@@ -127,8 +129,11 @@ proptest! {
             // fires before the event is processed, so only earlier complaints are certain to count.)
             let suppressed = complaints.get(&user).is_some_and(|c| c.iter().any(|c| *c < t && t < c + 14 * DAY));
             prop_assert!(!suppressed, "promo to {user} at {} while suppressed", format_timestamp(t));
-            // Unsubscribed: the latest subscription change before now says so.
-            let subscribed = subscription.get(&user).and_then(|s| s.iter().rev().find(|(at, _)| *at < t)).is_none_or(|(_, on)| *on);
+            // Unsubscribed: the winning subscription change before now says so.
+            let subscribed = subscription
+                .get(&user)
+                .and_then(|s| s.iter().filter(|(at, _, _)| *at < t).max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1))))
+                .is_none_or(|(_, _, on)| *on);
             prop_assert!(subscribed, "promo to {user} at {} while unsubscribed", format_timestamp(t));
             promos.entry(user).or_default().push(t);
         }
