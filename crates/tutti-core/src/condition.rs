@@ -8,9 +8,15 @@
 //! profile does not have) is an evaluation error too, so conditions guard with `has(profile.traits.plan)`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
+use cel::common::value::Val;
 use serde_json::Value;
+
+/// The standard library of functions and macros, built once: building it registers hundreds of overloads,
+/// far more work than evaluating a typical condition.
+static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
 
 /// The longest condition accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
@@ -22,6 +28,8 @@ pub const MAX_NESTING: usize = 32;
 pub struct Condition {
     source: String,
     program: cel::Program,
+    /// The top-level variables the program reads, sorted: only these are handed to it.
+    variables: Vec<String>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -68,7 +76,9 @@ impl Condition {
             let (line, column) = first.map_or((1, 1), |e| (e.pos.0.max(1) as usize, e.pos.1.max(0) as usize + 1));
             ConditionError { line, column, message: first.map_or_else(|| errors.to_string(), |e| e.msg.clone()) }
         })?;
-        Ok(Condition { source: source.to_owned(), program })
+        let mut variables: Vec<String> = program.references().variables().into_iter().map(str::to_owned).collect();
+        variables.sort();
+        Ok(Condition { source: source.to_owned(), program, variables })
     }
 
     /// The source it was compiled from.
@@ -78,16 +88,22 @@ impl Condition {
 
     /// The top-level variables it reads, sorted, for checking them against what a context provides.
     pub fn variables(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.program.references().variables().into_iter().map(str::to_owned).collect();
-        names.sort();
-        names
+        self.variables.clone()
     }
 
-    /// Evaluates with the given variables; the result must be a boolean.
+    /// Whether the condition reads the named top-level variable (so the caller may skip building it).
+    pub fn reads(&self, name: &str) -> bool {
+        self.variables.binary_search_by(|v| v.as_str().cmp(name)).is_ok()
+    }
+
+    /// Evaluates with the given variables; the result must be a boolean. Only the variables the condition
+    /// reads are converted, and they borrow their strings from the JSON instead of copying them.
     pub fn evaluate(&self, variables: &[(&str, &Value)]) -> Result<bool, EvalError> {
-        let mut context = cel::Context::default();
+        let mut context = cel::Context::with_env(ENV.clone());
         for (name, value) in variables {
-            context.add_variable_from_value(*name, to_cel(value));
+            if self.reads(name) {
+                context.add_variable_as_val(*name, to_val(value));
+            }
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(b)) => Ok(b),
@@ -133,22 +149,23 @@ fn too_deep(source: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// A JSON value as a CEL value: integers stay integers, so `profile.event_counts["Order Completed"] >= 3`
-/// compares as written.
-pub fn to_cel(value: &Value) -> cel::Value {
+/// A JSON value as a CEL value that borrows its strings: integers stay integers, so
+/// `profile.event_counts["Order Completed"] >= 3` compares as written.
+fn to_val(value: &Value) -> Box<dyn Val + '_> {
     match value {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => Box::new(CelBool::from(*b)),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => cel::Value::Int(i),
-            (None, Some(u), _) => cel::Value::UInt(u),
-            (_, _, f) => cel::Value::Float(f.unwrap_or(f64::NAN)),
+            (Some(i), _, _) => Box::new(CelInt::from(i)),
+            (None, Some(u), _) => Box::new(CelUInt::from(u)),
+            (_, _, f) => Box::new(CelDouble::from(f.unwrap_or(f64::NAN))),
         },
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::String(s) => Box::new(CelString::from(s.as_str())),
+        Value::Array(items) => Box::new(CelList::from(items.iter().map(to_val).collect::<Vec<_>>())),
         Value::Object(map) => {
-            let map: HashMap<String, cel::Value> = map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
-            cel::Value::Map(map.into())
+            let map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> =
+                map.iter().map(|(k, v)| (CelMapKey::from(k.as_str()), to_val(v))).collect();
+            Box::new(CelMap::from(map))
         }
     }
 }

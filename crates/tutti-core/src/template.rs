@@ -9,10 +9,10 @@
 //! `{% render %}` cannot reach the file system, and nothing in Liquid reaches the network. Parsing reports the
 //! line and column of the first error. Sources and rendered output are bounded in size.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use liquid::model::{ArrayView, DisplayCow, KStringCow, ScalarCow, State, Value as LiquidValue};
+use ref_cast::RefCast;
 use serde_json::Value;
 
 /// The longest template accepted, in bytes.
@@ -76,11 +76,16 @@ impl Template {
         &self.source
     }
 
-    /// Renders with the given variables.
+    /// Whether the source mentions the name at all: when it does not, the template cannot read a variable of
+    /// that name, so the caller may skip building it. (A mention need not be a read; that only costs the work.)
+    pub fn mentions(&self, name: &str) -> bool {
+        self.source.contains(name)
+    }
+
+    /// Renders with the given variables. Liquid reads them where they are: nothing is copied but what the
+    /// template prints.
     pub fn render(&self, variables: &[(&str, &Value)]) -> Result<String, RenderError> {
-        let globals =
-            Lax::Object(variables.iter().map(|(name, value)| ((*name).to_owned(), Lax::from(*value))).collect());
-        let out = self.template.render(&globals).map_err(|e| RenderError(summary(&e.to_string())))?;
+        let out = self.template.render(&Globals(variables)).map_err(|e| RenderError(summary(&e.to_string())))?;
         if out.len() > MAX_OUTPUT_BYTES {
             return Err(RenderError(format!("the output is {} bytes; the limit is {MAX_OUTPUT_BYTES}", out.len())));
         }
@@ -88,45 +93,30 @@ impl Template {
     }
 }
 
-/// A JSON value as Liquid sees it, where looking up a member that is not there gives nil.
+/// A JSON value as Liquid sees it, where looking up a member that is not there gives nil. A view over the
+/// value itself (`Lax::ref_cast(&value)`), so a member lookup hands out a view of the member in place.
+#[derive(Debug, RefCast)]
+#[repr(transparent)]
+struct Lax(Value);
+
+static NIL: Lax = Lax(Value::Null);
+
+/// The named variables of one render, as Liquid's top-level object.
 #[derive(Debug)]
-enum Lax {
-    Nil,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Array(Vec<Lax>),
-    Object(BTreeMap<String, Lax>),
-}
+struct Globals<'a>(&'a [(&'a str, &'a Value)]);
 
-static NIL: Lax = Lax::Nil;
-
-impl From<&Value> for Lax {
-    fn from(value: &Value) -> Lax {
-        match value {
-            Value::Null => Lax::Nil,
-            Value::Bool(b) => Lax::Bool(*b),
-            Value::Number(n) => n.as_i64().map_or_else(|| Lax::Float(n.as_f64().unwrap_or(f64::NAN)), Lax::Int),
-            Value::String(s) => Lax::Str(s.clone()),
-            Value::Array(items) => Lax::Array(items.iter().map(Lax::from).collect()),
-            Value::Object(map) => Lax::Object(map.iter().map(|(k, v)| (k.clone(), Lax::from(v))).collect()),
-        }
-    }
-}
-
-impl Lax {
-    /// Liquid's own value, for everything Liquid knows how to do with values.
-    fn liquid(&self) -> LiquidValue {
-        match self {
-            Lax::Nil => LiquidValue::Nil,
-            Lax::Bool(b) => LiquidValue::scalar(*b),
-            Lax::Int(i) => LiquidValue::scalar(*i),
-            Lax::Float(f) => LiquidValue::scalar(*f),
-            Lax::Str(s) => LiquidValue::scalar(s.clone()),
-            Lax::Array(items) => LiquidValue::Array(items.iter().map(Lax::liquid).collect()),
-            Lax::Object(map) => LiquidValue::Object(map.iter().map(|(k, v)| (k.clone().into(), v.liquid())).collect()),
-        }
+/// Liquid's own value, for everything Liquid knows how to do with values.
+fn liquid(value: &Value) -> LiquidValue {
+    match value {
+        Value::Null => LiquidValue::Nil,
+        Value::Bool(b) => LiquidValue::scalar(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => LiquidValue::scalar(i),
+            None => LiquidValue::scalar(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => LiquidValue::scalar(s.clone()),
+        Value::Array(items) => LiquidValue::Array(items.iter().map(liquid).collect()),
+        Value::Object(map) => LiquidValue::Object(map.iter().map(|(k, v)| (k.clone().into(), liquid(v))).collect()),
     }
 }
 
@@ -135,46 +125,59 @@ impl liquid::ValueView for Lax {
         self
     }
     fn render(&self) -> DisplayCow<'_> {
-        DisplayCow::Owned(Box::new(self.liquid().render().to_string()))
+        match &self.0 {
+            Value::String(s) => DisplayCow::Borrowed(s),
+            other => DisplayCow::Owned(Box::new(liquid(other).render().to_string())),
+        }
     }
     fn source(&self) -> DisplayCow<'_> {
-        DisplayCow::Owned(Box::new(self.liquid().source().to_string()))
+        DisplayCow::Owned(Box::new(liquid(&self.0).source().to_string()))
     }
     fn type_name(&self) -> &'static str {
-        match self {
-            Lax::Nil => "nil",
-            Lax::Bool(_) | Lax::Int(_) | Lax::Float(_) | Lax::Str(_) => "scalar",
-            Lax::Array(_) => "array",
-            Lax::Object(_) => "object",
+        match &self.0 {
+            Value::Null => "nil",
+            Value::Bool(_) | Value::Number(_) | Value::String(_) => "scalar",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
         }
     }
     fn query_state(&self, state: State) -> bool {
-        self.liquid().query_state(state)
+        match &self.0 {
+            Value::Null => LiquidValue::Nil.query_state(state),
+            Value::Array(items) => state == State::Truthy || items.is_empty(),
+            Value::Object(map) => state == State::Truthy || map.is_empty(),
+            _ => self.as_scalar().is_some_and(|s| s.query_state(state)),
+        }
     }
     fn to_kstr(&self) -> KStringCow<'_> {
-        KStringCow::from_string(self.liquid().to_kstr().as_str().to_owned())
+        match &self.0 {
+            Value::String(s) => KStringCow::from_ref(s),
+            other => KStringCow::from_string(liquid(other).to_kstr().as_str().to_owned()),
+        }
     }
     fn to_value(&self) -> LiquidValue {
-        self.liquid()
+        liquid(&self.0)
     }
     fn as_scalar(&self) -> Option<ScalarCow<'_>> {
-        match self {
-            Lax::Bool(b) => Some(ScalarCow::from(*b)),
-            Lax::Int(i) => Some(ScalarCow::from(*i)),
-            Lax::Float(f) => Some(ScalarCow::from(*f)),
-            Lax::Str(s) => Some(ScalarCow::from(s.as_str())),
+        match &self.0 {
+            Value::Bool(b) => Some(ScalarCow::from(*b)),
+            Value::Number(n) => Some(match n.as_i64() {
+                Some(i) => ScalarCow::from(i),
+                None => ScalarCow::from(n.as_f64().unwrap_or(f64::NAN)),
+            }),
+            Value::String(s) => Some(ScalarCow::from(s.as_str())),
             _ => None,
         }
     }
     fn as_array(&self) -> Option<&dyn ArrayView> {
-        matches!(self, Lax::Array(_)).then_some(self as &dyn ArrayView)
+        matches!(self.0, Value::Array(_)).then_some(self as &dyn ArrayView)
     }
     fn as_object(&self) -> Option<&dyn liquid::ObjectView> {
         // Nil answers every lookup with nil, so `a.b.c` is nil when `a` is missing.
-        matches!(self, Lax::Object(_) | Lax::Nil).then_some(self as &dyn liquid::ObjectView)
+        matches!(self.0, Value::Object(_) | Value::Null).then_some(self as &dyn liquid::ObjectView)
     }
     fn is_nil(&self) -> bool {
-        matches!(self, Lax::Nil)
+        self.0.is_null()
     }
 }
 
@@ -183,43 +186,40 @@ impl liquid::ObjectView for Lax {
         self
     }
     fn size(&self) -> i64 {
-        match self {
-            Lax::Object(map) => map.len() as i64,
-            _ => 0,
-        }
+        self.0.as_object().map_or(0, |m| m.len() as i64)
     }
     fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
-        match self {
-            Lax::Object(map) => Box::new(map.keys().map(|k| KStringCow::from_ref(k))),
+        match &self.0 {
+            Value::Object(map) => Box::new(map.keys().map(|k| KStringCow::from_ref(k))),
             _ => Box::new(std::iter::empty()),
         }
     }
     fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn liquid::ValueView> + 'k> {
-        match self {
-            Lax::Object(map) => Box::new(map.values().map(|v| v as &dyn liquid::ValueView)),
+        match &self.0 {
+            Value::Object(map) => Box::new(map.values().map(|v| Lax::ref_cast(v) as &dyn liquid::ValueView)),
             _ => Box::new(std::iter::empty()),
         }
     }
     fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn liquid::ValueView)> + 'k> {
-        match self {
-            Lax::Object(map) => {
-                Box::new(map.iter().map(|(k, v)| (KStringCow::from_ref(k), v as &dyn liquid::ValueView)))
+        match &self.0 {
+            Value::Object(map) => {
+                Box::new(map.iter().map(|(k, v)| (KStringCow::from_ref(k), Lax::ref_cast(v) as &dyn liquid::ValueView)))
             }
             _ => Box::new(std::iter::empty()),
         }
     }
     fn contains_key(&self, index: &str) -> bool {
-        matches!(self, Lax::Object(map) if map.contains_key(index))
+        matches!(&self.0, Value::Object(map) if map.contains_key(index))
     }
     fn get<'s>(&'s self, index: &str) -> Option<&'s dyn liquid::ValueView> {
-        match self {
-            Lax::Object(map) => match map.get(index) {
-                Some(v) => Some(v),
+        match &self.0 {
+            Value::Object(map) => match map.get(index) {
+                Some(v) => Some(Lax::ref_cast(v)),
                 // Let Liquid answer `size` itself.
                 None if index == "size" => None,
                 None => Some(&NIL),
             },
-            Lax::Nil => Some(&NIL),
+            Value::Null => Some(&NIL),
             _ => None,
         }
     }
@@ -230,24 +230,78 @@ impl ArrayView for Lax {
         self
     }
     fn size(&self) -> i64 {
-        match self {
-            Lax::Array(items) => items.len() as i64,
-            _ => 0,
-        }
+        self.0.as_array().map_or(0, |a| a.len() as i64)
     }
     fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn liquid::ValueView> + 'k> {
-        match self {
-            Lax::Array(items) => Box::new(items.iter().map(|v| v as &dyn liquid::ValueView)),
+        match &self.0 {
+            Value::Array(items) => Box::new(items.iter().map(|v| Lax::ref_cast(v) as &dyn liquid::ValueView)),
             _ => Box::new(std::iter::empty()),
         }
     }
     fn contains_key(&self, index: i64) -> bool {
-        self.get(index).is_some()
+        ArrayView::get(self, index).is_some()
     }
     fn get(&self, index: i64) -> Option<&dyn liquid::ValueView> {
-        let Lax::Array(items) = self else { return None };
+        let Value::Array(items) = &self.0 else { return None };
         let at = if index < 0 { items.len() as i64 + index } else { index };
-        usize::try_from(at).ok().and_then(|i| <[Lax]>::get(items, i)).map(|v| v as &dyn liquid::ValueView)
+        usize::try_from(at).ok().and_then(|i| items.get(i)).map(|v| Lax::ref_cast(v) as &dyn liquid::ValueView)
+    }
+}
+
+impl liquid::ValueView for Globals<'_> {
+    fn as_debug(&self) -> &dyn std::fmt::Debug {
+        self
+    }
+    fn render(&self) -> DisplayCow<'_> {
+        DisplayCow::Owned(Box::new(self.to_value().render().to_string()))
+    }
+    fn source(&self) -> DisplayCow<'_> {
+        DisplayCow::Owned(Box::new(self.to_value().source().to_string()))
+    }
+    fn type_name(&self) -> &'static str {
+        "object"
+    }
+    fn query_state(&self, state: State) -> bool {
+        match state {
+            State::Truthy => true,
+            State::DefaultValue | State::Empty | State::Blank => self.0.is_empty(),
+        }
+    }
+    fn to_kstr(&self) -> KStringCow<'_> {
+        KStringCow::from_string(self.to_value().to_kstr().as_str().to_owned())
+    }
+    fn to_value(&self) -> LiquidValue {
+        LiquidValue::Object(self.0.iter().map(|(k, v)| ((*k).to_owned().into(), liquid(v))).collect())
+    }
+    fn as_object(&self) -> Option<&dyn liquid::ObjectView> {
+        Some(self)
+    }
+}
+
+impl liquid::ObjectView for Globals<'_> {
+    fn as_value(&self) -> &dyn liquid::ValueView {
+        self
+    }
+    fn size(&self) -> i64 {
+        self.0.len() as i64
+    }
+    fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
+        Box::new(self.0.iter().map(|(k, _)| KStringCow::from_ref(k)))
+    }
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn liquid::ValueView> + 'k> {
+        Box::new(self.0.iter().map(|(_, v)| Lax::ref_cast(v) as &dyn liquid::ValueView))
+    }
+    fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn liquid::ValueView)> + 'k> {
+        Box::new(self.0.iter().map(|(k, v)| (KStringCow::from_ref(k), Lax::ref_cast(*v) as &dyn liquid::ValueView)))
+    }
+    fn contains_key(&self, index: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == index)
+    }
+    fn get<'s>(&'s self, index: &str) -> Option<&'s dyn liquid::ValueView> {
+        match self.0.iter().find(|(k, _)| *k == index) {
+            Some((_, v)) => Some(Lax::ref_cast(*v)),
+            None => Some(&NIL),
+        }
     }
 }
 

@@ -54,6 +54,8 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// When set, each request carries `Tutti-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
     pub signing_secret: Option<String>,
+    /// Deliveries in flight at once. One profile's actions are delivered one after another, in order.
+    pub concurrency: usize,
 }
 
 impl Default for WebhookConfig {
@@ -63,6 +65,7 @@ impl Default for WebhookConfig {
             timeout: Duration::from_secs(10),
             max_attempts: 8,
             signing_secret: None,
+            concurrency: 16,
         }
     }
 }
@@ -74,6 +77,7 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)
             .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<redacted>"))
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }

@@ -1,17 +1,21 @@
 //! The dispatcher: delivers the outbox, at least once, to the built-in connectors.
 //!
-//! It reads pending actions in order, hands each to its connector, and records the outcome: delivered (with
+//! It reads pending actions in order, in rounds, and hands them to a pool of `[webhook] concurrency` delivery
+//! threads: a profile's actions go to the same thread, one after another, so they arrive in order while
+//! different profiles' actions are delivered side by side. It records the outcomes of a round in one
+//! transaction: delivered (with
 //! the connector's result, handed back to the run when it awaits it), retried later with exponential backoff
 //! (network errors, 429 and 5xx), or a dead letter (other 4xx, a refused address, attempts exhausted). An
 //! action delivered but not yet marked so when the process dies is delivered again at the next start: the
 //! `Idempotency-Key` header (the run, step and visit) lets the receiver see it is the same action.
 //!
 //! The webhook connector refuses private, loopback and link-local addresses unless the host is allow-listed
-//! in `[webhook] allow_private`, so flows cannot be turned against the network Tutti runs in. (The address is
-//! checked when resolved; a name that resolves differently a moment later is not caught, a limit noted in
-//! ARCHITECTURE.md.)
+//! in `[webhook] allow_private`, so flows cannot be turned against the network Tutti runs in. The check sits in
+//! the HTTP client's resolver ([`GuardedResolver`]): the addresses checked are the addresses connected to, so a
+//! name that resolves to a public address for a check and to a private one a moment later (DNS rebinding)
+//! gains nothing. IP literals are not looked up at all, and no thread is spawned per request.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -31,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::processor::ActionResult;
 
 /// Actions taken from the outbox per round.
-const ROUND: usize = 256;
+const ROUND: usize = 1024;
 /// The longest wait between retries.
 const MAX_BACKOFF_MS: Millis = 3_600_000;
 /// The most of a response body kept as the action's result.
@@ -53,14 +57,48 @@ struct Attempt {
     result: Option<Value>,
 }
 
+/// What the delivery threads share: everything but the outbox, which only the dispatcher's thread touches.
+struct Deliverer {
+    clock: Arc<dyn Clock>,
+    webhook: WebhookConfig,
+    agent: ureq::Agent,
+}
+
+/// One delivery thread's share of a round: rows by their index in the round.
+type Share = Vec<(usize, OutboxRow)>;
+
 impl Dispatcher {
     pub fn run(mut self) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(self.webhook.timeout))
             .http_status_as_error(false)
             .max_redirects(0)
-            .build()
-            .into();
+            .max_idle_connections(self.webhook.concurrency.max(1) * 4)
+            .max_idle_connections_per_host(self.webhook.concurrency.max(1))
+            .build();
+        let resolver = GuardedResolver { allow_private: self.webhook.allow_private.clone() };
+        let agent = ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::new(), resolver);
+        let deliverer = Arc::new(Deliverer { clock: self.clock.clone(), webhook: self.webhook.clone(), agent });
+        let lanes = self.webhook.concurrency.max(1);
+        let (done_tx, done) = mpsc::channel::<Vec<(usize, Attempt)>>();
+        let mut workers = Vec::with_capacity(lanes);
+        for lane in 0..lanes {
+            let (tx, rx) = mpsc::channel::<(Share, Millis)>();
+            let (deliverer, done_tx) = (deliverer.clone(), done_tx.clone());
+            let spawned = std::thread::Builder::new().name(format!("tutti-deliver-{lane}")).spawn(move || {
+                for (share, now) in rx {
+                    let attempts = share.into_iter().map(|(i, row)| (i, deliverer.deliver(&row, now))).collect();
+                    if done_tx.send(attempts).is_err() {
+                        break;
+                    }
+                }
+            });
+            match spawned {
+                Ok(_) => workers.push(tx),
+                Err(e) => tracing::error!(error = %e, "cannot start a delivery thread; delivering with fewer"),
+            }
+        }
+        drop(done_tx);
         let mut seen = self.feed.head();
         loop {
             let now = self.clock.now_ms();
@@ -79,10 +117,10 @@ impl Dispatcher {
                 seen = self.feed.wait_beyond(seen, Duration::from_millis(20));
                 continue;
             }
+            let attempts = self.round(&deliverer, &workers, &done, &rows, now);
             let mut outcomes = Vec::with_capacity(rows.len());
             let mut handed_back = Vec::new();
-            for row in &rows {
-                let attempt = self.deliver(&agent, row, now);
+            for (row, attempt) in rows.iter().zip(attempts) {
                 match &attempt.outcome {
                     Outcome::Done { .. } => {
                         self.metrics.actions_delivered.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +152,42 @@ impl Dispatcher {
         }
     }
 
-    fn deliver(&self, agent: &ureq::Agent, row: &OutboxRow, now: Millis) -> Attempt {
+    /// Delivers one round across the delivery threads (a profile's rows to one thread, in order) and returns
+    /// the attempts in the order of `rows`. Without threads, delivers here.
+    fn round(
+        &self,
+        deliverer: &Deliverer,
+        workers: &[mpsc::Sender<(Share, Millis)>],
+        done: &mpsc::Receiver<Vec<(usize, Attempt)>>,
+        rows: &[OutboxRow],
+        now: Millis,
+    ) -> Vec<Attempt> {
+        let mut slots: Vec<Option<Attempt>> = rows.iter().map(|_| None).collect();
+        if !workers.is_empty() {
+            let mut shares: Vec<Share> = vec![Vec::new(); workers.len()];
+            for (i, row) in rows.iter().enumerate() {
+                shares[(row.profile.0 % workers.len() as u64) as usize].push((i, row.clone()));
+            }
+            let mut sent = 0;
+            for (share, worker) in shares.into_iter().zip(workers) {
+                if !share.is_empty() && worker.send((share, now)).is_ok() {
+                    sent += 1;
+                }
+            }
+            for _ in 0..sent {
+                let Ok(attempts) = done.recv() else { break };
+                for (i, attempt) in attempts {
+                    slots[i] = Some(attempt);
+                }
+            }
+        }
+        // Whatever no thread answered for (none started, or one died) is delivered here.
+        slots.into_iter().zip(rows).map(|(slot, row)| slot.unwrap_or_else(|| deliverer.deliver(row, now))).collect()
+    }
+}
+
+impl Deliverer {
+    fn deliver(&self, row: &OutboxRow, now: Millis) -> Attempt {
         let dispatch: Dispatch = match serde_json::from_slice(&row.body) {
             Ok(d) => d,
             Err(e) => return dead(format!("the stored action cannot be read: {e}")),
@@ -125,7 +198,7 @@ impl Dispatcher {
                     step = %dispatch.step, payload = %dispatch.payload, "log action");
                 Ok(json!({"logged": true}))
             }
-            "webhook" => self.webhook(agent, &dispatch),
+            "webhook" => self.webhook(&dispatch),
             other => Err(Failure::Permanent(format!("no connector named `{other}`"))),
         };
         match delivered {
@@ -152,7 +225,7 @@ impl Dispatcher {
         }
     }
 
-    fn webhook(&self, agent: &ureq::Agent, dispatch: &Dispatch) -> Result<Value, Failure> {
+    fn webhook(&self, dispatch: &Dispatch) -> Result<Value, Failure> {
         let Some(url) = dispatch.payload.get("url").and_then(Value::as_str) else {
             return Err(Failure::Permanent("a webhook action needs a `url` in its payload".into()));
         };
@@ -161,14 +234,16 @@ impl Dispatcher {
         if scheme != "http" && scheme != "https" {
             return Err(Failure::Permanent(format!("`{url}`: only http and https are allowed")));
         }
-        let host = uri.host().ok_or_else(|| Failure::Permanent(format!("`{url}` has no host")))?;
-        self.check_address(host, uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 }))?;
+        if uri.host().is_none() {
+            return Err(Failure::Permanent(format!("`{url}` has no host")));
+        }
         let mut body = dispatch.payload.clone();
         if let Some(object) = body.as_object_mut() {
             object.remove("url");
         }
         let bytes = serde_json::to_vec(&body).expect("JSON serialises");
-        let mut request = agent
+        let mut request = self
+            .agent
             .post(url)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &dispatch.key)
@@ -182,7 +257,12 @@ impl Dispatcher {
             let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
             request = request.header("Tutti-Signature", format!("t={t},v1={signature}"));
         }
-        let mut response = request.send(&bytes[..]).map_err(|e| Failure::Transient(e.to_string()))?;
+        let mut response = request.send(&bytes[..]).map_err(|e| match e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                Failure::Permanent(io.to_string())
+            }
+            other => Failure::Transient(other.to_string()),
+        })?;
         let status = response.status().as_u16();
         let text = response.body_mut().with_config().limit(MAX_RESULT_BYTES).read_to_string().unwrap_or_default();
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
@@ -192,24 +272,54 @@ impl Dispatcher {
             _ => Err(Failure::Permanent(format!("HTTP {status}: {}", truncate(&body.to_string(), 200)))),
         }
     }
+}
 
-    /// Refuses private addresses unless the host is allow-listed.
-    fn check_address(&self, host: &str, port: u16) -> Result<(), Failure> {
+/// The webhook client's name resolver: it resolves, then refuses private addresses unless allow-listed (by host
+/// name or by address). The refusal is an I/O error of kind `PermissionDenied`, which the connector treats as
+/// permanent.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: Vec<String>,
+}
+
+impl GuardedResolver {
+    fn check(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if self.webhook.allow_private.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
-            return Ok(());
+        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => (bare, port).to_socket_addrs()?.collect(),
+        };
+        if self.allow_private.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
+            return Ok(addrs);
         }
-        let addrs =
-            (bare, port).to_socket_addrs().map_err(|e| Failure::Transient(format!("cannot resolve {bare}: {e}")))?;
-        for addr in addrs {
-            if is_private(addr.ip()) && !self.webhook.allow_private.iter().any(|a| *a == addr.ip().to_string()) {
-                return Err(Failure::Permanent(format!(
-                    "{bare} resolves to {}, a private address; allow it in [webhook] allow_private",
-                    addr.ip()
-                )));
-            }
+        if let Some(private) =
+            addrs.iter().find(|a| is_private(a.ip()) && !self.allow_private.iter().any(|x| *x == a.ip().to_string()))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{bare} resolves to {}, a private address; allow it in [webhook] allow_private", private.ip()),
+            ));
         }
-        Ok(())
+        Ok(addrs)
+    }
+}
+
+impl ureq::unversioned::resolver::Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let addrs = self.check(host, port)?;
+        let mut out = self.empty();
+        // ureq keeps at most 16 addresses.
+        for addr in addrs.into_iter().take(16) {
+            out.push(addr);
+        }
+        if out.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(out) }
     }
 }
 
@@ -264,6 +374,22 @@ pub fn is_private(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resolver_refuses_private_addresses_unless_allowed() {
+        let strict = GuardedResolver { allow_private: Vec::new() };
+        for (host, port) in [("127.0.0.1", 80), ("[::1]", 8080), ("localhost", 80), ("169.254.169.254", 80)] {
+            let err = strict.check(host, port).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{host}");
+            assert!(err.to_string().contains("allow_private"), "{err}");
+        }
+        assert_eq!(strict.check("8.8.8.8", 443).unwrap(), vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);
+        let by_address = GuardedResolver { allow_private: vec!["127.0.0.1".into()] };
+        assert_eq!(by_address.check("127.0.0.1", 9).unwrap(), vec!["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
+        assert!(by_address.check("10.0.0.1", 9).is_err());
+        let by_name = GuardedResolver { allow_private: vec!["LOCALHOST".into()] };
+        assert!(!by_name.check("localhost", 9).unwrap().is_empty());
+    }
 
     #[test]
     fn private_addresses_are_recognised() {

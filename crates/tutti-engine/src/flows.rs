@@ -40,12 +40,21 @@ impl FlowDefinitions {
     }
 }
 
+/// A profile's flow state, and the timer and state rows as committed (so unchanged rows are not written again).
+struct Cached {
+    state: ProfileState,
+    /// The committed timer: the state's next wake when it was committed.
+    timer: Option<Millis>,
+    /// Whether a state row is committed.
+    stored: bool,
+}
+
 /// The runtime's memory: committed flow states of recently touched profiles and the timer window.
 pub(crate) struct FlowRuntime {
     pub definitions: Arc<FlowDefinitions>,
     /// The definitions the current batch runs on, taken by [`FlowRuntime::begin`].
     defs: Arc<Definitions>,
-    states: HashMap<ProfileId, ProfileState>,
+    states: HashMap<ProfileId, Cached>,
     window: BTreeSet<(Millis, ProfileId)>,
     /// Timers due before this are all in `window`.
     window_end: Millis,
@@ -98,22 +107,34 @@ impl FlowRuntime {
         Ok(due)
     }
 
-    fn state<'a>(
-        states: &'a mut HashMap<ProfileId, ProfileState>,
+    fn cached<'a>(
+        states: &'a mut HashMap<ProfileId, Cached>,
         store: &dyn ProfileStore,
         pid: ProfileId,
-    ) -> Result<&'a mut ProfileState, StoreError> {
+    ) -> Result<&'a mut Cached, StoreError> {
         match states.entry(pid) {
             std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                let state = match store.flow_state(pid)? {
-                    Some(bytes) => serde_json::from_slice(&bytes)
-                        .map_err(|e| StoreError::Corrupt(format!("flow state of {pid}: {e}")))?,
-                    None => ProfileState::default(),
+                let (state, stored) = match store.flow_state(pid)? {
+                    Some(bytes) => (
+                        serde_json::from_slice::<ProfileState>(&bytes)
+                            .map_err(|e| StoreError::Corrupt(format!("flow state of {pid}: {e}")))?,
+                        true,
+                    ),
+                    None => (ProfileState::default(), false),
                 };
-                Ok(slot.insert(state))
+                // The timer row is always committed with the state it was taken from.
+                Ok(slot.insert(Cached { timer: state.next_wake(), state, stored }))
             }
         }
+    }
+
+    fn state<'a>(
+        states: &'a mut HashMap<ProfileId, Cached>,
+        store: &dyn ProfileStore,
+        pid: ProfileId,
+    ) -> Result<&'a mut ProfileState, StoreError> {
+        Ok(&mut Self::cached(states, store, pid)?.state)
     }
 
     /// Whether a due timer still stands: the profile's state wants a tick by `now`.
@@ -194,17 +215,24 @@ impl FlowRuntime {
         Ok(())
     }
 
-    /// Adds the touched profiles' states and timers to the batch, and the new timers to the window.
+    /// Adds the touched profiles' states and timers to the batch, and the new timers to the window. Rows that
+    /// would not change (no timer before or after, no state to delete) are left out.
     pub fn finish(&mut self, batch: &mut FlowBatch) {
         for pid in std::mem::take(&mut self.touched) {
-            let Some(state) = self.states.get(&pid) else { continue };
-            let wake = state.next_wake();
-            if state.is_empty() {
+            let Some(cached) = self.states.get_mut(&pid) else { continue };
+            let wake = cached.state.next_wake();
+            if !cached.state.is_empty() {
+                let bytes = serde_json::to_vec(&cached.state).expect("a flow state always serialises");
+                batch.states.push((pid, Some(bytes)));
+                cached.stored = true;
+            } else if cached.stored {
                 batch.states.push((pid, None));
-            } else {
-                batch.states.push((pid, Some(serde_json::to_vec(state).expect("a flow state always serialises"))));
+                cached.stored = false;
             }
-            batch.timers.push((pid, wake));
+            if wake != cached.timer {
+                batch.timers.push((pid, wake));
+                cached.timer = wake;
+            }
             if let Some(at) = wake
                 && at < self.window_end
             {

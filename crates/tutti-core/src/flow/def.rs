@@ -229,6 +229,16 @@ impl Payload {
         })
     }
 
+    /// Whether any template in it may read the named variable (see [`Template::mentions`]).
+    pub fn mentions(&self, name: &str) -> bool {
+        match self {
+            Payload::Literal(_) => false,
+            Payload::Text(t) => t.mentions(name),
+            Payload::Array(items) => items.iter().any(|p| p.mentions(name)),
+            Payload::Object(members) => members.iter().any(|(_, p)| p.mentions(name)),
+        }
+    }
+
     fn sources<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Payload::Literal(_) => {}

@@ -180,6 +180,13 @@ impl Run {
         matches!(self.status, RunStatus::Waiting { .. } | RunStatus::AwaitingResult { .. })
     }
 
+    /// The run as conditions and templates see it (`run.steps.<id>` holds each awaited action's result), or
+    /// null when the reader does not read `run`: the view copies the trigger and results, so it is built only
+    /// when needed.
+    fn view_if(&self, read: bool) -> Value {
+        if read { self.view() } else { Value::Null }
+    }
+
     fn view(&self) -> Value {
         json!({
             "id": self.id, "flow": self.flow, "version": self.version,
@@ -426,7 +433,7 @@ impl Machine<'_, '_> {
             if let (RunStatus::Waiting { on: WaitOn::Event, .. }, Some(i)) = (&run.status, run.step)
                 && let StepKind::WaitFor { event: m, on_event, .. } = &flow.steps[i].kind
             {
-                let run_view = run.view();
+                let run_view = run.view_if(m.when.as_ref().is_some_and(|c| c.reads("run")));
                 let wait_vars = [("event", &body), ("profile", profile), ("run", &run_view)];
                 if matches(m, event.kind, name, &wait_vars) {
                     let step_id = flow.steps[i].id.clone();
@@ -754,7 +761,7 @@ impl Machine<'_, '_> {
                     );
                     match verdict {
                         Verdict::Allow => {
-                            let run_view = run.view();
+                            let run_view = run.view_if(action.with.mentions("run"));
                             let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                             match action.with.render(&vars) {
                                 Ok(payload) => {
@@ -892,7 +899,7 @@ impl Machine<'_, '_> {
                     return;
                 }
                 StepKind::Branch(arms) => {
-                    let run_view = run.view();
+                    let run_view = run.view_if(arms.iter().any(|a| a.when.as_ref().is_some_and(|c| c.reads("run"))));
                     let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                     let mut chosen = None;
                     let mut why = Vec::new();
@@ -943,7 +950,7 @@ impl Machine<'_, '_> {
                     run.step = arm.next;
                 }
                 StepKind::UpdateProfile(payload) => {
-                    let run_view = run.view();
+                    let run_view = run.view_if(payload.mentions("run"));
                     let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                     match payload.render(&vars) {
                         Ok(Value::Object(traits)) => {
@@ -994,11 +1001,15 @@ impl Machine<'_, '_> {
                         .and_then(|f| f.goal.as_ref())
                         .is_some_and(|g| run.started_at + g.within > now)
             };
-            if self.touched.contains(&run.id) {
-                self.effects.push(Effect::Run(Box::new(run.clone())));
-            }
-            if run.is_active() || goal_open() {
-                kept.push(run);
+            let keep = run.is_active() || goal_open();
+            match (self.touched.contains(&run.id), keep) {
+                (true, true) => {
+                    self.effects.push(Effect::Run(Box::new(run.clone())));
+                    kept.push(run);
+                }
+                (true, false) => self.effects.push(Effect::Run(Box::new(run))),
+                (false, true) => kept.push(run),
+                (false, false) => {}
             }
         }
         self.state.runs = kept;

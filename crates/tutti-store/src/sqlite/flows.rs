@@ -39,8 +39,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (due_at, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_by_profile ON outbox (profile_id);
+-- A rowid table: run records are a kilobyte or more, too large for a WITHOUT ROWID table to keep well.
 CREATE TABLE IF NOT EXISTS runs (
-    id         TEXT    PRIMARY KEY,
+    id         TEXT    NOT NULL UNIQUE,
     profile_id INTEGER NOT NULL,
     flow       TEXT    NOT NULL,
     version    INTEGER NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     body       BLOB    NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile_id, started_at);
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);
 CREATE TABLE IF NOT EXISTS segment_members (
