@@ -40,6 +40,10 @@ enum Scenario {
     /// A two-step flow (event trigger, branch, webhook to a local receiver): runs/s at full batch load, then
     /// acknowledgement-to-dispatch latency with `/v1/track` paced at `--rate`.
     Flows,
+    /// `--timers` people each start a run that waits until a time in their profile, spread evenly over
+    /// `--spread` seconds starting `--wait` seconds in: resident memory with them all pending, then SIGKILL
+    /// and a restart, then how late each timer fires and whether every action arrives once.
+    Timers,
     /// All of the above in order.
     All,
 }
@@ -60,6 +64,16 @@ struct LoadArgs {
     /// Events per second in the flows latency run.
     #[arg(long, default_value_t = 5_000.0)]
     rate: f64,
+    /// Pending timers in the `timers` scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    timers: u64,
+    /// Seconds until the first timer of the `timers` scenario: long enough for all of them to be set and the
+    /// server restarted before the first fires.
+    #[arg(long, default_value_t = 240)]
+    wait: u64,
+    /// Seconds over which the timers of the `timers` scenario come due.
+    #[arg(long, default_value_t = 300)]
+    spread: u64,
 }
 
 const WRITE_KEY: &str = "load-write-key";
@@ -77,6 +91,18 @@ struct Server {
     _dir: PathBuf,
 }
 
+impl Server {
+    /// Kills the process with SIGKILL and starts it again on the same data directory.
+    fn kill_and_restart(&mut self, root: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        let (child, addr) = spawn_server(root, &self._dir, env)?;
+        self.child = child;
+        self.addr = addr;
+        Ok(())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -90,13 +116,23 @@ fn start_server(root: &std::path::Path) -> anyhow::Result<Server> {
 }
 
 fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<Server> {
-    let bin = root.join("target/release/tutti");
     let dir = std::env::temp_dir().join(format!("tutti-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    let (child, addr) = spawn_server(root, &dir, env)?;
+    Ok(Server { child, addr, _dir: dir })
+}
+
+/// Starts `tutti serve` on a data directory and returns it with the address it listens on.
+fn spawn_server(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Child, String)> {
+    let bin = root.join("target/release/tutti");
     let mut child = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .env("TUTTI_WRITE_KEY", WRITE_KEY)
         .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("TUTTI_LOG__LEVEL", "warn")
@@ -113,7 +149,7 @@ fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) -> anyhow::
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok(Server { child, addr, _dir: dir })
+    Ok((child, addr))
 }
 
 fn load(args: LoadArgs) -> anyhow::Result<()> {
@@ -156,6 +192,9 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     if run(Scenario::Flows) {
         flows(&root, &runtime, &args)?;
+    }
+    if run(Scenario::Timers) {
+        timers(&root, &runtime, &args)?;
     }
     Ok(())
 }
@@ -222,6 +261,106 @@ async fn receiver(arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
         }
     });
     Ok(url)
+}
+
+/// The timers scenario: many runs waiting at once, a SIGKILL, a restart, and every timer firing.
+fn timers(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadArgs) -> anyhow::Result<()> {
+    let arrivals = Arc::new(Arrivals::default());
+    let url = runtime.block_on(receiver(arrivals.clone()))?;
+    let dir = std::env::temp_dir().join(format!("tutti-load-timers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("reminder.yaml"),
+        format!(
+            "flow: reminder\ncategory: transactional\ntrigger: {{ event: Reminder Set }}\nsteps:\n  - id: later\n    wait: {{ until_trait: remind_at }}\n  - id: remind\n    action: webhook.post\n    with: {{ url: '{url}/hook', mid: '{{{{ event.messageId }}}}' }}\n"
+        ),
+    )?;
+    let env = [
+        ("TUTTI_FLOWS__DIR", dir.display().to_string()),
+        ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]".to_owned()),
+    ];
+    let total = args.timers;
+    let first_due =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + args.wait * 1000;
+    let spread_ms = args.spread * 1000;
+    let mut server = start_server_with(root, &env)?;
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let addr = server.addr.clone();
+    runtime.block_on(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..args.connections.min(16) {
+            let (addr, next) = (addr.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(&addr).await?;
+                let mut buf = Vec::new();
+                loop {
+                    let start = next.fetch_add(500, Ordering::Relaxed);
+                    if start >= total {
+                        return anyhow::Ok(());
+                    }
+                    // Each person's reminder time as a trait (milliseconds), then the event that starts the run.
+                    let items: Vec<String> = (start..(start + 500).min(total))
+                        .map(|i| {
+                            let due = first_due + i * spread_ms / total;
+                            format!(
+                                r#"{{"type":"identify","userId":"sleeper-{i}","messageId":"t-{i}","traits":{{"remind_at":{due}}}}},{{"type":"track","event":"Reminder Set","userId":"sleeper-{i}","messageId":"r-{i}"}}"#
+                            )
+                        })
+                        .collect();
+                    let req = request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", items.join(",")));
+                    let status = exchange(&mut stream, &req, &mut buf).await?;
+                    if status != 200 {
+                        bail!("status {status}");
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    let accepted = started.elapsed().as_secs_f64();
+    wait_until_processed(&server.addr)?;
+    let set = started.elapsed().as_secs_f64();
+    let pending = metric(&server.addr, "tutti_timers_pending")?;
+    let pid = server.child.id();
+    let (rss, peak) = (rss_kib(pid, "VmRSS:")? / 1024, rss_kib(pid, "VmHWM:")? / 1024);
+    println!(
+        "## timers: {total} runs waiting for times spread over {} s from {} s on, then SIGKILL and a restart",
+        args.spread, args.wait
+    );
+    println!(
+        "accepted in {accepted:.1} s; all runs started and waiting after {set:.1} s; pending timers: {pending:.0}"
+    );
+    println!("server memory with every timer pending: resident {rss} MiB, peak resident {peak} MiB");
+    if set + 30.0 > args.wait as f64 {
+        println!("(the first timers may come due before the restart: raise --wait for a clean lateness figure)");
+    }
+    let restart = Instant::now();
+    server.kill_and_restart(root, &env)?;
+    println!("SIGKILL and restart: listening again after {:.1} s", restart.elapsed().as_secs_f64());
+    let deadline = started + Duration::from_secs(args.wait + args.spread) + Duration::from_secs(600);
+    while arrivals.count.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        // Polling a counter the receiver's tasks advance: the pause paces the polling only.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let arrived = arrivals.count.load(Ordering::Relaxed);
+    let distinct = arrivals.at.lock().expect("not poisoned").len() as u64;
+    let fired = metric(&server.addr, "tutti_timers_fired_total")?;
+    let count = metric(&server.addr, "tutti_timer_lateness_seconds_count")?.max(1.0);
+    let mut shares = Vec::new();
+    for le in ["0.001", "0.01", "0.025", "0.05", "0.1", "0.25", "1"] {
+        let n = metric(&server.addr, &format!("tutti_timer_lateness_seconds_bucket{{le=\"{le}\"}}"))?;
+        shares.push(format!("<= {} ms {:.2}%", le.parse::<f64>()? * 1000.0, n / count * 100.0));
+    }
+    println!("after the restart: {fired:.0} timers fired; {arrived} actions arrived, {distinct} distinct, of {total}");
+    println!("timer lateness (due -> handled, whole ms): {}", shares.join(", "));
+    println!("restarted server's peak resident memory: {} MiB\n", rss_kib(server.child.id(), "VmHWM:")? / 1024);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 /// The flows scenario: a two-step flow to a local receiver.
@@ -302,6 +441,14 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
         lat.sort_by(f64::total_cmp);
         let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
         r.print(&format!("flows latency: /v1/track paced at {:.0} events/s", args.rate), 1);
+        // The server's own view: from the batch that queued an action to its delivery.
+        let count = metric(&server.addr, "tutti_dispatch_latency_seconds_count")?.max(1.0);
+        let mut shares = Vec::new();
+        for le in ["0.001", "0.0025", "0.005", "0.01", "0.025"] {
+            let n = metric(&server.addr, &format!("tutti_dispatch_latency_seconds_bucket{{le=\"{le}\"}}"))?;
+            shares.push(format!("<= {} ms {:.1}%", le.parse::<f64>()? * 1000.0, n / count * 100.0));
+        }
+        println!("queued -> delivered inside the server (whole ms): {}", shares.join(", "));
         println!(
             "acknowledged -> action at the receiver, ms ({} of {total} arrived): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
             lat.len(),

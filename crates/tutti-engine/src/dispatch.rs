@@ -86,6 +86,7 @@ impl Dispatcher {
             let (tx, rx) = mpsc::channel::<(Share, Millis)>();
             let (deliverer, done_tx) = (deliverer.clone(), done_tx.clone());
             let spawned = std::thread::Builder::new().name(format!("tutti-deliver-{lane}")).spawn(move || {
+                crate::processor::lower_priority("delivery thread");
                 for (share, now) in rx {
                     let attempts = share.into_iter().map(|(i, row)| (i, deliverer.deliver(&row, now))).collect();
                     if done_tx.send(attempts).is_err() {

@@ -88,8 +88,14 @@ impl FlowRuntime {
         !(defs.flows.is_empty() && defs.segments.is_empty() && defs.policies.is_empty())
     }
 
-    /// Profiles whose timer is due at `now`, at most [`TICKS_PER_BATCH`], refilling the window when it ran out.
-    pub fn due(&mut self, store: &dyn ProfileStore, now: Millis) -> Result<Vec<ProfileId>, StoreError> {
+    /// When the earliest timer in the window is due, if any is (for how long the processor may sleep).
+    pub fn next_due(&self) -> Option<Millis> {
+        self.window.first().map(|(at, _)| *at)
+    }
+
+    /// Profiles whose timer is due at `now`, with its due time, at most [`TICKS_PER_BATCH`], refilling the
+    /// window when it ran out.
+    pub fn due(&mut self, store: &dyn ProfileStore, now: Millis) -> Result<Vec<(Millis, ProfileId)>, StoreError> {
         if now >= self.window_end {
             let horizon = now.saturating_add(WINDOW);
             let rows = store.due_timers(horizon, WINDOW_LIMIT)?;
@@ -102,7 +108,7 @@ impl FlowRuntime {
                 break;
             }
             self.window.pop_first();
-            due.push(pid);
+            due.push((at, pid));
         }
         Ok(due)
     }

@@ -97,6 +97,8 @@ pub struct Metrics {
     pub actions_dead: AtomicU64,
     /// From an action queued to its delivery confirmed.
     pub dispatch_latency: Histogram,
+    /// How long after its due time a timer was handled.
+    pub timer_lateness: Histogram,
 }
 
 impl Default for Metrics {
@@ -121,6 +123,7 @@ impl Default for Metrics {
             actions_retried: AtomicU64::new(0),
             actions_dead: AtomicU64::new(0),
             dispatch_latency: Histogram::new(LATENCY_BOUNDS),
+            timer_lateness: Histogram::new(LATENCY_BOUNDS),
         }
     }
 }
@@ -214,6 +217,11 @@ impl Metrics {
             &mut out,
             "tutti_dispatch_latency_seconds",
             "From an action queued to its delivery confirmed.",
+        );
+        self.timer_lateness.render(
+            &mut out,
+            "tutti_timer_lateness_seconds",
+            "How long after its due time a timer was handled.",
         );
         out
     }

@@ -75,24 +75,28 @@ impl Default for ProcessorSettings {
     }
 }
 
-/// The processor's CPU priority relative to the intake and the HTTP handlers (a `nice` increment).
+/// The CPU priority of background work (the processor, delivery) relative to the intake and the HTTP
+/// handlers (a `nice` increment).
 ///
-/// Acknowledging events is what clients wait for; folding them into profiles may trail by a moment. When the
-/// cores are busy, this lets intake take the CPU first and the processor catch up in the gaps; on an idle
-/// machine it changes nothing. Linux applies it to this thread only.
-const PROCESSOR_NICE: i32 = 10;
+/// Acknowledging events is what clients wait for; folding them into profiles and delivering actions may trail
+/// by a moment. When the cores are busy, this lets intake take the CPU first and background work catch up in
+/// the gaps; on an idle machine it changes nothing. The processor and the delivery threads share one level, so
+/// neither starves the other. Linux applies it to the calling thread only.
+const BACKGROUND_NICE: i32 = 10;
 
-fn lower_priority() {
+pub(crate) fn lower_priority(what: &str) {
     #[cfg(target_os = "linux")]
     {
         // Linux takes an absolute nice value; add to whatever the process runs at.
         let me = Some(rustix::thread::gettid());
         let nice = rustix::process::getpriority_process(me)
-            .and_then(|now| rustix::process::setpriority_process(me, (now + PROCESSOR_NICE).min(19)));
+            .and_then(|now| rustix::process::setpriority_process(me, (now + BACKGROUND_NICE).min(19)));
         if let Err(e) = nice {
-            tracing::warn!(error = %e, "could not lower the processor's CPU priority; it will compete with intake");
+            tracing::warn!(error = %e, "could not lower the {what}'s CPU priority; it will compete with intake");
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = what;
 }
 
 pub(crate) struct Processor {
@@ -139,7 +143,7 @@ struct Pending {
 
 impl Processor {
     pub fn run(mut self) {
-        lower_priority();
+        lower_priority("processor");
         let mut state = match self.load() {
             Ok(s) => s,
             Err(e) => {
@@ -166,8 +170,14 @@ impl Processor {
             if self.feed.is_closed() && self.feed.head() <= state.checkpoint {
                 break;
             }
-            // Woken by new events at once; the timeout only bounds how long an erasure request waits.
-            self.feed.wait_beyond(state.checkpoint, Duration::from_millis(20));
+            // Woken by new events at once; otherwise when the next timer is due, and at least every 20 ms (how
+            // long an erasure request or an action result may wait).
+            let mut wait = Duration::from_millis(20);
+            if let Some(at) = state.flows.next_due() {
+                let until = (at - self.clock.now_ms()).clamp(0, 20);
+                wait = Duration::from_millis(until as u64);
+            }
+            self.feed.wait_beyond(state.checkpoint, wait);
         }
         self.processed.close();
     }
@@ -229,8 +239,9 @@ impl Processor {
                 }
             }
             let ticks = due.len();
-            for pid in due {
+            for (at, pid) in due {
                 if state.flows.wants_tick(&*self.store, pid, now)? {
+                    self.metrics.timer_lateness.observe((now - at).max(0) as f64 / 1000.0);
                     self.flow_input(state, &mut pending, pid, tutti_core::flow::Input::Tick, now)?;
                 }
             }

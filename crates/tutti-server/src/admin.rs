@@ -202,5 +202,19 @@ pub async fn events(
 }
 
 pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::HeaderName, &'static str); 1], String) {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], engine.metrics.render())
+    let mut text = engine.metrics.render();
+    // Counted in the store when scraped (an index scan), so it is exact across restarts.
+    let pending = tokio::task::spawn_blocking({
+        let engine = engine.clone();
+        move || engine.pending_timers()
+    })
+    .await;
+    match pending {
+        Ok(Ok(n)) => text.push_str(&format!(
+            "# HELP tutti_timers_pending Profiles with a timer set.\n# TYPE tutti_timers_pending gauge\ntutti_timers_pending {n}\n"
+        )),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot count pending timers for /metrics"),
+        Err(e) => tracing::warn!(error = %e, "cannot count pending timers for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

@@ -40,8 +40,22 @@ impl Paths {
     }
 }
 
-/// How long a connection waits for a lock held by another.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection waits for a lock held by another: 10 s, in [`wait_for_lock`]'s steps.
+const BUSY_ATTEMPTS: i32 = SHORT_WAITS + 10_000;
+
+/// The first waits for a lock are this many steps of 100 µs: locks are held for about a millisecond here (a
+/// commit), and SQLite's own handler sleeps 1, 2, 5, 10 ms and on, so two writers of one database (the
+/// processor and the dispatcher) would hold each other up for far longer than either holds the lock.
+const SHORT_WAITS: i32 = 20;
+
+/// How a connection waits for a lock: short steps first, then steps of a millisecond, for about 10 s in all.
+fn wait_for_lock(attempt: i32) -> bool {
+    if attempt >= BUSY_ATTEMPTS {
+        return false;
+    }
+    std::thread::sleep(if attempt < SHORT_WAITS { Duration::from_micros(100) } else { Duration::from_millis(1) });
+    true
+}
 
 /// How a connection will be used; decides its pragmas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +67,7 @@ enum Role {
 fn open(path: &Path, role: Role, cache_kib: i64) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged event survives power loss, not only a crash.
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -154,7 +168,7 @@ impl WalBound {
         }
         let restarted = conn.busy_handler(Some(restart_busy)).and_then(|()| {
             let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
-            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.busy_handler(Some(wait_for_lock))?;
             busy
         });
         // Done or not, the checkpointer goes back to copying. If readers held old snapshots, the writer waits a
