@@ -263,65 +263,52 @@ async fn receiver(arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// The timers scenario: many runs waiting at once, a SIGKILL, a restart, and every timer firing.
-fn timers(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadArgs) -> anyhow::Result<()> {
+/// What a flows scenario runs against: a receiver on loopback, a flows directory holding the one flow `yaml`
+/// writes for the receiver's URL, and the server settings that load it and let it reach the receiver.
+fn flow_fixture(
+    runtime: &tokio::runtime::Runtime,
+    scenario: &str,
+    yaml: impl FnOnce(&str) -> String,
+) -> anyhow::Result<FlowFixture> {
     let arrivals = Arc::new(Arrivals::default());
     let url = runtime.block_on(receiver(arrivals.clone()))?;
-    let dir = std::env::temp_dir().join(format!("tutti-load-timers-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("tutti-load-{scenario}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("reminder.yaml"),
-        format!(
-            "flow: reminder\ncategory: transactional\ntrigger: {{ event: Reminder Set }}\nsteps:\n  - id: later\n    wait: {{ until_trait: remind_at }}\n  - id: remind\n    action: webhook.post\n    with: {{ url: '{url}/hook', mid: '{{{{ event.messageId }}}}' }}\n"
-        ),
-    )?;
+    std::fs::write(dir.join("flow.yaml"), yaml(&url))?;
     let env = [
         ("TUTTI_FLOWS__DIR", dir.display().to_string()),
         ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]".to_owned()),
     ];
+    Ok(FlowFixture { arrivals, dir, env })
+}
+
+struct FlowFixture {
+    arrivals: Arc<Arrivals>,
+    dir: PathBuf,
+    env: [(&'static str, String); 2],
+}
+
+/// The timers scenario: many runs waiting at once, a SIGKILL, a restart, and every timer firing.
+fn timers(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadArgs) -> anyhow::Result<()> {
+    let FlowFixture { arrivals, dir, env } = flow_fixture(runtime, "timers", |url| {
+        format!(
+            "flow: reminder\ncategory: transactional\ntrigger: {{ event: Reminder Set }}\nsteps:\n  - id: later\n    wait: {{ until_trait: remind_at }}\n  - id: remind\n    action: webhook.post\n    with: {{ url: '{url}/hook', mid: '{{{{ event.messageId }}}}' }}\n"
+        )
+    })?;
     let total = args.timers;
     let first_due =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + args.wait * 1000;
     let spread_ms = args.spread * 1000;
     let mut server = start_server_with(root, &env)?;
     let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let addr = server.addr.clone();
-    runtime.block_on(async move {
-        let mut tasks = Vec::new();
-        for _ in 0..args.connections.min(16) {
-            let (addr, next) = (addr.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut stream = TcpStream::connect(&addr).await?;
-                let mut buf = Vec::new();
-                loop {
-                    let start = next.fetch_add(500, Ordering::Relaxed);
-                    if start >= total {
-                        return anyhow::Ok(());
-                    }
-                    // Each person's reminder time as a trait (milliseconds), then the event that starts the run.
-                    let items: Vec<String> = (start..(start + 500).min(total))
-                        .map(|i| {
-                            let due = first_due + i * spread_ms / total;
-                            format!(
-                                r#"{{"type":"identify","userId":"sleeper-{i}","messageId":"t-{i}","traits":{{"remind_at":{due}}}}},{{"type":"track","event":"Reminder Set","userId":"sleeper-{i}","messageId":"r-{i}"}}"#
-                            )
-                        })
-                        .collect();
-                    let req = request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", items.join(",")));
-                    let status = exchange(&mut stream, &req, &mut buf).await?;
-                    if status != 200 {
-                        bail!("status {status}");
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        anyhow::Ok(())
-    })?;
+    // Each person's reminder time as a trait (milliseconds), then the event that starts the run.
+    runtime.block_on(send_numbered(&server.addr, total, args.connections.min(16), move |i| {
+        let due = first_due + i * spread_ms / total;
+        format!(
+            r#"{{"type":"identify","userId":"sleeper-{i}","messageId":"t-{i}","traits":{{"remind_at":{due}}}}},{{"type":"track","event":"Reminder Set","userId":"sleeper-{i}","messageId":"r-{i}"}}"#
+        )
+    }))?;
     let accepted = started.elapsed().as_secs_f64();
     wait_until_processed(&server.addr)?;
     let set = started.elapsed().as_secs_f64();
@@ -350,14 +337,13 @@ fn timers(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &Load
     let arrived = arrivals.count.load(Ordering::Relaxed);
     let distinct = arrivals.at.lock().expect("not poisoned").len() as u64;
     let fired = metric(&server.addr, "tutti_timers_fired_total")?;
-    let count = metric(&server.addr, "tutti_timer_lateness_seconds_count")?.max(1.0);
-    let mut shares = Vec::new();
-    for le in ["0.001", "0.01", "0.025", "0.05", "0.1", "0.25", "1"] {
-        let n = metric(&server.addr, &format!("tutti_timer_lateness_seconds_bucket{{le=\"{le}\"}}"))?;
-        shares.push(format!("<= {} ms {:.2}%", le.parse::<f64>()? * 1000.0, n / count * 100.0));
-    }
+    let shares = histogram_shares(
+        &server.addr,
+        "tutti_timer_lateness_seconds",
+        &["0.001", "0.01", "0.025", "0.05", "0.1", "0.25", "1"],
+    )?;
     println!("after the restart: {fired:.0} timers fired; {arrived} actions arrived, {distinct} distinct, of {total}");
-    println!("timer lateness (due -> handled, whole ms): {}", shares.join(", "));
+    println!("timer lateness (due -> handled, whole ms): {shares}");
     println!("restarted server's peak resident memory: {} MiB\n", rss_kib(server.child.id(), "VmHWM:")? / 1024);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -365,21 +351,11 @@ fn timers(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &Load
 
 /// The flows scenario: a two-step flow to a local receiver.
 fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadArgs) -> anyhow::Result<()> {
-    let arrivals = Arc::new(Arrivals::default());
-    let url = runtime.block_on(receiver(arrivals.clone()))?;
-    let dir = std::env::temp_dir().join(format!("tutti-load-flows-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("two-step.yaml"),
+    let FlowFixture { arrivals, dir, env } = flow_fixture(runtime, "flows", |url| {
         format!(
             "flow: two-step\ncategory: transactional\ntrigger: {{ event: Product Viewed }}\nentry: {{ every_time: true, max_concurrent: 1000 }}\nsteps:\n  - id: pricey\n    branch:\n      - {{ when: 'event.properties.price > 1000000', next: tell }}\n      - {{ next: tell }}\n  - id: tell\n    action: webhook.post\n    with: {{ url: '{url}/hook', mid: '{{{{ event.messageId }}}}', product: '{{{{ event.properties.name }}}}' }}\n"
-        ),
-    )?;
-    let env = [
-        ("TUTTI_FLOWS__DIR", dir.display().to_string()),
-        ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]".to_owned()),
-    ];
+        )
+    })?;
     // Throughput: batches at full speed; runs are counted when their action reaches the receiver.
     {
         let server = start_server_with(root, &env)?;
@@ -442,13 +418,12 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
         let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
         r.print(&format!("flows latency: /v1/track paced at {:.0} events/s", args.rate), 1);
         // The server's own view: from the batch that queued an action to its delivery.
-        let count = metric(&server.addr, "tutti_dispatch_latency_seconds_count")?.max(1.0);
-        let mut shares = Vec::new();
-        for le in ["0.001", "0.0025", "0.005", "0.01", "0.025"] {
-            let n = metric(&server.addr, &format!("tutti_dispatch_latency_seconds_bucket{{le=\"{le}\"}}"))?;
-            shares.push(format!("<= {} ms {:.1}%", le.parse::<f64>()? * 1000.0, n / count * 100.0));
-        }
-        println!("queued -> delivered inside the server (whole ms): {}", shares.join(", "));
+        let shares = histogram_shares(
+            &server.addr,
+            "tutti_dispatch_latency_seconds",
+            &["0.001", "0.0025", "0.005", "0.01", "0.025"],
+        )?;
+        println!("queued -> delivered inside the server (whole ms): {shares}");
         println!(
             "acknowledged -> action at the receiver, ms ({} of {total} arrived): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
             lat.len(),
@@ -626,7 +601,25 @@ async fn drive(
     })
 }
 
+/// The share of a server histogram's observations at or below each bound (`le` as the server writes it),
+/// from one scrape: "<= 1 ms 12.34%, ...".
+fn histogram_shares(addr: &str, name: &str, bounds: &[&str]) -> anyhow::Result<String> {
+    let text = scrape(addr)?;
+    let count = read_metric(&text, &format!("{name}_count"))?.max(1.0);
+    let mut shares = Vec::new();
+    for le in bounds {
+        let n = read_metric(&text, &format!("{name}_bucket{{le=\"{le}\"}}"))?;
+        shares.push(format!("<= {} ms {:.2}%", le.parse::<f64>()? * 1000.0, n / count * 100.0));
+    }
+    Ok(shares.join(", "))
+}
+
 fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
+    read_metric(&scrape(addr)?, name)
+}
+
+/// The server's `/metrics` text.
+fn scrape(addr: &str) -> anyhow::Result<String> {
     let mut stream = std::net::TcpStream::connect(addr)?;
     std::io::Write::write_all(
         &mut stream,
@@ -637,6 +630,11 @@ fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
     )?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut stream, &mut text)?;
+    Ok(text)
+}
+
+/// One sample's value from `/metrics` text.
+fn read_metric(text: &str, name: &str) -> anyhow::Result<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .with_context(|| format!("metric {name}"))?
@@ -647,17 +645,23 @@ fn metric(addr: &str, name: &str) -> anyhow::Result<f64> {
 
 /// Waits until the processor has folded everything stored into profiles.
 fn wait_until_processed(addr: &str) -> anyhow::Result<()> {
-    while metric(addr, "tutti_processed_seq")? < metric(addr, "tutti_log_head")? {
+    while backlog(addr)? > 0.0 {
         // Polling another process's progress counter: the pause paces the polling, it synchronises nothing.
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
 }
 
+/// Events stored but not yet folded into profiles, from one scrape (a scrape counts the pending timers too).
+fn backlog(addr: &str) -> anyhow::Result<f64> {
+    let text = scrape(addr)?;
+    Ok(read_metric(&text, "tutti_log_head")? - read_metric(&text, "tutti_processed_seq")?)
+}
+
 /// Reports the processing backlog left when the load stopped and how long it took to clear.
 fn report_processing(server: &Server) -> anyhow::Result<()> {
     let started = Instant::now();
-    let backlog = metric(&server.addr, "tutti_log_head")? - metric(&server.addr, "tutti_processed_seq")?;
+    let backlog = backlog(&server.addr)?;
     wait_until_processed(&server.addr)?;
     println!(
         "processing backlog: {backlog:.0} events still to fold into profiles when the load stopped; caught up in {:.1} s\n",
@@ -677,12 +681,18 @@ fn rss_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .map_err(Into::into)
 }
 
-async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Result<()> {
-    let started = Instant::now();
+/// Sends the events `items(0)` .. `items(total - 1)` to `/v1/batch`, 500 numbers per request, over
+/// `connections` keep-alive connections at full speed. `items` may give several events per number.
+async fn send_numbered(
+    addr: &str,
+    total: u64,
+    connections: usize,
+    items: impl Fn(u64) -> String + Clone + Send + 'static,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (addr, next) = (server.addr.clone(), next.clone());
+        let (addr, next, items) = (addr.to_owned(), next.clone(), items.clone());
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(&addr).await?;
             let mut buf = Vec::new();
@@ -691,14 +701,8 @@ async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Re
                 if start >= total {
                     return anyhow::Ok(());
                 }
-                let items: Vec<String> = (start..(start + 500).min(total))
-                    .map(|i| {
-                        format!(
-                            r#"{{"type":"identify","userId":"person-{i}","anonymousId":"cookie-{i}","traits":{{"email":"person{i}@example.vn","name":"Khách hàng {i}","plan":"free"}}}}"#
-                        )
-                    })
-                    .collect();
-                let req = request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", items.join(",")));
+                let batch: Vec<String> = (start..(start + 500).min(total)).map(&items).collect();
+                let req = request(&addr, "/v1/batch", &format!("{{\"batch\":[{}]}}", batch.join(",")));
                 let status = exchange(&mut stream, &req, &mut buf).await?;
                 if status != 200 {
                     bail!("status {status}");
@@ -709,6 +713,17 @@ async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Re
     for t in tasks {
         t.await??;
     }
+    Ok(())
+}
+
+async fn profiles(server: &Server, total: u64, connections: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    send_numbered(&server.addr, total, connections, |i| {
+        format!(
+            r#"{{"type":"identify","userId":"person-{i}","anonymousId":"cookie-{i}","traits":{{"email":"person{i}@example.vn","name":"Khách hàng {i}","plan":"free"}}}}"#
+        )
+    })
+    .await?;
     let sent = started.elapsed().as_secs_f64();
     // Every client task has finished, so blocking this runtime thread while polling delays nothing.
     wait_until_processed(&server.addr)?;
