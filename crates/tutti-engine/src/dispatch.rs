@@ -259,7 +259,7 @@ impl Deliverer {
             request = request.header("Tutti-Signature", format!("t={t},v1={signature}"));
         }
         let mut response = request.send(&bytes[..]).map_err(|e| match e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<PrivateAddress>()) => {
                 Failure::Permanent(io.to_string())
             }
             other => Failure::Transient(other.to_string()),
@@ -276,8 +276,8 @@ impl Deliverer {
 }
 
 /// The webhook client's name resolver: it resolves, then refuses private addresses unless allow-listed (by host
-/// name or by address). The refusal is an I/O error of kind `PermissionDenied`, which the connector treats as
-/// permanent.
+/// name or by address). The refusal is a [`PrivateAddress`] inside an I/O error of kind `PermissionDenied`,
+/// which the connector treats as permanent (other I/O errors, `EPERM` from a firewall included, stay transient).
 #[derive(Debug)]
 struct GuardedResolver {
     allow_private: Vec<String>,
@@ -298,12 +298,20 @@ impl GuardedResolver {
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{bare} resolves to {}, a private address; allow it in [webhook] allow_private", private.ip()),
+                PrivateAddress(format!(
+                    "{bare} resolves to {}, a private address; allow it in [webhook] allow_private",
+                    private.ip()
+                )),
             ));
         }
         Ok(addrs)
     }
 }
+
+/// Why [`GuardedResolver`] refused a destination.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PrivateAddress(String);
 
 impl ureq::unversioned::resolver::Resolver for GuardedResolver {
     fn resolve(
@@ -382,6 +390,7 @@ mod tests {
         for (host, port) in [("127.0.0.1", 80), ("[::1]", 8080), ("localhost", 80), ("169.254.169.254", 80)] {
             let err = strict.check(host, port).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{host}");
+            assert!(err.get_ref().is_some_and(|e| e.is::<PrivateAddress>()), "{host}: {err}");
             assert!(err.to_string().contains("allow_private"), "{err}");
         }
         assert_eq!(strict.check("8.8.8.8", 443).unwrap(), vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);

@@ -172,12 +172,8 @@ impl Processor {
             }
             // Woken by new events at once; otherwise when the next timer is due, and at least every 20 ms (how
             // long an erasure request or an action result may wait).
-            let mut wait = Duration::from_millis(20);
-            if let Some(at) = state.flows.next_due() {
-                let until = (at - self.clock.now_ms()).clamp(0, 20);
-                wait = Duration::from_millis(until as u64);
-            }
-            self.feed.wait_beyond(state.checkpoint, wait);
+            let wait = state.flows.next_due().map_or(20, |at| (at - self.clock.now_ms()).clamp(0, 20));
+            self.feed.wait_beyond(state.checkpoint, Duration::from_millis(wait as u64));
         }
         self.processed.close();
     }

@@ -206,14 +206,14 @@ pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::
     // Counted in the store when scraped (an index scan), so it is exact across restarts.
     let pending = tokio::task::spawn_blocking({
         let engine = engine.clone();
-        move || engine.pending_timers()
+        move || engine.pending_timers().map_err(|e| e.to_string())
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
     match pending {
-        Ok(Ok(n)) => text.push_str(&format!(
+        Ok(n) => text.push_str(&format!(
             "# HELP tutti_timers_pending Profiles with a timer set.\n# TYPE tutti_timers_pending gauge\ntutti_timers_pending {n}\n"
         )),
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot count pending timers for /metrics"),
         Err(e) => tracing::warn!(error = %e, "cannot count pending timers for /metrics"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
