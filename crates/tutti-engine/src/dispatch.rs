@@ -1,13 +1,19 @@
 //! The dispatcher: delivers the outbox, at least once, to the built-in connectors.
 //!
-//! It reads pending actions in order, in rounds, and hands them to a pool of `[webhook] concurrency` delivery
-//! threads: a profile's actions go to the same thread, one after another, so they arrive in order while
-//! different profiles' actions are delivered side by side. It records the outcomes of a round in one
-//! transaction: delivered (with
-//! the connector's result, handed back to the run when it awaits it), retried later with exponential backoff
-//! (network errors, 429 and 5xx), or a dead letter (other 4xx, a refused address, attempts exhausted). An
-//! action delivered but not yet marked so when the process dies is delivered again at the next start: the
-//! `Idempotency-Key` header (the run, step and visit) lets the receiver see it is the same action.
+//! The processor hands it each batch's new actions in memory right after committing them ([`ToDispatcher`]),
+//! so the hot path never reads the outbox table: the table is the durable record, read back only at start
+//! (and when more actions wait than the dispatcher holds in memory). Actions go straight to a pool of
+//! `[webhook] concurrency` delivery threads: a profile's actions always to the same thread, one after another,
+//! so they arrive in order, while different profiles' actions are delivered side by side and no thread waits
+//! for another. Outcomes are recorded in batches (one transaction per few milliseconds or per thousand):
+//! delivered (with the connector's result, handed back to the run when it awaits it), retried later with
+//! exponential backoff (network errors, 429 and 5xx; the retry waits in memory and in the table), or a dead
+//! letter (other 4xx, a refused address, attempts exhausted). An action delivered but not yet recorded when the
+//! process dies is delivered again at the next start: the `Idempotency-Key` header (the run, step and visit)
+//! lets the receiver see it is the same action.
+//!
+//! [`Ledger`] is the bookkeeping that keeps an action from being taken twice: from the processor's hand-off and
+//! from a read of the table, or from a read after it was recorded.
 //!
 //! The webhook connector refuses private, loopback and link-local addresses unless the host is allow-listed
 //! in `[webhook] allow_private`, so flows cannot be turned against the network Tutti runs in. The check sits in
@@ -15,18 +21,18 @@
 //! name that resolves to a public address for a check and to a private one a moment later (DNS rebinding)
 //! gains nothing. IP literals are not looked up at all, and no thread is spawned per request.
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tutti_bus::LogFeed;
-use tutti_core::Millis;
 use tutti_core::flow::Dispatch;
+use tutti_core::{Millis, ProfileId};
 use tutti_store::{Outbox, OutboxRow, Outcome};
 
 use crate::clock::Clock;
@@ -34,38 +40,206 @@ use crate::config::WebhookConfig;
 use crate::metrics::Metrics;
 use crate::processor::ActionResult;
 
-/// Actions taken from the outbox per round.
-const ROUND: usize = 1024;
+/// The most actions held in memory (queued for a delivery thread, in flight, or waiting for a retry). More
+/// wait in the table and are read back as these drain.
+const HELD: usize = 65_536;
+/// The most rows taken from the table per read.
+const READ: usize = 4_096;
+/// Outcomes are recorded once this many have gathered...
+const RECORD_BATCH: usize = 1_024;
+/// ...or once the oldest has waited this long.
+const RECORD_AFTER: Duration = Duration::from_millis(5);
+/// The longest the dispatcher sleeps with nothing to do (retries come due on the injected clock).
+const IDLE: Duration = Duration::from_millis(20);
 /// The longest wait between retries.
 const MAX_BACKOFF_MS: Millis = 3_600_000;
 /// The most of a response body kept as the action's result.
 const MAX_RESULT_BYTES: u64 = 64 * 1024;
+
+/// What reaches the dispatcher's thread.
+pub(crate) enum Incoming {
+    /// Actions the processor has just committed to the outbox, in queue order.
+    Queued(Vec<OutboxRow>),
+    /// A profile was erased (its outbox rows deleted): forget its actions waiting for a retry.
+    Erased(ProfileId),
+    /// The processor has stopped: nothing more is queued until the next start.
+    Closed,
+    /// A delivery thread's attempts.
+    Attempted(Vec<(OutboxRow, Attempt)>),
+}
+
+/// The processor's end of the hand-off. Dropping it (the processor stopping, even by a panic) tells the
+/// dispatcher to finish what it holds and stop.
+pub(crate) struct ToDispatcher(pub mpsc::Sender<Incoming>);
+
+impl ToDispatcher {
+    /// Hands over actions committed to the outbox. If the dispatcher has gone, they stay in the table for the
+    /// next start.
+    pub fn queued(&self, rows: Vec<OutboxRow>) {
+        if !rows.is_empty() {
+            let _ = self.0.send(Incoming::Queued(rows));
+        }
+    }
+
+    pub fn erased(&self, profile: ProfileId) {
+        let _ = self.0.send(Incoming::Erased(profile));
+    }
+}
+
+impl Drop for ToDispatcher {
+    fn drop(&mut self) {
+        let _ = self.0.send(Incoming::Closed);
+    }
+}
 
 pub(crate) struct Dispatcher {
     pub outbox: Box<dyn Outbox>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub results: mpsc::Sender<ActionResult>,
-    /// Bumped by the processor when it queues actions; closed at shutdown.
-    pub feed: Arc<dyn LogFeed>,
+    /// The processor's hand-off and the delivery threads' attempts.
+    pub incoming: mpsc::Receiver<Incoming>,
+    /// A sender for the delivery threads to answer on.
+    pub answers: mpsc::Sender<Incoming>,
     pub webhook: WebhookConfig,
 }
 
 /// What one attempt came to.
-struct Attempt {
+pub(crate) struct Attempt {
     outcome: Outcome,
     result: Option<Value>,
 }
 
-/// What the delivery threads share: everything but the outbox, which only the dispatcher's thread touches.
+/// What the delivery threads share.
 struct Deliverer {
     clock: Arc<dyn Clock>,
     webhook: WebhookConfig,
     agent: ureq::Agent,
 }
 
-/// One delivery thread's share of a round: rows by their index in the round.
-type Share = Vec<(usize, OutboxRow)>;
+/// Which outbox rows the dispatcher holds in memory, and the rules that keep it from taking one twice.
+///
+/// A row is taken from the processor's hand-off or from a read of the table, held until its outcome is
+/// recorded (and, for a retry, until it is tried again), and only then let go. Reads go in queue order and
+/// remember how far they reached (`cursor`): every row at or below it was pending in the table when read (the
+/// processor queues in increasing order and commits in order), so a hand-off at or below the cursor came through
+/// a read already and is ignored; a read skips what is held. Rows that do not fit stay in the table and mark the
+/// ledger `behind`, which reads catch up on.
+struct Ledger {
+    /// Rows held: with a delivery thread, attempted and not yet recorded, or waiting for a retry.
+    held: HashSet<u64>,
+    /// Rows waiting for a retry, by when it is due.
+    retries: BTreeMap<(Millis, u64), OutboxRow>,
+    /// The highest sequence number a read of the table reached.
+    cursor: u64,
+    /// Whether the table may hold pending rows that are not held (at start, and after rows were turned away).
+    behind: bool,
+    capacity: usize,
+}
+
+impl Ledger {
+    fn new(capacity: usize) -> Ledger {
+        Ledger { held: HashSet::new(), retries: BTreeMap::new(), cursor: 0, behind: true, capacity }
+    }
+
+    /// Takes rows the processor queued; returns those due now. Rows it has no room for stay in the table.
+    fn queued(&mut self, rows: Vec<OutboxRow>, now: Millis) -> Vec<OutboxRow> {
+        let mut ready = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.seq <= self.cursor || self.held.contains(&row.seq) {
+                continue;
+            }
+            if self.held.len() >= self.capacity {
+                self.behind = true;
+                continue;
+            }
+            self.hold(row, now, &mut ready);
+        }
+        ready
+    }
+
+    /// How many rows the next read of the table may take, if one is wanted: only when behind, and only with
+    /// room for a good share of a read, so reads are not wasted one row at a time.
+    fn read_room(&self) -> Option<usize> {
+        let room = self.capacity.saturating_sub(self.held.len()).min(READ);
+        (self.behind && room >= (self.capacity / 2).min(READ)).then_some(room)
+    }
+
+    /// Takes what a read of pending rows after the cursor returned (in queue order, no more than
+    /// [`Ledger::read_room`]); `asked` is how many the read asked for. Returns the rows due now.
+    fn read(&mut self, rows: Vec<OutboxRow>, asked: usize, now: Millis) -> Vec<OutboxRow> {
+        if rows.len() < asked {
+            self.behind = false;
+        }
+        let mut ready = Vec::new();
+        for row in rows {
+            self.cursor = self.cursor.max(row.seq);
+            if !self.held.contains(&row.seq) {
+                self.hold(row, now, &mut ready);
+            }
+        }
+        ready
+    }
+
+    fn hold(&mut self, row: OutboxRow, now: Millis, ready: &mut Vec<OutboxRow>) {
+        self.held.insert(row.seq);
+        if row.due_at > now {
+            self.retries.insert((row.due_at, row.seq), row);
+        } else {
+            ready.push(row);
+        }
+    }
+
+    /// Retries due by `now`.
+    fn due(&mut self, now: Millis) -> Vec<OutboxRow> {
+        let later = self.retries.split_off(&(now + 1, 0));
+        std::mem::replace(&mut self.retries, later).into_values().collect()
+    }
+
+    fn next_retry(&self) -> Option<Millis> {
+        self.retries.keys().next().map(|(at, _)| *at)
+    }
+
+    /// An attempt's outcome is recorded (`kept`: the row was still in the table, not erased meanwhile): a retry
+    /// waits for its time, anything else is let go.
+    fn recorded(&mut self, mut row: OutboxRow, outcome: &Outcome, kept: bool) {
+        match outcome {
+            Outcome::Retry { at, .. } if kept => {
+                row.attempts += 1;
+                row.due_at = *at;
+                self.retries.insert((*at, row.seq), row);
+            }
+            _ => {
+                self.held.remove(&row.seq);
+            }
+        }
+    }
+
+    /// Forgets a profile's rows waiting for a retry (the processor has deleted them).
+    fn erased(&mut self, profile: ProfileId) {
+        let held = &mut self.held;
+        self.retries.retain(|_, row| {
+            let keep = row.profile != profile;
+            if !keep {
+                held.remove(&row.seq);
+            }
+            keep
+        });
+    }
+}
+
+/// The dispatcher thread's working state.
+struct Desk {
+    ledger: Ledger,
+    /// One channel per delivery thread (a profile's rows always to the same one).
+    lanes: Vec<mpsc::Sender<Vec<OutboxRow>>>,
+    /// Rows with a delivery thread.
+    in_flight: usize,
+    /// Attempts not yet recorded, and since when the oldest waits.
+    attempted: Vec<(OutboxRow, Attempt)>,
+    since: Option<Instant>,
+    closed: bool,
+}
 
 impl Dispatcher {
     pub fn run(mut self) {
@@ -79,111 +253,189 @@ impl Dispatcher {
         let resolver = GuardedResolver { allow_private: self.webhook.allow_private.clone() };
         let agent = ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::new(), resolver);
         let deliverer = Arc::new(Deliverer { clock: self.clock.clone(), webhook: self.webhook.clone(), agent });
-        let lanes = self.webhook.concurrency.max(1);
-        let (done_tx, done) = mpsc::channel::<Vec<(usize, Attempt)>>();
-        let mut workers = Vec::with_capacity(lanes);
-        for lane in 0..lanes {
-            let (tx, rx) = mpsc::channel::<(Share, Millis)>();
-            let (deliverer, done_tx) = (deliverer.clone(), done_tx.clone());
+        let mut desk = Desk {
+            ledger: Ledger::new(HELD),
+            lanes: Vec::new(),
+            in_flight: 0,
+            attempted: Vec::new(),
+            since: None,
+            closed: false,
+        };
+        for lane in 0..self.webhook.concurrency.max(1) {
+            let (tx, rx) = mpsc::channel::<Vec<OutboxRow>>();
+            let (deliverer, answers) = (deliverer.clone(), self.answers.clone());
             let spawned = std::thread::Builder::new().name(format!("tutti-deliver-{lane}")).spawn(move || {
                 crate::processor::lower_priority("delivery thread");
-                for (share, now) in rx {
-                    let attempts = share.into_iter().map(|(i, row)| (i, deliverer.deliver(&row, now))).collect();
-                    if done_tx.send(attempts).is_err() {
+                for rows in rx {
+                    let attempts = rows
+                        .into_iter()
+                        .map(|row| {
+                            let attempt = deliverer.deliver(&row, deliverer.clock.now_ms());
+                            (row, attempt)
+                        })
+                        .collect();
+                    if answers.send(Incoming::Attempted(attempts)).is_err() {
                         break;
                     }
                 }
             });
             match spawned {
-                Ok(_) => workers.push(tx),
+                Ok(_) => desk.lanes.push(tx),
                 Err(e) => tracing::error!(error = %e, "cannot start a delivery thread; delivering with fewer"),
             }
         }
-        drop(done_tx);
-        let mut seen = self.feed.head();
         loop {
             let now = self.clock.now_ms();
-            let rows = match self.outbox.due(now, ROUND) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the outbox; retrying");
-                    Vec::new()
+            let mut ready = desk.ledger.due(now);
+            if let Some(room) = desk.ledger.read_room() {
+                match self.outbox.pending_after(desk.ledger.cursor, room) {
+                    Ok(rows) => ready.extend(desk.ledger.read(rows, room, now)),
+                    Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
                 }
+            }
+            self.send(&mut desk, &deliverer, ready);
+            let record_by = desk.since.map(|t| t + RECORD_AFTER);
+            if !desk.attempted.is_empty()
+                && (desk.attempted.len() >= RECORD_BATCH
+                    || record_by.is_some_and(|t| t <= Instant::now())
+                    || desk.closed)
+            {
+                self.record(&mut desk);
+            }
+            if desk.closed && desk.in_flight == 0 && desk.attempted.is_empty() && desk.ledger.read_room().is_none() {
+                break;
+            }
+            // Asleep until something arrives, outcomes are due to be recorded, or a retry comes due (on the
+            // injected clock, so looked at every IDLE).
+            let mut wait = IDLE;
+            if desk.ledger.read_room().is_some() || (desk.closed && !desk.attempted.is_empty()) {
+                wait = Duration::ZERO;
+            }
+            if let Some(by) = record_by.filter(|_| !desk.attempted.is_empty()) {
+                wait = wait.min(by.saturating_duration_since(Instant::now()));
+            }
+            if let Some(at) = desk.ledger.next_retry() {
+                wait = wait.min(Duration::from_millis((at - self.clock.now_ms()).max(0) as u64));
+            }
+            let first = match self.incoming.recv_timeout(wait) {
+                Ok(message) => message,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                // Unreachable while this holds `answers`; handled as a close all the same.
+                Err(mpsc::RecvTimeoutError::Disconnected) => Incoming::Closed,
             };
-            if rows.is_empty() {
-                if self.feed.is_closed() {
-                    break;
+            self.take(&mut desk, &deliverer, first);
+            // Whatever else has arrived, without waiting.
+            for _ in 0..1024 {
+                match self.incoming.try_recv() {
+                    Ok(message) => self.take(&mut desk, &deliverer, message),
+                    Err(_) => break,
                 }
-                // Woken at once when actions are queued; otherwise looks again for retries coming due.
-                seen = self.feed.wait_beyond(seen, Duration::from_millis(20));
-                continue;
             }
-            let attempts = self.round(&deliverer, &workers, &done, &rows, now);
-            let mut outcomes = Vec::with_capacity(rows.len());
-            let mut handed_back = Vec::new();
-            for (row, attempt) in rows.iter().zip(attempts) {
-                match &attempt.outcome {
-                    Outcome::Done { .. } => {
-                        self.metrics.actions_delivered.fetch_add(1, Ordering::Relaxed);
-                        let waited = (self.clock.now_ms() - row.created_at).max(0);
-                        self.metrics.dispatch_latency.observe(waited as f64 / 1000.0);
-                    }
-                    Outcome::Retry { error, .. } => {
-                        self.metrics.actions_retried.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(key = %row.key, attempts = row.attempts + 1, %error, "delivery failed; will retry");
-                    }
-                    Outcome::Dead { error } => {
-                        self.metrics.actions_dead.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(key = %row.key, %error, "delivery given up; kept as a dead letter");
-                    }
-                }
-                if let Some(result) = attempt.result {
-                    handed_back.push(ActionResult { profile: row.profile, key: row.key.clone(), result });
-                }
-                outcomes.push((row.seq, attempt.outcome));
-            }
-            if let Err(e) = self.outbox.settle(&outcomes) {
-                // Not recorded: these are delivered again, which the idempotency key makes safe.
-                tracing::error!(error = %e, "cannot record deliveries; they will be repeated");
-                continue;
-            }
-            for result in handed_back {
-                let _ = self.results.send(result);
-            }
+        }
+        if !desk.ledger.retries.is_empty() {
+            tracing::info!(waiting = desk.ledger.retries.len(), "actions waiting for a retry resume at the next start");
         }
     }
 
-    /// Delivers one round across the delivery threads (a profile's rows to one thread, in order) and returns
-    /// the attempts in the order of `rows`. Without threads, delivers here.
-    fn round(
-        &self,
-        deliverer: &Deliverer,
-        workers: &[mpsc::Sender<(Share, Millis)>],
-        done: &mpsc::Receiver<Vec<(usize, Attempt)>>,
-        rows: &[OutboxRow],
-        now: Millis,
-    ) -> Vec<Attempt> {
-        let mut slots: Vec<Option<Attempt>> = rows.iter().map(|_| None).collect();
-        if !workers.is_empty() {
-            let mut shares: Vec<Share> = vec![Vec::new(); workers.len()];
-            for (i, row) in rows.iter().enumerate() {
-                shares[(row.profile.0 % workers.len() as u64) as usize].push((i, row.clone()));
+    fn take(&self, desk: &mut Desk, deliverer: &Deliverer, message: Incoming) {
+        match message {
+            Incoming::Queued(rows) => {
+                let ready = desk.ledger.queued(rows, self.clock.now_ms());
+                self.send(desk, deliverer, ready);
             }
-            let mut sent = 0;
-            for (share, worker) in shares.into_iter().zip(workers) {
-                if !share.is_empty() && worker.send((share, now)).is_ok() {
-                    sent += 1;
+            Incoming::Attempted(attempts) => {
+                desk.in_flight -= attempts.len().min(desk.in_flight);
+                self.attempted(desk, attempts);
+            }
+            Incoming::Erased(profile) => desk.ledger.erased(profile),
+            Incoming::Closed => desk.closed = true,
+        }
+    }
+
+    /// Hands rows to the delivery threads (a profile's to one thread, in order); delivers here what no thread
+    /// takes.
+    fn send(&self, desk: &mut Desk, deliverer: &Deliverer, rows: Vec<OutboxRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut here = Vec::new();
+        if desk.lanes.is_empty() {
+            here = rows;
+        } else {
+            let n = desk.lanes.len();
+            let mut shares: Vec<Vec<OutboxRow>> = vec![Vec::new(); n];
+            for row in rows {
+                shares[(row.profile.0 % n as u64) as usize].push(row);
+            }
+            for (share, lane) in shares.into_iter().zip(&desk.lanes) {
+                if share.is_empty() {
+                    continue;
                 }
-            }
-            for _ in 0..sent {
-                let Ok(attempts) = done.recv() else { break };
-                for (i, attempt) in attempts {
-                    slots[i] = Some(attempt);
+                let count = share.len();
+                match lane.send(share) {
+                    Ok(()) => desk.in_flight += count,
+                    Err(mpsc::SendError(share)) => here.extend(share),
                 }
             }
         }
-        // Whatever no thread answered for (none started, or one died) is delivered here.
-        slots.into_iter().zip(rows).map(|(slot, row)| slot.unwrap_or_else(|| deliverer.deliver(row, now))).collect()
+        if !here.is_empty() {
+            let attempts = here
+                .into_iter()
+                .map(|row| {
+                    let attempt = deliverer.deliver(&row, self.clock.now_ms());
+                    (row, attempt)
+                })
+                .collect();
+            self.attempted(desk, attempts);
+        }
+    }
+
+    fn attempted(&self, desk: &mut Desk, attempts: Vec<(OutboxRow, Attempt)>) {
+        let now = self.clock.now_ms();
+        for (row, attempt) in &attempts {
+            if let Outcome::Done { .. } = attempt.outcome {
+                self.metrics.actions_delivered.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dispatch_latency.observe((now - row.created_at).max(0) as f64 / 1000.0);
+            }
+        }
+        if desk.attempted.is_empty() {
+            desk.since = Some(Instant::now());
+        }
+        desk.attempted.extend(attempts);
+    }
+
+    /// Records the gathered outcomes in one transaction, then hands results back to the runs awaiting them.
+    fn record(&mut self, desk: &mut Desk) {
+        let outcomes: Vec<(u64, Outcome)> =
+            desk.attempted.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
+        let kept = match self.outbox.settle(&outcomes) {
+            Ok(kept) => kept,
+            Err(e) => {
+                // Kept in memory and recorded with the next batch; if the process dies first, these are
+                // delivered again, which the idempotency key makes safe.
+                tracing::error!(error = %e, "cannot record deliveries; trying again");
+                desk.since = Some(Instant::now());
+                return;
+            }
+        };
+        desk.since = None;
+        for ((row, attempt), kept) in std::mem::take(&mut desk.attempted).into_iter().zip(kept) {
+            match &attempt.outcome {
+                Outcome::Done { .. } => {}
+                Outcome::Retry { error, .. } => {
+                    self.metrics.actions_retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = %row.key, attempts = row.attempts + 1, %error, "delivery failed; will retry");
+                }
+                Outcome::Dead { error } => {
+                    self.metrics.actions_dead.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(key = %row.key, %error, "delivery given up; kept as a dead letter");
+                }
+            }
+            if let Some(result) = attempt.result {
+                let _ = self.results.send(ActionResult { profile: row.profile, key: row.key.clone(), result });
+            }
+            desk.ledger.recorded(row, &attempt.outcome, kept);
+        }
     }
 }
 
@@ -383,6 +635,84 @@ pub fn is_private(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(seq: u64, profile: u64, due_at: Millis) -> OutboxRow {
+        OutboxRow {
+            seq,
+            key: format!("run-{seq}:tell:1"),
+            profile: ProfileId(profile),
+            connector: "webhook".into(),
+            body: b"{}".to_vec(),
+            created_at: 0,
+            due_at,
+            attempts: 0,
+        }
+    }
+
+    fn seqs(rows: &[OutboxRow]) -> Vec<u64> {
+        rows.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn the_ledger_never_takes_a_row_twice_between_hand_offs_and_reads() {
+        let mut ledger = Ledger::new(100);
+        // At start it reads the table; the processor hands over row 3 meanwhile.
+        assert_eq!(ledger.read_room(), Some(100));
+        assert_eq!(seqs(&ledger.queued(vec![row(3, 1, 0)], 10)), [3]);
+        // The read finds 1..=3 pending (3 is held already) and reaches the end.
+        let ready = ledger.read(vec![row(1, 1, 0), row(2, 2, 50), row(3, 1, 0)], 100, 10);
+        assert_eq!(seqs(&ready), [1], "2 waits for its retry, 3 is held");
+        assert_eq!(ledger.read_room(), None, "caught up");
+        // The hand-off of a row the read already took (queued before the read, handed over after) is ignored,
+        // even once that row is recorded and let go.
+        ledger.recorded(row(1, 1, 0), &Outcome::Done { result: "{}".into() }, true);
+        assert!(ledger.queued(vec![row(1, 1, 0)], 10).is_empty());
+        assert!(ledger.queued(vec![row(3, 1, 0)], 10).is_empty(), "still held");
+        assert_eq!(seqs(&ledger.queued(vec![row(4, 3, 0)], 10)), [4]);
+        assert_eq!(ledger.due(49).len(), 0);
+        assert_eq!(seqs(&ledger.due(50)), [2]);
+    }
+
+    #[test]
+    fn the_ledger_leaves_what_does_not_fit_in_the_table_and_reads_it_back() {
+        let mut ledger = Ledger::new(4);
+        assert_eq!(ledger.read(Vec::new(), 4, 0).len(), 0);
+        let ready = ledger.queued((1..=6).map(|s| row(s, s, 0)).collect(), 0);
+        assert_eq!(seqs(&ready), [1, 2, 3, 4], "5 and 6 stay in the table");
+        assert_eq!(ledger.read_room(), None, "no room to read into");
+        for r in ready.into_iter().take(3) {
+            ledger.recorded(r, &Outcome::Done { result: "{}".into() }, true);
+        }
+        let room = ledger.read_room().expect("room again, and behind");
+        assert_eq!(room, 3);
+        // The table still has 4 (held) and 5, 6 pending after the cursor.
+        let ready = ledger.read(vec![row(4, 4, 0), row(5, 5, 0), row(6, 6, 0)], room, 0);
+        assert_eq!(seqs(&ready), [5, 6]);
+        assert_eq!(ledger.read_room(), None, "a full read may not be the end: still behind, but no room");
+        assert!(ledger.behind);
+    }
+
+    #[test]
+    fn retries_wait_in_the_ledger_and_erasure_or_deletion_lets_them_go() {
+        let mut ledger = Ledger::new(10);
+        ledger.read(Vec::new(), 10, 0);
+        let ready = ledger.queued(vec![row(1, 7, 0), row(2, 8, 0), row(3, 7, 0)], 0);
+        let mut ready = ready.into_iter();
+        let (a, b, c) = (ready.next().unwrap(), ready.next().unwrap(), ready.next().unwrap());
+        ledger.recorded(a, &Outcome::Retry { at: 1_000, error: "HTTP 503".into() }, true);
+        ledger.recorded(b, &Outcome::Retry { at: 2_000, error: "HTTP 503".into() }, true);
+        // Row 3's profile was erased while it was being delivered: its row is gone, so it is not retried.
+        ledger.recorded(c, &Outcome::Retry { at: 1_000, error: "HTTP 503".into() }, false);
+        assert_eq!(ledger.next_retry(), Some(1_000));
+        ledger.erased(ProfileId(7));
+        assert_eq!(ledger.next_retry(), Some(2_000));
+        let due = ledger.due(2_000);
+        assert_eq!(seqs(&due), [2]);
+        assert_eq!((due[0].attempts, due[0].due_at), (1, 2_000));
+        assert_eq!(ledger.held.len(), 1, "row 2 stays held while it is tried again");
+        ledger.recorded(due.into_iter().next().unwrap(), &Outcome::Dead { error: "HTTP 400".into() }, true);
+        assert!(ledger.held.is_empty());
+    }
 
     #[test]
     fn the_resolver_refuses_private_addresses_unless_allowed() {

@@ -106,7 +106,6 @@ pub struct Engine {
     processor: Mutex<Option<mpsc::Sender<processor::Command>>>,
     flow_store: Arc<SqliteFlowReader>,
     definitions: Arc<FlowDefinitions>,
-    outbox_feed: Arc<LocalFeed>,
     /// Serialises definition changes (store, then rebuild).
     definitions_write: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -160,14 +159,15 @@ impl Engine {
         }
         let definitions = Arc::new(FlowDefinitions::default());
         definitions.set(definitions::build(&flow_store.all()?));
-        let outbox_feed = Arc::new(LocalFeed::new(0));
         let (results_tx, results) = mpsc::channel();
+        let (to_dispatcher, incoming) = mpsc::channel();
         let dispatcher = dispatch::Dispatcher {
             outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
             clock: clock.clone(),
             metrics: metrics.clone(),
             results: results_tx,
-            feed: outbox_feed.clone(),
+            incoming,
+            answers: to_dispatcher.clone(),
             webhook: config.webhook.clone(),
         };
         let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
@@ -186,7 +186,7 @@ impl Engine {
             settings: processor::ProcessorSettings::default(),
             definitions: definitions.clone(),
             results,
-            outbox_feed: outbox_feed.clone(),
+            dispatcher: dispatch::ToDispatcher(to_dispatcher),
         };
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
 
@@ -221,7 +221,6 @@ impl Engine {
             processor: Mutex::new(Some(commands_tx)),
             flow_store,
             definitions,
-            outbox_feed,
             definitions_write: Mutex::new(()),
             threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer]),
             stop_checkpointer,
@@ -411,7 +410,6 @@ impl Engine {
     pub fn shutdown(&self) {
         self.intake.shutdown_blocking();
         self.processor.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.outbox_feed.close();
         self.stop_checkpointer.store(1, Ordering::Relaxed);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

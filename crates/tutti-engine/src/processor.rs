@@ -19,9 +19,10 @@ use tokio::sync::oneshot;
 use tutti_bus::LogFeed;
 use tutti_core::identity::resolve;
 use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, ResolveInput};
-use tutti_store::{EventReader, MergeRecord, ProfileBatch, ProfileStore, StoreError, Tombstone};
+use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
 use crate::clock::Clock;
+use crate::dispatch::ToDispatcher;
 use crate::flows::{FlowDefinitions, FlowRuntime};
 use crate::intake::{Intake, IntakeError};
 use crate::metrics::Metrics;
@@ -114,8 +115,8 @@ pub(crate) struct Processor {
     pub settings: ProcessorSettings,
     pub definitions: Arc<FlowDefinitions>,
     pub results: mpsc::Receiver<ActionResult>,
-    /// Told when new actions are queued, so the dispatcher wakes.
-    pub outbox_feed: Arc<dyn LogFeed>,
+    /// Where each batch's new actions go once committed.
+    pub dispatcher: ToDispatcher,
 }
 
 struct State {
@@ -263,11 +264,21 @@ impl Processor {
         pending.batch.checkpoint = checkpoint;
         pending.batch.next_profile_id = state.next_id;
         pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
-        if let Err(e) = self.store.commit(&pending.batch) {
-            // The in-memory caches may hold uncommitted changes: drop them and replay from the checkpoint.
-            self.reset(state, std::mem::take(&mut pending.results))?;
-            return Err(e.into());
-        }
+        let queued = match self.store.commit(&pending.batch) {
+            Ok(queued) => queued,
+            Err(e) => {
+                // The in-memory caches may hold uncommitted changes: drop them and replay from the checkpoint.
+                self.reset(state, std::mem::take(&mut pending.results))?;
+                return Err(e.into());
+            }
+        };
+        self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
+        let rows = std::mem::take(&mut pending.batch.flows.outbox)
+            .into_iter()
+            .zip(queued)
+            .filter_map(|(item, seq)| Some(OutboxRow::queued(seq?, item)))
+            .collect();
+        self.dispatcher.queued(rows);
         if !pending.dropped.is_empty() {
             self.metrics.events_erased_in_flight.fetch_add(pending.dropped.len() as u64, Ordering::Relaxed);
             self.intake.scrub_blocking()?;
@@ -277,11 +288,7 @@ impl Processor {
         self.metrics.profiles.fetch_add(pending.created - pending.batch.deleted.len() as i64, Ordering::Relaxed);
         self.metrics.merges.fetch_add(pending.batch.moves.len() as u64, Ordering::Relaxed);
         self.metrics.events_processed.fetch_add(pending.batch.attributions.len() as u64, Ordering::Relaxed);
-        self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
         self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
-        if !pending.batch.flows.outbox.is_empty() {
-            self.outbox_feed.publish(self.outbox_feed.head() + 1);
-        }
         self.processed.publish(checkpoint);
         self.evict(state);
         state.flows.evict();
@@ -495,6 +502,7 @@ impl Processor {
         }
         state.profiles.remove(&id);
         state.flows.erase(id);
+        self.dispatcher.erased(id);
         self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
     }

@@ -182,7 +182,25 @@ pub struct OutboxRow {
     pub connector: String,
     pub body: Vec<u8>,
     pub created_at: Millis,
+    /// When the next attempt is due (the creation time until an attempt fails).
+    pub due_at: Millis,
     pub attempts: u32,
+}
+
+impl OutboxRow {
+    /// The row an item becomes once queued as `seq`.
+    pub fn queued(seq: u64, item: OutboxItem) -> OutboxRow {
+        OutboxRow {
+            seq,
+            key: item.key,
+            profile: item.profile,
+            connector: item.connector,
+            body: item.body,
+            created_at: item.created_at,
+            due_at: item.created_at,
+            attempts: 0,
+        }
+    }
 }
 
 /// How a delivery attempt ended.
@@ -229,8 +247,9 @@ pub trait ProfileStore: Send {
     fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>>;
     /// A profile's stored state.
     fn profile(&self, id: ProfileId) -> Result<Option<Profile>>;
-    /// Commits a batch atomically and durably.
-    fn commit(&mut self, batch: &ProfileBatch) -> Result<()>;
+    /// Commits a batch atomically and durably. Returns the sequence number each of `batch.flows.outbox` was
+    /// queued as, in order, or `None` for an action whose key was already queued.
+    fn commit(&mut self, batch: &ProfileBatch) -> Result<Vec<Option<u64>>>;
     /// The highest log `seq` already processed.
     fn checkpoint(&self) -> Result<u64>;
     /// The next unused profile id.
@@ -254,12 +273,11 @@ pub trait ProfileStore: Send {
 
 /// The outbox as the dispatcher sees it (its own connection).
 pub trait Outbox: Send {
-    /// Pending actions due at `now`, oldest first.
-    fn due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
-    /// Records how attempts ended, in one transaction.
-    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<()>;
-    /// When the next pending action is due, if any.
-    fn next_due(&self) -> Result<Option<Millis>>;
+    /// Pending actions (due now or later) queued as `seq` numbers above `after`, in that order.
+    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// Records how attempts ended, in one transaction. Returns, for each, whether its row was still there (an
+    /// erasure deletes a profile's rows).
+    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<Vec<bool>>;
 }
 
 /// Flow queries for the API, and the definitions managed through it.

@@ -13,6 +13,11 @@ use serde_json::Value;
 use tutti_engine::config::{Config, Overrides};
 use tutti_engine::{Engine, SystemClock};
 
+/// mimalloc instead of the C library's allocator: the processor allocates and frees many small, short-lived
+/// values per event (JSON members, strings of a run record), and glibc's bins cost it about a sixth of its time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tutti", version, about = "Tutti: the marketing orchestration engine")]
 struct Cli {

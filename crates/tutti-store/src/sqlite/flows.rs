@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     result     TEXT,
     error      TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (due_at, seq) WHERE state = 'pending';
+-- The dispatcher keeps pending actions in memory and reads them back from here at start (in queue order).
+DROP INDEX IF EXISTS outbox_pending;
+CREATE INDEX IF NOT EXISTS outbox_pending_seq ON outbox (seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_by_profile ON outbox (profile_id);
 -- A rowid table: run records are a kilobyte or more, too large for a WITHOUT ROWID table to keep well.
 CREATE TABLE IF NOT EXISTS runs (
@@ -68,8 +70,9 @@ CREATE TABLE IF NOT EXISTS definitions (
 ) WITHOUT ROWID;
 ";
 
-/// Writes a batch's flow changes inside the processor's transaction.
-pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<()> {
+/// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
+/// item was queued as (`None` for a key already queued).
+pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Option<u64>>> {
     let mut put_state = tx.prepare_cached("INSERT OR REPLACE INTO flow_states (profile_id, state) VALUES (?1, ?2)")?;
     let mut drop_state = tx.prepare_cached("DELETE FROM flow_states WHERE profile_id = ?1")?;
     for (pid, state) in &batch.states {
@@ -90,8 +93,11 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<()> {
         "INSERT OR IGNORE INTO outbox (key, profile_id, connector, body, created_at, due_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?;
+    let mut queued = Vec::with_capacity(batch.outbox.len());
     for item in &batch.outbox {
-        queue.execute(params![item.key, item.profile.0 as i64, item.connector, item.body, item.created_at])?;
+        let inserted =
+            queue.execute(params![item.key, item.profile.0 as i64, item.connector, item.body, item.created_at])?;
+        queued.push((inserted == 1).then(|| tx.last_insert_rowid() as u64));
     }
     let mut put_run = tx.prepare_cached(
         "INSERT OR REPLACE INTO runs (id, profile_id, flow, version, state, started_at, updated_at, body)
@@ -118,7 +124,7 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<()> {
             leave.execute(params![segment, pid.0 as i64])?;
         }
     }
-    Ok(())
+    Ok(queued)
 }
 
 /// Moves a merged-away profile's flow rows to the profile it joined (its state was absorbed by the caller).
@@ -163,6 +169,7 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         body: r.get(4)?,
         created_at: r.get(5)?,
         attempts: r.get::<_, i64>(6)? as u32,
+        due_at: r.get(7)?,
     })
 }
 
@@ -183,41 +190,39 @@ impl SqliteOutbox {
 }
 
 impl Outbox for SqliteOutbox {
-    fn due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxRow>> {
+    fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, key, profile_id, connector, body, created_at, attempts FROM outbox
-             WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at, seq LIMIT ?2",
+            "SELECT seq, key, profile_id, connector, body, created_at, attempts, due_at FROM outbox
+             INDEXED BY outbox_pending_seq WHERE seq > ?1 AND state = 'pending' ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64], outbox_row)?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], outbox_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<()> {
+    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<Vec<bool>> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut kept = Vec::with_capacity(outcomes.len());
         {
             let mut done = tx.prepare_cached(
-                "UPDATE outbox SET state = 'done', attempts = attempts + 1, result = ?2, error = NULL WHERE seq = ?1",
+                "UPDATE outbox SET state = 'done', attempts = attempts + 1, result = ?2, error = NULL WHERE seq = ?1 AND state = 'pending'",
             )?;
             let mut retry =
-                tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, due_at = ?2, error = ?3 WHERE seq = ?1")?;
+                tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, due_at = ?2, error = ?3 WHERE seq = ?1 AND state = 'pending'")?;
             let mut dead = tx.prepare_cached(
-                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, error = ?2 WHERE seq = ?1",
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, error = ?2 WHERE seq = ?1 AND state = 'pending'",
             )?;
             for (seq, outcome) in outcomes {
                 let seq = *seq as i64;
-                match outcome {
+                let changed = match outcome {
                     Outcome::Done { result } => done.execute(params![seq, result])?,
                     Outcome::Retry { at, error } => retry.execute(params![seq, at, error])?,
                     Outcome::Dead { error } => dead.execute(params![seq, error])?,
                 };
+                kept.push(changed == 1);
             }
         }
         tx.commit()?;
-        Ok(())
-    }
-
-    fn next_due(&self) -> Result<Option<Millis>> {
-        Ok(self.conn.query_row("SELECT min(due_at) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))?)
+        Ok(kept)
     }
 }
 
@@ -291,10 +296,10 @@ impl FlowReader for SqliteFlowReader {
     fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>> {
         self.pool.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, key, profile_id, connector, body, created_at, attempts, error FROM outbox
+                "SELECT seq, key, profile_id, connector, body, created_at, attempts, due_at, error FROM outbox
                  WHERE state = ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![state, limit as i64], |r| Ok((outbox_row(r)?, r.get(7)?)))?;
+            let rows = stmt.query_map(params![state, limit as i64], |r| Ok((outbox_row(r)?, r.get(8)?)))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }

@@ -123,7 +123,7 @@ impl ProfileStore for SqliteProfileStore {
         profile(&self.conn, id)
     }
 
-    fn commit(&mut self, batch: &ProfileBatch) -> Result<()> {
+    fn commit(&mut self, batch: &ProfileBatch) -> Result<Vec<Option<u64>>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut link = tx.prepare_cached(
@@ -163,10 +163,10 @@ impl ProfileStore for SqliteProfileStore {
             set_meta.execute(params!["checkpoint", batch.checkpoint as i64])?;
             set_meta.execute(params!["next_profile_id", batch.next_profile_id as i64])?;
         }
-        flows::commit(&tx, &batch.flows)?;
+        let queued = flows::commit(&tx, &batch.flows)?;
         tx.commit()?;
         self.wal.after_commit(&self.conn);
-        Ok(())
+        Ok(queued)
     }
 
     fn checkpoint(&self) -> Result<u64> {
