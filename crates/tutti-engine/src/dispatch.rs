@@ -110,11 +110,11 @@ pub(crate) struct Attempt {
     result: Option<Value>,
 }
 
-/// What the delivery threads share.
+/// Delivers one action through its connector. Lives on a Tokio runtime (the delivery thread's).
 struct Deliverer {
     clock: Arc<dyn Clock>,
     webhook: WebhookConfig,
-    agent: ureq::Agent,
+    client: HttpClient,
 }
 
 /// Which outbox rows the dispatcher holds in memory, and the rules that keep it from taking one twice.
@@ -231,28 +231,58 @@ impl Ledger {
 /// The dispatcher thread's working state.
 struct Desk {
     ledger: Ledger,
-    /// One channel per delivery thread (a profile's rows always to the same one).
-    lanes: Vec<mpsc::Sender<Vec<OutboxRow>>>,
-    /// Rows with a delivery thread.
+    /// One channel per delivery lane (a profile's rows always to the same one).
+    lanes: Vec<tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>>,
+    /// Rows with a delivery lane.
     in_flight: usize,
     /// Attempts not yet recorded, and since when the oldest waits.
     attempted: Vec<(OutboxRow, Attempt)>,
     since: Option<Instant>,
     closed: bool,
+    /// Where rows are delivered if the delivery thread is gone: a runtime on this thread, made when needed.
+    fallback: Option<(tokio::runtime::Runtime, Deliverer)>,
+}
+
+/// Starts the delivery thread: one Tokio runtime on one thread with `[webhook] concurrency` lanes, each
+/// delivering its rows one after another (so a profile's actions arrive in order) while the lanes run side by
+/// side. Returns the lanes' channels.
+fn spawn_delivery(
+    clock: Arc<dyn Clock>,
+    webhook: WebhookConfig,
+    answers: mpsc::Sender<Incoming>,
+) -> std::io::Result<Vec<tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let lanes = webhook.concurrency.max(1);
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..lanes).map(|_| tokio::sync::mpsc::unbounded_channel::<Vec<OutboxRow>>()).unzip();
+    std::thread::Builder::new().name("tutti-deliver".into()).spawn(move || {
+        crate::processor::lower_priority("delivery thread");
+        runtime.block_on(async move {
+            let deliverer = Arc::new(Deliverer::new(clock, webhook));
+            let mut tasks = tokio::task::JoinSet::new();
+            for mut rx in receivers {
+                let (deliverer, answers) = (deliverer.clone(), answers.clone());
+                tasks.spawn(async move {
+                    while let Some(rows) = rx.recv().await {
+                        let mut attempts = Vec::with_capacity(rows.len());
+                        for row in rows {
+                            let attempt = deliverer.deliver(&row).await;
+                            attempts.push((row, attempt));
+                        }
+                        if answers.send(Incoming::Attempted(attempts)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+    })?;
+    Ok(senders)
 }
 
 impl Dispatcher {
     pub fn run(mut self) {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(self.webhook.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_idle_connections(self.webhook.concurrency.max(1) * 4)
-            .max_idle_connections_per_host(self.webhook.concurrency.max(1))
-            .build();
-        let resolver = GuardedResolver { allow_private: self.webhook.allow_private.clone() };
-        let agent = ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::new(), resolver);
-        let deliverer = Arc::new(Deliverer { clock: self.clock.clone(), webhook: self.webhook.clone(), agent });
         let mut desk = Desk {
             ledger: Ledger::new(HELD),
             lanes: Vec::new(),
@@ -260,29 +290,11 @@ impl Dispatcher {
             attempted: Vec::new(),
             since: None,
             closed: false,
+            fallback: None,
         };
-        for lane in 0..self.webhook.concurrency.max(1) {
-            let (tx, rx) = mpsc::channel::<Vec<OutboxRow>>();
-            let (deliverer, answers) = (deliverer.clone(), self.answers.clone());
-            let spawned = std::thread::Builder::new().name(format!("tutti-deliver-{lane}")).spawn(move || {
-                crate::processor::lower_priority("delivery thread");
-                for rows in rx {
-                    let attempts = rows
-                        .into_iter()
-                        .map(|row| {
-                            let attempt = deliverer.deliver(&row, deliverer.clock.now_ms());
-                            (row, attempt)
-                        })
-                        .collect();
-                    if answers.send(Incoming::Attempted(attempts)).is_err() {
-                        break;
-                    }
-                }
-            });
-            match spawned {
-                Ok(_) => desk.lanes.push(tx),
-                Err(e) => tracing::error!(error = %e, "cannot start a delivery thread; delivering with fewer"),
-            }
+        match spawn_delivery(self.clock.clone(), self.webhook.clone(), self.answers.clone()) {
+            Ok(lanes) => desk.lanes = lanes,
+            Err(e) => tracing::error!(error = %e, "cannot start the delivery thread; delivering on the dispatcher's"),
         }
         loop {
             let now = self.clock.now_ms();
@@ -293,7 +305,7 @@ impl Dispatcher {
                     Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
                 }
             }
-            self.send(&mut desk, &deliverer, ready);
+            self.send(&mut desk, ready);
             let record_by = desk.since.map(|t| t + RECORD_AFTER);
             if !desk.attempted.is_empty()
                 && (desk.attempted.len() >= RECORD_BATCH
@@ -323,11 +335,11 @@ impl Dispatcher {
                 // Unreachable while this holds `answers`; handled as a close all the same.
                 Err(mpsc::RecvTimeoutError::Disconnected) => Incoming::Closed,
             };
-            self.take(&mut desk, &deliverer, first);
+            self.take(&mut desk, first);
             // Whatever else has arrived, without waiting.
             for _ in 0..1024 {
                 match self.incoming.try_recv() {
-                    Ok(message) => self.take(&mut desk, &deliverer, message),
+                    Ok(message) => self.take(&mut desk, message),
                     Err(_) => break,
                 }
             }
@@ -337,11 +349,11 @@ impl Dispatcher {
         }
     }
 
-    fn take(&self, desk: &mut Desk, deliverer: &Deliverer, message: Incoming) {
+    fn take(&self, desk: &mut Desk, message: Incoming) {
         match message {
             Incoming::Queued(rows) => {
                 let ready = desk.ledger.queued(rows, self.clock.now_ms());
-                self.send(desk, deliverer, ready);
+                self.send(desk, ready);
             }
             Incoming::Attempted(attempts) => {
                 desk.in_flight -= attempts.len().min(desk.in_flight);
@@ -352,9 +364,8 @@ impl Dispatcher {
         }
     }
 
-    /// Hands rows to the delivery threads (a profile's to one thread, in order); delivers here what no thread
-    /// takes.
-    fn send(&self, desk: &mut Desk, deliverer: &Deliverer, rows: Vec<OutboxRow>) {
+    /// Hands rows to the delivery lanes (a profile's to one lane, in order); delivers here what no lane takes.
+    fn send(&self, desk: &mut Desk, rows: Vec<OutboxRow>) {
         if rows.is_empty() {
             return;
         }
@@ -374,20 +385,39 @@ impl Dispatcher {
                 let count = share.len();
                 match lane.send(share) {
                     Ok(()) => desk.in_flight += count,
-                    Err(mpsc::SendError(share)) => here.extend(share),
+                    Err(tokio::sync::mpsc::error::SendError(share)) => here.extend(share),
                 }
             }
         }
-        if !here.is_empty() {
-            let attempts = here
-                .into_iter()
-                .map(|row| {
-                    let attempt = deliverer.deliver(&row, self.clock.now_ms());
-                    (row, attempt)
-                })
-                .collect();
-            self.attempted(desk, attempts);
+        if here.is_empty() {
+            return;
         }
+        if desk.fallback.is_none() {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let deliverer = {
+                        let _inside = runtime.enter();
+                        Deliverer::new(self.clock.clone(), self.webhook.clone())
+                    };
+                    desk.fallback = Some((runtime, deliverer));
+                }
+                Err(e) => {
+                    // Nothing can deliver: the rows stay pending in the table for the next start.
+                    tracing::error!(error = %e, "cannot deliver: no runtime for the webhook client");
+                    return;
+                }
+            }
+        }
+        let (runtime, deliverer) = desk.fallback.as_ref().expect("made above");
+        let attempts = runtime.block_on(async {
+            let mut attempts = Vec::with_capacity(here.len());
+            for row in here {
+                let attempt = deliverer.deliver(&row).await;
+                attempts.push((row, attempt));
+            }
+            attempts
+        });
+        self.attempted(desk, attempts);
     }
 
     fn attempted(&self, desk: &mut Desk, attempts: Vec<(OutboxRow, Attempt)>) {
@@ -439,8 +469,22 @@ impl Dispatcher {
     }
 }
 
+/// The HTTP client of the webhook connector.
+type HttpClient = hyper_util::client::legacy::Client<GuardedConnector, http_body_util::Full<bytes::Bytes>>;
+
 impl Deliverer {
-    fn deliver(&self, row: &OutboxRow, now: Millis) -> Attempt {
+    /// Must be built inside the Tokio runtime its requests will run on (connections belong to it).
+    fn new(clock: Arc<dyn Clock>, webhook: WebhookConfig) -> Deliverer {
+        let connector =
+            GuardedConnector { resolver: Arc::new(GuardedResolver { allow_private: webhook.allow_private.clone() }) };
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(webhook.concurrency.max(1))
+            .build(connector);
+        Deliverer { clock, webhook, client }
+    }
+
+    async fn deliver(&self, row: &OutboxRow) -> Attempt {
         let dispatch: Dispatch = match serde_json::from_slice(&row.body) {
             Ok(d) => d,
             Err(e) => return dead(format!("the stored action cannot be read: {e}")),
@@ -451,7 +495,7 @@ impl Deliverer {
                     step = %dispatch.step, payload = %dispatch.payload, "log action");
                 Ok(json!({"logged": true}))
             }
-            "webhook" => self.webhook(&dispatch),
+            "webhook" => self.webhook(&dispatch).await,
             other => Err(Failure::Permanent(format!("no connector named `{other}`"))),
         };
         match delivered {
@@ -473,19 +517,24 @@ impl Deliverer {
                     };
                 }
                 let backoff = (1_000i64 << (attempts - 1).min(22)).min(MAX_BACKOFF_MS);
-                Attempt { outcome: Outcome::Retry { at: now + backoff, error }, result: None }
+                Attempt { outcome: Outcome::Retry { at: self.clock.now_ms() + backoff, error }, result: None }
             }
         }
     }
 
-    fn webhook(&self, dispatch: &Dispatch) -> Result<Value, Failure> {
+    async fn webhook(&self, dispatch: &Dispatch) -> Result<Value, Failure> {
         let Some(url) = dispatch.payload.get("url").and_then(Value::as_str) else {
             return Err(Failure::Permanent("a webhook action needs a `url` in its payload".into()));
         };
-        let uri: ureq::http::Uri = url.parse().map_err(|e| Failure::Permanent(format!("`{url}` is not a URL: {e}")))?;
-        let scheme = uri.scheme_str().unwrap_or("");
-        if scheme != "http" && scheme != "https" {
-            return Err(Failure::Permanent(format!("`{url}`: only http and https are allowed")));
+        let uri: hyper::Uri = url.parse().map_err(|e| Failure::Permanent(format!("`{url}` is not a URL: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(Failure::Permanent(format!(
+                    "`{url}`: this build's webhook connector speaks plain HTTP only (TLS comes with the connectors)"
+                )));
+            }
+            _ => return Err(Failure::Permanent(format!("`{url}`: only http and https are allowed"))),
         }
         if uri.host().is_none() {
             return Err(Failure::Permanent(format!("`{url}` has no host")));
@@ -495,10 +544,8 @@ impl Deliverer {
             object.remove("url");
         }
         let bytes = serde_json::to_vec(&body).expect("JSON serialises");
-        let mut request = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json")
+        let mut request = hyper::Request::post(uri)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", &dispatch.key)
             .header("Tutti-Flow", &dispatch.flow)
             .header("Tutti-Step", &dispatch.step);
@@ -510,14 +557,26 @@ impl Deliverer {
             let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
             request = request.header("Tutti-Signature", format!("t={t},v1={signature}"));
         }
-        let mut response = request.send(&bytes[..]).map_err(|e| match e {
-            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<PrivateAddress>()) => {
-                Failure::Permanent(io.to_string())
-            }
-            other => Failure::Transient(other.to_string()),
-        })?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().with_config().limit(MAX_RESULT_BYTES).read_to_string().unwrap_or_default();
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))
+            .map_err(|e| Failure::Permanent(format!("the request cannot be built: {e}")))?;
+        let exchange = async {
+            let response =
+                self.client.request(request).await.map_err(|e| {
+                    if refused(&e) { Failure::Permanent(chain(&e)) } else { Failure::Transient(chain(&e)) }
+                })?;
+            let status = response.status().as_u16();
+            // A body over the limit (or cut off) is kept as empty: the status is what decides.
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESULT_BYTES as usize);
+            let text = match http_body_util::BodyExt::collect(limited).await {
+                Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+                Err(_) => String::new(),
+            };
+            Ok::<_, Failure>((status, text))
+        };
+        let (status, text) = tokio::time::timeout(self.webhook.timeout, exchange)
+            .await
+            .map_err(|_| Failure::Transient(format!("no answer within {:?}", self.webhook.timeout)))??;
         let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
         match status {
             200..=299 => Ok(json!({"status": status, "body": body})),
@@ -527,9 +586,89 @@ impl Deliverer {
     }
 }
 
-/// The webhook client's name resolver: it resolves, then refuses private addresses unless allow-listed (by host
-/// name or by address). The refusal is a [`PrivateAddress`] inside an I/O error of kind `PermissionDenied`,
-/// which the connector treats as permanent (other I/O errors, `EPERM` from a firewall included, stay transient).
+/// Whether a client error comes from the resolver refusing a private address (a permanent failure).
+fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<PrivateAddress>() {
+            return true;
+        }
+        // An I/O error's `source` skips the error it wraps.
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<PrivateAddress>())
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// An error and its causes, as one line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
+/// The webhook client's connector: it resolves the host (IP literals without a lookup, names on Tokio's
+/// blocking pool), refuses private addresses unless allow-listed ([`GuardedResolver`]), and connects to the
+/// addresses it checked, in order.
+#[derive(Clone)]
+struct GuardedConnector {
+    resolver: Arc<GuardedResolver>,
+}
+
+impl tower_service::Service<hyper::Uri> for GuardedConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let resolver = self.resolver.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or_else(|| std::io::Error::other(format!("`{uri}` has no host")))?.to_owned();
+            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
+            let addrs = if literal {
+                resolver.check(&host, port)?
+            } else {
+                let name = host.clone();
+                tokio::task::spawn_blocking(move || resolver.check(&name, port))
+                    .await
+                    .map_err(std::io::Error::other)??
+            };
+            let mut last = None;
+            for addr in addrs {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        stream.set_nodelay(true)?;
+                        return Ok(hyper_util::rt::TokioIo::new(stream));
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other(format!("{host} has no address"))))
+        })
+    }
+}
+
+/// The webhook connector's name resolution: it resolves, then refuses private addresses unless allow-listed (by
+/// host name or by address). The refusal is a [`PrivateAddress`] inside an I/O error of kind
+/// `PermissionDenied`, which the connector treats as permanent (other I/O errors, `EPERM` from a firewall
+/// included, stay transient).
 #[derive(Debug)]
 struct GuardedResolver {
     allow_private: Vec<String>,
@@ -564,25 +703,6 @@ impl GuardedResolver {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct PrivateAddress(String);
-
-impl ureq::unversioned::resolver::Resolver for GuardedResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        _config: &ureq::config::Config,
-        _timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        let addrs = self.check(host, port)?;
-        let mut out = self.empty();
-        // ureq keeps at most 16 addresses.
-        for addr in addrs.into_iter().take(16) {
-            out.push(addr);
-        }
-        if out.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(out) }
-    }
-}
 
 enum Failure {
     Permanent(String),

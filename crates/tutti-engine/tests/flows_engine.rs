@@ -218,3 +218,46 @@ fn waiting_runs_survive_a_restart_and_act_once() {
     assert_eq!(engine.pending_timers().unwrap(), 0);
     engine.shutdown();
 }
+
+#[test]
+fn private_and_unsupported_destinations_become_dead_letters_without_a_request() {
+    let receiver = Receiver::start();
+    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        flows.path().join("probe.yaml"),
+        format!(
+            "flow: probe\ncategory: transactional\ntrigger: {{ event: Ping }}\nentry: {{ every_time: true }}\nsteps:\n  \
+             - id: literal\n    action: webhook.post\n    with: {{ url: '{}/a' }}\n  \
+             - id: named\n    action: webhook.post\n    with: {{ url: 'http://localhost:{port}/b' }}\n  \
+             - id: tls\n    action: webhook.post\n    with: {{ url: 'https://hooks.example.com/c' }}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
+    let mut config = Config::default();
+    config.storage.data_dir = data.path().to_owned();
+    config.flows.dir = Some(flows.path().to_owned());
+    // No allow-list: loopback is refused, by address and by name.
+    let engine = Engine::start(config, clock.clone()).unwrap();
+    ingest(&engine, &[json!({"type": "track", "userId": "mai", "event": "Ping"})]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let dead = engine.outbox("dead", 10).unwrap();
+        if dead.len() == 3 || Instant::now() > deadline {
+            break dead;
+        }
+        std::thread::yield_now();
+    };
+    let errors: Vec<String> = dead.iter().map(|(_, e)| e.clone().unwrap_or_default()).collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    // One attempt each: a refusal is permanent, not retried.
+    assert!(dead.iter().all(|(row, _)| row.attempts == 1), "{dead:?}");
+    assert!(errors[0].contains("127.0.0.1") && errors[0].contains("allow_private"), "{}", errors[0]);
+    assert!(errors[1].contains("localhost") && errors[1].contains("allow_private"), "{}", errors[1]);
+    assert!(errors[2].contains("plain HTTP only"), "{}", errors[2]);
+    assert!(engine.outbox("pending", 10).unwrap().is_empty());
+    assert!(receiver.got.0.lock().unwrap().is_empty(), "nothing reached the receiver");
+    engine.shutdown();
+}
