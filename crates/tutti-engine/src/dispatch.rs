@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -45,10 +45,8 @@ use crate::processor::ActionResult;
 const HELD: usize = 65_536;
 /// The most rows taken from the table per read.
 const READ: usize = 4_096;
-/// Outcomes are recorded once this many have gathered...
-const RECORD_BATCH: usize = 1_024;
-/// ...or once the oldest has waited this long.
-const RECORD_AFTER: Duration = Duration::from_millis(5);
+/// How long the recorder waits before trying again when outcomes cannot be written.
+const RECORD_RETRY: Duration = Duration::from_millis(100);
 /// The longest the dispatcher sleeps with nothing to do (retries come due on the injected clock).
 const IDLE: Duration = Duration::from_millis(20);
 /// The longest wait between retries.
@@ -64,8 +62,10 @@ pub(crate) enum Incoming {
     Erased(ProfileId),
     /// The processor has stopped: nothing more is queued until the next start.
     Closed,
-    /// A delivery thread's attempts.
+    /// A delivery lane's attempts.
     Attempted(Vec<(OutboxRow, Attempt)>),
+    /// The recorder has written these outcomes; `bool`: the row was still there (not erased meanwhile).
+    Recorded(Vec<(OutboxRow, Outcome, bool)>),
 }
 
 /// The processor's end of the hand-off. Dropping it (the processor stopping, even by a panic) tells the
@@ -93,7 +93,10 @@ impl Drop for ToDispatcher {
 }
 
 pub(crate) struct Dispatcher {
+    /// Read at start (and when behind) on the dispatcher's thread.
     pub outbox: Box<dyn Outbox>,
+    /// Written by the recorder thread: outcomes, in batches. Taken by [`Dispatcher::run`].
+    pub recorder: Option<Box<dyn Outbox>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub results: mpsc::Sender<ActionResult>,
@@ -235,9 +238,10 @@ struct Desk {
     lanes: Vec<tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>>,
     /// Rows with a delivery lane.
     in_flight: usize,
-    /// Attempts not yet recorded, and since when the oldest waits.
-    attempted: Vec<(OutboxRow, Attempt)>,
-    since: Option<Instant>,
+    /// Attempted rows with the recorder.
+    recording: usize,
+    /// Where attempts go to be recorded.
+    record: Option<mpsc::Sender<Vec<(OutboxRow, Attempt)>>>,
     closed: bool,
     /// Where rows are delivered if the delivery thread is gone: a runtime on this thread, made when needed.
     fallback: Option<(tokio::runtime::Runtime, Deliverer)>,
@@ -287,11 +291,24 @@ impl Dispatcher {
             ledger: Ledger::new(HELD),
             lanes: Vec::new(),
             in_flight: 0,
-            attempted: Vec::new(),
-            since: None,
+            recording: 0,
+            record: None,
             closed: false,
             fallback: None,
         };
+        if let Some(outbox) = self.recorder.take() {
+            let recorder = Recorder {
+                outbox,
+                metrics: self.metrics.clone(),
+                results: self.results.clone(),
+                answers: self.answers.clone(),
+            };
+            let (record, attempts) = mpsc::channel();
+            match std::thread::Builder::new().name("tutti-record".into()).spawn(move || recorder.run(attempts)) {
+                Ok(_) => desk.record = Some(record),
+                Err(e) => tracing::error!(error = %e, "cannot start the recorder; outcomes wait for the next start"),
+            }
+        }
         match spawn_delivery(self.clock.clone(), self.webhook.clone(), self.answers.clone()) {
             Ok(lanes) => desk.lanes = lanes,
             Err(e) => tracing::error!(error = %e, "cannot start the delivery thread; delivering on the dispatcher's"),
@@ -306,26 +323,12 @@ impl Dispatcher {
                 }
             }
             self.send(&mut desk, ready);
-            let record_by = desk.since.map(|t| t + RECORD_AFTER);
-            if !desk.attempted.is_empty()
-                && (desk.attempted.len() >= RECORD_BATCH
-                    || record_by.is_some_and(|t| t <= Instant::now())
-                    || desk.closed)
-            {
-                self.record(&mut desk);
-            }
-            if desk.closed && desk.in_flight == 0 && desk.attempted.is_empty() && desk.ledger.read_room().is_none() {
+            if desk.closed && desk.in_flight == 0 && desk.recording == 0 && desk.ledger.read_room().is_none() {
                 break;
             }
-            // Asleep until something arrives, outcomes are due to be recorded, or a retry comes due (on the
-            // injected clock, so looked at every IDLE).
-            let mut wait = IDLE;
-            if desk.ledger.read_room().is_some() || (desk.closed && !desk.attempted.is_empty()) {
-                wait = Duration::ZERO;
-            }
-            if let Some(by) = record_by.filter(|_| !desk.attempted.is_empty()) {
-                wait = wait.min(by.saturating_duration_since(Instant::now()));
-            }
+            // Asleep until something arrives or a retry comes due (on the injected clock, so looked at every
+            // IDLE).
+            let mut wait = if desk.ledger.read_room().is_some() { Duration::ZERO } else { IDLE };
             if let Some(at) = desk.ledger.next_retry() {
                 wait = wait.min(Duration::from_millis((at - self.clock.now_ms()).max(0) as u64));
             }
@@ -358,6 +361,12 @@ impl Dispatcher {
             Incoming::Attempted(attempts) => {
                 desk.in_flight -= attempts.len().min(desk.in_flight);
                 self.attempted(desk, attempts);
+            }
+            Incoming::Recorded(recorded) => {
+                desk.recording -= recorded.len().min(desk.recording);
+                for (row, outcome, kept) in recorded {
+                    desk.ledger.recorded(row, &outcome, kept);
+                }
             }
             Incoming::Erased(profile) => desk.ledger.erased(profile),
             Incoming::Closed => desk.closed = true,
@@ -420,6 +429,8 @@ impl Dispatcher {
         self.attempted(desk, attempts);
     }
 
+    /// Counts deliveries and hands the attempts to the recorder. The hand-off path never waits for the
+    /// database: writing outcomes (which may wait for the processor's commit) happens on the recorder's thread.
     fn attempted(&self, desk: &mut Desk, attempts: Vec<(OutboxRow, Attempt)>) {
         let now = self.clock.now_ms();
         for (row, attempt) in &attempts {
@@ -428,28 +439,56 @@ impl Dispatcher {
                 self.metrics.dispatch_latency.observe((now - row.created_at).max(0) as f64 / 1000.0);
             }
         }
-        if desk.attempted.is_empty() {
-            desk.since = Some(Instant::now());
+        let count = attempts.len();
+        match &desk.record {
+            Some(record) if record.send(attempts).is_ok() => desk.recording += count,
+            // No recorder: the rows stay held (not delivered again) and pending in the table, so the next start
+            // delivers them again, which the idempotency key makes safe.
+            _ => tracing::error!(count, "outcomes cannot be recorded: the recorder is gone"),
         }
-        desk.attempted.extend(attempts);
+    }
+}
+
+/// Writes delivery outcomes in batches on its own thread: whatever has gathered while the last write waited for
+/// the database goes into the next transaction.
+struct Recorder {
+    outbox: Box<dyn Outbox>,
+    metrics: Arc<Metrics>,
+    results: mpsc::Sender<ActionResult>,
+    answers: mpsc::Sender<Incoming>,
+}
+
+impl Recorder {
+    fn run(mut self, attempts: mpsc::Receiver<Vec<(OutboxRow, Attempt)>>) {
+        let mut batch: Vec<(OutboxRow, Attempt)> = Vec::new();
+        while let Ok(first) = attempts.recv() {
+            batch.extend(first);
+            batch.extend(attempts.try_iter().flatten());
+            loop {
+                let outcomes: Vec<(u64, Outcome)> =
+                    batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
+                match self.outbox.settle(&outcomes) {
+                    Ok(kept) => {
+                        self.recorded(std::mem::take(&mut batch), kept);
+                        break;
+                    }
+                    Err(e) => {
+                        // Kept and written with the next try; if the process dies first, these are delivered
+                        // again, which the idempotency key makes safe.
+                        tracing::error!(error = %e, "cannot record deliveries; trying again");
+                        std::thread::sleep(RECORD_RETRY);
+                        batch.extend(attempts.try_iter().flatten());
+                    }
+                }
+            }
+        }
     }
 
-    /// Records the gathered outcomes in one transaction, then hands results back to the runs awaiting them.
-    fn record(&mut self, desk: &mut Desk) {
-        let outcomes: Vec<(u64, Outcome)> =
-            desk.attempted.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
-        let kept = match self.outbox.settle(&outcomes) {
-            Ok(kept) => kept,
-            Err(e) => {
-                // Kept in memory and recorded with the next batch; if the process dies first, these are
-                // delivered again, which the idempotency key makes safe.
-                tracing::error!(error = %e, "cannot record deliveries; trying again");
-                desk.since = Some(Instant::now());
-                return;
-            }
-        };
-        desk.since = None;
-        for ((row, attempt), kept) in std::mem::take(&mut desk.attempted).into_iter().zip(kept) {
+    /// Logs and counts what was written, hands results back to the runs awaiting them, and tells the
+    /// dispatcher, which lets the rows go (or keeps them for their retry).
+    fn recorded(&self, batch: Vec<(OutboxRow, Attempt)>, kept: Vec<bool>) {
+        let mut back = Vec::with_capacity(batch.len());
+        for ((row, attempt), kept) in batch.into_iter().zip(kept) {
             match &attempt.outcome {
                 Outcome::Done { .. } => {}
                 Outcome::Retry { error, .. } => {
@@ -464,8 +503,9 @@ impl Dispatcher {
             if let Some(result) = attempt.result {
                 let _ = self.results.send(ActionResult { profile: row.profile, key: row.key.clone(), result });
             }
-            desk.ledger.recorded(row, &attempt.outcome, kept);
+            back.push((row, attempt.outcome, kept));
         }
+        let _ = self.answers.send(Incoming::Recorded(back));
     }
 }
 

@@ -163,6 +163,7 @@ impl Engine {
         let (to_dispatcher, incoming) = mpsc::channel();
         let dispatcher = dispatch::Dispatcher {
             outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
+            recorder: Some(Box::new(SqliteOutbox::open(&paths.profiles)?)),
             clock: clock.clone(),
             metrics: metrics.clone(),
             results: results_tx,
