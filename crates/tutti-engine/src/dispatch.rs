@@ -2,24 +2,25 @@
 //!
 //! The processor hands it each batch's new actions in memory right after committing them ([`ToDispatcher`]),
 //! so the hot path never reads the outbox table: the table is the durable record, read back only at start
-//! (and when more actions wait than the dispatcher holds in memory). Actions go straight to a pool of
-//! `[webhook] concurrency` delivery threads: a profile's actions always to the same thread, one after another,
-//! so they arrive in order, while different profiles' actions are delivered side by side and no thread waits
-//! for another. Outcomes are recorded in batches (one transaction per few milliseconds or per thousand):
-//! delivered (with the connector's result, handed back to the run when it awaits it), retried later with
-//! exponential backoff (network errors, 429 and 5xx; the retry waits in memory and in the table), or a dead
-//! letter (other 4xx, a refused address, attempts exhausted). An action delivered but not yet recorded when the
-//! process dies is delivered again at the next start: the `Idempotency-Key` header (the run, step and visit)
-//! lets the receiver see it is the same action.
+//! (and when more actions wait than the dispatcher holds in memory). Actions go straight to `[webhook]
+//! concurrency` lanes, tasks on one delivery thread running hyper's pooled HTTP/1.1 client: a profile's actions
+//! always to the same lane, one after another, so they arrive in order, while the lanes deliver side by side and
+//! none waits for another. Outcomes are written on a recorder thread, in batches (whatever gathers while one
+//! write waits for the database goes into the next): delivered (with the connector's result, handed back to the
+//! run when it awaits it), retried later with exponential backoff (network errors, 429 and 5xx; the retry waits
+//! in memory and in the table), or a dead letter (other 4xx, a refused address, https, attempts exhausted). An
+//! action delivered but not yet recorded when the process dies is delivered again at the next start: the
+//! `Idempotency-Key` header (the run, step and visit) lets the receiver see it is the same action.
 //!
 //! [`Ledger`] is the bookkeeping that keeps an action from being taken twice: from the processor's hand-off and
 //! from a read of the table, or from a read after it was recorded.
 //!
 //! The webhook connector refuses private, loopback and link-local addresses unless the host is allow-listed
 //! in `[webhook] allow_private`, so flows cannot be turned against the network Tutti runs in. The check sits in
-//! the HTTP client's resolver ([`GuardedResolver`]): the addresses checked are the addresses connected to, so a
-//! name that resolves to a public address for a check and to a private one a moment later (DNS rebinding)
-//! gains nothing. IP literals are not looked up at all, and no thread is spawned per request.
+//! the HTTP client's connector ([`GuardedConnector`], [`GuardedResolver`]): the addresses checked are the
+//! addresses connected to, so a name that resolves to a public address for a check and to a private one a
+//! moment later (DNS rebinding) gains nothing. IP literals are checked without a lookup; names are looked up on
+//! Tokio's blocking pool.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
