@@ -269,12 +269,7 @@ fn spawn_delivery(
                 let (deliverer, answers) = (deliverer.clone(), answers.clone());
                 tasks.spawn(async move {
                     while let Some(rows) = rx.recv().await {
-                        let mut attempts = Vec::with_capacity(rows.len());
-                        for row in rows {
-                            let attempt = deliverer.deliver(&row).await;
-                            attempts.push((row, attempt));
-                        }
-                        if answers.send(Incoming::Attempted(attempts)).is_err() {
+                        if answers.send(Incoming::Attempted(deliverer.deliver_all(rows).await)).is_err() {
                             break;
                         }
                     }
@@ -419,14 +414,7 @@ impl Dispatcher {
             }
         }
         let (runtime, deliverer) = desk.fallback.as_ref().expect("made above");
-        let attempts = runtime.block_on(async {
-            let mut attempts = Vec::with_capacity(here.len());
-            for row in here {
-                let attempt = deliverer.deliver(&row).await;
-                attempts.push((row, attempt));
-            }
-            attempts
-        });
+        let attempts = runtime.block_on(deliverer.deliver_all(here));
         self.attempted(desk, attempts);
     }
 
@@ -523,6 +511,16 @@ impl Deliverer {
             .pool_max_idle_per_host(webhook.concurrency.max(1))
             .build(connector);
         Deliverer { clock, webhook, client }
+    }
+
+    /// Delivers rows one after another, in order.
+    async fn deliver_all(&self, rows: Vec<OutboxRow>) -> Vec<(OutboxRow, Attempt)> {
+        let mut attempts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let attempt = self.deliver(&row).await;
+            attempts.push((row, attempt));
+        }
+        attempts
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Attempt {
