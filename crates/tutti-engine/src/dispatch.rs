@@ -101,9 +101,9 @@ pub(crate) struct Dispatcher {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub results: mpsc::Sender<ActionResult>,
-    /// The processor's hand-off and the delivery threads' attempts.
+    /// The processor's hand-off, the delivery lanes' attempts and the recorder's confirmations.
     pub incoming: mpsc::Receiver<Incoming>,
-    /// A sender for the delivery threads to answer on.
+    /// A sender for the delivery lanes and the recorder to answer on.
     pub answers: mpsc::Sender<Incoming>,
     pub webhook: WebhookConfig,
 }

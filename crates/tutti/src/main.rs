@@ -13,8 +13,9 @@ use serde_json::Value;
 use tutti_engine::config::{Config, Overrides};
 use tutti_engine::{Engine, SystemClock};
 
-/// mimalloc instead of the C library's allocator: the processor allocates and frees many small, short-lived
-/// values per event (JSON members, strings of a run record), and glibc's bins cost it about a sixth of its time.
+/// mimalloc instead of the C library's allocator: every thread on the path of an action allocates and frees
+/// many small, short-lived values (JSON members, run records, HTTP requests). Measured end to end on the flows
+/// load scenario, the two built in turns: 9,029 runs/s with it, 7,575 without.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

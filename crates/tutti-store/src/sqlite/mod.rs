@@ -45,7 +45,7 @@ const BUSY_ATTEMPTS: i32 = SHORT_WAITS + 10_000;
 
 /// The first waits for a lock are this many steps of 100 µs: locks are held for about a millisecond here (a
 /// commit), and SQLite's own handler sleeps 1, 2, 5, 10 ms and on, so two writers of one database (the
-/// processor and the dispatcher) would hold each other up for far longer than either holds the lock.
+/// processor and the delivery recorder) would hold each other up for far longer than either holds the lock.
 const SHORT_WAITS: i32 = 20;
 
 /// How a connection waits for a lock: short steps first, then steps of a millisecond, for about 10 s in all.
