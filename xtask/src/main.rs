@@ -25,6 +25,21 @@ struct Cli {
 enum Task {
     /// Load-test the tracking API and print a report.
     Load(LoadArgs),
+    /// Time the creative analysis over a synthetic campaign and print a report.
+    Insights(InsightsArgs),
+}
+
+#[derive(clap::Args)]
+struct InsightsArgs {
+    /// Our creatives, spread over three channels.
+    #[arg(long, default_value_t = 10_000)]
+    creatives: usize,
+    /// Days of performance per creative (creatives x days = performance rows).
+    #[arg(long, default_value_t = 100)]
+    days: u32,
+    /// Timed repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,7 +97,52 @@ const ADMIN_TOKEN: &str = "load-admin-token";
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Load(args) => load(args),
+        Task::Insights(args) => insights(args),
     }
+}
+
+/// The creative analysis over `creatives` x `days` synthetic performance rows, timed end to end (summing the rows
+/// per creative, fitting the channel priors, the posterior draws, the comparisons).
+fn insights(args: InsightsArgs) -> anyhow::Result<()> {
+    use tutti_insights::synth::{Spec, generate};
+    let mut spec = Spec::s6(42);
+    let channels = spec.channels.len();
+    for (i, c) in spec.channels.iter_mut().enumerate() {
+        c.creatives = args.creatives / channels + usize::from(i < args.creatives % channels);
+    }
+    spec.days = args.days;
+    let made = Instant::now();
+    let campaign = generate(&spec);
+    println!("# Tutti insights benchmark");
+    println!(
+        "machine: {} cores; {} creatives ({} ours), {} performance rows, generated in {:.2} s",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        campaign.creatives.len(),
+        args.creatives,
+        campaign.performance.len(),
+        made.elapsed().as_secs_f64()
+    );
+    let options = tutti_insights::Options::default();
+    let mut times = Vec::new();
+    let mut report = None;
+    for _ in 0..args.runs.max(1) {
+        let started = Instant::now();
+        report = Some(tutti_insights::analyze(&campaign.creatives, &campaign.performance, &options));
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let report = report.expect("at least one run");
+    let comparisons: usize = report.channels.iter().flat_map(|c| &c.traits).map(|t| t.comparisons.len()).sum();
+    println!(
+        "analysis ({} draws, {} channels, {comparisons} comparisons): median {:.3} s, min {:.3} s, max {:.3} s over {} runs",
+        options.draws,
+        report.channels.len(),
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        times.len()
+    );
+    Ok(())
 }
 
 struct Server {
