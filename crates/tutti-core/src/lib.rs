@@ -7,6 +7,7 @@
 
 pub mod codes;
 pub mod condition;
+pub mod creative;
 pub mod cron;
 pub mod event;
 pub mod flow;

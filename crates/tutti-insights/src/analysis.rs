@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::model::{Creative, Performance, Totals};
 use crate::stats::{BetaPrior, Rng, quantile};
+use tutti_core::creative::{Creative, Performance, Totals};
 
 /// What an analysis looks at and how cautious it is.
 #[derive(Debug, Clone)]
@@ -192,6 +192,13 @@ pub fn analyze<'a>(
     options: &Options,
 ) -> Report {
     let (totals, unknown_creatives) = totals_by_creative(creatives, performance, options.from, options.to);
+    Report { unknown_creatives, ..analyze_totals(creatives, &totals, options) }
+}
+
+/// [`analyze`] from each creative's sums over the window (`totals[i]` belongs to `creatives[i]`), as a store
+/// computes them without handing over every row. `options.from` and `options.to` are only reported.
+pub fn analyze_totals(creatives: &[Creative], totals: &[Totals], options: &Options) -> Report {
+    assert_eq!(creatives.len(), totals.len(), "one total per creative");
     let mut channels: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, c) in creatives.iter().enumerate() {
         if c.owner.is_ours() && totals[i].impressions > 0 {
@@ -204,7 +211,7 @@ pub fn analyze<'a>(
         .map(|(channel, members)| {
             // Seeded by name, so adding a channel does not change another channel's figures.
             let rng = root.fork(fnv1a(channel.as_bytes()));
-            channel_report(channel, &members, creatives, &totals, options, &rng)
+            channel_report(channel, &members, creatives, totals, options, &rng)
         })
         .collect();
     Report {
@@ -213,7 +220,7 @@ pub fn analyze<'a>(
         draws: options.draws,
         threshold: options.threshold,
         channels,
-        unknown_creatives,
+        unknown_creatives: 0,
     }
 }
 
@@ -276,13 +283,7 @@ fn channel_report(
 ) -> ChannelReport {
     let mut channel_totals = Totals::default();
     for &i in members {
-        let t = &totals[i];
-        channel_totals.impressions += t.impressions;
-        channel_totals.clicks += t.clicks;
-        channel_totals.conversions += t.conversions;
-        channel_totals.spend += t.spend;
-        channel_totals.revenue += t.revenue;
-        channel_totals.days = channel_totals.days.max(t.days);
+        channel_totals.merge(&totals[i]);
     }
     let bounded = |t: &Totals| {
         let clicks = t.clicks.min(t.impressions);
@@ -318,14 +319,7 @@ fn channel_report(
     for (m, of) in groups.of_member.iter().enumerate() {
         for &g in of {
             counts[g] += 1;
-            let t = &totals[members[m]];
-            let gt = &mut group_totals[g];
-            gt.impressions += t.impressions;
-            gt.clicks += t.clicks;
-            gt.conversions += t.conversions;
-            gt.spend += t.spend;
-            gt.revenue += t.revenue;
-            gt.days = gt.days.max(t.days);
+            group_totals[g].merge(&totals[members[m]]);
         }
     }
     let enough = |g: usize, metric: Metric| {

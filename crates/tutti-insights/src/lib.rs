@@ -1,16 +1,17 @@
 //! Creative intelligence: creatives, their tags and their daily performance, and what the tags say about what
 //! wins on which channel, with how sure the data lets us be.
 //!
-//! - [`model`]: creatives, tags (with confidence and source), daily performance.
+//! The data model (creatives, tags with confidence and source, daily performance) is `tutti_core::creative`.
 //! - [`analysis`]: Beta-Binomial posteriors per creative shrunk toward the channel's mean, a Bayesian bootstrap
 //!   over creatives per trait value, the probability that one value beats another and the expected lift.
+//! - [`import`]: Meta Ads Manager, Google Ads and generic CSV exports, in chunks, with rejected rows and why.
 //! - [`synth`]: synthetic campaigns with planted effects, to check the analysis against a known truth.
 //! - [`stats`]: the seeded generator and the distributions.
 
 pub mod analysis;
-pub mod model;
+pub mod import;
 pub mod stats;
 pub mod synth;
 
-pub use analysis::{Options, Report, analyze};
-pub use model::{Creative, Daily, Owner, Performance, Tag, TagSource, Totals};
+pub use analysis::{Options, Report, analyze, analyze_totals};
+pub use tutti_core::creative::{Creative, Daily, Owner, Performance, Tag, TagSource, Totals};

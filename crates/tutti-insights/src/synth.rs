@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use jiff::ToSpan;
 use jiff::civil::Date;
 
-use crate::model::{Creative, Daily, Owner, Performance, Tag};
 use crate::stats::{BetaPrior, Rng};
+use tutti_core::creative::{Creative, Daily, Owner, Performance, Tag};
 
 #[derive(Debug, Clone)]
 pub struct TraitSpec {
@@ -27,8 +27,8 @@ pub struct ChannelSpec {
     pub base_conversion: f64,
     /// Mean impressions per creative per day.
     pub daily_impressions: u64,
-    /// Cost of 1,000 impressions, in minor units.
-    pub cpm: i64,
+    /// Cost of 1,000 impressions, in millionths of the currency unit.
+    pub cpm_micros: i64,
 }
 
 /// A planted effect: creatives with `value` of `trait_name` on `channel` have their rates multiplied by one plus
@@ -75,13 +75,13 @@ impl Spec {
     /// Story S6's shape: three channels; on `facebook` emotional creatives are clicked 30% more often than
     /// rational ones; on `google` tone makes no difference; nothing else has any effect anywhere.
     pub fn s6(seed: u64) -> Spec {
-        let channel = |name: &str, ctr: f64, cvr: f64, cpm: i64| ChannelSpec {
+        let channel = |name: &str, ctr: f64, cvr: f64, cpm_dollars: f64| ChannelSpec {
             name: name.to_owned(),
             creatives: 80,
             base_click_through: ctr,
             base_conversion: cvr,
             daily_impressions: 2_000,
-            cpm,
+            cpm_micros: (cpm_dollars * 1e6) as i64,
         };
         Spec {
             seed,
@@ -89,9 +89,9 @@ impl Spec {
             start: jiff::civil::date(2026, 3, 1),
             days: 30,
             channels: vec![
-                channel("facebook", 0.012, 0.04, 90_000),
-                channel("google", 0.035, 0.06, 150_000),
-                channel("tiktok", 0.009, 0.02, 60_000),
+                channel("facebook", 0.012, 0.04, 9.0),
+                channel("google", 0.035, 0.06, 15.0),
+                channel("tiktok", 0.009, 0.02, 6.0),
             ],
             traits: default_traits(),
             effects: vec![Effect {
@@ -154,8 +154,8 @@ pub fn generate(spec: &Spec) -> Campaign {
                         impressions,
                         clicks,
                         conversions,
-                        spend: impressions as i64 * channel.cpm / 1_000,
-                        revenue: None,
+                        spend_micros: impressions as i64 * channel.cpm_micros / 1_000,
+                        revenue_micros: None,
                     },
                 });
             }

@@ -11,6 +11,9 @@
 
 pub mod sqlite;
 
+use std::collections::{BTreeMap, HashMap};
+
+use tutti_core::creative::{Creative, Performance, Tag, Totals};
 use tutti_core::{Identifier, Millis, Profile, ProfileId};
 
 /// Storage failures. The message is for logs; clients see only a stable code.
@@ -311,4 +314,45 @@ pub trait ProfileReader: Send + Sync {
     /// Merges into this profile, oldest first.
     fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>>;
     fn count_profiles(&self) -> Result<u64>;
+}
+
+/// What a write of creatives or performance rows did, row by row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Changes {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Already stored exactly so: re-importing a file lands here.
+    pub unchanged: u64,
+}
+
+impl Changes {
+    pub fn add(&mut self, other: Changes) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Creatives, their tags and their daily performance (creative intelligence). Safe to share between threads.
+pub trait CreativeStore: Send + Sync {
+    /// Inserts or updates creatives by id. Tags carried by a creative are written like [`CreativeStore::put_tags`].
+    fn put_creatives(&self, creatives: &[Creative]) -> Result<Changes>;
+    /// Inserts or replaces rows by (creative, day): a day's numbers are whatever the latest export said.
+    fn put_performance(&self, rows: &[Performance]) -> Result<Changes>;
+    /// Sets tags of one creative. A manual tag is never replaced by one that is not manual; a manual tag
+    /// replaces anything.
+    fn put_tags(&self, creative: &str, tags: &BTreeMap<String, Tag>) -> Result<()>;
+    /// Removes a manual tag, so the next tagging decides that trait again. Returns whether there was one.
+    fn clear_manual_tag(&self, creative: &str, name: &str) -> Result<bool>;
+    /// Every creative with its tags, by id.
+    fn creatives(&self) -> Result<Vec<Creative>>;
+    fn creative(&self, id: &str) -> Result<Option<Creative>>;
+    /// Each creative's sums over the days in `[from, to]` (all days when `None`), by creative id.
+    fn totals(
+        &self,
+        from: Option<tutti_core::creative::Date>,
+        to: Option<tutti_core::creative::Date>,
+    ) -> Result<HashMap<String, Totals>>;
+    /// Rows of performance stored.
+    fn count_performance(&self) -> Result<u64>;
 }

@@ -1,8 +1,9 @@
-//! Creatives, their tags and their daily performance.
+//! Creatives (ads, posts, emails: whatever was shown to people and measured), their tags and their daily
+//! performance. The data model of creative intelligence; the analysis lives in `tutti-insights`.
 
 use std::collections::BTreeMap;
 
-use jiff::civil::Date;
+pub use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 /// Whose creative it is: ours (with performance) or a named competitor's (tags only, for the competitor view).
@@ -82,16 +83,16 @@ impl Creative {
     }
 }
 
-/// One creative's numbers for one day. Money is in the account's currency, in minor units (cents, đồng, fen), so
-/// that sums are exact.
+/// One creative's numbers for one day. Money is in millionths of the account currency's unit (as Google Ads
+/// reports `cost_micros`): exact sums, and no table of how many decimals each currency has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Daily {
     pub impressions: u64,
     pub clicks: u64,
     pub conversions: u64,
-    pub spend: i64,
+    pub spend_micros: i64,
     /// When the source reports it.
-    pub revenue: Option<i64>,
+    pub revenue_micros: Option<i64>,
 }
 
 /// A row of performance: a creative on a day.
@@ -109,8 +110,8 @@ pub struct Totals {
     pub impressions: u64,
     pub clicks: u64,
     pub conversions: u64,
-    pub spend: i64,
-    pub revenue: i64,
+    pub spend_micros: i64,
+    pub revenue_micros: i64,
     pub days: u32,
 }
 
@@ -121,8 +122,18 @@ impl Totals {
         self.impressions += d.impressions;
         self.clicks += d.clicks;
         self.conversions += d.conversions;
-        self.spend += d.spend;
-        self.revenue += d.revenue.unwrap_or(0);
+        self.spend_micros += d.spend_micros;
+        self.revenue_micros += d.revenue_micros.unwrap_or(0);
         self.days += 1;
+    }
+
+    /// Adds another span's sums (`days` keeps the longer span: spans of different creatives overlap in time).
+    pub fn merge(&mut self, other: &Totals) {
+        self.impressions += other.impressions;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+        self.spend_micros += other.spend_micros;
+        self.revenue_micros += other.revenue_micros;
+        self.days = self.days.max(other.days);
     }
 }
