@@ -34,7 +34,8 @@ pub struct Options {
     /// The same seed and inputs give the same report.
     pub seed: u64,
     /// A value is called better (worse) when the probability that it beats the other is at least this (at most
-    /// one minus this).
+    /// one minus this). With more than two values to compare within a trait, each pair's bar is raised so that
+    /// the trait as a whole keeps this standard (Bonferroni over its pairs).
     pub threshold: f64,
     /// Fewer distinct creatives than this with a value: not enough data.
     pub min_creatives: usize,
@@ -127,6 +128,9 @@ pub struct Comparison {
     pub probability: Option<f64>,
     /// `a`'s rate relative to `b`'s, minus one (0.3 is 30% higher).
     pub lift: Option<Interval>,
+    /// The probability `a` (or `b`) had to reach to be called better: the threshold, raised when the trait has
+    /// more than two values to compare.
+    pub bar: f64,
     pub verdict: Verdict,
 }
 
@@ -358,9 +362,15 @@ fn channel_report(
                 .collect();
             let mut comparisons = Vec::new();
             for metric in [Metric::ClickThrough, Metric::Conversion] {
+                // Many pairs, many chances for one to cross the bar by luck: the bar rises with the number of
+                // pairs that can be compared (Bonferroni), so a six-valued trait is held to the same overall
+                // standard as a two-valued one.
+                let comparable = gs.iter().filter(|&&g| enough(g, metric)).count();
+                let pairs = (comparable * comparable.saturating_sub(1) / 2).max(1);
+                let bar = 1.0 - (1.0 - options.threshold) / pairs as f64;
                 for (x, &a) in gs.iter().enumerate() {
                     for &b in &gs[x + 1..] {
-                        comparisons.push(compare(&groups, &samples[metric as usize], a, b, metric, options, |g| {
+                        comparisons.push(compare(&groups, &samples[metric as usize], a, b, metric, bar, |g| {
                             enough(g, metric)
                         }));
                     }
@@ -385,7 +395,7 @@ fn compare(
     a: usize,
     b: usize,
     metric: Metric,
-    options: &Options,
+    bar: f64,
     enough: impl Fn(usize) -> bool,
 ) -> Comparison {
     let (name_a, name_b) = (groups.keys[a].1.clone(), groups.keys[b].1.clone());
@@ -396,6 +406,7 @@ fn compare(
             b: name_b,
             probability: None,
             lift: None,
+            bar,
             verdict: Verdict::NotEnoughData,
         };
     }
@@ -403,9 +414,9 @@ fn compare(
     let wins = sa.iter().zip(sb).filter(|(x, y)| x > y).count();
     let probability = wins as f64 / sa.len() as f64;
     let mut lift: Vec<f64> = sa.iter().zip(sb).filter(|(_, y)| **y > 0.0).map(|(x, y)| x / y - 1.0).collect();
-    let verdict = if probability >= options.threshold {
+    let verdict = if probability >= bar {
         Verdict::Better
-    } else if probability <= 1.0 - options.threshold {
+    } else if probability <= 1.0 - bar {
         Verdict::Worse
     } else {
         Verdict::Inconclusive
@@ -416,6 +427,7 @@ fn compare(
         b: name_b,
         probability: Some(probability),
         lift: (!lift.is_empty()).then(|| Interval::of(&mut lift)),
+        bar,
         verdict,
     }
 }

@@ -5,11 +5,14 @@
 //! - [`analysis`]: Beta-Binomial posteriors per creative shrunk toward the channel's mean, a Bayesian bootstrap
 //!   over creatives per trait value, the probability that one value beats another and the expected lift.
 //! - [`import`]: Meta Ads Manager, Google Ads and generic CSV exports, in chunks, with rejected rows and why.
+//! - [`service`]: import (then tag), tag, override, analyse over a `CreativeStore`; [`render`]: text tables.
 //! - [`synth`]: synthetic campaigns with planted effects, to check the analysis against a known truth.
 //! - [`stats`]: the seeded generator and the distributions.
 
 pub mod analysis;
 pub mod import;
+pub mod render;
+pub mod service;
 pub mod stats;
 pub mod synth;
 

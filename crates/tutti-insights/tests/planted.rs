@@ -25,6 +25,7 @@ fn tone(report: &Report, channel: &str, metric: Metric) -> Comparison {
             b: c.a,
             probability: c.probability.map(|p| 1.0 - p),
             lift: None,
+            bar: c.bar,
             verdict: flip(c.verdict),
         }
     }
