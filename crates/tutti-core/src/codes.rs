@@ -12,7 +12,7 @@ pub enum ErrorCode {
     InvalidEvent,
     /// One event is larger than the per-event limit (32 KB).
     EventTooLarge,
-    /// The request body, after decompression, is larger than the request limit (500 KB).
+    /// The request body, after decompression, is larger than the route's limit (500 KB for tracking).
     RequestTooLarge,
     /// A batch holds more events than the per-batch limit (2,500).
     BatchTooLarge,
@@ -42,6 +42,10 @@ pub enum ErrorCode {
     UnknownSegment,
     /// No policy has this id.
     UnknownPolicy,
+    /// No creative has this id.
+    UnknownCreative,
+    /// A CSV import is not a known export layout or cannot be read.
+    InvalidImport,
     /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
     Unavailable,
     /// An unexpected failure; details are in the server log, never in the response.
@@ -50,7 +54,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -69,6 +73,8 @@ impl ErrorCode {
         ErrorCode::UnknownFlow,
         ErrorCode::UnknownSegment,
         ErrorCode::UnknownPolicy,
+        ErrorCode::UnknownCreative,
+        ErrorCode::InvalidImport,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -94,6 +100,8 @@ impl ErrorCode {
             ErrorCode::UnknownFlow => "unknown_flow",
             ErrorCode::UnknownSegment => "unknown_segment",
             ErrorCode::UnknownPolicy => "unknown_policy",
+            ErrorCode::UnknownCreative => "unknown_creative",
+            ErrorCode::InvalidImport => "invalid_import",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -110,13 +118,15 @@ impl ErrorCode {
             | ErrorCode::AllEventsRejected
             | ErrorCode::InvalidProfileKey
             | ErrorCode::InvalidQuery
-            | ErrorCode::InvalidDefinition => 400,
+            | ErrorCode::InvalidDefinition
+            | ErrorCode::InvalidImport => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound
             | ErrorCode::ProfileNotFound
             | ErrorCode::UnknownFlow
             | ErrorCode::UnknownSegment
-            | ErrorCode::UnknownPolicy => 404,
+            | ErrorCode::UnknownPolicy
+            | ErrorCode::UnknownCreative => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedEncoding => 415,
@@ -133,7 +143,9 @@ impl ErrorCode {
                 "An event field is missing, has the wrong type or holds a forbidden value; the message names the field."
             }
             ErrorCode::EventTooLarge => "One event is larger than 32 KB.",
-            ErrorCode::RequestTooLarge => "The request body is larger than 500 KB after decompression.",
+            ErrorCode::RequestTooLarge => {
+                "The request body is larger than the route allows after decompression: 500 KB for the tracking API, 64 MiB for a CSV import."
+            }
             ErrorCode::BatchTooLarge => "A batch holds more than 2,500 events.",
             ErrorCode::AllEventsRejected => "Every item of the batch was rejected; `rejected` lists why.",
             ErrorCode::UnsupportedEncoding => {
@@ -152,6 +164,10 @@ impl ErrorCode {
             ErrorCode::UnknownFlow => "No flow has this id.",
             ErrorCode::UnknownSegment => "No segment has this id.",
             ErrorCode::UnknownPolicy => "No policy has this id.",
+            ErrorCode::UnknownCreative => "No creative has this id.",
+            ErrorCode::InvalidImport => {
+                "The CSV is not a Meta Ads Manager, Google Ads or generic export, or cannot be read; the message says why."
+            }
             ErrorCode::Unavailable => {
                 "The engine could not store the request (shutting down or storage failure); retry."
             }

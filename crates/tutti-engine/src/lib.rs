@@ -112,6 +112,8 @@ pub struct Engine {
     stop_checkpointer: Arc<AtomicU64>,
     message_ids: AtomicU64,
     boot_id: String,
+    creatives: Arc<dyn tutti_store::CreativeStore>,
+    tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
 }
 
 impl Engine {
@@ -124,6 +126,8 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         let identity = config.identity.to_core();
 
+        let creatives: Arc<dyn tutti_store::CreativeStore> =
+            Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
         let log = SqliteEventLog::open(&paths.events)?;
         let log_checkpointer = log.checkpointer()?;
         let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
@@ -227,6 +231,8 @@ impl Engine {
             stop_checkpointer,
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
+            creatives,
+            tagger: std::sync::OnceLock::new(),
         })
     }
 
@@ -408,6 +414,16 @@ impl Engine {
 
     /// Stops: commits what is queued, lets the processor catch up, stops the threads and waits for them.
     /// Blocking; later requests fail with [`IntakeError::Closed`].
+    /// Creatives and their performance (`creatives.db`).
+    pub fn creatives(&self) -> Arc<dyn tutti_store::CreativeStore> {
+        self.creatives.clone()
+    }
+
+    /// The local creative tagger, trained on first use (a few milliseconds).
+    pub fn tagger(&self) -> &tutti_ai::LocalTagger {
+        self.tagger.get_or_init(tutti_ai::LocalTagger::new_default)
+    }
+
     pub fn shutdown(&self) {
         self.intake.shutdown_blocking();
         self.processor.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod flows;
+pub mod insights;
 pub mod tracking;
 
 use std::future::Future;
@@ -15,7 +16,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::json;
 use tutti_core::{ErrorCode, EventType};
 use tutti_engine::Engine;
@@ -75,6 +76,12 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/flows/{id}", get(flows::get).put(flows::put).delete(flows::delete))
         .route("/api/v1/segments/{id}", get(flows::get).put(flows::put).delete(flows::delete))
         .route("/api/v1/policies/{id}", get(flows::get).put(flows::put).delete(flows::delete))
+        .route("/api/v1/creatives", get(insights::list))
+        .route("/api/v1/creatives/import", post(insights::import))
+        .route("/api/v1/creatives/tag", post(insights::tag))
+        .route("/api/v1/creatives/{id}", get(insights::get))
+        .route("/api/v1/creatives/{id}/tags/{name}", put(insights::set_tag).delete(insights::clear_tag))
+        .route("/api/v1/insights/creatives", get(insights::creatives))
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)
