@@ -46,6 +46,8 @@ pub enum ErrorCode {
     UnknownCreative,
     /// A CSV import is not a known export layout or cannot be read.
     InvalidImport,
+    /// The request is well formed but asks for what cannot be done.
+    InvalidRequest,
     /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
     Unavailable,
     /// An unexpected failure; details are in the server log, never in the response.
@@ -54,7 +56,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -75,6 +77,7 @@ impl ErrorCode {
         ErrorCode::UnknownPolicy,
         ErrorCode::UnknownCreative,
         ErrorCode::InvalidImport,
+        ErrorCode::InvalidRequest,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::UnknownPolicy => "unknown_policy",
             ErrorCode::UnknownCreative => "unknown_creative",
             ErrorCode::InvalidImport => "invalid_import",
+            ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -119,7 +123,8 @@ impl ErrorCode {
             | ErrorCode::InvalidProfileKey
             | ErrorCode::InvalidQuery
             | ErrorCode::InvalidDefinition
-            | ErrorCode::InvalidImport => 400,
+            | ErrorCode::InvalidImport
+            | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound
             | ErrorCode::ProfileNotFound
@@ -167,6 +172,9 @@ impl ErrorCode {
             ErrorCode::UnknownCreative => "No creative has this id.",
             ErrorCode::InvalidImport => {
                 "The CSV is not a Meta Ads Manager, Google Ads or generic export, or cannot be read; the message says why."
+            }
+            ErrorCode::InvalidRequest => {
+                "The request is well formed but asks for what cannot be done (no data on the channel, a budget of 0, nothing to tag); the message says why."
             }
             ErrorCode::Unavailable => {
                 "The engine could not store the request (shutting down or storage failure); retry."

@@ -105,7 +105,7 @@ pub struct Performance {
 }
 
 /// Sums of [`Daily`] over any span.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub impressions: u64,
     pub clicks: u64,

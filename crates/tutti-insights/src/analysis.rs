@@ -62,7 +62,7 @@ impl Default for Options {
 }
 
 /// The rates a comparison is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Clicks per impression.
@@ -81,7 +81,7 @@ impl Metric {
 }
 
 /// A posterior summary: mean and central 95% credible interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Interval {
     pub mean: f64,
     pub low: f64,
@@ -97,7 +97,7 @@ impl Interval {
 }
 
 /// One value of one trait on one channel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ValueReport {
     pub value: String,
     pub creatives: usize,
@@ -109,7 +109,7 @@ pub struct ValueReport {
 }
 
 /// What a comparison concluded, from the first value's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Better,
@@ -119,7 +119,7 @@ pub enum Verdict {
 }
 
 /// `a` against `b` on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub metric: Metric,
     pub a: String,
@@ -134,7 +134,7 @@ pub struct Comparison {
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraitReport {
     pub name: String,
     /// Best first (by click-through when known).
@@ -142,7 +142,7 @@ pub struct TraitReport {
     pub comparisons: Vec<Comparison>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChannelReport {
     pub channel: String,
     /// Our creatives with impressions in the window.
@@ -155,7 +155,7 @@ pub struct ChannelReport {
     pub traits: Vec<TraitReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     pub from: Option<Date>,
     pub to: Option<Date>,
@@ -164,6 +164,20 @@ pub struct Report {
     pub channels: Vec<ChannelReport>,
     /// Performance rows naming a creative that is not known; they are left out.
     pub unknown_creatives: usize,
+}
+
+impl Report {
+    /// A report with nothing in it (what alerts compare against the first time).
+    pub fn empty(options: &Options) -> Report {
+        Report {
+            from: options.from,
+            to: options.to,
+            draws: options.draws,
+            threshold: options.threshold,
+            channels: Vec::new(),
+            unknown_creatives: 0,
+        }
+    }
 }
 
 /// Sums each creative's performance inside the window. Rows for unknown creatives are counted, not used.
@@ -240,8 +254,10 @@ struct Groups {
 }
 
 fn groups(members: &[usize], creatives: &[Creative], wanted: &[String]) -> Groups {
-    // In key order, so the output order does not depend on which creative came first.
+    // In key order, so the output order does not depend on which creative came first. The empty key is the
+    // whole channel, which every creative belongs to.
     let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
+    keys.insert(("", ""));
     for &i in members {
         for (name, tag) in &creatives[i].tags {
             if wanted.is_empty() || wanted.contains(name) {
@@ -253,10 +269,13 @@ fn groups(members: &[usize], creatives: &[Creative], wanted: &[String]) -> Group
     let of_member = members
         .iter()
         .map(|&i| {
-            creatives[i]
-                .tags
-                .iter()
-                .filter_map(|(name, tag)| position.get(&(name.as_str(), tag.value.as_str())).copied())
+            std::iter::once(position[&("", "")])
+                .chain(
+                    creatives[i]
+                        .tags
+                        .iter()
+                        .filter_map(|(name, tag)| position.get(&(name.as_str(), tag.value.as_str())).copied()),
+                )
                 .collect()
         })
         .collect();
@@ -277,6 +296,86 @@ struct Posterior {
 /// how many threads share the work.
 const CHUNK: usize = 500;
 
+/// One channel's fitted model: priors, each creative's posterior, the trait-value groups and the joint draws of
+/// every group's rates (the channel as a whole is the group with an empty name).
+pub(crate) struct ChannelModel {
+    pub totals: Totals,
+    pub ctr_prior: BetaPrior,
+    pub cvr_prior: BetaPrior,
+    keys: Vec<(String, String)>,
+    /// `[metric][group][draw]`
+    samples: [Vec<Vec<f64>>; 2],
+    counts: Vec<usize>,
+    group_totals: Vec<Totals>,
+}
+
+impl ChannelModel {
+    pub fn fit(
+        members: &[usize],
+        creatives: &[Creative],
+        totals: &[Totals],
+        options: &Options,
+        rng: &Rng,
+    ) -> ChannelModel {
+        let mut channel_totals = Totals::default();
+        for &i in members {
+            channel_totals.merge(&totals[i]);
+        }
+        let ctr_prior = BetaPrior::fit(members.iter().map(|&i| {
+            let (n, k, _) = bounded(&totals[i]);
+            (n, k)
+        }));
+        let cvr_prior = BetaPrior::fit(members.iter().map(|&i| {
+            let (_, n, k) = bounded(&totals[i]);
+            (n, k)
+        }));
+        let posteriors: Vec<Posterior> = members
+            .iter()
+            .map(|&i| {
+                let (n, k, conv) = bounded(&totals[i]);
+                Posterior {
+                    impressions: n as f64,
+                    clicks: k as f64,
+                    ctr: (ctr_prior.alpha() + k as f64, ctr_prior.beta() + (n - k) as f64),
+                    cvr: (cvr_prior.alpha() + conv as f64, cvr_prior.beta() + (k - conv) as f64),
+                }
+            })
+            .collect();
+        let groups = groups(members, creatives, &options.traits);
+        let draws = options.draws.max(CHUNK).div_ceil(CHUNK) * CHUNK;
+        let samples = draw(&posteriors, &groups, draws, rng);
+        let mut counts = vec![0usize; groups.keys.len()];
+        let mut group_totals = vec![Totals::default(); groups.keys.len()];
+        for (m, of) in groups.of_member.iter().enumerate() {
+            for &g in of {
+                counts[g] += 1;
+                group_totals[g].merge(&totals[members[m]]);
+            }
+        }
+        ChannelModel { totals: channel_totals, ctr_prior, cvr_prior, keys: groups.keys, samples, counts, group_totals }
+    }
+
+    /// The group of a trait value (`("", "")`: the whole channel).
+    pub fn group(&self, name: &str, value: &str) -> Option<usize> {
+        self.keys.iter().position(|(t, v)| t == name && v == value)
+    }
+
+    /// Draws of a group's rate.
+    pub fn samples(&self, metric: Metric, group: usize) -> &[f64] {
+        &self.samples[metric as usize][group]
+    }
+
+    pub fn creatives_in(&self, group: usize) -> usize {
+        self.counts[group]
+    }
+}
+
+/// Impressions, clicks and conversions bounded so that each is at most the one before (a rate needs it).
+fn bounded(t: &Totals) -> (u64, u64, u64) {
+    let clicks = t.clicks.min(t.impressions);
+    (t.impressions, clicks, t.conversions.min(clicks))
+}
+
 fn channel_report(
     channel: &str,
     members: &[usize],
@@ -285,47 +384,9 @@ fn channel_report(
     options: &Options,
     rng: &Rng,
 ) -> ChannelReport {
-    let mut channel_totals = Totals::default();
-    for &i in members {
-        channel_totals.merge(&totals[i]);
-    }
-    let bounded = |t: &Totals| {
-        let clicks = t.clicks.min(t.impressions);
-        (t.impressions, clicks, t.conversions.min(clicks))
-    };
-    let ctr_prior = BetaPrior::fit(members.iter().map(|&i| {
-        let (n, k, _) = bounded(&totals[i]);
-        (n, k)
-    }));
-    let cvr_prior = BetaPrior::fit(members.iter().map(|&i| {
-        let (_, n, k) = bounded(&totals[i]);
-        (n, k)
-    }));
-    let posteriors: Vec<Posterior> = members
-        .iter()
-        .map(|&i| {
-            let (n, k, conv) = bounded(&totals[i]);
-            Posterior {
-                impressions: n as f64,
-                clicks: k as f64,
-                ctr: (ctr_prior.alpha() + k as f64, ctr_prior.beta() + (n - k) as f64),
-                cvr: (cvr_prior.alpha() + conv as f64, cvr_prior.beta() + (k - conv) as f64),
-            }
-        })
-        .collect();
-    let groups = groups(members, creatives, &options.traits);
-    let draws = options.draws.max(CHUNK).div_ceil(CHUNK) * CHUNK;
-    let samples = draw(&posteriors, &groups, draws, rng);
-
-    // Per group: creatives and totals.
-    let mut counts = vec![0usize; groups.keys.len()];
-    let mut group_totals = vec![Totals::default(); groups.keys.len()];
-    for (m, of) in groups.of_member.iter().enumerate() {
-        for &g in of {
-            counts[g] += 1;
-            group_totals[g].merge(&totals[members[m]]);
-        }
-    }
+    let model = ChannelModel::fit(members, creatives, totals, options, rng);
+    let ChannelModel { totals: channel_totals, ctr_prior, cvr_prior, keys, samples, counts, group_totals } = model;
+    let groups = Groups { keys, of_member: Vec::new() };
     let enough = |g: usize, metric: Metric| {
         counts[g] >= options.min_creatives
             && match metric {
@@ -336,7 +397,9 @@ fn channel_report(
 
     let mut traits: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (g, (name, _)) in groups.keys.iter().enumerate() {
-        traits.entry(name.as_str()).or_default().push(g);
+        if !name.is_empty() {
+            traits.entry(name.as_str()).or_default().push(g);
+        }
     }
     let traits = traits
         .into_iter()

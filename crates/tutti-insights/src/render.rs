@@ -142,9 +142,238 @@ pub fn text(report: &Report) -> String {
     out
 }
 
+/// Text made safe for HTML (element content and quoted attributes): creative text and channel names come from
+/// imported files.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One trait's values on one channel as horizontal bars (posterior mean) with 95% interval whiskers.
+fn rate_chart(values: &[crate::analysis::ValueReport]) -> String {
+    let rows: Vec<(&str, Interval)> =
+        values.iter().filter_map(|v| v.click_through.map(|i| (v.value.as_str(), i))).collect();
+    if rows.is_empty() {
+        return "<p class=\"thin\">Not enough data to chart.</p>".to_owned();
+    }
+    let max = rows.iter().map(|(_, i)| i.high).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    let (label, plot, row) = (160.0, 420.0, 26.0);
+    let height = rows.len() as f64 * row + 24.0;
+    let x = |v: f64| label + v / max * plot;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" \
+         aria-label=\"click-through by value\">",
+        label + plot + 90.0
+    );
+    for (n, (value, i)) in rows.iter().enumerate() {
+        let y = n as f64 * row + 4.0;
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\">{}</text>\
+             <rect x=\"{label}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"16\" fill=\"#7aa6d8\"/>\
+             <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1d3557\" stroke-width=\"2\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            label - 6.0,
+            y + 12.0,
+            escape(value),
+            x(i.mean) - label,
+            x(i.low),
+            x(i.high),
+            y + 8.0,
+            y + 8.0,
+            x(i.high) + 4.0,
+            y + 12.0,
+            percent(i.mean)
+        );
+    }
+    let axis = rows.len() as f64 * row + 12.0;
+    let _ = write!(
+        svg,
+        "<line x1=\"{label}\" x2=\"{:.1}\" y1=\"{axis:.1}\" y2=\"{axis:.1}\" stroke=\"#999\"/>\
+         <text x=\"{label}\" y=\"{:.1}\" font-size=\"10\">0%</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text></svg>",
+        label + plot,
+        axis + 11.0,
+        label + plot,
+        axis + 11.0,
+        percent(max)
+    );
+    svg
+}
+
+/// Shares of one trait's values per owner, as stacked bars.
+fn share_chart(view: &crate::competitors::TraitView) -> String {
+    let rows: Vec<&crate::competitors::Shares> = view.rows.iter().filter(|r| r.period == "all").collect();
+    let values: std::collections::BTreeSet<&str> =
+        rows.iter().flat_map(|r| r.shares.keys().map(String::as_str)).collect();
+    let palette = ["#264653", "#2a9d8f", "#e9c46a", "#f4a261", "#e76f51", "#8ab17d", "#6d597a", "#b56576"];
+    let (label, plot, row) = (160.0, 420.0, 26.0);
+    let height = rows.len() as f64 * row + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" \
+         aria-label=\"{} by owner\">",
+        label + plot + 20.0,
+        escape(&view.name)
+    );
+    for (n, r) in rows.iter().enumerate() {
+        let y = n as f64 * row + 4.0;
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\">{} ({})</text>",
+            label - 6.0,
+            y + 12.0,
+            escape(&r.owner),
+            r.creatives
+        );
+        let mut at = label;
+        for (k, v) in values.iter().enumerate() {
+            let share = r.shares.get(*v).copied().unwrap_or(0.0);
+            let w = share * plot;
+            if w > 0.0 {
+                let _ = write!(
+                    svg,
+                    "<rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"16\" fill=\"{}\">\
+                     <title>{}: {}</title></rect>",
+                    palette[k % palette.len()],
+                    escape(v),
+                    percent(share)
+                );
+            }
+            at += w;
+        }
+    }
+    let mut x = label;
+    let legend = rows.len() as f64 * row + 16.0;
+    for (k, v) in values.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+            legend - 9.0,
+            palette[k % palette.len()],
+            x + 13.0,
+            legend,
+            escape(v)
+        );
+        x += 14.0 + 7.0 * width(v) as f64 + 10.0;
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The report as one self-contained HTML page: charts drawn here as SVG, no scripts, no fonts or styles from
+/// elsewhere, so it opens offline and can be mailed as a file.
+pub fn html(report: &Report, competitors: &[crate::competitors::TraitView]) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Tutti creative insights</title><style>\
+         body{font-family:system-ui,-apple-system,\"Segoe UI\",\"Noto Sans\",\"PingFang SC\",sans-serif;\
+         margin:2rem auto;max-width:960px;color:#1d1d1d;padding:0 1rem}\
+         h1{font-size:1.5rem}h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;margin-top:2rem}\
+         table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;text-align:right;border-bottom:1px solid #eee}\
+         td:first-child,th:first-child{text-align:left}.called{color:#1d3557;font-weight:600}.thin{color:#777}\
+         .note{color:#555;font-size:.9rem}</style></head><body>",
+    );
+    let window = match (report.from, report.to) {
+        (None, None) => "all days".to_owned(),
+        (from, to) => format!(
+            "{} to {}",
+            from.map_or("the start".to_owned(), |d| d.to_string()),
+            to.map_or("the end".to_owned(), |d| d.to_string())
+        ),
+    };
+    let _ = write!(
+        out,
+        "<h1>Creative insights</h1><p class=\"note\">{} · {} posterior draws · a value is called better when the \
+         probability that it beats another reaches the bar shown (95%, raised when a trait has many values). \
+         These are associations between tags and results, not proof that a tag caused them.</p>",
+        escape(&window),
+        report.draws
+    );
+    if report.channels.is_empty() {
+        out.push_str("<p>No performance data for our creatives yet.</p>");
+    }
+    for ch in &report.channels {
+        let t = &ch.totals;
+        let _ = write!(
+            out,
+            "<h2>{}</h2><p>{} creatives · {} impressions · {} clicks · {} conversions</p>",
+            escape(&ch.channel),
+            ch.creatives,
+            t.impressions,
+            t.clicks,
+            t.conversions
+        );
+        for tr in &ch.traits {
+            let _ = write!(out, "<h3>{}</h3>{}", escape(&tr.name), rate_chart(&tr.values));
+            out.push_str(
+                "<table><tr><th>value</th><th>creatives</th><th>impressions</th><th>click-through (95%)</th>\
+                 <th>conversion (95%)</th></tr>",
+            );
+            for v in &tr.values {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&v.value),
+                    v.creatives,
+                    v.totals.impressions,
+                    escape(&rate(&v.click_through)),
+                    escape(&rate(&v.conversion))
+                );
+            }
+            out.push_str("</table><ul>");
+            for c in &tr.comparisons {
+                if matches!(c.verdict, Verdict::Better | Verdict::Worse) {
+                    let _ = write!(out, "<li class=\"called\">{}</li>", escape(&sentence(&ch.channel, &tr.name, c)));
+                }
+            }
+            let open = tr.comparisons.iter().filter(|c| c.verdict == Verdict::Inconclusive).count();
+            let thin = tr.comparisons.iter().filter(|c| c.verdict == Verdict::NotEnoughData).count();
+            let _ = write!(out, "<li class=\"thin\">{open} inconclusive, {thin} without enough data</li></ul>");
+        }
+    }
+    if !competitors.is_empty() {
+        out.push_str("<h2>What each owner leans on</h2><p class=\"note\">Share of each owner's creatives per value, all periods.</p>");
+        for view in competitors {
+            let _ = write!(out, "<h3>{}</h3>{}", escape(&view.name), share_chart(view));
+        }
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_text_cannot_inject_markup() {
+        let mut report = Report::empty(&crate::Options::default());
+        let campaign = crate::synth::generate(&crate::synth::Spec::s6(1));
+        let mut creatives = campaign.creatives;
+        for c in &mut creatives {
+            c.channel = "<script>alert(1)</script>".to_owned();
+        }
+        report.channels = crate::analyze(&creatives, &campaign.performance, &crate::Options::default()).channels;
+        let page = html(&report, &crate::competitors::competitor_view(&creatives));
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("<svg"));
+        // Self-contained: the only address is the SVG namespace; nothing is fetched.
+        assert_eq!(page.matches("http").count(), page.matches("http://www.w3.org/2000/svg").count());
+        assert!(!page.contains("src=") && !page.contains("href=") && !page.contains("@import"));
+    }
 
     #[test]
     fn han_characters_take_two_columns() {

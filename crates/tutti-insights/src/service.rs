@@ -14,6 +14,8 @@ use crate::import::{ImportError, ImportOptions, Importer, Layout, Rejected};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Import(#[from] ImportError),
     #[error(transparent)]
@@ -133,4 +135,71 @@ pub fn analyze(store: &dyn CreativeStore, options: &Options) -> Result<Report, S
     let mut report = analyze_totals(&creatives, &totals, options);
     report.unknown_creatives = sums.len();
     Ok(report)
+}
+
+/// Everything the store holds, with each creative's sums over a window.
+fn creatives_and_totals(
+    store: &dyn CreativeStore,
+    from: Option<tutti_core::creative::Date>,
+    to: Option<tutti_core::creative::Date>,
+) -> Result<(Vec<Creative>, Vec<Totals>), ServiceError> {
+    let creatives = store.creatives()?;
+    let mut sums = store.totals(from, to)?;
+    let totals = creatives.iter().map(|c| sums.remove(&c.id).unwrap_or_default()).collect();
+    Ok((creatives, totals))
+}
+
+/// What changed since the last time alerts were asked for (the first time: every call standing now). The
+/// report they were computed from is kept for next time.
+pub fn alerts(store: &dyn CreativeStore, options: &Options) -> Result<Vec<crate::alerts::Alert>, ServiceError> {
+    const SNAPSHOT: &str = "alerts";
+    let now = analyze(store, options)?;
+    let before: Report = match store.snapshot(SNAPSHOT)? {
+        Some(json) => serde_json::from_str(&json).unwrap_or_else(|_| Report::empty(options)),
+        None => Report::empty(options),
+    };
+    let found = crate::alerts::alerts(&before, &now);
+    let json = serde_json::to_string(&now).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    store.put_snapshot(SNAPSHOT, &json)?;
+    Ok(found)
+}
+
+/// A creative not yet launched: its tags, given, or read from its text by the local tagger.
+pub fn predict(
+    store: &dyn CreativeStore,
+    tagger: &LocalTagger,
+    channel: &str,
+    tags: BTreeMap<String, String>,
+    text: Option<tutti_ai::Text<'_>>,
+    options: &Options,
+) -> Result<crate::predict::Prediction, ServiceError> {
+    let mut tags = tags;
+    if let Some(text) = text {
+        for d in tagger.tag(text) {
+            if d.name != "language" && d.name != "length" {
+                tags.entry(d.name).or_insert(d.value);
+            }
+        }
+    }
+    if tags.is_empty() {
+        return Err(ServiceError::Invalid("give tags, or text to tag".to_owned()));
+    }
+    let (creatives, totals) = creatives_and_totals(store, options.from, options.to)?;
+    crate::predict::predict(&creatives, &totals, channel, &tags, options)
+        .ok_or_else(|| ServiceError::Invalid(format!("no performance data for our creatives on `{channel}`")))
+}
+
+/// A budget split proposed for approval.
+pub fn budget(
+    store: &dyn CreativeStore,
+    options: &crate::budget::BudgetOptions,
+    window: &Options,
+) -> Result<crate::budget::BudgetProposal, ServiceError> {
+    let (creatives, totals) = creatives_and_totals(store, window.from, window.to)?;
+    crate::budget::propose_budget(&creatives, &totals, options).map_err(ServiceError::Invalid)
+}
+
+/// Trait shares by owner and month.
+pub fn competitors(store: &dyn CreativeStore) -> Result<Vec<crate::competitors::TraitView>, ServiceError> {
+    Ok(crate::competitors::competitor_view(&store.creatives()?))
 }

@@ -154,7 +154,7 @@ impl Rng {
 const BETA_NORMAL_ABOVE: f64 = 100.0;
 
 /// A Beta prior for a rate, written as its mean and its strength (the pseudo-count `alpha + beta`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BetaPrior {
     pub mean: f64,
     pub strength: f64,

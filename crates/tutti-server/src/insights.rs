@@ -23,6 +23,7 @@ const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 fn service_error(e: ServiceError) -> ApiError {
     match e {
         ServiceError::Import(e) => ApiError::new(ErrorCode::InvalidImport, e.to_string()),
+        ServiceError::Invalid(message) => ApiError::new(ErrorCode::InvalidRequest, message),
         ServiceError::UnknownCreative(id) => ApiError::new(ErrorCode::UnknownCreative, format!("no creative `{id}`")),
         ServiceError::Store(e) => ApiError::internal("creative store", e),
     }
@@ -152,6 +153,147 @@ pub struct InsightsQuery {
     from: Option<String>,
     to: Option<String>,
     threshold: Option<f64>,
+}
+
+fn options(q: InsightsQuery) -> Result<tutti_insights::Options, ApiError> {
+    let date = |d: Option<String>, what: &str| {
+        d.map(|d| tutti_insights::import::parse_date(&d)).transpose().map_err(|e| bad_query(format!("{what}: {e}")))
+    };
+    let mut options =
+        tutti_insights::Options { from: date(q.from, "from")?, to: date(q.to, "to")?, ..Default::default() };
+    if let Some(t) = q.threshold {
+        if !(0.5..1.0).contains(&t) {
+            return Err(bad_query("threshold: a probability from 0.5 up to (not including) 1"));
+        }
+        options.threshold = t;
+    }
+    Ok(options)
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
+}
+
+pub async fn report_html(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Query(q) = query.map_err(bad_query)?;
+    let options = options(q)?;
+    let page = blocking(move || {
+        let store = engine.creatives();
+        let report = service::analyze(&*store, &options).map_err(service_error)?;
+        let competitors = service::competitors(&*store).map_err(service_error)?;
+        Ok(tutti_insights::render::html(&report, &competitors))
+    })
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
+}
+
+pub async fn alerts(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let options = options(q)?;
+    let found = blocking(move || service::alerts(&*engine.creatives(), &options).map_err(service_error)).await?;
+    Ok(Json(json!({ "alerts": found })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictBody {
+    channel: String,
+    #[serde(default)]
+    tags: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    headline: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    call_to_action: String,
+}
+
+pub async fn predict(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let r: PredictBody = json_body(&body)?;
+    let prediction = blocking(move || {
+        let store = engine.creatives();
+        let has_text = !(r.headline.is_empty() && r.body.is_empty() && r.call_to_action.is_empty());
+        let text = has_text.then_some(tutti_ai::Text {
+            headline: &r.headline,
+            body: &r.body,
+            call_to_action: &r.call_to_action,
+        });
+        service::predict(&*store, engine.tagger(), &r.channel, r.tags.clone(), text, &Default::default())
+            .map_err(service_error)
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(prediction).map_err(|e| ApiError::internal("prediction", e))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetBody {
+    channel: String,
+    budget: f64,
+    campaign: Option<String>,
+    #[serde(default = "default_floor")]
+    floor: f64,
+    #[serde(default)]
+    objective: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn default_floor() -> f64 {
+    0.02
+}
+
+pub async fn budget(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let r: BudgetBody = json_body(&body)?;
+    let objective = match r.objective.as_deref() {
+        None | Some("conversions") => tutti_insights::budget::Objective::Conversions,
+        Some("clicks") => tutti_insights::budget::Objective::Clicks,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("objective `{other}`: clicks or conversions"),
+            ));
+        }
+    };
+    if !r.budget.is_finite() || !(0.0..=1.0).contains(&r.floor) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "budget must be a number and floor a share from 0 to 1"));
+    }
+    let window = options(InsightsQuery { from: r.from, to: r.to, threshold: None })?;
+    let budget_options = tutti_insights::budget::BudgetOptions {
+        channel: r.channel,
+        campaign: r.campaign,
+        budget_micros: (r.budget * 1e6).round() as i64,
+        floor: r.floor,
+        objective,
+        draws: 4_000,
+        seed: 1,
+    };
+    let proposal =
+        blocking(move || service::budget(&*engine.creatives(), &budget_options, &window).map_err(service_error))
+            .await?;
+    Ok(Json(serde_json::to_value(proposal).map_err(|e| ApiError::internal("proposal", e))?))
+}
+
+pub async fn competitors(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
+    let view = blocking(move || service::competitors(&*engine.creatives()).map_err(service_error)).await?;
+    Ok(Json(json!({ "traits": view })))
 }
 
 pub async fn creatives(

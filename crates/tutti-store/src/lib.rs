@@ -355,4 +355,7 @@ pub trait CreativeStore: Send + Sync {
     ) -> Result<HashMap<String, Totals>>;
     /// Rows of performance stored.
     fn count_performance(&self) -> Result<u64>;
+    /// A saved report (JSON), such as the last one alerts were computed from.
+    fn snapshot(&self, name: &str) -> Result<Option<String>>;
+    fn put_snapshot(&self, name: &str, body: &str) -> Result<()>;
 }

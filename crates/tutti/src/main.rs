@@ -100,10 +100,53 @@ enum InsightsCommand {
         /// Last day (YYYY-MM-DD).
         #[arg(long)]
         to: Option<String>,
-        /// table or json.
-        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        /// table, json, or html (a self-contained page with charts; see --out).
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "html"])]
         format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Comparisons whose verdict changed since the last time this was asked (the first time: every call).
+    Alerts {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Expected click-through of a creative not yet launched, from its tags or its text, with an interval.
+    Predict {
+        #[arg(long)]
+        channel: String,
+        /// A tag as trait=value; repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Text to tag with the local tagger (tags given with --tag win).
+        #[arg(long)]
+        headline: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        call_to_action: Option<String>,
+    },
+    /// Split a budget across a channel's creatives by Thompson sampling; a proposal for a person to approve.
+    Budget {
+        #[arg(long)]
+        channel: String,
+        /// The amount to split, in the account's currency.
+        #[arg(long)]
+        budget: f64,
+        #[arg(long)]
+        campaign: Option<String>,
+        /// The least share any creative keeps.
+        #[arg(long, default_value_t = 0.02)]
+        floor: f64,
+        /// clicks or conversions.
+        #[arg(long, default_value = "conversions", value_parser = ["clicks", "conversions"])]
+        objective: String,
+    },
+    /// The share of each trait value in our creatives and each competitor's, by month of launch.
+    Competitors,
     /// Accuracy of the local tagger per trait and language on a labelled file (default: the shipped
     /// evaluation set).
     EvaluateTagger { file: Option<PathBuf> },
@@ -489,6 +532,32 @@ fn tail(client: &Client, limit: usize, follow: bool) -> anyhow::Result<()> {
 /// The shipped evaluation set of the local tagger, for `tutti insights evaluate-tagger`.
 const TAGGER_EVALUATION_SET: &str = include_str!("../../tutti-ai/data/creatives/eval.jsonl");
 
+/// A line to standard output; a closed pipe (`| head`) ends the command quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
+/// Like [`say!`], without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
 fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
     use tutti_insights::service;
     use tutti_store::CreativeStore;
@@ -508,27 +577,30 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
             let summary = service::import(&store, Some(&tagger), input, options, &mut |read| bar.show(read))?;
             bar.finish();
             let (c, p) = (&summary.creatives, &summary.performance);
-            println!(
+            say!(
                 "{:?} layout: {} rows of performance and {} creatives read",
                 summary.layout,
                 p.inserted + p.updated + p.unchanged,
                 c.inserted + c.updated + c.unchanged
             );
-            println!(
+            say!(
                 "  creatives: {} new, {} changed, {} unchanged; {} tagged",
-                c.inserted, c.updated, c.unchanged, summary.tagged
+                c.inserted,
+                c.updated,
+                c.unchanged,
+                summary.tagged
             );
-            println!("  performance rows: {} new, {} changed, {} unchanged", p.inserted, p.updated, p.unchanged);
+            say!("  performance rows: {} new, {} changed, {} unchanged", p.inserted, p.updated, p.unchanged);
             if summary.skipped > 0 {
-                println!("  {} summary or blank row(s) skipped", summary.skipped);
+                say!("  {} summary or blank row(s) skipped", summary.skipped);
             }
             if summary.rejected_count > 0 {
-                println!("  {} row(s) rejected:", summary.rejected_count);
+                say!("  {} row(s) rejected:", summary.rejected_count);
                 for r in &summary.rejected {
-                    println!("    line {}: {}", r.line, r.reason);
+                    say!("    line {}: {}", r.line, r.reason);
                 }
                 if summary.rejected_count > summary.rejected.len() as u64 {
-                    println!("    ... and {} more", summary.rejected_count - summary.rejected.len() as u64);
+                    say!("    ... and {} more", summary.rejected_count - summary.rejected.len() as u64);
                 }
             }
             Ok(())
@@ -536,7 +608,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
         InsightsCommand::Tag { all } => {
             let store = open()?;
             let n = service::tag(&store, &tutti_ai::LocalTagger::new_default(), all)?;
-            println!("{n} creative(s) tagged by the local tagger");
+            say!("{n} creative(s) tagged by the local tagger");
             Ok(())
         }
         InsightsCommand::SetTag { creative, trait_name, value, clear } => {
@@ -544,33 +616,130 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
             match (value, clear) {
                 (_, true) => {
                     if store.clear_manual_tag(&creative, &trait_name)? {
-                        println!("{creative}: manual {trait_name} cleared; the tagger decides it again");
+                        say!("{creative}: manual {trait_name} cleared; the tagger decides it again");
                     } else {
-                        println!("{creative}: no manual {trait_name} to clear");
+                        say!("{creative}: no manual {trait_name} to clear");
                     }
                 }
                 (Some(value), false) => {
                     service::set_manual_tag(&store, &creative, &trait_name, &value)?;
-                    println!("{creative}: {trait_name} = {value} (manual)");
+                    say!("{creative}: {trait_name} = {value} (manual)");
                 }
                 (None, false) => bail!("give a value, or --clear"),
             }
             Ok(())
         }
-        InsightsCommand::Creatives { from, to, format } => {
-            let date = |d: Option<String>, what: &str| {
-                d.map(|d| tutti_insights::import::parse_date(&d))
-                    .transpose()
-                    .map_err(anyhow::Error::msg)
-                    .context(what.to_owned())
+        InsightsCommand::Creatives { from, to, format, out } => {
+            let options = window(from, to)?;
+            let store = open()?;
+            let report = service::analyze(&store, &options)?;
+            let text = match format.as_str() {
+                "json" => serde_json::to_string_pretty(&report)? + "\n",
+                "html" => tutti_insights::render::html(&report, &service::competitors(&store)?),
+                _ => tutti_insights::render::text(&report),
             };
-            let options =
-                tutti_insights::Options { from: date(from, "--from")?, to: date(to, "--to")?, ..Default::default() };
-            let report = service::analyze(&open()?, &options)?;
-            if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    say!("written to {}", path.display());
+                }
+                None => say_raw!("{text}"),
+            }
+            Ok(())
+        }
+        InsightsCommand::Alerts { from, to } => {
+            let found = service::alerts(&open()?, &window(from, to)?)?;
+            if found.is_empty() {
+                say!("nothing changed since the last look");
+            }
+            for a in found {
+                say!("{}", a.message);
+            }
+            Ok(())
+        }
+        InsightsCommand::Predict { channel, tags, headline, body, call_to_action } => {
+            let mut given = std::collections::BTreeMap::new();
+            for t in tags {
+                let (k, v) = t.split_once('=').with_context(|| format!("--tag {t}: expected trait=value"))?;
+                given.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            let tagger = tutti_ai::LocalTagger::new_default();
+            let (h, b, c) =
+                (headline.unwrap_or_default(), body.unwrap_or_default(), call_to_action.unwrap_or_default());
+            let text = (!(h.is_empty() && b.is_empty() && c.is_empty())).then_some(tutti_ai::Text {
+                headline: &h,
+                body: &b,
+                call_to_action: &c,
+            });
+            let p = service::predict(&open()?, &tagger, &channel, given, text, &Default::default())?;
+            let pct = |x: f64| format!("{:.2}%", x * 100.0);
+            say!(
+                "{}: expected click-through {} (one such creative: {} to {}); the channel as a whole: {}",
+                p.channel,
+                pct(p.click_through.mean),
+                pct(p.click_through.low),
+                pct(p.click_through.high),
+                pct(p.channel_click_through)
+            );
+            for part in &p.parts {
+                say!(
+                    "  {}={}: x{:.2} ({:.2} to {:.2}) from {} creatives",
+                    part.name,
+                    part.value,
+                    part.multiplier.mean,
+                    part.multiplier.low,
+                    part.multiplier.high,
+                    part.creatives
+                );
+            }
+            if !p.unknown.is_empty() {
+                say!("  not counted (unknown here or too few creatives): {}", p.unknown.join(", "));
+            }
+            Ok(())
+        }
+        InsightsCommand::Budget { channel, budget, campaign, floor, objective } => {
+            let objective = if objective == "clicks" {
+                tutti_insights::budget::Objective::Clicks
             } else {
-                print!("{}", tutti_insights::render::text(&report));
+                tutti_insights::budget::Objective::Conversions
+            };
+            let options = tutti_insights::budget::BudgetOptions {
+                channel,
+                campaign,
+                budget_micros: (budget * 1e6).round() as i64,
+                floor,
+                objective,
+                draws: 4_000,
+                seed: 1,
+            };
+            let p = service::budget(&open()?, &options, &Default::default())?;
+            say!(
+                "PROPOSED, for a person to approve: {budget} on {} for {:?}, at least {:.1}% each",
+                p.channel,
+                p.objective,
+                p.floor * 100.0
+            );
+            say!("  {:<32} {:>9} {:>9} {:>12} {:>9}", "creative", "now", "proposed", "amount", "P(best)");
+            for a in &p.allocations {
+                say!(
+                    "  {:<32} {:>8.1}% {:>8.1}% {:>12.2} {:>8.1}%",
+                    a.creative,
+                    a.current_share * 100.0,
+                    a.share * 100.0,
+                    a.budget_micros as f64 / 1e6,
+                    a.probability_best * 100.0
+                );
+            }
+            Ok(())
+        }
+        InsightsCommand::Competitors => {
+            for view in service::competitors(&open()?)? {
+                say!("{}", view.name);
+                for row in view.rows.iter().filter(|r| r.period == "all") {
+                    let shares: Vec<String> =
+                        row.shares.iter().map(|(v, s)| format!("{v} {:.0}%", s * 100.0)).collect();
+                    say!("  {:<16} ({:>4} creatives) {}", row.owner, row.creatives, shares.join(", "));
+                }
             }
             Ok(())
         }
@@ -583,20 +752,20 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
             let result = tutti_ai::tagger::evaluate(&tutti_ai::LocalTagger::new_default(), &examples);
             let languages: std::collections::BTreeSet<&String> =
                 result.by_trait.values().flat_map(|m| m.keys()).collect();
-            print!("{:<10} {:>8}", "trait", "all");
+            say_raw!("{:<10} {:>8}", "trait", "all");
             for l in &languages {
-                print!(" {:>14}", l);
+                say_raw!(" {:>14}", l);
             }
-            println!();
+            say!();
             for (name, per) in &result.by_trait {
-                print!("{name:<10} {:>7.1}%", 100.0 * result.accuracy(name, None).unwrap_or(0.0));
+                say_raw!("{name:<10} {:>7.1}%", 100.0 * result.accuracy(name, None).unwrap_or(0.0));
                 for l in &languages {
                     match per.get(*l) {
-                        Some((c, t)) => print!(" {:>6.1}% {:>7}", 100.0 * *c as f64 / *t as f64, format!("{c}/{t}")),
-                        None => print!(" {:>14}", "-"),
+                        Some((c, t)) => say_raw!(" {:>6.1}% {:>7}", 100.0 * *c as f64 / *t as f64, format!("{c}/{t}")),
+                        None => say_raw!(" {:>14}", "-"),
                     }
                 }
-                println!();
+                say!();
             }
             Ok(())
         }
@@ -605,7 +774,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
             let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(seed));
             let c = store.put_creatives(&campaign.creatives)?;
             let p = store.put_performance(&campaign.performance)?;
-            println!(
+            say!(
                 "S6 demo campaign (seed {seed}): {} creatives ({} new), {} performance rows ({} new) in {}",
                 campaign.creatives.len(),
                 c.inserted,
@@ -613,12 +782,23 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
                 p.inserted,
                 data_dir.display()
             );
-            println!(
+            say!(
                 "planted: on facebook, emotional creatives are clicked 30% more often than rational ones; try `tutti insights creatives`"
             );
             Ok(())
         }
     }
+}
+
+/// `--from` and `--to` as analysis options.
+fn window(from: Option<String>, to: Option<String>) -> anyhow::Result<tutti_insights::Options> {
+    let date = |d: Option<String>, what: &str| {
+        d.map(|d| tutti_insights::import::parse_date(&d))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .context(what.to_owned())
+    };
+    Ok(tutti_insights::Options { from: date(from, "--from")?, to: date(to, "--to")?, ..Default::default() })
 }
 
 /// A progress bar on standard error, drawn only when it is a terminal.

@@ -86,3 +86,83 @@ fn import_tag_override_and_analyse_over_http() {
     let (status, bad) = server.request("GET", "/api/v1/insights/creatives?from=yesterday", Some(common::ADMIN_TOKEN));
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_query")));
 }
+
+#[test]
+fn predictions_budgets_competitors_alerts_and_the_html_report_over_http() {
+    use tutti_store::CreativeStore;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.path().join("creatives.db")).unwrap();
+        let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
+        store.put_creatives(&campaign.creatives).unwrap();
+        store.put_performance(&campaign.performance).unwrap();
+    }
+    let server = Server::start_in(dir.path(), &[]);
+
+    let body =
+        r#"{"channel": "facebook", "headline": "Bạn có nhớ vòng tay mẹ?", "body": "Món quà ấm áp cho cả gia đình"}"#;
+    let (status, p) = send(&server, "POST", "/api/v1/insights/predict", body.as_bytes(), "application/json", true);
+    assert_eq!(status, 200, "{p}");
+    let (low, mean, high) = (
+        p["click_through"]["low"].as_f64().unwrap(),
+        p["click_through"]["mean"].as_f64().unwrap(),
+        p["click_through"]["high"].as_f64().unwrap(),
+    );
+    assert!(low < mean && mean < high, "{p}");
+    assert!(p["parts"].as_array().unwrap().iter().any(|x| x["name"] == "tone"), "{p}");
+    let (status, e) = send(
+        &server,
+        "POST",
+        "/api/v1/insights/predict",
+        br#"{"channel": "radio", "tags": {"tone": "emotional"}}"#,
+        "application/json",
+        true,
+    );
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_request")));
+
+    let (status, b) = send(
+        &server,
+        "POST",
+        "/api/v1/insights/budget",
+        br#"{"channel": "google", "budget": 500, "objective": "clicks"}"#,
+        "application/json",
+        true,
+    );
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["status"], "proposed");
+    let total: i64 = b["allocations"].as_array().unwrap().iter().map(|a| a["budget_micros"].as_i64().unwrap()).sum();
+    assert!((total - 500_000_000).abs() < 1_000, "{total}");
+    let (status, e) = send(
+        &server,
+        "POST",
+        "/api/v1/insights/budget",
+        br#"{"channel": "google", "budget": 0}"#,
+        "application/json",
+        true,
+    );
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_request")));
+
+    let c = server.admin("/api/v1/insights/competitors");
+    assert!(
+        c["traits"].as_array().unwrap().iter().any(|t| t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["owner"] == "rival-co"))
+    );
+
+    let first = server.admin("/api/v1/insights/alerts");
+    assert!(!first["alerts"].as_array().unwrap().is_empty(), "the first look reports every standing call");
+    let second = server.admin("/api/v1/insights/alerts");
+    assert!(second["alerts"].as_array().unwrap().is_empty(), "{second}");
+
+    let mut response = common::agent()
+        .get(format!("{}/api/v1/insights/creatives/report.html", server.url))
+        .header("Authorization", format!("Bearer {}", common::ADMIN_TOKEN))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    let page = response.body_mut().read_to_string().unwrap();
+    assert!(page.contains("<svg") && page.contains("facebook") && page.contains("rival-co"));
+}

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS performance (
     revenue_micros INTEGER,
     PRIMARY KEY (creative, day)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS insight_snapshots (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 pub struct SqliteCreativeStore {
@@ -310,6 +314,21 @@ impl CreativeStore for SqliteCreativeStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
         })
+    }
+
+    fn snapshot(&self, name: &str) -> Result<Option<String>> {
+        self.pool.with(|conn| {
+            Ok(conn.query_row("SELECT body FROM insight_snapshots WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        })
+    }
+
+    fn put_snapshot(&self, name: &str, body: &str) -> Result<()> {
+        self.writer().execute(
+            "INSERT INTO insight_snapshots (name, body) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+            params![name, body],
+        )?;
+        Ok(())
     }
 
     fn count_performance(&self) -> Result<u64> {
