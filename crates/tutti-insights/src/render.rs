@@ -172,7 +172,7 @@ fn rate_chart(values: &[crate::analysis::ValueReport]) -> String {
     let x = |v: f64| label + v / max * plot;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" \
-         aria-label=\"click-through by value\">",
+         font-family=\"sans-serif\" aria-label=\"click-through by value\">",
         label + plot + 90.0
     );
     for (n, (value, i)) in rows.iter().enumerate() {
@@ -221,7 +221,7 @@ fn share_chart(view: &crate::competitors::TraitView) -> String {
     let height = rows.len() as f64 * row + 30.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" \
-         aria-label=\"{} by owner\">",
+         font-family=\"sans-serif\" aria-label=\"{} by owner\">",
         label + plot + 20.0,
         escape(&view.name)
     );

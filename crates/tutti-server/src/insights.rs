@@ -316,3 +316,153 @@ pub async fn creatives(
     let report = blocking(move || service::analyze(&*engine.creatives(), &options).map_err(service_error)).await?;
     Ok((StatusCode::OK, Json(serde_json::to_value(report).map_err(|e| ApiError::internal("report", e))?)))
 }
+
+/// A creative as written through the API (the id is in the path).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreativeBody {
+    channel: String,
+    #[serde(default)]
+    campaign: String,
+    #[serde(default)]
+    language: String,
+    #[serde(default)]
+    headline: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    call_to_action: String,
+    #[serde(default)]
+    landing_url: String,
+    /// `ours` (default) or the competitor's name.
+    #[serde(default)]
+    owner: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    launched: Option<String>,
+    /// Tags set by hand: trait -> value.
+    #[serde(default)]
+    tags: std::collections::BTreeMap<String, String>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, message)
+}
+
+/// Creates or updates a creative; it is tagged by the local tagger where no tag was given.
+pub async fn put_creative(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use tutti_core::creative::{Creative, Owner, Tag};
+    let r: CreativeBody = json_body(&body)?;
+    if id.trim().is_empty() || id.len() > 256 {
+        return Err(invalid("a creative id is 1 to 256 characters"));
+    }
+    if r.channel.trim().is_empty() {
+        return Err(invalid("channel is required"));
+    }
+    let launched = r
+        .launched
+        .as_deref()
+        .map(tutti_insights::import::parse_date)
+        .transpose()
+        .map_err(|e| invalid(format!("launched: {e}")))?;
+    let owner = match r.owner.as_deref().map(str::trim) {
+        None | Some("") | Some("ours") => Owner::Ours,
+        Some(name) => Owner::Competitor(name.to_owned()),
+    };
+    let creative = Creative {
+        id: id.clone(),
+        campaign: r.campaign,
+        channel: r.channel.trim().to_lowercase(),
+        language: r.language,
+        headline: r.headline,
+        body: r.body,
+        call_to_action: r.call_to_action,
+        landing_url: r.landing_url,
+        owner,
+        launched,
+        tags: r.tags.into_iter().map(|(k, v)| (k, Tag::manual(v))).collect(),
+    };
+    let changes = blocking(move || {
+        let store = engine.creatives();
+        let changes = store.put_creatives(std::slice::from_ref(&creative)).map_err(store_error)?;
+        if let Some(stored) = store.creative(&creative.id).map_err(store_error)? {
+            let local = service::local_tags(engine.tagger(), &stored);
+            let missing = local.into_iter().filter(|(k, _)| !stored.tags.contains_key(k)).collect();
+            store.put_tags(&stored.id, &missing).map_err(store_error)?;
+        }
+        Ok(changes)
+    })
+    .await?;
+    Ok(Json(json!({ "creative": id, "changes": changes })))
+}
+
+/// One day of a creative's numbers, as written through the API.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayBody {
+    date: String,
+    #[serde(default)]
+    impressions: u64,
+    #[serde(default)]
+    clicks: u64,
+    #[serde(default)]
+    conversions: u64,
+    /// In the account currency.
+    #[serde(default)]
+    spend: f64,
+    #[serde(default)]
+    revenue: Option<f64>,
+}
+
+/// Adds or replaces days of a creative's performance: `{"days": [{date, impressions, ...}]}`.
+pub async fn post_performance(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use tutti_core::creative::{Daily, Performance};
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Days {
+        days: Vec<DayBody>,
+    }
+    let r: Days = json_body(&body)?;
+    let money = |x: f64, what: &str| {
+        if (0.0..9.0e12).contains(&x) {
+            Ok((x * 1e6).round() as i64)
+        } else {
+            Err(invalid(format!("{what}: an amount of at least 0")))
+        }
+    };
+    let mut rows = Vec::with_capacity(r.days.len());
+    for (n, d) in r.days.into_iter().enumerate() {
+        let date = tutti_insights::import::parse_date(&d.date).map_err(|e| invalid(format!("days[{n}].date: {e}")))?;
+        rows.push(Performance {
+            creative: id.clone(),
+            date,
+            numbers: Daily {
+                impressions: d.impressions,
+                clicks: d.clicks,
+                conversions: d.conversions,
+                spend_micros: money(d.spend, &format!("days[{n}].spend"))?,
+                revenue_micros: d.revenue.map(|x| money(x, &format!("days[{n}].revenue"))).transpose()?,
+            },
+        });
+    }
+    let id_for = id.clone();
+    let changes = blocking(move || {
+        let store = engine.creatives();
+        if store.creative(&id_for).map_err(store_error)?.is_none() {
+            return Err(ApiError::new(ErrorCode::UnknownCreative, format!("no creative `{id_for}`")));
+        }
+        store.put_performance(&rows).map_err(store_error)
+    })
+    .await?;
+    Ok(Json(json!({ "creative": id, "changes": changes })))
+}

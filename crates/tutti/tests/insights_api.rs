@@ -166,3 +166,34 @@ fn predictions_budgets_competitors_alerts_and_the_html_report_over_http() {
     let page = response.body_mut().read_to_string().unwrap();
     assert!(page.contains("<svg") && page.contains("facebook") && page.contains("rival-co"));
 }
+
+#[test]
+fn creatives_and_their_days_written_as_json() {
+    let server = Server::start();
+    let body = r#"{"channel": "Zalo", "headline": "担心数据安全？", "body": "企业级加密，免费试用30天", "tags": {"tone": "rational"}}"#;
+    let (status, put) = send(&server, "PUT", "/api/v1/creatives/zh-1", body.as_bytes(), "application/json", true);
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(put["changes"]["inserted"], 1);
+    let c = server.admin("/api/v1/creatives/zh-1");
+    assert_eq!(c["channel"], "zalo");
+    assert_eq!(
+        (c["tags"]["tone"]["value"].as_str(), c["tags"]["tone"]["source"].as_str()),
+        (Some("rational"), Some("manual"))
+    );
+    assert_eq!(c["tags"]["language"]["value"], "zh");
+    assert_eq!(c["tags"]["offer"]["source"], "local");
+    let days = br#"{"days": [{"date": "2026-03-01", "impressions": 1000, "clicks": 12, "spend": 3.5}, {"date": "2026-03-02", "impressions": 900, "clicks": 9, "conversions": 1, "spend": 3.1, "revenue": 20}]}"#;
+    let (status, posted) = send(&server, "POST", "/api/v1/creatives/zh-1/performance", days, "application/json", true);
+    assert_eq!((status, posted["changes"]["inserted"].as_i64()), (200, Some(2)));
+    let (_, again) = send(&server, "POST", "/api/v1/creatives/zh-1/performance", days, "application/json", true);
+    assert_eq!(again["changes"]["unchanged"], 2);
+    let (status, e) = send(&server, "POST", "/api/v1/creatives/nope/performance", days, "application/json", true);
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("unknown_creative")));
+    let bad = br#"{"days": [{"date": "tomorrow"}]}"#;
+    let (status, e) = send(&server, "POST", "/api/v1/creatives/zh-1/performance", bad, "application/json", true);
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_request")));
+    assert!(e["error"]["message"].as_str().unwrap().contains("days[0].date"));
+    let (status, e) =
+        send(&server, "PUT", "/api/v1/creatives/x", br#"{"headline": "no channel"}"#, "application/json", true);
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_json")));
+}
