@@ -63,6 +63,13 @@ impl Default for Taxonomy {
     }
 }
 
+impl Taxonomy {
+    /// Reads a taxonomy file: `{"traits": [{"name", "values": [...], "cues": {"value": ["phrase", ...]}}]}`.
+    pub fn from_json(text: &str) -> Result<Taxonomy, TaggerError> {
+        serde_json::from_str(text).map_err(|e| TaggerError::Example { line: e.line(), message: e.to_string() })
+    }
+}
+
 /// A problem with a taxonomy or a training set.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TaggerError {
@@ -177,6 +184,13 @@ impl LocalTagger {
     pub fn new_default() -> LocalTagger {
         let examples = read_examples(TRAINING_SET).expect("the shipped training set is valid");
         LocalTagger::train(Taxonomy::default(), &examples).expect("the default taxonomy is valid")
+    }
+
+    /// A taxonomy of one's own, trained on the shipped examples (for the traits they label) and `extra` ones.
+    pub fn with_taxonomy(taxonomy: Taxonomy, extra: &[Example]) -> Result<LocalTagger, TaggerError> {
+        let mut examples = read_examples(TRAINING_SET).expect("the shipped training set is valid");
+        examples.extend_from_slice(extra);
+        LocalTagger::train(taxonomy, &examples)
     }
 
     /// Checks the taxonomy and trains one model per trait on the examples that label it.

@@ -31,6 +31,18 @@ pub struct Config {
     pub log: LogConfig,
     pub flows: FlowsConfig,
     pub webhook: WebhookConfig,
+    pub insights: InsightsConfig,
+}
+
+/// Creative intelligence.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightsConfig {
+    /// A taxonomy file (JSON; `tutti insights taxonomy` prints the default to start from). Default: tone,
+    /// purpose, structure and offer framing.
+    pub taxonomy: Option<PathBuf>,
+    /// Labelled creatives (JSON lines) to train on besides the shipped ones, for traits of one's own.
+    pub examples: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -67,6 +67,26 @@ pub enum EngineError {
     Processing(String),
     #[error("definitions: {0}")]
     Definitions(String),
+    #[error("insights: {0}")]
+    Insights(String),
+}
+
+/// The local tagger for a configured taxonomy and examples (`[insights]`).
+pub fn load_tagger(config: &config::InsightsConfig) -> Result<tutti_ai::LocalTagger, EngineError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| EngineError::Insights(format!("{}: {e}", path.display())))
+    };
+    let taxonomy = match &config.taxonomy {
+        Some(path) => tutti_ai::Taxonomy::from_json(&read(path)?)
+            .map_err(|e| EngineError::Insights(format!("{}: {e}", path.display())))?,
+        None => tutti_ai::Taxonomy::default(),
+    };
+    let examples = match &config.examples {
+        Some(path) => tutti_ai::tagger::read_examples(&read(path)?)
+            .map_err(|e| EngineError::Insights(format!("{}: {e}", path.display())))?,
+        None => Vec::new(),
+    };
+    tutti_ai::LocalTagger::with_taxonomy(taxonomy, &examples).map_err(|e| EngineError::Insights(e.to_string()))
 }
 
 /// Why a definition was refused.
@@ -128,6 +148,11 @@ impl Engine {
 
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
+        // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
+        let tagger = std::sync::OnceLock::new();
+        if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {
+            let _ = tagger.set(load_tagger(&config.insights)?);
+        }
         let log = SqliteEventLog::open(&paths.events)?;
         let log_checkpointer = log.checkpointer()?;
         let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
@@ -232,7 +257,7 @@ impl Engine {
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
             creatives,
-            tagger: std::sync::OnceLock::new(),
+            tagger,
         })
     }
 

@@ -58,6 +58,12 @@ enum Command {
         /// Data directory holding creatives.db.
         #[arg(long, global = true, default_value = "./tutti-data")]
         data_dir: PathBuf,
+        /// A taxonomy file of one's own (JSON; `tutti insights taxonomy` prints the default to start from).
+        #[arg(long, global = true)]
+        taxonomy: Option<PathBuf>,
+        /// Labelled creatives (JSON lines) to train the tagger on besides the shipped ones.
+        #[arg(long, global = true)]
+        examples: Option<PathBuf>,
     },
 }
 
@@ -150,6 +156,9 @@ enum InsightsCommand {
     /// Accuracy of the local tagger per trait and language on a labelled file (default: the shipped
     /// evaluation set).
     EvaluateTagger { file: Option<PathBuf> },
+    /// Print the taxonomy in use (the default unless --taxonomy) as JSON, with its cue phrases: a starting
+    /// point for a taxonomy of one's own.
+    Taxonomy,
     /// Write story S6's synthetic campaign (three channels, a planted effect) into the data directory, to try
     /// the commands on.
     Demo {
@@ -258,7 +267,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Profiles { command, client } => profiles(command, &Client::new(client)?),
         Command::Flows { command } => flows(command),
-        Command::Insights { command, data_dir } => insights(command, &data_dir),
+        Command::Insights { command, data_dir, taxonomy, examples } => {
+            let config = tutti_engine::config::InsightsConfig { taxonomy, examples };
+            insights(command, &data_dir, &config)
+        }
         Command::Events { command: EventsCommand::Tail { limit, follow }, client } => {
             tail(&Client::new(client)?, limit, follow)
         }
@@ -558,7 +570,12 @@ macro_rules! say_raw {
     }};
 }
 
-fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn insights(
+    command: InsightsCommand,
+    data_dir: &std::path::Path,
+    config: &tutti_engine::config::InsightsConfig,
+) -> anyhow::Result<()> {
+    let tagger = || tutti_engine::load_tagger(config);
     use tutti_insights::service;
     use tutti_store::CreativeStore;
     let open = || -> anyhow::Result<tutti_store::sqlite::SqliteCreativeStore> {
@@ -571,7 +588,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
             let size = std::fs::metadata(&file).with_context(|| format!("reading {}", file.display()))?.len();
             let input = std::fs::File::open(&file).with_context(|| format!("reading {}", file.display()))?;
             let store = open()?;
-            let tagger = tutti_ai::LocalTagger::new_default();
+            let tagger = tagger()?;
             let options = tutti_insights::import::ImportOptions { layout, channel, competitor };
             let mut bar = Progress::new(size);
             let summary = service::import(&store, Some(&tagger), input, options, &mut |read| bar.show(read))?;
@@ -607,7 +624,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
         }
         InsightsCommand::Tag { all } => {
             let store = open()?;
-            let n = service::tag(&store, &tutti_ai::LocalTagger::new_default(), all)?;
+            let n = service::tag(&store, &tagger()?, all)?;
             say!("{n} creative(s) tagged by the local tagger");
             Ok(())
         }
@@ -663,7 +680,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
                 let (k, v) = t.split_once('=').with_context(|| format!("--tag {t}: expected trait=value"))?;
                 given.insert(k.trim().to_owned(), v.trim().to_owned());
             }
-            let tagger = tutti_ai::LocalTagger::new_default();
+            let tagger = tagger()?;
             let (h, b, c) =
                 (headline.unwrap_or_default(), body.unwrap_or_default(), call_to_action.unwrap_or_default());
             let text = (!(h.is_empty() && b.is_empty() && c.is_empty())).then_some(tutti_ai::Text {
@@ -749,7 +766,7 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
                 None => TAGGER_EVALUATION_SET.to_owned(),
             };
             let examples = tutti_ai::tagger::read_examples(&text)?;
-            let result = tutti_ai::tagger::evaluate(&tutti_ai::LocalTagger::new_default(), &examples);
+            let result = tutti_ai::tagger::evaluate(&tagger()?, &examples);
             let languages: std::collections::BTreeSet<&String> =
                 result.by_trait.values().flat_map(|m| m.keys()).collect();
             say_raw!("{:<10} {:>8}", "trait", "all");
@@ -767,6 +784,10 @@ fn insights(command: InsightsCommand, data_dir: &std::path::Path) -> anyhow::Res
                 }
                 say!();
             }
+            Ok(())
+        }
+        InsightsCommand::Taxonomy => {
+            say!("{}", serde_json::to_string_pretty(tagger()?.taxonomy())?);
             Ok(())
         }
         InsightsCommand::Demo { seed } => {

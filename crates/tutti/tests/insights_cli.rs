@@ -85,3 +85,30 @@ fn the_tagger_evaluation_prints_accuracy_per_language() {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
 }
+
+#[test]
+fn a_taxonomy_of_ones_own_is_used_and_a_broken_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Start from the default, add a trait with cues only.
+    let (ok, default, _) = tutti(dir.path(), &["taxonomy"]);
+    assert!(ok);
+    let mut taxonomy: serde_json::Value = serde_json::from_str(&default).unwrap();
+    assert!(taxonomy["traits"].as_array().unwrap().iter().any(|t| t["name"] == "tone"));
+    taxonomy["traits"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "season", "values": ["tet", "mid_autumn", "none"],
+        "cues": {"tet": ["tết"], "mid_autumn": ["中秋", "trung thu", "mid-autumn"]}
+    }));
+    let file = dir.path().join("taxonomy.json");
+    std::fs::write(&file, taxonomy.to_string()).unwrap();
+    let (ok, out, err) = tutti(dir.path(), &["import", META, "--taxonomy", file.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    use tutti_store::CreativeStore;
+    let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.path().join("creatives.db")).unwrap();
+    let mooncake = store.creative("120210000000002").unwrap().unwrap();
+    assert_eq!(mooncake.tags["season"].value, "mid_autumn", "{:?}", mooncake.tags);
+    assert!(mooncake.tags.contains_key("tone"));
+    std::fs::write(&file, r#"{"traits": [{"name": "tone", "values": ["only-one"]}]}"#).unwrap();
+    let (ok, _, err) = tutti(dir.path(), &["tag", "--taxonomy", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("trait `tone` needs at least two values"), "{err}");
+}
