@@ -136,3 +136,70 @@ fn a_file_without_a_known_header_is_refused_whole() {
     let err = Importer::new(std::io::Cursor::new(Vec::new()), ImportOptions::default()).unwrap_err();
     assert_eq!(err.to_string(), "the file is empty");
 }
+
+mod hostile {
+    use proptest::prelude::*;
+    use tutti_insights::import::{ImportOptions, Importer};
+
+    /// Cells that exports and attackers both produce: numbers in odd shapes, quotes, separators, CJK, control
+    /// characters, huge values.
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{0,20}",
+            "-?[0-9]{1,3}(,[0-9]{3}){0,3}(\\.[0-9]{0,8})?",
+            "(2026|1999|0000)[-/](0[0-9]|1[0-9])[-/][0-3][0-9]",
+            "[\"',;\t\r\n]{0,4}",
+            "[a-zA-Zđăơư中文价格]{0,12}",
+            Just("--".to_owned()),
+            Just("99999999999999999999999".to_owned()),
+            Just("\u{0}\u{feff}".to_owned()),
+        ]
+    }
+
+    fn quoted(c: &str) -> String {
+        format!("\"{}\"", c.replace('"', "\"\""))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any bytes at all: an error naming the problem, or rows read; never a panic.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2_000)) {
+            if let Ok(mut importer) = Importer::new(std::io::Cursor::new(bytes), ImportOptions::default()) {
+                while importer.next_chunk(7).is_some() {}
+            }
+        }
+
+        /// A valid generic header over random cells: every row is kept, rejected with a reason, or skipped.
+        #[test]
+        fn every_row_is_accounted_for(rows in proptest::collection::vec(proptest::collection::vec(cell(), 8), 0..40)) {
+            let mut csv = String::from("creative_id,channel,date,impressions,clicks,conversions,spend,revenue\n");
+            for row in &rows {
+                let cells: Vec<String> = row.iter().map(|c| quoted(c)).collect();
+                csv.push_str(&cells.join(","));
+                csv.push('\n');
+            }
+            let mut importer = Importer::new(std::io::Cursor::new(csv.into_bytes()), ImportOptions::default()).unwrap();
+            let (mut kept, mut rejected, mut skipped) = (0usize, 0usize, 0u64);
+            while let Some(chunk) = importer.next_chunk(5) {
+                kept += chunk.performance.len();
+                rejected += chunk.rejected.len();
+                skipped += chunk.skipped;
+                for r in &chunk.rejected {
+                    prop_assert!(!r.reason.is_empty());
+                    prop_assert!(r.line >= 2);
+                }
+                for p in &chunk.performance {
+                    prop_assert!(p.numbers.spend_micros >= 0);
+                }
+            }
+            // Every row is a performance row, rejected or skipped, except rows without a date, which may stand for a
+            // creative alone; nothing else may vanish.
+            let accounted = kept + rejected + skipped as usize;
+            let dateless = rows.iter().filter(|r| r[2].trim().is_empty()).count();
+            prop_assert!(accounted <= rows.len());
+            prop_assert!(rows.len() - accounted <= dateless, "{} rows unaccounted, {dateless} without a date", rows.len() - accounted);
+        }
+    }
+}

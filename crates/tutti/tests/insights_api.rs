@@ -197,3 +197,31 @@ fn creatives_and_their_days_written_as_json() {
         send(&server, "PUT", "/api/v1/creatives/x", br#"{"headline": "no channel"}"#, "application/json", true);
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_json")));
 }
+
+#[test]
+fn hostile_imports_get_a_4xx_or_a_summary_never_a_500() {
+    let server = Server::start();
+    let mut bodies: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0xFF, 0xFE, 0x00],
+        vec![0xFF; 4096],
+        b"creative_id,channel,date,impressions\n\"unterminated,x,2026-03-01,1\n".to_vec(),
+        b"creative_id,channel,date,impressions\nx,y,2026-02-30,1\nx,y,2026-03-01,99999999999999999999999\n".to_vec(),
+        format!("creative_id,channel,date,impressions\n{}\n", "a,".repeat(20_000)).into_bytes(),
+        b"Ad ID,Day,Impressions\n\x00\x01,2026-03-01,5\n".to_vec(),
+    ];
+    bodies.push(b"\xEF\xBB\xBFcreative_id,channel\n<script>,web\n".to_vec());
+    for body in bodies {
+        let (status, answer) = send(&server, "POST", "/api/v1/creatives/import", &body, "text/csv", true);
+        assert!(
+            status == 200 || (400..500).contains(&status),
+            "{status} {answer} for {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
+        if status != 200 {
+            assert!(answer["error"]["code"].is_string(), "{answer}");
+        }
+    }
+    // The server is still fine.
+    assert_eq!(server.request("GET", "/healthz", None).0, 200);
+}
