@@ -86,7 +86,9 @@ pub fn load_tagger(config: &config::InsightsConfig) -> Result<tutti_ai::LocalTag
             .map_err(|e| EngineError::Insights(format!("{}: {e}", path.display())))?,
         None => Vec::new(),
     };
-    tutti_ai::LocalTagger::with_taxonomy(taxonomy, &examples).map_err(|e| EngineError::Insights(e.to_string()))
+    let origin = config.taxonomy.as_ref().map_or("the default taxonomy".to_owned(), |p| p.display().to_string());
+    tutti_ai::LocalTagger::with_taxonomy(taxonomy, &examples)
+        .map_err(|e| EngineError::Insights(format!("{origin}: {e}")))
 }
 
 /// Why a definition was refused.
