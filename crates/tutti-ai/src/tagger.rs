@@ -489,6 +489,9 @@ fn train_model(model: &mut Model, seen: &[Seen], labelled: &[(usize, usize)], se
 pub struct Evaluation {
     /// Trait -> language -> (correct, total).
     pub by_trait: BTreeMap<String, BTreeMap<String, (usize, usize)>>,
+    /// How far confidence can be trusted: for learned traits, (correct, total) of the tags whose confidence fell
+    /// below 0.6, in [0.6, 0.7), [0.7, 0.8), [0.8, 0.9), and in [0.9, 1.0].
+    pub by_confidence: [(usize, usize); 5],
 }
 
 impl Evaluation {
@@ -513,8 +516,14 @@ pub fn evaluate(tagger: &LocalTagger, examples: &[Example]) -> Evaluation {
             if let Some(expected) = labels.get(&d.name) {
                 let slot = eval.by_trait.entry(d.name.clone()).or_default().entry(e.language.clone()).or_insert((0, 0));
                 slot.1 += 1;
-                if *expected == d.value {
+                let right = *expected == d.value;
+                if right {
                     slot.0 += 1;
+                }
+                if d.name != "language" && d.name != "length" {
+                    let bucket = ((d.confidence - 0.5).max(0.0) * 10.0).floor().min(4.0) as usize;
+                    eval.by_confidence[bucket].1 += 1;
+                    eval.by_confidence[bucket].0 += usize::from(right);
                 }
             }
         }

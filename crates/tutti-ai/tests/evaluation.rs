@@ -41,4 +41,9 @@ fn tone_and_purpose_reach_80_percent() {
         }
     }
     assert!(result.accuracy("language", None).unwrap() >= 0.99);
+    // Confidence is worth reading: the surest tags are right more often than the least sure.
+    let rate = |(c, t): (usize, usize)| c as f64 / t.max(1) as f64;
+    let (least, most) = (result.by_confidence[0], result.by_confidence[4]);
+    assert!(most.1 >= 100 && rate(most) >= 0.9, "confidence 0.9 and over: {most:?}");
+    assert!(rate(most) > rate(least) + 0.1, "{least:?} vs {most:?}");
 }

@@ -784,6 +784,19 @@ fn insights(
                 }
                 say!();
             }
+            say!("\nconfidence   tags  accuracy  (learned traits: tone, purpose, structure, offer, ...)");
+            for (n, (c, t)) in result.by_confidence.iter().enumerate() {
+                let range = if n == 0 {
+                    "below 0.6".to_owned()
+                } else if n == 4 {
+                    "0.9-1.0".to_owned()
+                } else {
+                    format!("{:.1}-{:.1}", 0.5 + n as f64 / 10.0, 0.6 + n as f64 / 10.0)
+                };
+                if *t > 0 {
+                    say!("{range:<10} {t:>6}  {:>7.1}%", 100.0 * *c as f64 / *t as f64);
+                }
+            }
             Ok(())
         }
         InsightsCommand::Taxonomy => {
