@@ -193,6 +193,17 @@ fn insights(args: InsightsArgs) -> anyhow::Result<()> {
         stored_times[stored_times.len() - 1],
         stored_times.len()
     );
+    let summed = Instant::now();
+    let sums = {
+        use tutti_store::CreativeStore;
+        (store.creatives()?.len(), store.totals(None, None)?.len())
+    };
+    println!(
+        "  of which reading {} creatives with their tags and summing {} creatives' rows in SQL: {:.3} s",
+        sums.0,
+        sums.1,
+        summed.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

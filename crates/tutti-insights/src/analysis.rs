@@ -292,6 +292,31 @@ struct Posterior {
     cvr: (f64, f64),
 }
 
+/// A beta distribution ready to draw from: the normal with its moments when both parameters are large (see
+/// [`Rng::beta`]), computed once instead of at every draw.
+enum BetaSampler {
+    Normal { mean: f64, sd: f64 },
+    Exact { a: f64, b: f64 },
+}
+
+impl BetaSampler {
+    fn new((a, b): (f64, f64)) -> BetaSampler {
+        if a >= crate::stats::BETA_NORMAL_ABOVE && b >= crate::stats::BETA_NORMAL_ABOVE {
+            let mean = a / (a + b);
+            BetaSampler::Normal { mean, sd: (mean * (1.0 - mean) / (a + b + 1.0)).sqrt() }
+        } else {
+            BetaSampler::Exact { a, b }
+        }
+    }
+
+    fn draw(&self, rng: &mut Rng) -> f64 {
+        match *self {
+            BetaSampler::Normal { mean, sd } => (mean + sd * rng.normal()).clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON),
+            BetaSampler::Exact { a, b } => rng.beta_exact(a, b),
+        }
+    }
+}
+
 /// Draws per chunk: draws are made in fixed chunks, each with its own generator, so the result does not depend on
 /// how many threads share the work.
 const CHUNK: usize = 500;
@@ -529,14 +554,28 @@ fn draw(posteriors: &[Posterior], groups: &Groups, draws: usize, rng: &Rng) -> [
 fn draw_chunk(posteriors: &[Posterior], groups: &Groups, n_groups: usize, rng: &mut Rng) -> [Vec<f64>; 2] {
     let mut out = [vec![0.0; n_groups * CHUNK], vec![0.0; n_groups * CHUNK]];
     let mut sums = vec![[0.0f64; 4]; n_groups];
+    // The hot loop: each creative's groups in one flat array, its beta draws prepared once.
+    let mut flat: Vec<usize> = Vec::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(posteriors.len());
+    for of in &groups.of_member {
+        flat.extend_from_slice(of);
+        ends.push(flat.len());
+    }
+    let samplers: Vec<(BetaSampler, Option<BetaSampler>)> = posteriors
+        .iter()
+        .map(|p| (BetaSampler::new(p.ctr), (p.clicks > 0.0).then(|| BetaSampler::new(p.cvr))))
+        .collect();
     for d in 0..CHUNK {
         sums.iter_mut().for_each(|s| *s = [0.0; 4]);
-        for (p, of) in posteriors.iter().zip(&groups.of_member) {
+        let mut start = 0;
+        for ((p, (ctr_of, cvr_of)), &end) in posteriors.iter().zip(&samplers).zip(&ends) {
             // The Bayesian bootstrap's weight for this creative in this draw, and its rates.
             let w = rng.exp1();
-            let ctr = rng.beta(p.ctr.0, p.ctr.1);
-            let cvr = if p.clicks > 0.0 { rng.beta(p.cvr.0, p.cvr.1) } else { 0.0 };
+            let ctr = ctr_of.draw(rng);
+            let cvr = cvr_of.as_ref().map_or(0.0, |s| s.draw(rng));
             let (wi, wc) = (w * p.impressions, w * p.clicks);
+            let of = &flat[start..end];
+            start = end;
             for &g in of {
                 let s = &mut sums[g];
                 s[0] += wi * ctr;

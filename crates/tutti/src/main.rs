@@ -817,7 +817,10 @@ fn insights(
                 data_dir.display()
             );
             say!(
-                "planted: on facebook, emotional creatives are clicked 30% more often than rational ones; try `tutti insights creatives`"
+                "planted: on facebook, emotional creatives are clicked 30% more often than rational ones; nothing else \
+                 has an effect. Expect a few other calls all the same: a value held by a handful of creatives can \
+                 lean rational or emotional by chance and inherit the difference (an association, not a cause), and \
+                 a 95% bar calls about one comparison in ten that has nothing behind it. Try `tutti insights creatives`."
             );
             Ok(())
         }
