@@ -17,7 +17,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::DEFAULT_CUES;
-use crate::text;
+use crate::text::{self, is_han};
 
 /// A trait the tagger decides, with its values and the phrases that point at each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -387,10 +387,6 @@ impl LocalTagger {
             format!("local classifier: cues {}", quoted.join(", "))
         }
     }
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF)
 }
 
 /// Whether `hay[start..end]` stands as a whole word: no letter or digit right before or after it.

@@ -45,6 +45,16 @@ pub struct Options {
     pub min_clicks: u64,
 }
 
+impl Options {
+    /// The defaults over the days from `from` to `to` (each `YYYY-MM-DD` or another form `parse_date` reads).
+    /// The error names which bound did not read (`"from"` or `"to"`) and why.
+    pub fn for_days(from: Option<&str>, to: Option<&str>) -> Result<Options, (&'static str, String)> {
+        let date =
+            |d: Option<&str>, which: &'static str| d.map(crate::import::parse_date).transpose().map_err(|e| (which, e));
+        Ok(Options { from: date(from, "from")?, to: date(to, "to")?, ..Options::default() })
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
@@ -89,7 +99,7 @@ pub struct Interval {
 }
 
 impl Interval {
-    fn of(samples: &mut [f64]) -> Interval {
+    pub(crate) fn of(samples: &mut [f64]) -> Interval {
         samples.sort_by(f64::total_cmp);
         let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
         Interval { mean, low: quantile(samples, 0.025), high: quantile(samples, 0.975) }
@@ -396,7 +406,7 @@ impl ChannelModel {
 }
 
 /// Impressions, clicks and conversions bounded so that each is at most the one before (a rate needs it).
-fn bounded(t: &Totals) -> (u64, u64, u64) {
+pub(crate) fn bounded(t: &Totals) -> (u64, u64, u64) {
     let clicks = t.clicks.min(t.impressions);
     (t.impressions, clicks, t.conversions.min(clicks))
 }
@@ -411,7 +421,6 @@ fn channel_report(
 ) -> ChannelReport {
     let model = ChannelModel::fit(members, creatives, totals, options, rng);
     let ChannelModel { totals: channel_totals, ctr_prior, cvr_prior, keys, samples, counts, group_totals } = model;
-    let groups = Groups { keys, of_member: Vec::new() };
     let enough = |g: usize, metric: Metric| {
         counts[g] >= options.min_creatives
             && match metric {
@@ -421,7 +430,7 @@ fn channel_report(
     };
 
     let mut traits: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (g, (name, _)) in groups.keys.iter().enumerate() {
+    for (g, (name, _)) in keys.iter().enumerate() {
         if !name.is_empty() {
             traits.entry(name.as_str()).or_default().push(g);
         }
@@ -437,11 +446,11 @@ fn channel_report(
                 .iter()
                 .map(|&g| (g, summary(g, Metric::ClickThrough).map_or(f64::NEG_INFINITY, |i| i.mean)))
                 .collect();
-            gs.sort_by(|x, y| means[y].total_cmp(&means[x]).then_with(|| groups.keys[*x].1.cmp(&groups.keys[*y].1)));
+            gs.sort_by(|x, y| means[y].total_cmp(&means[x]).then_with(|| keys[*x].1.cmp(&keys[*y].1)));
             let values = gs
                 .iter()
                 .map(|&g| ValueReport {
-                    value: groups.keys[g].1.clone(),
+                    value: keys[g].1.clone(),
                     creatives: counts[g],
                     totals: group_totals[g],
                     click_through: summary(g, Metric::ClickThrough),
@@ -458,9 +467,8 @@ fn channel_report(
                 let bar = 1.0 - (1.0 - options.threshold) / pairs as f64;
                 for (x, &a) in gs.iter().enumerate() {
                     for &b in &gs[x + 1..] {
-                        comparisons.push(compare(&groups, &samples[metric as usize], a, b, metric, bar, |g| {
-                            enough(g, metric)
-                        }));
+                        comparisons
+                            .push(compare(&keys, &samples[metric as usize], a, b, metric, bar, |g| enough(g, metric)));
                     }
                 }
             }
@@ -478,7 +486,7 @@ fn channel_report(
 }
 
 fn compare(
-    groups: &Groups,
+    keys: &[(String, String)],
     samples: &[Vec<f64>],
     a: usize,
     b: usize,
@@ -486,7 +494,7 @@ fn compare(
     bar: f64,
     enough: impl Fn(usize) -> bool,
 ) -> Comparison {
-    let (name_a, name_b) = (groups.keys[a].1.clone(), groups.keys[b].1.clone());
+    let (name_a, name_b) = (keys[a].1.clone(), keys[b].1.clone());
     if !enough(a) || !enough(b) {
         return Comparison {
             metric,

@@ -10,8 +10,8 @@
 use serde::Serialize;
 use tutti_core::creative::{Creative, Totals};
 
-use crate::analysis::Interval;
-use crate::stats::{BetaPrior, Rng, quantile};
+use crate::analysis::{Interval, bounded};
+use crate::stats::{BetaPrior, Rng};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,12 +83,9 @@ pub fn propose_budget(
     let n = members.len();
     // At most half an equal share, so that at least half the budget follows the evidence.
     let floor = options.floor.clamp(0.0, 0.5 / n as f64);
-    let bounded = |t: &Totals| {
-        let clicks = t.clicks.min(t.impressions);
-        (t.impressions, clicks, t.conversions.min(clicks))
-    };
-    let ctr_prior = BetaPrior::fit(members.iter().map(|&i| (bounded(&totals[i]).0, bounded(&totals[i]).1)));
-    let cvr_prior = BetaPrior::fit(members.iter().map(|&i| (bounded(&totals[i]).1, bounded(&totals[i]).2)));
+    let counts: Vec<(u64, u64, u64)> = members.iter().map(|&i| bounded(&totals[i])).collect();
+    let ctr_prior = BetaPrior::fit(counts.iter().map(|&(imps, clicks, _)| (imps, clicks)));
+    let cvr_prior = BetaPrior::fit(counts.iter().map(|&(_, clicks, conv)| (clicks, conv)));
     let (spent, shown): (i64, u64) =
         members.iter().fold((0, 0), |(s, n), &i| (s + totals[i].spend_micros, n + totals[i].impressions));
     let channel_per_unit = if spent > 0 { shown as f64 / (spent as f64 / 1e6) } else { 1.0 };
@@ -105,8 +102,7 @@ pub fn propose_budget(
     let mut values = vec![Vec::with_capacity(draws); n];
     for _ in 0..draws {
         let mut best = (f64::NEG_INFINITY, 0);
-        for (m, &i) in members.iter().enumerate() {
-            let (imps, clicks, conv) = bounded(&totals[i]);
+        for (m, &(imps, clicks, conv)) in counts.iter().enumerate() {
             let ctr = rng.beta(ctr_prior.alpha() + clicks as f64, ctr_prior.beta() + (imps - clicks) as f64);
             let value = per_unit[m]
                 * ctr
@@ -129,19 +125,13 @@ pub fn propose_budget(
         .map(|(m, &i)| {
             let p = wins[m] as f64 / draws as f64;
             let share = floor + (1.0 - n as f64 * floor) * p;
-            let v = &mut values[m];
-            v.sort_by(f64::total_cmp);
             Allocation {
                 creative: creatives[i].id.clone(),
                 probability_best: p,
                 share,
                 budget_micros: (share * options.budget_micros as f64).round() as i64,
                 current_share: if spent > 0 { totals[i].spend_micros as f64 / spent as f64 } else { 1.0 / n as f64 },
-                value_per_unit: Interval {
-                    mean: v.iter().sum::<f64>() / v.len() as f64,
-                    low: quantile(v, 0.025),
-                    high: quantile(v, 0.975),
-                },
+                value_per_unit: Interval::of(&mut values[m]),
             }
         })
         .collect();

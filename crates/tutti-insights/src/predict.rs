@@ -75,13 +75,11 @@ pub fn predict(
                 for ((acc, x), b) in shift.iter_mut().zip(s).zip(base) {
                     *acc += logit(*x) - logit(*b);
                 }
-                ratio.sort_by(f64::total_cmp);
-                let mean = ratio.iter().sum::<f64>() / ratio.len() as f64;
                 parts.push(Part {
                     name: name.clone(),
                     value: value.clone(),
                     creatives: model.creatives_in(g),
-                    multiplier: Interval { mean, low: quantile(&ratio, 0.025), high: quantile(&ratio, 0.975) },
+                    multiplier: Interval::of(&mut ratio),
                 });
             }
             None => unknown.push(format!("{name}={value}")),

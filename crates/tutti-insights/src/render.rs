@@ -68,17 +68,22 @@ pub fn sentence(channel: &str, trait_name: &str, c: &Comparison) -> String {
     }
 }
 
-/// The report as tables: per channel and trait, each value's rates, then the comparisons that were called.
-pub fn text(report: &Report) -> String {
-    let mut out = String::new();
-    let window = match (report.from, report.to) {
+/// The days a report covers, in words.
+fn days_covered(report: &Report) -> String {
+    match (report.from, report.to) {
         (None, None) => "all days".to_owned(),
         (from, to) => format!(
             "{} to {}",
             from.map_or("the start".to_owned(), |d| d.to_string()),
             to.map_or("the end".to_owned(), |d| d.to_string())
         ),
-    };
+    }
+}
+
+/// The report as tables: per channel and trait, each value's rates, then the comparisons that were called.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let window = days_covered(report);
     let _ = writeln!(
         out,
         "Creative insights, {window} ({} posterior draws). Associations, not proven causes.",
@@ -285,14 +290,7 @@ pub fn html(report: &Report, competitors: &[crate::competitors::TraitView]) -> S
          td:first-child,th:first-child{text-align:left}.called{color:#1d3557;font-weight:600}.thin{color:#777}\
          .note{color:#555;font-size:.9rem}</style></head><body>",
     );
-    let window = match (report.from, report.to) {
-        (None, None) => "all days".to_owned(),
-        (from, to) => format!(
-            "{} to {}",
-            from.map_or("the start".to_owned(), |d| d.to_string()),
-            to.map_or("the end".to_owned(), |d| d.to_string())
-        ),
-    };
+    let window = days_covered(report);
     let _ = write!(
         out,
         "<h1>Creative insights</h1><p class=\"note\">{} · {} posterior draws · a value is called better when the \

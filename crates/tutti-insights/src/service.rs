@@ -129,24 +129,21 @@ pub fn set_manual_tag(store: &dyn CreativeStore, creative: &str, name: &str, val
 
 /// The analysis over what the store holds, in the options' window.
 pub fn analyze(store: &dyn CreativeStore, options: &Options) -> Result<Report, ServiceError> {
-    let creatives = store.creatives()?;
-    let mut sums = store.totals(options.from, options.to)?;
-    let totals: Vec<Totals> = creatives.iter().map(|c| sums.remove(&c.id).unwrap_or_default()).collect();
-    let mut report = analyze_totals(&creatives, &totals, options);
-    report.unknown_creatives = sums.len();
-    Ok(report)
+    let (creatives, totals, unknown) = creatives_and_totals(store, options.from, options.to)?;
+    Ok(Report { unknown_creatives: unknown, ..analyze_totals(&creatives, &totals, options) })
 }
 
-/// Everything the store holds, with each creative's sums over a window.
+/// Everything the store holds, with each creative's sums over a window, and how many creatives the performance
+/// rows name that are not known.
 fn creatives_and_totals(
     store: &dyn CreativeStore,
     from: Option<tutti_core::creative::Date>,
     to: Option<tutti_core::creative::Date>,
-) -> Result<(Vec<Creative>, Vec<Totals>), ServiceError> {
+) -> Result<(Vec<Creative>, Vec<Totals>, usize), ServiceError> {
     let creatives = store.creatives()?;
     let mut sums = store.totals(from, to)?;
     let totals = creatives.iter().map(|c| sums.remove(&c.id).unwrap_or_default()).collect();
-    Ok((creatives, totals))
+    Ok((creatives, totals, sums.len()))
 }
 
 /// What changed since the last time alerts were asked for (the first time: every call standing now). The
@@ -184,7 +181,7 @@ pub fn predict(
     if tags.is_empty() {
         return Err(ServiceError::Invalid("give tags, or text to tag".to_owned()));
     }
-    let (creatives, totals) = creatives_and_totals(store, options.from, options.to)?;
+    let (creatives, totals, _) = creatives_and_totals(store, options.from, options.to)?;
     crate::predict::predict(&creatives, &totals, channel, &tags, options)
         .ok_or_else(|| ServiceError::Invalid(format!("no performance data for our creatives on `{channel}`")))
 }
@@ -195,7 +192,7 @@ pub fn budget(
     options: &crate::budget::BudgetOptions,
     window: &Options,
 ) -> Result<crate::budget::BudgetProposal, ServiceError> {
-    let (creatives, totals) = creatives_and_totals(store, window.from, window.to)?;
+    let (creatives, totals, _) = creatives_and_totals(store, window.from, window.to)?;
     crate::budget::propose_budget(&creatives, &totals, options).map_err(ServiceError::Invalid)
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
@@ -62,7 +61,7 @@ pub async fn import(
         service::import(&*store, Some(engine.tagger()), input, options, &mut |_| {}).map_err(service_error)
     })
     .await?;
-    Ok(Json(serde_json::to_value(summary).map_err(|e| ApiError::internal("import summary", e))?))
+    to_json("import summary", &summary)
 }
 
 pub async fn list(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
@@ -74,7 +73,7 @@ pub async fn get(_: Admin, State(engine): State<Arc<Engine>>, Path(id): Path<Str
     let id_for = id.clone();
     let found = blocking(move || engine.creatives().creative(&id_for).map_err(store_error)).await?;
     let creative = found.ok_or_else(|| ApiError::new(ErrorCode::UnknownCreative, format!("no creative `{id}`")))?;
-    Ok(Json(serde_json::to_value(creative).map_err(|e| ApiError::internal("creative", e))?))
+    to_json("creative", &creative)
 }
 
 #[derive(Deserialize, Default)]
@@ -89,11 +88,8 @@ pub async fn tag(
     State(engine): State<Arc<Engine>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: TagBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TagBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?
-    };
+    let request: TagBody =
+        if body.iter().all(u8::is_ascii_whitespace) { TagBody::default() } else { json_body(&body)? };
     let tagged = blocking(move || {
         let store = engine.creatives();
         service::tag(&*store, engine.tagger(), request.all).map_err(service_error)
@@ -156,11 +152,8 @@ pub struct InsightsQuery {
 }
 
 fn options(q: InsightsQuery) -> Result<tutti_insights::Options, ApiError> {
-    let date = |d: Option<String>, what: &str| {
-        d.map(|d| tutti_insights::import::parse_date(&d)).transpose().map_err(|e| bad_query(format!("{what}: {e}")))
-    };
-    let mut options =
-        tutti_insights::Options { from: date(q.from, "from")?, to: date(q.to, "to")?, ..Default::default() };
+    let mut options = tutti_insights::Options::for_days(q.from.as_deref(), q.to.as_deref())
+        .map_err(|(which, e)| bad_query(format!("{which}: {e}")))?;
     if let Some(t) = q.threshold {
         if !(0.5..1.0).contains(&t) {
             return Err(bad_query("threshold: a probability from 0.5 up to (not including) 1"));
@@ -168,6 +161,11 @@ fn options(q: InsightsQuery) -> Result<tutti_insights::Options, ApiError> {
         options.threshold = t;
     }
     Ok(options)
+}
+
+/// A response body from what the service returned.
+fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Json<Value>, ApiError> {
+    Ok(Json(serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))?))
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -235,7 +233,7 @@ pub async fn predict(
             .map_err(service_error)
     })
     .await?;
-    Ok(Json(serde_json::to_value(prediction).map_err(|e| ApiError::internal("prediction", e))?))
+    to_json("prediction", &prediction)
 }
 
 #[derive(Deserialize)]
@@ -288,7 +286,7 @@ pub async fn budget(
     let proposal =
         blocking(move || service::budget(&*engine.creatives(), &budget_options, &window).map_err(service_error))
             .await?;
-    Ok(Json(serde_json::to_value(proposal).map_err(|e| ApiError::internal("proposal", e))?))
+    to_json("proposal", &proposal)
 }
 
 pub async fn competitors(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
@@ -300,21 +298,11 @@ pub async fn creatives(
     _: Admin,
     State(engine): State<Arc<Engine>>,
     query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let date = |d: Option<String>, what: &str| {
-        d.map(|d| tutti_insights::import::parse_date(&d)).transpose().map_err(|e| bad_query(format!("{what}: {e}")))
-    };
-    let mut options =
-        tutti_insights::Options { from: date(q.from, "from")?, to: date(q.to, "to")?, ..Default::default() };
-    if let Some(t) = q.threshold {
-        if !(0.5..1.0).contains(&t) {
-            return Err(bad_query("threshold: a probability from 0.5 up to (not including) 1"));
-        }
-        options.threshold = t;
-    }
+    let options = options(q)?;
     let report = blocking(move || service::analyze(&*engine.creatives(), &options).map_err(service_error)).await?;
-    Ok((StatusCode::OK, Json(serde_json::to_value(report).map_err(|e| ApiError::internal("report", e))?)))
+    to_json("report", &report)
 }
 
 /// A creative as written through the API (the id is in the path).

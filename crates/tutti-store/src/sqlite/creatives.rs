@@ -108,6 +108,23 @@ fn date_of(text: &str) -> Result<Date> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("stored day `{text}`: {e}")))
 }
 
+/// Inserts a row, or updates it where it differs: which of the two happened (or neither) is counted.
+fn upsert(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    update: &mut rusqlite::CachedStatement<'_>,
+    values: &[&dyn rusqlite::ToSql],
+    changes: &mut Changes,
+) -> Result<()> {
+    if insert.execute(values)? == 1 {
+        changes.inserted += 1;
+    } else if update.execute(values)? == 1 {
+        changes.updated += 1;
+    } else {
+        changes.unchanged += 1;
+    }
+    Ok(())
+}
+
 fn write_tags(conn: &Connection, creative: &str, tags: &BTreeMap<String, Tag>) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO creative_tags (creative, name, value, confidence, source, why) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -193,13 +210,7 @@ impl CreativeStore for SqliteCreativeStore {
                     owner_text(&c.owner),
                     launched
                 ];
-                if insert.execute(values)? == 1 {
-                    changes.inserted += 1;
-                } else if update.execute(values)? == 1 {
-                    changes.updated += 1;
-                } else {
-                    changes.unchanged += 1;
-                }
+                upsert(&mut insert, &mut update, values, &mut changes)?;
                 write_tags(&tx, &c.id, &c.tags)?;
             }
         }
@@ -237,13 +248,7 @@ impl CreativeStore for SqliteCreativeStore {
                     n.spend_micros,
                     n.revenue_micros
                 ];
-                if insert.execute(values)? == 1 {
-                    changes.inserted += 1;
-                } else if update.execute(values)? == 1 {
-                    changes.updated += 1;
-                } else {
-                    changes.unchanged += 1;
-                }
+                upsert(&mut insert, &mut update, values, &mut changes)?;
             }
         }
         tx.commit()?;
