@@ -46,6 +46,18 @@ pub enum ErrorCode {
     UnknownCreative,
     /// A CSV import is not a known export layout or cannot be read.
     InvalidImport,
+    /// No connector by this name is configured.
+    UnknownConnector,
+    /// No dead letter has this sequence number.
+    UnknownDeadLetter,
+    /// A signed link (one-click unsubscribe) does not verify.
+    InvalidLink,
+    /// No hook file serves this source.
+    UnknownHook,
+    /// An inbound webhook's signature is missing, wrong or too old.
+    InvalidSignature,
+    /// An inbound webhook's payload is not JSON or does not map to events.
+    InvalidPayload,
     /// The request is well formed but asks for what cannot be done.
     InvalidRequest,
     /// The engine is shutting down or its storage failed; the request was not stored and may be retried.
@@ -56,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -77,6 +89,12 @@ impl ErrorCode {
         ErrorCode::UnknownPolicy,
         ErrorCode::UnknownCreative,
         ErrorCode::InvalidImport,
+        ErrorCode::UnknownConnector,
+        ErrorCode::UnknownDeadLetter,
+        ErrorCode::InvalidLink,
+        ErrorCode::UnknownHook,
+        ErrorCode::InvalidSignature,
+        ErrorCode::InvalidPayload,
         ErrorCode::InvalidRequest,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -105,6 +123,12 @@ impl ErrorCode {
             ErrorCode::UnknownPolicy => "unknown_policy",
             ErrorCode::UnknownCreative => "unknown_creative",
             ErrorCode::InvalidImport => "invalid_import",
+            ErrorCode::UnknownConnector => "unknown_connector",
+            ErrorCode::UnknownDeadLetter => "unknown_dead_letter",
+            ErrorCode::InvalidLink => "invalid_link",
+            ErrorCode::UnknownHook => "unknown_hook",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::InvalidPayload => "invalid_payload",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -124,14 +148,19 @@ impl ErrorCode {
             | ErrorCode::InvalidQuery
             | ErrorCode::InvalidDefinition
             | ErrorCode::InvalidImport
+            | ErrorCode::InvalidLink
+            | ErrorCode::InvalidPayload
             | ErrorCode::InvalidRequest => 400,
-            ErrorCode::Unauthorized => 401,
+            ErrorCode::Unauthorized | ErrorCode::InvalidSignature => 401,
             ErrorCode::NotFound
             | ErrorCode::ProfileNotFound
             | ErrorCode::UnknownFlow
             | ErrorCode::UnknownSegment
             | ErrorCode::UnknownPolicy
-            | ErrorCode::UnknownCreative => 404,
+            | ErrorCode::UnknownCreative
+            | ErrorCode::UnknownConnector
+            | ErrorCode::UnknownDeadLetter
+            | ErrorCode::UnknownHook => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedEncoding => 415,
@@ -172,6 +201,20 @@ impl ErrorCode {
             ErrorCode::UnknownCreative => "No creative has this id.",
             ErrorCode::InvalidImport => {
                 "The CSV is not a Meta Ads Manager, Google Ads or generic export, or cannot be read; the message says why."
+            }
+            ErrorCode::UnknownConnector => {
+                "No connector by this name is configured; `GET /api/v1/connectors` lists them."
+            }
+            ErrorCode::UnknownDeadLetter => "No dead letter has this sequence number (it may have been replayed).",
+            ErrorCode::UnknownHook => "No hook file serves this source (`/hooks/{source}`).",
+            ErrorCode::InvalidSignature => {
+                "An inbound webhook's signature is missing, does not match, or signs a time more than five minutes away."
+            }
+            ErrorCode::InvalidPayload => {
+                "An inbound webhook's body is not JSON or does not map to events; the message names the item and field."
+            }
+            ErrorCode::InvalidLink => {
+                "A signed link (one-click unsubscribe) does not verify: it was altered or comes from another installation."
             }
             ErrorCode::InvalidRequest => {
                 "The request is well formed but asks for what cannot be done (no data on the channel, a budget of 0, nothing to tag); the message says why."

@@ -200,7 +200,31 @@ struct Common {
     locale: Option<String>,
 }
 
+/// Identifiers that begin with this are Tutti's own (the dispatcher's outcome events name a profile by id as
+/// `tutti:profile:<n>`); events from outside may not use them.
+pub const RESERVED_ID_PREFIX: &str = "tutti:";
+
 impl Event {
+    /// The first identifier field that uses Tutti's reserved prefix, for the intake paths to refuse.
+    pub fn reserved_identifier(&self) -> Option<&'static str> {
+        let reserved =
+            |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim_start().starts_with(RESERVED_ID_PREFIX));
+        if reserved(&self.user_id) {
+            Some("userId")
+        } else if reserved(&self.anonymous_id) {
+            Some("anonymousId")
+        } else if reserved(&self.previous_id) {
+            Some("previousId")
+        } else {
+            None
+        }
+    }
+
+    /// The profile an internal event names (`anonymousId: "tutti:profile:<n>"`).
+    pub fn internal_profile(&self) -> Option<crate::ProfileId> {
+        let id = self.anonymous_id.as_deref()?.strip_prefix("tutti:profile:")?;
+        id.parse().ok().map(crate::ProfileId)
+    }
     /// Validates and normalises one event from its JSON text.
     ///
     /// `kind` is the type implied by the endpoint, or `None` for a batch item, whose `type` field then decides.

@@ -59,6 +59,23 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     Ok(total)
 }
 
+/// Reads a configuration duration: whole seconds (`30`) or text as [`parse_duration`] reads it (`500ms`, `30s`,
+/// `5m`, `1h30m`, `7d`). For `#[serde(deserialize_with = ...)]`.
+pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::Seconds(s) => Ok(std::time::Duration::from_secs(s)),
+        Raw::Text(t) => {
+            parse_duration(&t).map(|ms| std::time::Duration::from_millis(ms as u64)).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
 /// The longest duration accepted: ten years.
 pub const MAX_DURATION: Millis = 3653 * 86_400_000;
 

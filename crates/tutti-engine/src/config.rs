@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tutti_core::IdentityConfig;
 
 /// Configuration errors, each naming the file, variable or key at fault.
@@ -30,7 +30,10 @@ pub struct Config {
     pub identity: IdentitySection,
     pub log: LogConfig,
     pub flows: FlowsConfig,
-    pub webhook: WebhookConfig,
+    /// `[connectors.<name>]`: each connector's table, validated by `tutti_connectors::Registry::build` (which
+    /// names the connector and the key of every problem).
+    pub connectors: BTreeMap<String, toml::Value>,
+    pub hooks: HooksConfig,
     pub insights: InsightsConfig,
 }
 
@@ -45,53 +48,20 @@ pub struct InsightsConfig {
     pub examples: Option<PathBuf>,
 }
 
+/// Inbound webhooks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// Directory of hook files (YAML, one per source, served at `POST /hooks/{source}`; default: `./hooks` when
+    /// present).
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConfig {
     /// Directory of flow, segment and policy YAML files loaded at start (default: `./flows` when present).
     pub dir: Option<PathBuf>,
-}
-
-/// The built-in `webhook` connector.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookConfig {
-    /// Hosts or IP addresses webhooks may reach although they are private, loopback or link-local, such as
-    /// `["127.0.0.1", "hooks.internal"]`. Everything else private is refused (no server-side request forgery).
-    pub allow_private: Vec<String>,
-    /// How long one delivery may take.
-    #[serde(deserialize_with = "duration")]
-    pub timeout: Duration,
-    /// Attempts before an action becomes a dead letter.
-    pub max_attempts: u32,
-    /// When set, each request carries `Tutti-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
-    pub signing_secret: Option<String>,
-    /// Deliveries in flight at once. One profile's actions are delivered one after another, in order.
-    pub concurrency: usize,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            allow_private: Vec::new(),
-            timeout: Duration::from_secs(10),
-            max_attempts: 8,
-            signing_secret: None,
-            concurrency: 16,
-        }
-    }
-}
-
-impl fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("allow_private", &self.allow_private)
-            .field("timeout", &self.timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "<redacted>"))
-            .field("concurrency", &self.concurrency)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,36 +182,8 @@ impl Default for LogConfig {
 }
 
 /// Parses `90s`, `15m`, `24h`, `7d` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
+use tutti_core::time::deserialize_duration as duration;
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {t:?}; use 90s, 15m, 24h or 7d"))),
-    }
-}
-
-/// Command-line values that override everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
@@ -253,7 +195,8 @@ impl Config {
     /// Loads the configuration.
     ///
     /// `file`: an explicit config file (must exist), or `None` to read `./tutti.toml` when it exists.
-    /// `env`: the environment, as `(name, value)` pairs; `TUTTI_SECTION__KEY` sets `section.key`, and
+    /// `env`: the environment, as `(name, value)` pairs; `TUTTI_SECTION__KEY` sets `section.key` (and
+    /// `TUTTI_CONNECTORS__SLACK__TIMEOUT` sets `connectors.slack.timeout`), and
     /// `TUTTI_WRITE_KEY` / `TUTTI_ADMIN_TOKEN` set the two secrets.
     pub fn load(
         file: Option<&Path>,
@@ -271,23 +214,28 @@ impl Config {
             let path: Vec<String> = match name.as_str() {
                 "TUTTI_WRITE_KEY" => vec!["auth".into(), "write_key".into()],
                 "TUTTI_ADMIN_TOKEN" => vec!["auth".into(), "admin_token".into()],
-                _ => match name["TUTTI_".len()..].split_once("__") {
-                    Some((section, key)) if !section.is_empty() && !key.is_empty() => {
-                        vec![section.to_lowercase(), key.to_lowercase()]
+                _ => {
+                    let parts: Vec<String> = name["TUTTI_".len()..].split("__").map(str::to_lowercase).collect();
+                    if parts.len() < 2 || parts.iter().any(String::is_empty) {
+                        continue;
                     }
-                    _ => continue,
-                },
+                    parts
+                }
             };
             env_names.push(name.clone());
-            let section = table
-                .entry(path[0].clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .ok_or_else(|| ConfigError::Invalid {
-                    origin: name.clone(),
-                    message: format!("{} is not a section", path[0]),
-                })?;
-            section.insert(path[1].clone(), env_value(value));
+            let (key, sections) = path.split_last().expect("at least two parts");
+            let mut at = &mut table;
+            for (depth, section) in sections.iter().enumerate() {
+                at = at
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Invalid {
+                        origin: name.clone(),
+                        message: format!("{} is not a section", sections[..=depth].join(".")),
+                    })?;
+            }
+            at.insert(key.clone(), env_value(value));
         }
         let mut config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let origin =
@@ -383,9 +331,28 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("5 weeks"), None);
+    fn durations_in_seconds_or_text() {
+        let c = Config::load(None, env(&[("TUTTI_INTAKE__DEDUP_RETENTION", "90s")]), &Overrides::default()).unwrap();
+        assert_eq!(c.intake.dedup_retention, Duration::from_secs(90));
+        let c = Config::load(None, env(&[("TUTTI_INTAKE__DEDUP_RETENTION", "3600")]), &Overrides::default()).unwrap();
+        assert_eq!(c.intake.dedup_retention, Duration::from_secs(3600));
+        let err = Config::load(None, env(&[("TUTTI_INTAKE__DEDUP_RETENTION", "5 weeks")]), &Overrides::default());
+        assert!(err.unwrap_err().to_string().contains("5 weeks"));
+    }
+
+    #[test]
+    fn connector_tables_take_three_level_variables() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TUTTI_CONNECTORS__SLACK__TOKEN_ENV", "SLACK_TOKEN"),
+                ("TUTTI_CONNECTORS__SLACK__CONCURRENCY", "4"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let slack = c.connectors["slack"].as_table().unwrap();
+        assert_eq!(slack["token_env"].as_str(), Some("SLACK_TOKEN"));
+        assert_eq!(slack["concurrency"].as_integer(), Some(4));
     }
 }

@@ -1,13 +1,99 @@
-//! The one list of connectors flows can call. Until the connectors crate lands (issue #4) there are two
-//! built-in ones, so that every flow is testable end to end: `log` (writes the rendered payload to the
-//! decision record) and `webhook` (an HTTP POST of the rendered JSON to the payload's `url`).
+//! The connectors flows can call come from `tutti-connectors` (its `ALL` is the one list). This builds the
+//! installation's registry from `[connectors]`.
 
+use std::collections::BTreeMap;
+
+use std::sync::Arc;
+
+use tutti_connectors::{Context, Env, Memory, Registry, Shared};
 use tutti_core::flow::ConnectorInfo;
+use tutti_store::sqlite::SqliteConnectorMemory;
 
-/// Every connector, with its operations and the channel its messages count against.
+use crate::{Config, EngineError};
+
+/// Every connector, with its operations and the channel its messages count against (what flows compile against).
 pub fn all() -> Vec<ConnectorInfo> {
-    vec![
-        ConnectorInfo { name: "log".into(), operations: vec!["write".into()], channel: "log".into() },
-        ConnectorInfo { name: "webhook".into(), operations: vec!["post".into()], channel: "webhook".into() },
-    ]
+    tutti_connectors::infos()
+}
+
+/// Validates `[connectors]` and builds every connector it enables (and those that need no configuration),
+/// without I/O. Every problem is reported at once.
+pub fn registry(config: &Config, env: Env<'_>, link_key: &[u8; 32], shared: &Shared) -> Result<Registry, EngineError> {
+    let mut tables = BTreeMap::new();
+    for (name, table) in &config.connectors {
+        let json =
+            serde_json::to_value(table).map_err(|e| EngineError::Connectors(format!("[connectors.{name}]: {e}")))?;
+        tables.insert(name.clone(), json);
+    }
+    Registry::build(&tables, &Context { env, link_key, shared }).map_err(|errors| {
+        EngineError::Connectors(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    })
+}
+
+/// Reads every hook file (`*.yaml`, `*.yml`) of the hooks directory: `[hooks] dir`, else `./hooks` when it
+/// exists. Every problem in every file is reported at once; two files may not serve one source.
+pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_connectors::inbound::Hook>, EngineError> {
+    let dir = match &config.hooks.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let default = std::path::PathBuf::from("./hooks");
+            if !default.is_dir() {
+                return Ok(BTreeMap::new());
+            }
+            default
+        }
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::Connectors(format!("{}: {e}", dir.display())))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    let mut hooks = BTreeMap::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let origin = path.display().to_string();
+        let source = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("{origin}: {e}"));
+                continue;
+            }
+        };
+        match tutti_connectors::inbound::compile(&origin, &source, env) {
+            Ok(hook) => {
+                if hooks.contains_key(&hook.source) {
+                    problems.push(format!("{origin}: another hook file already serves the source `{}`", hook.source));
+                } else {
+                    hooks.insert(hook.source.clone(), hook);
+                }
+            }
+            Err(list) => problems.extend(list.iter().map(ToString::to_string)),
+        }
+    }
+    if problems.is_empty() { Ok(hooks) } else { Err(EngineError::Connectors(problems.join("\n"))) }
+}
+
+/// `connectors.db` as the connectors' [`Memory`], on the engine's clock.
+pub struct StoreMemory {
+    pub store: SqliteConnectorMemory,
+    pub clock: Arc<dyn crate::Clock>,
+}
+
+impl Memory for StoreMemory {
+    fn get(&self, connector: &str, key: &str) -> Result<Option<String>, String> {
+        self.store.get(connector, key).map_err(|e| e.to_string())
+    }
+
+    fn put(&self, connector: &str, key: &str, value: &str) -> Result<(), String> {
+        self.store.put(connector, key, value, self.clock.now_ms()).map_err(|e| e.to_string())
+    }
+
+    fn remove(&self, connector: &str, keys: &[String]) -> Result<(), String> {
+        self.store.remove(connector, keys).map_err(|e| e.to_string())
+    }
+
+    fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>, String> {
+        self.store.scan(connector, prefix, after, limit).map_err(|e| e.to_string())
+    }
 }

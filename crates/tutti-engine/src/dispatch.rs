@@ -1,48 +1,54 @@
-//! The dispatcher: delivers the outbox, at least once, to the built-in connectors.
+//! The dispatcher: delivers the outbox, at least once, through the connectors of `tutti-connectors`.
 //!
 //! The processor hands it each batch's new actions in memory right after committing them ([`ToDispatcher`]),
 //! so the hot path never reads the outbox table: the table is the durable record, read back only at start
-//! (and when more actions wait than the dispatcher holds in memory). Actions go straight to `[webhook]
-//! concurrency` lanes, tasks on one delivery thread running hyper's pooled HTTP/1.1 client: a profile's actions
-//! always to the same lane, one after another, so they arrive in order, while the lanes deliver side by side and
-//! none waits for another. Outcomes are written on a recorder thread, in batches (whatever gathers while one
-//! write waits for the database goes into the next): delivered (with the connector's result, handed back to the
-//! run when it awaits it), retried later with exponential backoff (network errors, 429 and 5xx; the retry waits
-//! in memory and in the table), or a dead letter (other 4xx, a refused address, https, attempts exhausted). An
-//! action delivered but not yet recorded when the process dies is delivered again at the next start: the
-//! `Idempotency-Key` header (the run, step and visit) lets the receiver see it is the same action.
+//! (and when more actions wait than the dispatcher holds in memory, and after a replay). Each connector has its
+//! own lanes (`concurrency` of them), tasks on one delivery thread: a profile's actions for one connector go
+//! through the same lane, one after another, so they arrive in order, while lanes deliver side by side, and a
+//! connector that hangs holds up only its own lanes.
+//!
+//! Around every attempt (each connector's [`Settings`]):
+//! - a **rate limit** ([`Pace`], a generic cell rate: `rate_per_second` with `burst` at once), waited for in the
+//!   lane;
+//! - a **circuit breaker** ([`Gate`]): `breaker_failures` consecutive failed attempts open it for
+//!   `breaker_cooldown`, then one attempt probes; while it is open, and while the vendor's `Retry-After`
+//!   lasts, actions are deferred without counting an attempt;
+//! - a **timeout** per attempt;
+//! - **retries** of transient failures (network, timeout, 408, 425, 429, 5xx) with exponential backoff and
+//!   jitter (half the step, plus up to half again, spread by the action's key), never sooner than the vendor's
+//!   `Retry-After`; a **dead letter** after `max_attempts`, or at once for a permanent failure (another 4xx, a
+//!   refused address, a payload the connector refuses). Dead letters stay in the outbox, listable and
+//!   replayable ([`Incoming::Replayed`]).
+//!
+//! Outcomes are written on a recorder thread, in batches (whatever gathers while one write waits for the
+//! database goes into the next): delivered (with the connector's result, handed back to the run when it awaits
+//! it), retried or deferred (the due time in memory and in the table), or dead. An action delivered but not yet
+//! recorded when the process dies is delivered again at the next start with the same idempotency key (the run,
+//! step and visit), which vendors that take one use to drop the repeat.
+//!
+//! Retries and the breaker follow the injected clock (tests drive them by hand); rate limits and timeouts are
+//! about the vendor's real time and follow Tokio's.
 //!
 //! [`Ledger`] is the bookkeeping that keeps an action from being taken twice: from the processor's hand-off and
 //! from a read of the table, or from a read after it was recorded.
-//!
-//! The webhook connector refuses private, loopback and link-local addresses unless the host is allow-listed
-//! in `[webhook] allow_private`, so flows cannot be turned against the network Tutti runs in. The check sits in
-//! the HTTP client's connector ([`GuardedConnector`], [`GuardedResolver`]): the addresses checked are the
-//! addresses connected to, so a name that resolves to a public address for a check and to a private one a
-//! moment later (DNS rebinding) gains nothing. IP literals are checked without a lookup; names are looked up on
-//! Tokio's blocking pool.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use tutti_connectors::{Action, Built, Failure, Registry, Settings};
 use tutti_core::flow::Dispatch;
 use tutti_core::{Millis, ProfileId};
 use tutti_store::{Outbox, OutboxRow, Outcome};
 
 use crate::clock::Clock;
-use crate::config::WebhookConfig;
 use crate::metrics::Metrics;
 use crate::processor::ActionResult;
 
-/// The most actions held in memory (queued for a delivery thread, in flight, or waiting for a retry). More
-/// wait in the table and are read back as these drain.
+/// The most actions held in memory (queued for a lane, in flight, or waiting for a retry). More wait in the
+/// table and are read back as these drain.
 const HELD: usize = 65_536;
 /// The most rows taken from the table per read.
 const READ: usize = 4_096;
@@ -52,13 +58,15 @@ const RECORD_RETRY: Duration = Duration::from_millis(100);
 const IDLE: Duration = Duration::from_millis(20);
 /// The longest wait between retries.
 const MAX_BACKOFF_MS: Millis = 3_600_000;
-/// The most of a response body kept as the action's result.
-const MAX_RESULT_BYTES: u64 = 64 * 1024;
+/// While the breaker's probe is out, other actions wait this long (or the cooldown, if shorter).
+const PROBE_WAIT_MS: Millis = 5_000;
 
 /// What reaches the dispatcher's thread.
 pub(crate) enum Incoming {
     /// Actions the processor has just committed to the outbox, in queue order.
     Queued(Vec<OutboxRow>),
+    /// Dead letters made pending again (through the API or the CLI).
+    Replayed(Vec<OutboxRow>),
     /// A profile was erased (its outbox rows deleted): forget its actions waiting for a retry.
     Erased(ProfileId),
     /// The processor has stopped: nothing more is queued until the next start.
@@ -105,20 +113,25 @@ pub(crate) struct Dispatcher {
     pub incoming: mpsc::Receiver<Incoming>,
     /// A sender for the delivery lanes and the recorder to answer on.
     pub answers: mpsc::Sender<Incoming>,
-    pub webhook: WebhookConfig,
+    /// The delivery thread's lanes, started by [`start_delivery`].
+    pub lanes: Lanes,
+    /// Where outcome events go (`Action Delivered`, `Action Failed`), for the connectors that record them.
+    pub outcomes: Option<(crate::Intake, HashSet<String>)>,
 }
 
 /// What one attempt came to.
 pub(crate) struct Attempt {
     outcome: Outcome,
     result: Option<Value>,
+    /// What the action was, read once from its stored form, for its outcome event.
+    what: Option<What>,
 }
 
-/// Delivers one action through its connector. Lives on a Tokio runtime (the delivery thread's).
-struct Deliverer {
-    clock: Arc<dyn Clock>,
-    webhook: WebhookConfig,
-    client: HttpClient,
+/// The parts of an action its outcome event names.
+struct What {
+    operation: String,
+    flow: String,
+    step: String,
 }
 
 /// Which outbox rows the dispatcher holds in memory, and the rules that keep it from taking one twice.
@@ -134,8 +147,10 @@ struct Ledger {
     held: HashSet<u64>,
     /// Rows waiting for a retry, by when it is due.
     retries: BTreeMap<(Millis, u64), OutboxRow>,
-    /// The highest sequence number a read of the table reached.
+    /// The highest sequence number a read of the table reached: a hand-off at or below it came through a read.
     cursor: u64,
+    /// Where the next read starts: the cursor, or before it after a replay.
+    read_from: u64,
     /// Whether the table may hold pending rows that are not held (at start, and after rows were turned away).
     behind: bool,
     capacity: usize,
@@ -143,7 +158,7 @@ struct Ledger {
 
 impl Ledger {
     fn new(capacity: usize) -> Ledger {
-        Ledger { held: HashSet::new(), retries: BTreeMap::new(), cursor: 0, behind: true, capacity }
+        Ledger { held: HashSet::new(), retries: BTreeMap::new(), cursor: 0, read_from: 0, behind: true, capacity }
     }
 
     /// Takes rows the processor queued; returns those due now. Rows it has no room for stay in the table.
@@ -169,7 +184,7 @@ impl Ledger {
         (self.behind && room >= (self.capacity / 2).min(READ)).then_some(room)
     }
 
-    /// Takes what a read of pending rows after the cursor returned (in queue order, no more than
+    /// Takes what a read of pending rows after `read_from` returned (in queue order, no more than
     /// [`Ledger::read_room`]); `asked` is how many the read asked for. Returns the rows due now.
     fn read(&mut self, rows: Vec<OutboxRow>, asked: usize, now: Millis) -> Vec<OutboxRow> {
         if rows.len() < asked {
@@ -178,6 +193,7 @@ impl Ledger {
         let mut ready = Vec::new();
         for row in rows {
             self.cursor = self.cursor.max(row.seq);
+            self.read_from = self.read_from.max(row.seq);
             if !self.held.contains(&row.seq) {
                 self.hold(row, now, &mut ready);
             }
@@ -213,6 +229,10 @@ impl Ledger {
                 row.due_at = *at;
                 self.retries.insert((*at, row.seq), row);
             }
+            Outcome::Defer { at } if kept => {
+                row.due_at = *at;
+                self.retries.insert((*at, row.seq), row);
+            }
             _ => {
                 self.held.remove(&row.seq);
             }
@@ -232,44 +252,295 @@ impl Ledger {
     }
 }
 
-/// The dispatcher thread's working state.
-struct Desk {
-    ledger: Ledger,
-    /// One channel per delivery lane (a profile's rows always to the same one).
-    lanes: Vec<tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>>,
-    /// Rows with a delivery lane.
-    in_flight: usize,
-    /// Attempted rows with the recorder.
-    recording: usize,
-    /// Where attempts go to be recorded.
-    record: Option<mpsc::Sender<Vec<(OutboxRow, Attempt)>>>,
-    closed: bool,
-    /// Where rows are delivered if the delivery thread is gone: a runtime on this thread, made when needed.
-    fallback: Option<(tokio::runtime::Runtime, Deliverer)>,
+impl Ledger {
+    /// Takes dead letters made pending again. A row still held (its death not yet confirmed here) is caught by
+    /// the read this asks for.
+    fn replayed(&mut self, rows: Vec<OutboxRow>, now: Millis) -> Vec<OutboxRow> {
+        let mut ready = Vec::new();
+        for row in rows {
+            self.read_from = self.read_from.min(row.seq.saturating_sub(1));
+            self.behind = true;
+            if !self.held.contains(&row.seq) && self.held.len() < self.capacity {
+                self.hold(row, now, &mut ready);
+            }
+        }
+        ready
+    }
 }
 
-/// Starts the delivery thread: one Tokio runtime on one thread with `[webhook] concurrency` lanes, each
-/// delivering its rows one after another (so a profile's actions arrive in order) while the lanes run side by
-/// side. Returns the lanes' channels.
-fn spawn_delivery(
+/// A circuit breaker and the vendor's requests to pause, on the injected clock.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    threshold: u32,
+    cooldown: Millis,
+    /// Consecutive failed attempts.
+    failures: u32,
+    open_until: Millis,
+    /// A probe is out (half-open).
+    probing: bool,
+    /// The vendor's `Retry-After`: no attempts before this.
+    paused_until: Millis,
+}
+
+impl Gate {
+    fn new(settings: &Settings) -> Gate {
+        Gate {
+            threshold: settings.breaker_failures.max(1),
+            cooldown: settings.breaker_cooldown.as_millis() as Millis,
+            failures: 0,
+            open_until: 0,
+            probing: false,
+            paused_until: 0,
+        }
+    }
+
+    /// Whether an attempt may go now; if not, when to try again.
+    fn admit(&mut self, now: Millis) -> Result<(), Millis> {
+        if now < self.paused_until {
+            return Err(self.paused_until);
+        }
+        if self.failures >= self.threshold {
+            if now < self.open_until {
+                return Err(self.open_until);
+            }
+            if self.probing {
+                return Err(now + PROBE_WAIT_MS.min(self.cooldown.max(1)));
+            }
+            self.probing = true;
+        }
+        Ok(())
+    }
+
+    /// The vendor answered (delivered, or refused for good: either way it is up).
+    fn answered(&mut self) {
+        self.failures = 0;
+        self.probing = false;
+    }
+
+    /// A transient failure; `retry_after`, the vendor's own request to wait.
+    fn failed(&mut self, now: Millis, retry_after: Option<Duration>) {
+        if let Some(wait) = retry_after {
+            self.paused_until = self.paused_until.max(now + wait.as_millis() as Millis);
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.probing = false;
+        if self.failures >= self.threshold {
+            self.open_until = now + self.cooldown;
+        }
+    }
+
+    #[cfg(test)]
+    fn is_open(&self, now: Millis) -> bool {
+        self.failures >= self.threshold && now < self.open_until
+    }
+}
+
+/// A rate limit as a generic cell rate: each request takes one `interval`; `burst` may go at once.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    interval: Duration,
+    tolerance: Duration,
+    /// The theoretical arrival time of the next request.
+    next: Option<Instant>,
+}
+
+impl Pace {
+    fn new(rate_per_second: f64, burst: u32) -> Pace {
+        let interval = Duration::from_secs_f64(1.0 / rate_per_second);
+        Pace { interval, tolerance: interval * burst.max(1).saturating_sub(1), next: None }
+    }
+
+    /// Reserves a slot; returns how long to wait for it.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        let at = self.next.map_or(now, |next| next.max(now));
+        self.next = Some(at + self.interval);
+        at.checked_sub(self.tolerance).map_or(Duration::ZERO, |start| start.saturating_duration_since(now))
+    }
+}
+
+/// The wait before retry number `attempts` (1 after the first failure): 1 s doubling up to an hour, of which
+/// the upper half is spread by the action's key, so actions that failed together do not return together.
+pub(crate) fn backoff(attempts: u32, key: &str) -> Millis {
+    let step = (1_000i64 << attempts.saturating_sub(1).min(22)).min(MAX_BACKOFF_MS);
+    let half = step / 2;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes().chain(attempts.to_le_bytes()) {
+        hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    half + (hash % (half as u64 + 1)) as i64
+}
+
+/// One connector on the delivery thread: its sender, its breaker, its rate limit.
+struct Outlet {
+    /// `None`: no connector by that name is configured; its actions become dead letters saying so.
+    built: Option<Built>,
+    gate: Mutex<Gate>,
+    pace: Option<Mutex<Pace>>,
     clock: Arc<dyn Clock>,
-    webhook: WebhookConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Outlet {
+    /// Delivers a lane's rows in order. The overhead measured for each is its time in the dispatcher not spent
+    /// waiting for a vendor: from when it could have gone (taken, or the lane's previous answer, whichever is
+    /// later) to its send. `ready` is when the lane last became free; the return says when it is free again.
+    async fn deliver_all(&self, rows: Vec<OutboxRow>, mut ready: Instant) -> (Vec<(OutboxRow, Attempt)>, Instant) {
+        let mut attempts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let attempt = self.deliver(&row, ready).await;
+            ready = Instant::now();
+            attempts.push((row, attempt));
+        }
+        (attempts, ready)
+    }
+
+    async fn deliver(&self, row: &OutboxRow, ready: Instant) -> Attempt {
+        let dispatch: Dispatch = match serde_json::from_slice(&row.body) {
+            Ok(d) => d,
+            Err(e) => return dead(format!("the stored action cannot be read: {e}"), false),
+        };
+        let mut attempt = self.attempt(row, &dispatch, ready).await;
+        attempt.what = Some(What { operation: dispatch.operation, flow: dispatch.flow, step: dispatch.step });
+        attempt
+    }
+
+    async fn attempt(&self, row: &OutboxRow, dispatch: &Dispatch, ready: Instant) -> Attempt {
+        let Some(built) = &self.built else {
+            let name = &row.connector;
+            let why = if tutti_connectors::kind(name).is_some() {
+                format!("the `{name}` connector is not configured; add [connectors.{name}] to tutti.toml")
+            } else {
+                format!("there is no connector named `{name}`")
+            };
+            return dead(why, dispatch.await_result);
+        };
+        if let Err(at) = self.gate.lock().expect("never poisoned").admit(self.clock.now_ms()) {
+            return Attempt { outcome: Outcome::Defer { at }, result: None, what: None };
+        }
+        self.metrics.dispatch_overhead.observe_duration(ready.elapsed());
+        if let Some(pace) = &self.pace {
+            let wait = pace.lock().expect("never poisoned").reserve(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let action = Action {
+            key: &dispatch.key,
+            profile: row.profile.0,
+            flow: &dispatch.flow,
+            step: &dispatch.step,
+            operation: &dispatch.operation,
+            category: &dispatch.category,
+            channel: &dispatch.channel,
+            payload: &dispatch.payload,
+            now: self.clock.now_ms(),
+        };
+        let timeout = built.settings.timeout;
+        let started = Instant::now();
+        let sent = match tokio::time::timeout(timeout, built.sender.send(action)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(Failure::transient(format!("no answer within {timeout:?}"))),
+        };
+        self.metrics.attempt_latency.observe_duration(started.elapsed());
+        let now = self.clock.now_ms();
+        let answer = |value: Value| dispatch.await_result.then_some(value);
+        match sent {
+            Ok(result) => {
+                self.gate.lock().expect("never poisoned").answered();
+                Attempt { outcome: Outcome::Done { result: result.to_string() }, result: answer(result), what: None }
+            }
+            Err(Failure::Permanent(error)) => {
+                self.gate.lock().expect("never poisoned").answered();
+                dead(error, dispatch.await_result)
+            }
+            Err(Failure::Transient { error, retry_after }) => {
+                self.gate.lock().expect("never poisoned").failed(now, retry_after);
+                let attempts = row.attempts + 1;
+                if attempts >= built.settings.max_attempts {
+                    return dead(format!("{error} (after {attempts} attempts)"), dispatch.await_result);
+                }
+                let wait = backoff(attempts, &dispatch.key).max(retry_after.map_or(0, |d| d.as_millis() as Millis));
+                Attempt { outcome: Outcome::Retry { at: now + wait, error }, result: None, what: None }
+            }
+        }
+    }
+}
+
+fn dead(error: String, await_result: bool) -> Attempt {
+    Attempt { result: await_result.then(|| json!({"error": error})), outcome: Outcome::Dead { error }, what: None }
+}
+
+/// One delivery lane's queue: rows in order, with when the dispatcher handed them over.
+type Lane = tokio::sync::mpsc::UnboundedSender<(Vec<OutboxRow>, Instant)>;
+
+/// The delivery thread's lanes, by connector.
+pub(crate) struct Lanes {
+    by_connector: HashMap<String, Vec<Lane>>,
+    /// For actions naming a connector that is not configured.
+    unknown: Lane,
+}
+
+impl Lanes {
+    fn lane(&self, row: &OutboxRow) -> &Lane {
+        match self.by_connector.get(&row.connector) {
+            Some(lanes) => &lanes[(row.profile.0 % lanes.len() as u64) as usize],
+            None => &self.unknown,
+        }
+    }
+}
+
+/// Starts the delivery thread: one Tokio runtime on one thread, with `concurrency` lanes per connector (each
+/// delivering its rows one after another, so a profile's actions arrive in order) and one lane for actions
+/// naming a connector that is not configured.
+pub(crate) fn start_delivery(
+    registry: Registry,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     answers: mpsc::Sender<Incoming>,
-) -> std::io::Result<Vec<tokio::sync::mpsc::UnboundedSender<Vec<OutboxRow>>>> {
+) -> std::io::Result<Lanes> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let lanes = webhook.concurrency.max(1);
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..lanes).map(|_| tokio::sync::mpsc::unbounded_channel::<Vec<OutboxRow>>()).unzip();
+    let outlet = |built: Option<Built>| {
+        Arc::new(Outlet {
+            gate: Mutex::new(Gate::new(built.as_ref().map_or(&Settings::default(), |b| &b.settings))),
+            pace: built
+                .as_ref()
+                .and_then(|b| b.settings.rate_per_second.map(|rate| Mutex::new(Pace::new(rate, b.settings.burst)))),
+            built,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        })
+    };
+    let mut work = Vec::new();
+    let mut by_connector = HashMap::new();
+    let starters: Vec<_> = registry.connectors.values().map(|b| b.sender.clone()).collect();
+    for (name, built) in registry.connectors {
+        let outlet = outlet(Some(built.clone()));
+        let mut senders = Vec::new();
+        for _ in 0..built.settings.concurrency.max(1) {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<OutboxRow>, Instant)>();
+            senders.push(tx);
+            work.push((outlet.clone(), rx));
+        }
+        by_connector.insert(name.to_owned(), senders);
+    }
+    let (unknown, rx) = tokio::sync::mpsc::unbounded_channel();
+    work.push((outlet(None), rx));
     std::thread::Builder::new().name("tutti-deliver".into()).spawn(move || {
-        crate::processor::lower_priority("delivery thread");
+        // The delivery thread keeps the normal priority: it mostly waits on vendors, and at the processor's lower
+        // priority its dispatch overhead under load rose past 2 ms at p99 (docs/benchmarks.md, issue #4).
         runtime.block_on(async move {
-            let deliverer = Arc::new(Deliverer::new(clock, webhook));
+            for sender in starters {
+                sender.start();
+            }
             let mut tasks = tokio::task::JoinSet::new();
-            for mut rx in receivers {
-                let (deliverer, answers) = (deliverer.clone(), answers.clone());
+            for (outlet, mut rx) in work {
+                let answers = answers.clone();
                 tasks.spawn(async move {
-                    while let Some(rows) = rx.recv().await {
-                        if answers.send(Incoming::Attempted(deliverer.deliver_all(rows).await)).is_err() {
+                    let mut free = Instant::now();
+                    while let Some((rows, taken)) = rx.recv().await {
+                        let (attempts, done) = outlet.deliver_all(rows, taken.max(free)).await;
+                        free = done;
+                        if answers.send(Incoming::Attempted(attempts)).is_err() {
                             break;
                         }
                     }
@@ -278,26 +549,32 @@ fn spawn_delivery(
             while tasks.join_next().await.is_some() {}
         });
     })?;
-    Ok(senders)
+    Ok(Lanes { by_connector, unknown })
+}
+
+/// The dispatcher thread's working state.
+struct Desk {
+    ledger: Ledger,
+    /// Rows with a delivery lane.
+    in_flight: usize,
+    /// Attempted rows with the recorder.
+    recording: usize,
+    /// Where attempts go to be recorded.
+    record: Option<mpsc::Sender<Vec<(OutboxRow, Attempt)>>>,
+    closed: bool,
 }
 
 impl Dispatcher {
     pub fn run(mut self) {
-        let mut desk = Desk {
-            ledger: Ledger::new(HELD),
-            lanes: Vec::new(),
-            in_flight: 0,
-            recording: 0,
-            record: None,
-            closed: false,
-            fallback: None,
-        };
+        let mut desk = Desk { ledger: Ledger::new(HELD), in_flight: 0, recording: 0, record: None, closed: false };
         if let Some(outbox) = self.recorder.take() {
             let recorder = Recorder {
                 outbox,
                 metrics: self.metrics.clone(),
                 results: self.results.clone(),
                 answers: self.answers.clone(),
+                outcomes: self.outcomes.take(),
+                clock: self.clock.clone(),
             };
             let (record, attempts) = mpsc::channel();
             match std::thread::Builder::new().name("tutti-record".into()).spawn(move || recorder.run(attempts)) {
@@ -305,15 +582,11 @@ impl Dispatcher {
                 Err(e) => tracing::error!(error = %e, "cannot start the recorder; outcomes wait for the next start"),
             }
         }
-        match spawn_delivery(self.clock.clone(), self.webhook.clone(), self.answers.clone()) {
-            Ok(lanes) => desk.lanes = lanes,
-            Err(e) => tracing::error!(error = %e, "cannot start the delivery thread; delivering on the dispatcher's"),
-        }
         loop {
             let now = self.clock.now_ms();
             let mut ready = desk.ledger.due(now);
             if let Some(room) = desk.ledger.read_room() {
-                match self.outbox.pending_after(desk.ledger.cursor, room) {
+                match self.outbox.pending_after(desk.ledger.read_from, room) {
                     Ok(rows) => ready.extend(desk.ledger.read(rows, room, now)),
                     Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
                 }
@@ -354,6 +627,10 @@ impl Dispatcher {
                 let ready = desk.ledger.queued(rows, self.clock.now_ms());
                 self.send(desk, ready);
             }
+            Incoming::Replayed(rows) => {
+                let ready = desk.ledger.replayed(rows, self.clock.now_ms());
+                self.send(desk, ready);
+            }
             Incoming::Attempted(attempts) => {
                 desk.in_flight -= attempts.len().min(desk.in_flight);
                 self.attempted(desk, attempts);
@@ -369,64 +646,48 @@ impl Dispatcher {
         }
     }
 
-    /// Hands rows to the delivery lanes (a profile's to one lane, in order); delivers here what no lane takes.
+    /// Hands rows to their connector's lanes (a profile's to one lane, in order).
     fn send(&self, desk: &mut Desk, rows: Vec<OutboxRow>) {
         if rows.is_empty() {
             return;
         }
-        let mut here = Vec::new();
-        if desk.lanes.is_empty() {
-            here = rows;
-        } else {
-            let n = desk.lanes.len();
-            let mut shares: Vec<Vec<OutboxRow>> = vec![Vec::new(); n];
-            for row in rows {
-                shares[(row.profile.0 % n as u64) as usize].push(row);
-            }
-            for (share, lane) in shares.into_iter().zip(&desk.lanes) {
-                if share.is_empty() {
-                    continue;
-                }
-                let count = share.len();
-                match lane.send(share) {
-                    Ok(()) => desk.in_flight += count,
-                    Err(tokio::sync::mpsc::error::SendError(share)) => here.extend(share),
-                }
+        // Gathered per lane first, so a lane gets its share in one message.
+        let mut shares: Vec<(&Lane, Vec<OutboxRow>)> = Vec::new();
+        for row in rows {
+            let lane = self.lanes.lane(&row);
+            match shares.iter_mut().find(|(l, _)| l.same_channel(lane)) {
+                Some((_, share)) => share.push(row),
+                None => shares.push((lane, vec![row])),
             }
         }
-        if here.is_empty() {
-            return;
-        }
-        if desk.fallback.is_none() {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => {
-                    let deliverer = {
-                        let _inside = runtime.enter();
-                        Deliverer::new(self.clock.clone(), self.webhook.clone())
-                    };
-                    desk.fallback = Some((runtime, deliverer));
-                }
-                Err(e) => {
-                    // Nothing can deliver: the rows stay pending in the table for the next start.
-                    tracing::error!(error = %e, "cannot deliver: no runtime for the webhook client");
-                    return;
-                }
+        let taken = Instant::now();
+        for (lane, share) in shares {
+            let count = share.len();
+            match lane.send((share, taken)) {
+                Ok(()) => desk.in_flight += count,
+                // The delivery thread is gone (it panicked): the rows stay held, and pending in the table for the
+                // next start.
+                Err(_) => tracing::error!(count, "the delivery thread is gone; actions wait for the next start"),
             }
         }
-        let (runtime, deliverer) = desk.fallback.as_ref().expect("made above");
-        let attempts = runtime.block_on(deliverer.deliver_all(here));
-        self.attempted(desk, attempts);
     }
 
-    /// Counts deliveries and hands the attempts to the recorder. The hand-off path never waits for the
-    /// database: writing outcomes (which may wait for the processor's commit) happens on the recorder's thread.
+    /// Counts attempts and hands them to the recorder. The hand-off path never waits for the database: writing
+    /// outcomes (which may wait for the processor's commit) happens on the recorder's thread.
     fn attempted(&self, desk: &mut Desk, attempts: Vec<(OutboxRow, Attempt)>) {
         let now = self.clock.now_ms();
         for (row, attempt) in &attempts {
-            if let Outcome::Done { .. } = attempt.outcome {
-                self.metrics.actions_delivered.fetch_add(1, Ordering::Relaxed);
-                self.metrics.dispatch_latency.observe((now - row.created_at).max(0) as f64 / 1000.0);
-            }
+            let outcome = match attempt.outcome {
+                Outcome::Done { .. } => {
+                    self.metrics.actions_delivered.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.dispatch_latency.observe((now - row.created_at).max(0) as f64 / 1000.0);
+                    "delivered"
+                }
+                Outcome::Retry { .. } => "retried",
+                Outcome::Dead { .. } => "dead",
+                Outcome::Defer { .. } => "deferred",
+            };
+            self.metrics.attempted(&row.connector, outcome);
         }
         let count = attempts.len();
         match &desk.record {
@@ -445,6 +706,8 @@ struct Recorder {
     metrics: Arc<Metrics>,
     results: mpsc::Sender<ActionResult>,
     answers: mpsc::Sender<Incoming>,
+    outcomes: Option<(crate::Intake, HashSet<String>)>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Recorder {
@@ -453,6 +716,9 @@ impl Recorder {
         while let Ok(first) = attempts.recv() {
             batch.extend(first);
             batch.extend(attempts.try_iter().flatten());
+            // Outcome events go into the log before the outcomes are settled: after a crash in between, the action
+            // is delivered again and its outcome event, with the same message id, is dropped as a duplicate.
+            self.record_events(&batch);
             loop {
                 let outcomes: Vec<(u64, Outcome)> =
                     batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
@@ -473,20 +739,66 @@ impl Recorder {
         }
     }
 
+    /// `Action Delivered` / `Action Failed` on each profile, for the connectors that record outcomes.
+    fn record_events(&self, batch: &[(OutboxRow, Attempt)]) {
+        let Some((intake, connectors)) = &self.outcomes else { return };
+        let now = self.clock.now_ms();
+        let mut events = Vec::new();
+        for (row, attempt) in batch {
+            let (name, suffix, error) = match &attempt.outcome {
+                Outcome::Done { .. } => ("Action Delivered", "delivered", None),
+                Outcome::Dead { error } => ("Action Failed", "failed", Some(error.as_str())),
+                Outcome::Retry { .. } | Outcome::Defer { .. } => continue,
+            };
+            let Some(what) = attempt.what.as_ref().filter(|_| connectors.contains(&row.connector)) else { continue };
+            let mut properties = json!({
+                "connector": row.connector, "operation": what.operation, "flow": what.flow,
+                "step": what.step, "action_key": row.key, "attempts": row.attempts + 1,
+            });
+            if let Some(error) = error {
+                properties["error"] = json!(error);
+            }
+            let value = json!({
+                "type": "track",
+                "anonymousId": format!("tutti:profile:{}", row.profile.0),
+                "event": name,
+                "messageId": format!("tutti:outcome:{}:{suffix}", row.key),
+                "properties": properties,
+                "context": {"source": "tutti.dispatcher"},
+            });
+            match tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new) {
+                Ok(event) => events.push(tutti_store::NewEvent {
+                    message_id: event.message_id,
+                    client_message_id: true,
+                    received_at: now,
+                    body: event.body,
+                }),
+                Err(e) => tracing::error!(key = %row.key, error = %e, "an outcome event cannot be built"),
+            }
+        }
+        if !events.is_empty()
+            && let Err(e) = intake.append_blocking(events)
+        {
+            tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
+        }
+    }
+
     /// Logs and counts what was written, hands results back to the runs awaiting them, and tells the
     /// dispatcher, which lets the rows go (or keeps them for their retry).
     fn recorded(&self, batch: Vec<(OutboxRow, Attempt)>, kept: Vec<bool>) {
         let mut back = Vec::with_capacity(batch.len());
         for ((row, attempt), kept) in batch.into_iter().zip(kept) {
             match &attempt.outcome {
-                Outcome::Done { .. } => {}
+                Outcome::Done { .. } | Outcome::Defer { .. } => {}
                 Outcome::Retry { error, .. } => {
                     self.metrics.actions_retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(key = %row.key, attempts = row.attempts + 1, %error, "delivery failed; will retry");
+                    tracing::warn!(key = %row.key, connector = %row.connector, attempts = row.attempts + 1, %error,
+                        "delivery failed; will retry");
                 }
                 Outcome::Dead { error } => {
                     self.metrics.actions_dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key = %row.key, %error, "delivery given up; kept as a dead letter");
+                    tracing::error!(key = %row.key, connector = %row.connector, %error,
+                        "delivery given up; kept as a dead letter");
                 }
             }
             if let Some(result) = attempt.result {
@@ -495,299 +807,6 @@ impl Recorder {
             back.push((row, attempt.outcome, kept));
         }
         let _ = self.answers.send(Incoming::Recorded(back));
-    }
-}
-
-/// The HTTP client of the webhook connector.
-type HttpClient = hyper_util::client::legacy::Client<GuardedConnector, http_body_util::Full<bytes::Bytes>>;
-
-impl Deliverer {
-    /// Must be built inside the Tokio runtime its requests will run on (connections belong to it).
-    fn new(clock: Arc<dyn Clock>, webhook: WebhookConfig) -> Deliverer {
-        let connector =
-            GuardedConnector { resolver: Arc::new(GuardedResolver { allow_private: webhook.allow_private.clone() }) };
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(webhook.concurrency.max(1))
-            .build(connector);
-        Deliverer { clock, webhook, client }
-    }
-
-    /// Delivers rows one after another, in order.
-    async fn deliver_all(&self, rows: Vec<OutboxRow>) -> Vec<(OutboxRow, Attempt)> {
-        let mut attempts = Vec::with_capacity(rows.len());
-        for row in rows {
-            let attempt = self.deliver(&row).await;
-            attempts.push((row, attempt));
-        }
-        attempts
-    }
-
-    async fn deliver(&self, row: &OutboxRow) -> Attempt {
-        let dispatch: Dispatch = match serde_json::from_slice(&row.body) {
-            Ok(d) => d,
-            Err(e) => return dead(format!("the stored action cannot be read: {e}")),
-        };
-        let delivered = match dispatch.connector.as_str() {
-            "log" => {
-                tracing::info!(target: "tutti::actions", key = %dispatch.key, flow = %dispatch.flow,
-                    step = %dispatch.step, payload = %dispatch.payload, "log action");
-                Ok(json!({"logged": true}))
-            }
-            "webhook" => self.webhook(&dispatch).await,
-            other => Err(Failure::Permanent(format!("no connector named `{other}`"))),
-        };
-        match delivered {
-            Ok(result) => Attempt {
-                outcome: Outcome::Done { result: result.to_string() },
-                result: dispatch.await_result.then_some(result),
-            },
-            Err(Failure::Permanent(error)) => Attempt {
-                result: dispatch.await_result.then(|| json!({"error": error})),
-                outcome: Outcome::Dead { error },
-            },
-            Err(Failure::Transient(error)) => {
-                let attempts = row.attempts + 1;
-                if attempts >= self.webhook.max_attempts.max(1) {
-                    let error = format!("{error} (after {attempts} attempts)");
-                    return Attempt {
-                        result: dispatch.await_result.then(|| json!({"error": error})),
-                        outcome: Outcome::Dead { error },
-                    };
-                }
-                let backoff = (1_000i64 << (attempts - 1).min(22)).min(MAX_BACKOFF_MS);
-                Attempt { outcome: Outcome::Retry { at: self.clock.now_ms() + backoff, error }, result: None }
-            }
-        }
-    }
-
-    async fn webhook(&self, dispatch: &Dispatch) -> Result<Value, Failure> {
-        let Some(url) = dispatch.payload.get("url").and_then(Value::as_str) else {
-            return Err(Failure::Permanent("a webhook action needs a `url` in its payload".into()));
-        };
-        let uri: hyper::Uri = url.parse().map_err(|e| Failure::Permanent(format!("`{url}` is not a URL: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(Failure::Permanent(format!(
-                    "`{url}`: this build's webhook connector speaks plain HTTP only (TLS comes with the connectors)"
-                )));
-            }
-            _ => return Err(Failure::Permanent(format!("`{url}`: only http and https are allowed"))),
-        }
-        if uri.host().is_none() {
-            return Err(Failure::Permanent(format!("`{url}` has no host")));
-        }
-        let mut body = dispatch.payload.clone();
-        if let Some(object) = body.as_object_mut() {
-            object.remove("url");
-        }
-        let bytes = serde_json::to_vec(&body).expect("JSON serialises");
-        let mut request = hyper::Request::post(uri)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &dispatch.key)
-            .header("Tutti-Flow", &dispatch.flow)
-            .header("Tutti-Step", &dispatch.step);
-        if let Some(secret) = &self.webhook.signing_secret {
-            let t = self.clock.now_ms() / 1000;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-            mac.update(format!("{t}.").as_bytes());
-            mac.update(&bytes);
-            let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-            request = request.header("Tutti-Signature", format!("t={t},v1={signature}"));
-        }
-        let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))
-            .map_err(|e| Failure::Permanent(format!("the request cannot be built: {e}")))?;
-        let exchange = async {
-            let response =
-                self.client.request(request).await.map_err(|e| {
-                    if refused(&e) { Failure::Permanent(chain(&e)) } else { Failure::Transient(chain(&e)) }
-                })?;
-            let status = response.status().as_u16();
-            // A body over the limit (or cut off) is kept as empty: the status is what decides.
-            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESULT_BYTES as usize);
-            let text = match http_body_util::BodyExt::collect(limited).await {
-                Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-                Err(_) => String::new(),
-            };
-            Ok::<_, Failure>((status, text))
-        };
-        let (status, text) = tokio::time::timeout(self.webhook.timeout, exchange)
-            .await
-            .map_err(|_| Failure::Transient(format!("no answer within {:?}", self.webhook.timeout)))??;
-        let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
-        match status {
-            200..=299 => Ok(json!({"status": status, "body": body})),
-            408 | 425 | 429 | 500..=599 => Err(Failure::Transient(format!("HTTP {status}"))),
-            _ => Err(Failure::Permanent(format!("HTTP {status}: {}", truncate(&body.to_string(), 200)))),
-        }
-    }
-}
-
-/// Whether a client error comes from the resolver refusing a private address (a permanent failure).
-fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.is::<PrivateAddress>() {
-            return true;
-        }
-        // An I/O error's `source` skips the error it wraps.
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.is::<PrivateAddress>())
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its causes, as one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    text
-}
-
-/// The webhook client's connector: it resolves the host (IP literals without a lookup, names on Tokio's
-/// blocking pool), refuses private addresses unless allow-listed ([`GuardedResolver`]), and connects to the
-/// addresses it checked, in order.
-#[derive(Clone)]
-struct GuardedConnector {
-    resolver: Arc<GuardedResolver>,
-}
-
-impl tower_service::Service<hyper::Uri> for GuardedConnector {
-    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
-        let resolver = self.resolver.clone();
-        Box::pin(async move {
-            let host = uri.host().ok_or_else(|| std::io::Error::other(format!("`{uri}` has no host")))?.to_owned();
-            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-            let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
-            let addrs = if literal {
-                resolver.check(&host, port)?
-            } else {
-                let name = host.clone();
-                tokio::task::spawn_blocking(move || resolver.check(&name, port))
-                    .await
-                    .map_err(std::io::Error::other)??
-            };
-            let mut last = None;
-            for addr in addrs {
-                match tokio::net::TcpStream::connect(addr).await {
-                    Ok(stream) => {
-                        stream.set_nodelay(true)?;
-                        return Ok(hyper_util::rt::TokioIo::new(stream));
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap_or_else(|| std::io::Error::other(format!("{host} has no address"))))
-        })
-    }
-}
-
-/// The webhook connector's name resolution: it resolves, then refuses private addresses unless allow-listed (by
-/// host name or by address). The refusal is a [`PrivateAddress`] inside an I/O error of kind
-/// `PermissionDenied`, which the connector treats as permanent (other I/O errors, `EPERM` from a firewall
-/// included, stay transient).
-#[derive(Debug)]
-struct GuardedResolver {
-    allow_private: Vec<String>,
-}
-
-impl GuardedResolver {
-    fn check(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => (bare, port).to_socket_addrs()?.collect(),
-        };
-        if self.allow_private.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
-            return Ok(addrs);
-        }
-        if let Some(private) =
-            addrs.iter().find(|a| is_private(a.ip()) && !self.allow_private.iter().any(|x| *x == a.ip().to_string()))
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                PrivateAddress(format!(
-                    "{bare} resolves to {}, a private address; allow it in [webhook] allow_private",
-                    private.ip()
-                )),
-            ));
-        }
-        Ok(addrs)
-    }
-}
-
-/// Why [`GuardedResolver`] refused a destination.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct PrivateAddress(String);
-
-enum Failure {
-    Permanent(String),
-    Transient(String),
-}
-
-fn dead(error: String) -> Attempt {
-    Attempt { outcome: Outcome::Dead { error }, result: None }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
-}
-
-/// Loopback, private, link-local, shared (CGNAT), unspecified, broadcast, multicast, documentation and
-/// benchmarking ranges, and their IPv6 counterparts (with IPv4-mapped addresses judged as IPv4).
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
     }
 }
 
@@ -874,41 +893,99 @@ mod tests {
     }
 
     #[test]
-    fn the_resolver_refuses_private_addresses_unless_allowed() {
-        let strict = GuardedResolver { allow_private: Vec::new() };
-        for (host, port) in [("127.0.0.1", 80), ("[::1]", 8080), ("localhost", 80), ("169.254.169.254", 80)] {
-            let err = strict.check(host, port).unwrap_err();
-            assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{host}");
-            assert!(err.get_ref().is_some_and(|e| e.is::<PrivateAddress>()), "{host}: {err}");
-            assert!(err.to_string().contains("allow_private"), "{err}");
-        }
-        assert_eq!(strict.check("8.8.8.8", 443).unwrap(), vec!["8.8.8.8:443".parse::<SocketAddr>().unwrap()]);
-        let by_address = GuardedResolver { allow_private: vec!["127.0.0.1".into()] };
-        assert_eq!(by_address.check("127.0.0.1", 9).unwrap(), vec!["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
-        assert!(by_address.check("10.0.0.1", 9).is_err());
-        let by_name = GuardedResolver { allow_private: vec!["LOCALHOST".into()] };
-        assert!(!by_name.check("localhost", 9).unwrap().is_empty());
+    fn replayed_dead_letters_are_taken_again_and_a_read_catches_what_was_still_held() {
+        let mut ledger = Ledger::new(10);
+        let ready = ledger.read(vec![row(1, 1, 0), row(2, 2, 0)], 10, 0);
+        let mut ready = ready.into_iter();
+        let (a, b) = (ready.next().unwrap(), ready.next().unwrap());
+        ledger.recorded(a, &Outcome::Dead { error: "HTTP 400".into() }, true);
+        assert!(ledger.queued(vec![row(1, 1, 0)], 0).is_empty(), "a stale hand-off is still ignored");
+        // Row 1 is replayed: taken again. Row 2 is replayed before its death was confirmed here: not taken
+        // twice, but the ledger asks for a read from before it.
+        assert_eq!(seqs(&ledger.replayed(vec![row(1, 1, 5), row(2, 2, 5)], 5)), [1]);
+        assert_eq!(ledger.read_room(), Some(8));
+        assert_eq!(ledger.read_from, 0);
+        ledger.recorded(b, &Outcome::Dead { error: "HTTP 400".into() }, true);
+        let ready = ledger.read(vec![row(1, 1, 5), row(2, 2, 5)], 8, 5);
+        assert_eq!(seqs(&ready), [2], "row 1 is held; row 2, pending again, is taken once");
+        assert_eq!((ledger.read_from, ledger.cursor), (2, 2));
     }
 
     #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
+    fn deferred_rows_wait_without_counting_an_attempt() {
+        let mut ledger = Ledger::new(10);
+        ledger.read(Vec::new(), 10, 0);
+        let r = ledger.queued(vec![row(1, 1, 0)], 0).pop().unwrap();
+        ledger.recorded(r, &Outcome::Defer { at: 500 }, true);
+        let due = ledger.due(500);
+        assert_eq!((due[0].attempts, due[0].due_at), (0, 500));
+    }
+
+    fn settings(failures: u32, cooldown_ms: u64) -> Settings {
+        Settings {
+            breaker_failures: failures,
+            breaker_cooldown: Duration::from_millis(cooldown_ms),
+            ..Settings::default()
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+    }
+
+    #[test]
+    fn the_breaker_opens_after_consecutive_failures_and_probes_once_after_the_cooldown() {
+        let mut gate = Gate::new(&settings(3, 10_000));
+        for now in [0, 1, 2] {
+            assert_eq!(gate.admit(now), Ok(()));
+            gate.failed(now, None);
         }
+        assert!(gate.is_open(3));
+        assert_eq!(gate.admit(3), Err(10_002), "open: deferred to the end of the cooldown");
+        assert_eq!(gate.admit(10_002), Ok(()), "half-open: one probe");
+        assert_eq!(gate.admit(10_003), Err(15_003), "others wait while the probe is out");
+        gate.failed(10_500, None);
+        assert_eq!(gate.admit(10_501), Err(20_500), "a failed probe opens it again");
+        assert_eq!(gate.admit(20_500), Ok(()));
+        gate.answered();
+        assert_eq!(gate.admit(20_501), Ok(()), "closed after a good probe");
+        assert_eq!(gate.admit(20_502), Ok(()));
+        // A success between failures resets the count.
+        gate.failed(1, None);
+        gate.failed(2, None);
+        gate.answered();
+        gate.failed(3, None);
+        assert!(!gate.is_open(4));
+    }
+
+    #[test]
+    fn retry_after_pauses_the_whole_connector() {
+        let mut gate = Gate::new(&settings(100, 1_000));
+        gate.failed(1_000, Some(Duration::from_secs(30)));
+        assert_eq!(gate.admit(1_001), Err(31_000));
+        assert_eq!(gate.admit(31_000), Ok(()));
+    }
+
+    #[test]
+    fn the_pace_lets_a_burst_through_then_spaces_requests() {
+        let mut pace = Pace::new(10.0, 3);
+        let t0 = Instant::now();
+        let waits: Vec<Duration> = (0..6).map(|_| pace.reserve(t0)).collect();
+        let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 0, 0, 100, 200, 300]);
+        // After a quiet second the burst is available again.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(pace.reserve(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_in_its_upper_half() {
+        for attempts in 1..=30u32 {
+            let step = (1_000i64 << (attempts - 1).min(22)).min(MAX_BACKOFF_MS);
+            let mut seen = HashSet::new();
+            for k in 0..200 {
+                let wait = backoff(attempts, &format!("run-{k}:s:1"));
+                assert!(wait >= step / 2 && wait <= step, "attempt {attempts}: {wait} outside [{}, {step}]", step / 2);
+                seen.insert(wait);
+            }
+            assert!(seen.len() > 100, "attempt {attempts}: keys spread the retries ({} distinct)", seen.len());
+        }
+        assert_eq!(backoff(3, "a"), backoff(3, "a"), "the same action waits the same");
     }
 }

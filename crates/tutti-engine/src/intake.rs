@@ -95,6 +95,13 @@ impl Intake {
         answer.await.map_err(|_| IntakeError::Closed)?
     }
 
+    /// [`Intake::append`] for a thread outside any runtime (the dispatcher's recorder).
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, IntakeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.blocking_send(Command::Append { events, reply }).map_err(|_| IntakeError::Closed)?;
+        answer.blocking_recv().map_err(|_| IntakeError::Closed)?
+    }
+
     /// Deletes events from the log. Blocking: for the processor thread, never for async code.
     pub fn delete_blocking(&self, seqs: Vec<u64>) -> Result<usize, IntakeError> {
         let (reply, answer) = oneshot::channel();

@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tutti_bus::{LocalFeed, LogFeed};
 use tutti_core::{Identifier, IdentityConfig, Profile, ProfileId};
+pub use tutti_store::DeadLetterFilter;
 use tutti_store::sqlite::{
     self, SqliteEventLog, SqliteEventReader, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
 };
@@ -69,6 +70,8 @@ pub enum EngineError {
     Definitions(String),
     #[error("insights: {0}")]
     Insights(String),
+    #[error("{0}")]
+    Connectors(String),
 }
 
 /// The local tagger for a configured taxonomy and examples (`[insights]`).
@@ -107,6 +110,27 @@ pub enum DefinitionError {
     Engine(#[from] EngineError),
 }
 
+/// An inbound webhook request, as the server received it.
+pub struct HookRequest<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub headers: &'a hyper::HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// Why an inbound webhook was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("no hook serves this source")]
+    UnknownSource,
+    #[error("signature: {0}")]
+    Signature(String),
+    #[error("{0}")]
+    Payload(String),
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
 /// How an admin names a profile: by id (`p42`) or by one of its identifiers (`email:a@b.c`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileKey {
@@ -126,6 +150,12 @@ pub struct Engine {
     profiles: Arc<dyn ProfileReader>,
     processed: Arc<LocalFeed>,
     processor: Mutex<Option<mpsc::Sender<processor::Command>>>,
+    /// Where replayed dead letters go (the dispatcher).
+    replays: Mutex<mpsc::Sender<dispatch::Incoming>>,
+    checks: tutti_connectors::Registry,
+    hooks: std::collections::BTreeMap<String, tutti_connectors::inbound::Hook>,
+    decisions: Arc<tutti_connectors::decide::Decisions>,
+    memory: Arc<dyn tutti_connectors::Memory>,
     flow_store: Arc<SqliteFlowReader>,
     definitions: Arc<FlowDefinitions>,
     /// Serialises definition changes (store, then rebuild).
@@ -139,11 +169,35 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the data directory (creating it), loads or generates secrets and starts the threads.
+    /// Opens the data directory (creating it), loads or generates secrets and starts the threads. Connector
+    /// secrets are read from the process environment.
     pub fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        Engine::start_with_env(config, clock, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Engine::start`], with connector secrets read through `env` (tests).
+    pub fn start_with_env(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        env: tutti_connectors::Env<'_>,
+    ) -> Result<Engine, EngineError> {
         let dir = config.storage.data_dir.clone();
         std::fs::create_dir_all(&dir)?;
         let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
+        let link_key = secrets.link_key();
+        let memory = connectors::StoreMemory {
+            store: sqlite::SqliteConnectorMemory::open(&dir.join(sqlite::CONNECTORS_FILE))?,
+            clock: clock.clone(),
+        };
+        let shared = tutti_connectors::Shared {
+            memory: Arc::new(memory),
+            decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
+        };
+        shared.decisions.load(&*shared.memory).map_err(EngineError::Connectors)?;
+        let registry = connectors::registry(&config, env, &link_key, &shared)?;
+        // A second set of clients for health checks, which run on the caller's runtime, not the delivery thread's.
+        let checks = connectors::registry(&config, env, &link_key, &shared)?;
+        let hooks = connectors::hooks(&config, env)?;
         let paths = sqlite::Paths::in_dir(&dir);
         let metrics = Arc::new(Metrics::default());
         let identity = config.identity.to_core();
@@ -192,6 +246,13 @@ impl Engine {
         definitions.set(definitions::build(&flow_store.all()?));
         let (results_tx, results) = mpsc::channel();
         let (to_dispatcher, incoming) = mpsc::channel();
+        let recording: std::collections::HashSet<String> = registry
+            .connectors
+            .iter()
+            .filter(|(_, built)| built.settings.record_outcomes)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        let lanes = dispatch::start_delivery(registry, clock.clone(), metrics.clone(), to_dispatcher.clone())?;
         let dispatcher = dispatch::Dispatcher {
             outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
             recorder: Some(Box::new(SqliteOutbox::open(&paths.profiles)?)),
@@ -200,7 +261,8 @@ impl Engine {
             results: results_tx,
             incoming,
             answers: to_dispatcher.clone(),
-            webhook: config.webhook.clone(),
+            lanes,
+            outcomes: Some((intake.clone(), recording)),
         };
         let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
         let (commands_tx, commands) = mpsc::channel();
@@ -218,7 +280,7 @@ impl Engine {
             settings: processor::ProcessorSettings::default(),
             definitions: definitions.clone(),
             results,
-            dispatcher: dispatch::ToDispatcher(to_dispatcher),
+            dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
         };
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
 
@@ -251,6 +313,11 @@ impl Engine {
             profiles,
             processed,
             processor: Mutex::new(Some(commands_tx)),
+            replays: Mutex::new(to_dispatcher),
+            checks,
+            hooks,
+            decisions: shared.decisions.clone(),
+            memory: shared.memory.clone(),
             flow_store,
             definitions,
             definitions_write: Mutex::new(()),
@@ -348,7 +415,12 @@ impl Engine {
             let tx = guard.as_ref().ok_or(EngineError::ProcessorGone)?;
             tx.send(processor::Command::Erase { profile: id, reply }).map_err(|_| EngineError::ProcessorGone)?;
         }
-        answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)
+        let report = answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)?;
+        if report.is_some() {
+            // What website slots showed this person goes with them.
+            self.decisions.forget(id.0, &*self.memory).map_err(EngineError::Connectors)?;
+        }
+        Ok(report)
     }
 
     /// Stores a new version of a flow, segment or policy from its YAML, after checking it against everything
@@ -427,6 +499,144 @@ impl Engine {
     /// Outbox rows in a state (`pending`, `done` or `dead`) with their last error. Blocking.
     pub fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>, EngineError> {
         Ok(self.flow_store.outbox(state, limit)?)
+    }
+
+    /// Dead letters after `after`, oldest first, with why each was given up. Blocking.
+    pub fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(OutboxRow, String)>, EngineError> {
+        Ok(self.flow_store.dead_letters(filter, after, limit)?)
+    }
+
+    /// Makes dead letters pending again (attempts from zero, the same idempotency key) and hands them to the
+    /// dispatcher. Returns the rows replayed. Blocking.
+    pub fn replay(&self, filter: &DeadLetterFilter, limit: usize) -> Result<Vec<OutboxRow>, EngineError> {
+        let rows = self.flow_store.replay(filter, self.clock.now_ms(), limit)?;
+        if !rows.is_empty() {
+            // If the dispatcher has stopped, the rows are pending in the table for the next start.
+            let _ = self.replays.lock().expect("never poisoned").send(dispatch::Incoming::Replayed(rows.clone()));
+        }
+        Ok(rows)
+    }
+
+    /// One-click unsubscribe (RFC 8058): checks the signed token of a `List-Unsubscribe` link and durably records
+    /// `email_subscribe: "unsubscribed"` on the profile that owns the address (an `identify` through the log,
+    /// like any other event, so it survives a crash and every later email that is not transactional is
+    /// stopped by the consent check). Returns the address, or `None` for a token that is not genuine.
+    pub async fn unsubscribe(&self, token: &str) -> Result<Option<String>, EngineError> {
+        let Some(address) = tutti_connectors::smtp::verify_unsubscribe(&self.secrets.link_key(), token) else {
+            return Ok(None);
+        };
+        // The event names the profile by the id it already has, so it attaches rather than starting a new one.
+        let owner = match self.identity.parse_key(&format!("email:{address}")) {
+            Ok(id) => self.resolve_key(&ProfileKey::Identity(id))?.and_then(|pid| self.profile(pid).ok().flatten()),
+            Err(_) => None,
+        };
+        let (field, value) = match owner {
+            Some(profile) => {
+                let first = |kind: tutti_core::IdKind| {
+                    profile.identities.iter().find(|i| i.kind == kind).map(|i| i.value.clone())
+                };
+                match first(tutti_core::IdKind::UserId) {
+                    Some(user) => ("userId", user),
+                    None => (
+                        "anonymousId",
+                        first(tutti_core::IdKind::AnonymousId).unwrap_or_else(|| format!("email:{address}")),
+                    ),
+                }
+            }
+            None => ("anonymousId", format!("email:{address}")),
+        };
+        let now = self.clock.now_ms();
+        let body = serde_json::json!({
+            "type": "identify",
+            field: value,
+            "traits": {"email": address, "email_subscribe": "unsubscribed"},
+            "context": {"source": "tutti.unsubscribe", "channel": "email"},
+        });
+        let event = tutti_core::Event::from_json(body, None, &tutti_core::BatchDefaults::default(), now, || {
+            self.new_message_id()
+        })
+        .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
+        let new =
+            NewEvent { message_id: event.message_id, client_message_id: false, received_at: now, body: event.body };
+        self.ingest(vec![new]).await?;
+        Ok(Some(address))
+    }
+
+    /// An inbound webhook: checks the source's signature, maps the payload to events and stores them durably
+    /// (each with a message id stable across the vendor's retries, so a retried delivery changes nothing).
+    pub async fn hook(&self, source: &str, request: &HookRequest<'_>) -> Result<Vec<Appended>, HookError> {
+        self.verify_hook(source, request)?;
+        let hook = &self.hooks[source];
+        let now = self.clock.now_ms();
+        let payload: serde_json::Value = serde_json::from_slice(request.body)
+            .map_err(|e| HookError::Payload(format!("the body is not JSON: {e}")))?;
+        let events = hook.apply(&payload).map_err(|e| HookError::Payload(e.0))?;
+        let mut new = Vec::with_capacity(events.len());
+        for (i, value) in events.into_iter().enumerate() {
+            let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, || {
+                self.new_message_id()
+            })
+            .map_err(|e| HookError::Payload(format!("mapped event {i}: {e}")))?;
+            if let Some(field) = event.reserved_identifier() {
+                return Err(HookError::Payload(format!(
+                    "mapped event {i}: `{field}` uses Tutti's reserved prefix `tutti:`"
+                )));
+            }
+            new.push(NewEvent {
+                message_id: event.message_id,
+                client_message_id: true,
+                received_at: now,
+                body: event.body,
+            });
+        }
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ingest(new).await.map_err(HookError::Engine)
+    }
+
+    /// Only the signature check of [`Engine::hook`] (Slack's `url_verification` handshake stores nothing).
+    pub fn verify_hook(&self, source: &str, request: &HookRequest<'_>) -> Result<(), HookError> {
+        let hook = self.hooks.get(source).ok_or(HookError::UnknownSource)?;
+        let check = tutti_connectors::inbound::verify::Request {
+            method: request.method,
+            path_and_query: request.path_and_query,
+            headers: request.headers,
+            body: request.body,
+            now_ms: self.clock.now_ms(),
+        };
+        hook.verify.check(&check).map_err(HookError::Signature)
+    }
+
+    /// What a website slot shows a profile now (set by `decide.set` steps), from memory.
+    pub fn decision(&self, profile: ProfileId, slot: &str) -> Option<tutti_connectors::decide::Decision> {
+        self.decisions.get(profile.0, slot, self.clock.now_ms())
+    }
+
+    /// The sources served under `/hooks/{source}`.
+    pub fn hook_sources(&self) -> Vec<&str> {
+        self.hooks.keys().map(String::as_str).collect()
+    }
+
+    /// The connectors this installation delivers through, with the limits the dispatcher applies.
+    pub fn connectors(&self) -> &tutti_connectors::Registry {
+        &self.checks
+    }
+
+    /// Runs a connector's health check (the real send path, with nothing a customer sees), within its timeout.
+    /// `None`: no such connector is configured.
+    pub async fn check_connector(&self, name: &str) -> Option<Result<serde_json::Value, tutti_connectors::Failure>> {
+        let built = self.checks.get(name)?;
+        let timeout = built.settings.timeout;
+        Some(match tokio::time::timeout(timeout, built.sender.health()).await {
+            Ok(result) => result,
+            Err(_) => Err(tutti_connectors::Failure::transient(format!("no answer within {timeout:?}"))),
+        })
     }
 
     /// Profiles waiting on a timer. Blocking.

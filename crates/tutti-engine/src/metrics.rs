@@ -57,7 +57,11 @@ impl Histogram {
     }
 }
 
-const LATENCY_BOUNDS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+/// How a delivery attempt can end, as counted in `tutti_connector_attempts_total`.
+pub const OUTCOMES: [&str; 4] = ["dead", "deferred", "delivered", "retried"];
+
+const LATENCY_BOUNDS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 const BATCH_BOUNDS: &[f64] = &[1.0, 10.0, 100.0, 1000.0, 5000.0, 20000.0];
 
 /// The engine's metrics. Every field is safe to bump from any thread.
@@ -97,6 +101,13 @@ pub struct Metrics {
     pub actions_dead: AtomicU64,
     /// From an action queued to its delivery confirmed.
     pub dispatch_latency: Histogram,
+    /// Attempts by connector, counted per outcome in the order of [`OUTCOMES`].
+    pub connector_attempts: std::sync::Mutex<std::collections::BTreeMap<String, [u64; 4]>>,
+    /// One attempt's time with the vendor (the dispatcher's waits for a rate limit excluded).
+    pub attempt_latency: Histogram,
+    /// From the dispatcher taking an action (hand-off, read or retry) to its connector's send starting: the
+    /// dispatcher's own time, and the wait for the action's lane.
+    pub dispatch_overhead: Histogram,
     /// How long after its due time a timer was handled.
     pub timer_lateness: Histogram,
 }
@@ -123,6 +134,9 @@ impl Default for Metrics {
             actions_retried: AtomicU64::new(0),
             actions_dead: AtomicU64::new(0),
             dispatch_latency: Histogram::new(LATENCY_BOUNDS),
+            connector_attempts: Default::default(),
+            attempt_latency: Histogram::new(LATENCY_BOUNDS),
+            dispatch_overhead: Histogram::new(LATENCY_BOUNDS),
             timer_lateness: Histogram::new(LATENCY_BOUNDS),
         }
     }
@@ -133,6 +147,21 @@ impl Metrics {
     pub fn reject(&self, code: ErrorCode, n: u64) {
         if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
             self.rejected[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an attempt of `connector` that ended in `outcome` (one of [`OUTCOMES`]). Allocates only for a
+    /// connector's first attempt.
+    pub fn attempted(&self, connector: &str, outcome: &'static str) {
+        let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) else { return };
+        let mut map = self.connector_attempts.lock().expect("never poisoned");
+        match map.get_mut(connector) {
+            Some(counts) => counts[i] += 1,
+            None => {
+                let mut counts = [0; 4];
+                counts[i] = 1;
+                map.insert(connector.to_owned(), counts);
+            }
         }
     }
 
@@ -217,6 +246,29 @@ impl Metrics {
             &mut out,
             "tutti_dispatch_latency_seconds",
             "From an action queued to its delivery confirmed.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tutti_connector_attempts_total Delivery attempts, by connector and outcome.\n# TYPE tutti_connector_attempts_total counter"
+        );
+        for (connector, counts) in self.connector_attempts.lock().expect("never poisoned").iter() {
+            // Only outcomes that happened, as before: a line per (connector, outcome) seen.
+            for (outcome, n) in OUTCOMES.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                let _ = writeln!(
+                    out,
+                    "tutti_connector_attempts_total{{connector=\"{connector}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        self.attempt_latency.render(
+            &mut out,
+            "tutti_connector_attempt_seconds",
+            "One delivery attempt's time with the vendor.",
+        );
+        self.dispatch_overhead.render(
+            &mut out,
+            "tutti_dispatch_overhead_seconds",
+            "From the dispatcher taking an action to its connector's send starting (including the wait for its lane).",
         );
         self.timer_lateness.render(
             &mut out,

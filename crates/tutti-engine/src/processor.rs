@@ -76,13 +76,12 @@ impl Default for ProcessorSettings {
     }
 }
 
-/// The CPU priority of background work (the processor, delivery) relative to the intake and the HTTP
-/// handlers (a `nice` increment).
+/// The CPU priority of the processor relative to the intake and the HTTP handlers (a `nice` increment).
 ///
-/// Acknowledging events is what clients wait for; folding them into profiles and delivering actions may trail
-/// by a moment. When the cores are busy, this lets intake take the CPU first and background work catch up in
-/// the gaps; on an idle machine it changes nothing. The processor and the delivery threads share one level, so
-/// neither starves the other. Linux applies it to the calling thread only.
+/// Acknowledging events is what clients wait for; folding them into profiles may trail by a moment. When the
+/// cores are busy, this lets intake take the CPU first and the processor catch up in the gaps; on an idle
+/// machine it changes nothing. The delivery thread, which mostly waits on vendors, keeps the normal level (its
+/// dispatch overhead is measured in docs/benchmarks.md). Linux applies it to the calling thread only.
 const BACKGROUND_NICE: i32 = 10;
 
 pub(crate) fn lower_priority(what: &str) {
@@ -382,6 +381,16 @@ impl Processor {
                 }
             }
         }
+        // Tutti's own events (a delivery's outcome) name their profile by id; they add no identifier.
+        if let Some(pid) = event.internal_profile() {
+            let exists = state.profiles.contains_key(&pid) || self.store.profile(pid)?.is_some();
+            if !exists {
+                // Merged away or erased since the action was queued.
+                self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            return self.attribute(state, pending, seq, event, pid, now);
+        }
         if ids.is_empty() {
             self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -429,8 +438,21 @@ impl Processor {
             pending.batch.links.push((id.clone(), target));
             state.owners.insert(id.clone(), target);
         }
+        self.load_profile(state, target)?.identities.extend(decision.link);
+        self.attribute(state, pending, seq, event, target, now)
+    }
+
+    /// Folds an event into the profile it was attributed to and runs the profile's flows on it.
+    fn attribute(
+        &self,
+        state: &mut State,
+        pending: &mut Pending,
+        seq: u64,
+        event: &Event,
+        target: ProfileId,
+        now: tutti_core::Millis,
+    ) -> Result<(), ProcessorError> {
         let profile = self.load_profile(state, target)?;
-        profile.identities.extend(decision.link);
         profile.apply(event);
         pending.batch.attributions.push((target, seq));
         pending.dirty.insert(target);

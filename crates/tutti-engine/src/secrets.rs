@@ -27,6 +27,17 @@ impl fmt::Debug for Secrets {
     }
 }
 
+impl Secrets {
+    /// The key that signs links Tutti serves itself (one-click unsubscribe): derived from the erasure key, so
+    /// it is stable across restarts and never stored on its own.
+    pub fn link_key(&self) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.erasure_key).expect("HMAC takes keys of any length");
+        mac.update(b"tutti link signing key");
+        mac.finalize().into_bytes().into()
+    }
+}
+
 fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::ingest;
 use serde_json::{Value, json};
 use tutti_core::time::parse_timestamp;
-use tutti_core::{BatchDefaults, Event};
 use tutti_engine::config::Config;
-use tutti_engine::{Clock, Engine, ManualClock, NewEvent};
+use tutti_engine::{Clock, Engine, ManualClock};
 
 /// Requests received (idempotency key, JSON body), and a signal when one arrives.
 type Received = Arc<(Mutex<Vec<(String, Value)>>, Condvar)>;
@@ -100,25 +102,8 @@ fn start(data: &Path, flows: &Path, clock: Arc<ManualClock>) -> Engine {
     let mut config = Config::default();
     config.storage.data_dir = data.to_owned();
     config.flows.dir = Some(flows.to_owned());
-    config.webhook.allow_private = vec!["127.0.0.1".into()];
+    config.connectors.insert("webhook".into(), toml::Value::Table(toml::toml! { allow_private = ["127.0.0.1"] }));
     Engine::start(config, clock).unwrap()
-}
-
-fn ingest(engine: &Engine, events: &[Value]) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    for (i, v) in events.iter().enumerate() {
-        let received = engine.clock.now_ms();
-        let mid = format!("m-{received}-{i}");
-        let event = Event::from_json(v.clone(), None, &BatchDefaults::default(), received, || mid).unwrap();
-        let new = NewEvent {
-            message_id: event.message_id,
-            client_message_id: false,
-            received_at: received,
-            body: event.body,
-        };
-        runtime.block_on(engine.ingest(vec![new])).unwrap();
-    }
-    assert!(engine.sync(Duration::from_secs(20)), "the processor caught up");
 }
 
 /// Waits (bounded) until no profile waits on a timer due by now and nothing is left to deliver.
@@ -220,7 +205,7 @@ fn waiting_runs_survive_a_restart_and_act_once() {
 }
 
 #[test]
-fn private_and_unsupported_destinations_become_dead_letters_without_a_request() {
+fn private_destinations_become_dead_letters_without_a_request() {
     let receiver = Receiver::start();
     let port = receiver.url.rsplit(':').next().unwrap().to_owned();
     let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -230,7 +215,7 @@ fn private_and_unsupported_destinations_become_dead_letters_without_a_request() 
             "flow: probe\ncategory: transactional\ntrigger: {{ event: Ping }}\nentry: {{ every_time: true }}\nsteps:\n  \
              - id: literal\n    action: webhook.post\n    with: {{ url: '{}/a' }}\n  \
              - id: named\n    action: webhook.post\n    with: {{ url: 'http://localhost:{port}/b' }}\n  \
-             - id: tls\n    action: webhook.post\n    with: {{ url: 'https://hooks.example.com/c' }}\n",
+             - id: metadata\n    action: webhook.post\n    with: {{ url: 'http://169.254.169.254/latest/meta-data/' }}\n",
             receiver.url
         ),
     )
@@ -256,7 +241,7 @@ fn private_and_unsupported_destinations_become_dead_letters_without_a_request() 
     assert!(dead.iter().all(|(row, _)| row.attempts == 1), "{dead:?}");
     assert!(errors[0].contains("127.0.0.1") && errors[0].contains("allow_private"), "{}", errors[0]);
     assert!(errors[1].contains("localhost") && errors[1].contains("allow_private"), "{}", errors[1]);
-    assert!(errors[2].contains("plain HTTP only"), "{}", errors[2]);
+    assert!(errors[2].contains("169.254.169.254") && errors[2].contains("allow_private"), "{}", errors[2]);
     assert!(engine.outbox("pending", 10).unwrap().is_empty());
     assert!(receiver.got.0.lock().unwrap().is_empty(), "nothing reached the receiver");
     engine.shutdown();

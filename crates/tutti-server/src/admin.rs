@@ -23,23 +23,25 @@ impl FromRequestParts<Arc<Engine>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<Admin, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim);
-        match token {
-            Some(t) if secret_eq(t.as_bytes(), engine.secrets.admin_token.as_bytes()) => Ok(Admin),
-            _ => {
-                engine.metrics.reject(ErrorCode::Unauthorized, 1);
-                Err(ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "missing or invalid admin token: send Authorization: Bearer <token>",
-                ))
-            }
+        if carries_admin_token(&parts.headers, engine) {
+            return Ok(Admin);
         }
+        engine.metrics.reject(ErrorCode::Unauthorized, 1);
+        Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing or invalid admin token: send Authorization: Bearer <token>",
+        ))
     }
+}
+
+/// Whether the request's `Authorization: Bearer` is the admin token (compared in constant time).
+pub(crate) fn carries_admin_token(headers: &axum::http::HeaderMap, engine: &Engine) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .is_some_and(|t| secret_eq(t.as_bytes(), engine.secrets.admin_token.as_bytes()))
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(

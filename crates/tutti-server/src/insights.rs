@@ -14,7 +14,7 @@ use tutti_insights::import::ImportOptions;
 use tutti_insights::service::{self, ServiceError};
 
 use crate::admin::{Admin, bad_query, blocking};
-use crate::error::ApiError;
+use crate::error::{ApiError, json_body};
 
 /// Largest CSV accepted through the API; bigger files go through `tutti insights import`, which streams.
 const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
@@ -166,10 +166,6 @@ fn options(q: InsightsQuery) -> Result<tutti_insights::Options, ApiError> {
 /// A response body from what the service returned.
 fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Json<Value>, ApiError> {
     Ok(Json(serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))?))
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
 pub async fn report_html(

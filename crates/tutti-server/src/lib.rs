@@ -3,6 +3,7 @@
 //! Handlers are thin: authenticate in an extractor, validate, hand to the engine, answer.
 
 pub mod admin;
+pub mod delivery;
 pub mod error;
 pub mod flows;
 pub mod insights;
@@ -69,6 +70,12 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/schemas/{name}", get(flows::schema))
         .route("/api/v1/runs", get(flows::runs))
         .route("/api/v1/outbox", get(flows::outbox))
+        .route("/api/v1/decide", get(delivery::decide))
+        .route("/api/v1/connectors", get(delivery::connectors))
+        .route("/api/v1/connectors/{name}/health", get(delivery::health))
+        .route("/api/v1/dead-letters", get(delivery::dead_letters))
+        .route("/api/v1/dead-letters/replay", post(delivery::replay))
+        .route("/api/v1/dead-letters/{seq}/replay", post(delivery::replay_one))
         .route("/api/v1/segments/{id}/members", get(flows::members))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/segments", get(flows::list))
@@ -88,6 +95,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/insights/predict", post(insights::predict))
         .route("/api/v1/insights/budget", post(insights::budget))
         .route("/api/v1/insights/competitors", get(insights::competitors))
+        .route("/hooks/{source}", post(delivery::hook))
+        .route("/u/{token}", get(delivery::unsubscribe_page).post(delivery::unsubscribe))
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)

@@ -46,13 +46,13 @@ fn unauthorized() -> ApiError {
 }
 
 /// What the Authorization header says.
-enum HeaderAuth {
+pub(crate) enum HeaderAuth {
     Absent,
     Valid,
     Invalid,
 }
 
-fn header_auth(headers: &HeaderMap, write_key: &str) -> HeaderAuth {
+pub(crate) fn header_auth(headers: &HeaderMap, write_key: &str) -> HeaderAuth {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return HeaderAuth::Absent;
     };
@@ -79,18 +79,28 @@ async fn read_body_in_time(engine: &Engine, headers: &HeaderMap, body: Body) -> 
     })
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes; a longer one is `too_large`. A body declared longer is refused without
+/// being kept, after reading (and dropping) up to twice the limit, so that a client still writing its body can
+/// read the answer instead of failing on a reset connection; anything beyond twice the limit is cut off.
+pub(crate) async fn read_bounded(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > MAX_REQUEST_BYTES as u64) {
-        // Read (and drop) a bounded amount so that a client still writing its body can read the answer instead
-        // of failing on a reset connection; anything beyond twice the limit is cut off.
-        if n <= 2 * MAX_REQUEST_BYTES as u64 {
-            let _ = axum::body::to_bytes(body, 2 * MAX_REQUEST_BYTES).await;
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        if n <= 2 * limit as u64 {
+            let _ = axum::body::to_bytes(body, 2 * limit).await;
         }
-        return Err(too_large_request());
+        return Err(too_large());
     }
-    let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| too_large_request())?;
+    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let raw = read_bounded(headers, body, MAX_REQUEST_BYTES, too_large_request).await?;
     let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(raw),
@@ -161,6 +171,15 @@ fn prepare(
         engine.new_message_id()
     })
     .map_err(event_error)?;
+    if let Some(field) = event.reserved_identifier() {
+        return Err(event_error(tutti_core::EventError::Field(tutti_core::FieldError::new(
+            field,
+            format!(
+                "values beginning with `{}` are reserved for Tutti's own events",
+                tutti_core::event::RESERVED_ID_PREFIX
+            ),
+        ))));
+    }
     if event.body.len() > MAX_EVENT_BYTES + 1024 {
         return Err(too_large_event(event.body.len()));
     }

@@ -206,6 +206,16 @@ impl OutboxRow {
     }
 }
 
+/// Which dead letters a listing or a replay means.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeadLetterFilter {
+    /// These sequence numbers only (empty: any).
+    pub seqs: Vec<u64>,
+    pub connector: Option<String>,
+    /// The flow, as the action's key does not carry it: matched on the stored action.
+    pub flow: Option<String>,
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -215,6 +225,9 @@ pub enum Outcome {
     Retry { at: Millis, error: String },
     /// Given up: a dead letter, kept for inspection and replay.
     Dead { error: String },
+    /// Not attempted (the connector's circuit breaker is open, or the vendor asked for a pause): due again at
+    /// `at`, without counting an attempt.
+    Defer { at: Millis },
 }
 
 /// A run as stored for inspection.
@@ -292,6 +305,12 @@ pub trait FlowReader: Send + Sync {
     fn segment_count(&self, segment: &str) -> Result<u64>;
     /// Outbox rows in a state (`pending`, `done`, `dead`), oldest first.
     fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>>;
+    /// Dead letters after `after` (a sequence number), oldest first, optionally of one connector or flow, with
+    /// why each was given up.
+    fn dead_letters(&self, filter: &DeadLetterFilter, after: u64, limit: usize) -> Result<Vec<(OutboxRow, String)>>;
+    /// Makes dead letters pending again (attempts back to zero, due at `now`), the chosen ones or all that match
+    /// the filter, at most `limit`. Returns the rows as they now are, for the dispatcher.
+    fn replay(&self, filter: &DeadLetterFilter, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
     fn pending_timers(&self) -> Result<u64>;
 }
 

@@ -64,6 +64,25 @@ enum Command {
         #[command(subcommand)]
         command: FlowsCommand,
     },
+    /// The connectors of a running server: what is configured, and a health check of one.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Inbound webhook files: map a sample payload to the events it would become, without a server.
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
+    /// Actions given up on: list them with why, and replay them (same idempotency key, attempts from zero).
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Creatives and their performance: import exports, tag, and see which traits win where.
     Insights {
         #[command(subcommand)]
@@ -238,6 +257,52 @@ struct ClientArgs {
 }
 
 #[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Every connector, whether it is configured, and its limits.
+    List,
+    /// Run a connector's health check (its real send path, with nothing a customer sees).
+    Check { name: String },
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// Check a hook file and print, one JSON object per line, the events a payload maps to (signatures are not
+    /// checked, and secrets need not be set).
+    Test {
+        file: PathBuf,
+        /// The payload (JSON) as the vendor would send it.
+        #[arg(long)]
+        payload: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// Dead letters, oldest first, with why each was given up.
+    List {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make dead letters pending again: those named by SEQ, or all of a --connector or --flow, or --all.
+    Replay {
+        seqs: Vec<u64>,
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProfilesCommand {
     /// Print a profile. KEY is a profile id (p42) or type:value (user_id:42, email:a@b.c).
     Get {
@@ -284,6 +349,9 @@ fn main() -> anyhow::Result<()> {
             let config = tutti_engine::config::InsightsConfig { taxonomy, examples };
             insights(command, &data_dir, &config)
         }
+        Command::Connectors { command, client } => connectors(command, &Client::new(client)?),
+        Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
+        Command::Hooks { command: HooksCommand::Test { file, payload } } => hooks_test(&file, &payload),
         Command::Events { command: EventsCommand::Tail { limit, follow }, client } => {
             tail(&Client::new(client)?, limit, follow)
         }
@@ -473,10 +541,15 @@ impl Client {
     }
 
     fn call(&self, method: &str, path: &str) -> anyhow::Result<Value> {
+        self.send(method, path, None)
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.url);
         let auth = format!("Bearer {}", self.token);
-        let response = match method {
-            "DELETE" => self.agent.delete(&url).header("Authorization", &auth).call(),
+        let response = match (method, body) {
+            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
+            ("POST", Some(body)) => self.agent.post(&url).header("Authorization", &auth).send_json(body),
             _ => self.agent.get(&url).header("Authorization", &auth).call(),
         };
         let mut response = response.with_context(|| format!("cannot reach {url}"))?;
@@ -522,6 +595,99 @@ fn profiles(command: ProfilesCommand, client: &Client) -> anyhow::Result<()> {
         }
         ProfilesCommand::Delete { key } => {
             print(&client.call("DELETE", &format!("/api/v1/profiles/{}", encode(&key)))?)
+        }
+    }
+}
+
+fn connectors(command: ConnectorsCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        ConnectorsCommand::List => {
+            let list = client.call("GET", "/api/v1/connectors")?;
+            for c in list["connectors"].as_array().into_iter().flatten() {
+                let ops: Vec<&str> =
+                    c["operations"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let state = if c["configured"] == true { "configured" } else { "-" };
+                say!(
+                    "{:<10} {:<11} {:<8} {}",
+                    c["name"].as_str().unwrap_or("?"),
+                    state,
+                    c["channel"].as_str().unwrap_or(""),
+                    ops.join(", ")
+                );
+            }
+            Ok(())
+        }
+        ConnectorsCommand::Check { name } => {
+            let answer = client.call("GET", &format!("/api/v1/connectors/{}/health", encode(&name)))?;
+            if answer["ok"] == true {
+                say!("{name}: ok");
+                Ok(())
+            } else {
+                bail!("{name}: {}", answer["error"].as_str().unwrap_or("failed"))
+            }
+        }
+    }
+}
+
+fn hooks_test(file: &std::path::Path, payload: &std::path::Path) -> anyhow::Result<()> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // A dry run checks the mapping, not the signature: any secret the file names reads as a placeholder.
+    let placeholder = |_: &str| Some("dry-run".to_owned());
+    let hook = match tutti_connectors::inbound::compile(&file.display().to_string(), &source, &placeholder) {
+        Ok(hook) => hook,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            bail!("{} problem(s) found", problems.len());
+        }
+    };
+    let text = std::fs::read_to_string(payload).with_context(|| format!("cannot read {}", payload.display()))?;
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", payload.display()))?;
+    let events = hook.apply(&value).map_err(|e| anyhow::anyhow!("{}: {e}", payload.display()))?;
+    if events.is_empty() {
+        eprintln!("no mapping matched: the payload becomes no event");
+    }
+    for event in events {
+        say!("{}", serde_json::to_string(&event)?);
+    }
+    Ok(())
+}
+
+fn dead_letters(command: DeadLettersCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List { connector, flow, limit, json } => {
+            let mut query = format!("?limit={}", limit.clamp(1, 1000));
+            for (key, value) in [("connector", connector), ("flow", flow)] {
+                if let Some(value) = value {
+                    query.push_str(&format!("&{key}={}", encode(&value)));
+                }
+            }
+            let page = client.call("GET", &format!("/api/v1/dead-letters{query}"))?;
+            if json {
+                return print(&page);
+            }
+            let letters = page["dead_letters"].as_array().cloned().unwrap_or_default();
+            if letters.is_empty() {
+                say!("no dead letters");
+            }
+            for d in &letters {
+                say!(
+                    "{:>8}  {}  {:<8} {:<36} {}",
+                    d["seq"],
+                    d["queued_at"].as_str().unwrap_or(""),
+                    d["connector"].as_str().unwrap_or(""),
+                    d["key"].as_str().unwrap_or(""),
+                    d["error"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        DeadLettersCommand::Replay { seqs, connector, flow, all } => {
+            let body = serde_json::json!({"seqs": seqs, "connector": connector, "flow": flow, "all": all});
+            let answer = client.send("POST", "/api/v1/dead-letters/replay", Some(&body))?;
+            say!("replayed {}", answer["replayed"]);
+            Ok(())
         }
     }
 }

@@ -117,7 +117,12 @@ fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
     )
     .unwrap();
     let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env = [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    // The breaker is set out of reach: this test is about a kill while every ping waits for its retry.
+    let env = [
+        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+        ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ("TUTTI_CONNECTORS__WEBHOOK__BREAKER_FAILURES", "100000"),
+    ];
     let mut server = Server::start_in(data.path(), &env);
     let people = 20;
     for p in 0..people {
@@ -170,13 +175,13 @@ fn definitions_are_versioned_validated_and_served() {
     // Every problem, with its line and a hint.
     let (status, body) = server.put(
         "/api/v1/flows/bad",
-        "flow: bad\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: slack.post\n    nxt: b\n",
+        "flow: bad\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: slak.post_message\n    nxt: b\n",
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_definition");
     let problems = body["problems"].as_array().unwrap();
     assert!(
-        problems.iter().any(|p| p["line"] == 5 && p["message"].as_str().unwrap().contains("unknown connector `slack`")),
+        problems.iter().any(|p| p["line"] == 5 && p["message"].as_str().unwrap().contains("unknown connector `slak`")),
         "{body}"
     );
     assert!(

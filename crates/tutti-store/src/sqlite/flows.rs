@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tutti_core::{Millis, ProfileId};
 
 use super::{ReadPool, Role, open};
-use crate::{DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result, StoredDefinition};
+use crate::{
+    DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result, StoredDefinition,
+};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS flow_states (
@@ -211,12 +213,14 @@ impl Outbox for SqliteOutbox {
             let mut dead = tx.prepare_cached(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, error = ?2 WHERE seq = ?1 AND state = 'pending'",
             )?;
+            let mut defer = tx.prepare_cached("UPDATE outbox SET due_at = ?2 WHERE seq = ?1 AND state = 'pending'")?;
             for (seq, outcome) in outcomes {
                 let seq = *seq as i64;
                 let changed = match outcome {
                     Outcome::Done { result } => done.execute(params![seq, result])?,
                     Outcome::Retry { at, error } => retry.execute(params![seq, at, error])?,
                     Outcome::Dead { error } => dead.execute(params![seq, error])?,
+                    Outcome::Defer { at } => defer.execute(params![seq, at])?,
                 };
                 kept.push(changed == 1);
             }
@@ -224,6 +228,40 @@ impl Outbox for SqliteOutbox {
         tx.commit()?;
         Ok(kept)
     }
+}
+
+/// A query over dead letters: `select` and the filter's conditions, after a sequence number, in order.
+fn dead_letter_query(
+    select: &str,
+    filter: &DeadLetterFilter,
+    after: u64,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut sql = format!("{select} WHERE state = 'dead' AND seq > ?1");
+    let mut values = vec![V::Integer(after as i64)];
+    if !filter.seqs.is_empty() {
+        let marks: Vec<String> = filter
+            .seqs
+            .iter()
+            .map(|seq| {
+                values.push(V::Integer(*seq as i64));
+                format!("?{}", values.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND seq IN ({})", marks.join(", ")));
+    }
+    if let Some(connector) = &filter.connector {
+        values.push(V::Text(connector.clone()));
+        sql.push_str(&format!(" AND connector = ?{}", values.len()));
+    }
+    if let Some(flow) = &filter.flow {
+        values.push(V::Text(flow.clone()));
+        sql.push_str(&format!(" AND json_extract(CAST(body AS TEXT), '$.flow') = ?{}", values.len()));
+    }
+    values.push(V::Integer(limit as i64));
+    sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", values.len()));
+    (sql, values)
 }
 
 /// Flow queries for the API, and the definitions table.
@@ -302,6 +340,44 @@ impl FlowReader for SqliteFlowReader {
             let rows = stmt.query_map(params![state, limit as i64], |r| Ok((outbox_row(r)?, r.get(8)?)))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+    }
+
+    fn dead_letters(&self, filter: &DeadLetterFilter, after: u64, limit: usize) -> Result<Vec<(OutboxRow, String)>> {
+        self.pool.with(|conn| {
+            let (sql, values) = dead_letter_query(
+                "SELECT seq, key, profile_id, connector, body, created_at, attempts, due_at, error FROM outbox",
+                filter,
+                after,
+                limit,
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((outbox_row(r)?, r.get::<_, Option<String>>(8)?.unwrap_or_default()))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn replay(&self, filter: &DeadLetterFilter, now: Millis, limit: usize) -> Result<Vec<OutboxRow>> {
+        let mut conn = self.writer.lock().expect("the definitions writer is never poisoned");
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (sql, values) = dead_letter_query("SELECT seq FROM outbox", filter, 0, limit);
+        let seqs: Vec<i64> = {
+            let mut stmt = tx.prepare(&sql)?;
+            stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut rows = Vec::with_capacity(seqs.len());
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', attempts = 0, due_at = ?2, error = NULL WHERE seq = ?1 AND state = 'dead'
+                 RETURNING seq, key, profile_id, connector, body, created_at, attempts, due_at",
+            )?;
+            for seq in seqs {
+                rows.extend(update.query_map(params![seq, now], outbox_row)?.collect::<rusqlite::Result<Vec<_>>>()?);
+            }
+        }
+        tx.commit()?;
+        Ok(rows)
     }
 
     fn pending_timers(&self) -> Result<u64> {

@@ -5,6 +5,7 @@
 //! with `secure_delete`, so deleted rows are overwritten in place; [`EventLog::scrub`](crate::EventLog::scrub)
 //! then empties the write-ahead log, which is what makes erasure complete.
 
+mod connectors;
 mod creatives;
 mod events;
 mod flows;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use connectors::{CONNECTORS_FILE, SqliteConnectorMemory};
 pub use creatives::{CREATIVES_FILE, SqliteCreativeStore};
 pub use events::{SqliteEventLog, SqliteEventReader};
 pub use flows::{SqliteFlowReader, SqliteOutbox};

@@ -1,0 +1,36 @@
+//! `log`: writes the rendered action to Tutti's own log (target `tutti::actions`). Needs no configuration; useful
+//! while a flow is being built and as the cheapest connector in tests and benchmarks.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{Action, Context, Delivery, Kind, Sender, Settings};
+
+pub static KIND: Kind = Kind { name: "log", channel: "log", operations: &["write"], default_on: true, build };
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {}
+
+fn build(table: &Value, _: &Settings, _: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
+    let Config {} = crate::config(table)?;
+    Ok(Arc::new(Log))
+}
+
+struct Log;
+
+impl Sender for Log {
+    fn send<'a>(&'a self, action: Action<'a>) -> Delivery<'a> {
+        Box::pin(async move {
+            tracing::info!(target: "tutti::actions", key = %action.key, flow = %action.flow, step = %action.step,
+                payload = %action.payload, "log action");
+            Ok(json!({"logged": true}))
+        })
+    }
+
+    fn health(&self) -> Delivery<'_> {
+        Box::pin(async { Ok(json!({"ok": true})) })
+    }
+}

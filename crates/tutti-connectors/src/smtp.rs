@@ -1,0 +1,288 @@
+//! `smtp`: email over SMTP.
+//!
+//! - **Transport**: `security = "starttls"` (the default, RFC 3207, port 587), `"tls"` (implicit TLS, RFC 8314,
+//!   port 465) or `"none"` (a relay on one's own network, port 25); credentials from `username_env` and
+//!   `password_env`; connections pooled. Built on `lettre`'s SMTP client.
+//! - **The message** (`send`): `to` (and `to_name`), `subject`, `text` and/or `html` (both: a
+//!   `multipart/alternative`, RFC 2046 §5.1.4), optionally `from` and `reply_to`. Headers with non-ASCII text
+//!   are encoded as RFC 2047 words and bodies get a content transfer encoding, so Vietnamese and Chinese arrive
+//!   intact.
+//! - **One message per action**: the `Message-ID` is derived from the action's idempotency key, so a repeated
+//!   attempt (after a crash between the server's acceptance and Tutti's record of it) carries the same id,
+//!   which mailbox providers use to drop the copy.
+//! - **One-click unsubscribe** for every message that is not `transactional`: `List-Unsubscribe` with a signed
+//!   URL that Tutti serves (`{unsubscribe_base_url}/u/{token}`) and `List-Unsubscribe-Post:
+//!   List-Unsubscribe=One-Click` (RFC 2369, RFC 8058), as Gmail and Yahoo require of bulk senders. The same URL
+//!   replaces `%%unsubscribe_url%%` in the bodies, for the footer link. Tutti answers the POST by setting the
+//!   profile's `email_subscribe` to `unsubscribed`, which stops every further non-transactional email.
+//!
+//! Failures: SMTP 5xx replies are permanent (a bounce), 4xx and network errors transient.
+
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings, optional_text, text};
+
+pub static KIND: Kind = Kind { name: "smtp", channel: "email", operations: &["send"], default_on: false, build };
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Security {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    host: String,
+    port: Option<u16>,
+    #[serde(default)]
+    security: Security,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    /// The sender, such as `Tutti Shop <news@shop.vn>`.
+    from: String,
+    reply_to: Option<String>,
+    /// Tutti's public address, for one-click unsubscribe links (`https://mkt.shop.vn`).
+    unsubscribe_base_url: Option<String>,
+    /// The name given in EHLO (default: this machine's host name).
+    helo_name: Option<String>,
+}
+
+/// The placeholder replaced by the recipient's unsubscribe URL in the bodies.
+pub const UNSUBSCRIBE_PLACEHOLDER: &str = "%%unsubscribe_url%%";
+
+fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
+    let config: Config = crate::config(table)?;
+    if config.host.trim().is_empty() {
+        return Err("`host` is required".into());
+    }
+    let from: Mailbox = config.from.parse().map_err(|e| format!("`from` `{}` is not an address: {e}", config.from))?;
+    if let Some(reply_to) = &config.reply_to {
+        reply_to.parse::<Mailbox>().map_err(|e| format!("`reply_to` `{reply_to}` is not an address: {e}"))?;
+    }
+    let credentials = match (&config.username_env, &config.password_env) {
+        (Some(user), Some(pass)) => {
+            Some((Secret::from_env(cx.env, "username_env", user)?, Secret::from_env(cx.env, "password_env", pass)?))
+        }
+        (None, None) => None,
+        _ => return Err("set both `username_env` and `password_env`, or neither".into()),
+    };
+    if credentials.is_some() && config.security == Security::None {
+        return Err("credentials over `security = \"none\"` would travel in clear text; use starttls or tls".into());
+    }
+    let unsubscribe = match &config.unsubscribe_base_url {
+        Some(base) => {
+            crate::http::parse_url(base).map_err(|e| format!("`unsubscribe_base_url`: {e}"))?;
+            Some(base.trim_end_matches('/').to_owned())
+        }
+        None => None,
+    };
+    if cx.link_key.len() < 16 {
+        return Err("the installation's link key is missing".into());
+    }
+    let domain = from.email.domain().to_owned();
+    Ok(Arc::new(Smtp {
+        config,
+        credentials,
+        from,
+        domain,
+        unsubscribe,
+        link_key: cx.link_key.to_vec(),
+        timeout: settings.timeout,
+        transport: OnceLock::new(),
+    }))
+}
+
+struct Smtp {
+    config: Config,
+    credentials: Option<(Secret, Secret)>,
+    from: Mailbox,
+    domain: String,
+    unsubscribe: Option<String>,
+    link_key: Vec<u8>,
+    timeout: std::time::Duration,
+    /// Built on first use, inside the runtime that will drive its pooled connections.
+    transport: OnceLock<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
+}
+
+/// A signed token naming the address to unsubscribe: `<address, base64url>.<16 bytes of HMAC-SHA256>`.
+pub fn unsubscribe_token(key: &[u8], address: &str) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(b"tutti-unsubscribe\0");
+    mac.update(address.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!("{}.{}", b64.encode(address), b64.encode(&tag[..16]))
+}
+
+/// The address a token names, if the token is genuine.
+pub fn verify_unsubscribe(key: &[u8], token: &str) -> Option<String> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (address, tag) = token.split_once('.')?;
+    let address = String::from_utf8(b64.decode(address).ok()?).ok()?;
+    let tag = b64.decode(tag).ok()?;
+    if tag.len() != 16 {
+        return None;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(b"tutti-unsubscribe\0");
+    mac.update(address.as_bytes());
+    mac.verify_truncated_left(&tag).ok()?;
+    Some(address)
+}
+
+fn raw_header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+impl Smtp {
+    fn transport(&self) -> Result<&AsyncSmtpTransport<Tokio1Executor>, Failure> {
+        let built = self.transport.get_or_init(|| {
+            let host = self.config.host.trim();
+            let tls = |host: &str| TlsParameters::new(host.to_owned()).map_err(|e| format!("TLS for {host}: {e}"));
+            let (tls, port) = match self.config.security {
+                Security::Starttls => (Tls::Required(tls(host)?), 587),
+                Security::Tls => (Tls::Wrapper(tls(host)?), 465),
+                Security::None => (Tls::None, 25),
+            };
+            let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                .port(self.config.port.unwrap_or(port))
+                .tls(tls)
+                .timeout(Some(self.timeout));
+            if let Some(name) = &self.config.helo_name {
+                builder = builder.hello_name(lettre::transport::smtp::extension::ClientId::Domain(name.clone()));
+            }
+            if let Some((user, pass)) = &self.credentials {
+                builder = builder.credentials(Credentials::new(user.expose().to_owned(), pass.expose().to_owned()));
+            }
+            Ok(builder.build())
+        });
+        built.as_ref().map_err(|e| Failure::permanent(e.clone()))
+    }
+
+    /// The message for one action (public for tests of the format).
+    fn message(&self, action: &Action<'_>) -> Result<Message, Failure> {
+        let p = action.payload;
+        let known = ["to", "to_name", "subject", "text", "html", "from", "reply_to"];
+        if let Some(extra) = p.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
+            return Err(Failure::permanent(format!("`{extra}` is not an email field; use {}", known.join(", "))));
+        }
+        let address = text(p, "to", "send")?.trim();
+        let email =
+            address.parse().map_err(|e| Failure::permanent(format!("`to` `{address}` is not an address: {e}")))?;
+        let to = Mailbox::new(optional_text(p, "to_name")?.map(str::to_owned), email);
+        let from = match optional_text(p, "from")? {
+            Some(from) => {
+                from.parse().map_err(|e| Failure::permanent(format!("`from` `{from}` is not an address: {e}")))?
+            }
+            None => self.from.clone(),
+        };
+        let subject = text(p, "subject", "send")?;
+        let mut builder = Message::builder().from(from).to(to).subject(subject);
+        let key_hash = Sha256::digest(action.key.as_bytes());
+        let id: String = key_hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+        builder = builder.message_id(Some(format!("<{id}@{}>", self.domain)));
+        if let Some(reply_to) = optional_text(p, "reply_to")?.or(self.config.reply_to.as_deref()) {
+            let reply_to = reply_to
+                .parse()
+                .map_err(|e| Failure::permanent(format!("`reply_to` `{reply_to}` is not an address: {e}")))?;
+            builder = builder.reply_to(reply_to);
+        }
+        let mut link = None;
+        if action.category != "transactional" {
+            let Some(base) = &self.unsubscribe else {
+                return Err(Failure::permanent(
+                    "a non-transactional email needs a one-click unsubscribe link: set `unsubscribe_base_url` in [connectors.smtp]",
+                ));
+            };
+            let url = format!("{base}/u/{}", unsubscribe_token(&self.link_key, address));
+            builder = builder
+                .raw_header(raw_header("List-Unsubscribe", format!("<{url}>")))
+                .raw_header(raw_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()));
+            link = Some(url);
+        }
+        let fill = |body: &str| match &link {
+            Some(url) => body.replace(UNSUBSCRIBE_PLACEHOLDER, url),
+            None => body.replace(UNSUBSCRIBE_PLACEHOLDER, ""),
+        };
+        let text_body = optional_text(p, "text")?.map(fill);
+        let html_body = optional_text(p, "html")?.map(fill);
+        let built = match (text_body, html_body) {
+            (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+            (Some(text), None) => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text)),
+            (None, Some(html)) => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+            (None, None) => return Err(Failure::permanent("an email needs `text` or `html` (or both)")),
+        };
+        built.map_err(|e| Failure::permanent(format!("the message cannot be built: {e}")))
+    }
+
+    async fn send_one(&self, action: Action<'_>) -> Result<Value, Failure> {
+        let message = self.message(&action)?;
+        let message_id = message.headers().get_raw("Message-ID").unwrap_or_default().to_owned();
+        let transport = self.transport()?;
+        match transport.send(message).await {
+            Ok(response) => Ok(json!({
+                "message_id": message_id,
+                "code": response.code().to_string(),
+                "reply": response.message().collect::<Vec<_>>().join(" "),
+            })),
+            Err(e) if e.is_permanent() => Err(Failure::permanent(format!("the SMTP server refused the message: {e}"))),
+            Err(e) => Err(Failure::transient(format!("SMTP: {e}"))),
+        }
+    }
+}
+
+impl Sender for Smtp {
+    fn send<'a>(&'a self, action: Action<'a>) -> Delivery<'a> {
+        Box::pin(async move {
+            match action.operation {
+                "send" => self.send_one(action).await,
+                other => Err(crate::unknown_operation("smtp", other)),
+            }
+        })
+    }
+
+    /// Connects, greets, negotiates TLS and authenticates the way a send would, and sends nothing.
+    fn health(&self) -> Delivery<'_> {
+        Box::pin(async move {
+            match self.transport()?.test_connection().await {
+                Ok(true) => Ok(json!({"ok": true, "host": self.config.host})),
+                Ok(false) => Err(Failure::transient("the SMTP server did not answer NOOP")),
+                Err(e) => Err(Failure::transient(format!("SMTP: {e}"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsubscribe_tokens_verify_only_when_untouched() {
+        let key = [9u8; 32];
+        let token = unsubscribe_token(&key, "lan@example.vn");
+        assert_eq!(verify_unsubscribe(&key, &token).as_deref(), Some("lan@example.vn"));
+        assert_eq!(verify_unsubscribe(&[8u8; 32], &token), None, "another installation's key");
+        let other = unsubscribe_token(&key, "mai@example.vn");
+        let forged = format!("{}.{}", other.split('.').next().unwrap(), token.split('.').nth(1).unwrap());
+        assert_eq!(verify_unsubscribe(&key, &forged), None, "a tag moved to another address");
+        for junk in ["", ".", "abc", "a.b.c", "bGFu.AAAA"] {
+            assert_eq!(verify_unsubscribe(&key, junk), None, "{junk}");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The admin API for delivery: the connectors (what is configured, with its limits, and a health check that
+//! goes the way a real send would) and the dead letters (listed, and replayed with their idempotency keys).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tutti_core::ErrorCode;
+use tutti_core::time::format_timestamp;
+use tutti_engine::{DeadLetterFilter, Engine, HookError};
+
+use crate::admin::{Admin, bad_query, blocking};
+use crate::error::ApiError;
+
+/// Every connector: its operations and channel, whether this installation has it configured, and the limits
+/// the dispatcher applies to it.
+pub async fn connectors(_: Admin, State(engine): State<Arc<Engine>>) -> Json<Value> {
+    let registry = engine.connectors();
+    let list: Vec<Value> = tutti_connectors::ALL
+        .iter()
+        .map(|kind| {
+            let settings = registry.get(kind.name).map(|built| {
+                let s = &built.settings;
+                json!({"concurrency": s.concurrency, "rate_per_second": s.rate_per_second, "burst": s.burst,
+                       "timeout_ms": s.timeout.as_millis() as u64, "max_attempts": s.max_attempts,
+                       "breaker_failures": s.breaker_failures, "breaker_cooldown_ms": s.breaker_cooldown.as_millis() as u64,
+                       "allow_private": s.allow_private})
+            });
+            json!({"name": kind.name, "channel": kind.channel, "operations": kind.operations,
+                   "configured": settings.is_some(), "settings": settings})
+        })
+        .collect();
+    Json(json!({"connectors": list}))
+}
+
+/// Runs one connector's health check. 200 with `ok` true or false (and the vendor's answer or the reason);
+/// 404 when the connector is not configured.
+pub async fn health(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match engine.check_connector(&name).await {
+        None => Err(ApiError::new(
+            ErrorCode::UnknownConnector,
+            format!("no connector named `{name}` is configured; GET /api/v1/connectors lists them"),
+        )),
+        Some(Ok(result)) => Ok(Json(json!({"connector": name, "ok": true, "result": result}))),
+        Some(Err(failure)) => Ok(Json(json!({"connector": name, "ok": false, "error": failure.message(),
+            "transient": matches!(failure, tutti_connectors::Failure::Transient { .. })}))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    connector: Option<String>,
+    flow: Option<String>,
+    /// Continue after this sequence number (the previous page's `next`).
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn dead_letter_json(row: &tutti_store::OutboxRow, error: &str) -> Value {
+    json!({"seq": row.seq, "key": row.key, "profile": row.profile.to_string(), "connector": row.connector,
+           "attempts": row.attempts, "queued_at": format_timestamp(row.created_at), "error": error,
+           "action": serde_json::from_slice::<Value>(&row.body).unwrap_or(Value::Null)})
+}
+
+/// Dead letters, oldest first, a page at a time.
+pub async fn dead_letters(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = DeadLetterFilter { seqs: Vec::new(), connector: q.connector, flow: q.flow };
+    let after = q.after.unwrap_or(0);
+    let rows = blocking(move || Ok(engine.dead_letters(&filter, after, limit)?)).await?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|(row, _)| row.seq)).flatten();
+    let letters: Vec<Value> = rows.iter().map(|(row, error)| dead_letter_json(row, error)).collect();
+    Ok(Json(json!({"dead_letters": letters, "next": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    #[serde(default)]
+    seqs: Vec<u64>,
+    connector: Option<String>,
+    flow: Option<String>,
+    /// Required to replay every dead letter when nothing else narrows the choice.
+    #[serde(default)]
+    all: bool,
+    limit: Option<usize>,
+}
+
+/// Replays dead letters chosen by sequence numbers, connector or flow (or `all: true`), at most `limit`
+/// (default 1,000): each becomes pending again with its attempts from zero and its idempotency key unchanged.
+pub async fn replay(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let r: ReplayBody = crate::error::json_body(&body)?;
+    if r.seqs.is_empty() && r.connector.is_none() && r.flow.is_none() && !r.all {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "name what to replay: `seqs`, `connector` or `flow`, or `all: true` for every dead letter",
+        ));
+    }
+    let limit = r.limit.unwrap_or(1000).clamp(1, 10_000);
+    let filter = DeadLetterFilter { seqs: r.seqs, connector: r.connector, flow: r.flow };
+    let rows = blocking(move || Ok(engine.replay(&filter, limit)?)).await?;
+    let keys: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
+    Ok(Json(json!({"replayed": rows.len(), "keys": keys})))
+}
+
+/// Replays one dead letter.
+pub async fn replay_one(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(seq): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    // Nothing in the body is used; it is read so the connection can serve the client's next request.
+    read_small_body(&headers, body).await?;
+    let seq: u64 = seq.parse().map_err(|_| bad_query("a dead letter is named by its sequence number (`seq`)"))?;
+    let filter = DeadLetterFilter { seqs: vec![seq], ..DeadLetterFilter::default() };
+    let rows = blocking(move || Ok(engine.replay(&filter, 1)?)).await?;
+    match rows.first() {
+        Some(row) => Ok(Json(json!({"replayed": 1, "keys": [row.key]}))),
+        None => {
+            Err(ApiError::new(ErrorCode::UnknownDeadLetter, format!("no dead letter has the sequence number {seq}")))
+        }
+    }
+}
+
+/// The page behind a `List-Unsubscribe` link opened in a browser: a button, never an unsubscribe on GET (mail
+/// scanners follow links). Public: the token is signed.
+pub async fn unsubscribe_page(
+    Path(token): Path<String>,
+    State(engine): State<Arc<Engine>>,
+) -> Result<axum::response::Html<String>, ApiError> {
+    if tutti_connectors::smtp::verify_unsubscribe(&engine.secrets.link_key(), &token).is_none() {
+        return Err(ApiError::new(ErrorCode::InvalidLink, "this unsubscribe link is not valid"));
+    }
+    Ok(axum::response::Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Unsubscribe</title></head><body style=\"font-family:sans-serif;max-width:30em;margin:3em auto\">\
+         <form method=\"post\" action=\"/u/{token}\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+         <p>Stop receiving these emails? · Ngừng nhận những email này? · 不再接收这些邮件？</p>\
+         <button type=\"submit\">Unsubscribe · Hủy đăng ký · 退订</button></form></body></html>"
+    )))
+}
+
+/// One-click unsubscribe (RFC 8058): the mail client POSTs `List-Unsubscribe=One-Click`. Public: the token is
+/// signed. The change is durable before the answer.
+pub async fn unsubscribe(
+    Path(token): Path<String>,
+    State(engine): State<Arc<Engine>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<axum::response::Html<String>, ApiError> {
+    // `List-Unsubscribe=One-Click`, or the page's form: read so the connection can serve the next request.
+    read_small_body(&headers, body).await?;
+    match engine.unsubscribe(&token).await {
+        Ok(Some(_)) => Ok(axum::response::Html(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribed</title></head>\
+             <body style=\"font-family:sans-serif;max-width:30em;margin:3em auto\">\
+             <p>You are unsubscribed. · Bạn đã hủy đăng ký. · 您已退订。</p></body></html>"
+                .to_owned(),
+        )),
+        Ok(None) => Err(ApiError::new(ErrorCode::InvalidLink, "this unsubscribe link is not valid")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The most a body these routes ignore may be.
+const MAX_IGNORED_BYTES: usize = 16 * 1024;
+
+/// Reads (and drops) a body a route has no use for: left unread, it would cost the connection, and a client
+/// reusing it for its next request would find it closed.
+async fn read_small_body(headers: &axum::http::HeaderMap, body: axum::body::Body) -> Result<(), ApiError> {
+    let too_large = || {
+        ApiError::new(ErrorCode::RequestTooLarge, format!("this route takes no body over {MAX_IGNORED_BYTES} bytes"))
+    };
+    crate::tracking::read_bounded(headers, body, MAX_IGNORED_BYTES, too_large).await.map(|_| ())
+}
+
+/// The most an inbound webhook body may be.
+const MAX_HOOK_BYTES: usize = 1024 * 1024;
+
+/// An inbound webhook. Public: the source's signature (or its explicit `verify: none`) decides.
+pub async fn hook(
+    State(engine): State<Arc<Engine>>,
+    Path(source): Path<String>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::RequestTooLarge,
+            format!("an inbound webhook body is at most {} KiB", MAX_HOOK_BYTES >> 10),
+        )
+    };
+    let body = crate::tracking::read_bounded(&headers, body, MAX_HOOK_BYTES, too_large).await?;
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
+    // Slack checks a new Events API endpoint with a signed `url_verification` request and expects the challenge
+    // back.
+    let slack_challenge = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .filter(|v| v["type"] == "url_verification")
+        .and_then(|v| v["challenge"].as_str().map(str::to_owned));
+    let request = tutti_engine::HookRequest {
+        method: method.as_str(),
+        path_and_query: &path_and_query,
+        headers: &headers,
+        body: &body,
+    };
+    let stored = if slack_challenge.is_some() {
+        engine.verify_hook(&source, &request).map(|()| Vec::new())
+    } else {
+        engine.hook(&source, &request).await
+    };
+    match stored {
+        Ok(_) if slack_challenge.is_some() => Ok(Json(json!({"challenge": slack_challenge}))),
+        Ok(appended) => {
+            let duplicates = appended.iter().filter(|a| matches!(a, tutti_engine::Appended::Duplicate)).count();
+            Ok(Json(json!({"accepted": appended.len() - duplicates, "duplicates": duplicates})))
+        }
+        Err(HookError::UnknownSource) => {
+            Err(ApiError::new(ErrorCode::UnknownHook, format!("no hook file serves the source `{source}`")))
+        }
+        Err(HookError::Signature(why)) => Err(ApiError::new(ErrorCode::InvalidSignature, why)),
+        Err(HookError::Payload(why)) => Err(ApiError::new(ErrorCode::InvalidPayload, why)),
+        Err(HookError::Engine(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideQuery {
+    profile: String,
+    slot: String,
+}
+
+/// What a website slot shows a profile (set by `decide.set` steps). Answers from memory; `content` is null when
+/// nothing is decided (the site shows its default). Authorised by the admin token or, for the website itself,
+/// the write key (HTTP Basic, as the tracking API).
+pub async fn decide(
+    State(engine): State<Arc<Engine>>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<DecideQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = crate::admin::carries_admin_token(&headers, &engine);
+    let site =
+        matches!(crate::tracking::header_auth(&headers, &engine.secrets.write_key), crate::tracking::HeaderAuth::Valid);
+    if !admin && !site {
+        engine.metrics.reject(ErrorCode::Unauthorized, 1);
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "send the admin token (Bearer) or the write key (HTTP Basic)",
+        ));
+    }
+    let Query(q) = query.map_err(bad_query)?;
+    let key = engine.parse_key(&q.profile).ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidProfileKey, "a profile key is p<id> or type:value, such as user_id:42")
+    })?;
+    let profile = match key {
+        tutti_engine::ProfileKey::Id(id) => Some(id),
+        key => {
+            let engine = engine.clone();
+            blocking(move || Ok(engine.resolve_key(&key)?)).await?
+        }
+    };
+    let decision = profile.and_then(|id| engine.decision(id, &q.slot));
+    Ok(Json(match decision {
+        Some(d) => {
+            json!({"profile": profile.map(|p| p.to_string()), "slot": q.slot, "content": d.content, "data": d.data,
+                          "flow": d.flow, "set_at": format_timestamp(d.set_at), "expires_at": d.expires_at.map(format_timestamp)})
+        }
+        None => json!({"profile": profile.map(|p| p.to_string()), "slot": q.slot, "content": null}),
+    }))
+}

@@ -1,0 +1,155 @@
+//! Email through a real SMTP server (aiosmtpd, installed into `.venv` by `scripts/test.sh`), read back with
+//! Python's own email parser: headers, both parts, Vietnamese and Chinese intact; the one-click unsubscribe
+//! (RFC 8058) works and stops every further promotional email, while transactional email still goes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, repo_root};
+use serde_json::{Value, json};
+
+/// aiosmtpd on a free port, storing messages in a maildir.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let maildir = tempfile::tempdir().unwrap();
+        let python = repo_root().join(".venv/bin/python");
+        let mut child = Command::new(&python)
+            .arg(repo_root().join("tests/smtp/server.py"))
+            .arg(maildir.path().join("box"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {} (run ./scripts/test.sh, which installs aiosmtpd): {e}", python.display())
+            });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the SMTP server did not start: {line:?}"));
+        Smtp { child, port, maildir }
+    }
+
+    /// Every message received, parsed by Python's email package.
+    fn messages(&self) -> Vec<Value> {
+        let dir = self.maildir.path().join("box");
+        if !dir.join("new").exists() {
+            return Vec::new();
+        }
+        let out = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/smtp/read.py"))
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.messages();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{} message(s) arrived, waiting for {n}", got.len());
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SUBJECT: &str = "Ưu đãi cuối tuần cho chị Lan · 周末特惠";
+
+#[test]
+fn email_arrives_intact_and_one_click_unsubscribe_stops_promotions() {
+    let smtp = Smtp::start();
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(
+        flows.path().join("newsletter.yaml"),
+        format!(
+            "flow: newsletter\ncategory: promotional\ntrigger: {{ event: Newsletter Due }}\nentry: {{ every_time: true }}\nsteps:\n\
+             \x20 - id: mail\n    action: smtp.send\n    with:\n      to: '{{{{ profile.traits.email }}}}'\n      to_name: '{{{{ profile.traits.name }}}}'\n\
+             \x20     subject: '{SUBJECT}'\n\
+             \x20     text: 'Chào chị {{{{ profile.traits.name }}}}, giảm 20% hôm nay. 今天八折。 Hủy: %%unsubscribe_url%%'\n\
+             \x20     html: '<p>Chào chị <b>{{{{ profile.traits.name }}}}</b> — giảm 20%. 今天八折。</p><a href=\"%%unsubscribe_url%%\">Hủy đăng ký</a>'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        flows.path().join("receipt.yaml"),
+        "flow: receipt\ncategory: transactional\ntrigger: { event: Order Completed }\nentry: { every_time: true }\nsteps:\n\
+         \x20 - id: mail\n    action: smtp.send\n    with: { to: '{{ profile.traits.email }}', subject: 'Biên nhận đơn hàng 订单收据', text: 'Cảm ơn chị! 谢谢！' }\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = smtp.port.to_string();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env = [
+        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__HOST", "127.0.0.1"),
+        ("TUTTI_CONNECTORS__SMTP__PORT", port.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__SECURITY", "none"),
+        ("TUTTI_CONNECTORS__SMTP__FROM", "Cửa hàng Tutti <news@shop.example.vn>"),
+        ("TUTTI_CONNECTORS__SMTP__UNSUBSCRIBE_BASE_URL", "https://mkt.shop.example.vn"),
+    ];
+    let server = Server::start_in(data.path(), &env);
+    let (status, body) =
+        server.track("/v1/identify", &json!({"userId": "lan", "traits": {"email": "lan@example.vn", "name": "Lan"}}));
+    assert_eq!(status, 200, "{body}");
+    server.track("/v1/track", &json!({"userId": "lan", "event": "Newsletter Due"}));
+
+    let got = smtp.wait_for(1);
+    let mail = &got[0];
+    let headers = &mail["headers"];
+    assert_eq!(headers["Subject"], SUBJECT, "{mail}");
+    assert_eq!(headers["From"], "Cửa hàng Tutti <news@shop.example.vn>");
+    assert_eq!(headers["To"], "Lan <lan@example.vn>");
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    assert_eq!(headers["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    let list_unsubscribe = headers["List-Unsubscribe"].as_str().unwrap();
+    let url = list_unsubscribe.trim_start_matches('<').trim_end_matches('>');
+    assert!(url.starts_with("https://mkt.shop.example.vn/u/"), "{list_unsubscribe}");
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains("Chào chị Lan, giảm 20% hôm nay. 今天八折。"), "{text}");
+    assert!(text.contains(url), "the footer link is the same URL: {text}");
+    let html = mail["html"].as_str().unwrap();
+    assert!(html.contains("<b>Lan</b> — giảm 20%. 今天八折。") && html.contains(url), "{html}");
+    assert!(headers["Message-ID"].as_str().unwrap().ends_with("@shop.example.vn>"));
+
+    // The mail client's one-click POST (RFC 8058), at Tutti's own address.
+    let path = &url["https://mkt.shop.example.vn".len()..];
+    let (status, page) =
+        server.post_raw(path, b"List-Unsubscribe=One-Click", &[("Content-Type", "application/x-www-form-urlencoded")]);
+    assert_eq!(status, 200, "{page}");
+    // A tampered token changes nothing.
+    let (status, body) = server.post_raw(&format!("{path}x"), b"List-Unsubscribe=One-Click", &[]);
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_link")), "{body}");
+
+    let (_, profile) = server.profile("email:lan@example.vn");
+    assert_eq!(profile["traits"]["email_subscribe"], "unsubscribed", "{profile}");
+    server.track("/v1/track", &json!({"userId": "lan", "event": "Newsletter Due"}));
+    server.track("/v1/track", &json!({"userId": "lan", "event": "Order Completed"}));
+    let got = smtp.wait_for(2);
+    assert_eq!(got.len(), 2, "the second newsletter was not sent: {got:?}");
+    let receipt = &got[1];
+    assert_eq!(receipt["headers"]["Subject"], "Biên nhận đơn hàng 订单收据");
+    assert_eq!(receipt["text"].as_str().unwrap().trim_end(), "Cảm ơn chị! 谢谢！");
+    assert!(receipt["headers"].get("List-Unsubscribe").is_none(), "transactional mail has no unsubscribe link");
+    let runs = server.admin("/api/v1/runs?flow=newsletter&limit=10");
+    assert!(runs.to_string().contains("email_subscribe"), "the skip names the reason: {runs}");
+}

@@ -1,0 +1,172 @@
+//! The seed stories S1 and S3 end to end through the real binary and the real connectors, against local
+//! stand-ins that enforce each vendor's request format: the example flows of `examples/`, unchanged.
+//!
+//! - S1: a lead reads the pricing page five times; the owner hears about it once in Slack, the lead joins the
+//!   `pricing-visitors` audience (hashed, in a batch), and the website's hero slot answers with the case study
+//!   for the lead's industry.
+//! - S3: a salesperson's objection arrives from the CRM's signed webhook and becomes a card on the content
+//!   board carrying the notes; another salesperson's objection on the same topic becomes a comment on that card;
+//!   the CRM's retry of the same note changes nothing.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use common::{Server, repo_root};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tutti_connectors::testing::{self, Vendors};
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// A data directory whose tutti.toml points every connector at the stand-ins, with the examples' flows.
+fn start(vendors: &Vendors, story: &str, extra_env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut connectors = toml::Table::new();
+    for (name, table) in vendors.connectors() {
+        connectors.insert(name, toml::Value::try_from(table).unwrap());
+    }
+    let mut config = toml::Table::new();
+    config.insert("connectors".into(), toml::Value::Table(connectors));
+    std::fs::write(data.path().join("tutti.toml"), toml::to_string(&config).unwrap()).unwrap();
+    let flows = repo_root().join("examples").join(story);
+    let flows = flows.to_str().unwrap().to_owned();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("TUTTI_FLOWS__DIR", flows.as_str()),
+        ("T_SLACK_TOKEN", testing::SLACK_TOKEN),
+        ("T_TRELLO_KEY", testing::TRELLO_KEY),
+        ("T_TRELLO_TOKEN", testing::TRELLO_TOKEN),
+        ("T_ASANA_TOKEN", testing::ASANA_TOKEN),
+        ("T_HUBSPOT_TOKEN", testing::HUBSPOT_TOKEN),
+        ("T_WEBHOOK_SECRET", testing::WEBHOOK_SECRET),
+        ("T_AUDIENCE_TOKEN", testing::AUDIENCE_TOKEN),
+    ];
+    env.extend_from_slice(extra_env);
+    let server = Server::start_in(data.path(), &env);
+    (server, data)
+}
+
+fn decide(server: &Server, profile: &str, slot: &str) -> (u16, Value) {
+    let auth = Server::basic_auth();
+    let url = format!("/api/v1/decide?profile={profile}&slot={slot}");
+    let mut response =
+        common::agent().get(format!("{}{url}", server.url)).header("Authorization", &auth).call().unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap())
+}
+
+#[test]
+fn s1_a_lead_on_the_pricing_page() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let (server, _data) = start(&vendors, "s1-pricing", &[]);
+    let (status, body) = server.track(
+        "/v1/identify",
+        &json!({"userId": "minh", "traits": {"name": "Trần Minh", "company": "Công ty Sao Việt", "email": "Minh@SaoViet.vn",
+                 "phone": "0912 345 678", "lifecycle_stage": "lead", "industry": "retail", "owner": "Hà"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    for path in ["/pricing", "/pricing/enterprise", "/pricing", "/pricing", "/pricing"] {
+        let (status, _) =
+            server.track("/v1/page", &json!({"userId": "minh", "name": "Pricing", "properties": {"path": path}}));
+        assert_eq!(status, 200);
+    }
+    wait_until("the Slack message", || !vendors.received("slack").is_empty());
+    // The slot is set by the run's third action, delivered on its own connector's lane.
+    wait_until("the decision", || decide(&server, "user_id:minh", "home-hero").1["content"] == "case-study/retail");
+    let (status, answer) = decide(&server, "user_id:minh", "home-hero");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["content"], "case-study/retail", "{answer}");
+    wait_until("the audience batch", || vendors.audience(testing::AUDIENCE_ID).len() == 1);
+    let slack = vendors.received("slack");
+    assert_eq!(slack.len(), 1, "five views, one message");
+    assert_eq!(slack[0].body["text"], "Trần Minh (Công ty Sao Việt) is reading /pricing; owner Hà");
+    assert_eq!(slack[0].body["channel"], "#sales");
+    // `printf minh@saoviet.vn | sha256sum`: the email normalised, then hashed; never sent in clear.
+    assert_eq!(
+        vendors.audience(testing::AUDIENCE_ID),
+        ["555a876646509d4f57cd3b22e94121033b1ce2abd868e5b0a4314e97a1cb53a1".to_owned()]
+    );
+    // A visitor nothing was decided for: null content (the site shows its default).
+    let (status, answer) = decide(&server, "user_id:someone-else", "home-hero");
+    assert_eq!((status, &answer["content"]), (200, &Value::Null));
+    let mut response = common::agent()
+        .get(format!("{}/api/v1/decide?profile=user_id:minh&slot=home-hero", server.url))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401, "a key is needed: {}", response.body_mut().read_to_string().unwrap());
+    assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
+}
+
+const CRM_SECRET: &str = "crm-client-secret";
+
+fn signed_note(server: &Server, note: &Value) -> (u16, Value) {
+    let body = note.to_string();
+    let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(CRM_SECRET.as_bytes()).unwrap();
+    for part in [b"POST".as_slice(), b"https://mkt.example.vn/hooks/crm", body.as_bytes(), ts.as_bytes()] {
+        mac.update(part);
+    }
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    server.post_raw(
+        "/hooks/crm",
+        body.as_bytes(),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-HubSpot-Request-Timestamp", ts.as_str()),
+            ("X-HubSpot-Signature-v3", signature.as_str()),
+        ],
+    )
+}
+
+#[test]
+fn s3_objections_from_the_crm_become_one_card_per_topic() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let hooks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        hooks.path().join("crm.yaml"),
+        "source: crm\nverify: { scheme: hubspot_v3, secret_env: T_CRM_SECRET, public_url: 'https://mkt.example.vn' }\nbuiltin: crm-objection\n",
+    )
+    .unwrap();
+    let hooks_dir = hooks.path().to_str().unwrap().to_owned();
+    let (server, _data) =
+        start(&vendors, "s3-objection", &[("TUTTI_HOOKS__DIR", &hooks_dir), ("T_CRM_SECRET", CRM_SECRET)]);
+    for (email, name) in [("hoa@shop.example.vn", "Nguyễn Hoa"), ("li@shop.example.vn", "李娜")] {
+        let (status, _) =
+            server.track("/v1/identify", &json!({"userId": email, "traits": {"email": email, "name": name}}));
+        assert_eq!(status, 200);
+    }
+    let note = |id: &str, owner: &str, topic: &str, body: &str| {
+        json!({"note_id": id, "type": "objection", "topic": topic, "body": body, "account": "Vinamart",
+               "owner": {"email": owner}})
+    };
+    let first = note("n-1", "hoa@shop.example.vn", "Data security", "Khách lo dữ liệu khách hàng lưu ở nước ngoài.");
+    assert_eq!(signed_note(&server, &first).0, 200);
+    wait_until("the card", || vendors.received("trello").iter().any(|r| r.status == 200));
+    let second = note("n-2", "li@shop.example.vn", "data security ", "客户担心数据安全和合规。");
+    assert_eq!(signed_note(&server, &second).0, 200);
+    // The CRM retries the second note: stored once.
+    let (status, answer) = signed_note(&server, &second);
+    assert_eq!((status, &answer["duplicates"]), (200, &json!(1)), "{answer}");
+    wait_until("the comment", || vendors.received("trello").iter().filter(|r| r.status == 200).count() >= 2);
+    wait_until("both recorded as delivered", || {
+        server.admin("/api/v1/outbox?state=done&limit=100")["actions"].as_array().is_some_and(|a| a.len() == 2)
+    });
+    let trello = vendors.received("trello");
+    let cards: Vec<_> = trello.iter().filter(|r| r.path.ends_with("/cards")).collect();
+    let comments: Vec<_> = trello.iter().filter(|r| r.path.ends_with("/actions/comments")).collect();
+    assert_eq!((cards.len(), comments.len()), (1, 1), "one card for the topic, then a comment");
+    assert_eq!(cards[0].body["name"], "Objection: Data security");
+    assert_eq!(cards[0].body["desc"], "Nguyễn Hoa (Vinamart): Khách lo dữ liệu khách hàng lưu ở nước ngoài.");
+    assert_eq!(comments[0].body["text"], "李娜 (Vinamart): 客户担心数据安全和合规。");
+    assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
+}
