@@ -27,6 +27,15 @@ enum Task {
     Load(LoadArgs),
     /// Time the creative analysis over a synthetic campaign and print a report.
     Insights(InsightsArgs),
+    /// Time the AI layer's local work (the review gate) and print a report.
+    Ai(AiArgs),
+}
+
+#[derive(clap::Args)]
+struct AiArgs {
+    /// Reviews timed (the labelled set's messages, over and over).
+    #[arg(long, default_value_t = 200_000)]
+    reviews: usize,
 }
 
 #[derive(clap::Args)]
@@ -105,7 +114,53 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Load(args) => load(args),
         Task::Insights(args) => insights(args),
+        Task::Ai(args) => ai(args),
     }
+}
+
+/// The review gate over the labelled set's messages (three languages, every built-in pack and a brand pack),
+/// on one thread, then on every core.
+fn ai(args: AiArgs) -> anyhow::Result<()> {
+    use tutti_ai::review::{Gate, read_labelled};
+    let set = read_labelled(include_str!("../../crates/tutti-ai/data/review/labelled.jsonl"))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let brand = include_str!("../../crates/tutti-ai/data/review/acme.yaml");
+    let compiled = Instant::now();
+    let gate = Gate::from_sources(&[("acme.yaml".into(), brand.into())])?;
+    let compile_ms = compiled.elapsed().as_secs_f64() * 1000.0;
+    let mut cases = Vec::new();
+    for m in &set {
+        cases.push((m.draft(), m.recipient(), gate.select(&m.packs)?));
+    }
+    let chars: usize = cases.iter().map(|(d, _, _)| d.fields.iter().map(|f| f.1.chars().count()).sum::<usize>()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("# Tutti AI benchmark");
+    println!(
+        "machine: {cores} cores; review gate: {} packs compiled in {compile_ms:.1} ms; {} labelled messages, {:.0} characters on average, each with its own packs",
+        gate.packs().len(),
+        cases.len(),
+        chars as f64 / cases.len() as f64
+    );
+    let run = |n: usize| {
+        let mut failed = 0usize;
+        for (draft, recipient, packs) in cases.iter().cycle().take(n) {
+            failed += usize::from(!gate.review(draft, recipient, *packs).passed);
+        }
+        failed
+    };
+    let started = Instant::now();
+    let failed = run(args.reviews);
+    let one = args.reviews as f64 / started.elapsed().as_secs_f64();
+    println!("review, one thread: {} reviews ({failed} failed) at {one:.0} reviews/s", args.reviews);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cores {
+            s.spawn(|| run(args.reviews / cores));
+        }
+    });
+    let every = (args.reviews / cores * cores) as f64 / started.elapsed().as_secs_f64();
+    println!("review, {cores} threads: {every:.0} reviews/s");
+    Ok(())
 }
 
 /// The creative analysis over `creatives` x `days` synthetic performance rows, timed end to end (summing the rows

@@ -49,6 +49,11 @@ impl fmt::Display for Language {
     }
 }
 
+/// NFC: one spelling for every letter, as messages are stored and sent.
+pub fn nfc(text: &str) -> String {
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text).into_owned()
+}
+
 /// NFC and lower case.
 pub fn normalize(text: &str) -> String {
     let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text);
