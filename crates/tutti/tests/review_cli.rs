@@ -59,6 +59,10 @@ fn pack_files_and_unknown_packs_are_reported_clearly() {
     let (code, out, _) = review(&["--dir", d, "--packs", "general,brand", "廉价机票"], None);
     assert_eq!(code, 1);
     assert!(out.contains("brand.cheap body[0..2] «廉价»: never say cheap"), "{out}");
+    let missing = dir.path().join("missing");
+    let (code, _, err) = review(&["--dir", missing.to_str().unwrap(), "hi"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("missing: cannot read the review directory"), "{err}");
     let (code, _, err) = review(&["--packs", "nope", "hi"], None);
     assert_ne!(code, 0);
     assert!(err.contains("no review pack `nope`; loaded: general, finance, health"), "{err}");

@@ -25,13 +25,22 @@ use tutti_core::yaml::{self, Pos, push_token};
 use super::Severity;
 use crate::text::Language;
 
-/// Why a pack file cannot be used.
+/// Why a pack file cannot be used. `pos` is line 0 when the problem is the file itself (it cannot be read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{pos}: {message}")]
 pub struct PackError {
     pub file: String,
     pub pos: Pos,
     pub message: String,
+}
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pos.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.pos, self.message)
+        }
+    }
 }
 
 /// How a phrase list is keyed: by the language it is written in.
