@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tutti_core::Millis;
 
-use super::{Role, open};
+use super::open_side;
 use crate::Result;
 
 pub const CONNECTORS_FILE: &str = "connectors.db";
@@ -30,12 +30,9 @@ pub struct SqliteConnectorMemory {
 
 impl SqliteConnectorMemory {
     pub fn open(path: &Path) -> Result<SqliteConnectorMemory> {
-        let conn = open(path, Role::Writer, 4 * 1024)?;
         // A memory entry is written after the vendor confirmed; a power cut may lose the last few (the next
-        // action for the same key then creates rather than updates), never corrupt the file.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
-        conn.execute_batch(SCHEMA)?;
+        // action for the same key then creates rather than updates).
+        let conn = open_side(path, 4 * 1024, SCHEMA)?;
         Ok(SqliteConnectorMemory { conn: Mutex::new(conn) })
     }
 

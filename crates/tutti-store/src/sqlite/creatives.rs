@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tutti_core::creative::{Creative, Date, Owner, Performance, Tag, TagSource, Totals};
 
-use super::{ReadPool, Role, open};
+use super::{ReadPool, open_side};
 use crate::{Changes, CreativeStore, Result, StoreError};
 
 pub const CREATIVES_FILE: &str = "creatives.db";
@@ -60,12 +60,8 @@ pub struct SqliteCreativeStore {
 
 impl SqliteCreativeStore {
     pub fn open(path: &Path) -> Result<SqliteCreativeStore> {
-        let conn = open(path, Role::Writer, 8 * 1024)?;
-        // Imports are re-runnable and the API answers after the commit; a power cut may lose the last import,
-        // never corrupt the file.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
-        conn.execute_batch(SCHEMA)?;
+        // Imports are re-runnable and the API answers after the commit; a power cut may lose the last import.
+        let conn = open_side(path, 8 * 1024, SCHEMA)?;
         Ok(SqliteCreativeStore { writer: Mutex::new(conn), pool: ReadPool::new(path, 16 * 1024) })
     }
 

@@ -88,6 +88,18 @@ fn open(path: &Path, role: Role, cache_kib: i64) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The writer of a side database (creatives.db, connectors.db): it checkpoints itself every 1,000 pages and syncs
+/// at checkpoints only (`synchronous = NORMAL`), so a power cut may lose its last few commits but never corrupts
+/// the file; the schema is created if missing. What a side database holds can be written again (an import
+/// re-run, a vendor's id looked up again), unlike the event log, which keeps `FULL`.
+fn open_side(path: &Path, cache_kib: i64, schema: &str) -> Result<Connection> {
+    let conn = open(path, Role::Writer, cache_kib)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
 /// A small pool of read connections; SQLite connections are not `Sync`.
 struct ReadPool {
     path: PathBuf,
