@@ -17,7 +17,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::DEFAULT_CUES;
-use crate::text::{self, is_han};
+use crate::text::{self, is_han, is_word_char, stands_alone};
 
 /// A trait the tagger decides, with its values and the phrases that point at each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,7 +281,7 @@ impl LocalTagger {
         for (in_headline, hay) in [(true, headline.as_str()), (false, rest.as_str())] {
             for m in self.matcher.find_overlapping_iter(hay) {
                 let cue = &self.cues[m.pattern().as_usize()];
-                if cue.whole_word && !whole_word(hay, m.start(), m.end()) {
+                if cue.whole_word && !stands_alone(hay, m.start(), m.end()) {
                     continue;
                 }
                 cues.push((m.pattern().as_usize(), in_headline));
@@ -389,23 +389,9 @@ impl LocalTagger {
     }
 }
 
-/// Whether `hay[start..end]` stands as a whole word: no letter or digit right before or after it.
-fn whole_word(hay: &str, start: usize, end: usize) -> bool {
-    let before = hay[..start].chars().next_back();
-    let after = hay[end..].chars().next();
-    let joins = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() && !is_han(c));
-    let phrase = &hay[start..end];
-    // A phrase that starts or ends in punctuation ("% off", "?") has its boundary built in on that side.
-    let first_word = phrase.chars().next().is_some_and(|c| c.is_alphanumeric());
-    let last_word = phrase.chars().next_back().is_some_and(|c| c.is_alphanumeric());
-    let broken_before = first_word && joins(before);
-    let broken_after = last_word && joins(after);
-    !broken_before && !broken_after
-}
-
 /// `short`, `medium` or `long`, from words (Latin) and Han characters (two count as a word).
 fn length(all: &str) -> (&'static str, usize) {
-    let words = all.split_whitespace().filter(|w| w.chars().any(|c| c.is_alphanumeric() && !is_han(c))).count();
+    let words = all.split_whitespace().filter(|w| w.chars().any(is_word_char)).count();
     let han = all.chars().filter(|c| is_han(*c)).count();
     let units = words + han / 2;
     let label = match units {
@@ -533,10 +519,10 @@ mod tests {
 
     #[test]
     fn whole_words_only_for_latin_cues() {
-        assert!(whole_word("get 50% off now", 8, 11));
-        assert!(!whole_word("offer", 0, 3));
-        assert!(!whole_word("wholesale", 5, 9));
-        assert!(whole_word("特价sale", 6, 10));
+        assert!(stands_alone("get 50% off now", 8, 11));
+        assert!(!stands_alone("offer", 0, 3));
+        assert!(!stands_alone("wholesale", 5, 9));
+        assert!(stands_alone("特价sale", 6, 10));
     }
 
     #[test]

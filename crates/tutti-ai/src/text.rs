@@ -65,6 +65,22 @@ pub(crate) fn is_han(c: char) -> bool {
     matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF)
 }
 
+/// A character that continues a word written with spaces (Latin and Vietnamese letters, digits); a Chinese
+/// character is a word by itself.
+pub(crate) fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() && !is_han(c)
+}
+
+/// Whether `hay[start..end]` stands as whole words: a side of it that is a word character does not run on into
+/// another word character. A side in punctuation ("% off", "#1") or in Chinese has its boundary built in.
+pub(crate) fn stands_alone(hay: &str, start: usize, end: usize) -> bool {
+    let phrase = &hay[start..end];
+    let glued =
+        |edge: Option<char>, next: Option<char>| edge.is_some_and(is_word_char) && next.is_some_and(is_word_char);
+    !glued(phrase.chars().next(), hay[..start].chars().next_back())
+        && !glued(phrase.chars().next_back(), hay[end..].chars().next())
+}
+
 fn is_kana_or_hangul(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0xAC00..=0xD7AF | 0x1100..=0x11FF)
 }

@@ -186,7 +186,7 @@ struct Requirement {
 }
 
 /// What a phrase in the automaton does for its rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
     Hit,
     Except,
@@ -292,12 +292,13 @@ impl Gate {
                 source,
                 rules: file.rules.iter().map(|r| format!("{}.{}", file.pack, r.id)).collect(),
             });
-            for r in file.rules {
+            for mut r in file.rules {
                 let at = rules.len() as u32;
                 let mut add = |lists: &pack::ByLanguage, role: Role| {
                     for (written, list) in lists {
                         for phrase in list {
-                            let lower = text::normalize(phrase).replace(['\u{2018}', '\u{2019}'], "'");
+                            // Lowered exactly as the text it is looked for in.
+                            let lower = View::new(&text::nfc(phrase)).lower;
                             if *written == Written::Vi {
                                 let f = scan::fold(&lower);
                                 if f != lower {
@@ -315,14 +316,7 @@ impl Gate {
                 add(&r.when, Role::When);
                 add(&r.any_of, Role::AnyOf);
                 let check = match r.kind {
-                    Kind::Phrases => Check::Phrases {
-                        patterns: r
-                            .patterns
-                            .values()
-                            .flatten()
-                            .map(|p| Regex::new(p).expect("checked when parsed"))
-                            .collect(),
-                    },
+                    Kind::Phrases => Check::Phrases { patterns: std::mem::take(&mut r.compiled) },
                     Kind::Require => Check::Require { conditional: r.when.values().any(|l| !l.is_empty()) },
                     Kind::PersonalData => Check::PersonalData,
                     Kind::Tone => Check::Tone {
@@ -407,12 +401,12 @@ impl Gate {
         for (fi, (field, value)) in draft.fields.iter().enumerate() {
             let view = View::new(value);
             // (rule, role) -> spans in `view.lower`
-            let mut hits: BTreeMap<(u32, u8), Vec<(usize, usize)>> = BTreeMap::new();
+            let mut hits: BTreeMap<(u32, Role), Vec<(usize, usize)>> = BTreeMap::new();
             let mut collect = |automaton: &AhoCorasick, meta: &[Meta]| {
                 for m in automaton.find_overlapping_iter(view.lower.as_str()) {
                     let meta = meta[m.pattern().as_usize()];
-                    if on(&self.rules[meta.rule as usize]) && view.bounded(m.start(), m.end()) {
-                        hits.entry((meta.rule, meta.role as u8)).or_default().push((m.start(), m.end()));
+                    if on(&self.rules[meta.rule as usize]) && text::stands_alone(&view.lower, m.start(), m.end()) {
+                        hits.entry((meta.rule, meta.role)).or_default().push((m.start(), m.end()));
                     }
                 }
             };
@@ -422,7 +416,7 @@ impl Gate {
             }
             for (ri, rule) in self.rules.iter().enumerate().filter(|(_, r)| on(r)) {
                 let r = ri as u32;
-                let excepts = hits.get(&(r, Role::Except as u8)).map(Vec::as_slice).unwrap_or_default();
+                let excepts = hits.get(&(r, Role::Except)).map(Vec::as_slice).unwrap_or_default();
                 let kept = |spans: Option<&Vec<(usize, usize)>>| -> Vec<(usize, usize)> {
                     let mut spans: Vec<(usize, usize)> = spans
                         .into_iter()
@@ -444,7 +438,7 @@ impl Gate {
                 };
                 match &rule.check {
                     Check::Phrases { patterns } => {
-                        let mut found = hits.get(&(r, Role::Hit as u8)).cloned().unwrap_or_default();
+                        let mut found = hits.get(&(r, Role::Hit)).cloned().unwrap_or_default();
                         for p in patterns {
                             found.extend(p.find_iter(&view.lower).map(|m| (m.start(), m.end())));
                         }
@@ -456,12 +450,12 @@ impl Gate {
                     Check::Require { .. } => {
                         let entry = required.entry(r).or_default();
                         if entry.because.is_none()
-                            && let Some((s, e)) = kept(hits.get(&(r, Role::When as u8))).first().copied()
+                            && let Some((s, e)) = kept(hits.get(&(r, Role::When))).first().copied()
                         {
                             let (s, e) = view.original(s, e);
                             entry.because = Some((fi, s, e));
                         }
-                        entry.met |= hits.contains_key(&(r, Role::AnyOf as u8));
+                        entry.met |= hits.contains_key(&(r, Role::AnyOf));
                     }
                     Check::PersonalData => {
                         for (s, e) in scan::emails(value) {

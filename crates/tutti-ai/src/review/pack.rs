@@ -112,6 +112,9 @@ pub struct RuleFile {
     pub max_exclamations: Option<usize>,
     #[serde(default)]
     pub max_chars: BTreeMap<String, usize>,
+    /// `patterns`, compiled when the file is checked.
+    #[serde(skip)]
+    pub compiled: Vec<regex::Regex>,
 }
 
 /// Which members each kind of rule takes (besides id, kind, says, why, severity and fix).
@@ -142,7 +145,7 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
     let at = |pointer: &str, message: String| PackError { file: file.to_owned(), pos: positions.of(pointer), message };
     let at_key =
         |pointer: &str, message: String| PackError { file: file.to_owned(), pos: positions.key(pointer), message };
-    let pack: PackFile = serde_path_to_error::deserialize(&value).map_err(|e| {
+    let mut pack: PackFile = serde_path_to_error::deserialize(&value).map_err(|e| {
         let mut pointer = String::new();
         for segment in e.path().iter() {
             match segment {
@@ -159,8 +162,8 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
         return Err(at("/pack", format!("`{}` is not a pack name: use a-z, 0-9, `_` and `-`", pack.pack)));
     }
     let raw_rules = value.get("rules").and_then(|r| r.as_array()).map(Vec::as_slice).unwrap_or_default();
-    let mut seen = Vec::new();
-    for (i, rule) in pack.rules.iter().enumerate() {
+    let mut seen: Vec<String> = Vec::new();
+    for (i, rule) in pack.rules.iter_mut().enumerate() {
         let base = format!("/rules/{i}");
         if !is_name(&rule.id) {
             return Err(at(
@@ -168,10 +171,10 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
                 format!("`{}` is not a rule id: use a-z, 0-9, `_` and `-`", rule.id),
             ));
         }
-        if seen.contains(&rule.id.as_str()) {
+        if seen.contains(&rule.id) {
             return Err(at(&format!("{base}/id"), format!("rule `{}` is defined twice in this pack", rule.id)));
         }
-        seen.push(&rule.id);
+        seen.push(rule.id.clone());
         let allowed = members_of(rule.kind);
         if let Some(members) = raw_rules.get(i).and_then(|r| r.as_object()) {
             for key in members.keys() {
@@ -203,9 +206,12 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
         }
         for (w, list) in rule.patterns.iter() {
             for (j, p) in list.iter().enumerate() {
-                if let Err(e) = regex::Regex::new(p) {
-                    let pointer = format!("{base}/patterns/{}/{j}", written_name(*w));
-                    return Err(at(&pointer, format!("the pattern does not compile: {e}")));
+                match regex::Regex::new(p) {
+                    Ok(compiled) => rule.compiled.push(compiled),
+                    Err(e) => {
+                        let pointer = format!("{base}/patterns/{}/{j}", written_name(*w));
+                        return Err(at(&pointer, format!("the pattern does not compile: {e}")));
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! What the rules look at: a field's text lower-cased with a map back to the original, word boundaries that
 //! know Chinese has none, and the scanners for contact details, identifiers, shouting and sentences.
 
-use crate::text::is_han;
+use crate::text::{is_han, is_word_char};
 
 /// A field's text (NFC) and its lower-cased form, with where each byte of the lower-cased form came from.
 pub(crate) struct View<'a> {
@@ -39,24 +39,6 @@ impl<'a> View<'a> {
         }
         (from, to)
     }
-
-    /// Whether `lower[start..end]` stands as whole words: a side that is a word character in the phrase must
-    /// not continue into another word character (Chinese characters are their own words).
-    pub fn bounded(&self, start: usize, end: usize) -> bool {
-        let phrase = &self.lower[start..end];
-        let first = phrase.chars().next();
-        let last = phrase.chars().next_back();
-        let before = self.lower[..start].chars().next_back();
-        let after = self.lower[end..].chars().next();
-        let glued = |edge: Option<char>, next: Option<char>| edge.is_some_and(is_word) && next.is_some_and(is_word);
-        !glued(first, before) && !glued(last, after)
-    }
-}
-
-/// A character that continues a word written with spaces (Latin, Vietnamese, digits); Chinese characters are
-/// words by themselves.
-pub(crate) fn is_word(c: char) -> bool {
-    c.is_alphanumeric() && !is_han(c)
 }
 
 /// A letter of a script written with spaces between words (not a Chinese character).
@@ -91,7 +73,7 @@ pub(crate) fn emails(text: &str) -> Vec<(usize, usize)> {
     let domain = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(i) = memchr_at(bytes, b'@', from) {
+    while let Some(i) = text[from..].find('@').map(|i| i + from) {
         let mut start = i;
         while start > 0 && local(bytes[start - 1]) {
             start -= 1;
@@ -110,10 +92,6 @@ pub(crate) fn emails(text: &str) -> Vec<(usize, usize)> {
         from = end.max(i + 1);
     }
     out
-}
-
-fn memchr_at(bytes: &[u8], needle: u8, from: usize) -> Option<usize> {
-    bytes[from.min(bytes.len())..].iter().position(|b| *b == needle).map(|i| i + from)
 }
 
 /// A run of digits that may be a phone number or a long account or card number.
@@ -174,7 +152,7 @@ pub(crate) fn long_numbers(text: &str) -> Vec<Number> {
             && groups[0] <= 3
             && groups[1..].iter().all(|g| *g == 3)
             && separators.iter().all(|s| matches!(s, b'.' | b','));
-        let word_after = text[end..].chars().next().is_some_and(is_word);
+        let word_after = text[end..].chars().next().is_some_and(is_word_char);
         if digits.len() >= 9 && !amount && !word_after {
             out.push(Number { start, end, digits });
         }
@@ -351,14 +329,15 @@ mod tests {
     #[test]
     fn boundaries_hold_for_latin_and_not_for_chinese() {
         let v = View::new("secure cure Acme团队 第一次");
+        let bounded = |s: usize, e: usize| crate::text::stands_alone(&v.lower, s, e);
         let cure = v.lower.find("cure").unwrap();
-        assert!(!v.bounded(cure, cure + 4), "inside secure");
+        assert!(!bounded(cure, cure + 4), "inside secure");
         let cure = v.lower.rfind("cure").unwrap();
-        assert!(v.bounded(cure, cure + 4));
+        assert!(bounded(cure, cure + 4));
         let acme = v.lower.find("acme").unwrap();
-        assert!(v.bounded(acme, acme + 4), "a Chinese character ends a Latin word");
+        assert!(bounded(acme, acme + 4), "a Chinese character ends a Latin word");
         let first = v.lower.find("第一").unwrap();
-        assert!(v.bounded(first, first + "第一".len()), "Chinese has no word boundaries to check");
+        assert!(bounded(first, first + "第一".len()), "Chinese has no word boundaries to check");
     }
 
     #[test]
