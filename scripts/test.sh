@@ -2,7 +2,8 @@
 # Runs every test of Tutti. The README's second command, and what .ci/run calls.
 # Installs what the tests need first: real Segment and RudderStack client libraries into a local virtualenv
 # (.venv) and a local npm folder (tests/clients/node_modules), and a real SMTP server (aiosmtpd) into the same
-# virtualenv. Nothing is installed system-wide.
+# virtualenv, and a model server (llama-cpp-python) into a cached virtualenv outside the repository. Nothing is
+# installed system-wide.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,20 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt -r tests/schemas/requirements.txt \
   -r tests/smtp/requirements.txt
 (cd tests/clients && npm install --silent --no-audit --no-fund >/dev/null)
+
+# A real model server for the OpenAI-compatible provider's test (tests/llm/requirements.txt). llama-cpp-python
+# builds from source (about 4 minutes here), so its virtualenv lives outside the repository and is reused while
+# the requirements stay the same.
+LLM_VENV="${TUTTI_LLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tutti/llm-venv}"
+LLM_STAMP="$LLM_VENV/.tutti-$(sha256sum tests/llm/requirements.txt | cut -c1-16)"
+if [ ! -f "$LLM_STAMP" ]; then
+  echo "installing the model server into $LLM_VENV (built from source, once)"
+  python3 -m venv "$LLM_VENV"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 "$LLM_VENV/bin/python" -m pip install --quiet \
+    --disable-pip-version-check -r tests/llm/requirements.txt
+  touch "$LLM_STAMP"
+fi
+export TUTTI_LLM_PYTHON="$LLM_VENV/bin/python"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

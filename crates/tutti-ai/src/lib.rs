@@ -3,6 +3,7 @@
 //! issue #5 join it here.
 
 pub mod lexicon;
+pub mod provider;
 pub mod review;
 pub mod tagger;
 pub mod text;

@@ -75,6 +75,18 @@ impl Http {
         Http { client }
     }
 
+    /// Sends a request and hands back the answer with its body unread, for answers read as they arrive
+    /// (server-sent events). A refused destination is a permanent failure; other network errors are transient.
+    pub async fn open(
+        &self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+        self.client
+            .request(request)
+            .await
+            .map_err(|e| if refused(&e) { Failure::Permanent(chain(&e)) } else { Failure::transient(chain(&e)) })
+    }
+
     /// Sends a request. A refused destination is a permanent failure; other network errors are transient.
     pub async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, Failure> {
         let response = self

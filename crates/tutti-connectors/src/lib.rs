@@ -27,6 +27,7 @@ pub mod decide;
 pub mod http;
 pub mod hubspot;
 pub mod inbound;
+pub mod llm;
 pub mod log;
 pub mod slack;
 pub mod smtp;

