@@ -2,9 +2,11 @@
 //! Vietnamese, Chinese and English) and the local creative tagger. The providers, generation and review gate of
 //! issue #5 join it here.
 
+pub mod generate;
 pub mod lexicon;
 pub mod provider;
 pub mod review;
+pub mod sentiment;
 pub mod tagger;
 pub mod text;
 

@@ -21,6 +21,7 @@
 //! (concurrency), a rate limit, a timeout per attempt, the attempts before a dead letter, and the circuit
 //! breaker.
 
+pub mod ai;
 pub mod asana;
 pub mod audience;
 pub mod decide;
@@ -188,12 +189,18 @@ impl Memory for MemoryMap {
 pub struct Shared {
     pub memory: Arc<dyn Memory>,
     pub decisions: Arc<decide::Decisions>,
+    /// Generation and review counts per flow (the `ai` connector's), for metrics.
+    pub ai: Arc<tutti_ai::generate::Stats>,
 }
 
 impl Shared {
     /// Memory in a map and no decisions: for tests and tools.
     pub fn in_memory() -> Shared {
-        Shared { memory: Arc::new(MemoryMap::default()), decisions: Arc::new(decide::Decisions::default()) }
+        Shared {
+            memory: Arc::new(MemoryMap::default()),
+            decisions: Arc::new(decide::Decisions::default()),
+            ai: Arc::default(),
+        }
     }
 }
 
@@ -308,6 +315,7 @@ pub static ALL: &[&Kind] = &[
     &hubspot::KIND,
     &audience::KIND,
     &decide::KIND,
+    &ai::KIND,
 ];
 
 /// Every connector as the flow compiler sees it (names, operations, channels).
@@ -561,7 +569,7 @@ mod tests {
         let shared = Shared::in_memory();
         let registry =
             Registry::build(&BTreeMap::new(), &Context { env: &none, link_key: &[7; 32], shared: &shared }).unwrap();
-        assert_eq!(registry.connectors.keys().copied().collect::<Vec<_>>(), ["decide", "log", "webhook"]);
+        assert_eq!(registry.connectors.keys().copied().collect::<Vec<_>>(), ["ai", "decide", "log", "webhook"]);
         let env = |name: &str| (name == "SLACK_TOKEN").then(|| "xoxb-secret-value".to_owned());
         let registry = Registry::build(
             &tables(json!({"slack": {"token_env": "SLACK_TOKEN", "concurrency": 2, "timeout": "2s"}})),
@@ -599,7 +607,10 @@ mod tests {
     fn the_flow_compiler_sees_every_connector() {
         let infos = infos();
         let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["log", "webhook", "smtp", "slack", "trello", "asana", "hubspot", "audience", "decide"]);
+        assert_eq!(
+            names,
+            ["log", "webhook", "smtp", "slack", "trello", "asana", "hubspot", "audience", "decide", "ai"]
+        );
         assert!(infos.iter().all(|i| !i.operations.is_empty() && !i.channel.is_empty()));
     }
 }

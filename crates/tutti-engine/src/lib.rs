@@ -155,6 +155,7 @@ pub struct Engine {
     checks: tutti_connectors::Registry,
     hooks: std::collections::BTreeMap<String, tutti_connectors::inbound::Hook>,
     decisions: Arc<tutti_connectors::decide::Decisions>,
+    ai_stats: Arc<tutti_ai::generate::Stats>,
     memory: Arc<dyn tutti_connectors::Memory>,
     flow_store: Arc<SqliteFlowReader>,
     definitions: Arc<FlowDefinitions>,
@@ -192,6 +193,7 @@ impl Engine {
         let shared = tutti_connectors::Shared {
             memory: Arc::new(memory),
             decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
+            ai: Arc::default(),
         };
         shared.decisions.load(&*shared.memory).map_err(EngineError::Connectors)?;
         let registry = connectors::registry(&config, env, &link_key, &shared)?;
@@ -317,6 +319,7 @@ impl Engine {
             checks,
             hooks,
             decisions: shared.decisions.clone(),
+            ai_stats: shared.ai.clone(),
             memory: shared.memory.clone(),
             flow_store,
             definitions,
@@ -624,6 +627,11 @@ impl Engine {
     }
 
     /// The connectors this installation delivers through, with the limits the dispatcher applies.
+    /// Generated messages per flow, and how many passed review first time and in the end.
+    pub fn ai_stats(&self) -> std::collections::BTreeMap<String, tutti_ai::generate::Counts> {
+        self.ai_stats.snapshot()
+    }
+
     pub fn connectors(&self) -> &tutti_connectors::Registry {
         &self.checks
     }

@@ -205,6 +205,27 @@ pub async fn events(
 
 pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::HeaderName, &'static str); 1], String) {
     let mut text = engine.metrics.render();
+    let ai = engine.ai_stats();
+    if !ai.is_empty() {
+        use std::fmt::Write;
+        let label = |flow: &str| flow.replace('\\', "\\\\").replace('"', "\\\"");
+        for (name, help, pick) in [
+            ("tutti_ai_messages_total", "Messages written by generate steps.", 0),
+            ("tutti_ai_first_pass_total", "Generated messages whose chosen variant passed review without revision.", 1),
+            ("tutti_ai_final_pass_total", "Generated messages that passed review, revised or not.", 2),
+            (
+                "tutti_ai_fallbacks_total",
+                "Generated messages the local provider wrote because the model failed or was over budget.",
+                3,
+            ),
+        ] {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (flow, c) in &ai {
+                let v = [c.messages, c.first_pass, c.final_pass, c.fallbacks][pick];
+                let _ = writeln!(text, "{name}{{flow=\"{}\"}} {v}", label(flow));
+            }
+        }
+    }
     // Counted in the store when scraped (an index scan), so it is exact across restarts.
     let pending = tokio::task::spawn_blocking({
         let engine = engine.clone();

@@ -479,6 +479,13 @@ fn decision_text(decision: &tutti_core::flow::Decision) -> String {
             format!("SUPPRESSED {} until {} by policy {policy}", categories.join(", "), ts(*until))
         }
         K::Error { reason } => format!("ERROR {reason}"),
+        K::ApprovalRequested { reason, until, escalated_to } => match escalated_to {
+            Some(to) => format!("APPROVAL escalated to {to} until {}: {reason}", ts(*until)),
+            None => format!("APPROVAL needed by {}: {reason}", ts(*until)),
+        },
+        K::Approved { by, edited } => format!("APPROVED by {by}{}", if *edited { " (edited)" } else { "" }),
+        K::Rejected { by, reason } => format!("REJECTED by {by}: {reason}"),
+        K::ApprovalExpired { fallback } => format!("APPROVAL EXPIRED: {fallback}"),
     };
     format!("{}  profile {}  {whose}  {what}", ts(decision.at), decision.profile)
 }

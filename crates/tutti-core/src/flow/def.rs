@@ -157,11 +157,67 @@ pub struct Step {
 pub enum StepKind {
     Action(Action),
     Wait(WaitSpec),
-    WaitFor { event: EventMatch, timeout: Millis, on_event: Option<usize>, on_timeout: Option<usize> },
+    WaitFor {
+        event: EventMatch,
+        timeout: Millis,
+        on_event: Option<usize>,
+        on_timeout: Option<usize>,
+    },
     Branch(Vec<BranchArm>),
     Split(Vec<SplitArm>),
     UpdateProfile(Payload),
     Exit(String),
+    /// Copy written for this profile by the AI layer (the `ai` connector's `generate`), reviewed, kept in
+    /// `run.steps.<id>`. Not a send: policies and caps do not count it.
+    Generate(Payload),
+    /// A human approves, edits or rejects before the run goes on.
+    Approve(Approve),
+}
+
+/// The keys a `generate` step takes (the `ai` connector reads them).
+pub const GENERATE_KEYS: [&str; 9] =
+    ["prompt", "channel", "variants", "revisions", "packs", "brief", "language", "tone", "max_chars"];
+
+/// An `approve` step: when approval is needed, how long it may take, and what happens if nobody decides.
+#[derive(Debug)]
+pub struct Approve {
+    /// The step whose result is the message approved (its fields are what an editor may change).
+    pub content: Option<String>,
+    /// The approval policy: approval is needed when this holds (always, when absent).
+    pub when: Option<Condition>,
+    /// Why approval is needed, shown in the inbox (Liquid).
+    pub reason: Option<Template>,
+    pub expires: Millis,
+    pub fallback: Fallback,
+    /// Where a rejected run goes (it exits when unset).
+    pub on_reject: Option<usize>,
+    /// Where a skipped run goes when approval expired (it exits when unset).
+    pub on_skip: Option<usize>,
+    /// What `send_default` puts in place of the content.
+    pub default: Option<Payload>,
+    /// Who an escalated approval goes to.
+    pub escalate_to: Option<String>,
+}
+
+/// What happens when an approval expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Nothing is sent: the run goes to `on_skip`, or exits.
+    Skip,
+    /// The `default` content replaces the generated one and the run goes on.
+    SendDefault,
+    /// The approval goes to `escalate_to` for another `expires`; if that expires too, it is skipped.
+    Escalate,
+}
+
+impl Fallback {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fallback::Skip => "skip",
+            Fallback::SendDefault => "send_default",
+            Fallback::Escalate => "escalate",
+        }
+    }
 }
 
 /// A connector call.
@@ -273,6 +329,7 @@ fn successors(steps: &[Step], index: usize) -> Vec<usize> {
             StepKind::Branch(arms) => arms.iter().filter_map(|a| a.next).collect(),
             StepKind::Split(arms) => arms.iter().filter(|a| !a.holdout).filter_map(|a| a.next).collect(),
             StepKind::WaitFor { on_event, on_timeout, .. } => [*on_event, *on_timeout].into_iter().flatten().collect(),
+            StepKind::Approve(a) => [step.next, a.on_reject, a.on_skip].into_iter().flatten().collect(),
             StepKind::Exit(_) => Vec::new(),
             _ => step.next.into_iter().collect(),
         }
@@ -551,9 +608,16 @@ enum DraftKind {
     Split(Vec<(String, u32, Target, bool)>),
     UpdateProfile(Payload),
     Exit(String),
+    Generate(Payload),
+    Approve {
+        approve: Approve,
+        on_reject: Target,
+        on_skip: Target,
+    },
 }
 
-const STEP_KINDS: [&str; 7] = ["action", "wait", "wait_for", "branch", "split", "update_profile", "exit"];
+const STEP_KINDS: [&str; 9] =
+    ["action", "wait", "wait_for", "branch", "split", "update_profile", "exit", "generate", "approve"];
 
 fn read_steps(
     cx: &mut Cx<'_>,
@@ -657,6 +721,12 @@ fn read_steps(
             ),
             DraftKind::UpdateProfile(p) => StepKind::UpdateProfile(p),
             DraftKind::Exit(reason) => StepKind::Exit(reason),
+            DraftKind::Generate(p) => StepKind::Generate(p),
+            DraftKind::Approve { approve, on_reject, on_skip } => StepKind::Approve(Approve {
+                on_reject: resolve(cx, &on_reject, None),
+                on_skip: resolve(cx, &on_skip, None),
+                ..approve
+            }),
         };
         if matches!(kind, StepKind::Exit(_) | StepKind::Branch(_) | StepKind::Split(_)) && draft.next.is_some() {
             cx.problem(&draft.pointer, "this kind of step chooses its own next step; remove `next`", "");
@@ -729,6 +799,78 @@ fn read_step(
             }))
         }
         "wait" => read_wait(cx, value, &p).map(DraftKind::Wait),
+        "generate" => {
+            let mut g = cx.object(value, &p, "`generate`")?;
+            for key in GENERATE_KEYS {
+                g.get(key);
+            }
+            g.finish(cx);
+            for (key, max) in [("variants", 10), ("revisions", 5)] {
+                if let Some(v) = value.get(key) {
+                    cx.positive(v, &push_token(&p, key), max);
+                }
+            }
+            if value.get("prompt").is_none() && value.get("brief").is_none() {
+                cx.problem(
+                    &p,
+                    "`generate` needs a `prompt` or a `brief`",
+                    "such as `prompt: \"A win-back email about {{ event.properties.product }}\"`",
+                );
+            }
+            payload(cx, value, &p).map(DraftKind::Generate)
+        }
+        "approve" => {
+            let on_reject = o.get("on_reject").and_then(|(v, np)| cx.name(v, &np).map(|n| (n, np)));
+            let on_skip = o.get("on_skip").and_then(|(v, np)| cx.name(v, &np).map(|n| (n, np)));
+            let mut a = cx.object(value, &p, "`approve`")?;
+            let content = a.get("content").and_then(|(v, cp)| cx.name(v, &cp));
+            let when = a.get("when").and_then(|(v, wp)| cx.condition(v, &wp, &STEP_VARIABLES));
+            let reason = a.get("reason").and_then(|(v, rp)| cx.string(v, &rp).map(str::to_owned).map(|s| (s, rp)));
+            let reason = reason.and_then(|(s, rp)| cx.template(&s, &rp));
+            let expires = a.require(cx, "expires", "such as `expires: 24h`").and_then(|(v, ep)| cx.duration(v, &ep));
+            let fallback = match a.get("fallback") {
+                None => Some(Fallback::Skip),
+                Some((v, fp)) => match cx.string(v, &fp) {
+                    Some("skip") => Some(Fallback::Skip),
+                    Some("send_default") => Some(Fallback::SendDefault),
+                    Some("escalate") => Some(Fallback::Escalate),
+                    Some(other) => {
+                        cx.problem(&fp, format!("unknown fallback `{other}`"), "skip, send_default or escalate");
+                        None
+                    }
+                    None => None,
+                },
+            };
+            let default = match a.get("default") {
+                Some((v, dp)) => Some(payload(cx, v, &dp)?),
+                None => None,
+            };
+            let escalate_to = a.get("escalate_to").and_then(|(v, ep)| cx.string(v, &ep).map(str::to_owned));
+            a.finish(cx);
+            let fallback = fallback?;
+            if fallback == Fallback::SendDefault && default.is_none() {
+                cx.problem(
+                    &p,
+                    "`fallback: send_default` needs the `default` to send",
+                    "such as `default: { subject: ..., body: ... }`",
+                );
+            }
+            if fallback == Fallback::Escalate && escalate_to.is_none() {
+                cx.problem(&p, "`fallback: escalate` needs `escalate_to`", "such as `escalate_to: marketing-leads`");
+            }
+            let approve = Approve {
+                content,
+                when,
+                reason,
+                expires: expires?,
+                fallback,
+                on_reject: None,
+                on_skip: None,
+                default,
+                escalate_to,
+            };
+            Some(DraftKind::Approve { approve, on_reject, on_skip })
+        }
         "wait_for" => {
             let on_event = o.get("on_event").and_then(|(v, np)| cx.name(v, &np).map(|n| (n, np)));
             let on_timeout = o.get("on_timeout").and_then(|(v, np)| cx.name(v, &np).map(|n| (n, np)));
@@ -898,6 +1040,13 @@ fn check_results_awaited(cx: &mut Cx<'_>, steps: &[Step], pointer: &str) {
                 sources.extend(arms.iter().filter_map(|a| a.when.as_ref()).map(Condition::source))
             }
             StepKind::WaitFor { event, .. } => sources.extend(event.when.as_ref().map(Condition::source)),
+            StepKind::Generate(p) => p.sources(&mut sources),
+            StepKind::Approve(a) => {
+                sources.extend(a.when.as_ref().map(Condition::source));
+                if let Some(d) = &a.default {
+                    d.sources(&mut sources);
+                }
+            }
             _ => {}
         }
         for source in sources {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Definitions;
-use super::def::{EntryRule, Exit, Flow, QuietMode, StepKind, Trigger, WaitSpec};
+use super::def::{Approve, EntryRule, Exit, Fallback, Flow, QuietMode, StepKind, Trigger, WaitSpec};
 use super::policy::{self, Rule, Sent, Subject, Suppression, Verdict};
 use super::segment::{SegmentState, matches};
 use crate::event::{Event, EventType};
@@ -50,7 +50,29 @@ pub enum Input<'a> {
     Signal { name: &'a str, payload: &'a Value },
     /// A connector's answer to a dispatched action (by its key).
     ActionResult { key: &'a str, result: &'a Value },
+    /// A person's decision on a run waiting at an `approve` step.
+    Approval { run: &'a str, step: &'a str, verdict: &'a ApprovalDecision },
 }
+
+/// What an approver decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    /// Approved as it is, or with `edits` (fields of the content replaced, such as `subject` and `body`).
+    Approve {
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edits: Option<Map<String, Value>>,
+    },
+    Reject {
+        by: String,
+        reason: String,
+    },
+}
+
+/// The connector that writes copy for `generate` steps, and its operation.
+pub const GENERATE_CONNECTOR: &str = "ai";
+pub const GENERATE_OPERATION: &str = "generate";
 
 /// What the shell must do after committing.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +142,10 @@ pub enum DecisionKind {
     SegmentLeft { segment: String },
     Suppressed { policy: String, categories: Vec<String>, until: Millis },
     Error { reason: String },
+    ApprovalRequested { reason: String, until: Millis, escalated_to: Option<String> },
+    Approved { by: String, edited: bool },
+    Rejected { by: String, reason: String },
+    ApprovalExpired { fallback: String },
 }
 
 /// Where a run is.
@@ -141,6 +167,8 @@ pub enum WaitOn {
     Event,
     /// An action deferred by quiet hours, retried at `until`.
     Deferred,
+    /// An `approve` step: a person's decision, or the expiry at `until`.
+    Approval,
 }
 
 /// One journey of one profile through one version of a flow.
@@ -311,6 +339,7 @@ pub fn apply(world: &World<'_>, state: &mut ProfileState, input: Input<'_>, now:
         Input::Tick => m.on_tick(),
         Input::Signal { name, payload } => m.on_signal(name, payload),
         Input::ActionResult { key, result } => m.on_result(key, result),
+        Input::Approval { run, step, verdict } => m.on_approval(run, step, verdict),
     }
     m.finish()
 }
@@ -507,6 +536,10 @@ impl Machine<'_, '_> {
                     self.note(run, Some(&step_id), DecisionKind::Resumed { reason: "quiet hours are over".into() });
                     self.run_steps(&flow, run, false);
                 }
+                WaitOn::Approval => {
+                    let StepKind::Approve(a) = &flow.steps[i].kind else { continue };
+                    self.approval_expired(&flow, i, a, run);
+                }
             }
         }
         runs.append(&mut self.state.runs);
@@ -558,6 +591,146 @@ impl Machine<'_, '_> {
             self.run_steps(&flow, &mut run, true);
         }
         self.state.runs.push(run);
+    }
+
+    /// A decision on a run waiting for approval at `step`; anything else (another run, a decision already
+    /// taken, an approval that expired) changes nothing.
+    fn on_approval(&mut self, run_id: &str, step_id: &str, verdict: &ApprovalDecision) {
+        let defs = self.world.defs;
+        let Some(at) = self.state.runs.iter().position(|r| {
+            r.id == run_id
+                && matches!(r.status, RunStatus::Waiting { on: WaitOn::Approval, .. })
+                && r.step.and_then(|i| defs.flow(&r.flow, r.version).map(|f| f.steps[i].id == step_id)) == Some(true)
+        }) else {
+            return;
+        };
+        let mut run = self.state.runs.remove(at);
+        let flow = defs.flow(&run.flow, run.version).cloned().expect("checked above");
+        let i = run.step.expect("checked above");
+        let StepKind::Approve(a) = &flow.steps[i].kind else { unreachable!("an approval wait is at an approve step") };
+        // A decision after the deadline is late: the expiry comes first, and the decision counts only if the
+        // approval is still open after it (escalated).
+        if let RunStatus::Waiting { until, .. } = run.status
+            && until <= self.now
+        {
+            self.approval_expired(&flow, i, a, &mut run);
+            if !(matches!(run.status, RunStatus::Waiting { on: WaitOn::Approval, .. }) && run.step == Some(i)) {
+                self.state.runs.push(run);
+                return;
+            }
+        }
+        let at_time = format_timestamp(self.now);
+        match verdict {
+            ApprovalDecision::Approve { by, edits } => {
+                let edited = edits.as_ref().is_some_and(|e| !e.is_empty());
+                if let Some(content) = &a.content {
+                    let slot = run.results.entry(content.clone()).or_insert_with(|| json!({}));
+                    if let Value::Object(fields) = slot {
+                        for (k, v) in edits.iter().flatten() {
+                            fields.insert(k.clone(), v.clone());
+                        }
+                        fields.insert("approved_by".into(), by.clone().into());
+                        fields.insert("approved_at".into(), at_time.clone().into());
+                        if edited {
+                            fields.insert("edited_by".into(), by.clone().into());
+                        }
+                    }
+                }
+                set_approval(
+                    &mut run,
+                    step_id,
+                    json!({"approval": "approved", "by": by, "at": at_time, "edited": edited}),
+                );
+                self.note(&mut run, Some(step_id), DecisionKind::Approved { by: by.clone(), edited });
+                run.step = flow.steps[i].next;
+                self.run_steps(&flow, &mut run, true);
+            }
+            ApprovalDecision::Reject { by, reason } => {
+                set_approval(
+                    &mut run,
+                    step_id,
+                    json!({"approval": "rejected", "by": by, "at": at_time, "reason": reason}),
+                );
+                self.note(&mut run, Some(step_id), DecisionKind::Rejected { by: by.clone(), reason: reason.clone() });
+                match a.on_reject {
+                    Some(next) => {
+                        run.step = Some(next);
+                        self.run_steps(&flow, &mut run, true);
+                    }
+                    None => {
+                        let why = format!("rejected by {by}: {reason}");
+                        self.end(&mut run, RunStatus::Exited { reason: why.clone() }, &why);
+                    }
+                }
+            }
+        }
+        self.state.runs.push(run);
+    }
+
+    /// Nobody decided in time: escalate once, send the default, or skip.
+    fn approval_expired(&mut self, flow: &Flow, i: usize, a: &Approve, run: &mut Run) {
+        let step_id = flow.steps[i].id.clone();
+        let escalated = run.results.get(&step_id).is_some_and(|r| r["escalated_to"].is_string());
+        if a.fallback == Fallback::Escalate && !escalated {
+            let until = self.now + a.expires;
+            let to = a.escalate_to.clone().unwrap_or_default();
+            if let Some(Value::Object(r)) = run.results.get_mut(&step_id) {
+                r.insert("escalated_to".into(), to.clone().into());
+                r.insert("expires_at".into(), format_timestamp(until).into());
+            }
+            self.note(
+                run,
+                Some(&step_id),
+                DecisionKind::ApprovalRequested {
+                    reason: format!("nobody decided in {}; escalated to {to}", format_duration(a.expires)),
+                    until,
+                    escalated_to: Some(to),
+                },
+            );
+            run.status = RunStatus::Waiting { until, on: WaitOn::Approval };
+            return;
+        }
+        let fallback = if a.fallback == Fallback::SendDefault { Fallback::SendDefault } else { Fallback::Skip };
+        set_approval(
+            run,
+            &step_id,
+            json!({"approval": "expired", "fallback": fallback.name(), "at": format_timestamp(self.now)}),
+        );
+        self.note(run, Some(&step_id), DecisionKind::ApprovalExpired { fallback: fallback.name().into() });
+        if fallback == Fallback::SendDefault {
+            let run_view = run.view();
+            let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+            match a.default.as_ref().map(|d| d.render(&vars)) {
+                Some(Ok(Value::Object(default))) => {
+                    if let Some(content) = &a.content {
+                        let mut fields = default;
+                        fields.insert("source".into(), "default".into());
+                        run.results.insert(content.clone(), Value::Object(fields));
+                    }
+                    run.step = flow.steps[i].next;
+                    self.run_steps(flow, run, true);
+                }
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => format!("the default did not render: {e}"),
+                        _ => "the default is not a mapping".to_owned(),
+                    };
+                    self.note(run, Some(&step_id), DecisionKind::Error { reason: why.clone() });
+                    self.end(run, RunStatus::Exited { reason: why.clone() }, &why);
+                }
+            }
+            return;
+        }
+        match a.on_skip {
+            Some(next) => {
+                run.step = Some(next);
+                self.run_steps(flow, run, true);
+            }
+            None => {
+                let why = "approval expired; nothing sent";
+                self.end(run, RunStatus::Exited { reason: why.into() }, why);
+            }
+        }
     }
 
     /// Folds an event (if any) into every segment's state and re-evaluates membership.
@@ -970,6 +1143,99 @@ impl Machine<'_, '_> {
                     self.end(run, RunStatus::Exited { reason: reason.clone() }, reason);
                     return;
                 }
+                StepKind::Generate(request) => {
+                    let run_view = run.view();
+                    let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+                    match request.render(&vars) {
+                        Ok(request) => {
+                            let visit = run.visits.get(&step.id).copied().unwrap_or(1);
+                            let key = format!("{}:{}:{visit}", run.id, step.id);
+                            let channel = request["channel"]
+                                .as_str()
+                                .map(str::to_owned)
+                                .or_else(|| flow.channel.clone())
+                                .unwrap_or_else(|| "email".to_owned());
+                            // Everything the personalisation context is built from travels with the request.
+                            let payload = json!({
+                                "request": request, "profile": self.world.profile, "event": run.trigger,
+                                "run": {"id": run.id, "flow": run.flow, "version": run.version, "step": step.id,
+                                        "steps": run.results, "last_event": run.last_event},
+                            });
+                            self.effects.push(Effect::Dispatch(Dispatch {
+                                key: key.clone(),
+                                run: run.id.clone(),
+                                flow: run.flow.clone(),
+                                version: run.version,
+                                step: step.id.clone(),
+                                connector: GENERATE_CONNECTOR.into(),
+                                operation: GENERATE_OPERATION.into(),
+                                channel: channel.clone(),
+                                category: flow.category.clone(),
+                                payload,
+                                await_result: true,
+                            }));
+                            self.note(
+                                run,
+                                sid,
+                                DecisionKind::Action {
+                                    connector: GENERATE_CONNECTOR.into(),
+                                    operation: GENERATE_OPERATION.into(),
+                                    key: key.clone(),
+                                    channel,
+                                    category: flow.category.clone(),
+                                    payload: request,
+                                },
+                            );
+                            run.status = RunStatus::AwaitingResult { key };
+                            return;
+                        }
+                        Err(e) => {
+                            self.note(
+                                run,
+                                sid,
+                                DecisionKind::Error { reason: format!("the request did not render: {e}") },
+                            );
+                            run.step = step.next;
+                        }
+                    }
+                }
+                StepKind::Approve(a) => {
+                    let run_view = run.view();
+                    let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
+                    let needed = match &a.when {
+                        None => Ok("every message of this step is approved".to_owned()),
+                        Some(c) => match c.evaluate(&vars) {
+                            Ok(true) => Ok(format!("`{}` is true", c.source())),
+                            Ok(false) => Err(format!("approval not needed: `{}` is false", c.source())),
+                            // Unsure is not a reason to send unreviewed.
+                            Err(e) => Ok(format!("`{}` could not decide ({e}), so approval is needed", c.source())),
+                        },
+                    };
+                    match needed {
+                        Err(reason) => {
+                            set_approval(run, &step.id, json!({"approval": "not_needed"}));
+                            self.note(run, sid, DecisionKind::Resumed { reason });
+                            run.step = step.next;
+                        }
+                        Ok(why) => {
+                            let reason = match a.reason.as_ref().map(|t| t.render(&vars)) {
+                                Some(Ok(r)) if !r.trim().is_empty() => r,
+                                _ => why,
+                            };
+                            let until = self.now + a.expires;
+                            set_approval(
+                                run,
+                                &step.id,
+                                json!({"approval": "pending", "reason": reason, "content": a.content,
+                                       "requested_at": format_timestamp(self.now), "expires_at": format_timestamp(until),
+                                       "fallback": a.fallback.name()}),
+                            );
+                            self.note(run, sid, DecisionKind::ApprovalRequested { reason, until, escalated_to: None });
+                            run.status = RunStatus::Waiting { until, on: WaitOn::Approval };
+                            return;
+                        }
+                    }
+                }
             }
         }
         let reason = format!("took {MAX_STEPS_PER_INPUT} steps without waiting");
@@ -1015,6 +1281,11 @@ impl Machine<'_, '_> {
         self.state.runs = kept;
         self.effects
     }
+}
+
+/// Records where an approval stands in `run.steps.<step>`.
+fn set_approval(run: &mut Run, step: &str, state: Value) {
+    run.results.insert(step.to_owned(), state);
 }
 
 /// The flow's `exit_when` that one of the segments just entered meets, as a reason.

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use def::{Flow, Step, StepKind};
-pub use machine::{Decision, DecisionKind, Dispatch, Effect, Input, ProfileState, Run, RunStatus};
+pub use machine::{
+    ApprovalDecision, Decision, DecisionKind, Dispatch, Effect, Input, ProfileState, Run, RunStatus, WaitOn,
+};
 pub use policy::Policy;
 pub use segment::Segment;
 

@@ -1,0 +1,574 @@
+//! Personalised copy: the `generate` step's work.
+//!
+//! 1. **The personalisation context**, at five levels, from what the flow sends (the profile's public JSON,
+//!    the triggering event, the run's earlier results): *attributes* (name, language, the honorific where the
+//!    language has one: Vietnamese anh/chị, Chinese 先生/女士); *behaviour* (the events the profile does most,
+//!    what it last viewed); *current intent* (the triggering event and its item); *predicted next need*
+//!    (replenishment from the last order and the usual interval, churn risk from the days since last seen);
+//!    *recent sentiment* (support and chat text in the event or the run, read by [`crate::sentiment`]).
+//! 2. **Variants**: N of them, as structured output from the routed provider (a large model when configured),
+//!    else from the local generator, which composes copy from phrase templates per language and channel and
+//!    says so (`local: true`).
+//! 3. **Review** of every variant by the gate; a failing variant is revised with the gate's feedback up to
+//!    `revisions` times (by the model when one wrote it, then by the gate's own repairs).
+//! 4. The first variant that passes is the message; [`Stats`] counts first-pass and final pass rates per flow.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::provider::route::Router;
+use crate::provider::{AiError, Completion, Message, Request, Schema, Task};
+use crate::review::{Draft, Gate, Recipient, Review, Selection, Violation};
+use crate::sentiment::{self, Sentiment};
+use crate::text::{self, Language};
+
+/// The most variants one step may ask for, and the most revisions.
+pub const MAX_VARIANTS: usize = 10;
+pub const MAX_REVISIONS: usize = 5;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Everything the copy is personalised from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub language: Language,
+    /// The name the copy uses (the given name; the surname for a Chinese honorific).
+    pub name: Option<String>,
+    /// `anh`, `chị`, `先生`, `女士`, or none.
+    pub honorific: Option<String>,
+    /// How the copy addresses the person: `anh Minh`, `王先生`, `Lan`, or a polite default.
+    pub address: String,
+    /// The events the profile does most, most first.
+    pub top_events: Vec<(String, u64)>,
+    pub last_viewed: Option<String>,
+    /// The triggering event and its item.
+    pub intent: String,
+    pub item: Option<String>,
+    /// `replenish`, `win_back` or none, with the days it is about.
+    pub need: Option<String>,
+    pub need_days: Option<i64>,
+    /// 0 (active) to 1 (gone).
+    pub churn_risk: f64,
+    pub sentiment: Sentiment,
+}
+
+/// What the step asked for (`generate:` in the flow, rendered).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ask {
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub variants: Option<Value>,
+    #[serde(default)]
+    pub revisions: Option<Value>,
+    #[serde(default)]
+    pub packs: Vec<String>,
+    #[serde(default)]
+    pub brief: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub tone: Option<String>,
+    #[serde(default)]
+    pub max_chars: Option<Value>,
+}
+
+fn number(v: &Option<Value>, default: usize, max: usize, key: &str) -> Result<usize, String> {
+    match v {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n as usize <= max) => Ok(n.as_u64().unwrap_or(0) as usize),
+        Some(Value::String(s)) if s.trim().parse::<usize>().is_ok_and(|n| n <= max) => {
+            Ok(s.trim().parse().unwrap_or(default))
+        }
+        Some(other) => Err(format!("`{key}` must be a number from 0 to {max}, not {other}")),
+    }
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn trait_text(traits: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| text_of(&traits[*k]))
+}
+
+/// Builds the context from the `ai` connector's payload (`request`, `profile`, `event`, `run`).
+pub fn context(input: &Value, now_ms: i64) -> Context {
+    let profile = &input["profile"];
+    let traits = &profile["traits"];
+    let event = &input["event"];
+    let props = &event["properties"];
+    let asked = input["request"]["language"].as_str().and_then(Language::from_code);
+    let full_name = trait_text(traits, &["name", "full_name", "fullName", "họ_tên", "姓名"]);
+    let language = asked
+        .or_else(|| trait_text(traits, &["language", "lang"]).and_then(|l| Language::from_code(&l)))
+        .or_else(|| profile["locale"].as_str().and_then(|l| Language::from_code(l.split(['-', '_']).next()?)))
+        .or_else(|| event["context"]["locale"].as_str().and_then(|l| Language::from_code(l.split(['-', '_']).next()?)))
+        .or_else(|| full_name.as_deref().map(text::detect).filter(|l| matches!(l, Language::Vi | Language::Zh)))
+        .unwrap_or(Language::En);
+    let gender = trait_text(traits, &["gender", "sex", "giới_tính"]).map(|g| g.to_lowercase());
+    let male = gender.as_deref().is_some_and(|g| ["male", "m", "nam", "男", "man"].contains(&g));
+    let female = gender.as_deref().is_some_and(|g| ["female", "f", "nữ", "nu", "女", "woman"].contains(&g));
+    let first = trait_text(traits, &["first_name", "firstName", "given_name", "tên"]);
+    let (name, honorific, address) = match language {
+        Language::Vi => {
+            // Vietnamese names run family, middle, given: people are called by the last word.
+            let given =
+                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().last().map(str::to_owned)));
+            let h = if male {
+                Some("anh")
+            } else if female {
+                Some("chị")
+            } else {
+                None
+            };
+            let address = match (h, &given) {
+                (Some(h), Some(n)) => format!("{h} {n}"),
+                (None, Some(n)) => format!("bạn {n}"),
+                (Some(h), None) => h.to_owned(),
+                (None, None) => "quý khách".to_owned(),
+            };
+            (given, h.map(str::to_owned), address)
+        }
+        Language::Zh => {
+            // Chinese names run family name first; the honorific follows the family name.
+            let family = trait_text(traits, &["last_name", "lastName", "family_name", "姓"])
+                .or_else(|| full_name.as_deref().and_then(|n| n.chars().next().map(String::from)));
+            let h = if male {
+                Some("先生")
+            } else if female {
+                Some("女士")
+            } else {
+                None
+            };
+            let address = match (h, &family) {
+                (Some(h), Some(f)) => format!("{f}{h}"),
+                _ => full_name.clone().unwrap_or_else(|| "尊敬的客户".to_owned()),
+            };
+            (family, h.map(str::to_owned), address)
+        }
+        _ => {
+            let given =
+                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().next().map(str::to_owned)));
+            let address = given.clone().unwrap_or_else(|| "there".to_owned());
+            (given, None, address)
+        }
+    };
+    let mut top_events: Vec<(String, u64)> = profile["event_counts"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
+        .unwrap_or_default();
+    top_events.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top_events.truncate(5);
+    let item = ["item", "product", "product_name", "name", "title", "sản_phẩm", "商品"]
+        .iter()
+        .find_map(|k| text_of(&props[*k]))
+        .or_else(|| props["products"][0]["name"].as_str().map(str::to_owned));
+    let intent = event["event"].as_str().or(event["type"].as_str()).unwrap_or("visit").to_owned();
+    let last_viewed = trait_text(traits, &["last_viewed_product", "last_viewed"]).or_else(|| item.clone());
+    let days_since =
+        |v: &Value| v.as_str().and_then(tutti_core::time::parse_timestamp).map(|t| (now_ms - t).div_euclid(DAY_MS));
+    let last_seen = days_since(&profile["last_seen"]).unwrap_or(0).max(0);
+    let churn_risk = (last_seen as f64 / 60.0).clamp(0.0, 1.0);
+    let last_order = days_since(&traits["last_order_at"]);
+    let interval =
+        traits["reorder_days"].as_i64().or_else(|| traits["reorder_days"].as_str()?.parse().ok()).unwrap_or(30);
+    let (need, need_days) = match last_order {
+        Some(days) if days >= interval - 3 => (Some("replenish".to_owned()), Some(days)),
+        _ if last_seen >= 30 => (Some("win_back".to_owned()), Some(last_seen)),
+        _ => (None, None),
+    };
+    // Recent support and chat text: the event's own text, and the event that last resumed the run.
+    let mut said = String::new();
+    for source in [props, &input["run"]["last_event"]["properties"]] {
+        for k in ["text", "message", "comment", "body", "description", "subject", "nội_dung", "内容"] {
+            if let Some(t) = source[k].as_str() {
+                said.push_str(t);
+                said.push('\n');
+            }
+        }
+    }
+    Context {
+        language,
+        name,
+        honorific,
+        address,
+        top_events,
+        last_viewed,
+        intent,
+        item,
+        need,
+        need_days,
+        churn_risk,
+        sentiment: sentiment::analyse(&said),
+    }
+}
+
+/// The structured answer every provider gives: the variants.
+pub fn variants_schema(n: usize, sms: bool) -> Schema {
+    let variant = if sms {
+        json!({"type": "object", "properties": {"body": {"type": "string", "minLength": 1}}, "required": ["body"], "additionalProperties": false})
+    } else {
+        json!({"type": "object", "properties": {"subject": {"type": "string", "minLength": 1}, "body": {"type": "string", "minLength": 1}}, "required": ["subject", "body"], "additionalProperties": false})
+    };
+    Schema {
+        name: "variants".into(),
+        schema: json!({"type": "object", "properties": {"variants": {"type": "array", "items": variant, "minItems": 1, "maxItems": n}}, "required": ["variants"], "additionalProperties": false}),
+    }
+}
+
+/// The local generator: copy composed from phrase templates per language, channel and variant style, from the
+/// context and the brief. Deterministic: the same input, the same copy. Someone who just complained is
+/// apologised to and not sold to.
+pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>, String)> {
+    let sms = ask.channel.as_deref() == Some("sms");
+    let offer = ask.brief.get("offer").and_then(text_of);
+    let link = ask.brief.get("link").and_then(text_of);
+    let sign = ask.brief.get("sign_off").and_then(text_of);
+    let complaint = ctx.sentiment.complaint || ctx.sentiment.score <= -0.5;
+    let item = ctx.item.clone().or_else(|| ctx.last_viewed.clone());
+    let cart = matches!(ctx.intent.as_str(), "Cart Abandoned" | "Checkout Started" | "Cart Viewed");
+    let ordered = matches!(ctx.intent.as_str(), "Order Completed" | "Order Delivered");
+    let a = &ctx.address;
+    (0..n.max(1))
+        .map(|v| {
+            let mut parts: Vec<String> = Vec::new();
+            let subject = match ctx.language {
+                Language::Vi => {
+                    parts.push(if v % 2 == 0 { format!("Chào {a},") } else { format!("Xin chào {a},") });
+                    if complaint {
+                        parts.push("Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho bạn.".into());
+                        parts.push("Đội chăm sóc khách hàng sẽ liên hệ trong hôm nay.".into());
+                    } else {
+                        match (&item, cart, ordered) {
+                            (Some(i), true, _) => parts.push(format!("{i} vẫn đang chờ trong giỏ hàng.")),
+                            (Some(i), _, true) => parts.push(format!("Cảm ơn bạn đã đặt {i}.")),
+                            (Some(i), _, _) => parts.push(format!("Có thể bạn sẽ thích {i}.")),
+                            (None, _, _) => parts.push("Cảm ơn bạn đã đồng hành cùng chúng tôi.".into()),
+                        }
+                        match (ctx.need.as_deref(), ctx.need_days) {
+                            (Some("replenish"), Some(d)) => {
+                                parts.push(format!("Đã {d} ngày kể từ đơn gần nhất, đến lúc bổ sung rồi."))
+                            }
+                            (Some("win_back"), _) => parts.push("Lâu rồi không gặp, chúng tôi nhớ bạn.".into()),
+                            _ => {}
+                        }
+                        if let Some(o) = &offer {
+                            parts.push(format!("Ưu đãi {o} cho đơn tiếp theo."));
+                        }
+                    }
+                    if let Some(l) = &link {
+                        parts.push(format!("Xem chi tiết: {l}"));
+                    }
+                    parts.push(sign.clone().unwrap_or_else(|| "Trân trọng.".into()));
+                    match (complaint, &item, v % 3) {
+                        (true, _, _) => format!("{a}, chúng tôi xin lỗi"),
+                        (false, Some(i), 0) => format!("{a} ơi, {i} đang chờ"),
+                        (false, _, 1) => format!("Dành riêng cho {a}"),
+                        _ => format!("Tin mới cho {a}"),
+                    }
+                }
+                Language::Zh => {
+                    parts.push(if v % 2 == 0 { format!("{a}，您好！") } else { format!("亲爱的{a}：") });
+                    if complaint {
+                        parts.push("对于您最近的不愉快体验，我们深表歉意，正在尽快处理。".into());
+                        parts.push("客服团队今天会与您联系。".into());
+                    } else {
+                        match (&item, cart, ordered) {
+                            (Some(i), true, _) => parts.push(format!("您的购物车里还有{i}。")),
+                            (Some(i), _, true) => parts.push(format!("感谢您购买{i}。")),
+                            (Some(i), _, _) => parts.push(format!("您可能会喜欢{i}。")),
+                            (None, _, _) => parts.push("感谢您一直以来的支持。".into()),
+                        }
+                        match (ctx.need.as_deref(), ctx.need_days) {
+                            (Some("replenish"), Some(d)) => parts.push(format!("距离上次下单已有{d}天，该补货了。")),
+                            (Some("win_back"), _) => parts.push("好久不见，我们很想念您。".into()),
+                            _ => {}
+                        }
+                        if let Some(o) = &offer {
+                            parts.push(format!("下次下单可享{o}。"));
+                        }
+                    }
+                    if let Some(l) = &link {
+                        parts.push(format!("详情：{l}"));
+                    }
+                    parts.push(sign.clone().unwrap_or_else(|| "祝好。".into()));
+                    match (complaint, &item, v % 3) {
+                        (true, _, _) => format!("{a}，我们向您致歉"),
+                        (false, Some(i), 0) => format!("{a}，您的{i}还在等您"),
+                        (false, _, 1) => format!("{a}的专属消息"),
+                        _ => format!("{a}，来看看新消息"),
+                    }
+                }
+                _ => {
+                    parts.push(if v % 2 == 0 { format!("Hi {a},") } else { format!("Hello {a},") });
+                    if complaint {
+                        parts.push("We're sorry about your recent experience, and we're on it.".into());
+                        parts.push("Our support team will reach out today.".into());
+                    } else {
+                        match (&item, cart, ordered) {
+                            (Some(i), true, _) => parts.push(format!("{i} is still waiting in your cart.")),
+                            (Some(i), _, true) => parts.push(format!("Thanks for ordering {i}.")),
+                            (Some(i), _, _) => parts.push(format!("You might like {i}.")),
+                            (None, _, _) => parts.push("Thanks for being with us.".into()),
+                        }
+                        match (ctx.need.as_deref(), ctx.need_days) {
+                            (Some("replenish"), Some(d)) => {
+                                parts.push(format!("It has been {d} days since your last order: time to restock."))
+                            }
+                            (Some("win_back"), _) => parts.push("It's been a while, and we've missed you.".into()),
+                            _ => {}
+                        }
+                        if let Some(o) = &offer {
+                            parts.push(format!("Enjoy {o} on your next order."));
+                        }
+                    }
+                    if let Some(l) = &link {
+                        parts.push(format!("See more: {l}"));
+                    }
+                    parts.push(sign.clone().unwrap_or_else(|| "Best regards.".into()));
+                    match (complaint, &item, v % 3) {
+                        (true, _, _) => format!("{a}, we're sorry"),
+                        (false, Some(i), 0) => format!("{a}, your {i} is waiting"),
+                        (false, _, 1) => format!("Picked for you, {a}"),
+                        _ => format!("News for you, {a}"),
+                    }
+                }
+            };
+            let sep = if ctx.language == Language::Zh { "" } else { " " };
+            if sms {
+                // One short message: greeting, the point, the link.
+                let mut short: Vec<&str> = parts.iter().take(2).map(String::as_str).collect();
+                if let Some(l) = &link
+                    && let Some(line) = parts.iter().find(|p| p.contains(l.as_str()))
+                {
+                    short.push(line);
+                }
+                (None, short.join(sep))
+            } else {
+                (Some(subject), parts.join("\n\n"))
+            }
+        })
+        .collect()
+}
+
+/// Generation and review counts per flow: first-pass and final pass rates.
+#[derive(Debug, Default)]
+pub struct Stats(Mutex<BTreeMap<String, Counts>>);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub messages: u64,
+    /// The chosen variant passed review without revision.
+    pub first_pass: u64,
+    /// It passed, revised or not.
+    pub final_pass: u64,
+    pub revisions: u64,
+    pub fallbacks: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> BTreeMap<String, Counts> {
+        self.0.lock().expect("never poisoned").clone()
+    }
+
+    fn count(&self, flow: &str, g: &Generated) {
+        let mut map = self.0.lock().expect("never poisoned");
+        let c = map.entry(flow.to_owned()).or_default();
+        c.messages += 1;
+        c.first_pass += u64::from(g.first_pass);
+        c.final_pass += u64::from(g.passed);
+        c.revisions += g.revisions as u64;
+        c.fallbacks += u64::from(g.fallback_reason.is_some());
+    }
+}
+
+/// The message a `generate` step produced: what later steps read as `run.steps.<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub body: String,
+    pub language: Language,
+    pub channel: String,
+    /// Which variant was chosen (from 0), of how many.
+    pub variant: usize,
+    pub variants: usize,
+    pub passed: bool,
+    pub first_pass: bool,
+    pub revisions: usize,
+    /// What still fails, when nothing passed (the flow can branch on `passed`).
+    pub violations: Vec<Violation>,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    pub tokens: u32,
+    pub cost_micros: u64,
+    /// The context it was personalised from (for the audit trail and the approver).
+    pub context: Context,
+}
+
+/// The local provider's `generate` skill: variants from [`local_variants`].
+pub fn local_skill(request: &Request) -> Result<Value, AiError> {
+    let ctx: Context = serde_json::from_value(request.input["context"].clone())
+        .map_err(|e| AiError::Unsupported(format!("the local generator needs the context: {e}")))?;
+    let ask: Ask = serde_json::from_value(request.input["ask"].clone()).unwrap_or_default();
+    let n = request.input["n"].as_u64().unwrap_or(1) as usize;
+    let variants: Vec<Value> = local_variants(&ctx, &ask, n)
+        .into_iter()
+        .map(|(subject, body)| match subject {
+            Some(s) => json!({"subject": s, "body": body}),
+            None => json!({"body": body}),
+        })
+        .collect();
+    Ok(json!({"variants": variants}))
+}
+
+/// The instructions a large model gets.
+fn prompt(ctx: &Context, ask: &Ask, n: usize, channel: &str) -> Vec<Message> {
+    let lang = match ctx.language {
+        Language::Vi => "Vietnamese",
+        Language::Zh => "Simplified Chinese",
+        _ => "English",
+    };
+    let system = format!(
+        "You write {channel} marketing copy for one customer, in {lang}. Address them as \"{}\". Write {n} \
+         distinct variants. Never promise guaranteed results, never invent facts, never include ids or \
+         internal notes. If the customer is unhappy, apologise and do not sell. Answer in JSON with the given schema.",
+        ctx.address
+    );
+    let facts = json!({"context": ctx, "brief": ask.brief, "tone": ask.tone});
+    vec![Message::system(system), Message::user(format!("{}\n\nWhat we know: {facts}", ask.prompt))]
+}
+
+/// Generates, reviews and revises one message. `input` is the `ai` connector's payload.
+pub async fn generate(
+    input: &Value,
+    router: &Router,
+    gate: &Gate,
+    stats: &Stats,
+    now_ms: i64,
+) -> Result<Generated, String> {
+    let ask: Ask = serde_json::from_value(input["request"].clone()).map_err(|e| format!("`generate`: {e}"))?;
+    let n = number(&ask.variants, 3, MAX_VARIANTS, "variants")?.max(1);
+    let rounds = number(&ask.revisions, 2, MAX_REVISIONS, "revisions")?;
+    let channel = ask.channel.clone().unwrap_or_else(|| "email".to_owned());
+    let selection = if ask.packs.is_empty() {
+        gate.select(&["general"]).unwrap_or_else(|_| gate.all())
+    } else {
+        gate.select(&ask.packs).map_err(|e| e.to_string())?
+    };
+    let ctx = context(input, now_ms);
+    let sms = channel == "sms";
+    let mut request = Request::new(Task::Generate, prompt(&ctx, &ask, n, &channel));
+    request.schema = Some(variants_schema(n, sms));
+    request.temperature = Some(0.7);
+    request.input = json!({"context": ctx, "ask": ask, "n": n});
+    let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
+    let drafts = drafts_of(&completion, &channel, ctx.language)?;
+    let recipient = recipient_of(&input["profile"]);
+    let mut chosen: Option<(usize, Draft, bool, usize)> = None;
+    let mut last_failure: Option<(usize, Draft, Review)> = None;
+    let mut revisions = 0;
+    for (i, draft) in drafts.iter().enumerate() {
+        let review = gate.review(draft, &recipient, selection);
+        if review.passed {
+            chosen = Some((i, draft.clone(), true, 0));
+            break;
+        }
+        let (mut current, mut verdict) = (draft.clone(), review);
+        for round in 1..=rounds {
+            revisions += 1;
+            let Some(next) = gate.revise(&current, &verdict) else { break };
+            current = next;
+            verdict = gate.review(&current, &recipient, selection);
+            if verdict.passed {
+                chosen = Some((i, current.clone(), false, round));
+                break;
+            }
+        }
+        if chosen.is_some() {
+            break;
+        }
+        last_failure.get_or_insert((i, current, verdict));
+    }
+    let (variant, draft, first_pass, passed, violations) = match (chosen, last_failure) {
+        (Some((i, d, first, _)), _) => (i, d, first, true, Vec::new()),
+        (None, Some((i, d, r))) => (i, d, false, false, r.violations),
+        (None, None) => return Err("the provider gave no variants".into()),
+    };
+    let generated = Generated {
+        subject: draft.field("subject").map(str::to_owned),
+        body: draft.field("body").unwrap_or_default().to_owned(),
+        language: draft.language(),
+        channel,
+        variant,
+        variants: drafts.len(),
+        passed,
+        first_pass,
+        revisions,
+        violations,
+        provider: completion.provider.clone(),
+        model: completion.model.clone(),
+        local: completion.local,
+        fallback_reason: completion.fallback_reason.clone(),
+        tokens: completion.usage.prompt_tokens + completion.usage.completion_tokens,
+        cost_micros: completion.cost_micros,
+        context: ctx,
+    };
+    stats.count(input["run"]["flow"].as_str().unwrap_or("-"), &generated);
+    Ok(generated)
+}
+
+fn drafts_of(c: &Completion, channel: &str, language: Language) -> Result<Vec<Draft>, String> {
+    let variants = c
+        .structured
+        .as_ref()
+        .and_then(|v| v["variants"].as_array())
+        .ok_or_else(|| format!("{} gave no variants", c.provider))?;
+    Ok(variants
+        .iter()
+        .map(|v| {
+            let body = v["body"].as_str().unwrap_or_default();
+            let mut d = match v["subject"].as_str() {
+                Some(s) => Draft::new(channel, &[("subject", s), ("body", body)]),
+                None => Draft::new(channel, &[("body", body)]),
+            };
+            d.language = Some(language);
+            d
+        })
+        .collect())
+}
+
+/// The recipient's own contact details (allowed in their copy) and identifiers (never allowed).
+fn recipient_of(profile: &Value) -> Recipient {
+    let mut r = Recipient::default();
+    for i in profile["identities"].as_array().into_iter().flatten() {
+        let value = i["value"].as_str().unwrap_or_default().to_owned();
+        match i["type"].as_str() {
+            Some("email") => r.emails.push(value),
+            Some("phone") => r.phones.push(value),
+            _ => r.ids.push(value),
+        }
+    }
+    if let Some(id) = profile["id"].as_str() {
+        r.ids.push(id.to_owned());
+    }
+    r
+}
+
+/// Selection of packs by name, for callers that check a flow's packs ahead of time.
+pub fn check_packs(gate: &Gate, packs: &[String]) -> Result<Selection, String> {
+    gate.select(packs).map_err(|e| e.to_string())
+}

@@ -1,0 +1,209 @@
+//! Sentiment and "this is a complaint", for Vietnamese, Chinese and English, from a lexicon: no model, no
+//! download, the same answer every time. Cue phrases are matched on NFC, lower-cased text at word boundaries
+//! (Chinese has its boundaries built in); a negation just before a positive cue ("not happy", "không hài
+//! lòng", "不满意") counts against it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::{self, Language};
+
+/// How a text feels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sentiment {
+    /// From -1 (angry) to 1 (delighted); 0 when nothing was said either way.
+    pub score: f32,
+    /// A complaint: dissatisfaction about something that went wrong (a refund, a broken item, a delay).
+    pub complaint: bool,
+    pub negative_cues: u32,
+    pub positive_cues: u32,
+}
+
+const NEGATIVE: &[&str] = &[
+    // English
+    "angry",
+    "terrible",
+    "awful",
+    "broken",
+    "refund",
+    "worst",
+    "disappointed",
+    "disappointing",
+    "complaint",
+    "never again",
+    "not working",
+    "doesn't work",
+    "damaged",
+    "scam",
+    "unacceptable",
+    "frustrated",
+    "rude",
+    "late",
+    "waste of money",
+    "cancel my",
+    // Vietnamese
+    "tệ",
+    "thất vọng",
+    "hoàn tiền",
+    "hỏng",
+    "chậm",
+    "khiếu nại",
+    "bực",
+    "lừa đảo",
+    "không hài lòng",
+    "trả hàng",
+    "quá tệ",
+    "giao trễ",
+    "không dùng được",
+    "phí tiền",
+    "hủy đơn",
+    // Chinese
+    "差",
+    "失望",
+    "退款",
+    "坏了",
+    "太慢",
+    "投诉",
+    "生气",
+    "骗",
+    "不满意",
+    "退货",
+    "垃圾",
+    "没用",
+    "延迟",
+    "取消订单",
+];
+
+const POSITIVE: &[&str] = &[
+    "love",
+    "great",
+    "thanks",
+    "thank you",
+    "amazing",
+    "happy",
+    "excellent",
+    "perfect",
+    "recommend",
+    "tuyệt",
+    "cảm ơn",
+    "hài lòng",
+    "thích",
+    "tốt",
+    "tuyệt vời",
+    "喜欢",
+    "谢谢",
+    "满意",
+    "很好",
+    "棒",
+    "推荐",
+];
+
+/// What makes dissatisfaction a complaint: something went wrong and the customer wants it made right.
+const COMPLAINT: &[&str] = &[
+    "refund",
+    "broken",
+    "damaged",
+    "complaint",
+    "not working",
+    "doesn't work",
+    "late",
+    "scam",
+    "cancel my",
+    "hoàn tiền",
+    "hỏng",
+    "khiếu nại",
+    "giao trễ",
+    "trả hàng",
+    "không dùng được",
+    "lừa đảo",
+    "hủy đơn",
+    "退款",
+    "坏了",
+    "投诉",
+    "退货",
+    "延迟",
+    "骗",
+    "取消订单",
+];
+
+const NEGATIONS: &[&str] = &["not ", "no ", "never ", "không ", "chẳng ", "chưa ", "不", "没"];
+
+/// Reads the sentiment of `text`.
+pub fn analyse(text_in: &str) -> Sentiment {
+    let lower = text::normalize(text_in);
+    let count = |cues: &[&str], negatable: bool| -> (u32, u32) {
+        let (mut hits, mut negated) = (0, 0);
+        for cue in cues {
+            for (at, _) in lower.match_indices(cue) {
+                if !text::stands_alone(&lower, at, at + cue.len()) {
+                    continue;
+                }
+                let before = &lower[..at];
+                if negatable && NEGATIONS.iter().any(|n| before.ends_with(n)) {
+                    negated += 1;
+                } else {
+                    hits += 1;
+                }
+            }
+        }
+        (hits, negated)
+    };
+    let (neg, _) = count(NEGATIVE, false);
+    let (pos, pos_negated) = count(POSITIVE, true);
+    let negative = neg + pos_negated;
+    // "không hài lòng" is both a negative cue and a negated positive one: count it once.
+    let negative = negative.saturating_sub(pos_negated.min(neg));
+    let total = negative + pos;
+    let score = if total == 0 { 0.0 } else { (pos as f32 - negative as f32) / total as f32 };
+    let (complaint_cues, _) = count(COMPLAINT, false);
+    Sentiment {
+        score,
+        complaint: complaint_cues > 0 && score < 0.0 || negative >= 2 && score <= -0.5,
+        negative_cues: negative,
+        positive_cues: pos,
+    }
+}
+
+/// The language and sentiment of a text together (what the personalisation context keeps).
+pub fn read(text_in: &str) -> (Language, Sentiment) {
+    (text::detect(text_in), analyse(text_in))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complaints_in_three_languages() {
+        for t in [
+            "My order arrived broken and I want a refund",
+            "Đơn hàng bị hỏng, tôi muốn hoàn tiền",
+            "收到的商品坏了，我要退款",
+            "Giao trễ ba ngày, quá tệ",
+        ] {
+            let s = analyse(t);
+            assert!(s.complaint && s.score < 0.0, "{t}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn praise_and_plain_text_are_not_complaints() {
+        for t in ["Thank you, I love it!", "Cảm ơn shop, tôi rất hài lòng", "很满意，谢谢", "Where is the store?"]
+        {
+            let s = analyse(t);
+            assert!(!s.complaint && s.score >= 0.0, "{t}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn negation_turns_praise_around() {
+        for t in ["I am not happy with this", "Tôi không hài lòng", "我不满意"] {
+            assert!(analyse(t).score < 0.0, "{t}: {:?}", analyse(t));
+        }
+    }
+
+    #[test]
+    fn cues_inside_words_do_not_count() {
+        // "late" in "chocolate", "tốt" is whole in Vietnamese only when it stands alone.
+        assert_eq!(analyse("Chocolate plated").negative_cues, 0);
+    }
+}
