@@ -209,7 +209,9 @@ fn definitions_are_versioned_validated_and_served() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let members = loop {
         let members = server.admin("/api/v1/segments/vips/members");
-        if members["count"] == 2 || Instant::now() > deadline {
+        // The count and the list are two reads: wait until both show the second member.
+        let listed = members["members"].as_array().map_or(0, Vec::len);
+        if (members["count"] == 2 && listed == 2) || Instant::now() > deadline {
             break members;
         }
         std::thread::yield_now();

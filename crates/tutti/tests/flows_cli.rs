@@ -18,7 +18,7 @@ fn tutti(args: &[&str]) -> (bool, String, String) {
 fn every_example_validates() {
     let (ok, stdout, stderr) = tutti(&["flows", "validate", "examples"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.starts_with("ok: 6 flow(s)"), "{stdout}");
+    assert!(stdout.starts_with("ok: 7 flow(s)"), "{stdout}");
 }
 
 #[test]
