@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::provider::route::Router;
 use crate::provider::{AiError, Completion, Message, Request, Schema, Task};
-use crate::review::{Draft, Gate, Recipient, Review, Selection, Violation};
+use crate::review::{Draft, Gate, Recipient, Review, Violation};
 use crate::sentiment::{self, Sentiment};
 use crate::text::{self, Language};
 
@@ -226,6 +226,116 @@ pub fn variants_schema(n: usize, sms: bool) -> Schema {
     }
 }
 
+/// The local generator's phrases in one language. `{a}` is how the person is addressed, `{i}` the item, `{d}`
+/// days, `{o}` the offer, `{l}` the link.
+struct Phrases {
+    /// Greetings, by variant (even, odd).
+    hello: [&'static str; 2],
+    /// An apology and what happens next, for someone who just complained.
+    sorry: [&'static str; 2],
+    cart: &'static str,
+    ordered: &'static str,
+    viewed: &'static str,
+    /// When there is no item to speak of.
+    thanks: &'static str,
+    replenish: &'static str,
+    win_back: &'static str,
+    offer: &'static str,
+    link: &'static str,
+    sign_off: &'static str,
+    /// Subjects: to someone who complained, about the item, picked for them, news.
+    subject_sorry: &'static str,
+    subject_item: &'static str,
+    subject_picked: &'static str,
+    subject_news: &'static str,
+    /// What joins the lines of an SMS.
+    joiner: &'static str,
+}
+
+const VI: Phrases = Phrases {
+    hello: ["Chào {a},", "Xin chào {a},"],
+    sorry: [
+        "Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho bạn.",
+        "Đội chăm sóc khách hàng sẽ liên hệ trong hôm nay.",
+    ],
+    cart: "{i} vẫn đang chờ trong giỏ hàng.",
+    ordered: "Cảm ơn bạn đã đặt {i}.",
+    viewed: "Có thể bạn sẽ thích {i}.",
+    thanks: "Cảm ơn bạn đã đồng hành cùng chúng tôi.",
+    replenish: "Đã {d} ngày kể từ đơn gần nhất, đến lúc bổ sung rồi.",
+    win_back: "Lâu rồi không gặp, chúng tôi nhớ bạn.",
+    offer: "Ưu đãi {o} cho đơn tiếp theo.",
+    link: "Xem chi tiết: {l}",
+    sign_off: "Trân trọng.",
+    subject_sorry: "{a}, chúng tôi xin lỗi",
+    subject_item: "{a} ơi, {i} đang chờ",
+    subject_picked: "Dành riêng cho {a}",
+    subject_news: "Tin mới cho {a}",
+    joiner: " ",
+};
+
+const ZH: Phrases = Phrases {
+    hello: ["{a}，您好！", "亲爱的{a}："],
+    sorry: ["对于您最近的不愉快体验，我们深表歉意，正在尽快处理。", "客服团队今天会与您联系。"],
+    cart: "您的购物车里还有{i}。",
+    ordered: "感谢您购买{i}。",
+    viewed: "您可能会喜欢{i}。",
+    thanks: "感谢您一直以来的支持。",
+    replenish: "距离上次下单已有{d}天，该补货了。",
+    win_back: "好久不见，我们很想念您。",
+    offer: "下次下单可享{o}。",
+    link: "详情：{l}",
+    sign_off: "祝好。",
+    subject_sorry: "{a}，我们向您致歉",
+    subject_item: "{a}，您的{i}还在等您",
+    subject_picked: "{a}的专属消息",
+    subject_news: "{a}，来看看新消息",
+    joiner: "",
+};
+
+const EN: Phrases = Phrases {
+    hello: ["Hi {a},", "Hello {a},"],
+    sorry: ["We're sorry about your recent experience, and we're on it.", "Our support team will reach out today."],
+    cart: "{i} is still waiting in your cart.",
+    ordered: "Thanks for ordering {i}.",
+    viewed: "You might like {i}.",
+    thanks: "Thanks for being with us.",
+    replenish: "It has been {d} days since your last order: time to restock.",
+    win_back: "It's been a while, and we've missed you.",
+    offer: "Enjoy {o} on your next order.",
+    link: "See more: {l}",
+    sign_off: "Best regards.",
+    subject_sorry: "{a}, we're sorry",
+    subject_item: "{a}, your {i} is waiting",
+    subject_picked: "Picked for you, {a}",
+    subject_news: "News for you, {a}",
+    joiner: " ",
+};
+
+/// A phrase with its placeholders filled, in one pass (a value that itself holds `{i}` stays as written).
+fn fill(phrase: &str, values: &[(char, &str)]) -> String {
+    let mut out = String::with_capacity(phrase.len() + 32);
+    let mut rest = phrase;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let mut chars = tail.chars();
+        let (_, key, close) = (chars.next(), chars.next(), chars.next());
+        match (key, close) {
+            (Some(k), Some('}')) if values.iter().any(|(c, _)| *c == k) => {
+                out.push_str(values.iter().find(|(c, _)| *c == k).map_or("", |(_, v)| v));
+                rest = &tail[1 + k.len_utf8() + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The local generator: copy composed from phrase templates per language, channel and variant style, from the
 /// context and the brief. Deterministic: the same input, the same copy. Someone who just complained is
 /// apologised to and not sold to.
@@ -238,125 +348,57 @@ pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>
     let item = ctx.item.clone().or_else(|| ctx.last_viewed.clone());
     let cart = matches!(ctx.intent.as_str(), "Cart Abandoned" | "Checkout Started" | "Cart Viewed");
     let ordered = matches!(ctx.intent.as_str(), "Order Completed" | "Order Delivered");
-    let a = &ctx.address;
+    let phrases = match ctx.language {
+        Language::Vi => &VI,
+        Language::Zh => &ZH,
+        _ => &EN,
+    };
+    let days = ctx.need_days.map(|d| d.to_string()).unwrap_or_default();
+    let values = [
+        ('a', ctx.address.as_str()),
+        ('i', item.as_deref().unwrap_or_default()),
+        ('d', days.as_str()),
+        ('o', offer.as_deref().unwrap_or_default()),
+        ('l', link.as_deref().unwrap_or_default()),
+    ];
+    let say = |phrase: &str| fill(phrase, &values);
     (0..n.max(1))
         .map(|v| {
-            let mut parts: Vec<String> = Vec::new();
-            let subject = match ctx.language {
-                Language::Vi => {
-                    parts.push(if v % 2 == 0 { format!("Chào {a},") } else { format!("Xin chào {a},") });
-                    if complaint {
-                        parts.push("Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho bạn.".into());
-                        parts.push("Đội chăm sóc khách hàng sẽ liên hệ trong hôm nay.".into());
-                    } else {
-                        match (&item, cart, ordered) {
-                            (Some(i), true, _) => parts.push(format!("{i} vẫn đang chờ trong giỏ hàng.")),
-                            (Some(i), _, true) => parts.push(format!("Cảm ơn bạn đã đặt {i}.")),
-                            (Some(i), _, _) => parts.push(format!("Có thể bạn sẽ thích {i}.")),
-                            (None, _, _) => parts.push("Cảm ơn bạn đã đồng hành cùng chúng tôi.".into()),
-                        }
-                        match (ctx.need.as_deref(), ctx.need_days) {
-                            (Some("replenish"), Some(d)) => {
-                                parts.push(format!("Đã {d} ngày kể từ đơn gần nhất, đến lúc bổ sung rồi."))
-                            }
-                            (Some("win_back"), _) => parts.push("Lâu rồi không gặp, chúng tôi nhớ bạn.".into()),
-                            _ => {}
-                        }
-                        if let Some(o) = &offer {
-                            parts.push(format!("Ưu đãi {o} cho đơn tiếp theo."));
-                        }
-                    }
-                    if let Some(l) = &link {
-                        parts.push(format!("Xem chi tiết: {l}"));
-                    }
-                    parts.push(sign.clone().unwrap_or_else(|| "Trân trọng.".into()));
-                    match (complaint, &item, v % 3) {
-                        (true, _, _) => format!("{a}, chúng tôi xin lỗi"),
-                        (false, Some(i), 0) => format!("{a} ơi, {i} đang chờ"),
-                        (false, _, 1) => format!("Dành riêng cho {a}"),
-                        _ => format!("Tin mới cho {a}"),
-                    }
+            let mut parts = vec![say(phrases.hello[v % 2])];
+            if complaint {
+                parts.extend(phrases.sorry.iter().map(|p| say(p)));
+            } else {
+                parts.push(match (&item, cart, ordered) {
+                    (Some(_), true, _) => say(phrases.cart),
+                    (Some(_), _, true) => say(phrases.ordered),
+                    (Some(_), _, _) => say(phrases.viewed),
+                    (None, _, _) => say(phrases.thanks),
+                });
+                match (ctx.need.as_deref(), ctx.need_days) {
+                    (Some("replenish"), Some(_)) => parts.push(say(phrases.replenish)),
+                    (Some("win_back"), _) => parts.push(say(phrases.win_back)),
+                    _ => {}
                 }
-                Language::Zh => {
-                    parts.push(if v % 2 == 0 { format!("{a}，您好！") } else { format!("亲爱的{a}：") });
-                    if complaint {
-                        parts.push("对于您最近的不愉快体验，我们深表歉意，正在尽快处理。".into());
-                        parts.push("客服团队今天会与您联系。".into());
-                    } else {
-                        match (&item, cart, ordered) {
-                            (Some(i), true, _) => parts.push(format!("您的购物车里还有{i}。")),
-                            (Some(i), _, true) => parts.push(format!("感谢您购买{i}。")),
-                            (Some(i), _, _) => parts.push(format!("您可能会喜欢{i}。")),
-                            (None, _, _) => parts.push("感谢您一直以来的支持。".into()),
-                        }
-                        match (ctx.need.as_deref(), ctx.need_days) {
-                            (Some("replenish"), Some(d)) => parts.push(format!("距离上次下单已有{d}天，该补货了。")),
-                            (Some("win_back"), _) => parts.push("好久不见，我们很想念您。".into()),
-                            _ => {}
-                        }
-                        if let Some(o) = &offer {
-                            parts.push(format!("下次下单可享{o}。"));
-                        }
-                    }
-                    if let Some(l) = &link {
-                        parts.push(format!("详情：{l}"));
-                    }
-                    parts.push(sign.clone().unwrap_or_else(|| "祝好。".into()));
-                    match (complaint, &item, v % 3) {
-                        (true, _, _) => format!("{a}，我们向您致歉"),
-                        (false, Some(i), 0) => format!("{a}，您的{i}还在等您"),
-                        (false, _, 1) => format!("{a}的专属消息"),
-                        _ => format!("{a}，来看看新消息"),
-                    }
+                if offer.is_some() {
+                    parts.push(say(phrases.offer));
                 }
-                _ => {
-                    parts.push(if v % 2 == 0 { format!("Hi {a},") } else { format!("Hello {a},") });
-                    if complaint {
-                        parts.push("We're sorry about your recent experience, and we're on it.".into());
-                        parts.push("Our support team will reach out today.".into());
-                    } else {
-                        match (&item, cart, ordered) {
-                            (Some(i), true, _) => parts.push(format!("{i} is still waiting in your cart.")),
-                            (Some(i), _, true) => parts.push(format!("Thanks for ordering {i}.")),
-                            (Some(i), _, _) => parts.push(format!("You might like {i}.")),
-                            (None, _, _) => parts.push("Thanks for being with us.".into()),
-                        }
-                        match (ctx.need.as_deref(), ctx.need_days) {
-                            (Some("replenish"), Some(d)) => {
-                                parts.push(format!("It has been {d} days since your last order: time to restock."))
-                            }
-                            (Some("win_back"), _) => parts.push("It's been a while, and we've missed you.".into()),
-                            _ => {}
-                        }
-                        if let Some(o) = &offer {
-                            parts.push(format!("Enjoy {o} on your next order."));
-                        }
-                    }
-                    if let Some(l) = &link {
-                        parts.push(format!("See more: {l}"));
-                    }
-                    parts.push(sign.clone().unwrap_or_else(|| "Best regards.".into()));
-                    match (complaint, &item, v % 3) {
-                        (true, _, _) => format!("{a}, we're sorry"),
-                        (false, Some(i), 0) => format!("{a}, your {i} is waiting"),
-                        (false, _, 1) => format!("Picked for you, {a}"),
-                        _ => format!("News for you, {a}"),
-                    }
-                }
-            };
-            let sep = if ctx.language == Language::Zh { "" } else { " " };
+            }
+            let link_line = link.as_ref().map(|_| say(phrases.link));
+            parts.extend(link_line.clone());
+            parts.push(sign.clone().unwrap_or_else(|| phrases.sign_off.to_owned()));
             if sms {
                 // One short message: greeting, the point, the link.
-                let mut short: Vec<&str> = parts.iter().take(2).map(String::as_str).collect();
-                if let Some(l) = &link
-                    && let Some(line) = parts.iter().find(|p| p.contains(l.as_str()))
-                {
-                    short.push(line);
-                }
-                (None, short.join(sep))
-            } else {
-                (Some(subject), parts.join("\n\n"))
+                let mut short: Vec<String> = parts.into_iter().take(2).collect();
+                short.extend(link_line);
+                return (None, short.join(phrases.joiner));
             }
+            let subject = match (complaint, &item, v % 3) {
+                (true, _, _) => phrases.subject_sorry,
+                (false, Some(_), 0) => phrases.subject_item,
+                (false, _, 1) => phrases.subject_picked,
+                _ => phrases.subject_news,
+            };
+            (Some(say(subject)), parts.join("\n\n"))
         })
         .collect()
 }
@@ -489,8 +531,8 @@ pub async fn generate(
         }
         let (mut current, mut verdict) = (draft.clone(), review);
         for round in 1..=rounds {
-            revisions += 1;
             let Some(next) = gate.revise(&current, &verdict) else { break };
+            revisions += 1;
             current = next;
             verdict = gate.review(&current, &recipient, selection);
             if verdict.passed {
@@ -568,7 +610,15 @@ fn recipient_of(profile: &Value) -> Recipient {
     r
 }
 
-/// Selection of packs by name, for callers that check a flow's packs ahead of time.
-pub fn check_packs(gate: &Gate, packs: &[String]) -> Result<Selection, String> {
-    gate.select(packs).map_err(|e| e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn placeholders_are_filled_once_and_values_stay_as_written() {
+        let values = [('a', "chị Lan"), ('i', "Áo {a} dài")];
+        assert_eq!(fill("{a} ơi, {i} đang chờ", &values), "chị Lan ơi, Áo {a} dài đang chờ");
+        assert_eq!(fill("{x} and { and {", &values), "{x} and { and {");
+        assert_eq!(fill("{a}，您好！", &values), "chị Lan，您好！");
+    }
 }

@@ -66,6 +66,7 @@ pub struct OpenAi {
     name: String,
     http: Http,
     url: String,
+    uri: hyper::Uri,
     model: String,
     key: Option<Secret>,
     dialect: Dialect,
@@ -87,7 +88,7 @@ impl OpenAi {
         let config: Config = crate::config(table)?;
         let base = config.base_url.trim_end_matches('/');
         let url = format!("{base}/chat/completions");
-        parse_url(&url).map_err(|e| format!("`base_url`: {e}"))?;
+        let uri = parse_url(&url).map_err(|e| format!("`base_url`: {e}"))?;
         if config.model.trim().is_empty() {
             return Err("`model` is empty".into());
         }
@@ -102,6 +103,7 @@ impl OpenAi {
             name: name.to_owned(),
             http: Http::new(&config.allow_private, 4),
             url,
+            uri,
             model: config.model,
             key,
             dialect: config.structured,
@@ -167,8 +169,7 @@ impl OpenAi {
     }
 
     async fn attempt(&self, body: Bytes, stream: bool) -> Result<openai::Answer, Attempt> {
-        let uri = parse_url(&self.url).map_err(|e| Attempt::Stop(AiError::Refused(e.to_string())))?;
-        let mut request = hyper::Request::post(uri)
+        let mut request = hyper::Request::post(self.uri.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, if stream { "text/event-stream" } else { "application/json" });
         if let Some(key) = &self.key {

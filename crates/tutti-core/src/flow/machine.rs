@@ -106,6 +106,15 @@ pub struct Dispatch {
     pub await_result: bool,
 }
 
+/// Where an action goes and how policies counted it, for [`Machine::dispatch`].
+struct Call<'c> {
+    connector: &'c str,
+    operation: &'c str,
+    channel: &'c str,
+    category: &'c str,
+    await_result: bool,
+}
+
 /// One decision and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -938,39 +947,20 @@ impl Machine<'_, '_> {
                             let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                             match action.with.render(&vars) {
                                 Ok(payload) => {
-                                    let visit = run.visits.get(&step.id).copied().unwrap_or(1);
-                                    let key = format!("{}:{}:{visit}", run.id, step.id);
                                     self.state.sent.push(Sent {
                                         at: self.now,
                                         channel: action.channel.clone(),
                                         category: action.category.clone(),
                                     });
                                     self.forget_old_sends();
-                                    self.effects.push(Effect::Dispatch(Dispatch {
-                                        key: key.clone(),
-                                        run: run.id.clone(),
-                                        flow: run.flow.clone(),
-                                        version: run.version,
-                                        step: step.id.clone(),
-                                        connector: action.connector.clone(),
-                                        operation: action.operation.clone(),
-                                        channel: action.channel.clone(),
-                                        category: action.category.clone(),
-                                        payload: payload.clone(),
+                                    let call = Call {
+                                        connector: &action.connector,
+                                        operation: &action.operation,
+                                        channel: &action.channel,
+                                        category: &action.category,
                                         await_result: action.await_result,
-                                    }));
-                                    self.note(
-                                        run,
-                                        sid,
-                                        DecisionKind::Action {
-                                            connector: action.connector.clone(),
-                                            operation: action.operation.clone(),
-                                            key: key.clone(),
-                                            channel: action.channel.clone(),
-                                            category: action.category.clone(),
-                                            payload,
-                                        },
-                                    );
+                                    };
+                                    let key = self.dispatch(run, &step.id, call, payload.clone(), payload);
                                     if action.await_result {
                                         run.status = RunStatus::AwaitingResult { key };
                                         return;
@@ -1148,8 +1138,6 @@ impl Machine<'_, '_> {
                     let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                     match request.render(&vars) {
                         Ok(request) => {
-                            let visit = run.visits.get(&step.id).copied().unwrap_or(1);
-                            let key = format!("{}:{}:{visit}", run.id, step.id);
                             let channel = request["channel"]
                                 .as_str()
                                 .map(str::to_owned)
@@ -1161,31 +1149,15 @@ impl Machine<'_, '_> {
                                 "run": {"id": run.id, "flow": run.flow, "version": run.version, "step": step.id,
                                         "steps": run.results, "last_event": run.last_event},
                             });
-                            self.effects.push(Effect::Dispatch(Dispatch {
-                                key: key.clone(),
-                                run: run.id.clone(),
-                                flow: run.flow.clone(),
-                                version: run.version,
-                                step: step.id.clone(),
-                                connector: GENERATE_CONNECTOR.into(),
-                                operation: GENERATE_OPERATION.into(),
-                                channel: channel.clone(),
-                                category: flow.category.clone(),
-                                payload,
+                            let call = Call {
+                                connector: GENERATE_CONNECTOR,
+                                operation: GENERATE_OPERATION,
+                                channel: &channel,
+                                category: &flow.category,
                                 await_result: true,
-                            }));
-                            self.note(
-                                run,
-                                sid,
-                                DecisionKind::Action {
-                                    connector: GENERATE_CONNECTOR.into(),
-                                    operation: GENERATE_OPERATION.into(),
-                                    key: key.clone(),
-                                    channel,
-                                    category: flow.category.clone(),
-                                    payload: request,
-                                },
-                            );
+                            };
+                            // The decision shows the request, not the whole profile that travels with it.
+                            let key = self.dispatch(run, &step.id, call, payload, request);
                             run.status = RunStatus::AwaitingResult { key };
                             return;
                         }
@@ -1241,6 +1213,39 @@ impl Machine<'_, '_> {
         let reason = format!("took {MAX_STEPS_PER_INPUT} steps without waiting");
         self.note(run, None, DecisionKind::Error { reason: reason.clone() });
         self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+    }
+
+    /// Hands an action to the outbox and records the decision, returning its key `<run>:<step>:<visit>`.
+    /// `shown` is the payload as the decision records it.
+    fn dispatch(&mut self, run: &mut Run, step: &str, call: Call<'_>, payload: Value, shown: Value) -> String {
+        let visit = run.visits.get(step).copied().unwrap_or(1);
+        let key = format!("{}:{step}:{visit}", run.id);
+        self.effects.push(Effect::Dispatch(Dispatch {
+            key: key.clone(),
+            run: run.id.clone(),
+            flow: run.flow.clone(),
+            version: run.version,
+            step: step.to_owned(),
+            connector: call.connector.to_owned(),
+            operation: call.operation.to_owned(),
+            channel: call.channel.to_owned(),
+            category: call.category.to_owned(),
+            payload,
+            await_result: call.await_result,
+        }));
+        self.note(
+            run,
+            Some(step),
+            DecisionKind::Action {
+                connector: call.connector.to_owned(),
+                operation: call.operation.to_owned(),
+                key: key.clone(),
+                channel: call.channel.to_owned(),
+                category: call.category.to_owned(),
+                payload: shown,
+            },
+        );
+        key
     }
 
     /// Sends older than the longest cap window no longer count.
