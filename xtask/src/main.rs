@@ -165,7 +165,8 @@ fn ai(args: AiArgs) -> anyhow::Result<()> {
 
 /// The `generate` step's work with no model: the personalisation context, three variants from the local
 /// provider, review of each until one passes (revising with the gate's feedback), over profiles in Vietnamese,
-/// Chinese and English and triggers of every kind (a cart, an order, a complaint, a lapsed customer).
+/// Chinese and English and triggers of every kind (a cart, an order, a complaint, a lapsed customer); a third
+/// of the asks carry an offer that fails review, so a third of the messages are revised.
 fn generate_bench(messages: usize, cores: usize) -> anyhow::Result<()> {
     use serde_json::json;
     use std::future::Future;
@@ -193,10 +194,18 @@ fn generate_bench(messages: usize, cores: usize) -> anyhow::Result<()> {
         json!({"prompt": "x", "channel": "email", "variants": 3, "brief": {"offer": "10%", "link": "https://shop.example/c"}}),
         json!({"prompt": "x", "channel": "sms", "variants": 2}),
     ];
+    // An offer no brand may send (an unproven superlative, in the person's language): the copy that carries it
+    // fails review and is revised (the sentence dropped), so revision is part of what is measured.
+    let boast = |p: &serde_json::Value| match p["language"].as_str() {
+        Some("vi") => "giá rẻ nhất thị trường",
+        Some("zh") => "全网最低价",
+        _ => "the lowest price ever",
+    };
     let mut inputs = Vec::new();
     for (i, p) in people.iter().enumerate() {
         for (j, e) in events.iter().enumerate() {
-            for (k, a) in asks.iter().enumerate() {
+            let failing = json!({"prompt": "x", "channel": "email", "variants": 1, "brief": {"offer": boast(p)}});
+            for (k, a) in asks.iter().chain([&failing]).enumerate() {
                 inputs.push(json!({
                     "request": a, "event": e,
                     "profile": {"id": format!("{i}{j}{k}"), "traits": p, "identities": [{"type": "user_id", "value": format!("u-{i}")}],

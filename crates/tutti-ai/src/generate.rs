@@ -226,8 +226,8 @@ pub fn variants_schema(n: usize, sms: bool) -> Schema {
     }
 }
 
-/// The local generator's phrases in one language. `{a}` is how the person is addressed, `{i}` the item, `{d}`
-/// days, `{o}` the offer, `{l}` the link.
+/// The local generator's phrases in one language. `{a}` is how the person is addressed, `{p}` how the copy
+/// says "you" (Vietnamese), `{i}` the item, `{d}` days, `{o}` the offer, `{l}` the link.
 struct Phrases {
     /// Greetings, by variant (even, odd).
     hello: [&'static str; 2],
@@ -255,15 +255,15 @@ struct Phrases {
 const VI: Phrases = Phrases {
     hello: ["Chào {a},", "Xin chào {a},"],
     sorry: [
-        "Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho bạn.",
+        "Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho {p}.",
         "Đội chăm sóc khách hàng sẽ liên hệ trong hôm nay.",
     ],
     cart: "{i} vẫn đang chờ trong giỏ hàng.",
-    ordered: "Cảm ơn bạn đã đặt {i}.",
-    viewed: "Có thể bạn sẽ thích {i}.",
-    thanks: "Cảm ơn bạn đã đồng hành cùng chúng tôi.",
+    ordered: "Cảm ơn {p} đã đặt {i}.",
+    viewed: "Có thể {p} sẽ thích {i}.",
+    thanks: "Cảm ơn {p} đã đồng hành cùng chúng tôi.",
     replenish: "Đã {d} ngày kể từ đơn gần nhất, đến lúc bổ sung rồi.",
-    win_back: "Lâu rồi không gặp, chúng tôi nhớ bạn.",
+    win_back: "Lâu rồi không gặp, chúng tôi nhớ {p}.",
     offer: "Ưu đãi {o} cho đơn tiếp theo.",
     link: "Xem chi tiết: {l}",
     sign_off: "Trân trọng.",
@@ -354,8 +354,16 @@ pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>
         _ => &EN,
     };
     let days = ctx.need_days.map(|d| d.to_string()).unwrap_or_default();
+    // How the copy says "you" after the greeting: Vietnamese repeats the honorific (anh, chị), else `bạn`, or
+    // `quý khách` for someone unnamed.
+    let you = match (&ctx.honorific, &ctx.name) {
+        (Some(h), _) => h.as_str(),
+        (None, Some(_)) => "bạn",
+        (None, None) => "quý khách",
+    };
     let values = [
         ('a', ctx.address.as_str()),
+        ('p', you),
         ('i', item.as_deref().unwrap_or_default()),
         ('d', days.as_str()),
         ('o', offer.as_deref().unwrap_or_default()),
@@ -457,8 +465,121 @@ pub struct Generated {
     pub fallback_reason: Option<String>,
     pub tokens: u32,
     pub cost_micros: u64,
+    /// The AI-use disclosure appended to the body, when the channel's policy asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<String>,
+    /// A model judged the chosen copy as well as the rules (and what it said, when it objected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged_by: Option<String>,
     /// The context it was personalised from (for the audit trail and the approver).
     pub context: Context,
+    /// Every provider call made for it, for the audit trail (not part of the message).
+    #[serde(skip)]
+    pub calls: Vec<CallNote>,
+}
+
+/// One provider call made for a message: what the audit trail records of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallNote {
+    pub task: &'static str,
+    /// `variants`, `revision` or `judge`.
+    pub purpose: &'static str,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// SHA-256 of the messages, schema and parameters sent (hex).
+    pub prompt_hash: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub tokens_estimated: bool,
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    /// What came back: the structured answer, else the text.
+    pub output: Value,
+}
+
+impl CallNote {
+    fn of(purpose: &'static str, request: &Request, c: &Completion) -> CallNote {
+        CallNote {
+            task: request.task.name(),
+            purpose,
+            provider: c.provider.clone(),
+            model: c.model.clone(),
+            local: c.local,
+            cached: c.cached,
+            fallback_reason: c.fallback_reason.clone(),
+            prompt_hash: prompt_hash(request),
+            prompt_tokens: c.usage.prompt_tokens,
+            completion_tokens: c.usage.completion_tokens,
+            tokens_estimated: c.usage.estimated,
+            cost_micros: c.cost_micros,
+            latency_ms: c.latency_ms,
+            attempts: c.attempts,
+            output: c.structured.clone().unwrap_or_else(|| Value::String(c.text.clone())),
+        }
+    }
+}
+
+/// The hash of what a request asks (messages, schema, tools, parameters; not `stream`, not the local input).
+pub fn prompt_hash(request: &Request) -> String {
+    use sha2::{Digest, Sha256};
+    let mut r = request.clone();
+    r.stream = false;
+    r.input = Value::Null;
+    let digest = Sha256::digest(serde_json::to_vec(&r).expect("requests serialise"));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// When a channel's messages carry an AI-use disclosure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disclose {
+    /// Never (the default).
+    #[default]
+    Never,
+    /// When a model wrote the copy (not the local template generator).
+    Model,
+    /// Always, whoever wrote it.
+    Always,
+}
+
+/// The installation's generation policy: disclosures per channel and the optional model-as-judge.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Channel -> when its messages carry the disclosure.
+    pub disclosure: BTreeMap<String, Disclose>,
+    /// Disclosure text per language code, replacing the built-in one.
+    pub disclosure_text: BTreeMap<String, String>,
+    /// Ask the provider routed for `judge` to review the chosen copy too (when one is configured).
+    pub judge: bool,
+}
+
+impl Policy {
+    /// The disclosure a message on `channel` in `language` carries, if any.
+    pub fn disclosure(&self, channel: &str, language: Language, by_model: bool) -> Option<String> {
+        let when = self.disclosure.get(channel).or_else(|| self.disclosure.get("*")).copied().unwrap_or_default();
+        let wanted = match when {
+            Disclose::Never => false,
+            Disclose::Model => by_model,
+            Disclose::Always => true,
+        };
+        if !wanted {
+            return None;
+        }
+        let custom = self.disclosure_text.get(language.code()).cloned();
+        Some(custom.unwrap_or_else(|| {
+            match language {
+                Language::Vi => "Nội dung này được soạn với sự hỗ trợ của AI.",
+                Language::Zh => "本消息由人工智能辅助生成。",
+                _ => "This message was written with the help of AI.",
+            }
+            .to_owned()
+        }))
+    }
 }
 
 /// The local provider's `generate` skill: variants from [`local_variants`].
@@ -494,12 +615,25 @@ fn prompt(ctx: &Context, ask: &Ask, n: usize, channel: &str) -> Vec<Message> {
     vec![Message::system(system), Message::user(format!("{}\n\nWhat we know: {facts}", ask.prompt))]
 }
 
-/// Generates, reviews and revises one message. `input` is the `ai` connector's payload.
+/// Generates, reviews and revises one message with no disclosure and no judge. `input` is the `ai`
+/// connector's payload.
 pub async fn generate(
     input: &Value,
     router: &Router,
     gate: &Gate,
     stats: &Stats,
+    now_ms: i64,
+) -> Result<Generated, String> {
+    generate_with(input, router, gate, stats, &Policy::default(), now_ms).await
+}
+
+/// Generates, reviews and revises one message under the installation's [`Policy`].
+pub async fn generate_with(
+    input: &Value,
+    router: &Router,
+    gate: &Gate,
+    stats: &Stats,
+    policy: &Policy,
     now_ms: i64,
 ) -> Result<Generated, String> {
     let ask: Ask = serde_json::from_value(input["request"].clone()).map_err(|e| format!("`generate`: {e}"))?;
@@ -518,11 +652,14 @@ pub async fn generate(
     request.temperature = Some(0.7);
     request.input = json!({"context": ctx, "ask": ask, "n": n});
     let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
+    let mut calls = vec![CallNote::of("variants", &request, &completion)];
     let drafts = drafts_of(&completion, &channel, ctx.language)?;
     let recipient = recipient_of(&input["profile"]);
     let mut chosen: Option<(usize, Draft, bool, usize)> = None;
     let mut last_failure: Option<(usize, Draft, Review)> = None;
     let mut revisions = 0;
+    // A model that wrote the copy revises it with the gate's feedback; the gate's own repairs come after.
+    let mut model_revises = !completion.local;
     for (i, draft) in drafts.iter().enumerate() {
         let review = gate.review(draft, &recipient, selection);
         if review.passed {
@@ -531,7 +668,15 @@ pub async fn generate(
         }
         let (mut current, mut verdict) = (draft.clone(), review);
         for round in 1..=rounds {
-            let Some(next) = gate.revise(&current, &verdict) else { break };
+            let by_model = if model_revises {
+                let revised = revise_by_model(router, &ctx, &channel, &current, &verdict, now_ms, &mut calls).await;
+                // A provider that cannot revise (it fell back, or answered nonsense) is not asked again.
+                model_revises = revised.is_some();
+                revised
+            } else {
+                None
+            };
+            let Some(next) = by_model.or_else(|| gate.revise(&current, &verdict)) else { break };
             revisions += 1;
             current = next;
             verdict = gate.review(&current, &recipient, selection);
@@ -545,14 +690,30 @@ pub async fn generate(
         }
         last_failure.get_or_insert((i, current, verdict));
     }
-    let (variant, draft, first_pass, passed, violations) = match (chosen, last_failure) {
+    let (variant, draft, mut first_pass, mut passed, mut violations) = match (chosen, last_failure) {
         (Some((i, d, first, _)), _) => (i, d, first, true, Vec::new()),
         (None, Some((i, d, r))) => (i, d, false, false, r.violations),
         (None, None) => return Err("the provider gave no variants".into()),
     };
+    let mut judged_by = None;
+    if policy.judge
+        && passed
+        && let Some((judge, objections)) = judge_by_model(router, &draft, &channel, now_ms, &mut calls).await
+    {
+        judged_by = Some(judge);
+        if !objections.is_empty() {
+            (passed, first_pass, violations) = (false, false, objections);
+        }
+    }
+    let mut body = draft.field("body").unwrap_or_default().to_owned();
+    let disclosure = policy.disclosure(&channel, draft.language(), !completion.local);
+    if let Some(d) = &disclosure {
+        body.push_str(if channel == "sms" { " " } else { "\n\n" });
+        body.push_str(d);
+    }
     let generated = Generated {
         subject: draft.field("subject").map(str::to_owned),
-        body: draft.field("body").unwrap_or_default().to_owned(),
+        body,
         language: draft.language(),
         channel,
         variant,
@@ -565,12 +726,136 @@ pub async fn generate(
         model: completion.model.clone(),
         local: completion.local,
         fallback_reason: completion.fallback_reason.clone(),
-        tokens: completion.usage.prompt_tokens + completion.usage.completion_tokens,
-        cost_micros: completion.cost_micros,
+        tokens: calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum(),
+        cost_micros: calls.iter().map(|c| c.cost_micros).sum(),
+        disclosure,
+        judged_by,
         context: ctx,
+        calls,
     };
     stats.count(input["run"]["flow"].as_str().unwrap_or("-"), &generated);
     Ok(generated)
+}
+
+/// Asks the model that wrote a draft to fix what the gate found. `None` when it cannot (no model answered,
+/// or the answer is not a draft).
+async fn revise_by_model(
+    router: &Router,
+    ctx: &Context,
+    channel: &str,
+    draft: &Draft,
+    review: &Review,
+    now_ms: i64,
+    calls: &mut Vec<CallNote>,
+) -> Option<Draft> {
+    let sms = channel == "sms";
+    let feedback: Vec<String> = review
+        .violations
+        .iter()
+        .map(|v| format!("- {} in {} at \"{}\": {}", v.rule, v.field, v.excerpt, v.says))
+        .collect();
+    let system = format!(
+        "You revise {channel} marketing copy so that it passes compliance review. Keep the language, the \
+         meaning and the way the customer is addressed (\"{}\"); change only what the review names. Answer in \
+         JSON with the given schema.",
+        ctx.address
+    );
+    let user = format!("The copy:\n{}\n\nWhat the review found:\n{}", fields_json(draft), feedback.join("\n"));
+    let mut request = Request::new(Task::Generate, vec![Message::system(system), Message::user(user)]);
+    let variant = &variants_schema(1, sms).schema["properties"]["variants"]["items"];
+    request.schema = Some(Schema { name: "revision".into(), schema: variant.clone() });
+    request.temperature = Some(0.2);
+    let c = router.complete(&request, now_ms).await.ok()?;
+    calls.push(CallNote::of("revision", &request, &c));
+    if c.local {
+        return None;
+    }
+    let v = c.structured.as_ref()?;
+    let body = v["body"].as_str().filter(|b| !b.trim().is_empty())?;
+    let mut out = match (v["subject"].as_str(), sms) {
+        (Some(s), false) => Draft::new(channel, &[("subject", s), ("body", body)]),
+        _ => Draft::new(channel, &[("body", body)]),
+    };
+    out.language = draft.language;
+    Some(out)
+}
+
+/// The model-as-judge: the provider routed for `judge` reviews the copy. Returns who judged and what they
+/// objected to (as violations of `judge.<rule>`), or `None` when no model judged (none configured, or it
+/// failed: the rules' verdict stands).
+async fn judge_by_model(
+    router: &Router,
+    draft: &Draft,
+    channel: &str,
+    now_ms: i64,
+    calls: &mut Vec<CallNote>,
+) -> Option<(String, Vec<Violation>)> {
+    if !router.has_remote_for(Task::Judge) {
+        return None;
+    }
+    let system = "You are a compliance reviewer of marketing copy. Object only to real problems: false or \
+                  guaranteed claims, missing risk disclosure, health claims, pressure, personal data that does not \
+                  belong, anything offensive. Quote the offending words exactly. Answer in JSON with the given schema.";
+    let user = format!("{channel} copy:\n{}", fields_json(draft));
+    let mut request = Request::new(Task::Judge, vec![Message::system(system), Message::user(user)]);
+    request.schema = Some(Schema {
+        name: "verdict".into(),
+        schema: json!({"type": "object", "properties": {
+            "passed": {"type": "boolean"},
+            "objections": {"type": "array", "items": {"type": "object", "properties": {
+                "rule": {"type": "string"}, "quote": {"type": "string"}, "says": {"type": "string"}},
+                "required": ["rule", "quote", "says"], "additionalProperties": false}}},
+            "required": ["passed", "objections"], "additionalProperties": false}),
+    });
+    request.temperature = Some(0.0);
+    let c = router.complete(&request, now_ms).await.ok()?;
+    calls.push(CallNote::of("judge", &request, &c));
+    if c.local {
+        return None;
+    }
+    let v = c.structured.as_ref()?;
+    let body_len = draft.field("body").unwrap_or_default().chars().count();
+    let objection =
+        |rule: String, says: String, (field, start, end): (String, usize, usize), excerpt: String| Violation {
+            rule,
+            says,
+            why: format!("{} judged it", c.model),
+            severity: crate::review::Severity::Block,
+            field,
+            start,
+            end,
+            excerpt,
+            detail: String::new(),
+        };
+    let mut objections = Vec::new();
+    for o in v["objections"].as_array().into_iter().flatten() {
+        let quote = text::nfc(o["quote"].as_str().unwrap_or_default());
+        let quote = quote.as_str();
+        // Where the quote is, in characters of the field that holds it (the whole body when it is nowhere).
+        let span = draft
+            .fields
+            .iter()
+            .find_map(|(k, text)| {
+                let at = text.find(quote).filter(|_| !quote.is_empty())?;
+                let start = text[..at].chars().count();
+                Some((k.clone(), start, start + quote.chars().count()))
+            })
+            .unwrap_or_else(|| ("body".to_owned(), 0, body_len));
+        let rule: String = o["rule"].as_str().unwrap_or("objection").chars().take(60).collect();
+        let says = o["says"].as_str().unwrap_or_default().chars().take(300).collect();
+        objections.push(objection(format!("judge.{rule}"), says, span, quote.chars().take(200).collect()));
+    }
+    if v["passed"] == json!(false) && objections.is_empty() {
+        let says = "the judge rejected the copy without naming why".to_owned();
+        objections.push(objection("judge.rejected".into(), says, ("body".into(), 0, body_len), String::new()));
+    }
+    Some((c.provider.clone(), objections))
+}
+
+/// A draft's fields as a JSON object, for a model to read.
+fn fields_json(draft: &Draft) -> String {
+    let fields: BTreeMap<&str, &str> = draft.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    serde_json::to_string(&fields).unwrap_or_default()
 }
 
 fn drafts_of(c: &Completion, channel: &str, language: Language) -> Result<Vec<Draft>, String> {

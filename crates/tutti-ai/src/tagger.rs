@@ -403,7 +403,7 @@ fn length(all: &str) -> (&'static str, usize) {
 }
 
 fn hash(bytes: &[u8]) -> u32 {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let h = tutti_core::hash::fnv1a(bytes);
     ((h >> 32) ^ h) as u32 & (DIM as u32 - 1)
 }
 

@@ -60,6 +60,26 @@ pub fn normalize(text: &str) -> String {
     nfc.to_lowercase()
 }
 
+/// Whether the text has letters with diacritics (or combining marks): Vietnamese typed with its accents, which
+/// the phrases with accents already match.
+pub fn has_diacritics(text: &str) -> bool {
+    text.chars().any(|c| matches!(c as u32, 0xC0..=0x24F | 0x300..=0x36F | 0x1E00..=0x1EFF))
+}
+
+/// A phrase with its Vietnamese diacritics taken off ("không rủi ro" -> "khong rui ro"), for copy typed
+/// without them (most SMS in Vietnam).
+pub fn fold(phrase: &str) -> String {
+    let nfd = icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(phrase);
+    nfd.chars()
+        .filter(|c| !matches!(*c as u32, 0x300..=0x36F))
+        .map(|c| match c {
+            'đ' => 'd',
+            'Đ' => 'D',
+            c => c,
+        })
+        .collect()
+}
+
 /// A Han (Chinese) character: the unified ideographs, extension A and B, and the compatibility block.
 pub(crate) fn is_han(c: char) -> bool {
     matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF)
@@ -191,6 +211,13 @@ mod tests {
         let nfd = "gia\u{0309}m gia\u{0301}"; // "giảm giá" with combining marks
         assert_eq!(normalize(nfd), "giảm giá");
         assert_eq!(detect(nfd), detect("giảm giá"));
+    }
+
+    #[test]
+    fn folding_takes_off_vietnamese_diacritics() {
+        assert_eq!(fold("không rủi ro, đảm bảo lợi nhuận"), "khong rui ro, dam bao loi nhuan");
+        assert!(has_diacritics("Đầu tư"));
+        assert!(!has_diacritics("dau tu 投资"));
     }
 
     #[test]

@@ -35,12 +35,7 @@ impl HashPartitioner {
 
 /// FNV-1a, 64 bit: fixed constants, so the value never depends on the process (unlike `std`'s `RandomState`).
 pub fn stable_hash(key: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    tutti_core::hash::fnv1a(key)
 }
 
 impl Partitioner for HashPartitioner {

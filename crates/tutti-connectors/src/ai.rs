@@ -12,6 +12,9 @@
 //! budget_per_day = 5.0               # in the price table's currency; over it, local
 //! review_dir = "review"              # rule packs beside the built-in ones
 //! allow_contacts = ["help@acme.example"]
+//! judge = true                       # the provider routed for `judge` reviews the chosen copy too
+//! disclosure = { email = "model", sms = "always" }   # the AI-use disclosure per channel (`*`: any)
+//! disclosure_text = { vi = "Nội dung có sự hỗ trợ của AI." }
 //! [connectors.ai.prices]
 //! "gpt-4o-mini" = { input = 0.15, output = 0.60 }   # per million tokens
 //! [connectors.ai.providers.openai]
@@ -24,15 +27,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tutti_ai::generate;
 use tutti_ai::provider::local::Local;
 use tutti_ai::provider::route::{Router, Routes};
 use tutti_ai::provider::{Prices, Provider, Task};
 use tutti_ai::review::Gate;
+use tutti_core::audit::{AuditKind, AuditRecord};
 
 use crate::llm::OpenAi;
-use crate::{Action, Context, Delivery, Failure, Kind, Sender, Settings};
+use crate::{Action, Audit, Context, Delivery, Failure, Kind, Sender, Settings};
 
 pub static KIND: Kind = Kind { name: "ai", channel: "ai", operations: &["generate"], default_on: true, build };
 
@@ -55,6 +59,14 @@ struct Config {
     review_dir: Option<String>,
     #[serde(default)]
     allow_contacts: Vec<String>,
+    /// Channel (or `*`) -> `never`, `model` or `always`.
+    #[serde(default)]
+    disclosure: BTreeMap<String, generate::Disclose>,
+    /// Language code -> the disclosure's text.
+    #[serde(default)]
+    disclosure_text: BTreeMap<String, String>,
+    #[serde(default)]
+    judge: bool,
 }
 
 fn thousand() -> usize {
@@ -103,13 +115,64 @@ fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender
     let gate = Gate::load(config.review_dir.as_deref().map(std::path::Path::new))
         .map_err(|e| format!("`review_dir`: {e}"))?
         .allow_contacts(config.allow_contacts.clone());
-    Ok(Arc::new(Ai { router, gate, stats: cx.shared.ai.clone() }))
+    for (code, text) in &config.disclosure_text {
+        if tutti_ai::text::Language::from_code(code).is_none() || text.trim().is_empty() {
+            return Err(format!("`disclosure_text.{code}`: a language code (vi, zh, en...) and a text"));
+        }
+    }
+    let policy = generate::Policy {
+        disclosure: config.disclosure.clone(),
+        disclosure_text: config.disclosure_text.clone(),
+        judge: config.judge,
+    };
+    Ok(Arc::new(Ai { router, gate, policy, stats: cx.shared.ai.clone(), audit: cx.shared.audit.clone() }))
 }
 
 struct Ai {
     router: Router,
     gate: Gate,
+    policy: generate::Policy,
     stats: Arc<generate::Stats>,
+    audit: Arc<dyn Audit>,
+}
+
+/// One audit record per provider call made for a message: who was asked what (by hash), what it cost, what
+/// came back and what the review said of the message.
+fn audit_records(payload: &Value, g: &generate::Generated, now: i64) -> Vec<AuditRecord> {
+    let run = &payload["run"];
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let template_version = format!(
+        "{}@{}#{}",
+        run["flow"].as_str().unwrap_or("-"),
+        run["version"].as_u64().unwrap_or(0),
+        run["step"].as_str().unwrap_or("-")
+    );
+    let profile =
+        payload["profile"]["id"].as_str().and_then(|p| p.strip_prefix('p')?.parse().ok()).map(tutti_core::ProfileId);
+    let verdict = json!({"passed": g.passed, "first_pass": g.first_pass, "revisions": g.revisions,
+                         "violations": g.violations, "judged_by": g.judged_by});
+    let message = json!({"subject": g.subject, "body": g.body, "language": g.language, "channel": g.channel,
+                         "variant": g.variant, "disclosure": g.disclosure});
+    g.calls
+        .iter()
+        .map(|call| {
+            let mut detail = serde_json::to_value(call).expect("call notes serialise");
+            detail["step"] = run["step"].clone();
+            detail["version"] = run["version"].clone();
+            detail["template_version"] = template_version.clone().into();
+            detail["message"] = message.clone();
+            detail["verdict"] = verdict.clone();
+            detail["context"] = serde_json::to_value(&g.context).unwrap_or(Value::Null);
+            AuditRecord {
+                at: now,
+                kind: AuditKind::ModelCall,
+                flow: text(&run["flow"]),
+                run: text(&run["id"]),
+                profile,
+                detail,
+            }
+        })
+        .collect()
 }
 
 impl Sender for Ai {
@@ -118,9 +181,24 @@ impl Sender for Ai {
             if action.operation != "generate" {
                 return Err(crate::unknown_operation("ai", action.operation));
             }
-            let g = generate::generate(action.payload, &self.router, &self.gate, &self.stats, action.now)
+            let g = generate::generate_with(
+                action.payload,
+                &self.router,
+                &self.gate,
+                &self.stats,
+                &self.policy,
+                action.now,
+            )
+            .await
+            .map_err(Failure::permanent)?;
+            // Recorded before the message is handed back: a message without its audit record never goes out
+            // (a failed write is retried with the action).
+            let records = audit_records(action.payload, &g, action.now);
+            let audit = self.audit.clone();
+            tokio::task::spawn_blocking(move || audit.append(records))
                 .await
-                .map_err(Failure::permanent)?;
+                .map_err(|e| Failure::transient(format!("the audit log: {e}")))?
+                .map_err(Failure::transient)?;
             serde_json::to_value(g).map_err(|e| Failure::permanent(e.to_string()))
         })
     }

@@ -191,6 +191,30 @@ pub struct Shared {
     pub decisions: Arc<decide::Decisions>,
     /// Generation and review counts per flow (the `ai` connector's), for metrics.
     pub ai: Arc<tutti_ai::generate::Stats>,
+    /// Where model calls are recorded (the append-only audit log).
+    pub audit: Arc<dyn Audit>,
+}
+
+/// The audit log as connectors see it: they append, nothing else.
+pub trait Audit: Send + Sync {
+    fn append(&self, records: Vec<tutti_core::audit::AuditRecord>) -> Result<(), String>;
+}
+
+/// [`Audit`] in memory, for tests and tools.
+#[derive(Default)]
+pub struct AuditMemory(std::sync::Mutex<Vec<tutti_core::audit::AuditRecord>>);
+
+impl AuditMemory {
+    pub fn records(&self) -> Vec<tutti_core::audit::AuditRecord> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Audit for AuditMemory {
+    fn append(&self, mut records: Vec<tutti_core::audit::AuditRecord>) -> Result<(), String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).append(&mut records);
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -200,6 +224,7 @@ impl Shared {
             memory: Arc::new(MemoryMap::default()),
             decisions: Arc::new(decide::Decisions::default()),
             ai: Arc::default(),
+            audit: Arc::new(AuditMemory::default()),
         }
     }
 }
@@ -541,11 +566,11 @@ impl Topics {
     }
 }
 
-/// A topic as a memory key: trimmed, lower-cased, inner spaces collapsed (the AI issue upgrades this to
-/// meaning, across languages).
+/// A topic as a memory key: its topic in the shipped objection taxonomy when it has one (so "lo ngại bảo mật
+/// dữ liệu", "担心数据安全" and "worried about data security" share a card), else its words trimmed, lower-cased,
+/// spaces collapsed.
 pub(crate) fn topic_key(raw: &str) -> String {
-    let normal = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(raw);
-    normal.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    tutti_ai::topics::Taxonomy::builtin().key(raw)
 }
 
 /// The operation was not one of the connector's (a flow compiled against another build).

@@ -215,6 +215,92 @@ impl Drop for ModelServer {
     }
 }
 
+/// A model writes the copy; the gate finds a banned claim and the model revises it with that feedback; the
+/// judge (routed to the model too) objects to what the rules let through, naming the words. Every call is
+/// noted for the audit trail, and the email carries the disclosure because a model wrote it.
+#[tokio::test]
+async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
+    use tutti_ai::generate::{self, Disclose, Policy, Stats};
+    use tutti_ai::review::Gate;
+
+    let vendors = Vendors::start().await;
+    let router = Router::new(
+        tutti_connectors::ai::local(),
+        vec![Arc::new(stand_in(&vendors, json!({})))],
+        Routes {
+            default: Some("openai".into()),
+            tasks: BTreeMap::from([(Task::Judge, "openai".to_owned())]),
+            ..Routes::default()
+        },
+    )
+    .unwrap();
+    let gate = Gate::load(None).unwrap();
+    let policy = Policy {
+        disclosure: BTreeMap::from([("email".to_owned(), Disclose::Model)]),
+        judge: true,
+        ..Policy::default()
+    };
+    let input = json!({
+        "request": {"prompt": "Cảm ơn anh đã mua hàng", "channel": "email", "variants": 1, "revisions": 2,
+                    "packs": ["general"]},
+        "profile": {"id": "p7", "traits": {"first_name": "Minh", "gender": "male", "language": "vi"}},
+        "event": {"type": "track", "event": "Order Completed"},
+        "run": {"id": "p7-1", "flow": "thanks", "version": 3, "step": "copy"},
+    });
+    let boast = "Anh Minh ơi, đây là sản phẩm tốt nhất cho anh.";
+    let fixed = "Anh Minh ơi, sản phẩm này chắc chắn hợp với anh.";
+    let variants = json!({"variants": [{"subject": "Chào anh Minh", "body": boast}]});
+    let revised = json!({"subject": "Chào anh Minh", "body": fixed});
+    let objection = json!({"passed": false, "objections": [
+        {"rule": "pressure", "quote": "chắc chắn hợp với anh", "says": "presumes what the customer wants"}]});
+    vendors.reply([
+        Reply::Text(variants.to_string()),
+        Reply::Text(revised.to_string()),
+        Reply::Text(objection.to_string()),
+    ]);
+    let stats = Stats::default();
+    let g = generate::generate_with(&input, &router, &gate, &stats, &policy, 0).await.unwrap();
+    no_refusals(&vendors);
+    let purposes: Vec<&str> = g.calls.iter().map(|c| c.purpose).collect();
+    assert_eq!(purposes, ["variants", "revision", "judge"]);
+    assert!(g.calls.iter().all(|c| !c.local && c.provider == "openai" && c.prompt_hash.len() == 64));
+    assert_eq!(g.revisions, 1);
+    assert!(!g.first_pass);
+    assert!(!g.passed, "the judge objected");
+    assert_eq!(g.judged_by.as_deref(), Some("openai"));
+    let v = &g.violations[0];
+    assert_eq!(
+        (v.rule.as_str(), v.field.as_str(), v.excerpt.as_str()),
+        ("judge.pressure", "body", "chắc chắn hợp với anh")
+    );
+    let at = fixed.find("chắc chắn").unwrap();
+    assert_eq!((v.start, v.end), (fixed[..at].chars().count(), fixed[..at].chars().count() + 21));
+    assert!(
+        g.body.starts_with(fixed) && g.body.ends_with("Nội dung này được soạn với sự hỗ trợ của AI."),
+        "{}",
+        g.body
+    );
+    // The revision request carried the gate's findings; the judge's asked for its verdict's shape.
+    let sent = vendors.received("openai");
+    let revision_prompt = sent[1].body["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        revision_prompt.contains("general.superlatives") && revision_prompt.contains("tốt nhất"),
+        "{revision_prompt}"
+    );
+    assert_eq!(sent[2].body["response_format"]["json_schema"]["name"], "verdict");
+    assert_eq!(stats.snapshot()["thanks"].revisions, 1);
+
+    // A judge that finds nothing leaves the verdict to the rules; a model that cannot revise is not asked again.
+    vendors.reply([
+        Reply::Text(json!({"variants": [{"subject": "Chào anh Minh", "body": fixed}]}).to_string()),
+        Reply::Text(json!({"passed": true, "objections": []}).to_string()),
+    ]);
+    let g = generate::generate_with(&input, &router, &gate, &stats, &policy, 0).await.unwrap();
+    assert!(g.passed && g.first_pass && g.violations.is_empty(), "{g:?}");
+    assert_eq!(g.calls.len(), 2);
+    no_refusals(&vendors);
+}
+
 fn python() -> PathBuf {
     let path = std::env::var_os("TUTTI_LLM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();

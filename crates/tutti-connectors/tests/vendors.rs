@@ -322,12 +322,26 @@ async fn one_card_and_one_task_per_topic_then_comments() {
     .await
     .unwrap();
     assert_eq!((second["created"].as_bool(), &second["card"]), (Some(false), &first["card"]), "{second}");
+    // The same worry in other words and other languages: the taxonomy files it under the same topic.
+    for (topic, note) in [
+        ("lo ngại bảo mật dữ liệu", "Khách hỏi về mã hóa"),
+        ("担心数据安全", "客户担心数据存储"),
+        ("worried about data security", "Asked about encryption"),
+    ] {
+        let same = send(&registry, "trello", "upsert_card", report(topic, note)).await.unwrap();
+        assert_eq!((same["created"].as_bool(), &same["card"]), (Some(false), &first["card"]), "{topic}: {same}");
+        assert_eq!(same["topic"], "topic:data_security");
+    }
     send(&registry, "trello", "upsert_card", report("Giá", "Đắt quá")).await.unwrap();
+    // No topic in the taxonomy: the words themselves are the key.
+    let other = send(&registry, "trello", "upsert_card", report("Màu logo", "Khách muốn đổi màu")).await.unwrap();
+    assert_eq!((other["created"].as_bool(), other["topic"].as_str()), (Some(true), Some("màu logo")));
     let got = vendors.received("trello");
     let cards = got.iter().filter(|r| r.path.ends_with("/cards")).count();
     let comments: Vec<_> = got.iter().filter(|r| r.path.ends_with("/actions/comments")).collect();
-    assert_eq!((cards, comments.len()), (2, 1));
+    assert_eq!((cards, comments.len()), (3, 4));
     assert_eq!(comments[0].body["text"], "Lo ngại tuân thủ");
+    assert_eq!(comments[2].body["text"], "客户担心数据存储");
 
     let task = send(&registry, "asana", "upsert_task", json!({"topic_key": "担心数据安全", "name": "Objection: 数据安全", "notes": "客户担心", "project": testing::ASANA_PROJECT})).await.unwrap();
     let again = send(

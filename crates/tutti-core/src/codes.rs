@@ -50,6 +50,10 @@ pub enum ErrorCode {
     UnknownConnector,
     /// No dead letter has this sequence number.
     UnknownDeadLetter,
+    /// No run by this id is waiting for approval, nor ever did.
+    UnknownApproval,
+    /// The run no longer waits for approval: already decided, expired or ended.
+    ApprovalClosed,
     /// A signed link (one-click unsubscribe) does not verify.
     InvalidLink,
     /// No hook file serves this source.
@@ -68,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -91,6 +95,8 @@ impl ErrorCode {
         ErrorCode::InvalidImport,
         ErrorCode::UnknownConnector,
         ErrorCode::UnknownDeadLetter,
+        ErrorCode::UnknownApproval,
+        ErrorCode::ApprovalClosed,
         ErrorCode::InvalidLink,
         ErrorCode::UnknownHook,
         ErrorCode::InvalidSignature,
@@ -125,6 +131,8 @@ impl ErrorCode {
             ErrorCode::InvalidImport => "invalid_import",
             ErrorCode::UnknownConnector => "unknown_connector",
             ErrorCode::UnknownDeadLetter => "unknown_dead_letter",
+            ErrorCode::UnknownApproval => "unknown_approval",
+            ErrorCode::ApprovalClosed => "approval_closed",
             ErrorCode::InvalidLink => "invalid_link",
             ErrorCode::UnknownHook => "unknown_hook",
             ErrorCode::InvalidSignature => "invalid_signature",
@@ -160,7 +168,9 @@ impl ErrorCode {
             | ErrorCode::UnknownCreative
             | ErrorCode::UnknownConnector
             | ErrorCode::UnknownDeadLetter
+            | ErrorCode::UnknownApproval
             | ErrorCode::UnknownHook => 404,
+            ErrorCode::ApprovalClosed => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnsupportedEncoding => 415,
@@ -206,6 +216,10 @@ impl ErrorCode {
                 "No connector by this name is configured; `GET /api/v1/connectors` lists them."
             }
             ErrorCode::UnknownDeadLetter => "No dead letter has this sequence number (it may have been replayed).",
+            ErrorCode::UnknownApproval => "No run by this id is waiting for approval, nor ever did.",
+            ErrorCode::ApprovalClosed => {
+                "The run no longer waits for approval: already decided, expired or ended; `state` says which."
+            }
             ErrorCode::UnknownHook => "No hook file serves this source (`/hooks/{source}`).",
             ErrorCode::InvalidSignature => {
                 "An inbound webhook's signature is missing, does not match, or signs a time more than five minutes away."

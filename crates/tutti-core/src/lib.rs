@@ -5,12 +5,14 @@
 //! spawns tasks or reads a clock; callers pass in the current time and whatever stored state a decision needs,
 //! and get back the decision. That makes every decision replayable and testable with plain values.
 
+pub mod audit;
 pub mod codes;
 pub mod condition;
 pub mod creative;
 pub mod cron;
 pub mod event;
 pub mod flow;
+pub mod hash;
 pub mod identity;
 pub mod json;
 pub mod profile;

@@ -97,3 +97,13 @@ impl Memory for StoreMemory {
         self.store.scan(connector, prefix, after, limit).map_err(|e| e.to_string())
     }
 }
+
+/// The audit log connectors append to: the `audit` table beside the runs.
+pub struct StoreAudit(pub Arc<tutti_store::sqlite::SqliteFlowReader>);
+
+impl tutti_connectors::Audit for StoreAudit {
+    fn append(&self, records: Vec<tutti_core::audit::AuditRecord>) -> Result<(), String> {
+        use tutti_store::AuditLog;
+        self.0.append(&records).map_err(|e| format!("the audit log: {e}"))
+    }
+}

@@ -363,10 +363,7 @@ impl Pace {
 pub(crate) fn backoff(attempts: u32, key: &str) -> Millis {
     let step = (1_000i64 << attempts.saturating_sub(1).min(22)).min(MAX_BACKOFF_MS);
     let half = step / 2;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes().chain(attempts.to_le_bytes()) {
-        hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = tutti_core::hash::Fnv1a::new().write(key.as_bytes()).write(&attempts.to_le_bytes()).finish();
     half + (hash % (half as u64 + 1)) as i64
 }
 

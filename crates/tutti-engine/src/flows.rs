@@ -11,8 +11,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+use serde_json::{Value, json};
+use tutti_core::audit::{AuditKind, AuditRecord};
 use tutti_core::flow::Definitions;
-use tutti_core::flow::machine::{DecisionKind, Effect, Input, ProfileState, RunStatus, World, apply};
+use tutti_core::flow::def::StepKind;
+use tutti_core::flow::machine::{
+    Decision, DecisionKind, Effect, Input, ProfileState, Run, RunStatus, WaitOn, World, apply,
+};
 use tutti_core::profile::Stamped;
 use tutti_core::{Millis, Profile, ProfileId};
 use tutti_store::{FlowBatch, OutboxItem, ProfileStore, RunRecord, StoreError};
@@ -167,6 +172,7 @@ impl FlowRuntime {
         let effects = apply(&world, state, input, now);
         self.touched.insert(pid);
         let mut profile_changed = false;
+        let mut approvals: Vec<AuditRecord> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Dispatch(d) => batch.outbox.push(OutboxItem {
@@ -186,10 +192,19 @@ impl FlowRuntime {
                 Effect::Record(decision) => match &decision.kind {
                     DecisionKind::SegmentEntered { segment } => batch.members.push((segment.clone(), pid, true)),
                     DecisionKind::SegmentLeft { segment } => batch.members.push((segment.clone(), pid, false)),
+                    DecisionKind::ApprovalRequested { .. }
+                    | DecisionKind::Approved { .. }
+                    | DecisionKind::Rejected { .. }
+                    | DecisionKind::ApprovalExpired { .. } => approvals.push(approval_record(pid, &decision)),
                     _ => tracing::debug!(target: "tutti::flows", decision = ?decision, "decision"),
                 },
                 Effect::Run(run) => {
+                    // What was approved is recorded as it went out (after any edits).
+                    for record in approvals.iter_mut().filter(|r| r.run.as_deref() == Some(run.id.as_str())) {
+                        attach_content(&defs, &run, record);
+                    }
                     let state = match &run.status {
+                        RunStatus::Waiting { on: WaitOn::Approval, .. } => "approval",
                         RunStatus::Waiting { .. } => "waiting",
                         RunStatus::AwaitingResult { .. } => "awaiting_result",
                         RunStatus::Completed => "completed",
@@ -208,6 +223,7 @@ impl FlowRuntime {
                 }
             }
         }
+        batch.audit.append(&mut approvals);
         Ok(profile_changed)
     }
 
@@ -270,5 +286,45 @@ impl FlowRuntime {
     pub fn erase(&mut self, pid: ProfileId) {
         self.states.remove(&pid);
         self.window.retain(|(_, p)| *p != pid);
+    }
+}
+
+/// An approval decision as an audit record: what happened, who decided, why.
+fn approval_record(pid: ProfileId, d: &Decision) -> AuditRecord {
+    let mut detail = match &d.kind {
+        DecisionKind::ApprovalRequested { reason, until, escalated_to } => {
+            let what = if escalated_to.is_some() { "escalated" } else { "requested" };
+            json!({"decision": what, "reason": reason, "expires_at": tutti_core::time::format_timestamp(*until),
+                   "escalated_to": escalated_to})
+        }
+        DecisionKind::Approved { by, edited } => {
+            json!({"decision": if *edited { "edited_and_approved" } else { "approved" }, "approver": by})
+        }
+        DecisionKind::Rejected { by, reason } => json!({"decision": "rejected", "approver": by, "reason": reason}),
+        DecisionKind::ApprovalExpired { fallback } => json!({"decision": "expired", "fallback": fallback}),
+        other => json!({"decision": format!("{other:?}")}),
+    };
+    detail["step"] = d.step.clone().map_or(Value::Null, Value::String);
+    AuditRecord {
+        at: d.at,
+        kind: AuditKind::Approval,
+        flow: d.flow.clone(),
+        run: d.run.clone(),
+        profile: Some(pid),
+        detail,
+    }
+}
+
+/// Adds to an approval's record the content it was about, as the run now holds it, and the flow version.
+fn attach_content(defs: &Definitions, run: &Run, record: &mut AuditRecord) {
+    record.detail["version"] = run.version.into();
+    let step = record.detail["step"].as_str().unwrap_or_default();
+    let Some(flow) = defs.flow(&run.flow, run.version) else { return };
+    let content = flow.steps.iter().find(|s| s.id == step).and_then(|s| match &s.kind {
+        StepKind::Approve(a) => a.content.as_ref(),
+        _ => None,
+    });
+    if let Some(c) = content.and_then(|c| run.results.get(c)) {
+        record.detail["content"] = c.clone();
     }
 }

@@ -190,17 +190,19 @@ impl Engine {
             store: sqlite::SqliteConnectorMemory::open(&dir.join(sqlite::CONNECTORS_FILE))?,
             clock: clock.clone(),
         };
+        let paths = sqlite::Paths::in_dir(&dir);
+        let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
         let shared = tutti_connectors::Shared {
             memory: Arc::new(memory),
             decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
             ai: Arc::default(),
+            audit: Arc::new(connectors::StoreAudit(flow_store.clone())),
         };
         shared.decisions.load(&*shared.memory).map_err(EngineError::Connectors)?;
         let registry = connectors::registry(&config, env, &link_key, &shared)?;
         // A second set of clients for health checks, which run on the caller's runtime, not the delivery thread's.
         let checks = connectors::registry(&config, env, &link_key, &shared)?;
         let hooks = connectors::hooks(&config, env)?;
-        let paths = sqlite::Paths::in_dir(&dir);
         let metrics = Arc::new(Metrics::default());
         let identity = config.identity.to_core();
 
@@ -232,7 +234,6 @@ impl Engine {
                 dedup_retention_ms: config.intake.dedup_retention.as_millis() as i64,
             },
         )?;
-        let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
         let flows_dir = config.flows.dir.clone().or_else(|| {
             let default = std::path::PathBuf::from("./flows");
             default.is_dir().then_some(default)
@@ -487,6 +488,47 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, EngineError> {
         Ok(self.flow_store.runs(profile, flow, limit)?)
+    }
+
+    /// Runs waiting for a person's approval, oldest request first. Blocking.
+    pub fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>, EngineError> {
+        Ok(self.flow_store.approvals(flow, limit)?)
+    }
+
+    /// One run (as JSON) and the profile it belongs to. Blocking.
+    pub fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>, EngineError> {
+        Ok(self.flow_store.run(id)?)
+    }
+
+    /// Records a person's decision on a run waiting at the approve step `step`, and continues the run: an
+    /// approved message goes out (once), a rejected one does not. Returns the run as it is after the
+    /// decision, or `None` when the run did not change (it no longer waits there).
+    pub async fn decide_approval(
+        &self,
+        profile: ProfileId,
+        run: &str,
+        step: &str,
+        decision: tutti_core::flow::machine::ApprovalDecision,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.processor.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.as_ref().ok_or(EngineError::ProcessorGone)?;
+            let command =
+                processor::Command::Approve { profile, run: run.to_owned(), step: step.to_owned(), decision, reply };
+            tx.send(command).map_err(|_| EngineError::ProcessorGone)?;
+        }
+        answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)
+    }
+
+    /// Audit records after `after` that match the filter, oldest first. Blocking.
+    pub fn audit(
+        &self,
+        filter: &tutti_core::audit::AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, tutti_core::audit::AuditRecord)>, EngineError> {
+        Ok(tutti_store::AuditLog::audit(&*self.flow_store, filter, after, limit)?)
     }
 
     /// A page of a segment's members and the total. Blocking.

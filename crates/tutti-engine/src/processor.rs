@@ -47,7 +47,19 @@ pub struct ErasureReport {
 }
 
 pub(crate) enum Command {
-    Erase { profile: ProfileId, reply: oneshot::Sender<Result<Option<ErasureReport>, String>> },
+    Erase {
+        profile: ProfileId,
+        reply: oneshot::Sender<Result<Option<ErasureReport>, String>>,
+    },
+    /// A person's decision on a run waiting at an approve step. The reply is the run as committed after it,
+    /// or `None` when the run did not change (it no longer waits there).
+    Approve {
+        profile: ProfileId,
+        run: String,
+        step: String,
+        decision: tutti_core::flow::machine::ApprovalDecision,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, String>>,
+    },
 }
 
 /// A connector's answer to an awaited action, handed back by the dispatcher.
@@ -260,24 +272,7 @@ impl Processor {
             // Deleted before the checkpoint moves past them: after a crash they are simply gone, never orphaned.
             self.intake.delete_blocking(pending.dropped.clone())?;
         }
-        pending.batch.checkpoint = checkpoint;
-        pending.batch.next_profile_id = state.next_id;
-        pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
-        let queued = match self.store.commit(&pending.batch) {
-            Ok(queued) => queued,
-            Err(e) => {
-                // The in-memory caches may hold uncommitted changes: drop them and replay from the checkpoint.
-                self.reset(state, std::mem::take(&mut pending.results))?;
-                return Err(e.into());
-            }
-        };
-        self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
-        let rows = std::mem::take(&mut pending.batch.flows.outbox)
-            .into_iter()
-            .zip(queued)
-            .filter_map(|(item, seq)| Some(OutboxRow::queued(seq?, item)))
-            .collect();
-        self.dispatcher.queued(rows);
+        self.commit(state, &mut pending, checkpoint)?;
         if !pending.dropped.is_empty() {
             self.metrics.events_erased_in_flight.fetch_add(pending.dropped.len() as u64, Ordering::Relaxed);
             self.intake.scrub_blocking()?;
@@ -292,6 +287,29 @@ impl Processor {
         self.evict(state);
         state.flows.evict();
         Ok(full)
+    }
+
+    /// Commits a batch at `checkpoint` and hands its new actions to the dispatcher. On failure the caches are
+    /// dropped (they may hold uncommitted changes) and everything replays from the last checkpoint.
+    fn commit(&mut self, state: &mut State, pending: &mut Pending, checkpoint: u64) -> Result<(), ProcessorError> {
+        pending.batch.checkpoint = checkpoint;
+        pending.batch.next_profile_id = state.next_id;
+        pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
+        let queued = match self.store.commit(&pending.batch) {
+            Ok(queued) => queued,
+            Err(e) => {
+                self.reset(state, std::mem::take(&mut pending.results))?;
+                return Err(e.into());
+            }
+        };
+        self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
+        let rows = std::mem::take(&mut pending.batch.flows.outbox)
+            .into_iter()
+            .zip(queued)
+            .filter_map(|(item, seq)| Some(OutboxRow::queued(seq?, item)))
+            .collect();
+        self.dispatcher.queued(rows);
+        Ok(())
     }
 
     /// Drops every cache after a failure, keeping the action results that were not committed.
@@ -496,7 +514,39 @@ impl Processor {
                 }
                 let _ = reply.send(result);
             }
+            Command::Approve { profile, run, step, decision, reply } => {
+                let result = self.approve(state, profile, &run, &step, &decision).map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, run, "an approval could not be recorded; it can be retried");
+                }
+                let _ = reply.send(result);
+            }
         }
+    }
+
+    /// Runs a decision through the profile's flows and commits it on its own (the log position stays). Late
+    /// decisions meet the expiry first; the machine decides.
+    fn approve(
+        &mut self,
+        state: &mut State,
+        profile: ProfileId,
+        run: &str,
+        step: &str,
+        decision: &tutti_core::flow::machine::ApprovalDecision,
+    ) -> Result<Option<Vec<u8>>, ProcessorError> {
+        let now = self.clock.now_ms();
+        state.flows.begin();
+        let mut pending = Pending::default();
+        let input = tutti_core::flow::Input::Approval { run, step, verdict: decision };
+        if let Err(e) = self.flow_input(state, &mut pending, profile, input, now) {
+            self.reset(state, Vec::new())?;
+            return Err(e);
+        }
+        state.flows.finish(&mut pending.batch.flows);
+        let changed = pending.batch.flows.runs.iter().rev().find(|r| r.id == run).map(|r| r.body.clone());
+        let checkpoint = state.checkpoint;
+        self.commit(state, &mut pending, checkpoint)?;
+        Ok(changed)
     }
 
     fn erase(&mut self, state: &mut State, id: ProfileId) -> Result<Option<ErasureReport>, ProcessorError> {

@@ -246,3 +246,167 @@ fn private_destinations_become_dead_letters_without_a_request() {
     assert!(receiver.got.0.lock().unwrap().is_empty(), "nothing reached the receiver");
     engine.shutdown();
 }
+
+/// Waits (bounded) until the engine's state meets `done`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// The S6 example's flow, sending to the receiver.
+fn s6_flow(dir: &Path, receiver: &str) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/s6-personal-copy/personal-thanks.yaml");
+    let source = std::fs::read_to_string(example).unwrap().replace("http://127.0.0.1:9400", receiver);
+    std::fs::write(dir.join("personal-thanks.yaml"), source).unwrap();
+}
+
+fn order(user: &str, traits: Value, item: &str, order_id: &str) -> [Value; 2] {
+    [
+        json!({"type": "identify", "userId": user, "traits": traits}),
+        json!({"type": "track", "userId": user, "event": "Order Completed",
+               "properties": {"item": item, "order_id": order_id}}),
+    ]
+}
+
+fn run_of(engine: &Engine, user_email: &str) -> Value {
+    engine
+        .runs(None, Some("personal-thanks"), 100)
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(r).unwrap())
+        .find(|r| r["trigger"]["userId"] == user_email)
+        .unwrap_or_else(|| panic!("no run for {user_email}"))
+}
+
+fn decide(engine: &Engine, run: &Value, decision: tutti_core::flow::machine::ApprovalDecision) -> Option<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let pid: tutti_core::ProfileId = run["profile"].as_str().unwrap().parse().unwrap();
+    let after = rt.block_on(engine.decide_approval(pid, run["id"].as_str().unwrap(), "review", decision)).unwrap();
+    after.map(|b| serde_json::from_slice(&b).unwrap())
+}
+
+#[test]
+fn s6_in_the_engine_copy_in_three_languages_and_the_big_spender_waits_for_a_person() {
+    use tutti_core::audit::{AuditFilter, AuditKind};
+    use tutti_core::flow::machine::ApprovalDecision;
+
+    let receiver = Receiver::start();
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    s6_flow(flows.path(), &receiver.url);
+    let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
+    let engine = start(data.path(), flows.path(), clock.clone());
+    let mut events = Vec::new();
+    // No model is configured: the local provider writes every message.
+    events.extend(order(
+        "wang",
+        json!({"email": "wang@example.cn", "name": "王伟", "gender": "male", "language": "zh", "ltv": 300}),
+        "茶具",
+        "D-1",
+    ));
+    events.extend(order(
+        "sam",
+        json!({"email": "sam@example.com", "first_name": "Sam", "language": "en", "ltv": 80}),
+        "tea set",
+        "D-2",
+    ));
+    events.extend(order(
+        "lan",
+        json!({"email": "lan@example.vn", "name": "Nguyễn Thị Lan", "gender": "female", "language": "vi", "ltv": 5000}),
+        "bộ ấm trà",
+        "D-3",
+    ));
+    ingest(&engine, &events);
+
+    // The two ordinary customers get their copy at once; the big spender's waits.
+    let sent = receiver.wait_for(2);
+    settle(&engine, &clock);
+    let sent_now = receiver.wait_for(2);
+    assert_eq!(sent_now.len(), 2, "{sent_now:?}");
+    let to = |s: &(String, Value), who: &str| s.1["to"] == who;
+    let zh = sent.iter().find(|s| to(s, "wang@example.cn")).expect("the Chinese message");
+    let en = sent.iter().find(|s| to(s, "sam@example.com")).expect("the English message");
+    let zh_body = zh.1["text"].as_str().unwrap();
+    assert!(zh_body.contains("王先生"), "{zh_body}");
+    assert!(zh_body.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{zh_body}");
+    assert!(en.1["text"].as_str().unwrap().contains("Sam"), "{en:?}");
+    assert_eq!(zh.1["approved_by"], "", "nobody had to approve it");
+
+    wait_until("the approval is requested", || engine.approvals(None, 10).unwrap().len() == 1);
+    let inbox: Vec<Value> =
+        engine.approvals(None, 10).unwrap().iter().map(|r| serde_json::from_slice(r).unwrap()).collect();
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let lan = run_of(&engine, "lan");
+    assert_eq!(inbox[0]["id"], lan["id"]);
+    assert_eq!(lan["results"]["review"]["approval"], "pending");
+    assert_eq!(lan["results"]["copy"]["language"], "vi");
+    let lan_body = lan["results"]["copy"]["body"].as_str().unwrap();
+    assert!(lan_body.contains("chị Lan") && lan_body.contains("Cảm ơn chị đã đặt"), "{lan_body}");
+    assert!(lan["results"]["copy"]["passed"].as_bool().unwrap());
+
+    // Edited and approved: sent once, as edited, with the approver on it.
+    clock.advance(60_000);
+    let edited = "Chị Lan ơi, cảm ơn chị đã đặt bộ ấm trà. Đơn hàng: https://shop.example/orders/D-3";
+    let edits = serde_json::from_value(json!({"body": edited})).unwrap();
+    let after = decide(&engine, &lan, ApprovalDecision::Approve { by: "mai@shop.vn".into(), edits: Some(edits) });
+    let after = after.expect("the run moved on");
+    assert_eq!(after["results"]["review"]["approval"], "approved");
+    let sent = receiver.wait_for(3);
+    assert_eq!(sent.len(), 3);
+    let vi = sent.iter().find(|s| to(s, "lan@example.vn")).unwrap();
+    assert_eq!(vi.1["text"], edited);
+    assert_eq!(vi.1["approved_by"], "mai@shop.vn");
+    // A second decision on the same run changes nothing, and nothing goes twice.
+    let again = decide(&engine, &lan, ApprovalDecision::Reject { by: "boss@shop.vn".into(), reason: "late".into() });
+    assert!(again.is_none());
+    settle(&engine, &clock);
+    assert_eq!(receiver.wait_for(3).len(), 3);
+    assert!(engine.approvals(None, 10).unwrap().is_empty());
+
+    // Another big spender nobody approves: after 24 h the plain default goes, and a late decision is refused.
+    ingest(
+        &engine,
+        &order("hoa", json!({"email": "hoa@example.vn", "name": "Trần Văn Hòa", "ltv": 2000}), "ấm", "D-4"),
+    );
+    wait_until("the approval is requested", || engine.approvals(None, 10).unwrap().len() == 1);
+    assert_eq!(receiver.wait_for(3).len(), 3, "not sent before approval");
+    clock.advance(24 * 3_600_000 + 1000);
+    let sent = receiver.wait_for(4);
+    settle(&engine, &clock);
+    let hoa = sent.iter().find(|s| to(s, "hoa@example.vn")).expect("the default went out");
+    assert_eq!(hoa.1["subject"], "Thank you for your order");
+    let late =
+        decide(&engine, &run_of(&engine, "hoa"), ApprovalDecision::Approve { by: "x@shop.vn".into(), edits: None });
+    assert!(late.is_none(), "an expired approval takes no decision");
+    assert_eq!(receiver.wait_for(4).len(), 4);
+
+    // The audit log: one model call per message (the local provider, labelled), and every approval.
+    let calls = engine.audit(&AuditFilter { kind: Some(AuditKind::ModelCall), ..Default::default() }, 0, 100).unwrap();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    for (_, c) in &calls {
+        assert_eq!(c.flow.as_deref(), Some("personal-thanks"));
+        assert_eq!(c.detail["provider"], "local");
+        assert_eq!(c.detail["local"], true);
+        assert_eq!(c.detail["template_version"], "personal-thanks@1#copy");
+        assert_eq!(c.detail["prompt_hash"].as_str().unwrap().len(), 64);
+        assert_eq!(c.detail["verdict"]["passed"], true);
+    }
+    let lan_run = lan["id"].as_str().unwrap().to_owned();
+    let approvals = engine
+        .audit(&AuditFilter { kind: Some(AuditKind::Approval), run: Some(lan_run), ..Default::default() }, 0, 100)
+        .unwrap();
+    let decisions: Vec<&str> = approvals.iter().map(|(_, r)| r.detail["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["requested", "edited_and_approved"]);
+    assert_eq!(approvals[1].1.detail["approver"], "mai@shop.vn");
+    assert_eq!(approvals[1].1.detail["content"]["body"], edited);
+    let expired = engine
+        .audit(&AuditFilter { kind: Some(AuditKind::Approval), ..Default::default() }, 0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r.detail["decision"] == "expired")
+        .count();
+    assert_eq!(expired, 1);
+    engine.shutdown();
+}

@@ -238,7 +238,7 @@ pub fn analyze_totals(creatives: &[Creative], totals: &[Totals], options: &Optio
         .into_iter()
         .map(|(channel, members)| {
             // Seeded by name, so adding a channel does not change another channel's figures.
-            let rng = root.fork(fnv1a(channel.as_bytes()));
+            let rng = root.fork(tutti_core::hash::fnv1a(channel.as_bytes()));
             channel_report(channel, &members, creatives, totals, options, &rng)
         })
         .collect();
@@ -250,10 +250,6 @@ pub fn analyze_totals(creatives: &[Creative], totals: &[Totals], options: &Optio
         channels,
         unknown_creatives: 0,
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The groups of one channel: (trait, value) -> its creatives (indices into the channel's members).

@@ -3,6 +3,7 @@
 //! Handlers are thin: authenticate in an extractor, validate, hand to the engine, answer.
 
 pub mod admin;
+pub mod approvals;
 pub mod delivery;
 pub mod error;
 pub mod flows;
@@ -77,6 +78,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/dead-letters/replay", post(delivery::replay))
         .route("/api/v1/dead-letters/{seq}/replay", post(delivery::replay_one))
         .route("/api/v1/segments/{id}/members", get(flows::members))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/api/v1/audit", get(approvals::audit))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/segments", get(flows::list))
         .route("/api/v1/policies", get(flows::list))

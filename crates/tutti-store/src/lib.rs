@@ -13,6 +13,7 @@ pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
 
+use tutti_core::audit::{AuditFilter, AuditRecord};
 use tutti_core::creative::{Creative, Performance, Tag, Totals};
 use tutti_core::{Identifier, Millis, Profile, ProfileId};
 
@@ -162,6 +163,8 @@ pub struct FlowBatch {
     pub runs: Vec<RunRecord>,
     /// Segment membership changes: (segment, profile, member).
     pub members: Vec<(String, ProfileId, bool)>,
+    /// Approval decisions for the audit trail, committed with the runs they changed.
+    pub audit: Vec<AuditRecord>,
 }
 
 /// An action waiting to be dispatched.
@@ -237,7 +240,7 @@ pub struct RunRecord {
     pub profile: ProfileId,
     pub flow: String,
     pub version: u32,
-    /// `waiting`, `awaiting_result`, `completed` or `exited`.
+    /// `waiting`, `approval` (waiting for a person), `awaiting_result`, `completed` or `exited`.
     pub state: String,
     pub started_at: Millis,
     pub updated_at: Millis,
@@ -312,6 +315,18 @@ pub trait FlowReader: Send + Sync {
     /// the filter, at most `limit`. Returns the rows as they now are, for the dispatcher.
     fn replay(&self, filter: &DeadLetterFilter, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
     fn pending_timers(&self) -> Result<u64>;
+    /// Runs waiting for a person's approval, oldest request first, optionally of one flow.
+    fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
+    /// One run and the profile it belongs to now.
+    fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>>;
+}
+
+/// The append-only audit trail of model calls and approvals.
+pub trait AuditLog: Send + Sync {
+    /// Appends records in one transaction.
+    fn append(&self, records: &[AuditRecord]) -> Result<()>;
+    /// Records after `after` (a sequence number) that match, oldest first.
+    fn audit(&self, filter: &AuditFilter, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>>;
 }
 
 /// Definitions written through the admin API, kept with every version runs may still use.

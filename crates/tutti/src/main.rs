@@ -85,6 +85,20 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The approvals inbox: messages waiting for a person; approve (with edits) or reject them.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Export the audit log (every model call and every approval) as JSON Lines.
+    Audit {
+        #[command(flatten)]
+        filter: AuditArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Creatives and their performance: import exports, tag, and see which traits win where.
     Insights {
         #[command(subcommand)]
@@ -332,6 +346,62 @@ enum DeadLettersCommand {
 }
 
 #[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Runs waiting for approval, oldest request first, with the message to decide on.
+    List {
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a run's message as it is, or edited (--subject, --body, --edit field=text).
+    Approve {
+        run: String,
+        /// Who approves (recorded on the message and in the audit log).
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        /// Any other field of the message: `field=text` (repeatable).
+        #[arg(long = "edit", value_name = "FIELD=TEXT")]
+        edits: Vec<String>,
+    },
+    /// Reject a run's message with a reason: it is never sent.
+    Reject {
+        run: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// `model_call` or `approval`.
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    flow: Option<String>,
+    #[arg(long)]
+    run: Option<String>,
+    /// A profile id such as p42.
+    #[arg(long)]
+    profile: Option<String>,
+    /// RFC 3339, inclusive.
+    #[arg(long)]
+    since: Option<String>,
+    /// RFC 3339, exclusive.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+#[derive(Subcommand)]
 enum ProfilesCommand {
     /// Print a profile. KEY is a profile id (p42) or type:value (user_id:42, email:a@b.c).
     Get {
@@ -380,6 +450,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Connectors { command, client } => connectors(command, &Client::new(client)?),
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
+        Command::Approvals { command, client } => approvals(command, &Client::new(client)?),
+        Command::Audit { filter, client } => audit(&filter, &Client::new(client)?),
         Command::Hooks { command: HooksCommand::Test { file, payload } } => hooks_test(&file, &payload),
         Command::Review(args) => review(args),
         Command::Events { command: EventsCommand::Tail { limit, follow }, client } => {
@@ -613,6 +685,18 @@ fn encode(key: &str) -> String {
         .collect()
 }
 
+/// `?limit=N` (1 to 1,000) and the parameters that are set, encoded.
+fn query(limit: usize, params: &[(&str, &Option<String>)]) -> String {
+    let mut query = format!("?limit={}", limit.clamp(1, 1000));
+    for (key, value) in params {
+        if let Some(v) = value {
+            // `+` in a query means a space; times carry it as an offset.
+            query.push_str(&format!("&{key}={}", encode(v).replace('+', "%2B")));
+        }
+    }
+    query
+}
+
 fn print(value: &Value) -> anyhow::Result<()> {
     say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -753,12 +837,7 @@ fn review(args: ReviewArgs) -> anyhow::Result<()> {
 fn dead_letters(command: DeadLettersCommand, client: &Client) -> anyhow::Result<()> {
     match command {
         DeadLettersCommand::List { connector, flow, limit, json } => {
-            let mut query = format!("?limit={}", limit.clamp(1, 1000));
-            for (key, value) in [("connector", connector), ("flow", flow)] {
-                if let Some(value) = value {
-                    query.push_str(&format!("&{key}={}", encode(&value)));
-                }
-            }
+            let query = query(limit, &[("connector", &connector), ("flow", &flow)]);
             let page = client.call("GET", &format!("/api/v1/dead-letters{query}"))?;
             if json {
                 return print(&page);
@@ -784,6 +863,92 @@ fn dead_letters(command: DeadLettersCommand, client: &Client) -> anyhow::Result<
             let answer = client.send("POST", "/api/v1/dead-letters/replay", Some(&body))?;
             say!("replayed {}", answer["replayed"]);
             Ok(())
+        }
+    }
+}
+
+fn approvals(command: ApprovalsCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        ApprovalsCommand::List { flow, limit, json } => {
+            let query = query(limit, &[("flow", &flow)]);
+            let page = client.call("GET", &format!("/api/v1/approvals{query}"))?;
+            if json {
+                return print(&page);
+            }
+            let items = page["approvals"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                say!("nothing waits for approval");
+            }
+            for a in &items {
+                let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+                say!(
+                    "{}  {} v{} step {}  profile {}  expires {}",
+                    text(&a["run"]),
+                    text(&a["flow"]),
+                    a["version"],
+                    text(&a["step"]),
+                    text(&a["profile"]),
+                    text(&a["expires_at"])
+                );
+                say!("    why: {}", text(&a["reason"]));
+                if let Some(content) = a["content"].as_object() {
+                    for key in ["subject", "body"] {
+                        if let Some(v) = content.get(key).and_then(Value::as_str) {
+                            say!("    {key}: {}", v.replace('\n', "\n    "));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        ApprovalsCommand::Approve { run, by, subject, body, edits } => {
+            let mut fields = serde_json::Map::new();
+            for e in edits {
+                let (k, v) = e.split_once('=').with_context(|| format!("--edit {e:?} is not FIELD=TEXT"))?;
+                fields.insert(k.trim().to_owned(), Value::String(v.to_owned()));
+            }
+            for (k, v) in [("subject", subject), ("body", body)] {
+                if let Some(v) = v {
+                    fields.insert(k.to_owned(), Value::String(v));
+                }
+            }
+            let request = serde_json::json!({"by": by, "edits": fields});
+            let answer = client.send("POST", &format!("/api/v1/approvals/{}/approve", encode(&run)), Some(&request))?;
+            let edited = if answer["approval"]["edited"] == true { " (edited)" } else { "" };
+            say!("approved{edited}: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        ApprovalsCommand::Reject { run, by, reason } => {
+            let request = serde_json::json!({"by": by, "reason": reason});
+            let answer = client.send("POST", &format!("/api/v1/approvals/{}/reject", encode(&run)), Some(&request))?;
+            say!("rejected: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+    }
+}
+
+/// Prints every matching audit record as one JSON line, a page at a time.
+fn audit(filter: &AuditArgs, client: &Client) -> anyhow::Result<()> {
+    let query = query(
+        1000,
+        &[
+            ("kind", &filter.kind),
+            ("flow", &filter.flow),
+            ("run", &filter.run),
+            ("profile", &filter.profile),
+            ("since", &filter.since),
+            ("until", &filter.until),
+        ],
+    );
+    let mut after = 0u64;
+    loop {
+        let page = client.call("GET", &format!("/api/v1/audit{query}&after={after}"))?;
+        for r in page["records"].as_array().into_iter().flatten() {
+            say!("{}", serde_json::to_string(r)?);
+        }
+        match page["next"].as_u64() {
+            Some(n) => after = n,
+            None => return Ok(()),
         }
     }
 }

@@ -5,36 +5,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{ADMIN_TOKEN, Server};
+use common::{ADMIN_TOKEN, Server, cli, post_admin, wait_until};
 use serde_json::{Value, json};
 use tutti_connectors::testing::{self, Fault, Vendors};
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
-
-fn cli(server: &Server, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(args)
-        .args(["--url", &server.url, "--token", ADMIN_TOKEN])
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    server.post_raw(
-        path,
-        body.to_string().as_bytes(),
-        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "application/json")],
-    )
-}
 
 #[test]
 fn dead_letters_are_listed_and_replayed_and_connectors_checked() {
@@ -77,9 +51,9 @@ fn dead_letters_are_listed_and_replayed_and_connectors_checked() {
 
     let (ok, out) = cli(&server, &["dead-letters", "list"]);
     assert!(ok && out.contains(&key) && out.contains("HTTP 422"), "{out}");
-    let (status, body) = post(&server, "/api/v1/dead-letters/replay", &json!({}));
+    let (status, body) = post_admin(&server, "/api/v1/dead-letters/replay", &json!({}));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
-    let (status, body) = post(&server, "/api/v1/dead-letters/424242/replay", &json!({}));
+    let (status, body) = post_admin(&server, "/api/v1/dead-letters/424242/replay", &json!({}));
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_dead_letter")), "{body}");
 
     let (ok, out) = cli(&server, &["dead-letters", "replay", "--connector", "webhook"]);

@@ -98,6 +98,11 @@ impl Router {
         }
     }
 
+    /// Whether `task` is routed to a configured remote provider.
+    pub fn has_remote_for(&self, task: Task) -> bool {
+        self.providers.contains_key(self.provider_for(task))
+    }
+
     /// Whether any remote provider is configured.
     pub fn has_remote(&self) -> bool {
         !self.providers.is_empty()

@@ -16,6 +16,7 @@
 //! diacritics at all, so that accented copy is never matched through its folded form ("lãi" is not "lại").
 
 mod pack;
+pub(crate) use pack::json_pointer;
 mod scan;
 
 use std::collections::BTreeMap;
@@ -300,7 +301,7 @@ impl Gate {
                             // Lowered exactly as the text it is looked for in.
                             let lower = View::new(&text::nfc(phrase)).lower;
                             if *written == Written::Vi {
-                                let f = scan::fold(&lower);
+                                let f = text::fold(&lower);
                                 if f != lower {
                                     folded.push(f);
                                     folded_meta.push(Meta { rule: at, role });
@@ -411,7 +412,7 @@ impl Gate {
                 }
             };
             collect(&self.plain, &self.plain_meta);
-            if !scan::has_diacritics(value) {
+            if !text::has_diacritics(value) {
                 collect(&self.folded, &self.folded_meta);
             }
             for (ri, rule) in self.rules.iter().enumerate().filter(|(_, r)| on(r)) {

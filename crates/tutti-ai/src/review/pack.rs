@@ -138,6 +138,19 @@ fn fixes_of(kind: Kind) -> &'static [&'static str] {
     }
 }
 
+/// A deserialisation error's path as a JSON pointer (`/rules/3/id`), to find its line in the YAML.
+pub(crate) fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => pointer = push_token(&pointer, &index.to_string()),
+            serde_path_to_error::Segment::Map { key } => pointer = push_token(&pointer, key),
+            _ => {}
+        }
+    }
+    pointer
+}
+
 /// Reads one pack file. `file` names it in errors.
 pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
     let (value, positions) =
@@ -146,14 +159,7 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
     let at_key =
         |pointer: &str, message: String| PackError { file: file.to_owned(), pos: positions.key(pointer), message };
     let mut pack: PackFile = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let mut pointer = String::new();
-        for segment in e.path().iter() {
-            match segment {
-                serde_path_to_error::Segment::Seq { index } => pointer = push_token(&pointer, &index.to_string()),
-                serde_path_to_error::Segment::Map { key } => pointer = push_token(&pointer, key),
-                _ => {}
-            }
-        }
+        let pointer = json_pointer(e.path());
         let shown = e.path().to_string();
         let message = if shown == "." { e.inner().to_string() } else { format!("{shown}: {}", e.inner()) };
         at_key(&pointer, message)

@@ -46,26 +46,6 @@ fn is_spaced_letter(c: char) -> bool {
     c.is_alphabetic() && !is_han(c)
 }
 
-/// Whether the text has letters with diacritics (or combining marks): Vietnamese typed with its accents, which
-/// the phrases with accents already match.
-pub(crate) fn has_diacritics(text: &str) -> bool {
-    text.chars().any(|c| matches!(c as u32, 0xC0..=0x24F | 0x300..=0x36F | 0x1E00..=0x1EFF))
-}
-
-/// A phrase with its Vietnamese diacritics taken off ("không rủi ro" -> "khong rui ro"), for copy typed
-/// without them (most SMS in Vietnam).
-pub(crate) fn fold(phrase: &str) -> String {
-    let nfd = icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(phrase);
-    nfd.chars()
-        .filter(|c| !matches!(*c as u32, 0x300..=0x36F))
-        .map(|c| match c {
-            'đ' => 'd',
-            'Đ' => 'D',
-            c => c,
-        })
-        .collect()
-}
-
 /// Email addresses in `text`, as byte spans.
 pub(crate) fn emails(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
@@ -338,13 +318,6 @@ mod tests {
         assert!(bounded(acme, acme + 4), "a Chinese character ends a Latin word");
         let first = v.lower.find("第一").unwrap();
         assert!(bounded(first, first + "第一".len()), "Chinese has no word boundaries to check");
-    }
-
-    #[test]
-    fn folding_takes_off_vietnamese_diacritics() {
-        assert_eq!(fold("không rủi ro, đảm bảo lợi nhuận"), "khong rui ro, dam bao loi nhuan");
-        assert!(has_diacritics("Đầu tư"));
-        assert!(!has_diacritics("dau tu 投资"));
     }
 
     #[test]

@@ -1327,12 +1327,9 @@ fn trait_time(value: &Value) -> Option<Millis> {
 /// A profile's bucket (0..100) for a split: FNV-1a of the profile, flow and step, so the same person lands in
 /// the same arm every time and splits in different steps are independent.
 pub fn bucket(profile: &str, flow: &str, step: &str) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = crate::hash::Fnv1a::new();
     for part in [profile, flow, step] {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        hash.write(part.as_bytes()).write(&[0xff]);
     }
-    (hash % 100) as u32
+    (hash.finish() % 100) as u32
 }

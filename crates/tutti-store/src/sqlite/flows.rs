@@ -12,8 +12,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tutti_core::{Millis, ProfileId};
 
 use super::{ReadPool, Role, open};
+use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
+
 use crate::{
-    DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result, StoredDefinition,
+    AuditLog, DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result,
+    StoredDefinition,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -56,6 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile_id, started_at);
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at);
+-- The approvals inbox: runs waiting for a person, oldest request first.
+CREATE INDEX IF NOT EXISTS runs_awaiting_approval ON runs (updated_at, id) WHERE state = 'approval';
 CREATE TABLE IF NOT EXISTS segment_members (
     segment    TEXT    NOT NULL,
     profile_id INTEGER NOT NULL,
@@ -70,7 +75,63 @@ CREATE TABLE IF NOT EXISTS definitions (
     deleted    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, id, version)
 ) WITHOUT ROWID;
+-- The audit trail: append-only. Nothing deletes a record; the one change allowed is an erasure's redaction,
+-- which blanks what a record says about the person and keeps the rest.
+CREATE TABLE IF NOT EXISTS audit (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,
+    flow       TEXT,
+    run        TEXT,
+    profile_id INTEGER,
+    detail     TEXT    NOT NULL,
+    redacted   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS audit_by_flow ON audit (flow, seq);
+CREATE INDEX IF NOT EXISTS audit_by_run ON audit (run, seq);
+CREATE INDEX IF NOT EXISTS audit_by_profile ON audit (profile_id, seq);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_redact_only BEFORE UPDATE ON audit
+WHEN NOT (OLD.redacted = 0 AND NEW.redacted = 1 AND NEW.seq = OLD.seq AND NEW.at = OLD.at
+          AND NEW.kind = OLD.kind AND NEW.flow IS OLD.flow AND NEW.run IS OLD.run
+          AND NEW.profile_id IS OLD.profile_id)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; only an erasure may redact a record'); END;
 ";
+
+/// What an erasure blanks in an audit record: whatever could name or describe the person.
+const REDACTED_FIELDS: &str = "'$.output', '$.context', '$.message', '$.content', '$.edits', '$.verdict.violations'";
+
+/// Appends audit records inside a transaction.
+pub(super) fn append_audit(tx: &Transaction<'_>, records: &[AuditRecord]) -> Result<()> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO audit (at, kind, flow, run, profile_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for r in records {
+        put.execute(params![
+            r.at,
+            r.kind.as_str(),
+            r.flow,
+            r.run,
+            r.profile.map(|p| p.0 as i64),
+            serde_json::to_string(&r.detail).expect("JSON always serialises")
+        ])?;
+    }
+    Ok(())
+}
+
+/// Blanks an erased person's audit records (the record of the call or decision stays).
+pub(super) fn redact_audit(tx: &Transaction<'_>, pid: ProfileId) -> Result<()> {
+    tx.execute(
+        &format!(
+            "UPDATE audit SET redacted = 1, detail = json_set(json_remove(detail, {REDACTED_FIELDS}), '$.redacted', json('true'))
+             WHERE profile_id = ?1 AND redacted = 0"
+        ),
+        [pid.0 as i64],
+    )?;
+    Ok(())
+}
 
 /// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
 /// item was queued as (`None` for a key already queued).
@@ -126,6 +187,7 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
             leave.execute(params![segment, pid.0 as i64])?;
         }
     }
+    append_audit(tx, &batch.audit)?;
     Ok(queued)
 }
 
@@ -145,7 +207,7 @@ pub(super) fn erase(tx: &Transaction<'_>, pid: ProfileId) -> Result<()> {
     for table in ["flow_states", "timers", "runs", "segment_members", "outbox"] {
         tx.execute(&format!("DELETE FROM {table} WHERE profile_id = ?1"), [pid])?;
     }
-    Ok(())
+    redact_audit(tx, ProfileId(pid as u64))
 }
 
 pub(super) fn flow_state(conn: &Connection, id: ProfileId) -> Result<Option<Vec<u8>>> {
@@ -382,6 +444,91 @@ impl FlowReader for SqliteFlowReader {
 
     fn pending_timers(&self) -> Result<u64> {
         self.pool.with(|conn| Ok(conn.query_row("SELECT count(*) FROM timers", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT body FROM runs WHERE state = 'approval' AND (?1 IS NULL OR flow = ?1)
+                 ORDER BY updated_at, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![flow, limit as i64], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT profile_id, body FROM runs WHERE id = ?1")?;
+            Ok(stmt
+                .query_row([id], |r| Ok((ProfileId(r.get::<_, i64>(0)? as u64), r.get::<_, Vec<u8>>(1)?)))
+                .optional()?)
+        })
+    }
+}
+
+impl AuditLog for SqliteFlowReader {
+    fn append(&self, records: &[AuditRecord]) -> Result<()> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        append_audit(&tx, records)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit(&self, filter: &AuditFilter, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+        use rusqlite::types::Value as V;
+        let mut sql = String::from("SELECT seq, at, kind, flow, run, profile_id, detail FROM audit WHERE seq > ?1");
+        let mut values = vec![V::Integer(after as i64)];
+        let mut and = |column: &str, op: &str, v: V| {
+            values.push(v);
+            sql.push_str(&format!(" AND {column} {op} ?{}", values.len()));
+        };
+        if let Some(k) = filter.kind {
+            and("kind", "=", V::Text(k.as_str().into()));
+        }
+        if let Some(f) = &filter.flow {
+            and("flow", "=", V::Text(f.clone()));
+        }
+        if let Some(r) = &filter.run {
+            and("run", "=", V::Text(r.clone()));
+        }
+        if let Some(p) = filter.profile {
+            and("profile_id", "=", V::Integer(p.0 as i64));
+        }
+        if let Some(t) = filter.since {
+            and("at", ">=", V::Integer(t));
+        }
+        if let Some(t) = filter.until {
+            and("at", "<", V::Integer(t));
+        }
+        values.push(V::Integer(limit as i64));
+        sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", values.len()));
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                let kind: String = r.get(2)?;
+                let detail: String = r.get(6)?;
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, kind, r.get(3)?, r.get(4)?, r.get(5)?, detail))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at, kind, flow, run, profile, detail): (u64, i64, String, _, _, Option<i64>, String) = row?;
+                let Some(kind) = AuditKind::from_name(&kind) else { continue };
+                out.push((
+                    seq,
+                    AuditRecord {
+                        at,
+                        kind,
+                        flow,
+                        run,
+                        profile: profile.map(|p| ProfileId(p as u64)),
+                        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                    },
+                ));
+            }
+            Ok(out)
+        })
     }
 }
 

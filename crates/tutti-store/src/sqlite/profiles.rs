@@ -207,6 +207,7 @@ impl ProfileStore for SqliteProfileStore {
                 "DELETE FROM merges WHERE into_profile = ?1 AND from_profile = ?2",
                 params![m.into.0 as i64, m.from.0 as i64],
             )?;
+            flows::redact_audit(&tx, m.from)?;
         }
         for t in tombstones {
             tx.execute(
@@ -293,6 +294,55 @@ impl ProfileReader for SqliteProfileReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_log_is_append_only_and_an_erasure_only_redacts() {
+        use crate::sqlite::SqliteFlowReader;
+        use crate::{AuditLog, FlowBatch};
+        use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.db");
+        let mut store = SqliteProfileStore::open(&path).unwrap();
+        let flows = SqliteFlowReader::open(&path).unwrap();
+        let (a, b) = (ProfileId(1), ProfileId(2));
+        let record = |pid: ProfileId, body: &str| AuditRecord {
+            at: 10,
+            kind: AuditKind::Approval,
+            flow: Some("f".into()),
+            run: Some(format!("{pid}-1")),
+            profile: Some(pid),
+            detail: serde_json::json!({"decision": "approved", "approver": "mai", "content": {"body": body}}),
+        };
+        store
+            .commit(&ProfileBatch {
+                profiles: vec![Profile::new(a), Profile::new(b)],
+                next_profile_id: 3,
+                flows: FlowBatch { audit: vec![record(a, "chị Lan ơi")], ..FlowBatch::default() },
+                ..ProfileBatch::default()
+            })
+            .unwrap();
+        flows.append(&[record(b, "王先生")]).unwrap();
+        let all = flows.audit(&AuditFilter::default(), 0, 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1, record(a, "chị Lan ơi"));
+        let only_b = AuditFilter { profile: Some(b), ..AuditFilter::default() };
+        assert_eq!(flows.audit(&only_b, 0, 10).unwrap()[0].0, all[1].0);
+
+        // Nothing deletes or rewrites a record, not even SQL that goes round the API.
+        let conn = Connection::open(&path).unwrap();
+        let refused = |sql: &str| conn.execute(sql, []).unwrap_err().to_string();
+        assert!(refused("DELETE FROM audit").contains("append-only"));
+        assert!(refused("UPDATE audit SET detail = '{}'").contains("append-only"));
+        assert!(refused("UPDATE audit SET redacted = 1, profile_id = 9").contains("append-only"));
+
+        store.erase(a, &[]).unwrap();
+        let after = flows.audit(&AuditFilter::default(), 0, 10).unwrap();
+        assert_eq!(after.len(), 2, "the record stays");
+        assert_eq!(after[0].1.detail, serde_json::json!({"decision": "approved", "approver": "mai", "redacted": true}));
+        assert_eq!(after[1].1, record(b, "王先生"), "other people's records are untouched");
+        assert!(refused("UPDATE audit SET redacted = 1 WHERE profile_id = 1").contains("append-only"), "once");
+    }
 
     #[test]
     fn merges_move_identities_and_events_and_erase_removes_everything() {

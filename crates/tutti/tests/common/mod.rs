@@ -179,3 +179,31 @@ impl Drop for Server {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
+
+/// Waits (bounded, 30 s) until `done`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Runs the CLI against the server with the admin token: whether it succeeded, and its stdout and stderr.
+pub fn cli(server: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(args)
+        .args(["--url", &server.url, "--token", ADMIN_TOKEN])
+        .output()
+        .expect("run tutti");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// POSTs JSON to the admin API with the admin token.
+pub fn post_admin(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    server.post_raw(
+        path,
+        body.to_string().as_bytes(),
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "application/json")],
+    )
+}

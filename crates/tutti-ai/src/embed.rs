@@ -1,0 +1,143 @@
+//! Local text embeddings: hashed features in a fixed number of dimensions, for similarity and clustering. No
+//! download, no model: the same text gives the same vector on every machine.
+//!
+//! Features, from the normalised text (NFC, lower case):
+//! - Latin words (English, Vietnamese): the word, the word with its Vietnamese marks taken off (so "bao mat"
+//!   typed without diacritics meets "bảo mật"), adjacent word pairs, and the word's character trigrams (so
+//!   "securities" meets "security");
+//! - Chinese: each character, and each pair of adjacent characters (most Chinese words are two characters).
+//!
+//! Each feature is hashed (FNV-1a) to a dimension and a sign, and the vector is scaled to length 1, so the dot
+//! product of two vectors is their cosine similarity. Vectors of different languages share little: meaning
+//! across languages comes from examples in each language (see [`crate::topics`]), or from a provider's
+//! embeddings when one is configured.
+
+use tutti_core::hash::Fnv1a;
+
+use crate::text::{self, is_han};
+
+/// The number of dimensions.
+pub const DIM: usize = 512;
+
+/// A unit-length vector (all zeros for a text with no features).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding(pub Vec<f32>);
+
+impl Embedding {
+    /// Cosine similarity, from -1 to 1 (0 when either is empty).
+    pub fn cosine(&self, other: &Embedding) -> f32 {
+        self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|v| *v == 0.0)
+    }
+}
+
+/// A Vietnamese word without its marks (`bảo` -> `bao`, `đ` -> `d`); `None` when it has none.
+fn unmarked(word: &str) -> Option<String> {
+    text::has_diacritics(word).then(|| text::fold(word))
+}
+
+/// A feature of a text: its hash (which also names its kind) and its weight.
+pub type Feature = (u64, f32);
+
+/// The features of a text, each once (weights of repeats added), in hash order.
+pub fn features(text: &str) -> Vec<Feature> {
+    let normal = text::normalize(text);
+    let tokens = text::tokens(&normal);
+    let mut out: Vec<Feature> = Vec::with_capacity(tokens.len() * 6);
+    // The low three bits of a feature's hash say its kind.
+    let mut push = |kind: u64, feature: &str, weight: f32| {
+        out.push(((Fnv1a::seeded(kind).write(feature.as_bytes()).finish() & !7) | kind, weight))
+    };
+    let mut previous: Option<String> = None;
+    for token in &tokens {
+        let han = token.chars().next().is_some_and(is_han);
+        let word = if han {
+            push(KIND_HAN, token, 0.7);
+            token.clone()
+        } else if token.chars().all(char::is_alphanumeric) {
+            let plain = unmarked(token).unwrap_or_else(|| token.clone());
+            push(KIND_WORD, &plain, 1.0);
+            let padded: Vec<char> = format!("^{plain}$").chars().collect();
+            if padded.len() > 5 {
+                for w in padded.windows(3) {
+                    push(KIND_TRIGRAM, &w.iter().collect::<String>(), 0.25);
+                }
+            }
+            plain
+        } else {
+            previous = None;
+            continue;
+        };
+        if let Some(p) = &previous {
+            let p_han = p.chars().next().is_some_and(is_han);
+            match (p_han, han) {
+                (true, true) => push(KIND_HAN_PAIR, &format!("{p}{word}"), 1.0),
+                (false, false) => push(KIND_PAIR, &format!("{p} {word}"), 0.7),
+                _ => {}
+            }
+        }
+        previous = Some(word);
+    }
+    out.sort_unstable_by_key(|f| f.0);
+    out.dedup_by(|later, first| {
+        if later.0 == first.0 {
+            first.1 += later.1;
+            true
+        } else {
+            false
+        }
+    });
+    out
+}
+
+const KIND_HAN: u64 = 1;
+const KIND_HAN_PAIR: u64 = 2;
+const KIND_WORD: u64 = 3;
+const KIND_TRIGRAM: u64 = 4;
+const KIND_PAIR: u64 = 5;
+
+/// Whether a feature is a whole word or a pair (evidence of meaning), not a fragment (a trigram, a lone Chinese
+/// character).
+pub fn is_word_like(feature: u64) -> bool {
+    matches!(feature & 7, KIND_WORD | KIND_PAIR | KIND_HAN_PAIR)
+}
+
+/// The embedding of a text.
+pub fn embed(text: &str) -> Embedding {
+    let mut v = vec![0f32; DIM];
+    for (h, w) in features(text) {
+        let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+        v[((h >> 3) % DIM as u64) as usize] += sign * w;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    Embedding(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_texts_are_near_and_unrelated_ones_far() {
+        let a = embed("worried about data security");
+        assert!((a.cosine(&a) - 1.0).abs() < 1e-5);
+        assert!(a.cosine(&embed("concerns about the security of our data")) > 0.3);
+        assert!(a.cosine(&embed("the price is too high")) < 0.15);
+        // Vietnamese typed without marks meets the marked spelling; decomposed input meets precomposed.
+        let vi = embed("lo ngại bảo mật dữ liệu");
+        assert!(vi.cosine(&embed("lo ngai bao mat du lieu")) > 0.9);
+        assert!(vi.cosine(&embed("lo nga\u{0323}i ba\u{0309}o mâ\u{0323}t dữ liệu")) > 0.99);
+        let zh = embed("担心数据安全");
+        assert!(zh.cosine(&embed("数据安全让我们很担心")) > 0.5);
+        assert!(zh.cosine(&embed("价格太贵了")) < 0.15);
+        assert!(embed("").is_empty() && embed("!!!").is_empty());
+    }
+}

@@ -1,0 +1,178 @@
+//! Human approval and the audit log through the real binary, with no model configured: the S6 flow writes a
+//! thank-you per customer (with the AI-use disclosure the email policy asks for); the big spenders' messages
+//! wait in the inbox; one is rejected from the CLI and never sent, one is edited and approved over the API and
+//! sent once as edited; the audit log holds every model call and every decision, exports as JSON Lines, and
+//! an erasure redacts what it says about the person while the record stays.
+
+mod common;
+
+use common::{ADMIN_TOKEN, Server, cli, post_admin, wait_until};
+use serde_json::{Value, json};
+use tutti_connectors::testing::Vendors;
+
+fn order(server: &Server, user: &str, traits: Value, order_id: &str) {
+    let (status, body) = server.track("/v1/identify", &json!({"userId": user, "traits": traits}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.track(
+        "/v1/track",
+        &json!({"userId": user, "event": "Order Completed", "properties": {"item": "bộ ấm trà", "order_id": order_id}}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+fn run_of(inbox: &Value, profile: &str) -> String {
+    inbox["approvals"].as_array().unwrap().iter().find(|a| a["profile"] == profile).unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn messages_wait_for_a_person_and_every_decision_is_audited() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let example = common::repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
+    let source = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
+    std::fs::write(flows.path().join("personal-thanks.yaml"), source).unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env = [
+        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+        ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ("TUTTI_CONNECTORS__AI__DISCLOSURE__EMAIL", "always"),
+    ];
+    let server = Server::start_in(data.path(), &env);
+
+    order(&server, "sam", json!({"email": "sam@example.com", "first_name": "Sam", "language": "en", "ltv": 20}), "E-1");
+    order(
+        &server,
+        "lan",
+        json!({"email": "lan@example.vn", "name": "Nguyễn Thị Lan", "gender": "female", "ltv": 5000}),
+        "E-2",
+    );
+    order(
+        &server,
+        "hoa",
+        json!({"email": "hoa@example.vn", "name": "Trần Văn Hòa", "gender": "male", "ltv": 3000}),
+        "E-3",
+    );
+    let sent = || vendors.received("hook").into_iter().filter(|r| r.status == 200).collect::<Vec<_>>();
+    wait_until("the ordinary customer's message", || sent().len() == 1);
+    let sam = &sent()[0];
+    assert_eq!(sam.body["to"], "sam@example.com");
+    let text = sam.body["text"].as_str().unwrap();
+    assert!(text.contains("Sam") && text.ends_with("This message was written with the help of AI."), "{text}");
+
+    let mut inbox = Value::Null;
+    wait_until("two approvals", || {
+        inbox = server.admin("/api/v1/approvals");
+        inbox["approvals"].as_array().is_some_and(|a| a.len() == 2)
+    });
+    let (lan_pid, hoa_pid) =
+        (server.profile("user_id:lan").1["id"].clone(), server.profile("user_id:hoa").1["id"].clone());
+    let lan_run = run_of(&inbox, lan_pid.as_str().unwrap());
+    let hoa_run = run_of(&inbox, hoa_pid.as_str().unwrap());
+    let lan_item = inbox["approvals"].as_array().unwrap().iter().find(|a| a["run"] == lan_run.as_str()).unwrap();
+    assert_eq!(lan_item["step"], "review");
+    assert_eq!(lan_item["reason"], "a customer worth 5000");
+    let body = lan_item["content"]["body"].as_str().unwrap();
+    assert!(body.contains("chị Lan") && body.ends_with("Nội dung này được soạn với sự hỗ trợ của AI."), "{body}");
+
+    let (ok, out) = cli(&server, &["approvals", "list"]);
+    assert!(ok && out.contains(&lan_run) && out.contains("why: a customer worth 5000"), "{out}");
+
+    // Bad decisions are refused, naming the problem; nothing changes.
+    let (status, body) = post_admin(&server, &format!("/api/v1/approvals/{lan_run}/approve"), &json!({}));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("by"), "{body}");
+    let (status, body) = post_admin(
+        &server,
+        &format!("/api/v1/approvals/{lan_run}/approve"),
+        &json!({"by": "mai@shop.vn", "edits": {"approved_by": "someone else"}}),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, body) =
+        post_admin(&server, &format!("/api/v1/approvals/{lan_run}/reject"), &json!({"by": "mai", "reason": " "}));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, body) = post_admin(&server, "/api/v1/approvals/p9-9/approve", &json!({"by": "mai"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_approval")), "{body}");
+    let (status, _) = server.post_raw(&format!("/api/v1/approvals/{lan_run}/approve"), b"{\"by\":\"x\"}", &[]);
+    assert_eq!(status, 401, "the admin token is required");
+
+    // Rejected from the CLI: never sent.
+    let (ok, out) = cli(&server, &["approvals", "reject", &lan_run, "--by", "mai@shop.vn", "--reason", "too pushy"]);
+    assert!(ok && out.contains("rejected"), "{out}");
+    let (status, body) = post_admin(&server, &format!("/api/v1/approvals/{lan_run}/approve"), &json!({"by": "mai"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("approval_closed")), "{body}");
+    assert_eq!(body["state"], "rejected", "{body}");
+
+    // Edited and approved over the API: sent once, as edited, with the approver on it.
+    let edited = "Anh Hòa ơi, cảm ơn anh đã đặt hàng. Theo dõi đơn: https://shop.example/orders/E-3";
+    let (status, body) = post_admin(
+        &server,
+        &format!("/api/v1/approvals/{hoa_run}/approve"),
+        &json!({"by": "mai@shop.vn", "edits": {"body": edited}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approval"]["edited"], true);
+    assert_eq!(body["content"]["body"], edited);
+    wait_until("the approved message", || sent().len() == 2);
+    let hoa = sent().into_iter().find(|r| r.body["to"] == "hoa@example.vn").unwrap();
+    assert_eq!(hoa.body["text"], edited);
+    assert_eq!(hoa.body["approved_by"], "mai@shop.vn");
+    assert!(server.admin("/api/v1/approvals")["approvals"].as_array().unwrap().is_empty());
+
+    // The audit log: three model calls (the local provider, labelled), two requests and two decisions.
+    let (ok, out) = cli(&server, &["audit", "--kind", "approval"]);
+    assert!(ok, "{out}");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let decisions: Vec<(&str, &str)> =
+        lines.iter().map(|r| (r["run"].as_str().unwrap(), r["detail"]["decision"].as_str().unwrap())).collect();
+    assert_eq!(decisions.iter().filter(|(_, d)| *d == "requested").count(), 2, "{decisions:?}");
+    assert!(decisions.contains(&(lan_run.as_str(), "rejected")), "{decisions:?}");
+    assert!(decisions.contains(&(hoa_run.as_str(), "edited_and_approved")), "{decisions:?}");
+    let rejected = lines.iter().find(|r| r["detail"]["decision"] == "rejected").unwrap();
+    assert_eq!(
+        (rejected["detail"]["approver"].as_str(), rejected["detail"]["reason"].as_str()),
+        (Some("mai@shop.vn"), Some("too pushy"))
+    );
+
+    let calls = server.admin("/api/v1/audit?kind=model_call");
+    let calls = calls["records"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for c in calls {
+        let d = &c["detail"];
+        assert_eq!(
+            (d["provider"].as_str(), d["local"].as_bool(), d["task"].as_str()),
+            (Some("local"), Some(true), Some("generate"))
+        );
+        assert_eq!(d["template_version"], "personal-thanks@1#copy");
+        assert!(d["verdict"]["passed"].as_bool().unwrap());
+        assert!(d["output"]["variants"].as_array().is_some_and(|v| v.len() == 3), "{d}");
+    }
+    let mut export = common::agent()
+        .get(format!("{}/api/v1/audit?format=jsonl", server.url))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .unwrap();
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    let text = export.body_mut().read_to_string().unwrap();
+    assert_eq!(text.lines().count(), 3 + lines.len(), "{text}");
+    let (status, body) = server.request("GET", "/api/v1/audit?kind=nonsense", Some(ADMIN_TOKEN));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
+
+    // Erasure: the person's records stay, blanked of what described them.
+    let (status, body) = server.request("DELETE", "/api/v1/profiles/user_id:hoa", Some(ADMIN_TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let after = server.admin(&format!("/api/v1/audit?profile={}", hoa_pid.as_str().unwrap()));
+    let after = after["records"].as_array().unwrap();
+    assert_eq!(after.len(), 3, "a call, a request and a decision: {after:?}");
+    for r in after {
+        assert_eq!(r["detail"]["redacted"], true, "{r}");
+        assert!(r["detail"].get("output").is_none() && r["detail"].get("content").is_none(), "{r}");
+        assert!(!r.to_string().contains("Hòa"), "{r}");
+    }
+    assert!(after.iter().any(|r| r["detail"]["approver"] == "mai@shop.vn"), "who decided stays on record");
+}
