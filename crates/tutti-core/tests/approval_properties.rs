@@ -2,13 +2,16 @@
 //! is approved, is sent exactly once after, and follows the configured fallback (skip, send the default,
 //! escalate once then skip) when nobody decides in time. The machine's sends are compared with a model of
 //! the rules computed from the inputs alone, over random interleavings of decisions, duplicate and late
-//! decisions, and clock ticks.
+//! decisions, and clock ticks. The `first_sends` policy is checked the same way: over random arrivals of
+//! customers and new versions, the first N runs of each version that reach the step are held, and no others.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tutti_core::event::{BatchDefaults, Event};
-use tutti_core::flow::machine::{World, apply};
-use tutti_core::flow::{ApprovalDecision, ConnectorInfo, Definitions, Effect, Input, ProfileState, compile};
+use tutti_core::flow::machine::{StepCounts, World, apply};
+use tutti_core::flow::{
+    ApprovalDecision, ConnectorInfo, DecisionKind, Definitions, Effect, Input, ProfileState, compile,
+};
 use tutti_core::time::{Millis, format_timestamp};
 
 const MINUTE: Millis = 60_000;
@@ -118,7 +121,8 @@ fn sends_in(effects: &[Effect], now: Millis, out: &mut Vec<Send>) {
 fn check(fallback: &str, steps: &[(u32, Op)]) -> Result<(), TestCaseError> {
     let defs = definitions(fallback);
     let profile = json!({"traits": {"name": "Lan"}});
-    let world = World { defs: &defs, profile_id: "p1", profile: &profile };
+    let counts = StepCounts::new();
+    let world = World { defs: &defs, profile_id: "p1", profile: &profile, counts: &counts };
     let mut state = ProfileState::default();
     let mut now = START;
     let effects = apply(&world, &mut state, Input::Event(&started(now)), now);
@@ -192,5 +196,103 @@ fn expiry_follows_each_fallback() {
         check(fallback, &[(121, Op::Tick), (121, Op::Tick), (5, Op::Approve { by: 0, edit: false })]).unwrap();
         // An approval during the escalation window is taken.
         check(fallback, &[(121, Op::Tick), (30, Op::Approve { by: 0, edit: false })]).unwrap();
+    }
+}
+
+/// A flow whose approve step holds the first `n` sends of each version, and, with `vip_rule`, every VIP's.
+fn first_sends_flow(n: u64, vip_rule: bool, note: &str) -> String {
+    let when = if vip_rule { "\n      when: profile.traits.vip == true" } else { "" };
+    format!(
+        r#"flow: first-sends
+channel: email
+trigger: {{ event: Checkout Started }}
+steps:
+  - id: review
+    approve:
+      first_sends: {n}{when}
+      expires: 2h
+  - id: send
+    action: webhook.post
+    with: {{ body: "{note}" }}
+"#
+    )
+}
+
+/// One customer reaching the step: whether they are a VIP, and whether a new version was published first.
+#[derive(Debug, Clone)]
+struct Arrival {
+    vip: bool,
+    new_version: bool,
+}
+
+/// The first `n` runs of each flow version to reach the step are held, whichever profiles they belong to;
+/// after that only the `when` rule holds a run. The count lives outside every profile (the shell keeps it from
+/// the machine's `Counted` effects, as the engine does) and starts again at a new version.
+fn check_first_sends(n: u64, vip_rule: bool, arrivals: &[Arrival]) -> Result<(), TestCaseError> {
+    let connectors =
+        vec![ConnectorInfo { name: "webhook".into(), operations: vec!["post".into()], channel: "webhook".into() }];
+    let mut defs = Definitions::default();
+    defs.insert(compile(&first_sends_flow(n, vip_rule, "v1"), &connectors).unwrap());
+    let mut version = 1u32;
+    let mut counts = StepCounts::new();
+    let mut reached_in_version = 0u64;
+    for (i, arrival) in arrivals.iter().enumerate() {
+        if arrival.new_version {
+            version += 1;
+            defs.insert(compile(&first_sends_flow(n, vip_rule, &format!("v{version}")), &connectors).unwrap());
+            reached_in_version = 0;
+        }
+        let now = START + i as Millis * MINUTE;
+        let profile = json!({"traits": {"vip": arrival.vip}});
+        let id = format!("p{i}");
+        let world = World { defs: &defs, profile_id: &id, profile: &profile, counts: &counts };
+        let mut state = ProfileState::default();
+        let effects = apply(&world, &mut state, Input::Event(&started(now)), now);
+        let held_reason = effects.iter().find_map(|e| match e {
+            Effect::Record(d) => match &d.kind {
+                DecisionKind::ApprovalRequested { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+        let sent = effects.iter().any(|e| matches!(e, Effect::Dispatch(d) if d.connector == "webhook"));
+        for e in &effects {
+            if let Effect::Counted(key) = e {
+                prop_assert_eq!(
+                    (key.flow.as_str(), key.version, key.step.as_str()),
+                    ("first-sends", version, "review")
+                );
+                *counts.entry(key.clone()).or_default() += 1;
+            }
+        }
+        let by_count = reached_in_version < n;
+        let expect_held = by_count || (vip_rule && arrival.vip);
+        prop_assert_eq!(held_reason.is_some(), expect_held, "arrival {} ({:?}): {:?}", i, arrival, effects);
+        prop_assert_eq!(sent, !expect_held, "arrival {}: held xor sent", i);
+        if by_count {
+            let expected = format!("send {} of the first {n} of version {version}", reached_in_version + 1);
+            let reason = held_reason.unwrap_or_default();
+            prop_assert!(reason.starts_with(&expected), "{} / {}", reason, expected);
+            reached_in_version += 1;
+        }
+        let key = tutti_core::flow::StepKey { flow: "first-sends".into(), version, step: "review".into() };
+        prop_assert_eq!(counts.get(&key).copied().unwrap_or(0), reached_in_version, "counting stops at {}", n);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_first_sends_of_each_version_wait_for_a_person(
+        n in 1u64..5,
+        vip_rule in any::<bool>(),
+        arrivals in prop::collection::vec(
+            (any::<bool>(), prop::bool::weighted(0.15)).prop_map(|(vip, new_version)| Arrival { vip, new_version }),
+            0..24,
+        ),
+    ) {
+        check_first_sends(n, vip_rule, &arrivals)?;
     }
 }

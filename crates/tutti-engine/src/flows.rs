@@ -16,7 +16,7 @@ use tutti_core::audit::{AuditKind, AuditRecord};
 use tutti_core::flow::Definitions;
 use tutti_core::flow::def::StepKind;
 use tutti_core::flow::machine::{
-    Decision, DecisionKind, Effect, Input, ProfileState, Run, RunStatus, WaitOn, World, apply,
+    Decision, DecisionKind, Effect, Input, ProfileState, Run, RunStatus, StepCounts, StepKey, WaitOn, World, apply,
 };
 use tutti_core::profile::Stamped;
 use tutti_core::{Millis, Profile, ProfileId};
@@ -65,6 +65,11 @@ pub(crate) struct FlowRuntime {
     window_end: Millis,
     /// Profiles changed in the current batch.
     touched: BTreeSet<ProfileId>,
+    /// Runs that reached each counted step, across profiles: read from the store when first needed, then
+    /// kept here (the processor is their only writer).
+    counts: Option<StepCounts>,
+    /// Counts changed in the current batch.
+    counted: BTreeSet<StepKey>,
     cache_limit: usize,
 }
 
@@ -77,6 +82,8 @@ impl FlowRuntime {
             window: BTreeSet::new(),
             window_end: Millis::MIN,
             touched: BTreeSet::new(),
+            counts: None,
+            counted: BTreeSet::new(),
             cache_limit: 50_000,
         }
     }
@@ -167,7 +174,11 @@ impl FlowRuntime {
         let pid = profile.id;
         let view = profile.to_public_json();
         let profile_id = pid.to_string();
-        let world = World { defs: &defs, profile_id: &profile_id, profile: &view };
+        if self.counts.is_none() {
+            self.counts = Some(store.step_counts()?.into_iter().collect());
+        }
+        let counts = self.counts.get_or_insert_default();
+        let world = World { defs: &defs, profile_id: &profile_id, profile: &view, counts };
         let state = Self::state(&mut self.states, store, pid)?;
         let effects = apply(&world, state, input, now);
         self.touched.insert(pid);
@@ -198,6 +209,10 @@ impl FlowRuntime {
                     | DecisionKind::ApprovalExpired { .. } => approvals.push(approval_record(pid, &decision)),
                     _ => tracing::debug!(target: "tutti::flows", decision = ?decision, "decision"),
                 },
+                Effect::Counted(key) => {
+                    *self.counts.get_or_insert_default().entry(key.clone()).or_default() += 1;
+                    self.counted.insert(key);
+                }
                 Effect::Run(run) => {
                     // What was approved is recorded as it went out (after any edits).
                     for record in approvals.iter_mut().filter(|r| r.run.as_deref() == Some(run.id.as_str())) {
@@ -240,6 +255,12 @@ impl FlowRuntime {
     /// Adds the touched profiles' states and timers to the batch, and the new timers to the window. Rows that
     /// would not change (no timer before or after, no state to delete) are left out.
     pub fn finish(&mut self, batch: &mut FlowBatch) {
+        if let Some(counts) = &self.counts {
+            for key in std::mem::take(&mut self.counted) {
+                let n = counts.get(&key).copied().unwrap_or(0);
+                batch.counts.push((key, n));
+            }
+        }
         for pid in std::mem::take(&mut self.touched) {
             let Some(cached) = self.states.get_mut(&pid) else { continue };
             let wake = cached.state.next_wake();
@@ -267,6 +288,8 @@ impl FlowRuntime {
     pub fn forget(&mut self) {
         self.states.clear();
         self.touched.clear();
+        self.counts = None;
+        self.counted.clear();
         self.window.clear();
         self.window_end = Millis::MIN;
     }

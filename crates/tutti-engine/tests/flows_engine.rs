@@ -410,3 +410,72 @@ fn s6_in_the_engine_copy_in_three_languages_and_the_big_spender_waits_for_a_pers
     assert_eq!(expired, 1);
     engine.shutdown();
 }
+
+/// `first_sends`: the first runs of each flow version wait for a person whoever they belong to; the count is
+/// committed with the runs, so a restart does not hold them again, and a new version starts its own count.
+#[test]
+fn the_first_sends_of_each_version_wait_for_a_person_across_a_restart() {
+    let receiver = Receiver::start();
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flow = |note: &str| {
+        format!(
+            "flow: launch\ntrigger: {{ event: Order Completed }}\nsteps:\n  - id: review\n    approve: {{ first_sends: 2, expires: 24h }}\n  - id: send\n    action: webhook.post\n    with: {{ url: '{}/launch', text: '{note}', to: '{{{{ event.userId }}}}' }}\n",
+            receiver.url
+        )
+    };
+    let clock = Arc::new(ManualClock::new(at("2026-11-22T10:00:00Z")));
+    let buy = |engine: &Engine, users: &[&str]| {
+        clock.advance(1000);
+        let events: Vec<Value> =
+            users.iter().map(|u| json!({"type": "track", "userId": u, "event": "Order Completed"})).collect();
+        ingest(engine, &events);
+    };
+    let held = |engine: &Engine| -> Vec<(String, u64, String)> {
+        let mut held: Vec<(String, u64, String)> = engine
+            .approvals(Some("launch"), 100)
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(r).unwrap())
+            .map(|r| {
+                let user = r["trigger"]["userId"].as_str().unwrap().to_owned();
+                let reason = r["results"]["review"]["reason"].as_str().unwrap().to_owned();
+                (user, r["version"].as_u64().unwrap(), reason)
+            })
+            .collect();
+        held.sort();
+        held
+    };
+    let sent_to = |n: usize| -> Vec<String> {
+        receiver.wait_for(n).iter().map(|(_, body)| body["to"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let engine = start(data.path(), flows.path(), clock.clone());
+    assert_eq!(engine.put_definition("flow", "launch", &flow("v1")).unwrap(), 1);
+    buy(&engine, &["an", "binh", "chi"]);
+    wait_until("two approvals", || engine.approvals(Some("launch"), 100).unwrap().len() == 2);
+    assert_eq!(sent_to(1), ["chi"], "the third run goes out unattended");
+    let inbox = held(&engine);
+    assert_eq!(inbox.iter().map(|h| (h.0.as_str(), h.1)).collect::<Vec<_>>(), [("an", 1), ("binh", 1)]);
+    assert!(inbox[0].2.starts_with("send 1 of the first 2 of version 1"), "{inbox:?}");
+    assert!(inbox[1].2.starts_with("send 2 of the first 2 of version 1"), "{inbox:?}");
+    engine.shutdown();
+    drop(engine);
+
+    // After a restart the count stands: version 1 holds nobody else.
+    let engine = start(data.path(), flows.path(), clock.clone());
+    buy(&engine, &["dung"]);
+    assert_eq!(sent_to(2), ["chi", "dung"]);
+    assert_eq!(held(&engine).len(), 2);
+
+    // A new version's first two sends wait again.
+    assert_eq!(engine.put_definition("flow", "launch", &flow("v2")).unwrap(), 2);
+    buy(&engine, &["em", "giang", "hai"]);
+    wait_until("four approvals", || engine.approvals(Some("launch"), 100).unwrap().len() == 4);
+    assert_eq!(sent_to(3), ["chi", "dung", "hai"]);
+    let inbox = held(&engine);
+    let v2: Vec<(&str, u64)> = inbox.iter().filter(|h| h.1 == 2).map(|h| (h.0.as_str(), h.1)).collect();
+    assert_eq!(v2, [("em", 2), ("giang", 2)], "{inbox:?}");
+    settle(&engine, &clock);
+    assert_eq!(receiver.wait_for(3).len(), 3, "nothing else went out");
+    engine.shutdown();
+}

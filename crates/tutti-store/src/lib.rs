@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tutti_core::audit::{AuditFilter, AuditRecord};
 use tutti_core::creative::{Creative, Performance, Tag, Totals};
+use tutti_core::flow::StepKey;
 use tutti_core::{Identifier, Millis, Profile, ProfileId};
 
 /// Storage failures. The message is for logs; clients see only a stable code.
@@ -165,6 +166,8 @@ pub struct FlowBatch {
     pub members: Vec<(String, ProfileId, bool)>,
     /// Approval decisions for the audit trail, committed with the runs they changed.
     pub audit: Vec<AuditRecord>,
+    /// Counts of runs that reached a counted step, across profiles (the new totals).
+    pub counts: Vec<(StepKey, u64)>,
 }
 
 /// An action waiting to be dispatched.
@@ -288,6 +291,8 @@ pub trait ProfileStore: Send {
     fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>>;
     /// Timers due before `before`, earliest first, at most `limit`.
     fn due_timers(&self, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>>;
+    /// Every counted step's count, as last committed.
+    fn step_counts(&self) -> Result<Vec<(StepKey, u64)>>;
 }
 
 /// The outbox as the dispatcher sees it (its own connection).

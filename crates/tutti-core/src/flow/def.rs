@@ -183,8 +183,12 @@ pub const GENERATE_KEYS: [&str; 9] =
 pub struct Approve {
     /// The step whose result is the message approved (its fields are what an editor may change).
     pub content: Option<String>,
-    /// The approval policy: approval is needed when this holds (always, when absent).
+    /// The approval policy: approval is needed when this holds (always, when absent and `first_sends` is
+    /// unset).
     pub when: Option<Condition>,
+    /// Approval is also needed for the first this many runs of a flow version that reach the step, counted
+    /// across profiles: a new version's copy is seen by a person before it goes out unattended.
+    pub first_sends: Option<u64>,
     /// Why approval is needed, shown in the inbox (Liquid).
     pub reason: Option<Template>,
     pub expires: Millis,
@@ -198,6 +202,9 @@ pub struct Approve {
     /// Who an escalated approval goes to.
     pub escalate_to: Option<String>,
 }
+
+/// The most sends `first_sends` may hold for approval.
+pub const MAX_FIRST_SENDS: u64 = 1_000_000;
 
 /// What happens when an approval expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -825,6 +832,7 @@ fn read_step(
             let mut a = cx.object(value, &p, "`approve`")?;
             let content = a.get("content").and_then(|(v, cp)| cx.name(v, &cp));
             let when = a.get("when").and_then(|(v, wp)| cx.condition(v, &wp, &STEP_VARIABLES));
+            let first_sends = a.get("first_sends").and_then(|(v, fp)| cx.positive(v, &fp, MAX_FIRST_SENDS));
             let reason = a.get("reason").and_then(|(v, rp)| cx.string(v, &rp).map(str::to_owned).map(|s| (s, rp)));
             let reason = reason.and_then(|(s, rp)| cx.template(&s, &rp));
             let expires = a.require(cx, "expires", "such as `expires: 24h`").and_then(|(v, ep)| cx.duration(v, &ep));
@@ -861,6 +869,7 @@ fn read_step(
             let approve = Approve {
                 content,
                 when,
+                first_sends,
                 reason,
                 expires: expires?,
                 fallback,

@@ -12,7 +12,7 @@
 //! An action's idempotency key is `<run>:<step>:<visit>`: a run passes a step once per visit, and a deferred
 //! action retried after quiet hours keeps its key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -38,7 +38,22 @@ pub struct World<'a> {
     pub profile_id: &'a str,
     /// The profile's public JSON (`traits`, `timezone`, `event_counts`, ...).
     pub profile: &'a Value,
+    /// How many runs reached each counted step, across profiles, before this input.
+    pub counts: &'a StepCounts,
 }
+
+/// A step of one flow version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StepKey {
+    pub flow: String,
+    pub version: u32,
+    pub step: String,
+}
+
+/// How many runs reached each counted step (an `approve` step with `first_sends`), across all profiles. The
+/// machine reads it and says what to add ([`Effect::Counted`]); the shell keeps it and commits it with the
+/// batch.
+pub type StepCounts = HashMap<StepKey, u64>;
 
 /// One input to a profile's machine.
 pub enum Input<'a> {
@@ -85,6 +100,8 @@ pub enum Effect {
     Record(Decision),
     /// A run as it stands after this input (store it for inspection).
     Run(Box<Run>),
+    /// One more run reached a counted step: add one to its count in [`StepCounts`].
+    Counted(StepKey),
 }
 
 /// An action for the outbox.
@@ -1174,9 +1191,26 @@ impl Machine<'_, '_> {
                 StepKind::Approve(a) => {
                     let run_view = run.view();
                     let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
-                    let needed = match &a.when {
-                        None => Ok("every message of this step is approved".to_owned()),
-                        Some(c) => match c.evaluate(&vars) {
+                    let first = a.first_sends.map(|n| {
+                        let key = StepKey { flow: run.flow.clone(), version: run.version, step: step.id.clone() };
+                        let reached = self.reached(&key);
+                        if reached < n {
+                            self.effects.push(Effect::Counted(key));
+                        }
+                        (reached, n)
+                    });
+                    let needed = match (first, &a.when) {
+                        (Some((reached, n)), _) if reached < n => Ok(format!(
+                            "send {} of the first {n} of version {} is approved before it goes out",
+                            reached + 1,
+                            run.version
+                        )),
+                        (Some((_, n)), None) => Err(format!(
+                            "approval not needed: the first {n} sends of version {} have been held for approval",
+                            run.version
+                        )),
+                        (None, None) => Ok("every message of this step is approved".to_owned()),
+                        (_, Some(c)) => match c.evaluate(&vars) {
                             Ok(true) => Ok(format!("`{}` is true", c.source())),
                             Ok(false) => Err(format!("approval not needed: `{}` is false", c.source())),
                             // Unsure is not a reason to send unreviewed.
@@ -1213,6 +1247,12 @@ impl Machine<'_, '_> {
         let reason = format!("took {MAX_STEPS_PER_INPUT} steps without waiting");
         self.note(run, None, DecisionKind::Error { reason: reason.clone() });
         self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+    }
+
+    /// How many runs reached a counted step before this one: those committed, and those earlier in this input.
+    fn reached(&self, key: &StepKey) -> u64 {
+        let here = self.effects.iter().filter(|e| matches!(e, Effect::Counted(k) if k == key)).count();
+        self.world.counts.get(key).copied().unwrap_or(0) + here as u64
     }
 
     /// Hands an action to the outbox and records the decision, returning its key `<run>:<step>:<visit>`.

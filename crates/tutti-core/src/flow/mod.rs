@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 pub use def::{Flow, Step, StepKind};
 pub use machine::{
-    ApprovalDecision, Decision, DecisionKind, Dispatch, Effect, Input, ProfileState, Run, RunStatus, WaitOn,
+    ApprovalDecision, Decision, DecisionKind, Dispatch, Effect, Input, ProfileState, Run, RunStatus, StepCounts,
+    StepKey, WaitOn,
 };
 pub use policy::Policy;
 pub use segment::Segment;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::Definitions;
-use super::machine::{Decision, Effect, Input, ProfileState, World, apply};
+use super::machine::{Decision, Effect, Input, ProfileState, StepCounts, World, apply};
 use crate::event::{BatchDefaults, Event};
 use crate::identity::{IdKind, Identifier, IdentityConfig, ResolveInput, resolve};
 use crate::profile::{Profile, ProfileId};
@@ -30,6 +30,8 @@ pub struct Simulation<'d> {
     states: BTreeMap<ProfileId, ProfileState>,
     /// Due time and profile of every profile's next wake-up.
     wakes: BTreeSet<(Millis, ProfileId)>,
+    /// Runs that reached each counted step, across the simulated profiles.
+    counts: StepCounts,
     next_id: u64,
     generated: u64,
     pub decisions: Vec<Decision>,
@@ -45,6 +47,7 @@ impl<'d> Simulation<'d> {
             profiles: BTreeMap::new(),
             states: BTreeMap::new(),
             wakes: BTreeSet::new(),
+            counts: StepCounts::new(),
             next_id: 1,
             generated: 0,
             decisions: Vec::new(),
@@ -135,7 +138,7 @@ impl<'d> Simulation<'d> {
         let Some(profile) = self.profiles.get(&id) else { return };
         let view = profile.to_public_json();
         let profile_id = id.to_string();
-        let world = World { defs: self.defs, profile_id: &profile_id, profile: &view };
+        let world = World { defs: self.defs, profile_id: &profile_id, profile: &view, counts: &self.counts };
         let state = self.states.entry(id).or_default();
         let before = state.next_wake();
         let effects = apply(&world, state, input, now);
@@ -154,6 +157,7 @@ impl<'d> Simulation<'d> {
                 Effect::Record(d) => self.decisions.push(d),
                 Effect::Dispatch(d) => follow_ups.push(Follow::Result(d.key)),
                 Effect::UpdateProfile { traits, .. } => follow_ups.push(Follow::Traits(traits)),
+                Effect::Counted(key) => *self.counts.entry(key).or_default() += 1,
                 Effect::Run(_) => {}
             }
         }

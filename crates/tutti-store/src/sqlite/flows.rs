@@ -13,6 +13,7 @@ use tutti_core::{Millis, ProfileId};
 
 use super::{ReadPool, Role, open};
 use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
+use tutti_core::flow::StepKey;
 
 use crate::{
     AuditLog, DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result,
@@ -65,6 +66,14 @@ CREATE TABLE IF NOT EXISTS segment_members (
     segment    TEXT    NOT NULL,
     profile_id INTEGER NOT NULL,
     PRIMARY KEY (segment, profile_id)
+) WITHOUT ROWID;
+-- Runs that reached a counted step (an approve step's `first_sends`), per flow version, across profiles.
+CREATE TABLE IF NOT EXISTS step_counts (
+    flow       TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    step       TEXT    NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (flow, version, step)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS definitions (
     kind       TEXT    NOT NULL,
@@ -188,6 +197,13 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
         }
     }
     append_audit(tx, &batch.audit)?;
+    let mut count = tx.prepare_cached(
+        "INSERT INTO step_counts (flow, version, step, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (flow, version, step) DO UPDATE SET count = excluded.count",
+    )?;
+    for (key, n) in &batch.counts {
+        count.execute(params![key.flow, key.version, key.step, *n as i64])?;
+    }
     Ok(queued)
 }
 
@@ -220,6 +236,14 @@ pub(super) fn due_timers(conn: &Connection, before: Millis, limit: usize) -> Res
         conn.prepare_cached("SELECT due, profile_id FROM timers WHERE due < ?1 ORDER BY due, profile_id LIMIT ?2")?;
     let rows = stmt.query_map(params![before, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, ProfileId(r.get::<_, i64>(1)? as u64)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn step_counts(conn: &Connection) -> Result<Vec<(StepKey, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT flow, version, step, count FROM step_counts")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((StepKey { flow: r.get(0)?, version: r.get(1)?, step: r.get(2)? }, r.get::<_, i64>(3)? as u64))
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

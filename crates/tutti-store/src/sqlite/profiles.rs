@@ -246,6 +246,10 @@ impl ProfileStore for SqliteProfileStore {
     fn due_timers(&self, before: tutti_core::Millis, limit: usize) -> Result<Vec<(tutti_core::Millis, ProfileId)>> {
         flows::due_timers(&self.conn, before, limit)
     }
+
+    fn step_counts(&self) -> Result<Vec<(tutti_core::flow::StepKey, u64)>> {
+        flows::step_counts(&self.conn)
+    }
 }
 
 /// Read access to `profiles.db` for the API.
