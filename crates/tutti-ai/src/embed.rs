@@ -112,13 +112,7 @@ pub fn embed(text: &str) -> Embedding {
         let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
         v[((h >> 3) % DIM as u64) as usize] += sign * w;
     }
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        for x in &mut v {
-            *x /= norm;
-        }
-    }
-    Embedding(v)
+    Embedding(crate::provider::unit(v))
 }
 
 #[cfg(test)]

@@ -8,6 +8,12 @@
 //! be shared (fragments alone are not a match). That is how "lo ngại bảo mật dữ liệu",
 //! "担心数据安全" and "worried about data security" land on one topic, and so on one content task
 //! ([`Taxonomy::key`]).
+//!
+//! With a provider routed for embeddings (`routes = { embed = "openai" }`), [`Semantic`] adds the provider's
+//! space: the examples are embedded once by that model, and a text the lexical method leaves without a topic
+//! goes to the topic of its nearest example by cosine when that reaches the taxonomy's
+//! `embedding_threshold`. This is what finds "khách sợ thông tin bị lộ" without a shared word. Lexical first:
+//! it is exact where it speaks, and free.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -15,6 +21,8 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use crate::embed::{Feature, features, is_word_like};
+use crate::provider::Embeddings;
+use crate::provider::route::Router;
 use crate::text::{self, Language};
 
 /// The taxonomy shipped with Tutti.
@@ -26,11 +34,17 @@ struct File {
     taxonomy: String,
     #[serde(default = "default_threshold")]
     threshold: f32,
+    #[serde(default = "default_embedding_threshold")]
+    embedding_threshold: f32,
     topics: Vec<TopicFile>,
 }
 
 fn default_threshold() -> f32 {
     0.42
+}
+
+fn default_embedding_threshold() -> f32 {
+    0.8
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +76,8 @@ pub struct Match<'a> {
     pub topic: &'a Topic,
     pub score: f32,
     pub example: &'a str,
+    /// `lexical`, or the `provider/model` whose vectors matched.
+    pub method: String,
 }
 
 /// A loaded taxonomy with its examples embedded.
@@ -69,6 +85,8 @@ pub struct Match<'a> {
 pub struct Taxonomy {
     pub name: String,
     pub threshold: f32,
+    /// The least cosine to the nearest example, in a provider's space, that counts as a match.
+    pub embedding_threshold: f32,
     topics: Vec<Topic>,
     examples: Vec<Example>,
 }
@@ -99,6 +117,9 @@ impl Taxonomy {
         })?;
         if !(0.0..=1.0).contains(&file.threshold) {
             return Err(format!("`threshold` is from 0 to 1, not {}", file.threshold));
+        }
+        if !(0.0..=1.0).contains(&file.embedding_threshold) {
+            return Err(format!("`embedding_threshold` is from 0 to 1, not {}", file.embedding_threshold));
         }
         let mut topics = Vec::new();
         let mut examples: Vec<(usize, String, Vec<Feature>)> = Vec::new();
@@ -143,7 +164,13 @@ impl Taxonomy {
                 Example { topic, text, features, total }
             })
             .collect();
-        Ok(Taxonomy { name: file.taxonomy, threshold: file.threshold, topics, examples })
+        Ok(Taxonomy {
+            name: file.taxonomy,
+            threshold: file.threshold,
+            embedding_threshold: file.embedding_threshold,
+            topics,
+            examples,
+        })
     }
 
     pub fn topics(&self) -> &[Topic] {
@@ -174,16 +201,154 @@ impl Taxonomy {
             topic: &self.topics[best.0.topic],
             score: best.1,
             example: &best.0.text,
+            method: "lexical".into(),
         })
+    }
+
+    /// Every example's text, in the order [`Semantic::new`] expects their vectors.
+    pub fn example_texts(&self) -> Vec<String> {
+        self.examples.iter().map(|e| e.text.clone()).collect()
+    }
+
+    /// The topic of the example nearest to `vector` in `semantic`'s space, when close enough.
+    pub fn classify_vector(&self, semantic: &Semantic, vector: &[f32]) -> Option<Match<'_>> {
+        let (i, score) = semantic
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, e.iter().zip(vector).map(|(a, b)| a * b).sum::<f32>()))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let example = self.examples.get(i)?;
+        (score >= self.embedding_threshold).then(|| Match {
+            topic: &self.topics[example.topic],
+            score,
+            example: &example.text,
+            method: format!("{}/{}", semantic.provider, semantic.model),
+        })
+    }
+
+    /// The topic of `text`: lexically, else in the space of the provider routed for embeddings (its vectors of
+    /// the examples made once and kept in `semantic`). Without such a provider, or when it fails, lexical only.
+    /// Says which embedding calls were made, for the audit trail.
+    pub async fn classify_with<'t>(
+        &'t self,
+        text: &str,
+        router: &Router,
+        semantic: &SemanticCache,
+        now_ms: i64,
+    ) -> (Option<Match<'t>>, Vec<EmbedCall>) {
+        let mut calls = Vec::new();
+        if let Some(m) = self.classify(text) {
+            return (Some(m), calls);
+        }
+        if !router.has_remote_for(crate::provider::Task::Embed) || text.trim().is_empty() {
+            return (None, calls);
+        }
+        let space = match semantic.get() {
+            Some(s) => s,
+            None => {
+                let examples = router.embed(&self.example_texts(), now_ms).await;
+                calls.push(EmbedCall::of(&examples, "examples"));
+                match Semantic::new(self, examples) {
+                    Some(made) => semantic.set(made),
+                    None => return (None, calls),
+                }
+            }
+        };
+        let mine = router.embed(&[text.to_owned()], now_ms).await;
+        calls.push(EmbedCall::of(&mine, "text"));
+        if mine.provider != space.provider || mine.model != space.model {
+            return (None, calls);
+        }
+        let matched = mine.vectors.first().and_then(|v| self.classify_vector(&space, v));
+        (matched, calls)
     }
 
     /// A stable key for what a text is about: `topic:<id>` when it has a topic, else the text itself trimmed,
     /// lower-cased, with its spaces collapsed (so the same words still meet).
     pub fn key(&self, text: &str) -> String {
         match self.classify(text) {
-            Some(m) => format!("topic:{}", m.topic.id),
+            Some(m) => m.key(),
             None => text::normalize(text).split_whitespace().collect::<Vec<_>>().join(" "),
         }
+    }
+}
+
+impl Match<'_> {
+    /// `topic:<id>`.
+    pub fn key(&self) -> String {
+        format!("topic:{}", self.topic.id)
+    }
+}
+
+/// One embeddings call, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmbedCall {
+    pub task: &'static str,
+    /// `examples` (the taxonomy's, once) or `text`.
+    pub purpose: &'static str,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub texts: usize,
+    pub tokens: u32,
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+impl EmbedCall {
+    fn of(e: &Embeddings, purpose: &'static str) -> EmbedCall {
+        EmbedCall {
+            task: "embed",
+            purpose,
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            local: e.local,
+            texts: e.vectors.len(),
+            tokens: e.usage.prompt_tokens,
+            cost_micros: e.cost_micros,
+            latency_ms: e.latency_ms,
+            fallback_reason: e.fallback_reason.clone(),
+        }
+    }
+}
+
+/// A taxonomy's examples as one provider's model embeds them.
+#[derive(Debug, Clone)]
+pub struct Semantic {
+    pub provider: String,
+    pub model: String,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl Semantic {
+    /// The examples' vectors (from [`Taxonomy::example_texts`]). `None` when they came from the local
+    /// fallback (the provider failed: its space is not there to match in) or do not fit the taxonomy.
+    pub fn new(taxonomy: &Taxonomy, embeddings: Embeddings) -> Option<Semantic> {
+        let fits = embeddings.vectors.len() == taxonomy.examples.len();
+        (!embeddings.local && embeddings.fallback_reason.is_none() && fits).then_some(Semantic {
+            provider: embeddings.provider,
+            model: embeddings.model,
+            vectors: embeddings.vectors,
+        })
+    }
+}
+
+/// The examples' vectors, made on first need and kept (a failed attempt is tried again next time).
+#[derive(Debug, Default)]
+pub struct SemanticCache(std::sync::Mutex<Option<std::sync::Arc<Semantic>>>);
+
+impl SemanticCache {
+    pub fn get(&self) -> Option<std::sync::Arc<Semantic>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, s: Semantic) -> std::sync::Arc<Semantic> {
+        let s = std::sync::Arc::new(s);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+        s
     }
 }
 

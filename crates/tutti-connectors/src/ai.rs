@@ -3,6 +3,11 @@
 //! when no model is configured, or when the model fails, is too slow or is over budget), review by the gate,
 //! revision with the gate's feedback. Its answer is the message, which the run keeps as `run.steps.<id>`.
 //!
+//! `ai.classify` (`with: { text: ... }`, `await: true`) files a text under a topic of the taxonomy (the shipped
+//! objections, or `taxonomy = "path.yaml"`): lexically, and in the space of the provider routed for `embed`
+//! when one is. Its answer: `topic`, `label`, `score`, `example`, `method`, and `key` (`topic:<id>`, else the
+//! text's words), which a later step can pass as Trello's or Asana's `topic_key`.
+//!
 //! `[connectors.ai]` configures the models, beside the settings every connector has:
 //!
 //! ```toml
@@ -13,6 +18,7 @@
 //! review_dir = "review"              # rule packs beside the built-in ones
 //! allow_contacts = ["help@acme.example"]
 //! judge = true                       # the provider routed for `judge` reviews the chosen copy too
+//! taxonomy = "taxonomy/objections.yaml"   # the topics `ai.classify` files texts under (else the shipped one)
 //! disclosure = { email = "model", sms = "always" }   # the AI-use disclosure per channel (`*`: any)
 //! disclosure_text = { vi = "Nội dung có sự hỗ trợ của AI." }
 //! [connectors.ai.prices]
@@ -33,12 +39,17 @@ use tutti_ai::provider::local::Local;
 use tutti_ai::provider::route::{Router, Routes};
 use tutti_ai::provider::{Prices, Provider, Task};
 use tutti_ai::review::Gate;
+use tutti_ai::topics::{SemanticCache, Taxonomy};
 use tutti_core::audit::{AuditKind, AuditRecord};
 
 use crate::llm::OpenAi;
 use crate::{Action, Audit, Context, Delivery, Failure, Kind, Sender, Settings};
 
-pub static KIND: Kind = Kind { name: "ai", channel: "ai", operations: &["generate"], default_on: true, build };
+pub static KIND: Kind =
+    Kind { name: "ai", channel: "ai", operations: &["generate", "classify"], default_on: true, build };
+
+/// The longest text `classify` takes.
+const MAX_CLASSIFY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +78,9 @@ struct Config {
     disclosure_text: BTreeMap<String, String>,
     #[serde(default)]
     judge: bool,
+    /// A taxonomy file for `classify` (else the shipped objections).
+    #[serde(default)]
+    taxonomy: Option<String>,
 }
 
 fn thousand() -> usize {
@@ -125,7 +139,22 @@ fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender
         disclosure_text: config.disclosure_text.clone(),
         judge: config.judge,
     };
-    Ok(Arc::new(Ai { router, gate, policy, stats: cx.shared.ai.clone(), audit: cx.shared.audit.clone() }))
+    let taxonomy = match &config.taxonomy {
+        None => None,
+        Some(path) => {
+            let source = std::fs::read_to_string(path).map_err(|e| format!("`taxonomy`: cannot read {path}: {e}"))?;
+            Some(Taxonomy::from_yaml(&source).map_err(|e| format!("`taxonomy`: {path}: {e}"))?)
+        }
+    };
+    Ok(Arc::new(Ai {
+        router,
+        gate,
+        policy,
+        stats: cx.shared.ai.clone(),
+        audit: cx.shared.audit.clone(),
+        taxonomy,
+        semantic: SemanticCache::default(),
+    }))
 }
 
 struct Ai {
@@ -134,6 +163,62 @@ struct Ai {
     policy: generate::Policy,
     stats: Arc<generate::Stats>,
     audit: Arc<dyn Audit>,
+    /// `classify`'s taxonomy when configured (else the shipped one), and its examples in the provider's space.
+    taxonomy: Option<Taxonomy>,
+    semantic: SemanticCache,
+}
+
+impl Ai {
+    fn taxonomy(&self) -> &Taxonomy {
+        self.taxonomy.as_ref().unwrap_or_else(|| Taxonomy::builtin())
+    }
+
+    /// `classify`: the text's topic, with an audit record of each embeddings call a provider answered.
+    async fn classify(&self, action: &Action<'_>) -> Result<Value, Failure> {
+        let text = match action.payload.get("text") {
+            Some(Value::String(t)) if !t.trim().is_empty() => t,
+            _ => return Err(Failure::permanent("`classify` needs `text`: the words to file under a topic")),
+        };
+        if text.len() > MAX_CLASSIFY_BYTES {
+            return Err(Failure::permanent(format!("`text` is over {MAX_CLASSIFY_BYTES} bytes")));
+        }
+        let taxonomy = self.taxonomy();
+        let (matched, calls) = taxonomy.classify_with(text, &self.router, &self.semantic, action.now).await;
+        let language = tutti_ai::text::detect(text);
+        let answer = match &matched {
+            Some(m) => json!({"topic": m.topic.id, "label": m.topic.label(language), "score": m.score,
+                              "example": m.example, "method": m.method, "key": m.key(),
+                              "taxonomy": taxonomy.name, "language": language}),
+            None => json!({"topic": null, "key": taxonomy.key(text), "taxonomy": taxonomy.name,
+                           "language": language}),
+        };
+        // The key is `<run>:<step>:<visit>`.
+        let run = action.key.rsplitn(3, ':').nth(2).filter(|r| !r.is_empty()).map(str::to_owned);
+        let records: Vec<AuditRecord> = calls
+            .iter()
+            .filter(|c| !c.local)
+            .map(|c| {
+                let mut detail = serde_json::to_value(c).expect("call notes serialise");
+                detail["output"] = json!({"topic": answer["topic"], "score": answer["score"]});
+                AuditRecord {
+                    at: action.now,
+                    kind: AuditKind::ModelCall,
+                    flow: Some(action.flow.to_owned()),
+                    run: run.clone(),
+                    profile: Some(tutti_core::ProfileId(action.profile)),
+                    detail,
+                }
+            })
+            .collect();
+        if !records.is_empty() {
+            let audit = self.audit.clone();
+            tokio::task::spawn_blocking(move || audit.append(records))
+                .await
+                .map_err(|e| Failure::transient(format!("the audit log: {e}")))?
+                .map_err(Failure::transient)?;
+        }
+        Ok(answer)
+    }
 }
 
 /// One audit record per provider call made for a message: who was asked what (by hash), what it cost, what
@@ -178,8 +263,10 @@ fn audit_records(payload: &Value, g: &generate::Generated, now: i64) -> Vec<Audi
 impl Sender for Ai {
     fn send<'a>(&'a self, action: Action<'a>) -> Delivery<'a> {
         Box::pin(async move {
-            if action.operation != "generate" {
-                return Err(crate::unknown_operation("ai", action.operation));
+            match action.operation {
+                "generate" => {}
+                "classify" => return self.classify(&action).await,
+                other => return Err(crate::unknown_operation("ai", other)),
             }
             let g = generate::generate_with(
                 action.payload,

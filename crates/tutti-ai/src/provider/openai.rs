@@ -394,6 +394,101 @@ pub fn expect(request: &Request, dialect: Dialect, answer: &Answer) -> Result<Op
     Ok(Some(value))
 }
 
+/// The body of `POST /v1/embeddings` (OpenAI's API reference: `model`, `input` as an array of strings,
+/// `encoding_format: "float"`).
+pub fn embeddings_body(model: &str, texts: &[String]) -> Value {
+    json!({"model": model, "input": texts, "encoding_format": "float"})
+}
+
+/// What an embeddings endpoint answered: one unit vector per input, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingsAnswer {
+    pub model: Option<String>,
+    pub vectors: Vec<Vec<f32>>,
+    /// Input tokens, when the endpoint counted them.
+    pub prompt_tokens: Option<u32>,
+}
+
+/// Reads an embeddings `list` object for `expected` inputs: `data` holds one `embedding` per input, placed by
+/// its `index`, all of one length, every number finite. An endpoint that gives a vector per token (llama.cpp's
+/// server when the model has no pooling) has them averaged into one. Every vector is scaled to length 1.
+pub fn parse_embeddings(body: &[u8], expected: usize) -> Result<EmbeddingsAnswer, AiError> {
+    let bad = |m: String| AiError::Malformed(m);
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if let Some(message) = error_message(&v) {
+        return Err(bad(format!("an error object instead of embeddings: {message}")));
+    }
+    let data = v.get("data").and_then(Value::as_array).ok_or_else(|| bad("no `data` list".into()))?;
+    if data.len() != expected {
+        return Err(bad(format!("{} embeddings for {expected} inputs", data.len())));
+    }
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; expected];
+    let mut dim = None;
+    for (n, item) in data.iter().enumerate() {
+        let index = item.get("index").and_then(Value::as_u64).map_or(n, |i| i as usize);
+        let slot = vectors.get_mut(index).ok_or_else(|| bad(format!("index {index} is out of range")))?;
+        if slot.is_some() {
+            return Err(bad(format!("index {index} twice")));
+        }
+        let vector = match item.get("embedding") {
+            Some(Value::Array(rows)) if rows.first().is_some_and(Value::is_array) => {
+                let rows: Vec<Vec<f32>> = rows.iter().map(|r| numbers(r, index)).collect::<Result<_, _>>()?;
+                mean(&rows).ok_or_else(|| bad(format!("embedding {index}: its token vectors differ in length")))?
+            }
+            Some(one) => numbers(one, index)?,
+            None => return Err(bad(format!("item {n} has no `embedding`"))),
+        };
+        if vector.is_empty() {
+            return Err(bad(format!("embedding {index} is empty")));
+        }
+        match dim {
+            None => dim = Some(vector.len()),
+            Some(d) if d != vector.len() => {
+                return Err(bad(format!("embedding {index} has {} numbers, the first had {d}", vector.len())));
+            }
+            Some(_) => {}
+        }
+        *slot = Some(super::unit(vector));
+    }
+    let prompt_tokens = v
+        .get("usage")
+        .and_then(|u| u.get("prompt_tokens"))
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    Ok(EmbeddingsAnswer {
+        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
+        vectors: vectors.into_iter().map(|v| v.expect("every index was filled: as many items as inputs")).collect(),
+        prompt_tokens,
+    })
+}
+
+/// A JSON array of finite numbers.
+fn numbers(v: &Value, index: usize) -> Result<Vec<f32>, AiError> {
+    let list = v.as_array().ok_or_else(|| AiError::Malformed(format!("embedding {index} is not a list")))?;
+    list.iter()
+        .map(|x| {
+            x.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f as f32)
+                .ok_or_else(|| AiError::Malformed(format!("embedding {index} holds {x}, not a number")))
+        })
+        .collect()
+}
+
+/// The average of equally long vectors.
+fn mean(rows: &[Vec<f32>]) -> Option<Vec<f32>> {
+    let d = rows.first()?.len();
+    if rows.iter().any(|r| r.len() != d) {
+        return None;
+    }
+    let mut out = vec![0f32; d];
+    for r in rows {
+        out.iter_mut().zip(r).for_each(|(o, x)| *o += x);
+    }
+    out.iter_mut().for_each(|o| *o /= rows.len() as f32);
+    Some(out)
+}
+
 /// JSON as models write it: strict first, then with raw control characters in strings escaped.
 pub fn lenient_json(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str(text).or_else(|e| serde_json::from_str(&escape_raw_controls(text)).map_err(|_| e))
@@ -541,6 +636,43 @@ mod tests {
             br#"{"choices":[{"message":{"content":5}}]}"#,
         ] {
             assert!(matches!(parse(bad), Err(AiError::Malformed(_))), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn embeddings_are_placed_by_index_pooled_and_checked() {
+        let texts = vec!["lo ngại bảo mật".to_owned(), "担心数据安全".to_owned()];
+        assert_eq!(
+            embeddings_body("text-embedding-3-small", &texts),
+            json!({"model": "text-embedding-3-small", "input": ["lo ngại bảo mật", "担心数据安全"], "encoding_format": "float"})
+        );
+        let a = parse_embeddings(
+            br#"{"object":"list","model":"e","data":[{"object":"embedding","index":1,"embedding":[0,2]},{"object":"embedding","index":0,"embedding":[3,4]}],"usage":{"prompt_tokens":9,"total_tokens":9}}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(a.vectors, vec![vec![0.6, 0.8], vec![0.0, 1.0]]);
+        assert_eq!((a.model.as_deref(), a.prompt_tokens), (Some("e"), Some(9)));
+        // One vector per token (llama.cpp without pooling): averaged.
+        let per_token = parse_embeddings(br#"{"data":[{"index":0,"embedding":[[1,0],[3,0],[4,6]]}]}"#, 1).unwrap();
+        let v = &per_token.vectors[0];
+        assert!((v[0] - 0.8).abs() < 1e-6 && (v[1] - 0.6).abs() < 1e-6, "the mean (8/3, 2) at unit length: {v:?}");
+        for (bad, want) in [
+            (&br#"{"data":[{"index":0,"embedding":[1,2]}]}"#[..], "1 embeddings for 2 inputs"),
+            (br#"{"data":[{"index":0,"embedding":[1,2]},{"index":0,"embedding":[1,2]}]}"#, "index 0 twice"),
+            (br#"{"data":[{"index":0,"embedding":[1,2]},{"index":5,"embedding":[1,2]}]}"#, "out of range"),
+            (br#"{"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1,2,3]}]}"#, "the first had 2"),
+            (br#"{"data":[{"index":0,"embedding":[1,"x"]},{"index":1,"embedding":[1,2]}]}"#, "not a number"),
+            (br#"{"data":[{"index":0,"embedding":[]},{"index":1,"embedding":[1,2]}]}"#, "empty"),
+            (br#"{"error":{"message":"model not found"}}"#, "model not found"),
+            (b"<html>", "not JSON"),
+        ] {
+            let e = parse_embeddings(bad, 2).unwrap_err();
+            assert!(
+                matches!(&e, AiError::Malformed(m) if m.contains(want)),
+                "{e:?} for {}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

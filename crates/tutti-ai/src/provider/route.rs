@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::local::Local;
-use super::{AiError, Completion, Provider, Request, Task};
+use super::{AiError, Completion, Embeddings, MAX_EMBED_INPUTS, Provider, Request, Task};
 
 /// A day in milliseconds (budgets are per UTC day).
 const DAY_MS: i64 = 86_400_000;
@@ -139,6 +139,48 @@ impl Router {
             }
             Err(e) => self.fallback(request, e),
         }
+    }
+
+    /// Embeds `texts` by the route of [`Task::Embed`] (local unless routed), in requests of at most
+    /// [`MAX_EMBED_INPUTS`]. When the provider fails or the budget is spent, every text is embedded locally and
+    /// the answer says why: vectors of one answer always share one space. Not cached.
+    pub async fn embed(&self, texts: &[String], now_ms: i64) -> Embeddings {
+        let name = self.provider_for(Task::Embed);
+        let Some(provider) = self.providers.get(name) else { return self.local.embeddings(texts) };
+        let fallback = |error: AiError| {
+            let mut e = self.local.embeddings(texts);
+            e.fallback_reason = Some(error.to_string());
+            e
+        };
+        if let Some(budget) = &self.budget
+            && let Some(reason) = budget.exhausted(now_ms)
+        {
+            return fallback(AiError::Budget(reason));
+        }
+        let mut all: Option<Embeddings> = None;
+        for chunk in texts.chunks(MAX_EMBED_INPUTS) {
+            let part = match provider.embed(chunk).await {
+                Ok(part) => part,
+                Err(e) => return fallback(e),
+            };
+            if let Some(budget) = &self.budget {
+                budget.spend(now_ms, part.cost_micros);
+            }
+            match &mut all {
+                None => all = Some(part),
+                Some(a) => {
+                    if part.model != a.model || part.vectors.first().map(Vec::len) != a.vectors.first().map(Vec::len) {
+                        return fallback(AiError::Malformed("the model changed between requests".into()));
+                    }
+                    a.vectors.extend(part.vectors);
+                    a.usage.prompt_tokens = a.usage.prompt_tokens.saturating_add(part.usage.prompt_tokens);
+                    a.cost_micros += part.cost_micros;
+                    a.latency_ms += part.latency_ms;
+                    a.attempts += part.attempts;
+                }
+            }
+        }
+        all.unwrap_or_else(|| self.local.embeddings(texts))
     }
 
     fn fallback(&self, request: &Request, error: AiError) -> Result<Completion, AiError> {
@@ -347,6 +389,21 @@ mod tests {
         assert!(c.fallback_reason.unwrap().contains("over budget"));
         assert!(!now(r.complete(&ask(Task::Generate, "5"), day + DAY_MS)).unwrap().local, "a new day, a new budget");
         assert_eq!(big.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn embeddings_are_local_unless_routed_and_fall_back_whole() {
+        let texts = vec!["lo ngại bảo mật dữ liệu".to_owned(), "担心数据安全".to_owned()];
+        let (r, _) = router(None, Routes { default: Some("big".into()), ..Routes::default() });
+        let e = now(r.embed(&texts, 0));
+        assert!(e.local && e.fallback_reason.is_none() && e.vectors.len() == 2, "the default does not take embed");
+        assert_eq!(e.vectors[0].len(), crate::embed::DIM);
+        // Routed to a provider that cannot embed: every text is embedded locally, and the answer says why.
+        let routed = Routes { tasks: BTreeMap::from([(Task::Embed, "big".into())]), ..Routes::default() };
+        let (r, _) = router(None, routed);
+        let e = now(r.embed(&texts, 0));
+        assert!(e.local && e.fallback_reason.as_deref().is_some_and(|w| w.contains("no embeddings")), "{e:?}");
+        assert_eq!(e.vectors.len(), 2);
     }
 
     #[test]
