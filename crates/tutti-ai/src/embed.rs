@@ -23,10 +23,24 @@ pub const DIM: usize = 512;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding(pub Vec<f32>);
 
+/// The dot product: the cosine of two unit vectors.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `v` scaled to length 1 (all zeros stays all zeros).
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 impl Embedding {
     /// Cosine similarity, from -1 to 1 (0 when either is empty).
     pub fn cosine(&self, other: &Embedding) -> f32 {
-        self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+        dot(&self.0, &other.0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,7 +126,7 @@ pub fn embed(text: &str) -> Embedding {
         let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
         v[((h >> 3) % DIM as u64) as usize] += sign * w;
     }
-    Embedding(crate::provider::unit(v))
+    Embedding(unit(v))
 }
 
 #[cfg(test)]

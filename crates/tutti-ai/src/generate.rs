@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::provider::route::Router;
-use crate::provider::{AiError, Completion, Message, Request, Schema, Task};
+use crate::provider::{AiError, Completion, Embeddings, Message, Request, Schema, Task};
 use crate::review::{Draft, Gate, Recipient, Review, Violation};
 use crate::sentiment::{self, Sentiment};
 use crate::text::{self, Language};
@@ -478,11 +478,11 @@ pub struct Generated {
     pub calls: Vec<CallNote>,
 }
 
-/// One provider call made for a message: what the audit trail records of it.
+/// One provider call (for a message, or for a topic's embeddings): what the audit trail records of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallNote {
     pub task: &'static str,
-    /// `variants`, `revision` or `judge`.
+    /// `variants`, `revision` or `judge`; for embeddings, `examples` or `text`.
     pub purpose: &'static str,
     pub provider: String,
     pub model: String,
@@ -522,16 +522,41 @@ impl CallNote {
             output: c.structured.clone().unwrap_or_else(|| Value::String(c.text.clone())),
         }
     }
+
+    /// An embeddings call: its prompt hash covers the model and the texts; its output is how many vectors
+    /// came back (the vectors themselves are not kept).
+    pub fn of_embeddings(purpose: &'static str, texts: &[String], e: &Embeddings) -> CallNote {
+        CallNote {
+            task: Task::Embed.name(),
+            purpose,
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            local: e.local,
+            cached: false,
+            fallback_reason: e.fallback_reason.clone(),
+            prompt_hash: sha256_hex(&serde_json::to_vec(&json!({"model": e.model, "input": texts})).expect("JSON")),
+            prompt_tokens: e.usage.prompt_tokens,
+            completion_tokens: 0,
+            tokens_estimated: e.usage.estimated,
+            cost_micros: e.cost_micros,
+            latency_ms: e.latency_ms,
+            attempts: e.attempts,
+            output: json!({"vectors": e.vectors.len()}),
+        }
+    }
 }
 
 /// The hash of what a request asks (messages, schema, tools, parameters; not `stream`, not the local input).
 pub fn prompt_hash(request: &Request) -> String {
-    use sha2::{Digest, Sha256};
     let mut r = request.clone();
     r.stream = false;
     r.input = Value::Null;
-    let digest = Sha256::digest(serde_json::to_vec(&r).expect("requests serialise"));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&serde_json::to_vec(&r).expect("requests serialise"))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// When a channel's messages carry an AI-use disclosure.

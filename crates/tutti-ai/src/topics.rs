@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::embed::{Feature, features, is_word_like};
+use crate::embed::{Feature, dot, features, is_word_like};
+use crate::generate::CallNote;
 use crate::provider::Embeddings;
 use crate::provider::route::Router;
 use crate::text::{self, Language};
@@ -212,12 +213,8 @@ impl Taxonomy {
 
     /// The topic of the example nearest to `vector` in `semantic`'s space, when close enough.
     pub fn classify_vector(&self, semantic: &Semantic, vector: &[f32]) -> Option<Match<'_>> {
-        let (i, score) = semantic
-            .vectors
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (i, e.iter().zip(vector).map(|(a, b)| a * b).sum::<f32>()))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (i, score) =
+            semantic.vectors.iter().enumerate().map(|(i, e)| (i, dot(e, vector))).max_by(|a, b| a.1.total_cmp(&b.1))?;
         let example = self.examples.get(i)?;
         (score >= self.embedding_threshold).then(|| Match {
             topic: &self.topics[example.topic],
@@ -236,7 +233,7 @@ impl Taxonomy {
         router: &Router,
         semantic: &SemanticCache,
         now_ms: i64,
-    ) -> (Option<Match<'t>>, Vec<EmbedCall>) {
+    ) -> (Option<Match<'t>>, Vec<CallNote>) {
         let mut calls = Vec::new();
         if let Some(m) = self.classify(text) {
             return (Some(m), calls);
@@ -247,16 +244,18 @@ impl Taxonomy {
         let space = match semantic.get() {
             Some(s) => s,
             None => {
-                let examples = router.embed(&self.example_texts(), now_ms).await;
-                calls.push(EmbedCall::of(&examples, "examples"));
+                let texts = self.example_texts();
+                let examples = router.embed(&texts, now_ms).await;
+                calls.push(CallNote::of_embeddings("examples", &texts, &examples));
                 match Semantic::new(self, examples) {
                     Some(made) => semantic.set(made),
                     None => return (None, calls),
                 }
             }
         };
-        let mine = router.embed(&[text.to_owned()], now_ms).await;
-        calls.push(EmbedCall::of(&mine, "text"));
+        let texts = [text.to_owned()];
+        let mine = router.embed(&texts, now_ms).await;
+        calls.push(CallNote::of_embeddings("text", &texts, &mine));
         if mine.provider != space.provider || mine.model != space.model {
             return (None, calls);
         }
@@ -278,40 +277,6 @@ impl Match<'_> {
     /// `topic:<id>`.
     pub fn key(&self) -> String {
         format!("topic:{}", self.topic.id)
-    }
-}
-
-/// One embeddings call, as the audit trail records it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EmbedCall {
-    pub task: &'static str,
-    /// `examples` (the taxonomy's, once) or `text`.
-    pub purpose: &'static str,
-    pub provider: String,
-    pub model: String,
-    pub local: bool,
-    pub texts: usize,
-    pub tokens: u32,
-    pub cost_micros: u64,
-    pub latency_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback_reason: Option<String>,
-}
-
-impl EmbedCall {
-    fn of(e: &Embeddings, purpose: &'static str) -> EmbedCall {
-        EmbedCall {
-            task: "embed",
-            purpose,
-            provider: e.provider.clone(),
-            model: e.model.clone(),
-            local: e.local,
-            texts: e.vectors.len(),
-            tokens: e.usage.prompt_tokens,
-            cost_micros: e.cost_micros,
-            latency_ms: e.latency_ms,
-            fallback_reason: e.fallback_reason.clone(),
-        }
     }
 }
 

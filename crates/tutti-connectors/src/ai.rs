@@ -199,7 +199,8 @@ impl Ai {
             .filter(|c| !c.local)
             .map(|c| {
                 let mut detail = serde_json::to_value(c).expect("call notes serialise");
-                detail["output"] = json!({"topic": answer["topic"], "score": answer["score"]});
+                detail["output"]["topic"] = answer["topic"].clone();
+                detail["output"]["score"] = answer["score"].clone();
                 AuditRecord {
                     at: action.now,
                     kind: AuditKind::ModelCall,
@@ -211,13 +212,19 @@ impl Ai {
             })
             .collect();
         if !records.is_empty() {
-            let audit = self.audit.clone();
-            tokio::task::spawn_blocking(move || audit.append(records))
-                .await
-                .map_err(|e| Failure::transient(format!("the audit log: {e}")))?
-                .map_err(Failure::transient)?;
+            self.record(records).await?;
         }
         Ok(answer)
+    }
+
+    /// Appends to the audit log off the runtime's threads; a failed write is a transient failure (the action
+    /// is retried), so nothing answered goes unrecorded.
+    async fn record(&self, records: Vec<AuditRecord>) -> Result<(), Failure> {
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || audit.append(records))
+            .await
+            .map_err(|e| Failure::transient(format!("the audit log: {e}")))?
+            .map_err(Failure::transient)
     }
 }
 
@@ -280,12 +287,7 @@ impl Sender for Ai {
             .map_err(Failure::permanent)?;
             // Recorded before the message is handed back: a message without its audit record never goes out
             // (a failed write is retried with the action).
-            let records = audit_records(action.payload, &g, action.now);
-            let audit = self.audit.clone();
-            tokio::task::spawn_blocking(move || audit.append(records))
-                .await
-                .map_err(|e| Failure::transient(format!("the audit log: {e}")))?
-                .map_err(Failure::transient)?;
+            self.record(audit_records(action.payload, &g, action.now)).await?;
             serde_json::to_value(g).map_err(|e| Failure::permanent(e.to_string()))
         })
     }

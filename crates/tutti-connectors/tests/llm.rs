@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tutti_ai::embed::dot;
 use tutti_ai::provider::local::Local;
 use tutti_ai::provider::route::{Router, Routes};
 use tutti_ai::provider::{AiError, Message, Price, Prices, Provider, Request, Schema, Task, Tool, ToolChoice};
@@ -518,11 +519,10 @@ async fn provider_embeddings_in_openais_format_find_topics_the_words_miss() {
     assert_eq!(e.vectors.len(), 3);
     for v in &e.vectors {
         assert_eq!(v.len(), 66);
-        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "unit length");
+        assert!((dot(v, v) - 1.0).abs() < 1e-4, "unit length");
     }
-    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    assert!(cos(&e.vectors[0], &e.vectors[1]) > 0.8, "one worry in two languages is close");
-    assert!(cos(&e.vectors[0], &e.vectors[2]) < 0.5, "security is not price");
+    assert!(dot(&e.vectors[0], &e.vectors[1]) > 0.8, "one worry in two languages is close");
+    assert!(dot(&e.vectors[0], &e.vectors[2]) < 0.5, "security is not price");
     assert!(!e.usage.estimated && e.usage.prompt_tokens > 0);
     assert_eq!(e.cost_micros, (f64::from(e.usage.prompt_tokens) * 0.02).ceil() as u64);
     let sent = vendors.received("openai");
@@ -640,11 +640,10 @@ async fn a_real_model_server_embeds() {
     assert!(dim >= 64 && e.vectors.iter().all(|v| v.len() == dim), "one length: {dim}");
     for v in &e.vectors {
         assert!(v.iter().all(|x| x.is_finite()));
-        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-3, "unit length");
+        assert!((dot(v, v) - 1.0).abs() < 1e-3, "unit length");
     }
-    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    assert!(cos(&e.vectors[0], &e.vectors[2]) > 0.999, "the same text, the same vector");
-    assert!(cos(&e.vectors[0], &e.vectors[1]) < 0.999, "different texts, different vectors");
+    assert!(dot(&e.vectors[0], &e.vectors[2]) > 0.999, "the same text, the same vector");
+    assert!(dot(&e.vectors[0], &e.vectors[1]) < 0.999, "different texts, different vectors");
     assert!(!e.usage.estimated && e.usage.prompt_tokens > 3, "{:?}", e.usage);
     assert_eq!(e.cost_micros, (f64::from(e.usage.prompt_tokens) * 0.01).ceil() as u64);
 

@@ -174,10 +174,10 @@ impl FlowRuntime {
         let pid = profile.id;
         let view = profile.to_public_json();
         let profile_id = pid.to_string();
-        if self.counts.is_none() {
-            self.counts = Some(store.step_counts()?.into_iter().collect());
-        }
-        let counts = self.counts.get_or_insert_default();
+        let counts = match &mut self.counts {
+            Some(counts) => counts,
+            unread => unread.insert(store.step_counts()?.into_iter().collect()),
+        };
         let world = World { defs: &defs, profile_id: &profile_id, profile: &view, counts };
         let state = Self::state(&mut self.states, store, pid)?;
         let effects = apply(&world, state, input, now);

@@ -314,15 +314,6 @@ pub type PendingEmbeddings<'a> = Pin<Box<dyn Future<Output = Result<Embeddings, 
 /// The most texts one embeddings request carries (OpenAI's limit per request is 2,048).
 pub const MAX_EMBED_INPUTS: usize = 2048;
 
-/// `v` scaled to length 1 (all zeros stays all zeros).
-pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 && norm.is_finite() {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
-
 /// A model provider. Contract: `complete` never panics on anything the endpoint sends; a structured answer is
 /// returned only after it parsed and matched the schema; secrets never appear in errors.
 pub trait Provider: Send + Sync {
@@ -334,7 +325,8 @@ pub trait Provider: Send + Sync {
         false
     }
     fn complete<'a>(&'a self, request: &'a Request) -> Pending<'a>;
-    /// Embeds `texts` (at most [`MAX_EMBED_INPUTS`]). Providers that cannot say so.
+    /// Embeds `texts`, in as many requests as the endpoint needs (one answer, one model). Providers that cannot
+    /// say so.
     fn embed<'a>(&'a self, texts: &'a [String]) -> PendingEmbeddings<'a> {
         let _ = texts;
         let error = AiError::Unsupported(format!("`{}` has no embeddings", self.name()));

@@ -448,7 +448,7 @@ pub fn parse_embeddings(body: &[u8], expected: usize) -> Result<EmbeddingsAnswer
             }
             Some(_) => {}
         }
-        *slot = Some(super::unit(vector));
+        *slot = Some(crate::embed::unit(vector));
     }
     let prompt_tokens = v
         .get("usage")

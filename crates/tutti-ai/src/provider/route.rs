@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::local::Local;
-use super::{AiError, Completion, Embeddings, MAX_EMBED_INPUTS, Provider, Request, Task};
+use super::{AiError, Completion, Embeddings, Provider, Request, Task};
 
 /// A day in milliseconds (budgets are per UTC day).
 const DAY_MS: i64 = 86_400_000;
@@ -141,46 +141,27 @@ impl Router {
         }
     }
 
-    /// Embeds `texts` by the route of [`Task::Embed`] (local unless routed), in requests of at most
-    /// [`MAX_EMBED_INPUTS`]. When the provider fails or the budget is spent, every text is embedded locally and
-    /// the answer says why: vectors of one answer always share one space. Not cached.
+    /// Embeds `texts` by the route of [`Task::Embed`] (local unless routed); the provider batches them as its
+    /// endpoint allows. When the provider fails or the budget is spent, every text is embedded locally and the
+    /// answer says why: vectors of one answer always share one space. Not cached.
     pub async fn embed(&self, texts: &[String], now_ms: i64) -> Embeddings {
         let name = self.provider_for(Task::Embed);
         let Some(provider) = self.providers.get(name) else { return self.local.embeddings(texts) };
-        let fallback = |error: AiError| {
-            let mut e = self.local.embeddings(texts);
-            e.fallback_reason = Some(error.to_string());
-            e
-        };
-        if let Some(budget) = &self.budget
-            && let Some(reason) = budget.exhausted(now_ms)
-        {
-            return fallback(AiError::Budget(reason));
-        }
-        let mut all: Option<Embeddings> = None;
-        for chunk in texts.chunks(MAX_EMBED_INPUTS) {
-            let part = match provider.embed(chunk).await {
-                Ok(part) => part,
-                Err(e) => return fallback(e),
-            };
-            if let Some(budget) = &self.budget {
-                budget.spend(now_ms, part.cost_micros);
-            }
-            match &mut all {
-                None => all = Some(part),
-                Some(a) => {
-                    if part.model != a.model || part.vectors.first().map(Vec::len) != a.vectors.first().map(Vec::len) {
-                        return fallback(AiError::Malformed("the model changed between requests".into()));
+        let error = match self.budget.as_ref().and_then(|b| b.exhausted(now_ms)) {
+            Some(reason) => AiError::Budget(reason),
+            None => match provider.embed(texts).await {
+                Ok(e) => {
+                    if let Some(budget) = &self.budget {
+                        budget.spend(now_ms, e.cost_micros);
                     }
-                    a.vectors.extend(part.vectors);
-                    a.usage.prompt_tokens = a.usage.prompt_tokens.saturating_add(part.usage.prompt_tokens);
-                    a.cost_micros += part.cost_micros;
-                    a.latency_ms += part.latency_ms;
-                    a.attempts += part.attempts;
+                    return e;
                 }
-            }
-        }
-        all.unwrap_or_else(|| self.local.embeddings(texts))
+                Err(e) => e,
+            },
+        };
+        let mut local = self.local.embeddings(texts);
+        local.fallback_reason = Some(error.to_string());
+        local
     }
 
     fn fallback(&self, request: &Request, error: AiError) -> Result<Completion, AiError> {
