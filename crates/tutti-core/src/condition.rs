@@ -6,17 +6,42 @@
 //! bounded in length and nesting first, so a hostile expression cannot exhaust the parser's stack. Evaluation
 //! must yield a boolean; anything else is an error that names what it got. A missing member (a trait the
 //! profile does not have) is an evaluation error too, so conditions guard with `has(profile.traits.plan)`.
+//!
+//! Bounded while it runs (see [`crate::budget`]): each comprehension (`all`, `exists`, `exists_one`, `map`,
+//! `filter`) draws a step per element of what it walks before walking it, and each element `map` keeps draws
+//! for its size, so nested comprehensions over big lists end with a clear error instead of holding the
+//! processor; integer overflow is already an error in CEL; a panic inside the interpreter fails the
+//! evaluation, not the thread.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock};
 
+use cel::common::ast::{CallExpr, EntryExpr, Expr, ListExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
-use cel::common::value::Val;
+use cel::common::value::{CowVal, Val};
+use cel::{ExecutionError, IdedExpr};
 use serde_json::Value;
+
+use crate::budget::{self, Exceeded, Limits, Metered};
+
+/// The function a comprehension's range is passed through, to draw its size from the budget. Names starting
+/// with `@` cannot be written in CEL source, so no condition can call or shadow it.
+const CHARGE_RANGE: &str = "@tutti_range";
+
+/// The function each element a `map` keeps is passed through, to draw its size from the budget.
+const CHARGE_ITEM: &str = "@tutti_item";
 
 /// The standard library of functions and macros, built once: building it registers hundreds of overloads,
 /// far more work than evaluating a typical condition.
-static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| {
+    let mut env = cel::Env::stdlib();
+    env.add_overload(CHARGE_RANGE, "tutti_range_dyn", vec![cel::common::types::DYN_TYPE], charge_range)
+        .expect("a name no other function has");
+    env.add_overload(CHARGE_ITEM, "tutti_item_dyn", vec![cel::common::types::DYN_TYPE], charge_item)
+        .expect("a name no other function has");
+    Arc::new(env)
+});
 
 /// The longest condition accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
@@ -27,7 +52,8 @@ pub const MAX_NESTING: usize = 32;
 /// A compiled condition.
 pub struct Condition {
     source: String,
-    program: cel::Program,
+    /// The expression with its comprehensions metered.
+    program: IdedExpr,
     /// The top-level variables the program reads, sorted: only these are handed to it.
     variables: Vec<String>,
 }
@@ -51,8 +77,18 @@ pub struct ConditionError {
 
 /// Why a compiled condition could not decide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EvalError(pub String);
+#[error("{message}")]
+pub struct EvalError {
+    pub message: String,
+    /// The limit it ran into, when that is why.
+    pub limit: Option<Exceeded>,
+}
+
+impl EvalError {
+    fn new(message: impl Into<String>) -> EvalError {
+        EvalError { message: message.into(), limit: None }
+    }
+}
 
 impl Condition {
     /// Compiles a condition, or says where its first error is.
@@ -71,14 +107,25 @@ impl Condition {
                 message: format!("nested deeper than {MAX_NESTING} levels of parentheses, brackets and braces"),
             });
         }
-        let program = cel::Program::compile(source).map_err(|errors| {
-            let first = errors.errors.first();
-            let (line, column) = first.map_or((1, 1), |e| (e.pos.0.max(1) as usize, e.pos.1.max(0) as usize + 1));
-            ConditionError { line, column, message: first.map_or_else(|| errors.to_string(), |e| e.msg.clone()) }
-        })?;
-        let mut variables: Vec<String> = program.references().variables().into_iter().map(str::to_owned).collect();
-        variables.sort();
-        Ok(Condition { source: source.to_owned(), program, variables })
+        let parsed = catch_unwind(AssertUnwindSafe(|| ENV.parser().parse_with_source_info(source)));
+        let (mut program, source_info) = match parsed {
+            Ok(Ok(parsed)) => parsed,
+            Ok(Err(errors)) => {
+                let first = errors.errors.first();
+                let (line, column) = first.map_or((1, 1), |e| (e.pos.0.max(1) as usize, e.pos.1.max(0) as usize + 1));
+                let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
+                return Err(ConditionError { line, column, message });
+            }
+            Err(panic) => {
+                let message = format!("the condition could not be read: {}", budget::panic_text(&*panic));
+                return Err(ConditionError { line: 1, column: 1, message });
+            }
+        };
+        drop(source_info);
+        let mut variables = BTreeSet::new();
+        free_variables(&program, &mut Vec::new(), &mut variables);
+        meter(&mut program);
+        Ok(Condition { source: source.to_owned(), program, variables: variables.into_iter().collect() })
     }
 
     /// The source it was compiled from.
@@ -86,7 +133,8 @@ impl Condition {
         &self.source
     }
 
-    /// The top-level variables it reads, sorted, for checking them against what a context provides.
+    /// The top-level variables it reads (not those its comprehensions bind), sorted, for checking them
+    /// against what a context provides.
     pub fn variables(&self) -> Vec<String> {
         self.variables.clone()
     }
@@ -96,21 +144,177 @@ impl Condition {
         self.variables.binary_search_by(|v| v.as_str().cmp(name)).is_ok()
     }
 
-    /// Evaluates with the given variables; the result must be a boolean. Only the variables the condition
-    /// reads are converted, and they borrow their strings from the JSON instead of copying them.
+    /// Evaluates with the given variables within the default [`Limits`]; the result must be a boolean. Only
+    /// the variables the condition reads are converted, and they borrow their strings from the JSON instead of
+    /// copying them.
     pub fn evaluate(&self, variables: &[(&str, &Value)]) -> Result<bool, EvalError> {
+        self.evaluate_with(variables, Limits::default())
+    }
+
+    /// Evaluates within `limits` (lowered by any evaluation already metered on this thread).
+    pub fn evaluate_with(&self, variables: &[(&str, &Value)], limits: Limits) -> Result<bool, EvalError> {
+        let _meter = Metered::start_within(limits);
         let mut context = cel::Context::with_env(ENV.clone());
         for (name, value) in variables {
             if self.reads(name) {
                 context.add_variable_as_val(*name, to_val(value));
             }
         }
-        match self.program.execute(&context) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(EvalError(format!("the condition must be true or false, but gave {other:?}"))),
-            Err(e) => Err(EvalError(e.to_string())),
+        let result = catch_unwind(AssertUnwindSafe(|| cel::Value::resolve(&self.program, &context)));
+        if let Some(limit) = budget::exceeded() {
+            return Err(EvalError { message: format!("the condition ran into {limit}"), limit: Some(limit) });
+        }
+        match result {
+            Ok(Ok(cel::Value::Bool(b))) => Ok(b),
+            Ok(Ok(other)) => Err(EvalError::new(format!("the condition must be true or false, but gave {other:?}"))),
+            Ok(Err(e)) => Err(EvalError::new(e.to_string())),
+            Err(panic) => Err(EvalError::new(format!("the condition failed: {}", budget::panic_text(&*panic)))),
         }
     }
+}
+
+/// The variables an expression reads that no comprehension around them binds, into `out`.
+fn free_variables(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut BTreeSet<String>) {
+    match &expr.expr {
+        Expr::Ident(name) => {
+            if !name.starts_with('@') && !bound.iter().any(|b| b == name) {
+                out.insert(name.clone());
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_variables(target, bound, out);
+            }
+            call.args.iter().for_each(|a| free_variables(a, bound, out));
+        }
+        Expr::Comprehension(c) => {
+            free_variables(&c.iter_range, bound, out);
+            free_variables(&c.accu_init, bound, out);
+            let depth = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.clone());
+            bound.push(c.accu_var.clone());
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_variables(part, bound, out);
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(list) => list.elements.iter().for_each(|e| free_variables(e, bound, out)),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
+                    EntryExpr::MapEntry(e) => {
+                        free_variables(&e.key, bound, out);
+                        free_variables(&e.value, bound, out);
+                    }
+                }
+            }
+        }
+        Expr::Select(select) => free_variables(&select.operand, bound, out),
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
+                    EntryExpr::MapEntry(e) => {
+                        free_variables(&e.key, bound, out);
+                        free_variables(&e.value, bound, out);
+                    }
+                }
+            }
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// Wraps `expr` in a call to one of the metering functions.
+fn wrap(function: &str, expr: &mut IdedExpr) {
+    let inner = std::mem::replace(expr, IdedExpr { id: expr.id, expr: Expr::Unspecified });
+    expr.expr = Expr::Call(CallExpr { func_name: function.to_owned(), target: None, args: vec![inner] });
+}
+
+/// Meters every comprehension: its range passes through [`CHARGE_RANGE`], and the element a `map` appends
+/// through [`CHARGE_ITEM`]. The loop's own shape is left as the macros wrote it, so the interpreter's fast
+/// paths for `all`, `exists`, `map` and `filter` still apply.
+fn meter(expr: &mut IdedExpr) {
+    match &mut expr.expr {
+        Expr::Comprehension(c) => {
+            meter(&mut c.iter_range);
+            meter(&mut c.accu_init);
+            meter(&mut c.loop_cond);
+            meter(&mut c.loop_step);
+            meter(&mut c.result);
+            wrap(CHARGE_RANGE, &mut c.iter_range);
+            // `@result + [item]`, possibly as the middle of `guard ? @result + [item] : @result`.
+            let step = match &mut c.loop_step.expr {
+                Expr::Call(call) if call.func_name == cel::common::ast::operators::CONDITIONAL => call.args.get_mut(1),
+                _ => Some(&mut c.loop_step),
+            };
+            if let Some(IdedExpr { expr: Expr::Call(call), .. }) = step
+                && call.func_name == cel::common::ast::operators::ADD
+                && let Some(IdedExpr { expr: Expr::List(ListExpr { elements, .. }), .. }) = call.args.get_mut(1)
+            {
+                elements.iter_mut().for_each(|e| wrap(CHARGE_ITEM, e));
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &mut call.target {
+                meter(target);
+            }
+            call.args.iter_mut().for_each(meter);
+        }
+        Expr::List(list) => list.elements.iter_mut().for_each(meter),
+        Expr::Map(map) => {
+            for entry in &mut map.entries {
+                match &mut entry.expr {
+                    EntryExpr::StructField(f) => meter(&mut f.value),
+                    EntryExpr::MapEntry(e) => {
+                        meter(&mut e.key);
+                        meter(&mut e.value);
+                    }
+                }
+            }
+        }
+        Expr::Select(select) => meter(&mut select.operand),
+        Expr::Struct(s) => {
+            for entry in &mut s.entries {
+                match &mut entry.expr {
+                    EntryExpr::StructField(f) => meter(&mut f.value),
+                    EntryExpr::MapEntry(e) => {
+                        meter(&mut e.key);
+                        meter(&mut e.value);
+                    }
+                }
+            }
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// How much a value costs to walk or keep: elements of a list or map, kilobytes of a string.
+fn cost(value: &dyn Val) -> u64 {
+    if let Some(s) = value.downcast_ref::<CelString>() {
+        return (s.inner().len() / budget::BYTES_PER_STEP) as u64;
+    }
+    value.as_sizer().map_or(0, |s| (*s.size().inner()).max(0) as u64)
+}
+
+fn limit_error(e: Exceeded) -> ExecutionError {
+    ExecutionError::function_error("comprehension", format!("ran into {e}"))
+}
+
+/// Draws a step per element of a comprehension's range, before it is walked.
+fn charge_range<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let range = args.pop().ok_or_else(ExecutionError::missing_argument_or_target)?;
+    budget::charge(1 + cost(range.as_ref())).map_err(limit_error)?;
+    Ok(range)
+}
+
+/// Draws for the size of an element a `map` keeps.
+fn charge_item<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let item = args.pop().ok_or_else(ExecutionError::missing_argument_or_target)?;
+    budget::charge(cost(item.as_ref())).map_err(limit_error)?;
+    Ok(item)
 }
 
 /// Where nesting first goes past [`MAX_NESTING`], outside string literals, as (line, column).
@@ -205,7 +409,7 @@ mod tests {
     #[test]
     fn non_boolean_results_and_missing_members_are_errors_not_false() {
         let err = decide("profile.traits", json!({}), json!({"traits": {}})).unwrap_err();
-        assert!(err.0.contains("true or false"), "{err}");
+        assert!(err.message.contains("true or false"), "{err}");
         assert!(decide("profile.traits.plan == 'pro'", json!({}), json!({"traits": {}})).is_err());
     }
 

@@ -6,6 +6,7 @@
 //! and get back the decision. That makes every decision replayable and testable with plain values.
 
 pub mod audit;
+pub mod budget;
 pub mod codes;
 pub mod condition;
 pub mod creative;

@@ -30,6 +30,7 @@ pub struct Config {
     pub identity: IdentitySection,
     pub log: LogConfig,
     pub flows: FlowsConfig,
+    pub processor: ProcessorConfig,
     /// `[connectors.<name>]`: each connector's table, validated by `tutti_connectors::Registry::build` (which
     /// names the connector and the key of every problem).
     pub connectors: BTreeMap<String, toml::Value>,
@@ -62,6 +63,24 @@ pub struct HooksConfig {
 pub struct FlowsConfig {
     /// Directory of flow, segment and policy YAML files loaded at start (default: `./flows` when present).
     pub dir: Option<PathBuf>,
+}
+
+/// The processor's health, as `/healthz` reports it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    /// `/healthz` answers 503 when the processor is further behind the durable log than this many events.
+    pub max_lag: u64,
+    /// `/healthz` answers 503 when the processor has not come round its loop for this long (it does at least
+    /// every 20 ms when idle; one batch of 10,000 events takes well under a second).
+    #[serde(deserialize_with = "duration")]
+    pub stall_after: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig { max_lag: 1_000_000, stall_after: Duration::from_secs(30) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -224,6 +224,7 @@ impl FlowRuntime {
                         RunStatus::AwaitingResult { .. } => "awaiting_result",
                         RunStatus::Completed => "completed",
                         RunStatus::Exited { .. } => "exited",
+                        RunStatus::Failed { .. } => "failed",
                     };
                     batch.runs.push(RunRecord {
                         id: run.id.clone(),

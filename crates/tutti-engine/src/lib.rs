@@ -14,6 +14,8 @@ pub mod config;
 pub mod connectors;
 pub mod definitions;
 mod dispatch;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod flows;
 pub mod intake;
 pub mod metrics;
@@ -170,6 +172,28 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Whether the engine can do its work: `Err` says why not (the processor stopped, stalled or fell
+    /// behind past `[processor]` bounds). What `/healthz` answers.
+    pub fn health(&self) -> Result<(), String> {
+        let m = &self.metrics;
+        if !m.processor_up.load(Ordering::Relaxed) {
+            return Err("the processor is not running; events are kept but no profile or flow moves".into());
+        }
+        let age = processor::wall_clock_ms() - m.processor_beat.load(Ordering::Relaxed);
+        let stall = self.config.processor.stall_after;
+        if age > stall.as_millis() as i64 {
+            return Err(format!("the processor has not come round its loop for {} s", age / 1000));
+        }
+        let lag = m.log_head.load(Ordering::Relaxed).saturating_sub(m.processed_seq.load(Ordering::Relaxed));
+        if lag > self.config.processor.max_lag {
+            return Err(format!(
+                "the processor is {lag} events behind the log (the bound is {})",
+                self.config.processor.max_lag
+            ));
+        }
+        Ok(())
+    }
+
     /// Opens the data directory (creating it), loads or generates secrets and starts the threads. Connector
     /// secrets are read from the process environment.
     pub fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
@@ -285,6 +309,9 @@ impl Engine {
             results,
             dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
         };
+        // Up from here: the thread marks itself down when it ends.
+        metrics.processor_up.store(true, Ordering::Relaxed);
+        metrics.processor_beat.store(processor::wall_clock_ms(), Ordering::Relaxed);
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
 
         let stop_checkpointer = Arc::new(AtomicU64::new(0));

@@ -91,6 +91,14 @@ pub struct Metrics {
     pub processed_seq: AtomicU64,
     /// Profile timers that came due.
     pub timers_fired: AtomicU64,
+    /// Whether the processor thread is running its loop.
+    pub processor_up: std::sync::atomic::AtomicBool,
+    /// When the processor last came round its loop (Unix milliseconds, wall clock).
+    pub processor_beat: AtomicI64,
+    /// Inputs whose handling panicked, each failing its profile's active runs.
+    pub inputs_failed: AtomicU64,
+    /// Runs that ended failed (a limit, or a failed input).
+    pub runs_failed: AtomicU64,
     /// Actions written to the outbox.
     pub actions_queued: AtomicU64,
     /// Actions a connector confirmed.
@@ -129,6 +137,10 @@ impl Default for Metrics {
             log_head: AtomicU64::new(0),
             processed_seq: AtomicU64::new(0),
             timers_fired: AtomicU64::new(0),
+            processor_up: std::sync::atomic::AtomicBool::new(false),
+            processor_beat: AtomicI64::new(0),
+            inputs_failed: AtomicU64::new(0),
+            runs_failed: AtomicU64::new(0),
             actions_queued: AtomicU64::new(0),
             actions_delivered: AtomicU64::new(0),
             actions_retried: AtomicU64::new(0),
@@ -228,6 +240,25 @@ impl Metrics {
             load(&self.processed_seq) as i64,
         );
         counter(&mut out, "tutti_timers_fired_total", "Profile timers that came due.", load(&self.timers_fired));
+        gauge(
+            &mut out,
+            "tutti_processor_up",
+            "Whether the processor thread is running (1) or stopped (0).",
+            i64::from(self.processor_up.load(Ordering::Relaxed)),
+        );
+        gauge(
+            &mut out,
+            "tutti_processor_lag_events",
+            "Durable events the processor has not folded yet.",
+            load(&self.log_head).saturating_sub(load(&self.processed_seq)) as i64,
+        );
+        counter(
+            &mut out,
+            "tutti_inputs_failed_total",
+            "Inputs whose handling failed; each failed its profile's active runs.",
+            load(&self.inputs_failed),
+        );
+        counter(&mut out, "tutti_runs_failed_total", "Runs that ended failed.", load(&self.runs_failed));
         counter(&mut out, "tutti_actions_queued_total", "Actions written to the outbox.", load(&self.actions_queued));
         counter(
             &mut out,

@@ -8,6 +8,7 @@
 //! Erasure runs on the same thread, between batches, so it never races with the processing of the same person.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -36,6 +37,34 @@ pub enum ProcessorError {
     Intake(#[from] IntakeError),
     #[error("the processor is shut down")]
     Closed,
+    /// Running the flows of one profile on one input panicked. The batch is dropped and run again with that
+    /// input failed (see [`InputId`]).
+    #[error("handling {input} for profile {profile} failed: {reason}")]
+    Panicked { input: InputId, profile: ProfileId, reason: String },
+}
+
+/// One input to the flows, as the processor knows it across a retried batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InputId {
+    /// The event at this log position.
+    Event(u64),
+    /// A profile's due timers.
+    Tick(ProfileId),
+    /// A connector's answer to the action with this key.
+    Result(String),
+    /// A person's decision on this run.
+    Approval(String),
+}
+
+impl std::fmt::Display for InputId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputId::Event(seq) => write!(f, "event {seq}"),
+            InputId::Tick(pid) => write!(f, "the timers of profile {pid}"),
+            InputId::Result(key) => write!(f, "the result of action {key}"),
+            InputId::Approval(run) => write!(f, "the decision on run {run}"),
+        }
+    }
 }
 
 /// What an erasure removed.
@@ -139,6 +168,9 @@ struct State {
     flows: FlowRuntime,
     /// Action results taken from the dispatcher but not yet committed.
     results: Vec<ActionResult>,
+    /// Inputs whose handling panicked, with why: when the batch runs again, each fails its profile's active
+    /// runs instead of running them, and the checkpoint moves past it, so it never fails the processor twice.
+    poisoned: HashMap<InputId, String>,
 }
 
 /// Changes gathered over one batch.
@@ -156,6 +188,14 @@ struct Pending {
 impl Processor {
     pub fn run(mut self) {
         lower_priority("processor");
+        // Down again when this thread ends, by returning or by a panic outside any one input's flows.
+        struct Up(Arc<Metrics>);
+        impl Drop for Up {
+            fn drop(&mut self) {
+                self.0.processor_up.store(false, Ordering::Relaxed);
+            }
+        }
+        let _up = Up(self.metrics.clone());
         let mut state = match self.load() {
             Ok(s) => s,
             Err(e) => {
@@ -165,6 +205,7 @@ impl Processor {
         };
         self.processed.publish(state.checkpoint);
         loop {
+            self.metrics.processor_beat.store(wall_clock_ms(), Ordering::Relaxed);
             while let Ok(command) = self.commands.try_recv() {
                 self.handle(&mut state, command);
             }
@@ -174,6 +215,11 @@ impl Processor {
                 Err(e) if self.feed.is_closed() => {
                     tracing::error!(error = %e, "processing failed during shutdown; the rest replays at next start");
                     break;
+                }
+                Err(ProcessorError::Panicked { input, profile, reason }) => {
+                    tracing::error!(%input, %profile, reason, "handling an input panicked; it fails its profile's active runs and processing goes on");
+                    state.poisoned.insert(input, reason);
+                    continue;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "processing failed; retrying from the last checkpoint")
@@ -204,6 +250,7 @@ impl Processor {
             profiles: HashMap::new(),
             flows: FlowRuntime::new(self.definitions.clone()),
             results: Vec::new(),
+            poisoned: HashMap::new(),
         })
     }
 
@@ -250,13 +297,15 @@ impl Processor {
             for (at, pid) in due {
                 if state.flows.wants_tick(&*self.store, pid, now)? {
                     self.metrics.timer_lateness.observe((now - at).max(0) as f64 / 1000.0);
-                    self.flow_input(state, &mut pending, pid, tutti_core::flow::Input::Tick, now)?;
+                    let input = tutti_core::flow::Input::Tick;
+                    self.flow_input(state, &mut pending, pid, input, InputId::Tick(pid), now)?;
                 }
             }
             self.metrics.timers_fired.fetch_add(ticks as u64, Ordering::Relaxed);
             for result in std::mem::take(&mut state.results) {
                 let input = tutti_core::flow::Input::ActionResult { key: &result.key, result: &result.result };
-                self.flow_input(state, &mut pending, result.profile, input, now)?;
+                let id = InputId::Result(result.key.clone());
+                self.flow_input(state, &mut pending, result.profile, input, id, now)?;
                 pending.results.push(result);
             }
             Ok::<(), ProcessorError>(())
@@ -273,6 +322,7 @@ impl Processor {
             self.intake.delete_blocking(pending.dropped.clone())?;
         }
         self.commit(state, &mut pending, checkpoint)?;
+        state.poisoned.clear();
         if !pending.dropped.is_empty() {
             self.metrics.events_erased_in_flight.fetch_add(pending.dropped.len() as u64, Ordering::Relaxed);
             self.intake.scrub_blocking()?;
@@ -303,6 +353,10 @@ impl Processor {
             }
         };
         self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
+        for run in pending.batch.flows.runs.iter().filter(|r| r.state == "failed") {
+            self.metrics.runs_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(run = %run.id, flow = %run.flow, profile = %run.profile, "a run failed; its reason is on the run");
+        }
         let rows = std::mem::take(&mut pending.batch.flows.outbox)
             .into_iter()
             .zip(queued)
@@ -330,6 +384,7 @@ impl Processor {
         pending: &mut Pending,
         pid: ProfileId,
         input: tutti_core::flow::Input<'_>,
+        id: InputId,
         now: tutti_core::Millis,
     ) -> Result<(), ProcessorError> {
         // A profile merged away or erased since its timer was set or its action queued has nothing to run.
@@ -340,10 +395,46 @@ impl Processor {
                 None => return Ok(()),
             },
         };
-        if state.flows.apply(&*self.store, profile, input, now, &mut pending.batch.flows)? {
+        if self.run_flows(&mut state.flows, &state.poisoned, profile, input, id, now, &mut pending.batch.flows)? {
             pending.dirty.insert(pid);
         }
         Ok(())
+    }
+
+    /// Runs one input through a profile's flows, isolated: a panic becomes [`ProcessorError::Panicked`] naming
+    /// the input, and an input that panicked before fails the profile's active runs instead of running again.
+    #[allow(clippy::too_many_arguments)]
+    fn run_flows(
+        &self,
+        flows: &mut FlowRuntime,
+        poisoned: &HashMap<InputId, String>,
+        profile: &mut Profile,
+        input: tutti_core::flow::Input<'_>,
+        id: InputId,
+        now: tutti_core::Millis,
+        batch: &mut tutti_store::FlowBatch,
+    ) -> Result<bool, ProcessorError> {
+        if let Some(why) = poisoned.get(&id) {
+            self.metrics.inputs_failed.fetch_add(1, Ordering::Relaxed);
+            let reason = format!("handling {id} failed: {why}");
+            return Ok(flows.apply(
+                &*self.store,
+                profile,
+                tutti_core::flow::Input::Failure { reason: &reason },
+                now,
+                batch,
+            )?);
+        }
+        let pid = profile.id;
+        let handle = || {
+            #[cfg(feature = "fault-injection")]
+            let input = crate::faults::maybe_panic(input);
+            flows.apply(&*self.store, profile, input, now, batch)
+        };
+        match catch_unwind(AssertUnwindSafe(handle)) {
+            Ok(applied) => Ok(applied?),
+            Err(panic) => Err(ProcessorError::Panicked { input: id, profile: pid, reason: panic_text(&*panic) }),
+        }
     }
 
     fn tombstone_hash(&self, id: &Identifier) -> [u8; 32] {
@@ -476,10 +567,13 @@ impl Processor {
         pending.dirty.insert(target);
         if state.flows.active() {
             let profile = state.profiles.get_mut(&target).expect("loaded above");
-            state.flows.apply(
-                &*self.store,
+            let input = tutti_core::flow::Input::Event(event);
+            self.run_flows(
+                &mut state.flows,
+                &state.poisoned,
                 profile,
-                tutti_core::flow::Input::Event(event),
+                input,
+                InputId::Event(seq),
                 now,
                 &mut pending.batch.flows,
             )?;
@@ -538,7 +632,7 @@ impl Processor {
         state.flows.begin();
         let mut pending = Pending::default();
         let input = tutti_core::flow::Input::Approval { run, step, verdict: decision };
-        if let Err(e) = self.flow_input(state, &mut pending, profile, input, now) {
+        if let Err(e) = self.flow_input(state, &mut pending, profile, input, InputId::Approval(run.to_owned()), now) {
             self.reset(state, Vec::new())?;
             return Err(e);
         }
@@ -578,4 +672,18 @@ impl Processor {
         self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
     }
+}
+
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "an unknown failure".to_owned())
+}
+
+/// Now on the wall clock, in Unix milliseconds: liveness is about real time, whatever clock flows run on.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

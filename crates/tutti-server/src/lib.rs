@@ -35,8 +35,17 @@ async fn batch(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: Body
     tracking::batch(engine, headers, body).await
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Public, for load balancers and orchestrators: 200 when the engine can do its work, 503 with the reason
+/// when the processor is stopped, stalled or behind (see `Engine::health`).
+async fn healthz(State(engine): State<Arc<Engine>>) -> Response {
+    match engine.health() {
+        Ok(()) => axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": reason, "version": env!("CARGO_PKG_VERSION")})),
+        )
+            .into_response(),
+    }
 }
 
 /// The OpenAPI 3.1 description of every route, kept in `crates/tutti-server/openapi.json`.

@@ -243,7 +243,7 @@ pub struct RunRecord {
     pub profile: ProfileId,
     pub flow: String,
     pub version: u32,
-    /// `waiting`, `approval` (waiting for a person), `awaiting_result`, `completed` or `exited`.
+    /// `waiting`, `approval` (waiting for a person), `awaiting_result`, `completed`, `exited` or `failed`.
     pub state: String,
     pub started_at: Millis,
     pub updated_at: Millis,

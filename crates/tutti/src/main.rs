@@ -543,6 +543,7 @@ fn decision_text(decision: &tutti_core::flow::Decision) -> String {
         K::ProfileUpdated { traits } => format!("profile updated {traits}"),
         K::Result { key } => format!("result of {key}"),
         K::Exited { reason } => format!("EXITED {reason}"),
+        K::Failed { reason } => format!("FAILED {reason}"),
         K::Completed => "completed".to_owned(),
         K::Goal { event } => format!("GOAL {event}"),
         K::SegmentEntered { segment } => format!("entered segment {segment}"),

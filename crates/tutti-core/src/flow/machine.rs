@@ -67,6 +67,10 @@ pub enum Input<'a> {
     ActionResult { key: &'a str, result: &'a Value },
     /// A person's decision on a run waiting at an `approve` step.
     Approval { run: &'a str, step: &'a str, verdict: &'a ApprovalDecision },
+    /// Handling an input for this profile failed (the shell caught a panic): every active run fails with the
+    /// reason, and the profile's time-based wakes are dropped so the failure does not repeat on the next tick.
+    /// Segments and schedules are observed again with the profile's next event.
+    Failure { reason: &'a str },
 }
 
 /// What an approver decided.
@@ -150,38 +154,111 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum DecisionKind {
-    Entered { trigger: String },
-    NotEntered { reason: String },
-    Action { connector: String, operation: String, key: String, channel: String, category: String, payload: Value },
-    Skipped { reason: String },
-    Deferred { until: Millis, reason: String },
-    Waiting { until: Millis, reason: String },
-    Resumed { reason: String },
-    Branch { arm: String, reason: String },
-    Split { arm: String, holdout: bool },
-    ProfileUpdated { traits: Value },
-    Result { key: String },
-    Exited { reason: String },
+    Entered {
+        trigger: String,
+    },
+    NotEntered {
+        reason: String,
+    },
+    Action {
+        connector: String,
+        operation: String,
+        key: String,
+        channel: String,
+        category: String,
+        payload: Value,
+    },
+    Skipped {
+        reason: String,
+    },
+    Deferred {
+        until: Millis,
+        reason: String,
+    },
+    Waiting {
+        until: Millis,
+        reason: String,
+    },
+    Resumed {
+        reason: String,
+    },
+    Branch {
+        arm: String,
+        reason: String,
+    },
+    Split {
+        arm: String,
+        holdout: bool,
+    },
+    ProfileUpdated {
+        traits: Value,
+    },
+    Result {
+        key: String,
+    },
+    Exited {
+        reason: String,
+    },
+    /// The run could not go on: a template or condition of a step ran into a limit, or handling an input for
+    /// it failed. Nothing more happens in it.
+    Failed {
+        reason: String,
+    },
     Completed,
-    Goal { event: String },
-    SegmentEntered { segment: String },
-    SegmentLeft { segment: String },
-    Suppressed { policy: String, categories: Vec<String>, until: Millis },
-    Error { reason: String },
-    ApprovalRequested { reason: String, until: Millis, escalated_to: Option<String> },
-    Approved { by: String, edited: bool },
-    Rejected { by: String, reason: String },
-    ApprovalExpired { fallback: String },
+    Goal {
+        event: String,
+    },
+    SegmentEntered {
+        segment: String,
+    },
+    SegmentLeft {
+        segment: String,
+    },
+    Suppressed {
+        policy: String,
+        categories: Vec<String>,
+        until: Millis,
+    },
+    Error {
+        reason: String,
+    },
+    ApprovalRequested {
+        reason: String,
+        until: Millis,
+        escalated_to: Option<String>,
+    },
+    Approved {
+        by: String,
+        edited: bool,
+    },
+    Rejected {
+        by: String,
+        reason: String,
+    },
+    ApprovalExpired {
+        fallback: String,
+    },
 }
 
 /// Where a run is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunStatus {
-    Waiting { until: Millis, on: WaitOn },
-    AwaitingResult { key: String },
+    Waiting {
+        until: Millis,
+        on: WaitOn,
+    },
+    AwaitingResult {
+        key: String,
+    },
     Completed,
-    Exited { reason: String },
+    Exited {
+        reason: String,
+    },
+    /// Ended by a failure, with why (a limit a template or condition ran into, names the step and the limit).
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +443,7 @@ pub fn apply(world: &World<'_>, state: &mut ProfileState, input: Input<'_>, now:
         Input::Signal { name, payload } => m.on_signal(name, payload),
         Input::ActionResult { key, result } => m.on_result(key, result),
         Input::Approval { run, step, verdict } => m.on_approval(run, step, verdict),
+        Input::Failure { reason } => m.on_failure(reason),
     }
     m.finish()
 }
@@ -515,6 +593,17 @@ impl Machine<'_, '_> {
         }
         self.segment_triggers(&changes);
         self.refresh_schedules();
+    }
+
+    fn on_failure(&mut self, reason: &str) {
+        let mut runs = std::mem::take(&mut self.state.runs);
+        for run in runs.iter_mut().filter(|r| r.is_active()) {
+            self.end(run, RunStatus::Failed { reason: reason.to_owned() }, reason);
+        }
+        runs.append(&mut self.state.runs);
+        self.state.runs = runs;
+        self.state.segment_wake.clear();
+        self.state.schedules.clear();
     }
 
     fn on_tick(&mut self) {
@@ -858,10 +947,17 @@ impl Machine<'_, '_> {
         run.ended_at = Some(self.now);
         let kind = match status {
             RunStatus::Completed => DecisionKind::Completed,
+            RunStatus::Failed { .. } => DecisionKind::Failed { reason: reason.to_owned() },
             _ => DecisionKind::Exited { reason: reason.to_owned() },
         };
         self.note(run, step.as_deref(), kind);
         run.step = None;
+    }
+
+    /// Ends a run that cannot go on because `what` at step `step` failed.
+    fn fail(&mut self, run: &mut Run, step: &str, what: &str) {
+        let reason = format!("step {step} failed: {what}");
+        self.end(run, RunStatus::Failed { reason: reason.clone() }, &reason);
     }
 
     /// Starts a run if the entry rules allow.
@@ -983,6 +1079,9 @@ impl Machine<'_, '_> {
                                         return;
                                     }
                                 }
+                                Err(e) if e.limit.is_some() => {
+                                    return self.fail(run, &step.id, &format!("its payload ({e})"));
+                                }
                                 Err(e) => self.note(
                                     run,
                                     sid,
@@ -1095,6 +1194,10 @@ impl Machine<'_, '_> {
                                     break;
                                 }
                                 Ok(false) => why.push(format!("`{}` is false", c.source())),
+                                Err(e) if e.limit.is_some() => {
+                                    let reason = format!("the condition `{}` ({e})", c.source());
+                                    return self.fail(run, &step.id, &reason);
+                                }
                                 Err(e) => why.push(format!("`{}` could not decide ({e})", c.source())),
                             },
                         }
@@ -1138,6 +1241,7 @@ impl Machine<'_, '_> {
                             self.effects.push(Effect::UpdateProfile { run: run.id.clone(), traits });
                         }
                         Ok(_) => {}
+                        Err(e) if e.limit.is_some() => return self.fail(run, &step.id, &format!("its traits ({e})")),
                         Err(e) => self.note(
                             run,
                             sid,
@@ -1178,6 +1282,7 @@ impl Machine<'_, '_> {
                             run.status = RunStatus::AwaitingResult { key };
                             return;
                         }
+                        Err(e) if e.limit.is_some() => return self.fail(run, &step.id, &format!("its request ({e})")),
                         Err(e) => {
                             self.note(
                                 run,
