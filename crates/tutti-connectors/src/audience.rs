@@ -304,7 +304,9 @@ impl Sender for Audience {
                     Ok(_) => failures = 0,
                     Err(e) => {
                         failures += 1;
-                        tracing::warn!(error = %e, failures, "audience sync failed; the changes stay staged");
+                        // The vendor's answer may echo members' data: DEBUG only.
+                        tracing::warn!(failures, "audience sync failed; the changes stay staged");
+                        tracing::debug!(error = %e, "why the audience sync failed");
                     }
                 }
             }

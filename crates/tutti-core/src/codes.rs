@@ -22,6 +22,8 @@ pub enum ErrorCode {
     UnsupportedEncoding,
     /// No credentials, or credentials that do not match.
     Unauthorized,
+    /// Valid credentials that do not reach this: the write key asking what only the admin token may.
+    Forbidden,
     /// The route does not exist.
     NotFound,
     /// The route exists but not for this HTTP method.
@@ -72,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
@@ -81,6 +83,7 @@ impl ErrorCode {
         ErrorCode::AllEventsRejected,
         ErrorCode::UnsupportedEncoding,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::ProfileNotFound,
@@ -117,6 +120,7 @@ impl ErrorCode {
             ErrorCode::AllEventsRejected => "all_events_rejected",
             ErrorCode::UnsupportedEncoding => "unsupported_encoding",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ProfileNotFound => "profile_not_found",
@@ -160,6 +164,7 @@ impl ErrorCode {
             | ErrorCode::InvalidPayload
             | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized | ErrorCode::InvalidSignature => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound
             | ErrorCode::ProfileNotFound
             | ErrorCode::UnknownFlow
@@ -196,6 +201,9 @@ impl ErrorCode {
                 "Content-Encoding is not gzip or identity, or the gzip stream is corrupt."
             }
             ErrorCode::Unauthorized => "Missing or wrong write key (tracking API) or admin token (admin API).",
+            ErrorCode::Forbidden => {
+                "The write key does not reach this: `decide` with the write key answers for `user_id:` and `anonymous_id:` keys only."
+            }
             ErrorCode::NotFound => "No such route.",
             ErrorCode::MethodNotAllowed => "The route does not accept this HTTP method.",
             ErrorCode::ProfileNotFound => "No profile matches the key.",

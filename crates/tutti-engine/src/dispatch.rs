@@ -378,19 +378,6 @@ struct Outlet {
 }
 
 impl Outlet {
-    /// Delivers a lane's rows in order. The overhead measured for each is its time in the dispatcher not spent
-    /// waiting for a vendor: from when it could have gone (taken, or the lane's previous answer, whichever is
-    /// later) to its send. `ready` is when the lane last became free; the return says when it is free again.
-    async fn deliver_all(&self, rows: Vec<OutboxRow>, mut ready: Instant) -> (Vec<(OutboxRow, Attempt)>, Instant) {
-        let mut attempts = Vec::with_capacity(rows.len());
-        for row in rows {
-            let attempt = self.deliver(&row, ready).await;
-            ready = Instant::now();
-            attempts.push((row, attempt));
-        }
-        (attempts, ready)
-    }
-
     async fn deliver(&self, row: &OutboxRow, ready: Instant) -> Attempt {
         let dispatch: Dispatch = match serde_json::from_slice(&row.body) {
             Ok(d) => d,
@@ -532,14 +519,23 @@ pub(crate) fn start_delivery(
             let mut tasks = tokio::task::JoinSet::new();
             for (outlet, mut rx) in work {
                 let answers = answers.clone();
+                // Each attempt is handed back as soon as the vendor answers, not with the rest of its share: the
+                // time between a delivery and its record is the window in which a crash repeats it.
+                // The overhead measured for each row is its time in the dispatcher not spent waiting for a
+                // vendor: from when it could have gone (taken, or the lane's previous answer, whichever is later)
+                // to its send.
                 tasks.spawn(async move {
                     let mut free = Instant::now();
                     while let Some((rows, taken)) = rx.recv().await {
-                        let (attempts, done) = outlet.deliver_all(rows, taken.max(free)).await;
-                        free = done;
-                        if answers.send(Incoming::Attempted(attempts)).is_err() {
-                            break;
+                        let mut ready = taken.max(free);
+                        for row in rows {
+                            let attempt = outlet.deliver(&row, ready).await;
+                            ready = Instant::now();
+                            if answers.send(Incoming::Attempted(vec![(row, attempt)])).is_err() {
+                                return;
+                            }
                         }
+                        free = ready;
                     }
                 });
             }
@@ -787,15 +783,19 @@ impl Recorder {
         for ((row, attempt), kept) in batch.into_iter().zip(kept) {
             match &attempt.outcome {
                 Outcome::Done { .. } | Outcome::Defer { .. } => {}
+                // The error may echo the vendor's answer, which may carry personal data: it is on the outbox
+                // row (the dead-letters API) and in the log at DEBUG only.
                 Outcome::Retry { error, .. } => {
                     self.metrics.actions_retried.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(key = %row.key, connector = %row.connector, attempts = row.attempts + 1, %error,
+                    tracing::warn!(key = %row.key, connector = %row.connector, attempts = row.attempts + 1,
                         "delivery failed; will retry");
+                    tracing::debug!(key = %row.key, %error, "why the delivery failed");
                 }
                 Outcome::Dead { error } => {
                     self.metrics.actions_dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key = %row.key, connector = %row.connector, %error,
-                        "delivery given up; kept as a dead letter");
+                    tracing::error!(key = %row.key, connector = %row.connector,
+                        "delivery given up; kept as a dead letter (GET /api/v1/dead-letters says why)");
+                    tracing::debug!(key = %row.key, %error, "why the delivery was given up");
                 }
             }
             if let Some(result) = attempt.result {

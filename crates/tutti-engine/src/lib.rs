@@ -207,7 +207,7 @@ impl Engine {
         env: tutti_connectors::Env<'_>,
     ) -> Result<Engine, EngineError> {
         let dir = config.storage.data_dir.clone();
-        std::fs::create_dir_all(&dir)?;
+        sqlite::private_dir(&dir)?;
         let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
         let link_key = secrets.link_key();
         let memory = connectors::StoreMemory {

@@ -270,6 +270,17 @@ pub async fn decide(
     let key = engine.parse_key(&q.profile).ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidProfileKey, "a profile key is p<id> or type:value, such as user_id:42")
     })?;
+    // A browser holds the write key, so anyone may: with it, only the ids a site itself gives its visitors
+    // are asked about. An email or phone key would tell whether an address is a customer.
+    let site_key = matches!(&key, tutti_engine::ProfileKey::Identity(id)
+        if matches!(id.kind, tutti_core::IdKind::UserId | tutti_core::IdKind::AnonymousId));
+    if !admin && !site_key {
+        engine.metrics.reject(ErrorCode::Forbidden, 1);
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "with the write key, decide answers for user_id: and anonymous_id: keys; other keys need the admin token",
+        ));
+    }
     let profile = match key {
         tutti_engine::ProfileKey::Id(id) => Some(id),
         key => {
@@ -278,11 +289,13 @@ pub async fn decide(
         }
     };
     let decision = profile.and_then(|id| engine.decision(id, &q.slot));
+    // Internal profile ids are for the admin token.
+    let profile = if admin { profile.map(|p| p.to_string()) } else { None };
     Ok(Json(match decision {
         Some(d) => {
-            json!({"profile": profile.map(|p| p.to_string()), "slot": q.slot, "content": d.content, "data": d.data,
+            json!({"profile": profile, "slot": q.slot, "content": d.content, "data": d.data,
                           "flow": d.flow, "set_at": format_timestamp(d.set_at), "expires_at": d.expires_at.map(format_timestamp)})
         }
-        None => json!({"profile": profile.map(|p| p.to_string()), "slot": q.slot, "content": null}),
+        None => json!({"profile": profile, "slot": q.slot, "content": null}),
     }))
 }

@@ -994,7 +994,7 @@ fn insights(
     use tutti_insights::service;
     use tutti_store::CreativeStore;
     let open = || -> anyhow::Result<tutti_store::sqlite::SqliteCreativeStore> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        tutti_store::sqlite::private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         Ok(tutti_store::sqlite::SqliteCreativeStore::open(&data_dir.join(tutti_store::sqlite::CREATIVES_FILE))?)
     };
     match command {

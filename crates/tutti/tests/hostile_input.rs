@@ -313,3 +313,29 @@ fn every_hostile_request_gets_a_json_4xx_and_nothing_is_stored() {
     assert_eq!(status, 200);
     assert_eq!(server.all_events().len(), 1);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_databases_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    // Made by someone else, open to all: the server closes it.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start_in(&dir, &[]);
+    let (status, _) = server.track("/v1/track", &json!({"userId": "lan", "event": "Signed Up"}));
+    assert_eq!(status, 200);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    let mut databases = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains(".db") || name == "secrets.toml" {
+            assert_eq!(mode(&path), 0o600, "{name}");
+            databases += 1;
+        }
+    }
+    assert!(databases >= 4, "the databases and their logs were looked at: {databases}");
+}

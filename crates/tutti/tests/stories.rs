@@ -103,6 +103,14 @@ fn s1_a_lead_on_the_pricing_page() {
         .call()
         .unwrap();
     assert_eq!(response.status().as_u16(), 401, "a key is needed: {}", response.body_mut().read_to_string().unwrap());
+    // The write key is in every visitor's browser: it may not ask whether an email or phone is a customer, nor
+    // by internal id, and it is not told internal ids.
+    for key in ["email:minh@saoviet.vn", "phone:%2B84912345678", "p1"] {
+        let (status, body) = decide(&server, key, "home-hero");
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{key}: {body}");
+    }
+    let (_, answer) = decide(&server, "user_id:minh", "home-hero");
+    assert!(answer["profile"].is_null(), "{answer}");
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }
 

@@ -45,6 +45,16 @@ fn encode_into(chunk: &mut Vec<u8>, seq: u64, received_at: Millis, body: &[u8]) 
     chunk.extend_from_slice(body);
 }
 
+/// The `messageId` of a stored event body, if it has one.
+fn message_id(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(rename = "messageId", borrow)]
+        message_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Id<'_>>(body).ok()?.message_id
+}
+
 /// The events of a chunk, in order: (seq, received_at, body).
 fn decode(chunk: &[u8]) -> impl Iterator<Item = Result<(u64, Millis, &[u8])>> {
     let mut rest = chunk;
@@ -217,6 +227,9 @@ impl EventLog for SqliteEventLog {
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?1)", [self.next_seq as i64 - 1])?;
             let mut rewrite = tx.prepare_cached("UPDATE chunks SET body = ?2 WHERE first_seq = ?1")?;
             let mut remove = tx.prepare_cached("DELETE FROM chunks WHERE first_seq = ?1")?;
+            // A client's message id can carry personal data (an email, an order number): it goes with the event.
+            // A retry of the erased event is then not a duplicate, and the erasure's tombstone drops it.
+            let mut forget = tx.prepare_cached("DELETE FROM dedup WHERE message_id = ?1")?;
             let mut i = 0;
             while i < seqs.len() {
                 let Some((first, last, body)) = chunk_of(&tx, seqs[i])? else {
@@ -232,6 +245,9 @@ impl EventLog for SqliteEventLog {
                     let (seq, received_at, event) = entry?;
                     if doomed.binary_search(&seq).is_ok() {
                         deleted += 1;
+                        if let Some(id) = message_id(event) {
+                            forget.execute([id.as_ref()])?;
+                        }
                     } else {
                         encode_into(&mut kept, seq, received_at, event);
                         any = true;
@@ -400,6 +416,38 @@ mod tests {
         assert_eq!(log.prune_dedup(2, 2).unwrap(), (1, 1), "the rest, and the sweep is complete");
         assert_eq!(log.prune_dedup(2, 2).unwrap(), (0, 0));
         assert_eq!(log.append(&[ev("a", true)]).unwrap(), [Appended::Stored(6)]);
+    }
+
+    #[test]
+    fn erasing_an_event_forgets_its_message_id_and_leaves_files_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut log = SqliteEventLog::open(&path).unwrap();
+        let with_id = |mid: &str| NewEvent {
+            message_id: mid.into(),
+            client_message_id: true,
+            received_at: 1,
+            body: format!(r#"{{"messageId":"{mid}","event":"Order"}}"#).into_bytes(),
+        };
+        let out = log.append(&[with_id("order-lan@example.vn"), with_id("order-2")]).unwrap();
+        assert_eq!(out, [Appended::Stored(1), Appended::Stored(2)]);
+        assert_eq!(log.delete(&[1]).unwrap(), 1);
+        let ids: Vec<String> = log
+            .conn
+            .prepare("SELECT message_id FROM dedup ORDER BY message_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, ["order-2"], "the erased event's id is gone, the other stays");
+        assert_eq!(log.append(&[with_id("order-2")]).unwrap(), [Appended::Duplicate]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "events.db is {mode:o}");
+        }
     }
 
     #[test]
