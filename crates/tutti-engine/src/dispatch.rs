@@ -20,11 +20,15 @@
 //!   refused address, a payload the connector refuses). Dead letters stay in the outbox, listable and
 //!   replayable ([`Incoming::Replayed`]).
 //!
+//! Right before each send, the policies are checked again ([`DeliveryPolicy`]): an action they stop is recorded
+//! as skipped, quiet hours defer it.
+//!
 //! Outcomes are written on a recorder thread, in batches (whatever gathers while one write waits for the
 //! database goes into the next): delivered (with the connector's result, handed back to the run when it awaits
-//! it), retried or deferred (the due time in memory and in the table), or dead. An action delivered but not yet
-//! recorded when the process dies is delivered again at the next start with the same idempotency key (the run,
-//! step and visit), which vendors that take one use to drop the repeat.
+//! it), retried or deferred (the due time in memory and in the table), skipped, or dead. A lane waits for its
+//! attempt's outcome to be written before its next attempt, so an action delivered but not yet recorded when
+//! the process dies (delivered again at the next start with the same idempotency key: the run, step and visit,
+//! which vendors that take one use to drop the repeat) is at most one per lane.
 //!
 //! Retries and the breaker follow the injected clock (tests drive them by hand); rate limits and timeouts are
 //! about the vendor's real time and follow Tokio's.
@@ -40,10 +44,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tutti_connectors::{Action, Built, Failure, Registry, Settings};
 use tutti_core::flow::Dispatch;
+use tutti_core::flow::policy::Verdict;
 use tutti_core::{Millis, ProfileId};
 use tutti_store::{Outbox, OutboxRow, Outcome};
 
 use crate::clock::Clock;
+use crate::delivery_policy::DeliveryPolicy;
 use crate::metrics::Metrics;
 use crate::processor::ActionResult;
 
@@ -69,6 +75,9 @@ pub(crate) enum Incoming {
     Replayed(Vec<OutboxRow>),
     /// A profile was erased (its outbox rows deleted): forget its actions waiting for a retry.
     Erased(ProfileId),
+    /// These profiles' standing changed: check their actions waiting for a retry against the policies now,
+    /// so an unsubscribe or a complaint revokes them at once instead of at their next attempt.
+    Revisit(Vec<ProfileId>),
     /// The processor has stopped: nothing more is queued until the next start.
     Closed,
     /// A delivery lane's attempts.
@@ -92,6 +101,12 @@ impl ToDispatcher {
 
     pub fn erased(&self, profile: ProfileId) {
         let _ = self.0.send(Incoming::Erased(profile));
+    }
+
+    pub fn revisit(&self, profiles: Vec<ProfileId>) {
+        if !profiles.is_empty() {
+            let _ = self.0.send(Incoming::Revisit(profiles));
+        }
     }
 }
 
@@ -117,6 +132,8 @@ pub(crate) struct Dispatcher {
     pub lanes: Lanes,
     /// Where outcome events go (`Action Delivered`, `Action Failed`), for the connectors that record them.
     pub outcomes: Option<(crate::Intake, HashSet<String>)>,
+    /// The policies checked before each attempt, and for revisits.
+    pub policy: Arc<DeliveryPolicy>,
 }
 
 /// What one attempt came to.
@@ -125,6 +142,8 @@ pub(crate) struct Attempt {
     result: Option<Value>,
     /// What the action was, read once from its stored form, for its outcome event.
     what: Option<What>,
+    /// Told when the outcome is in the table: the lane waits for it before its next attempt.
+    settled: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The parts of an action its outcome event names.
@@ -375,6 +394,7 @@ struct Outlet {
     pace: Option<Mutex<Pace>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    policy: Arc<DeliveryPolicy>,
 }
 
 impl Outlet {
@@ -399,13 +419,22 @@ impl Outlet {
             return dead(why, dispatch.await_result);
         };
         if let Err(at) = self.gate.lock().expect("never poisoned").admit(self.clock.now_ms()) {
-            return Attempt { outcome: Outcome::Defer { at }, result: None, what: None };
+            return Attempt { outcome: Outcome::Defer { at }, result: None, what: None, settled: None };
         }
         self.metrics.dispatch_overhead.observe_duration(ready.elapsed());
         if let Some(pace) = &self.pace {
             let wait = pace.lock().expect("never poisoned").reserve(Instant::now());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
+            }
+        }
+        // The policies at the last moment: after any wait for the breaker, the vendor's pause or the rate limit,
+        // right before the send.
+        match self.policy.check(row.profile, dispatch, row.created_at, self.clock.now_ms()) {
+            Verdict::Allow => {}
+            Verdict::Skip(reason) => return skipped(reason, dispatch.await_result),
+            Verdict::Defer { until, .. } => {
+                return Attempt { outcome: Outcome::Defer { at: until }, result: None, what: None, settled: None };
             }
         }
         let action = Action {
@@ -431,7 +460,13 @@ impl Outlet {
         match sent {
             Ok(result) => {
                 self.gate.lock().expect("never poisoned").answered();
-                Attempt { outcome: Outcome::Done { result: result.to_string() }, result: answer(result), what: None }
+                self.policy.delivered(row.profile, dispatch, now);
+                Attempt {
+                    outcome: Outcome::Done { result: result.to_string() },
+                    result: answer(result),
+                    what: None,
+                    settled: None,
+                }
             }
             Err(Failure::Permanent(error)) => {
                 self.gate.lock().expect("never poisoned").answered();
@@ -444,14 +479,29 @@ impl Outlet {
                     return dead(format!("{error} (after {attempts} attempts)"), dispatch.await_result);
                 }
                 let wait = backoff(attempts, &dispatch.key).max(retry_after.map_or(0, |d| d.as_millis() as Millis));
-                Attempt { outcome: Outcome::Retry { at: now + wait, error }, result: None, what: None }
+                Attempt { outcome: Outcome::Retry { at: now + wait, error }, result: None, what: None, settled: None }
             }
         }
     }
 }
 
+/// An attempt a policy stopped: recorded as skipped with the reason; a run awaiting the result is told.
+fn skipped(reason: String, await_result: bool) -> Attempt {
+    Attempt {
+        result: await_result.then(|| json!({"skipped": reason})),
+        outcome: Outcome::Skipped { reason },
+        what: None,
+        settled: None,
+    }
+}
+
 fn dead(error: String, await_result: bool) -> Attempt {
-    Attempt { result: await_result.then(|| json!({"error": error})), outcome: Outcome::Dead { error }, what: None }
+    Attempt {
+        result: await_result.then(|| json!({"error": error})),
+        outcome: Outcome::Dead { error },
+        what: None,
+        settled: None,
+    }
 }
 
 /// One delivery lane's queue: rows in order, with when the dispatcher handed them over.
@@ -480,6 +530,7 @@ pub(crate) fn start_delivery(
     registry: Registry,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    policy: Arc<DeliveryPolicy>,
     answers: mpsc::Sender<Incoming>,
 ) -> std::io::Result<Lanes> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -492,6 +543,7 @@ pub(crate) fn start_delivery(
             built,
             clock: clock.clone(),
             metrics: metrics.clone(),
+            policy: policy.clone(),
         })
     };
     let mut work = Vec::new();
@@ -519,8 +571,10 @@ pub(crate) fn start_delivery(
             let mut tasks = tokio::task::JoinSet::new();
             for (outlet, mut rx) in work {
                 let answers = answers.clone();
-                // Each attempt is handed back as soon as the vendor answers, not with the rest of its share: the
-                // time between a delivery and its record is the window in which a crash repeats it.
+                // Each attempt is handed back as soon as the vendor answers, and the lane's next attempt waits until
+                // the outcome is in the table: a delivery not yet recorded is what a crash repeats, so at most
+                // `concurrency` of a connector's deliveries can be repeated by one crash. The recorder writes
+                // whatever every lane hands it in one transaction, so waiting costs a lane one group commit.
                 // The overhead measured for each row is its time in the dispatcher not spent waiting for a
                 // vendor: from when it could have gone (taken, or the lane's previous answer, whichever is later)
                 // to its send.
@@ -529,11 +583,16 @@ pub(crate) fn start_delivery(
                     while let Some((rows, taken)) = rx.recv().await {
                         let mut ready = taken.max(free);
                         for row in rows {
-                            let attempt = outlet.deliver(&row, ready).await;
-                            ready = Instant::now();
+                            let mut attempt = outlet.deliver(&row, ready).await;
+                            let (settled, recorded) = tokio::sync::oneshot::channel();
+                            attempt.settled = Some(settled);
                             if answers.send(Incoming::Attempted(vec![(row, attempt)])).is_err() {
                                 return;
                             }
+                            // An error: the recorder is gone (shutting down); the rows stay pending for the next
+                            // start.
+                            let _ = recorded.await;
+                            ready = Instant::now();
                         }
                         free = ready;
                     }
@@ -635,7 +694,30 @@ impl Dispatcher {
                 }
             }
             Incoming::Erased(profile) => desk.ledger.erased(profile),
+            Incoming::Revisit(profiles) => self.revisit(desk, &profiles),
             Incoming::Closed => desk.closed = true,
+        }
+    }
+
+    /// Checks the actions of `profiles` waiting for a retry against the policies now; those a policy stops are
+    /// recorded as skipped at once.
+    fn revisit(&self, desk: &mut Desk, profiles: &[ProfileId]) {
+        let now = self.clock.now_ms();
+        let waiting: Vec<(Millis, u64)> =
+            desk.ledger.retries.iter().filter(|(_, row)| profiles.contains(&row.profile)).map(|(at, _)| *at).collect();
+        let mut stopped = Vec::new();
+        for at in waiting {
+            let Some(row) = desk.ledger.retries.get(&at) else { continue };
+            let Ok(dispatch) = serde_json::from_slice::<Dispatch>(&row.body) else { continue };
+            if let Verdict::Skip(reason) = self.policy.check(row.profile, &dispatch, row.created_at, now) {
+                let row = desk.ledger.retries.remove(&at).expect("looked up above");
+                let mut attempt = skipped(reason, dispatch.await_result);
+                attempt.what = Some(What { operation: dispatch.operation, flow: dispatch.flow, step: dispatch.step });
+                stopped.push((row, attempt));
+            }
+        }
+        if !stopped.is_empty() {
+            self.attempted(desk, stopped);
         }
     }
 
@@ -679,6 +761,7 @@ impl Dispatcher {
                 Outcome::Retry { .. } => "retried",
                 Outcome::Dead { .. } => "dead",
                 Outcome::Defer { .. } => "deferred",
+                Outcome::Skipped { .. } => "skipped",
             };
             self.metrics.attempted(&row.connector, outcome);
         }
@@ -741,6 +824,7 @@ impl Recorder {
             let (name, suffix, error) = match &attempt.outcome {
                 Outcome::Done { .. } => ("Action Delivered", "delivered", None),
                 Outcome::Dead { error } => ("Action Failed", "failed", Some(error.as_str())),
+                Outcome::Skipped { .. } => ("Action Skipped", "skipped", None),
                 Outcome::Retry { .. } | Outcome::Defer { .. } => continue,
             };
             let Some(what) = attempt.what.as_ref().filter(|_| connectors.contains(&row.connector)) else { continue };
@@ -783,6 +867,10 @@ impl Recorder {
         for ((row, attempt), kept) in batch.into_iter().zip(kept) {
             match &attempt.outcome {
                 Outcome::Done { .. } | Outcome::Defer { .. } => {}
+                Outcome::Skipped { .. } => {
+                    self.metrics.actions_skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(key = %row.key, connector = %row.connector, "a policy stopped the action before its attempt");
+                }
                 // The error may echo the vendor's answer, which may carry personal data: it is on the outbox
                 // row (the dead-letters API) and in the log at DEBUG only.
                 Outcome::Retry { error, .. } => {
@@ -800,6 +888,9 @@ impl Recorder {
             }
             if let Some(result) = attempt.result {
                 let _ = self.results.send(ActionResult { profile: row.profile, key: row.key.clone(), result });
+            }
+            if let Some(settled) = attempt.settled {
+                let _ = settled.send(());
             }
             back.push((row, attempt.outcome, kept));
         }

@@ -155,6 +155,11 @@ impl FlowRuntime {
         Ok(&mut Self::cached(states, store, pid)?.state)
     }
 
+    /// A profile's flow state as this runtime holds it (committed, once the batch is), if held.
+    pub fn held_state(&self, pid: ProfileId) -> Option<&ProfileState> {
+        self.states.get(&pid).map(|c| &c.state)
+    }
+
     /// Whether a due timer still stands: the profile's state wants a tick by `now`.
     pub fn wants_tick(&mut self, store: &dyn ProfileStore, pid: ProfileId, now: Millis) -> Result<bool, StoreError> {
         Ok(Self::state(&mut self.states, store, pid)?.next_wake().is_some_and(|t| t <= now))

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod definitions;
+mod delivery_policy;
 mod dispatch;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -279,7 +280,10 @@ impl Engine {
             .filter(|(_, built)| built.settings.record_outcomes)
             .map(|(name, _)| (*name).to_owned())
             .collect();
-        let lanes = dispatch::start_delivery(registry, clock.clone(), metrics.clone(), to_dispatcher.clone())?;
+        let policy =
+            Arc::new(delivery_policy::DeliveryPolicy::new(definitions.clone(), profiles.clone(), flow_store.clone()));
+        let lanes =
+            dispatch::start_delivery(registry, clock.clone(), metrics.clone(), policy.clone(), to_dispatcher.clone())?;
         let dispatcher = dispatch::Dispatcher {
             outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
             recorder: Some(Box::new(SqliteOutbox::open(&paths.profiles)?)),
@@ -290,6 +294,7 @@ impl Engine {
             answers: to_dispatcher.clone(),
             lanes,
             outcomes: Some((intake.clone(), recording)),
+            policy: policy.clone(),
         };
         let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
         let (commands_tx, commands) = mpsc::channel();
@@ -308,6 +313,7 @@ impl Engine {
             definitions: definitions.clone(),
             results,
             dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
+            policy,
         };
         // Up from here: the thread marks itself down when it ends.
         metrics.processor_up.store(true, Ordering::Relaxed);

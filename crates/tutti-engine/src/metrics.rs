@@ -58,7 +58,7 @@ impl Histogram {
 }
 
 /// How a delivery attempt can end, as counted in `tutti_connector_attempts_total`.
-pub const OUTCOMES: [&str; 4] = ["dead", "deferred", "delivered", "retried"];
+pub const OUTCOMES: [&str; 5] = ["dead", "deferred", "delivered", "retried", "skipped"];
 
 const LATENCY_BOUNDS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -107,10 +107,12 @@ pub struct Metrics {
     pub actions_retried: AtomicU64,
     /// Actions given up on (dead letters).
     pub actions_dead: AtomicU64,
+    /// Actions a policy stopped right before an attempt.
+    pub actions_skipped: AtomicU64,
     /// From an action queued to its delivery confirmed.
     pub dispatch_latency: Histogram,
     /// Attempts by connector, counted per outcome in the order of [`OUTCOMES`].
-    pub connector_attempts: std::sync::Mutex<std::collections::BTreeMap<String, [u64; 4]>>,
+    pub connector_attempts: std::sync::Mutex<std::collections::BTreeMap<String, [u64; 5]>>,
     /// One attempt's time with the vendor (the dispatcher's waits for a rate limit excluded).
     pub attempt_latency: Histogram,
     /// From the dispatcher taking an action (hand-off, read or retry) to its connector's send starting: the
@@ -145,6 +147,7 @@ impl Default for Metrics {
             actions_delivered: AtomicU64::new(0),
             actions_retried: AtomicU64::new(0),
             actions_dead: AtomicU64::new(0),
+            actions_skipped: AtomicU64::new(0),
             dispatch_latency: Histogram::new(LATENCY_BOUNDS),
             connector_attempts: Default::default(),
             attempt_latency: Histogram::new(LATENCY_BOUNDS),
@@ -170,7 +173,7 @@ impl Metrics {
         match map.get_mut(connector) {
             Some(counts) => counts[i] += 1,
             None => {
-                let mut counts = [0; 4];
+                let mut counts = [0; 5];
                 counts[i] = 1;
                 map.insert(connector.to_owned(), counts);
             }
@@ -273,6 +276,12 @@ impl Metrics {
             load(&self.actions_retried),
         );
         counter(&mut out, "tutti_actions_dead_total", "Actions given up on (dead letters).", load(&self.actions_dead));
+        counter(
+            &mut out,
+            "tutti_actions_skipped_total",
+            "Actions a policy stopped right before an attempt.",
+            load(&self.actions_skipped),
+        );
         self.dispatch_latency.render(
             &mut out,
             "tutti_dispatch_latency_seconds",

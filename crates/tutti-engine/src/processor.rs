@@ -23,6 +23,7 @@ use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, 
 use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
 use crate::clock::Clock;
+use crate::delivery_policy::{DeliveryPolicy, Standing};
 use crate::dispatch::ToDispatcher;
 use crate::flows::{FlowDefinitions, FlowRuntime};
 use crate::intake::{Intake, IntakeError};
@@ -157,6 +158,8 @@ pub(crate) struct Processor {
     pub results: mpsc::Receiver<ActionResult>,
     /// Where each batch's new actions go once committed.
     pub dispatcher: ToDispatcher,
+    /// Where each batch's profiles' standing goes, for the policies checked before each delivery attempt.
+    pub policy: Arc<DeliveryPolicy>,
 }
 
 struct State {
@@ -352,6 +355,7 @@ impl Processor {
                 return Err(e.into());
             }
         };
+        self.publish_standings(state, pending);
         self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
         for run in pending.batch.flows.runs.iter().filter(|r| r.state == "failed") {
             self.metrics.runs_failed.fetch_add(1, Ordering::Relaxed);
@@ -364,6 +368,41 @@ impl Processor {
             .collect();
         self.dispatcher.queued(rows);
         Ok(())
+    }
+
+    /// After a commit, and before its actions are handed over: publishes the standing of every profile the batch
+    /// queued actions for or that has actions waiting already, and has the dispatcher look again at the
+    /// waiting ones, so a complaint, an unsubscribe or an exit stops them before their next attempt.
+    fn publish_standings(&self, state: &State, pending: &Pending) {
+        let batch = &pending.batch.flows;
+        let queued: BTreeSet<ProfileId> = batch.outbox.iter().map(|o| o.profile).collect();
+        let mut ended: HashMap<ProfileId, HashMap<String, String>> = HashMap::new();
+        // Runs interrupted from outside their steps, or failed: their waiting actions go no further. (A run that
+        // reaches an `exit:` step ends normally; what it sent on the way stands.)
+        for run in batch.runs.iter().filter(|r| r.state == "exited" || r.state == "failed") {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(&run.body) else { continue };
+            if run.state == "exited" && body["interrupted"] != true {
+                continue;
+            }
+            let reason = body["status"]["reason"].as_str().map_or_else(|| run.state.clone(), str::to_owned);
+            ended.entry(run.profile).or_default().insert(run.id.clone(), reason);
+        }
+        let mut revisit = Vec::new();
+        let touched = pending.dirty.iter().chain(&queued).chain(ended.keys()).copied().collect::<BTreeSet<_>>();
+        for pid in touched {
+            let held = self.policy.holds(pid);
+            if !held && !queued.contains(&pid) {
+                continue;
+            }
+            let Some(profile) = state.profiles.get(&pid) else { continue };
+            let mut standing = Standing::of(profile.to_public_json(), state.flows.held_state(pid));
+            standing.ended = ended.remove(&pid).unwrap_or_default();
+            self.policy.publish(pid, standing);
+            if held {
+                revisit.push(pid);
+            }
+        }
+        self.dispatcher.revisit(revisit);
     }
 
     /// Drops every cache after a failure, keeping the action results that were not committed.
@@ -668,6 +707,7 @@ impl Processor {
         }
         state.profiles.remove(&id);
         state.flows.erase(id);
+        self.policy.publish(id, Standing { erased: true, ..Standing::default() });
         self.dispatcher.erased(id);
         self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))

@@ -194,8 +194,8 @@ pub async fn outbox(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let state = q.state.unwrap_or_else(|| "dead".into());
-    if !matches!(state.as_str(), "pending" | "done" | "dead") {
-        return Err(bad_query("`state` is pending, done or dead"));
+    if !matches!(state.as_str(), "pending" | "done" | "dead" | "skipped") {
+        return Err(bad_query("`state` is pending, done, dead or skipped"));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let state_for = state.clone();

@@ -231,9 +231,12 @@ pub enum Outcome {
     Retry { at: Millis, error: String },
     /// Given up: a dead letter, kept for inspection and replay.
     Dead { error: String },
-    /// Not attempted (the connector's circuit breaker is open, or the vendor asked for a pause): due again at
-    /// `at`, without counting an attempt.
+    /// Not attempted (the connector's circuit breaker is open, the vendor asked for a pause, or the profile's
+    /// quiet hours): due again at `at`, without counting an attempt.
     Defer { at: Millis },
+    /// Not attempted, and never will be: a policy stopped it right before the attempt (an unsubscribe, a
+    /// suppression, a cap, an erasure, its run exited); the reason says which.
+    Skipped { reason: String },
 }
 
 /// A run as stored for inspection.
@@ -324,6 +327,8 @@ pub trait FlowReader: Send + Sync {
     fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
     /// One run and the profile it belongs to now.
     fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>>;
+    /// A profile's committed flow state (its machine state as JSON), as the processor last wrote it.
+    fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>>;
 }
 
 /// The append-only audit trail of model calls and approvals.

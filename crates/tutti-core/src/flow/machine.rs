@@ -125,6 +125,14 @@ pub struct Dispatch {
     /// The run waits for the result: the dispatcher hands it back as [`Input::ActionResult`].
     #[serde(default)]
     pub await_result: bool,
+    /// A message to the customer, which policies check again right before each delivery attempt; not a
+    /// `generate` step's model call.
+    #[serde(default = "policed_by_default")]
+    pub policed: bool,
+}
+
+fn policed_by_default() -> bool {
+    true
 }
 
 /// Where an action goes and how policies counted it, for [`Machine::dispatch`].
@@ -134,6 +142,8 @@ struct Call<'c> {
     channel: &'c str,
     category: &'c str,
     await_result: bool,
+    /// Policies apply to it (a send), checked again before each attempt.
+    policed: bool,
 }
 
 /// One decision and why.
@@ -304,6 +314,10 @@ pub struct Run {
     /// Decisions dropped from the front of `path` to keep it bounded.
     #[serde(default)]
     pub path_dropped: u32,
+    /// Ended from outside its steps (an `exit_when`, a segment exit, a suppression, its version gone): the
+    /// actions it queued and that still wait go no further.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl Run {
@@ -559,7 +573,7 @@ impl Machine<'_, '_> {
                     })
                     .or_else(|| segment_exit(&flow, &changes));
                 if let Some(reason) = exit {
-                    self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+                    self.interrupt(run, &reason);
                     continue;
                 }
             }
@@ -622,11 +636,7 @@ impl Machine<'_, '_> {
                 continue;
             }
             let Some(flow) = defs.flow(&run.flow, run.version).cloned() else {
-                self.end(
-                    run,
-                    RunStatus::Exited { reason: "its flow version is gone".into() },
-                    "its flow version is gone",
-                );
+                self.interrupt(run, "its flow version is gone");
                 continue;
             };
             let Some(i) = run.step else { continue };
@@ -885,7 +895,7 @@ impl Machine<'_, '_> {
         let mut runs = std::mem::take(&mut self.state.runs);
         for run in runs.iter_mut().filter(|r| r.is_active()) {
             if let Some(reason) = defs.flow(&run.flow, run.version).and_then(|f| segment_exit(f, changes)) {
-                self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
+                self.interrupt(run, &reason);
             }
         }
         runs.append(&mut self.state.runs);
@@ -934,7 +944,7 @@ impl Machine<'_, '_> {
         let mut runs = std::mem::take(&mut self.state.runs);
         for run in runs.iter_mut().filter(|r| r.is_active()) {
             if defs.flow(&run.flow, run.version).is_some_and(|f| pick(f)) {
-                self.end(run, RunStatus::Exited { reason: reason.to_owned() }, reason);
+                self.interrupt(run, reason);
             }
         }
         runs.append(&mut self.state.runs);
@@ -952,6 +962,12 @@ impl Machine<'_, '_> {
         };
         self.note(run, step.as_deref(), kind);
         run.step = None;
+    }
+
+    /// Ends a run from outside its steps; see [`Run::interrupted`].
+    fn interrupt(&mut self, run: &mut Run, reason: &str) {
+        run.interrupted = true;
+        self.end(run, RunStatus::Exited { reason: reason.to_owned() }, reason);
     }
 
     /// Ends a run that cannot go on because `what` at step `step` failed.
@@ -1020,6 +1036,7 @@ impl Machine<'_, '_> {
             ended_at: None,
             path: Vec::new(),
             path_dropped: 0,
+            interrupted: false,
         };
         self.note(&mut run, None, DecisionKind::Entered { trigger: described });
         self.run_steps(flow, &mut run, true);
@@ -1060,20 +1077,22 @@ impl Machine<'_, '_> {
                             let vars = [("event", &run.trigger), ("profile", self.world.profile), ("run", &run_view)];
                             match action.with.render(&vars) {
                                 Ok(payload) => {
-                                    self.state.sent.push(Sent {
-                                        at: self.now,
-                                        channel: action.channel.clone(),
-                                        category: action.category.clone(),
-                                    });
-                                    self.forget_old_sends();
                                     let call = Call {
                                         connector: &action.connector,
                                         operation: &action.operation,
                                         channel: &action.channel,
                                         category: &action.category,
                                         await_result: action.await_result,
+                                        policed: true,
                                     };
                                     let key = self.dispatch(run, &step.id, call, payload.clone(), payload);
+                                    self.state.sent.push(Sent {
+                                        at: self.now,
+                                        channel: action.channel.clone(),
+                                        category: action.category.clone(),
+                                        key: Some(key.clone()),
+                                    });
+                                    self.forget_old_sends();
                                     if action.await_result {
                                         run.status = RunStatus::AwaitingResult { key };
                                         return;
@@ -1276,6 +1295,7 @@ impl Machine<'_, '_> {
                                 channel: &channel,
                                 category: &flow.category,
                                 await_result: true,
+                                policed: false,
                             };
                             // The decision shows the request, not the whole profile that travels with it.
                             let key = self.dispatch(run, &step.id, call, payload, request);
@@ -1377,6 +1397,7 @@ impl Machine<'_, '_> {
             category: call.category.to_owned(),
             payload,
             await_result: call.await_result,
+            policed: call.policed,
         }));
         self.note(
             run,

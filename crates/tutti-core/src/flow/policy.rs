@@ -65,6 +65,10 @@ pub struct Sent {
     pub at: Millis,
     pub channel: String,
     pub category: String,
+    /// The action's key, so a check right before its delivery can tell it from the others, and count a late
+    /// delivery at the time it went out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What the policies say about one action now.

@@ -300,6 +300,9 @@ impl Outbox for SqliteOutbox {
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, error = ?2 WHERE seq = ?1 AND state = 'pending'",
             )?;
             let mut defer = tx.prepare_cached("UPDATE outbox SET due_at = ?2 WHERE seq = ?1 AND state = 'pending'")?;
+            let mut skip = tx.prepare_cached(
+                "UPDATE outbox SET state = 'skipped', error = ?2 WHERE seq = ?1 AND state = 'pending'",
+            )?;
             for (seq, outcome) in outcomes {
                 let seq = *seq as i64;
                 let changed = match outcome {
@@ -307,6 +310,7 @@ impl Outbox for SqliteOutbox {
                     Outcome::Retry { at, error } => retry.execute(params![seq, at, error])?,
                     Outcome::Dead { error } => dead.execute(params![seq, error])?,
                     Outcome::Defer { at } => defer.execute(params![seq, at])?,
+                    Outcome::Skipped { reason } => skip.execute(params![seq, reason])?,
                 };
                 kept.push(changed == 1);
             }
@@ -479,6 +483,10 @@ impl FlowReader for SqliteFlowReader {
             let rows = stmt.query_map(params![flow, limit as i64], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+    }
+
+    fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>> {
+        self.pool.with(|conn| flow_state(conn, id))
     }
 
     fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>> {
