@@ -94,6 +94,11 @@ pub struct ServerConfig {
     /// A client must send a request's body within this, or gets 408.
     #[serde(deserialize_with = "duration")]
     pub body_read_timeout: Duration,
+    /// Web origins whose pages may call the tracking API (`/v1/*`) from a browser (CORS): exact origins such
+    /// as `https://shop.example.vn`, or `*` for any, as Segment allows by default.
+    pub tracking_origins: Vec<String>,
+    /// Web origins whose pages may call `GET /api/v1/decide` with the write key from a browser.
+    pub decide_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +107,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8910)),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            tracking_origins: vec!["*".into()],
+            decide_origins: vec!["*".into()],
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod cors;
 pub mod delivery;
 pub mod error;
 pub mod flows;
@@ -115,6 +116,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), cors::cors))
         .with_state(engine)
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 
 use common::{ADMIN_TOKEN, Server, WRITE_KEY};
-use serde_json::json;
+use serde_json::{Value, json};
 use tutti_core::time::parse_timestamp;
 
 #[test]
@@ -212,4 +212,90 @@ fn healthz_is_public_and_metrics_are_prometheus_text() {
     ] {
         assert!(text.contains(name), "missing {name}");
     }
+}
+
+/// One raw request with headers: status, response headers (lower-case names), body.
+fn raw(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let agent = common::agent();
+    let url = format!("{}{path}", server.url);
+    let mut request = ureq::http::Request::builder().method(method).uri(&url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = agent.run(request.body(body.to_owned()).unwrap()).expect("request");
+    let status = response.status().as_u16();
+    let headers =
+        response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
+    (status, headers, response.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn web_pages_may_call_the_tracking_api_and_decide_but_not_the_admin_api() {
+    let server = Server::start();
+    let page = "https://shop.example.vn";
+    let (status, headers, _) = raw(
+        &server,
+        "OPTIONS",
+        "/v1/track",
+        &[
+            ("Origin", page),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization, content-type"),
+        ],
+        "",
+    );
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some(page));
+    assert!(header(&headers, "access-control-allow-methods").unwrap().contains("POST"));
+    assert_eq!(header(&headers, "access-control-allow-headers"), Some("authorization, content-type"));
+    let auth = Server::basic_auth();
+    let body = json!({"userId": "lan", "event": "Viewed"}).to_string();
+    let (status, headers, _) = raw(
+        &server,
+        "POST",
+        "/v1/track",
+        &[("Origin", page), ("Authorization", &auth), ("Content-Type", "application/json")],
+        &body,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some(page));
+    let (status, headers, _) =
+        raw(&server, "OPTIONS", "/api/v1/decide", &[("Origin", page), ("Access-Control-Request-Method", "GET")], "");
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some(page));
+    let (_, headers, _) = raw(
+        &server,
+        "GET",
+        "/api/v1/events",
+        &[("Origin", page), ("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        "",
+    );
+    assert_eq!(header(&headers, "access-control-allow-origin"), None, "the admin API is not for pages");
+
+    // With origins configured, others are refused with the JSON error.
+    let data = tempfile::tempdir().unwrap();
+    let strict = Server::start_in(data.path(), &[("TUTTI_SERVER__TRACKING_ORIGINS", "[\"https://shop.example.vn\"]")]);
+    let (status, _, body) = raw(
+        &strict,
+        "OPTIONS",
+        "/v1/track",
+        &[("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")],
+        "",
+    );
+    assert_eq!(status, 403);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "forbidden");
+    let (status, headers, _) =
+        raw(&strict, "OPTIONS", "/v1/batch", &[("Origin", page), ("Access-Control-Request-Method", "POST")], "");
+    assert_eq!((status, header(&headers, "access-control-allow-origin")), (204, Some(page)));
 }
