@@ -14,6 +14,10 @@ pub enum ErrorCode {
     EventTooLarge,
     /// The request body, after decompression, is larger than the route's limit (500 KB for tracking).
     RequestTooLarge,
+    /// The request's URI is past what the HTTP layer reads (64 KiB).
+    UriTooLong,
+    /// The request's headers are past what the HTTP layer reads, or more than 100.
+    HeadersTooLarge,
     /// A batch holds more events than the per-batch limit (2,500).
     BatchTooLarge,
     /// The batch had items, and every one of them was rejected.
@@ -74,11 +78,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation table.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidEvent,
         ErrorCode::EventTooLarge,
         ErrorCode::RequestTooLarge,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::BatchTooLarge,
         ErrorCode::AllEventsRejected,
         ErrorCode::UnsupportedEncoding,
@@ -116,6 +122,8 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::EventTooLarge => "event_too_large",
             ErrorCode::RequestTooLarge => "request_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::BatchTooLarge => "batch_too_large",
             ErrorCode::AllEventsRejected => "all_events_rejected",
             ErrorCode::UnsupportedEncoding => "unsupported_encoding",
@@ -164,6 +172,8 @@ impl ErrorCode {
             | ErrorCode::InvalidPayload
             | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized | ErrorCode::InvalidSignature => 401,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound
             | ErrorCode::ProfileNotFound
@@ -192,6 +202,10 @@ impl ErrorCode {
                 "An event field is missing, has the wrong type or holds a forbidden value; the message names the field."
             }
             ErrorCode::EventTooLarge => "One event is larger than 32 KB.",
+            ErrorCode::UriTooLong => "The request's URI is longer than 65,534 bytes (answered by the HTTP layer).",
+            ErrorCode::HeadersTooLarge => {
+                "The request's headers are too large or more than 100 (answered by the HTTP layer)."
+            }
             ErrorCode::RequestTooLarge => {
                 "The request body is larger than the route allows after decompression: 500 KB for the tracking API, 64 MiB for a CSV import."
             }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flows;
 pub mod insights;
 pub mod tracking;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ pub async fn serve(
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            .serve_connection(hyper_util::rt::TokioIo::new(wire::JsonErrors::new(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -339,3 +339,41 @@ fn the_data_directory_and_its_databases_are_private() {
     }
     assert!(databases >= 4, "the databases and their logs were looked at: {databases}");
 }
+
+/// Sends raw bytes on a new connection; returns the status and the body of the answer.
+fn raw_http(server: &Server, request: &[u8]) -> (u16, String) {
+    use std::io::Read;
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    // The server may answer and close before reading all of a huge request.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn answers_the_http_layer_gives_by_itself_carry_the_json_error() {
+    let server = Server::start();
+    let long_uri = format!("GET /v1/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let mut many_headers = String::from("POST /v1/track HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..150 {
+        many_headers.push_str(&format!("X-Filler-{i}: {i}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    for (request, status, code) in [
+        (long_uri.as_bytes(), 414, "uri_too_long"),
+        (many_headers.as_bytes(), 431, "headers_too_large"),
+        (b"NOT-HTTP at all\r\n\r\n".as_slice(), 400, "invalid_request"),
+    ] {
+        let (got, body) = raw_http(&server, request);
+        assert_eq!(got, status, "{body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status}: {e}: {body:?}"));
+        assert_eq!(error["error"]["code"], code);
+    }
+    assert_eq!(server.request("GET", "/healthz", None).0, 200);
+}
