@@ -220,6 +220,19 @@ fn frequency_cap_and_quiet_hours_across_flows() {
     assert_eq!(sends.len(), 3);
     assert_eq!(sends[2].at, parse_timestamp("2026-11-30T01:00:00Z").unwrap());
     assert!(sim.decisions.iter().any(|d| matches!(&d.kind, DecisionKind::Skipped { reason } if reason.starts_with("capped: policy promo-cap allows 2 per 1w"))));
+    // The capped run ends with the cap, not as completed: nothing went out in it.
+    let ends: Vec<&DecisionKind> = sim
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.kind, DecisionKind::Completed | DecisionKind::Exited { .. }))
+        .map(|d| &d.kind)
+        .collect();
+    assert_eq!(ends.iter().filter(|k| matches!(k, DecisionKind::Completed)).count(), 3, "{ends:?}");
+    assert!(
+        ends.iter()
+            .any(|k| matches!(k, DecisionKind::Exited { reason } if reason.starts_with("capped: policy promo-cap"))),
+        "{ends:?}"
+    );
     assert!(
         sim.decisions
             .iter()
@@ -246,6 +259,20 @@ fn unsubscribed_profiles_get_no_promotions_but_do_get_transactional() {
         sim.decisions
             .iter()
             .any(|d| matches!(&d.kind, DecisionKind::Skipped { reason } if reason.contains("email_subscribe")))
+    );
+    // The promo's run ends with why nothing was sent, not with its normal end.
+    let promo_end = sim
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| {
+            d.flow.as_deref() == Some("winback-promo")
+                && matches!(d.kind, DecisionKind::Exited { .. } | DecisionKind::Completed)
+        })
+        .expect("the promo run ended");
+    assert!(
+        matches!(&promo_end.kind, DecisionKind::Exited { reason } if reason.contains("unsubscribed")),
+        "{promo_end:?}"
     );
 }
 

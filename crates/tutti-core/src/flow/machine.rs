@@ -318,6 +318,11 @@ pub struct Run {
     /// actions it queued and that still wait go no further.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Why a policy skipped the run's last message step (consent, a suppression, a cap), until a later message
+    /// goes: a run that then reaches its end ends with this reason instead of its `exit:` label, which would
+    /// claim what did not happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl Run {
@@ -1037,6 +1042,7 @@ impl Machine<'_, '_> {
             path: Vec::new(),
             path_dropped: 0,
             interrupted: false,
+            skipped: None,
         };
         self.note(&mut run, None, DecisionKind::Entered { trigger: described });
         self.run_steps(flow, &mut run, true);
@@ -1048,7 +1054,10 @@ impl Machine<'_, '_> {
     fn run_steps(&mut self, flow: &Flow, run: &mut Run, mut entering: bool) {
         for _ in 0..MAX_STEPS_PER_INPUT {
             let Some(i) = run.step else {
-                self.end(run, RunStatus::Completed, "completed");
+                match run.skipped.take() {
+                    Some(reason) => self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason),
+                    None => self.end(run, RunStatus::Completed, "completed"),
+                }
                 return;
             };
             let step = &flow.steps[i];
@@ -1086,6 +1095,7 @@ impl Machine<'_, '_> {
                                         policed: true,
                                     };
                                     let key = self.dispatch(run, &step.id, call, payload.clone(), payload);
+                                    run.skipped = None;
                                     self.state.sent.push(Sent {
                                         at: self.now,
                                         channel: action.channel.clone(),
@@ -1110,16 +1120,15 @@ impl Machine<'_, '_> {
                             run.step = step.next;
                         }
                         Verdict::Skip(reason) => {
+                            run.skipped = Some(reason.clone());
                             self.note(run, sid, DecisionKind::Skipped { reason });
                             run.step = step.next;
                         }
                         Verdict::Defer { until, reason } => {
                             if flow.quiet_hours == QuietMode::Drop {
-                                self.note(
-                                    run,
-                                    sid,
-                                    DecisionKind::Skipped { reason: format!("{reason}; the flow drops such actions") },
-                                );
+                                let reason = format!("{reason}; the flow drops such actions");
+                                run.skipped = Some(reason.clone());
+                                self.note(run, sid, DecisionKind::Skipped { reason });
                                 run.step = step.next;
                             } else {
                                 self.note(run, sid, DecisionKind::Deferred { until, reason });
@@ -1269,8 +1278,9 @@ impl Machine<'_, '_> {
                     }
                     run.step = step.next;
                 }
-                StepKind::Exit(reason) => {
-                    self.end(run, RunStatus::Exited { reason: reason.clone() }, reason);
+                StepKind::Exit(label) => {
+                    let reason = run.skipped.take().unwrap_or_else(|| label.clone());
+                    self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason);
                     return;
                 }
                 StepKind::Generate(request) => {
