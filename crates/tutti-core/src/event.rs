@@ -200,6 +200,11 @@ struct Common {
     locale: Option<String>,
 }
 
+/// The event that brings a connector's answer to an awaited action back to its run, through the log: a track
+/// on the profile (`tutti:profile:<n>`) with `properties.action_key` and `properties.result`. Only the
+/// dispatcher writes it (the prefix below is refused at intake).
+pub const ACTION_RESULT_EVENT: &str = "Action Result";
+
 /// Identifiers that begin with this are Tutti's own (the dispatcher's outcome events name a profile by id as
 /// `tutti:profile:<n>`); events from outside may not use them.
 pub const RESERVED_ID_PREFIX: &str = "tutti:";

@@ -51,7 +51,6 @@ use tutti_store::{Outbox, OutboxRow, Outcome};
 use crate::clock::Clock;
 use crate::delivery_policy::DeliveryPolicy;
 use crate::metrics::Metrics;
-use crate::processor::ActionResult;
 
 /// The most actions held in memory (queued for a lane, in flight, or waiting for a retry). More wait in the
 /// table and are read back as these drain.
@@ -123,7 +122,6 @@ pub(crate) struct Dispatcher {
     pub recorder: Option<Box<dyn Outbox>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    pub results: mpsc::Sender<ActionResult>,
     /// The processor's hand-off, the delivery lanes' attempts and the recorder's confirmations.
     pub incoming: mpsc::Receiver<Incoming>,
     /// A sender for the delivery lanes and the recorder to answer on.
@@ -623,7 +621,6 @@ impl Dispatcher {
             let recorder = Recorder {
                 outbox,
                 metrics: self.metrics.clone(),
-                results: self.results.clone(),
                 answers: self.answers.clone(),
                 outcomes: self.outcomes.take(),
                 clock: self.clock.clone(),
@@ -780,7 +777,6 @@ impl Dispatcher {
 struct Recorder {
     outbox: Box<dyn Outbox>,
     metrics: Arc<Metrics>,
-    results: mpsc::Sender<ActionResult>,
     answers: mpsc::Sender<Incoming>,
     outcomes: Option<(crate::Intake, HashSet<String>)>,
     clock: Arc<dyn Clock>,
@@ -792,10 +788,32 @@ impl Recorder {
         while let Ok(first) = attempts.recv() {
             batch.extend(first);
             batch.extend(attempts.try_iter().flatten());
-            // Outcome events go into the log before the outcomes are settled: after a crash in between, the action
-            // is delivered again and its outcome event, with the same message id, is dropped as a duplicate.
-            self.record_events(&batch);
             loop {
+                // Outcome events and awaited results go into the log, durably, before the outcomes are settled:
+                // after a crash in between, the action is delivered again and its events, with the same message
+                // ids, are dropped as duplicates; after a crash once settled, the log still brings the result to
+                // its run. No result travels any other way, so none is lost with the process.
+                match self.record_events(&batch) {
+                    Ok(()) => {}
+                    Err(crate::IntakeError::Closed) => {
+                        // Stopping, the log closed before these were recorded. Outcome events are a courtesy and
+                        // are let go; an awaited answer is not: its action stays pending and is delivered again
+                        // at the next start, whose answer then reaches the run.
+                        let (awaited, plain): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut batch).into_iter().partition(|(_, a)| a.result.is_some());
+                        self.abandon(awaited);
+                        batch = plain;
+                        if batch.is_empty() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot write outcome events; trying again");
+                        std::thread::sleep(RECORD_RETRY);
+                        batch.extend(attempts.try_iter().flatten());
+                        continue;
+                    }
+                }
                 let outcomes: Vec<(u64, Outcome)> =
                     batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
                 match self.outbox.settle(&outcomes) {
@@ -815,12 +833,51 @@ impl Recorder {
         }
     }
 
-    /// `Action Delivered` / `Action Failed` on each profile, for the connectors that record outcomes.
-    fn record_events(&self, batch: &[(OutboxRow, Attempt)]) {
-        let Some((intake, connectors)) = &self.outcomes else { return };
+    /// Lets attempts go unrecorded (the engine is stopping): their rows stay pending for the next start.
+    fn abandon(&self, batch: Vec<(OutboxRow, Attempt)>) {
+        let back = batch.into_iter().map(|(row, attempt)| (row, attempt.outcome, false)).collect();
+        let _ = self.answers.send(Incoming::Recorded(back));
+    }
+
+    /// The events an attempt's outcome writes into the log: `Action Delivered` / `Failed` / `Skipped` on the
+    /// profile for the connectors that record outcomes, and the `Action Result` that brings an awaited
+    /// action's answer to its run.
+    fn record_events(&self, batch: &[(OutboxRow, Attempt)]) -> Result<(), crate::IntakeError> {
+        let Some((intake, connectors)) = &self.outcomes else { return Ok(()) };
         let now = self.clock.now_ms();
         let mut events = Vec::new();
+        let build = |value: Value| {
+            tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new).map(
+                |event| tutti_store::NewEvent {
+                    message_id: event.message_id,
+                    client_message_id: true,
+                    received_at: now,
+                    body: event.body,
+                },
+            )
+        };
         for (row, attempt) in batch {
+            let internal = format!("tutti:profile:{}", row.profile.0);
+            if let Some(result) = &attempt.result {
+                let value = |result: &Value| {
+                    json!({
+                        "type": "track",
+                        "anonymousId": internal,
+                        "event": tutti_core::event::ACTION_RESULT_EVENT,
+                        "messageId": format!("tutti:result:{}", row.key),
+                        "properties": {"action_key": row.key, "result": result},
+                        "context": {"source": "tutti.dispatcher"},
+                    })
+                };
+                // The run waits for an answer whatever it is: one that cannot be stored is answered with why.
+                let event = build(value(result)).or_else(|e| {
+                    build(value(&json!({"error": format!("the connector's answer could not be recorded: {e}")})))
+                });
+                match event {
+                    Ok(event) => events.push(event),
+                    Err(e) => tracing::error!(key = %row.key, error = %e, "an action result cannot be built"),
+                }
+            }
             let (name, suffix, error) = match &attempt.outcome {
                 Outcome::Done { .. } => ("Action Delivered", "delivered", None),
                 Outcome::Dead { error } => ("Action Failed", "failed", Some(error.as_str())),
@@ -837,31 +894,25 @@ impl Recorder {
             }
             let value = json!({
                 "type": "track",
-                "anonymousId": format!("tutti:profile:{}", row.profile.0),
+                "anonymousId": internal,
                 "event": name,
                 "messageId": format!("tutti:outcome:{}:{suffix}", row.key),
                 "properties": properties,
                 "context": {"source": "tutti.dispatcher"},
             });
-            match tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new) {
-                Ok(event) => events.push(tutti_store::NewEvent {
-                    message_id: event.message_id,
-                    client_message_id: true,
-                    received_at: now,
-                    body: event.body,
-                }),
+            match build(value) {
+                Ok(event) => events.push(event),
                 Err(e) => tracing::error!(key = %row.key, error = %e, "an outcome event cannot be built"),
             }
         }
-        if !events.is_empty()
-            && let Err(e) = intake.append_blocking(events)
-        {
-            tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
+        if events.is_empty() {
+            return Ok(());
         }
+        intake.append_blocking(events).map(|_| ())
     }
 
-    /// Logs and counts what was written, hands results back to the runs awaiting them, and tells the
-    /// dispatcher, which lets the rows go (or keeps them for their retry).
+    /// Logs and counts what was written, and tells the dispatcher, which lets the rows go (or keeps them for
+    /// their retry).
     fn recorded(&self, batch: Vec<(OutboxRow, Attempt)>, kept: Vec<bool>) {
         let mut back = Vec::with_capacity(batch.len());
         for ((row, attempt), kept) in batch.into_iter().zip(kept) {
@@ -885,9 +936,6 @@ impl Recorder {
                         "delivery given up; kept as a dead letter (GET /api/v1/dead-letters says why)");
                     tracing::debug!(key = %row.key, %error, "why the delivery was given up");
                 }
-            }
-            if let Some(result) = attempt.result {
-                let _ = self.results.send(ActionResult { profile: row.profile, key: row.key.clone(), result });
             }
             if let Some(settled) = attempt.settled {
                 let _ = settled.send(());

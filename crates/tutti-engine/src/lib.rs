@@ -272,7 +272,6 @@ impl Engine {
         }
         let definitions = Arc::new(FlowDefinitions::default());
         definitions.set(definitions::build(&flow_store.all()?));
-        let (results_tx, results) = mpsc::channel();
         let (to_dispatcher, incoming) = mpsc::channel();
         let recording: std::collections::HashSet<String> = registry
             .connectors
@@ -289,7 +288,6 @@ impl Engine {
             recorder: Some(Box::new(SqliteOutbox::open(&paths.profiles)?)),
             clock: clock.clone(),
             metrics: metrics.clone(),
-            results: results_tx,
             incoming,
             answers: to_dispatcher.clone(),
             lanes,
@@ -311,7 +309,6 @@ impl Engine {
             clock: clock.clone(),
             settings: processor::ProcessorSettings::default(),
             definitions: definitions.clone(),
-            results,
             dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
             policy,
         };

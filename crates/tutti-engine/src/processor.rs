@@ -92,17 +92,6 @@ pub(crate) enum Command {
     },
 }
 
-/// A connector's answer to an awaited action, handed back by the dispatcher.
-#[derive(Debug, Clone)]
-pub struct ActionResult {
-    pub profile: ProfileId,
-    pub key: String,
-    pub result: serde_json::Value,
-}
-
-/// The most action results folded into one batch.
-const RESULTS_PER_BATCH: usize = 10_000;
-
 /// Tunables.
 pub struct ProcessorSettings {
     pub batch_events: usize,
@@ -155,7 +144,6 @@ pub(crate) struct Processor {
     pub clock: Arc<dyn Clock>,
     pub settings: ProcessorSettings,
     pub definitions: Arc<FlowDefinitions>,
-    pub results: mpsc::Receiver<ActionResult>,
     /// Where each batch's new actions go once committed.
     pub dispatcher: ToDispatcher,
     /// Where each batch's profiles' standing goes, for the policies checked before each delivery attempt.
@@ -169,8 +157,6 @@ struct State {
     owners: HashMap<Identifier, ProfileId>,
     profiles: HashMap<ProfileId, Profile>,
     flows: FlowRuntime,
-    /// Action results taken from the dispatcher but not yet committed.
-    results: Vec<ActionResult>,
     /// Inputs whose handling panicked, with why: when the batch runs again, each fails its profile's active
     /// runs instead of running them, and the checkpoint moves past it, so it never fails the processor twice.
     poisoned: HashMap<InputId, String>,
@@ -184,8 +170,6 @@ struct Pending {
     /// Events of erased people, to delete from the log.
     dropped: Vec<u64>,
     created: i64,
-    /// Action results folded into this batch (kept to retry if the commit fails).
-    results: Vec<ActionResult>,
 }
 
 impl Processor {
@@ -252,28 +236,21 @@ impl Processor {
             owners: HashMap::new(),
             profiles: HashMap::new(),
             flows: FlowRuntime::new(self.definitions.clone()),
-            results: Vec::new(),
             poisoned: HashMap::new(),
         })
     }
 
-    /// Processes one batch: new durable events, due timers and action results. Returns whether there may be
-    /// more to do at once.
+    /// Processes one batch: new durable events (action results among them) and due timers. Returns whether
+    /// there may be more to do at once.
     fn step(&mut self, state: &mut State) -> Result<bool, ProcessorError> {
         let now = self.clock.now_ms();
         // Only what is durable: an event committed but not yet flushed could vanish in a power cut, and its
         // effect on a profile must not outlive it.
         let head = self.feed.head();
-        while state.results.len() < RESULTS_PER_BATCH {
-            match self.results.try_recv() {
-                Ok(result) => state.results.push(result),
-                Err(_) => break,
-            }
-        }
         // One version of the definitions for the whole batch.
         state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
-        if head <= state.checkpoint && due.is_empty() && state.results.is_empty() {
+        if head <= state.checkpoint && due.is_empty() {
             return Ok(false);
         }
         let mut stored = if head > state.checkpoint {
@@ -305,16 +282,10 @@ impl Processor {
                 }
             }
             self.metrics.timers_fired.fetch_add(ticks as u64, Ordering::Relaxed);
-            for result in std::mem::take(&mut state.results) {
-                let input = tutti_core::flow::Input::ActionResult { key: &result.key, result: &result.result };
-                let id = InputId::Result(result.key.clone());
-                self.flow_input(state, &mut pending, result.profile, input, id, now)?;
-                pending.results.push(result);
-            }
             Ok::<(), ProcessorError>(())
         })();
         if let Err(e) = outcome {
-            self.reset(state, std::mem::take(&mut pending.results))?;
+            self.reset(state)?;
             return Err(e);
         }
         state.flows.finish(&mut pending.batch.flows);
@@ -351,7 +322,7 @@ impl Processor {
         let queued = match self.store.commit(&pending.batch) {
             Ok(queued) => queued,
             Err(e) => {
-                self.reset(state, std::mem::take(&mut pending.results))?;
+                self.reset(state)?;
                 return Err(e.into());
             }
         };
@@ -405,13 +376,11 @@ impl Processor {
         self.dispatcher.revisit(revisit);
     }
 
-    /// Drops every cache after a failure, keeping the action results that were not committed.
-    fn reset(&self, state: &mut State, mut results: Vec<ActionResult>) -> Result<(), ProcessorError> {
+    /// Drops every cache after a failure: everything replays from the last checkpoint.
+    fn reset(&self, state: &mut State) -> Result<(), ProcessorError> {
         state.owners.clear();
         state.profiles.clear();
         state.flows.forget();
-        results.append(&mut state.results);
-        state.results = results;
         state.next_id = self.store.next_profile_id()?;
         Ok(())
     }
@@ -537,6 +506,9 @@ impl Processor {
                 self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
+            if event.name.as_deref() == Some(tutti_core::event::ACTION_RESULT_EVENT) {
+                return self.action_result(state, pending, seq, event, pid, now);
+            }
             return self.attribute(state, pending, seq, event, pid, now);
         }
         if ids.is_empty() {
@@ -588,6 +560,29 @@ impl Processor {
         }
         self.load_profile(state, target)?.identities.extend(decision.link);
         self.attribute(state, pending, seq, event, target, now)
+    }
+
+    /// A connector's answer to an awaited action, from the log: to the run waiting for it, as an input of the
+    /// machine. It is not the person's behaviour, so the profile does not fold it, but it is attributed to
+    /// them, so an erasure removes it with the rest.
+    fn action_result(
+        &self,
+        state: &mut State,
+        pending: &mut Pending,
+        seq: u64,
+        event: &Event,
+        pid: ProfileId,
+        now: tutti_core::Millis,
+    ) -> Result<(), ProcessorError> {
+        pending.batch.attributions.push((pid, seq));
+        let body = event.body_value();
+        let properties = &body["properties"];
+        let Some(key) = properties["action_key"].as_str() else {
+            tracing::error!(seq, "an action result without its key; skipped");
+            return Ok(());
+        };
+        let input = tutti_core::flow::Input::ActionResult { key, result: &properties["result"] };
+        self.flow_input(state, pending, pid, input, InputId::Result(key.to_owned()), now)
     }
 
     /// Folds an event into the profile it was attributed to and runs the profile's flows on it.
@@ -672,7 +667,7 @@ impl Processor {
         let mut pending = Pending::default();
         let input = tutti_core::flow::Input::Approval { run, step, verdict: decision };
         if let Err(e) = self.flow_input(state, &mut pending, profile, input, InputId::Approval(run.to_owned()), now) {
-            self.reset(state, Vec::new())?;
+            self.reset(state)?;
             return Err(e);
         }
         state.flows.finish(&mut pending.batch.flows);

@@ -38,16 +38,31 @@ fn runs(engine: &Engine) -> Vec<Value> {
     engine.runs(None, Some("stars"), 100).unwrap().iter().map(|r| serde_json::from_slice(r).unwrap()).collect()
 }
 
+/// A fresh engine with the `stars` flow on a manual clock, and its directories.
+struct Setup {
+    data: tempfile::TempDir,
+    flows: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    engine: Engine,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(flows.path().join("stars.yaml"), FLOWS).unwrap();
+        let clock = Arc::new(ManualClock::new(parse_timestamp("2026-11-22T10:00:00Z").unwrap()));
+        let engine = start(data.path(), flows.path(), clock.clone());
+        Setup { data, flows, clock, engine }
+    }
+}
+
 fn run_of<'a>(runs: &'a [Value], profile: &str) -> &'a Value {
     runs.iter().find(|r| r["profile"] == profile).unwrap_or_else(|| panic!("no run of {profile} in {runs:?}"))
 }
 
 #[test]
 fn a_template_past_its_limit_fails_its_run_and_no_other() {
-    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::write(flows.path().join("stars.yaml"), FLOWS).unwrap();
-    let clock = Arc::new(ManualClock::new(parse_timestamp("2026-11-22T10:00:00Z").unwrap()));
-    let engine = start(data.path(), flows.path(), clock.clone());
+    let Setup { data: _data, flows: _flows, clock, engine } = Setup::new();
     ingest(
         &engine,
         &[
@@ -61,7 +76,9 @@ fn a_template_past_its_limit_fails_its_run_and_no_other() {
     let hostile = run_of(&all, &profile_of(&engine, "hostile"));
     assert_eq!(hostile["status"]["state"], "failed", "{hostile}");
     let reason = hostile["status"]["reason"].as_str().unwrap();
-    assert!(reason.contains("step note failed") && reason.contains("step limit of 100000"), "{reason}");
+    // The step limit, or on a slow debug build under load the time limit behind it.
+    let limit = reason.contains("step limit of 100000") || reason.contains("time limit of 250 ms");
+    assert!(reason.contains("step note failed") && limit, "{reason}");
     let fine = run_of(&all, &profile_of(&engine, "lan"));
     assert_eq!(fine["status"]["state"], "completed", "{fine}");
     assert_eq!(engine.metrics.runs_failed.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -71,10 +88,7 @@ fn a_template_past_its_limit_fails_its_run_and_no_other() {
 
 #[test]
 fn an_input_that_panics_fails_its_profiles_runs_once_and_the_rest_go_on() {
-    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::write(flows.path().join("stars.yaml"), FLOWS).unwrap();
-    let clock = Arc::new(ManualClock::new(parse_timestamp("2026-11-22T10:00:00Z").unwrap()));
-    let engine = start(data.path(), flows.path(), clock.clone());
+    let Setup { data, flows, clock, engine } = Setup::new();
     ingest(
         &engine,
         &[

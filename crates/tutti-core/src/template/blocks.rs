@@ -42,17 +42,7 @@ fn render_bounded(template: &Template, runtime: &dyn Runtime) -> Result<String> 
 #[derive(Clone, Copy, Debug)]
 struct CaptureBlock;
 
-impl BlockReflection for CaptureBlock {
-    fn start_tag(&self) -> &str {
-        "capture"
-    }
-    fn end_tag(&self) -> &str {
-        "endcapture"
-    }
-    fn description(&self) -> &str {
-        "Renders its body into a variable, bounded in size."
-    }
-}
+super::block_reflection!(CaptureBlock, "capture", "endcapture", "Renders its body into a variable, bounded in size.");
 
 impl ParseBlock for CaptureBlock {
     fn parse(
@@ -93,17 +83,12 @@ impl Renderable for Capture {
 #[derive(Clone, Copy, Debug)]
 struct IfChangedBlock;
 
-impl BlockReflection for IfChangedBlock {
-    fn start_tag(&self) -> &str {
-        "ifchanged"
-    }
-    fn end_tag(&self) -> &str {
-        "endifchanged"
-    }
-    fn description(&self) -> &str {
-        "Prints its body when it differs from the last time it was rendered."
-    }
-}
+super::block_reflection!(
+    IfChangedBlock,
+    "ifchanged",
+    "endifchanged",
+    "Prints its body when it differs from the last time it was rendered."
+);
 
 impl ParseBlock for IfChangedBlock {
     fn parse(

@@ -89,6 +89,18 @@ fn counted_len(start: i64, stop: i64) -> u64 {
     if stop < start { 0 } else { u64::try_from(i128::from(stop) - i128::from(start) + 1).unwrap_or(u64::MAX) }
 }
 
+/// What a loop tag says: `<name> in <range> <options>`; parsing it enters the loop's body (see
+/// [`enter_body`]) until the guard is dropped.
+fn loop_header(arguments: &mut TagTokenIter<'_>, tablerow: bool) -> Result<(KString, Range, Options, BodyGuard)> {
+    let name: KString =
+        arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into();
+    arguments.expect_next("\"in\" expected")?.expect_str("in").into_result_custom_msg("\"in\" expected")?;
+    let range = Range::parse(arguments)?;
+    let options = Options::parse(arguments, tablerow)?;
+    let guard = enter_body(arguments, range.literal_len())?;
+    Ok((name, range, options, guard))
+}
+
 /// Loop options: `limit:`, `offset:`, `cols:` and `reversed`.
 #[derive(Debug, Default)]
 struct Options {
@@ -253,17 +265,12 @@ fn loop_object(i: u64, len: u64) -> Object {
 #[derive(Clone, Copy, Debug)]
 struct ForBlock;
 
-impl BlockReflection for ForBlock {
-    fn start_tag(&self) -> &str {
-        "for"
-    }
-    fn end_tag(&self) -> &str {
-        "endfor"
-    }
-    fn description(&self) -> &str {
-        "Repeats its body for each item of an array or range, one step of the budget each."
-    }
-}
+super::block_reflection!(
+    ForBlock,
+    "for",
+    "endfor",
+    "Repeats its body for each item of an array or range, one step of the budget each."
+);
 
 impl ParseBlock for ForBlock {
     fn parse(
@@ -272,12 +279,7 @@ impl ParseBlock for ForBlock {
         mut tokens: TagBlock<'_, '_>,
         options: &Language,
     ) -> Result<Box<dyn Renderable>> {
-        let name: KString =
-            arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into();
-        arguments.expect_next("\"in\" expected")?.expect_str("in").into_result_custom_msg("\"in\" expected")?;
-        let range = Range::parse(&mut arguments)?;
-        let loop_options = Options::parse(&mut arguments, false)?;
-        let guard = enter_body(&mut arguments, range.literal_len())?;
+        let (name, range, loop_options, guard) = loop_header(&mut arguments, false)?;
         let mut body = Vec::new();
         let mut otherwise = None;
         while let Some(element) = tokens.next()? {
@@ -343,17 +345,12 @@ impl Renderable for For {
 #[derive(Clone, Copy, Debug)]
 struct TableRowBlock;
 
-impl BlockReflection for TableRowBlock {
-    fn start_tag(&self) -> &str {
-        "tablerow"
-    }
-    fn end_tag(&self) -> &str {
-        "endtablerow"
-    }
-    fn description(&self) -> &str {
-        "Renders an HTML table row by row, one step of the budget per cell."
-    }
-}
+super::block_reflection!(
+    TableRowBlock,
+    "tablerow",
+    "endtablerow",
+    "Renders an HTML table row by row, one step of the budget per cell."
+);
 
 impl ParseBlock for TableRowBlock {
     fn parse(
@@ -362,12 +359,7 @@ impl ParseBlock for TableRowBlock {
         mut tokens: TagBlock<'_, '_>,
         options: &Language,
     ) -> Result<Box<dyn Renderable>> {
-        let name: KString =
-            arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into();
-        arguments.expect_next("\"in\" expected")?.expect_str("in").into_result_custom_msg("\"in\" expected")?;
-        let range = Range::parse(&mut arguments)?;
-        let loop_options = Options::parse(&mut arguments, true)?;
-        let guard = enter_body(&mut arguments, range.literal_len())?;
+        let (name, range, loop_options, guard) = loop_header(&mut arguments, true)?;
         let body = Template::new(tokens.parse_all(options)?);
         drop(guard);
         tokens.assert_empty();

@@ -15,6 +15,24 @@
 //! render instead of the thread. What can be seen before running (a literal range past the step limit, nested
 //! literal loops whose product is, `cols: 0`) is refused when parsing.
 
+/// `BlockReflection` for one of Tutti's own blocks: its tags and what it does.
+macro_rules! block_reflection {
+    ($block:ty, $start:literal, $end:literal, $what:literal) => {
+        impl liquid_core::parser::BlockReflection for $block {
+            fn start_tag(&self) -> &str {
+                $start
+            }
+            fn end_tag(&self) -> &str {
+                $end
+            }
+            fn description(&self) -> &str {
+                $what
+            }
+        }
+    };
+}
+use block_reflection;
+
 mod blocks;
 mod filters;
 mod loops;
