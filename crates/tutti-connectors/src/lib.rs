@@ -261,6 +261,10 @@ impl fmt::Debug for Secret {
 pub struct Settings {
     /// Deliveries in flight at once (lanes). One profile's actions go through one lane, in order.
     pub concurrency: usize,
+    /// Deliveries a lane may have made whose outcome is not yet recorded. A crash repeats at most
+    /// `concurrency × unrecorded` deliveries (with the same idempotency key); 1 makes that the lanes alone,
+    /// at the price of each lane waiting for every record.
+    pub unrecorded: usize,
     /// Requests per second at most (a steady rate with `burst` allowed at once); unlimited when unset.
     pub rate_per_second: Option<f64>,
     pub burst: u32,
@@ -283,9 +287,10 @@ pub struct Settings {
 }
 
 /// The keys of [`Settings`], taken out of a connector's table before the rest goes to the connector.
-const SETTINGS_KEYS: [&str; 9] = [
+const SETTINGS_KEYS: [&str; 10] = [
     "record_outcomes",
     "concurrency",
+    "unrecorded",
     "rate_per_second",
     "burst",
     "timeout",
@@ -299,6 +304,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             concurrency: 16,
+            unrecorded: 1,
             rate_per_second: None,
             burst: 10,
             timeout: Duration::from_secs(10),
@@ -418,8 +424,8 @@ impl Registry {
                     continue;
                 }
             };
-            if settings.concurrency == 0 || settings.max_attempts == 0 {
-                errors.push(fail("`concurrency` and `max_attempts` must be at least 1".into()));
+            if settings.concurrency == 0 || settings.max_attempts == 0 || settings.unrecorded == 0 {
+                errors.push(fail("`concurrency`, `unrecorded` and `max_attempts` must be at least 1".into()));
                 continue;
             }
             if settings.rate_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {

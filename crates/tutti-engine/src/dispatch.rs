@@ -578,18 +578,26 @@ pub(crate) fn start_delivery(
                 // to its send.
                 tasks.spawn(async move {
                     let mut free = Instant::now();
+                    let unrecorded_limit = outlet.built.as_ref().map_or(1, |b| b.settings.unrecorded.max(1));
+                    let mut unrecorded = std::collections::VecDeque::new();
                     while let Some((rows, taken)) = rx.recv().await {
                         let mut ready = taken.max(free);
                         for row in rows {
+                            while unrecorded.len() >= unrecorded_limit {
+                                // An error: the recorder is gone (shutting down); the rows stay pending for the
+                                // next start.
+                                let oldest: tokio::sync::oneshot::Receiver<()> =
+                                    unrecorded.pop_front().expect("not empty");
+                                let _ = oldest.await;
+                                ready = ready.max(Instant::now());
+                            }
                             let mut attempt = outlet.deliver(&row, ready).await;
                             let (settled, recorded) = tokio::sync::oneshot::channel();
                             attempt.settled = Some(settled);
                             if answers.send(Incoming::Attempted(vec![(row, attempt)])).is_err() {
                                 return;
                             }
-                            // An error: the recorder is gone (shutting down); the rows stay pending for the next
-                            // start.
-                            let _ = recorded.await;
+                            unrecorded.push_back(recorded);
                             ready = Instant::now();
                         }
                         free = ready;
@@ -772,6 +780,15 @@ impl Dispatcher {
     }
 }
 
+/// Which of an outcome's events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Events {
+    /// `Action Result`: an awaited action's answer, for its run.
+    Answers,
+    /// `Action Delivered` / `Failed` / `Skipped`.
+    Outcomes,
+}
+
 /// Writes delivery outcomes in batches on its own thread: whatever has gathered while the last write waited for
 /// the database goes into the next transaction.
 struct Recorder {
@@ -789,16 +806,15 @@ impl Recorder {
             batch.extend(first);
             batch.extend(attempts.try_iter().flatten());
             loop {
-                // Outcome events and awaited results go into the log, durably, before the outcomes are settled:
-                // after a crash in between, the action is delivered again and its events, with the same message
-                // ids, are dropped as duplicates; after a crash once settled, the log still brings the result to
-                // its run. No result travels any other way, so none is lost with the process.
-                match self.record_events(&batch) {
+                // Awaited answers go into the log, flushed, before their outcomes are settled: after a crash in
+                // between, the action is delivered again and its answer, with the same message id, is dropped
+                // as a duplicate; after a crash once settled, the log still brings the answer to its run. No
+                // answer travels any other way, so none is lost with the process.
+                match self.append(self.events(&batch, Events::Answers), true) {
                     Ok(()) => {}
                     Err(crate::IntakeError::Closed) => {
-                        // Stopping, the log closed before these were recorded. Outcome events are a courtesy and
-                        // are let go; an awaited answer is not: its action stays pending and is delivered again
-                        // at the next start, whose answer then reaches the run.
+                        // Stopping, the log closed first: an awaited action stays pending and is delivered again
+                        // at the next start, whose answer then reaches the run. The others are settled.
                         let (awaited, plain): (Vec<_>, Vec<_>) =
                             std::mem::take(&mut batch).into_iter().partition(|(_, a)| a.result.is_some());
                         self.abandon(awaited);
@@ -808,7 +824,7 @@ impl Recorder {
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot write outcome events; trying again");
+                        tracing::error!(error = %e, "cannot write awaited answers; trying again");
                         std::thread::sleep(RECORD_RETRY);
                         batch.extend(attempts.try_iter().flatten());
                         continue;
@@ -818,7 +834,14 @@ impl Recorder {
                     batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
                 match self.outbox.settle(&outcomes) {
                     Ok(kept) => {
+                        // The lanes go on as soon as the outcomes are settled; the outcome events (a courtesy to
+                        // flows that wait for them) follow. A crash in between loses those events, not the
+                        // delivery's record.
+                        let courtesy = self.events(&batch, Events::Outcomes);
                         self.recorded(std::mem::take(&mut batch), kept);
+                        if let Err(e) = self.append(courtesy, false) {
+                            tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
+                        }
                         break;
                     }
                     Err(e) => {
@@ -833,17 +856,26 @@ impl Recorder {
         }
     }
 
+    /// Appends events to the log; `flushed`: wait until they are on disk, not only committed.
+    fn append(&self, events: Vec<tutti_store::NewEvent>, flushed: bool) -> Result<(), crate::IntakeError> {
+        let Some((intake, _)) = &self.outcomes else { return Ok(()) };
+        if events.is_empty() {
+            return Ok(());
+        }
+        if flushed { intake.append_blocking(events) } else { intake.append_committed_blocking(events) }.map(|_| ())
+    }
+
     /// Lets attempts go unrecorded (the engine is stopping): their rows stay pending for the next start.
     fn abandon(&self, batch: Vec<(OutboxRow, Attempt)>) {
         let back = batch.into_iter().map(|(row, attempt)| (row, attempt.outcome, false)).collect();
         let _ = self.answers.send(Incoming::Recorded(back));
     }
 
-    /// The events an attempt's outcome writes into the log: `Action Delivered` / `Failed` / `Skipped` on the
-    /// profile for the connectors that record outcomes, and the `Action Result` that brings an awaited
-    /// action's answer to its run.
-    fn record_events(&self, batch: &[(OutboxRow, Attempt)]) -> Result<(), crate::IntakeError> {
-        let Some((intake, connectors)) = &self.outcomes else { return Ok(()) };
+    /// The events attempts' outcomes write into the log: the `Action Result` that brings an awaited action's
+    /// answer to its run, or `Action Delivered` / `Failed` / `Skipped` on the profile for the connectors that
+    /// record outcomes.
+    fn events(&self, batch: &[(OutboxRow, Attempt)], which: Events) -> Vec<tutti_store::NewEvent> {
+        let Some((_, connectors)) = &self.outcomes else { return Vec::new() };
         let now = self.clock.now_ms();
         let mut events = Vec::new();
         let build = |value: Value| {
@@ -858,7 +890,7 @@ impl Recorder {
         };
         for (row, attempt) in batch {
             let internal = format!("tutti:profile:{}", row.profile.0);
-            if let Some(result) = &attempt.result {
+            if let (Events::Answers, Some(result)) = (which, &attempt.result) {
                 let value = |result: &Value| {
                     json!({
                         "type": "track",
@@ -877,6 +909,9 @@ impl Recorder {
                     Ok(event) => events.push(event),
                     Err(e) => tracing::error!(key = %row.key, error = %e, "an action result cannot be built"),
                 }
+            }
+            if which == Events::Answers {
+                continue;
             }
             let (name, suffix, error) = match &attempt.outcome {
                 Outcome::Done { .. } => ("Action Delivered", "delivered", None),
@@ -905,10 +940,7 @@ impl Recorder {
                 Err(e) => tracing::error!(key = %row.key, error = %e, "an outcome event cannot be built"),
             }
         }
-        if events.is_empty() {
-            return Ok(());
-        }
-        intake.append_blocking(events).map(|_| ())
+        events
     }
 
     /// Logs and counts what was written, and tells the dispatcher, which lets the rows go (or keeps them for

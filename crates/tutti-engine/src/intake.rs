@@ -36,6 +36,8 @@ enum Command {
     Append {
         events: Vec<NewEvent>,
         reply: Reply<Vec<Appended>>,
+        /// Answer once flushed to disk (survives a power cut), or once committed (survives the process).
+        flushed: bool,
     },
     Delete {
         seqs: Vec<u64>,
@@ -91,14 +93,23 @@ impl Intake {
     /// Appends events; resolves once they are durable (or known duplicates), with one outcome per event.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, IntakeError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Command::Append { events, reply }).await.map_err(|_| IntakeError::Closed)?;
+        self.tx.send(Command::Append { events, reply, flushed: true }).await.map_err(|_| IntakeError::Closed)?;
         answer.await.map_err(|_| IntakeError::Closed)?
     }
 
     /// [`Intake::append`] for a thread outside any runtime (the dispatcher's recorder).
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, IntakeError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.blocking_send(Command::Append { events, reply }).map_err(|_| IntakeError::Closed)?;
+        self.tx.blocking_send(Command::Append { events, reply, flushed: true }).map_err(|_| IntakeError::Closed)?;
+        answer.blocking_recv().map_err(|_| IntakeError::Closed)?
+    }
+
+    /// [`Intake::append_blocking`] that answers once the events are committed, before the flush: they survive
+    /// the process dying (a `kill -9`), not a power cut, and reach the processor once flushed like any other.
+    /// For what can be written again, such as the dispatcher's outcome events.
+    pub fn append_committed_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, IntakeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.blocking_send(Command::Append { events, reply, flushed: false }).map_err(|_| IntakeError::Closed)?;
         answer.blocking_recv().map_err(|_| IntakeError::Closed)?
     }
 
@@ -138,7 +149,8 @@ const SYNC_QUEUE: usize = 64;
 
 /// A group committed but not yet flushed.
 struct Committed {
-    replies: Vec<(usize, Reply<Vec<Appended>>)>,
+    /// Each waiting append's share of the outcomes (those answered at commit are not here).
+    replies: Vec<(std::ops::Range<usize>, Reply<Vec<Appended>>)>,
     outcomes: Vec<Appended>,
     started: Instant,
 }
@@ -160,13 +172,13 @@ fn writer(
             break;
         };
         match command {
-            Command::Append { events, reply } => {
-                let mut replies = vec![(events.len(), reply)];
+            Command::Append { events, reply, flushed } => {
+                let mut replies = vec![(events.len(), reply, flushed)];
                 let mut all = events;
                 while all.len() < settings.max_commit_events {
                     match rx.try_recv() {
-                        Ok(Command::Append { events, reply }) => {
-                            replies.push((events.len(), reply));
+                        Ok(Command::Append { events, reply, flushed }) => {
+                            replies.push((events.len(), reply, flushed));
                             all.extend(events);
                         }
                         Ok(other) => {
@@ -180,7 +192,18 @@ fn writer(
                 metrics.commit_events.observe(all.len() as f64);
                 match log.append(&all) {
                     Ok(outcomes) => {
-                        if committed.send(Committed { replies, outcomes, started }).is_err() {
+                        let mut waiting = Vec::with_capacity(replies.len());
+                        let mut at = 0;
+                        for (n, reply, flushed) in replies {
+                            let share = at..at + n;
+                            at += n;
+                            if flushed {
+                                waiting.push((share, reply));
+                            } else {
+                                let _ = reply.send(Ok(outcomes[share].to_vec()));
+                            }
+                        }
+                        if committed.send(Committed { replies: waiting, outcomes, started }).is_err() {
                             tracing::error!("the sync thread is gone; stopping intake");
                             break;
                         }
@@ -188,7 +211,7 @@ fn writer(
                     Err(e) => {
                         tracing::error!(error = %e, events = all.len(), "group commit failed; nothing was acknowledged");
                         let err = storage(e);
-                        for (_, reply) in replies {
+                        for (_, reply, _) in replies {
                             let _ = reply.send(Err(err.clone()));
                         }
                     }
@@ -261,9 +284,8 @@ fn sync_loop(
             let stored = outcomes.iter().filter(|o| o.seq().is_some()).count() as u64;
             metrics.events_accepted.fetch_add(stored, Ordering::Relaxed);
             metrics.events_duplicate.fetch_add(outcomes.len() as u64 - stored, Ordering::Relaxed);
-            let mut outcomes = outcomes.into_iter();
-            for (n, reply) in replies {
-                let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+            for (share, reply) in replies {
+                let _ = reply.send(Ok(outcomes[share].to_vec()));
             }
         }
     }
