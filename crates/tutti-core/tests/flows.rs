@@ -405,3 +405,14 @@ steps:
     assert_eq!(problems[0].1.pos.line, 2);
     assert!(problems[0].1.message.contains("unknown segment `vips`"));
 }
+
+#[test]
+fn a_flow_whose_every_step_is_unreadable_is_refused_not_a_panic() {
+    for source in [
+        "flow: x\ntrigger: { event: A }\nsteps: [[null, null]]\n",
+        "flow: x\ntrigger: { event: A }\nsteps: [7, 'text', null]\n",
+    ] {
+        let problems = compile(source, &connectors()).expect_err(source);
+        assert!(problems.iter().any(|p| p.to_string().contains("a step must be a mapping")), "{problems:?}");
+    }
+}

@@ -66,6 +66,16 @@ pub(crate) fn bad_query(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidQuery, e.to_string())
 }
 
+/// A page size from the query: `default` when absent, an error naming the range when outside 1..=`most`
+/// (as the OpenAPI document declares it) rather than a silent clamp.
+pub(crate) fn page_limit(given: Option<usize>, default: usize, most: usize) -> Result<usize, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=most).contains(&limit) {
+        return Err(bad_query(format!("limit must be between 1 and {most}")));
+    }
+    Ok(limit)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileQuery {
@@ -115,10 +125,7 @@ pub async fn profile_events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(bad_query("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(query.limit, 100, 1000)?;
     blocking(move || {
         let id = find(&engine, &key)?;
         let events = engine.profile_events(id, query.before, limit)?;
@@ -189,10 +196,7 @@ pub async fn events(
     query: Result<Query<TailQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(bad_query("limit must be between 1 and 1000"));
-    }
+    let limit = page_limit(query.limit, 100, 1000)?;
     blocking(move || {
         let head = engine.log_head();
         let after = query.after.unwrap_or_else(|| head.saturating_sub(limit as u64));

@@ -56,7 +56,7 @@ pub async fn list(
     query: Result<Query<ApprovalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
     let rows = blocking(move || Ok(engine.approvals(q.flow.as_deref(), limit)?)).await?;
     let items: Vec<Value> =
         rows.iter().filter_map(|r| serde_json::from_slice::<Value>(r).ok()).filter_map(|r| item(&r)).collect();

@@ -77,7 +77,7 @@ pub async fn dead_letters(
     query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
     let filter = DeadLetterFilter { seqs: Vec::new(), connector: q.connector, flow: q.flow };
     let after = q.after.unwrap_or(0);
     let rows = blocking(move || Ok(engine.dead_letters(&filter, after, limit)?)).await?;

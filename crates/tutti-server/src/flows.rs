@@ -118,7 +118,7 @@ pub async fn runs(
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = crate::admin::page_limit(q.limit, 50, 1000)?;
     let runs = blocking(move || {
         let profile: Option<ProfileId> = match &q.profile {
             Some(key) => Some(find(&engine, key)?),
@@ -172,7 +172,7 @@ pub async fn members(
         Some(text) => text.parse::<ProfileId>().map_err(|_| bad_query("`after` is a profile id such as p42"))?.0,
         None => 0,
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let limit = crate::admin::page_limit(q.limit, 100, 10_000)?;
     let segment = id.clone();
     let (members, count) = blocking(move || Ok(engine.segment_members(&segment, after, limit)?)).await?;
     let next = (members.len() == limit).then(|| members.last().map(ToString::to_string)).flatten();
@@ -197,7 +197,7 @@ pub async fn outbox(
     if !matches!(state.as_str(), "pending" | "done" | "dead" | "skipped") {
         return Err(bad_query("`state` is pending, done, dead or skipped"));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
     let state_for = state.clone();
     let rows = blocking(move || Ok(engine.outbox(&state_for, limit)?)).await?;
     let actions: Vec<Value> = rows

@@ -297,10 +297,21 @@ fn every_hostile_request_gets_a_json_4xx_and_nothing_is_stored() {
         ("/api/v1/profiles/user_id:u/events?limit=5000", Some(ADMIN_TOKEN), 400, "invalid_query"),
         ("/api/v1/events?bogus=1", Some(ADMIN_TOKEN), 400, "invalid_query"),
         ("/api/v1/profiles/user_id:nobody", Some(ADMIN_TOKEN), 404, "profile_not_found"),
+        // Page sizes outside what the OpenAPI document declares are refused, not clamped.
+        ("/api/v1/approvals?limit=1001", Some(ADMIN_TOKEN), 400, "invalid_query"),
+        ("/api/v1/runs?limit=0", Some(ADMIN_TOKEN), 400, "invalid_query"),
+        ("/api/v1/outbox?limit=1001", Some(ADMIN_TOKEN), 400, "invalid_query"),
+        ("/api/v1/dead-letters?limit=0", Some(ADMIN_TOKEN), 400, "invalid_query"),
     ] {
         let (status, body) = server.request("GET", path, token);
         assert_eq!((status, body["error"]["code"].as_str()), (want_status, Some(want_code)), "GET {path}: {body}");
     }
+
+    // A consistent read with nothing ever written answers at once, not after the 10 s wait.
+    let started = std::time::Instant::now();
+    let (status, _) = server.request("GET", "/api/v1/profiles/p0?consistent=true", Some(ADMIN_TOKEN));
+    assert_eq!(status, 404);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 
     // Still up, and nothing was stored.
     assert_eq!(server.request("GET", "/healthz", None).0, 200);

@@ -1081,6 +1081,10 @@ fn check_results_awaited(cx: &mut Cx<'_>, steps: &[Step], pointer: &str) {
 /// Unreachable steps, and loops a run could go round without ever waiting.
 fn check_graph(cx: &mut Cx<'_>, steps: &[Step]) {
     let n = steps.len();
+    // No step was read (each had a problem, already reported): there is no graph to check.
+    if n == 0 {
+        return;
+    }
     let mut reached = vec![false; n];
     let mut stack = vec![0usize];
     while let Some(i) = stack.pop() {
