@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::decode::{Cx, Obj, closest, kind};
 use super::{ConnectorInfo, Problem};
+use crate::budget::Limits;
 use crate::condition::Condition;
 use crate::cron::Cron;
 use crate::event::EventType;
@@ -50,6 +51,8 @@ pub struct Flow {
     pub exit_when: Vec<Exit>,
     pub goal: Option<Goal>,
     pub quiet_hours: QuietMode,
+    /// What each step's templates and conditions may do (`limits:`), the defaults or lower.
+    pub limits: Limits,
     pub steps: Vec<Step>,
     /// A retired flow starts no runs; runs already going finish on the version they started on.
     pub retired: bool,
@@ -403,6 +406,10 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
             QuietMode::Defer
         }
     };
+    let limits = match top.get("limits") {
+        None => Limits::default(),
+        Some((v, p)) => read_limits(cx, v, &p),
+    };
     let steps = top
         .require(cx, "steps", "a flow has a list of steps")
         .and_then(|(v, p)| read_steps(cx, v, &p, connectors, &category, channel.as_deref()));
@@ -418,12 +425,42 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
         exit_when,
         goal,
         quiet_hours,
+        limits,
         steps: steps?,
         retired,
         source: String::new(),
         segment_refs: refs,
     };
     Some(flow)
+}
+
+/// `limits: { steps, output, time }`: lower than the defaults, never higher.
+fn read_limits(cx: &mut Cx<'_>, value: &Value, pointer: &str) -> Limits {
+    let defaults = Limits::default();
+    let Some(mut o) = cx.object(value, pointer, "limits") else { return defaults };
+    let mut limits = defaults;
+    if let Some((v, p)) = o.get("steps") {
+        limits.steps = cx.positive(v, &p, defaults.steps).unwrap_or(defaults.steps);
+    }
+    if let Some((v, p)) = o.get("output") {
+        limits.output_bytes =
+            cx.positive(v, &p, defaults.output_bytes as u64).map_or(defaults.output_bytes, |n| n as usize);
+    }
+    if let Some((v, p)) = o.get("time")
+        && let Some(ms) = cx.duration(v, &p)
+    {
+        if ms > defaults.time.as_millis() as i64 {
+            cx.problem(
+                &p,
+                format!("a flow may lower the time limit, not raise it past {} ms", defaults.time.as_millis()),
+                "such as `time: 100ms`",
+            );
+        } else {
+            limits.time = std::time::Duration::from_millis(ms as u64);
+        }
+    }
+    o.finish(cx);
+    limits
 }
 
 /// The items of a list, or a problem.

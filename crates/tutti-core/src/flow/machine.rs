@@ -1053,6 +1053,8 @@ impl Machine<'_, '_> {
     /// action, which keeps its visit (and so its idempotency key).
     fn run_steps(&mut self, flow: &Flow, run: &mut Run, mut entering: bool) {
         for _ in 0..MAX_STEPS_PER_INPUT {
+            // One budget per step, within the flow's limits, for all its templates and conditions.
+            let _meter = crate::budget::Metered::start(flow.limits);
             let Some(i) = run.step else {
                 match run.skipped.take() {
                     Some(reason) => self.end(run, RunStatus::Exited { reason: reason.clone() }, &reason),
