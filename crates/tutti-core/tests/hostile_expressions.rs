@@ -130,6 +130,10 @@ fn ordinary_templates_keep_working() {
             "{{ profile.traits.tags | slice: 0, 3 | join: ', ' }} {{ profile.traits.tags | slice: 0, 2 | join }}",
             "t0, t1, t2 t0 t1",
         ),
+        (
+            "Mã đơn 123456789012345678901234 {{ '99999999999999999999' }}",
+            "Mã đơn 123456789012345678901234 99999999999999999999",
+        ),
         ("{{ 'Xin chào' | upcase }} {{ '你好' | size }} {{ 'a,b' | split: ',' | last }}", "XIN CHÀO 2 b"),
         ("{% for p in event.properties %}{% if p[0] == 'word' %}{{ p[1] }}{% endif %}{% endfor %}", "ab"),
     ] {

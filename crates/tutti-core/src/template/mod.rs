@@ -110,6 +110,13 @@ impl Template {
                 message: format!("the template is {} bytes; the limit is {MAX_SOURCE_BYTES}", source.len()),
             });
         }
+        if let Some((line, column)) = overflowing_integer(source) {
+            return Err(TemplateError {
+                line,
+                column,
+                message: format!("a whole number past {} cannot be read", i64::MAX),
+            });
+        }
         let parsed = catch_unwind(AssertUnwindSafe(|| {
             loops::begin_parse();
             PARSER.parse(source)
@@ -217,6 +224,41 @@ impl Write for Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Where a whole number too big for 64 bits stands inside a tag or an output (`{% %}`, `{{ }}`), outside
+/// quotes. Liquid's parser would panic on it ("Grammar ensures matches are parseable"); found by fuzzing.
+fn overflowing_integer(source: &str) -> Option<(usize, usize)> {
+    let bytes = source.as_bytes();
+    let (mut i, mut in_tag, mut quote) = (0, false, None::<u8>);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !in_tag {
+            in_tag = b == b'{' && matches!(bytes.get(i + 1), Some(b'{' | b'%'));
+            i += 1;
+            continue;
+        }
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if (b == b'}' || b == b'%') && bytes.get(i + 1) == Some(&b'}') => in_tag = false,
+            None if b.is_ascii_digit() => {
+                let end = bytes[i..].iter().position(|c| !c.is_ascii_digit()).map_or(bytes.len(), |n| i + n);
+                let digits = source[i..end].trim_start_matches('0');
+                if digits.len() > 19 || (digits.len() == 19 && digits > "9223372036854775807") {
+                    let line = source[..i].matches('\n').count() + 1;
+                    let column = source[..i].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    return Some((line, column));
+                }
+                i = end;
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The `--> line:column` that Liquid's parse errors carry.
