@@ -3,15 +3,15 @@
 //! finding, as is any crash, hang or allocation past libFuzzer's limits.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use tutti_core::template::Template;
 
 fuzz_target!(|data: &[u8]| {
-    let (source, rest) = match data.iter().position(|b| *b == 0) {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (data, &[][..]),
-    };
+    let (source, rest) = common::source_and_data(data);
     let Ok(source) = std::str::from_utf8(source) else { return };
     let Ok(template) = Template::parse(source) else { return };
     let event: Value = serde_json::from_slice(rest).unwrap_or_else(

@@ -181,7 +181,7 @@ pub(crate) fn fail(e: Exceeded) -> Exceeded {
 }
 
 /// The text of a caught panic.
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

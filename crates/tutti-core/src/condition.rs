@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock};
 
-use cel::common::ast::{CallExpr, EntryExpr, Expr, ListExpr};
+use cel::common::ast::{CallExpr, EntryExpr, Expr, ListExpr, MapExpr, StructExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
 use cel::common::value::{CowVal, Val};
 use cel::{ExecutionError, IdedExpr};
@@ -107,8 +107,8 @@ impl Condition {
                 message: format!("nested deeper than {MAX_NESTING} levels of parentheses, brackets and braces"),
             });
         }
-        let parsed = catch_unwind(AssertUnwindSafe(|| ENV.parser().parse_with_source_info(source)));
-        let (mut program, source_info) = match parsed {
+        let parsed = catch_unwind(AssertUnwindSafe(|| ENV.parser().parse(source)));
+        let mut program = match parsed {
             Ok(Ok(parsed)) => parsed,
             Ok(Err(errors)) => {
                 let first = errors.errors.first();
@@ -121,7 +121,6 @@ impl Condition {
                 return Err(ConditionError { line: 1, column: 1, message });
             }
         };
-        drop(source_info);
         let mut variables = BTreeSet::new();
         free_variables(&program, &mut Vec::new(), &mut variables);
         meter(&mut program);
@@ -181,12 +180,6 @@ fn free_variables(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut BTreeSet<S
                 out.insert(name.clone());
             }
         }
-        Expr::Call(call) => {
-            if let Some(target) = &call.target {
-                free_variables(target, bound, out);
-            }
-            call.args.iter().for_each(|a| free_variables(a, bound, out));
-        }
         Expr::Comprehension(c) => {
             free_variables(&c.iter_range, bound, out);
             free_variables(&c.accu_init, bound, out);
@@ -199,31 +192,41 @@ fn free_variables(expr: &IdedExpr, bound: &mut Vec<String>, out: &mut BTreeSet<S
             }
             bound.truncate(depth);
         }
-        Expr::List(list) => list.elements.iter().for_each(|e| free_variables(e, bound, out)),
-        Expr::Map(map) => {
-            for entry in &map.entries {
-                match &entry.expr {
-                    EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
-                    EntryExpr::MapEntry(e) => {
-                        free_variables(&e.key, bound, out);
-                        free_variables(&e.value, bound, out);
-                    }
-                }
-            }
-        }
-        Expr::Select(select) => free_variables(&select.operand, bound, out),
-        Expr::Struct(s) => {
-            for entry in &s.entries {
-                match &entry.expr {
-                    EntryExpr::StructField(f) => free_variables(&f.value, bound, out),
-                    EntryExpr::MapEntry(e) => {
-                        free_variables(&e.key, bound, out);
-                        free_variables(&e.value, bound, out);
-                    }
-                }
-            }
-        }
-        Expr::Literal(_) | Expr::Unspecified => {}
+        _ => children(expr).into_iter().for_each(|child| free_variables(child, bound, out)),
+    }
+}
+
+/// The sub-expressions of any node but a comprehension (whose parts its walkers take one by one).
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    match &expr.expr {
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => entries
+            .iter()
+            .flat_map(|entry| match &entry.expr {
+                EntryExpr::StructField(f) => vec![&f.value],
+                EntryExpr::MapEntry(e) => vec![&e.key, &e.value],
+            })
+            .collect(),
+        Expr::Select(select) => vec![&*select.operand],
+        Expr::Comprehension(_) | Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
+    }
+}
+
+/// [`children`], to change them.
+fn children_mut(expr: &mut IdedExpr) -> Vec<&mut IdedExpr> {
+    match &mut expr.expr {
+        Expr::Call(call) => call.target.iter_mut().map(|t| &mut **t).chain(&mut call.args).collect(),
+        Expr::List(list) => list.elements.iter_mut().collect(),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => entries
+            .iter_mut()
+            .flat_map(|entry| match &mut entry.expr {
+                EntryExpr::StructField(f) => vec![&mut f.value],
+                EntryExpr::MapEntry(e) => vec![&mut e.key, &mut e.value],
+            })
+            .collect(),
+        Expr::Select(select) => vec![&mut *select.operand],
+        Expr::Comprehension(_) | Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
     }
 }
 
@@ -237,57 +240,24 @@ fn wrap(function: &str, expr: &mut IdedExpr) {
 /// through [`CHARGE_ITEM`]. The loop's own shape is left as the macros wrote it, so the interpreter's fast
 /// paths for `all`, `exists`, `map` and `filter` still apply.
 fn meter(expr: &mut IdedExpr) {
-    match &mut expr.expr {
-        Expr::Comprehension(c) => {
-            meter(&mut c.iter_range);
-            meter(&mut c.accu_init);
-            meter(&mut c.loop_cond);
-            meter(&mut c.loop_step);
-            meter(&mut c.result);
-            wrap(CHARGE_RANGE, &mut c.iter_range);
-            // `@result + [item]`, possibly as the middle of `guard ? @result + [item] : @result`.
-            let step = match &mut c.loop_step.expr {
-                Expr::Call(call) if call.func_name == cel::common::ast::operators::CONDITIONAL => call.args.get_mut(1),
-                _ => Some(&mut c.loop_step),
-            };
-            if let Some(IdedExpr { expr: Expr::Call(call), .. }) = step
-                && call.func_name == cel::common::ast::operators::ADD
-                && let Some(IdedExpr { expr: Expr::List(ListExpr { elements, .. }), .. }) = call.args.get_mut(1)
-            {
-                elements.iter_mut().for_each(|e| wrap(CHARGE_ITEM, e));
-            }
-        }
-        Expr::Call(call) => {
-            if let Some(target) = &mut call.target {
-                meter(target);
-            }
-            call.args.iter_mut().for_each(meter);
-        }
-        Expr::List(list) => list.elements.iter_mut().for_each(meter),
-        Expr::Map(map) => {
-            for entry in &mut map.entries {
-                match &mut entry.expr {
-                    EntryExpr::StructField(f) => meter(&mut f.value),
-                    EntryExpr::MapEntry(e) => {
-                        meter(&mut e.key);
-                        meter(&mut e.value);
-                    }
-                }
-            }
-        }
-        Expr::Select(select) => meter(&mut select.operand),
-        Expr::Struct(s) => {
-            for entry in &mut s.entries {
-                match &mut entry.expr {
-                    EntryExpr::StructField(f) => meter(&mut f.value),
-                    EntryExpr::MapEntry(e) => {
-                        meter(&mut e.key);
-                        meter(&mut e.value);
-                    }
-                }
-            }
-        }
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    let Expr::Comprehension(c) = &mut expr.expr else {
+        children_mut(expr).into_iter().for_each(meter);
+        return;
+    };
+    for part in [&mut c.iter_range, &mut c.accu_init, &mut c.loop_cond, &mut c.loop_step, &mut c.result] {
+        meter(part);
+    }
+    wrap(CHARGE_RANGE, &mut c.iter_range);
+    // `@result + [item]`, possibly as the middle of `guard ? @result + [item] : @result`.
+    let step = match &mut c.loop_step.expr {
+        Expr::Call(call) if call.func_name == cel::common::ast::operators::CONDITIONAL => call.args.get_mut(1),
+        _ => Some(&mut c.loop_step),
+    };
+    if let Some(IdedExpr { expr: Expr::Call(call), .. }) = step
+        && call.func_name == cel::common::ast::operators::ADD
+        && let Some(IdedExpr { expr: Expr::List(ListExpr { elements, .. }), .. }) = call.args.get_mut(1)
+    {
+        elements.iter_mut().for_each(|e| wrap(CHARGE_ITEM, e));
     }
 }
 
@@ -304,17 +274,20 @@ fn limit_error(e: Exceeded) -> ExecutionError {
 }
 
 /// Draws a step per element of a comprehension's range, before it is walked.
-fn charge_range<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let range = args.pop().ok_or_else(ExecutionError::missing_argument_or_target)?;
-    budget::charge(1 + cost(range.as_ref())).map_err(limit_error)?;
-    Ok(range)
+fn charge_range<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    charged(args, 1)
 }
 
 /// Draws for the size of an element a `map` keeps.
-fn charge_item<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let item = args.pop().ok_or_else(ExecutionError::missing_argument_or_target)?;
-    budget::charge(cost(item.as_ref())).map_err(limit_error)?;
-    Ok(item)
+fn charge_item<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    charged(args, 0)
+}
+
+/// The one argument, passed through once `base` steps and its [`cost`] are drawn.
+fn charged<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>, base: u64) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let value = args.pop().ok_or_else(ExecutionError::missing_argument_or_target)?;
+    budget::charge(base + cost(value.as_ref())).map_err(limit_error)?;
+    Ok(value)
 }
 
 /// Where nesting first goes past [`MAX_NESTING`], outside string literals, as (line, column).

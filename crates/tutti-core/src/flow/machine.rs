@@ -615,12 +615,7 @@ impl Machine<'_, '_> {
     }
 
     fn on_failure(&mut self, reason: &str) {
-        let mut runs = std::mem::take(&mut self.state.runs);
-        for run in runs.iter_mut().filter(|r| r.is_active()) {
-            self.end(run, RunStatus::Failed { reason: reason.to_owned() }, reason);
-        }
-        runs.append(&mut self.state.runs);
-        self.state.runs = runs;
+        self.each_active_run(|m, run| m.end(run, RunStatus::Failed { reason: reason.to_owned() }, reason));
         self.state.segment_wake.clear();
         self.state.schedules.clear();
     }
@@ -897,14 +892,11 @@ impl Machine<'_, '_> {
             return;
         }
         let defs = self.world.defs;
-        let mut runs = std::mem::take(&mut self.state.runs);
-        for run in runs.iter_mut().filter(|r| r.is_active()) {
+        self.each_active_run(|m, run| {
             if let Some(reason) = defs.flow(&run.flow, run.version).and_then(|f| segment_exit(f, changes)) {
-                self.interrupt(run, &reason);
+                m.interrupt(run, &reason);
             }
-        }
-        runs.append(&mut self.state.runs);
-        self.state.runs = runs;
+        });
     }
 
     fn segment_triggers(&mut self, changes: &[Change]) {
@@ -946,11 +938,18 @@ impl Machine<'_, '_> {
     /// Ends every active run whose flow the predicate picks.
     fn exit_runs(&mut self, pick: impl Fn(&Flow) -> bool, reason: &str) {
         let defs = self.world.defs;
+        self.each_active_run(|m, run| {
+            if defs.flow(&run.flow, run.version).is_some_and(|f| pick(f)) {
+                m.interrupt(run, reason);
+            }
+        });
+    }
+
+    /// Calls `act` on every active run (runs it starts meanwhile are kept, not visited).
+    fn each_active_run(&mut self, mut act: impl FnMut(&mut Self, &mut Run)) {
         let mut runs = std::mem::take(&mut self.state.runs);
         for run in runs.iter_mut().filter(|r| r.is_active()) {
-            if defs.flow(&run.flow, run.version).is_some_and(|f| pick(f)) {
-                self.interrupt(run, reason);
-            }
+            act(self, run);
         }
         runs.append(&mut self.state.runs);
         self.state.runs = runs;

@@ -51,8 +51,7 @@ impl ParseBlock for CaptureBlock {
         mut tokens: TagBlock<'_, '_>,
         options: &Language,
     ) -> Result<Box<dyn Renderable>> {
-        let name: KString =
-            arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into();
+        let name = super::variable_name(&mut arguments)?;
         arguments.expect_nothing()?;
         let body = Template::new(tokens.parse_all(options)?);
         tokens.assert_empty();
@@ -122,7 +121,7 @@ impl Renderable for IfChanged {
         let text = render_bounded(&self.body, runtime).trace("{% ifchanged %}")?;
         let mut last = runtime.registers().get_mut::<LastChanged>();
         if last.0.as_deref() != Some(text.as_str()) {
-            writer.write_all(text.as_bytes()).map_err(|e| liquid_core::Error::with_msg(e.to_string()))?;
+            super::write_text(writer, &text)?;
             last.0 = Some(text);
         }
         Ok(())

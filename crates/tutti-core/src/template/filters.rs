@@ -291,6 +291,11 @@ fn floor_mod(a: i64, b: i64) -> Option<i64> {
     Some(if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r })
 }
 
+/// Whole-number overflow in `op`, recorded as the limit the render ran into.
+fn overflow(op: &'static str) -> Error {
+    Error::with_msg(budget::fail(Exceeded::Arithmetic(op)).to_string())
+}
+
 fn number_error(what: &str) -> Error {
     Error::with_msg(format!("{what} must be a number"))
 }
@@ -310,9 +315,7 @@ fn arithmetic(
         if y == 0 && matches!(name, "divided_by" | "modulo") {
             return Err(Error::with_msg("division by zero"));
         }
-        return whole(x, y)
-            .map(Value::scalar)
-            .ok_or_else(|| Error::with_msg(budget::fail(Exceeded::Arithmetic(name)).to_string()));
+        return whole(x, y).map(Value::scalar).ok_or_else(|| overflow(name));
     }
     match (a.to_float(), b.to_float()) {
         (Some(x), Some(y)) => Ok(Value::scalar(float(x, y))),
@@ -324,10 +327,7 @@ fn arithmetic(
 fn absolute(input: &dyn ValueView, _args: &[Value]) -> Result<Value> {
     let n = input.as_scalar().ok_or_else(|| number_error("the input"))?;
     if let Some(i) = n.to_integer() {
-        return i
-            .checked_abs()
-            .map(Value::scalar)
-            .ok_or_else(|| Error::with_msg(budget::fail(Exceeded::Arithmetic("abs")).to_string()));
+        return i.checked_abs().map(Value::scalar).ok_or_else(|| overflow("abs"));
     }
     n.to_float().map(|f| Value::scalar(f.abs())).ok_or_else(|| number_error("the input"))
 }
@@ -347,7 +347,7 @@ fn count(input: &dyn ValueView, _args: &[Value]) -> Result<Value> {
 }
 
 fn text_of(value: &dyn ValueView) -> String {
-    value.to_kstr().into_owned().to_string()
+    value.to_kstr().as_str().to_owned()
 }
 
 fn replace(input: &dyn ValueView, args: &[Value], times: usize) -> Result<Value> {

@@ -16,6 +16,7 @@ use liquid_core::parser::{BlockElement, BlockReflection, ParseBlock, TagBlock, T
 use liquid_core::runtime::{Interrupt, InterruptRegister, StackFrame};
 use liquid_core::{Error, Expression, Language, Renderable, Result, Runtime, Template};
 
+use super::write_text;
 use crate::budget;
 
 pub(super) fn register(builder: ParserBuilder) -> ParserBuilder {
@@ -92,8 +93,7 @@ fn counted_len(start: i64, stop: i64) -> u64 {
 /// What a loop tag says: `<name> in <range> <options>`; parsing it enters the loop's body (see
 /// [`enter_body`]) until the guard is dropped.
 fn loop_header(arguments: &mut TagTokenIter<'_>, tablerow: bool) -> Result<(KString, Range, Options, BodyGuard)> {
-    let name: KString =
-        arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into();
+    let name = super::variable_name(arguments)?;
     arguments.expect_next("\"in\" expected")?.expect_str("in").into_result_custom_msg("\"in\" expected")?;
     let range = Range::parse(arguments)?;
     let options = Options::parse(arguments, tablerow)?;
@@ -187,8 +187,9 @@ fn window<'r>(range: &'r Range, options: &Options, runtime: &'r dyn Runtime) -> 
         Range::Counted(start, stop) => {
             let start = integer(start, runtime, "start")?;
             let stop = integer(stop, runtime, "end")?;
-            let len = cut(counted_len(start, stop));
-            let first = (i128::from(start) + i128::from(offset.min(counted_len(start, stop)))) as i64;
+            let whole = counted_len(start, stop);
+            let first = (i128::from(start) + i128::from(offset.min(whole))) as i64;
+            let len = cut(whole);
             Ok(Window::Counted { first, len, reversed: options.reversed })
         }
         Range::Items(items) => {
@@ -388,30 +389,28 @@ impl Renderable for TableRow {
         if cols == 0 && len > 0 {
             return Err(Error::with_msg("cols must be at least 1"));
         }
-        let write = |writer: &mut dyn Write, text: &str| {
-            writer.write_all(text.as_bytes()).map_err(|e| Error::with_msg(e.to_string()))
-        };
         for i in 0..len {
             budget::charge(1).map_err(limit_error)?;
             let (row, col) = (i / cols, i % cols);
+            let ends_row = col == cols - 1 || i == len - 1;
             let mut tablerow = loop_object(i, len);
             tablerow.insert("col0".into(), Value::scalar(col as i64));
             tablerow.insert("col".into(), Value::scalar(col as i64 + 1));
             tablerow.insert("col_first".into(), Value::scalar(col == 0));
-            tablerow.insert("col_last".into(), Value::scalar(col == cols - 1 || i == len - 1));
+            tablerow.insert("col_last".into(), Value::scalar(ends_row));
             let tablerow = Value::Object(tablerow);
             if col == 0 {
-                write(writer, &format!("<tr class=\"row{}\">", row + 1))?;
+                write_text(writer, &format!("<tr class=\"row{}\">", row + 1))?;
             }
-            write(writer, &format!("<td class=\"col{}\">", col + 1))?;
+            write_text(writer, &format!("<td class=\"col{}\">", col + 1))?;
             let item = items.item(i);
             let mut root = HashMap::<KStringRef<'_>, &dyn ValueView>::new();
             root.insert("tablerow".into(), &tablerow);
             root.insert(self.name.as_ref(), item.as_view());
             self.body.render_to(writer, &StackFrame::new(runtime, &root))?;
-            write(writer, "</td>")?;
-            if col == cols - 1 || i == len - 1 {
-                write(writer, "</tr>")?;
+            write_text(writer, "</td>")?;
+            if ends_row {
+                write_text(writer, "</tr>")?;
             }
         }
         Ok(())

@@ -42,6 +42,7 @@ use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
 
+use liquid_core::model::KString;
 use serde_json::Value;
 
 use crate::budget::{self, Exceeded, Limits, Metered};
@@ -91,13 +92,6 @@ pub struct RenderError {
     /// The limit it ran into, when that is why. A run fails on these; other render errors are noted and the
     /// run goes on.
     pub limit: Option<Exceeded>,
-}
-
-impl RenderError {
-    /// The same error, said to be in `place` (a payload member such as `text`).
-    pub fn within(self, place: &str) -> RenderError {
-        RenderError { message: format!("{place}: {}", self.message), limit: self.limit }
-    }
 }
 
 impl Template {
@@ -167,17 +161,14 @@ impl Template {
     fn render_metered(&self, variables: &[(&str, &Value)]) -> Result<String, RenderError> {
         let mut out = Sink::new(budget::output_limit());
         let rendered = catch_unwind(AssertUnwindSafe(|| self.template.render_to(&mut out, &Globals(variables))));
-        let limit = budget::exceeded();
+        // A limit decides, whatever Liquid made of it: it may have discarded the error (a lax lookup) or
+        // wrapped it in its own words.
+        if let Some(limit) = budget::exceeded() {
+            return Err(RenderError { message: format!("the template ran into {limit}"), limit: Some(limit) });
+        }
         match rendered {
-            Ok(Ok(())) => match limit {
-                None => Ok(String::from_utf8(out.bytes).expect("Liquid writes UTF-8")),
-                // A limit met inside a filter whose error Liquid discarded (a lax lookup) still fails the render.
-                Some(e) => Err(RenderError { message: format!("the template ran into {e}"), limit: Some(e) }),
-            },
-            Ok(Err(e)) => Err(match limit {
-                Some(limit) => RenderError { message: format!("the template ran into {limit}"), limit: Some(limit) },
-                None => RenderError { message: summary(&e.to_string()), limit: None },
-            }),
+            Ok(Ok(())) => Ok(out.into_string()),
+            Ok(Err(e)) => Err(RenderError { message: summary(&e.to_string()), limit: None }),
             Err(panic) => Err(RenderError {
                 message: format!("the template failed inside Liquid: {}", budget::panic_text(&*panic)),
                 limit: None,
@@ -224,6 +215,16 @@ impl Write for Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Writes text a block produces itself (table markup, a remembered `ifchanged` body) into the render.
+pub(crate) fn write_text(writer: &mut dyn Write, text: &str) -> liquid_core::Result<()> {
+    writer.write_all(text.as_bytes()).map_err(|e| liquid_core::Error::with_msg(e.to_string()))
+}
+
+/// The variable a block tag names first (`capture name`, `for name in ...`).
+pub(crate) fn variable_name(arguments: &mut liquid_core::parser::TagTokenIter<'_>) -> liquid_core::Result<KString> {
+    Ok(arguments.expect_next("a variable name expected")?.expect_identifier().into_result()?.to_owned().into())
 }
 
 /// Where a whole number too big for 64 bits stands inside a tag or an output (`{% %}`, `{{ }}`), outside
