@@ -60,9 +60,12 @@ pub(crate) struct DeliveryPolicy {
 
 #[derive(Default)]
 struct Standings {
-    by_profile: HashMap<ProfileId, Arc<Standing>>,
-    /// Publication order, for eviction (a profile may appear more than once; only its last counts).
-    order: VecDeque<ProfileId>,
+    /// Each profile's standing, with the number of its publication.
+    by_profile: HashMap<ProfileId, (u64, Arc<Standing>)>,
+    /// Publications in order, for eviction: a profile published again appears again, and only its last
+    /// publication counts.
+    order: VecDeque<(ProfileId, u64)>,
+    published: u64,
     /// Messages delivered, by profile, within the longest cap window: a cap counts a message when it went
     /// out, which after an outage can be long after its step counted it.
     delivered: HashMap<ProfileId, Vec<Sent>>,
@@ -85,16 +88,18 @@ impl DeliveryPolicy {
     /// Publishes a profile's standing; the runs it ended before stay ended.
     pub fn publish(&self, profile: ProfileId, mut standing: Standing) {
         let mut standings = self.lock();
-        if let Some(before) = standings.by_profile.get(&profile) {
+        if let Some((_, before)) = standings.by_profile.get(&profile) {
             for (run, why) in &before.ended {
                 standing.ended.entry(run.clone()).or_insert_with(|| why.clone());
             }
         }
-        standings.by_profile.insert(profile, Arc::new(standing));
-        standings.order.push_back(profile);
+        standings.published += 1;
+        let number = standings.published;
+        standings.by_profile.insert(profile, (number, Arc::new(standing)));
+        standings.order.push_back((profile, number));
         while standings.order.len() > HELD * 2 || standings.by_profile.len() > HELD {
-            let Some(oldest) = standings.order.pop_front() else { break };
-            if !standings.order.contains(&oldest) {
+            let Some((oldest, number)) = standings.order.pop_front() else { break };
+            if standings.by_profile.get(&oldest).is_some_and(|(last, _)| *last == number) {
                 standings.by_profile.remove(&oldest);
             }
         }
@@ -106,7 +111,7 @@ impl DeliveryPolicy {
 
     /// The standing to check an action against: the published one, or the committed state read back.
     fn standing(&self, profile: ProfileId) -> Result<Arc<Standing>, String> {
-        if let Some(s) = self.lock().by_profile.get(&profile) {
+        if let Some((_, s)) = self.lock().by_profile.get(&profile) {
             return Ok(s.clone());
         }
         let stored = self.profiles.profile(profile).map_err(|e| e.to_string())?;
@@ -122,10 +127,12 @@ impl DeliveryPolicy {
 
     /// Notes a policed message delivered now, for the caps checked before the next attempts.
     pub fn delivered(&self, profile: ProfileId, dispatch: &Dispatch, now: Millis) {
-        if !dispatch.policed {
+        let memory = self.memory();
+        // No cap looks back: nothing to count.
+        if !dispatch.policed || memory == 0 {
             return;
         }
-        let horizon = now - self.memory();
+        let horizon = now - memory;
         let mut standings = self.lock();
         let list = standings.delivered.entry(profile).or_default();
         list.retain(|s| s.at > horizon);

@@ -25,10 +25,10 @@
 //!
 //! Outcomes are written on a recorder thread, in batches (whatever gathers while one write waits for the
 //! database goes into the next): delivered (with the connector's result, handed back to the run when it awaits
-//! it), retried or deferred (the due time in memory and in the table), skipped, or dead. A lane waits for its
-//! attempt's outcome to be written before its next attempt, so an action delivered but not yet recorded when
-//! the process dies (delivered again at the next start with the same idempotency key: the run, step and visit,
-//! which vendors that take one use to drop the repeat) is at most one per lane.
+//! it), retried or deferred (the due time in memory and in the table), skipped, or dead. A lane runs at most
+//! `unrecorded` attempts (1 by default) ahead of their outcomes being written, so the actions delivered but not
+//! yet recorded when the process dies (delivered again at the next start with the same idempotency key: the
+//! run, step and visit, which vendors that take one use to drop the repeat) are at most that many per lane.
 //!
 //! Retries and the breaker follow the injected clock (tests drive them by hand); rate limits and timeouts are
 //! about the vendor's real time and follow Tokio's.
@@ -417,7 +417,7 @@ impl Outlet {
             return dead(why, dispatch.await_result);
         };
         if let Err(at) = self.gate.lock().expect("never poisoned").admit(self.clock.now_ms()) {
-            return Attempt { outcome: Outcome::Defer { at }, result: None, what: None, settled: None };
+            return Attempt::new(Outcome::Defer { at }, None);
         }
         self.metrics.dispatch_overhead.observe_duration(ready.elapsed());
         if let Some(pace) = &self.pace {
@@ -432,7 +432,7 @@ impl Outlet {
             Verdict::Allow => {}
             Verdict::Skip(reason) => return skipped(reason, dispatch.await_result),
             Verdict::Defer { until, .. } => {
-                return Attempt { outcome: Outcome::Defer { at: until }, result: None, what: None, settled: None };
+                return Attempt::new(Outcome::Defer { at: until }, None);
             }
         }
         let action = Action {
@@ -459,12 +459,7 @@ impl Outlet {
             Ok(result) => {
                 self.gate.lock().expect("never poisoned").answered();
                 self.policy.delivered(row.profile, dispatch, now);
-                Attempt {
-                    outcome: Outcome::Done { result: result.to_string() },
-                    result: answer(result),
-                    what: None,
-                    settled: None,
-                }
+                Attempt::new(Outcome::Done { result: result.to_string() }, answer(result))
             }
             Err(Failure::Permanent(error)) => {
                 self.gate.lock().expect("never poisoned").answered();
@@ -477,29 +472,28 @@ impl Outlet {
                     return dead(format!("{error} (after {attempts} attempts)"), dispatch.await_result);
                 }
                 let wait = backoff(attempts, &dispatch.key).max(retry_after.map_or(0, |d| d.as_millis() as Millis));
-                Attempt { outcome: Outcome::Retry { at: now + wait, error }, result: None, what: None, settled: None }
+                Attempt::new(Outcome::Retry { at: now + wait, error }, None)
             }
         }
     }
 }
 
-/// An attempt a policy stopped: recorded as skipped with the reason; a run awaiting the result is told.
-fn skipped(reason: String, await_result: bool) -> Attempt {
-    Attempt {
-        result: await_result.then(|| json!({"skipped": reason})),
-        outcome: Outcome::Skipped { reason },
-        what: None,
-        settled: None,
+impl Attempt {
+    /// An attempt's outcome, and what a run awaiting it is told.
+    fn new(outcome: Outcome, result: Option<Value>) -> Attempt {
+        Attempt { outcome, result, what: None, settled: None }
     }
 }
 
+/// An attempt a policy stopped: recorded as skipped with the reason; a run awaiting the result is told.
+fn skipped(reason: String, await_result: bool) -> Attempt {
+    let result = await_result.then(|| json!({"skipped": &reason}));
+    Attempt::new(Outcome::Skipped { reason }, result)
+}
+
 fn dead(error: String, await_result: bool) -> Attempt {
-    Attempt {
-        result: await_result.then(|| json!({"error": error})),
-        outcome: Outcome::Dead { error },
-        what: None,
-        settled: None,
-    }
+    let result = await_result.then(|| json!({"error": &error}));
+    Attempt::new(Outcome::Dead { error }, result)
 }
 
 /// One delivery lane's queue: rows in order, with when the dispatcher handed them over.
@@ -569,10 +563,10 @@ pub(crate) fn start_delivery(
             let mut tasks = tokio::task::JoinSet::new();
             for (outlet, mut rx) in work {
                 let answers = answers.clone();
-                // Each attempt is handed back as soon as the vendor answers, and the lane's next attempt waits until
-                // the outcome is in the table: a delivery not yet recorded is what a crash repeats, so at most
-                // `concurrency` of a connector's deliveries can be repeated by one crash. The recorder writes
-                // whatever every lane hands it in one transaction, so waiting costs a lane one group commit.
+                // Each attempt is handed back as soon as the vendor answers, and a lane with `unrecorded` outcomes
+                // not yet in the table waits for the oldest before its next attempt: a delivery not yet recorded
+                // is what a crash repeats, so at most `concurrency × unrecorded` of a connector's deliveries can be
+                // repeated by one crash. The recorder writes whatever every lane hands it in one transaction.
                 // The overhead measured for each row is its time in the dispatcher not spent waiting for a
                 // vendor: from when it could have gone (taken, or the lane's previous answer, whichever is later)
                 // to its send.

@@ -180,7 +180,7 @@ impl Engine {
         if !m.processor_up.load(Ordering::Relaxed) {
             return Err("the processor is not running; events are kept but no profile or flow moves".into());
         }
-        let age = processor::wall_clock_ms() - m.processor_beat.load(Ordering::Relaxed);
+        let age = clock::SystemClock.now_ms() - m.processor_beat.load(Ordering::Relaxed);
         let stall = self.config.processor.stall_after;
         if age > stall.as_millis() as i64 {
             return Err(format!("the processor has not come round its loop for {} s", age / 1000));
@@ -314,7 +314,7 @@ impl Engine {
         };
         // Up from here: the thread marks itself down when it ends.
         metrics.processor_up.store(true, Ordering::Relaxed);
-        metrics.processor_beat.store(processor::wall_clock_ms(), Ordering::Relaxed);
+        metrics.processor_beat.store(clock::SystemClock.now_ms(), Ordering::Relaxed);
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
 
         let stop_checkpointer = Arc::new(AtomicU64::new(0));

@@ -22,7 +22,7 @@ use tutti_core::identity::resolve;
 use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, ResolveInput};
 use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::delivery_policy::{DeliveryPolicy, Standing};
 use crate::dispatch::ToDispatcher;
 use crate::flows::{FlowDefinitions, FlowRuntime};
@@ -192,7 +192,8 @@ impl Processor {
         };
         self.processed.publish(state.checkpoint);
         loop {
-            self.metrics.processor_beat.store(wall_clock_ms(), Ordering::Relaxed);
+            // Liveness is about real time, whatever clock the flows run on.
+            self.metrics.processor_beat.store(SystemClock.now_ms(), Ordering::Relaxed);
             while let Ok(command) = self.commands.try_recv() {
                 self.handle(&mut state, command);
             }
@@ -441,7 +442,11 @@ impl Processor {
         };
         match catch_unwind(AssertUnwindSafe(handle)) {
             Ok(applied) => Ok(applied?),
-            Err(panic) => Err(ProcessorError::Panicked { input: id, profile: pid, reason: panic_text(&*panic) }),
+            Err(panic) => Err(ProcessorError::Panicked {
+                input: id,
+                profile: pid,
+                reason: tutti_core::budget::panic_text(&*panic),
+            }),
         }
     }
 
@@ -707,18 +712,4 @@ impl Processor {
         self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
     }
-}
-
-/// The text of a caught panic.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "an unknown failure".to_owned())
-}
-
-/// Now on the wall clock, in Unix milliseconds: liveness is about real time, whatever clock flows run on.
-pub(crate) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
