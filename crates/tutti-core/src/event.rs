@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+pub use crate::batch::BatchDefaults;
 use crate::json::{self, Hazard, Kind, RawObject};
 use crate::time::{Millis, format_timestamp, parse_timestamp};
 
@@ -79,47 +80,6 @@ pub enum EventError {
     /// JSON, but not a valid event.
     #[error(transparent)]
     Field(#[from] FieldError),
-}
-
-/// Values a `/v1/batch` envelope passes down to each of its items.
-#[derive(Debug, Clone, Default)]
-pub struct BatchDefaults {
-    /// Members of the top-level `context`, added to each item's context where the item has none of its own.
-    context: Vec<(String, Box<RawValue>)>,
-    /// Members of the top-level `integrations`, merged the same way.
-    integrations: Vec<(String, Box<RawValue>)>,
-    /// Top-level `sentAt`, used by items without their own.
-    pub sent_at: Option<Millis>,
-}
-
-impl BatchDefaults {
-    /// Reads the envelope's `context`, `integrations` and `sentAt`, each raw as the client sent it.
-    pub fn from_envelope(
-        context: Option<&RawValue>,
-        integrations: Option<&RawValue>,
-        sent_at: Option<&RawValue>,
-    ) -> Result<BatchDefaults, EventError> {
-        let members = |raw: Option<&RawValue>, field: &str| -> Result<Vec<(String, Box<RawValue>)>, EventError> {
-            let Some(raw) = raw.filter(|r| json::kind(r) != Kind::Null) else {
-                return Ok(Vec::new());
-            };
-            if json::kind(raw) != Kind::Object {
-                return Err(FieldError::new(field, "must be an object").into());
-            }
-            check_hazard(field, raw.get())?;
-            let object = json::parse_object(raw.get()).map_err(|e| EventError::Syntax(e.to_string()))?;
-            Ok(object.into_iter().map(|(k, v)| (k.0.into_owned(), v.to_owned())).collect())
-        };
-        let sent_at = match sent_at.filter(|r| json::kind(r) != Kind::Null) {
-            None => None,
-            Some(raw) => Some(time_value(raw, "sentAt")?),
-        };
-        Ok(BatchDefaults {
-            context: members(context, "context")?,
-            integrations: members(integrations, "integrations")?,
-            sent_at,
-        })
-    }
 }
 
 /// The longest `messageId`, identifier or event name accepted, in bytes.
@@ -477,6 +437,9 @@ fn read_common(object: &Top<'_>, kind: Option<EventType>, context: Option<&str>)
         (None, _) => return Err(FieldError::new("type", "is required in a batch item")),
     };
 
+    if member(object, "writeKey").is_some_and(|k| !matches!(json::kind(k), Kind::String | Kind::Null)) {
+        return Err(FieldError::new("writeKey", "must be a string"));
+    }
     let user_id = id_field(object, "userId")?;
     let anonymous_id = id_field(object, "anonymousId")?;
     let previous_id = id_field(object, "previousId")?;
@@ -566,7 +529,7 @@ fn merge(own: Option<&RawValue>, defaults: &[(String, Box<RawValue>)], field: &s
     Ok(String::from_utf8(out).expect("JSON written from str is UTF-8"))
 }
 
-fn check_hazard(field: &str, raw: &str) -> Result<(), EventError> {
+pub(crate) fn check_hazard(field: &str, raw: &str) -> Result<(), EventError> {
     match json::hazard(raw, 1, MAX_DEPTH) {
         None => Ok(()),
         Some(Hazard::Nul) => Err(FieldError::new(field, "contains a NUL character").into()),
@@ -617,7 +580,7 @@ fn id_field(object: &Top<'_>, field: &str) -> Result<Option<String>, FieldError>
     }
 }
 
-fn time_value(raw: &RawValue, field: &str) -> Result<Millis, FieldError> {
+pub(crate) fn time_value(raw: &RawValue, field: &str) -> Result<Millis, FieldError> {
     if json::kind(raw) != Kind::String {
         return Err(FieldError::new(field, "must be an ISO-8601 date-time string"));
     }

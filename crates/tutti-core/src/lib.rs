@@ -6,6 +6,7 @@
 //! and get back the decision. That makes every decision replayable and testable with plain values.
 
 pub mod audit;
+pub mod batch;
 pub mod budget;
 pub mod codes;
 pub mod condition;
@@ -21,8 +22,9 @@ pub mod template;
 pub mod time;
 pub mod yaml;
 
+pub use batch::{BatchDefaults, BatchEnvelope, EnvelopeError, read_envelope};
 pub use codes::ErrorCode;
-pub use event::{BatchDefaults, Event, EventError, EventType, FieldError};
+pub use event::{Event, EventError, EventType, FieldError};
 pub use identity::{IdKind, Identifier, IdentityConfig, Resolution, ResolveInput};
 pub use profile::{Profile, ProfileId};
 pub use time::Millis;

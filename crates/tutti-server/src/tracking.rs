@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tutti_core::{BatchDefaults, ErrorCode, Event, EventError, EventType};
+use tutti_core::{BatchDefaults, EnvelopeError, ErrorCode, Event, EventError, EventType};
 use tutti_engine::{Appended, Engine, NewEvent};
 
 use crate::error::{ApiError, secret_eq};
@@ -234,27 +234,6 @@ pub async fn single(
     result
 }
 
-/// A `/v1/batch` body. Read as [`Envelope`], with the items left raw, in one pass; only when that does not
-/// fit is it read again as [`LooseEnvelope`], whose `batch` may be anything, to find the write key and say why.
-/// Both share every other member, so the same bodies (repeated members, say) fail both.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "B: Deserialize<'de>"))]
-struct BatchBody<'a, B> {
-    #[serde(default)]
-    batch: Option<B>,
-    #[serde(borrow, default)]
-    context: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    integrations: Option<&'a RawValue>,
-    #[serde(rename = "sentAt", borrow, default)]
-    sent_at: Option<&'a RawValue>,
-    #[serde(rename = "writeKey", borrow, default)]
-    write_key: Option<&'a RawValue>,
-}
-
-type Envelope<'a> = BatchBody<'a, Vec<&'a RawValue>>;
-type LooseEnvelope<'a> = BatchBody<'a, serde::de::IgnoredAny>;
-
 /// Handles `/v1/batch` (and its alias `/v1/import`).
 pub async fn batch(engine: Arc<Engine>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let auth = header_auth(&headers, &engine.secrets.write_key);
@@ -278,22 +257,15 @@ async fn batch_inner(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body_in_time(engine, &headers, body).await?;
-    let (write_key, envelope) = match serde_json::from_slice::<Envelope>(&bytes) {
-        Ok(envelope) => (envelope.write_key, Ok(envelope)),
-        // Only a malformed body pays for a second pass, which tells what is wrong with it.
-        Err(e) => match serde_json::from_slice::<LooseEnvelope>(&bytes) {
-            Ok(loose) => (
-                loose.write_key,
-                Err(field_error(tutti_core::FieldError { field: "batch".into(), reason: "must be an array".into() })),
-            ),
-            Err(_) => (None, Err(json_error(e))),
-        },
-    };
+    let (write_key, envelope) = tutti_core::read_envelope(&bytes);
     if need_body_key && !body_write_key_ok(write_key, &engine.secrets.write_key) {
         return Err(unauthorized());
     }
-    let envelope = envelope?;
-    let Some(items) = envelope.batch else {
+    let envelope = envelope.map_err(|e| match e {
+        EnvelopeError::Json(e) => json_error(e),
+        EnvelopeError::Field(e) => field_error(e),
+    })?;
+    let Some(items) = envelope.items.as_ref() else {
         return Err(field_error(tutti_core::FieldError { field: "batch".into(), reason: "is required".into() }));
     };
     engine.metrics.events_received.fetch_add(items.len() as u64, Ordering::Relaxed);
@@ -303,8 +275,7 @@ async fn batch_inner(
             format!("the batch holds {} events; the limit is 2,500 per batch", items.len()),
         ));
     }
-    let defaults =
-        BatchDefaults::from_envelope(envelope.context, envelope.integrations, envelope.sent_at).map_err(event_error)?;
+    let defaults = envelope.defaults().map_err(event_error)?;
     let now = engine.clock.now_ms();
     let mut accepted = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
