@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Tutti. The README's second command, and what .ci/run calls.
 # Installs what the tests need first: real Segment and RudderStack client libraries into a local virtualenv
-# (.venv) and a local npm folder (tests/clients/node_modules), and a real SMTP server (aiosmtpd) into the same
-# virtualenv, and a model server (llama-cpp-python) into a cached virtualenv outside the repository. Nothing is
-# installed system-wide.
+# (.venv) and a local npm folder (tests/clients/node_modules); a real SMTP server (aiosmtpd) and Schemathesis
+# (for the API document) into the same virtualenv; and a model server (llama-cpp-python) into a cached
+# virtualenv outside the repository. Nothing is installed system-wide.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt -r tests/schemas/requirements.txt \
-  -r tests/smtp/requirements.txt
+  -r tests/smtp/requirements.txt -r tests/api/requirements.txt
 (cd tests/clients && npm install --silent --no-audit --no-fund >/dev/null)
 
 # A real model server for the OpenAI-compatible provider's test (tests/llm/requirements.txt). llama-cpp-python
@@ -32,3 +32,6 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
 .venv/bin/python tests/schemas/check_examples.py
+# The HTTP API against its own OpenAPI document, with every Schemathesis check (tests/api/schemathesis.toml).
+cargo build --quiet -p tutti
+tests/api/run.sh target/debug/tutti .venv/bin/st

@@ -30,9 +30,13 @@ impl fmt::Display for ProfileId {
 impl FromStr for ProfileId {
     type Err = std::num::ParseIntError;
 
-    /// Accepts `p42` and `42`.
+    /// Accepts `p42` and `42`: digits only (no sign, no spaces).
     fn from_str(s: &str) -> Result<ProfileId, Self::Err> {
-        s.strip_prefix('p').unwrap_or(s).parse().map(ProfileId)
+        let digits = s.strip_prefix('p').unwrap_or(s);
+        // `u64::from_str` takes a leading `+`; a profile id does not, so anything but digits is read as the empty
+        // string, for the same error.
+        let digits = if digits.bytes().all(|b| b.is_ascii_digit()) { digits } else { "" };
+        digits.parse().map(ProfileId)
     }
 }
 

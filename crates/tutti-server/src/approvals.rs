@@ -246,8 +246,9 @@ pub async fn audit(
         Some("jsonl") => true,
         Some(_) => return Err(bad_query("`format` is json or jsonl")),
     };
-    let (default, most) = if jsonl { (100_000, 100_000) } else { (100, 1000) };
-    let limit = q.limit.unwrap_or(default).clamp(1, most);
+    // One bound for both formats (the document states one); JSON answers 100 records unless asked for more.
+    let (default, most) = if jsonl { (100_000, 100_000) } else { (100, 100_000) };
+    let limit = crate::admin::page_limit(q.limit, default, most)?;
     let after = q.after.unwrap_or(0);
     let rows = blocking(move || Ok(engine.audit(&filter, after, limit)?)).await?;
     let next = (rows.len() == limit).then(|| rows.last().map(|(seq, _)| *seq)).flatten();

@@ -89,14 +89,15 @@ pub async fn dead_letters(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::counts")]
     seqs: Vec<u64>,
     connector: Option<String>,
     flow: Option<String>,
     /// Required to replay every dead letter when nothing else narrows the choice.
     #[serde(default)]
     all: bool,
-    limit: Option<usize>,
+    #[serde(default, deserialize_with = "crate::whole::optional_count")]
+    limit: Option<u64>,
 }
 
 /// Replays dead letters chosen by sequence numbers, connector or flow (or `all: true`), at most `limit`
@@ -109,7 +110,17 @@ pub async fn replay(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) ->
             "name what to replay: `seqs`, `connector` or `flow`, or `all: true` for every dead letter",
         ));
     }
-    let limit = r.limit.unwrap_or(1000).clamp(1, 10_000);
+    if r.connector.as_deref() == Some("") || r.flow.as_deref() == Some("") {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "`connector` and `flow` name one; an empty name matches nothing",
+        ));
+    }
+    let limit = r.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "`limit` must be between 1 and 10,000"));
+    }
+    let limit = limit as usize;
     let filter = DeadLetterFilter { seqs: r.seqs, connector: r.connector, flow: r.flow };
     let rows = blocking(move || Ok(engine.replay(&filter, limit)?)).await?;
     let keys: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
@@ -267,6 +278,14 @@ pub async fn decide(
         ));
     }
     let Query(q) = query.map_err(bad_query)?;
+    // A placeholder value (`user_id:null`) identifies nobody: nothing is decided for it.
+    if let Some((kind, value)) = q.profile.split_once(':')
+        && !value.trim().is_empty()
+        && tutti_core::identity::is_blocked(value)
+        && (admin || kind == "user_id" || kind == "anonymous_id")
+    {
+        return Ok(Json(json!({"profile": null, "slot": q.slot, "content": null})));
+    }
     let key = engine.parse_key(&q.profile).ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidProfileKey, "a profile key is p<id> or type:value, such as user_id:42")
     })?;

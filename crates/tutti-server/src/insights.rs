@@ -390,11 +390,11 @@ pub async fn put_creative(
 #[serde(deny_unknown_fields)]
 pub struct DayBody {
     date: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::count")]
     impressions: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::count")]
     clicks: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole::count")]
     conversions: u64,
     /// In the account currency.
     #[serde(default)]
@@ -402,6 +402,10 @@ pub struct DayBody {
     #[serde(default)]
     revenue: Option<f64>,
 }
+
+/// The most impressions, clicks or conversions one creative may count in a day: far past any real
+/// campaign, and small enough that years of days add up without overflow.
+const MAX_DAILY_COUNT: u64 = 1_000_000_000_000;
 
 /// Adds or replaces days of a creative's performance: `{"days": [{date, impressions, ...}]}`.
 pub async fn post_performance(
@@ -421,11 +425,16 @@ pub async fn post_performance(
         if (0.0..9.0e12).contains(&x) {
             Ok((x * 1e6).round() as i64)
         } else {
-            Err(invalid(format!("{what}: an amount of at least 0")))
+            Err(invalid(format!("{what}: an amount from 0 up to (not including) 9,000,000,000,000")))
         }
     };
     let mut rows = Vec::with_capacity(r.days.len());
     for (n, d) in r.days.into_iter().enumerate() {
+        for (what, count) in [("impressions", d.impressions), ("clicks", d.clicks), ("conversions", d.conversions)] {
+            if count > MAX_DAILY_COUNT {
+                return Err(invalid(format!("days[{n}].{what}: at most 1,000,000,000,000 a day")));
+            }
+        }
         let date = tutti_insights::import::parse_date(&d.date).map_err(|e| invalid(format!("days[{n}].date: {e}")))?;
         rows.push(Performance {
             creative: id.clone(),

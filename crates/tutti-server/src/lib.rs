@@ -10,6 +10,7 @@ pub mod error;
 pub mod flows;
 pub mod insights;
 pub mod tracking;
+pub mod whole;
 pub mod wire;
 
 use std::future::Future;

@@ -175,8 +175,8 @@ fn a_second_user_id_does_not_merge_and_blocked_values_identify_nobody() {
     let (status, body) = server.profile("anonymous_id:undefined");
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_profile_key")),
-        "a blocked value is no key"
+        (404, Some("profile_not_found")),
+        "a blocked value identifies nobody"
     );
 }
 

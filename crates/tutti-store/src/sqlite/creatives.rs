@@ -296,7 +296,8 @@ impl CreativeStore for SqliteCreativeStore {
     fn totals(&self, from: Option<Date>, to: Option<Date>) -> Result<HashMap<String, Totals>> {
         self.pool.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT creative, SUM(impressions), SUM(clicks), SUM(conversions), SUM(spend_micros),
+                // TOTAL, not SUM: a float never fails on overflow, and the casts below saturate.
+                "SELECT creative, TOTAL(impressions), TOTAL(clicks), TOTAL(conversions), TOTAL(spend_micros),
                  TOTAL(revenue_micros), COUNT(*) FROM performance
                  WHERE (?1 IS NULL OR day >= ?1) AND (?2 IS NULL OR day <= ?2) GROUP BY creative",
             )?;
@@ -304,10 +305,10 @@ impl CreativeStore for SqliteCreativeStore {
                 Ok((
                     r.get::<_, String>(0)?,
                     Totals {
-                        impressions: r.get::<_, i64>(1)? as u64,
-                        clicks: r.get::<_, i64>(2)? as u64,
-                        conversions: r.get::<_, i64>(3)? as u64,
-                        spend_micros: r.get(4)?,
+                        impressions: r.get::<_, f64>(1)? as u64,
+                        clicks: r.get::<_, f64>(2)? as u64,
+                        conversions: r.get::<_, f64>(3)? as u64,
+                        spend_micros: r.get::<_, f64>(4)? as i64,
                         revenue_micros: r.get::<_, f64>(5)? as i64,
                         days: r.get::<_, i64>(6)? as u32,
                     },

@@ -333,11 +333,15 @@ impl SqliteEventReader {
 
 impl EventReader for SqliteEventReader {
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        // Sequence numbers are SQLite integers: nothing lies past i64::MAX.
+        let Some(first) = after.checked_add(1).and_then(|n| i64::try_from(n).ok()) else {
+            return Ok(Vec::new());
+        };
         self.pool.with(|conn| {
             // Start at the chunk holding after + 1 (or the first one after it).
             let start: Option<i64> = conn
                 .prepare_cached("SELECT first_seq FROM chunks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1")?
-                .query_row([(after + 1) as i64], |r| r.get(0))
+                .query_row([first], |r| r.get(0))
                 .optional()?;
             let mut stmt = conn.prepare_cached("SELECT body FROM chunks WHERE first_seq >= ?1 ORDER BY first_seq")?;
             let mut rows = stmt.query([start.unwrap_or(0)])?;
