@@ -1,6 +1,8 @@
 //! The `tutti` command: wiring only. `serve` runs the engine; the other commands talk to a running server's
 //! admin API.
 
+mod panics;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -574,6 +576,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let level: tracing::Level =
         config.log.level.parse().with_context(|| format!("log.level {:?}", config.log.level))?;
     tracing_subscriber::fmt().with_max_level(level).with_target(false).init();
+    panics::report_through_the_log();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listen = config.server.listen;
