@@ -98,6 +98,9 @@ fn limit_errors_name_the_limit() {
 fn ordinary_templates_keep_working() {
     for (source, expected) in [
         ("{% for i in (1..3) %}{{ i }}{% endfor %}", "123"),
+        ("{{ '2026-12-06 10:00:00 +0700' | date: '%Y-%m-%d %-d %010d %%' }}", "2026-12-06 6 0000000006 %"),
+        ("{{ '2026-12-06 10:00:00 +0700' | date: '%64d' }}", &format!("{:0>64}", 6)),
+        ("{{ 'not a date' | date: '%Y' }}", "not a date"),
         ("{% for i in (1..5) offset: 1 limit: 2 %}{{ i }}{% endfor %}", "23"),
         ("{% for i in (1..3) reversed %}{{ i }}{% endfor %}", "321"),
         ("{% for i in (1..9) %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}", "12"),

@@ -27,7 +27,7 @@ pub(super) fn register(builder: ParserBuilder) -> ParserBuilder {
         .filter(Guarded(stdlib::Ceil))
         .filter(Guarded(stdlib::Compact))
         .filter(Guarded(stdlib::Concat))
-        .filter(Guarded(stdlib::Date))
+        .filter(Guarded(Own::DATE))
         .filter(Guarded(stdlib::Default))
         .filter(Guarded(stdlib::Downcase))
         .filter(Guarded(stdlib::Escape))
@@ -183,6 +183,18 @@ impl Own {
         eval: join,
     };
 
+    const DATE: Own = Own {
+        name: "date",
+        description: "Formats a date (`now`, `today`, or a date in text) with strftime codes.",
+        parameters: &[ParameterReflection {
+            name: "format",
+            description: "The format to return the date in.",
+            is_optional: false,
+        }],
+        required: 1,
+        eval: date,
+    };
+
     const SIZE: Own = Own {
         name: "size",
         description: "The number of characters in a string, or of items in an array or object.",
@@ -276,6 +288,60 @@ impl Filter for OwnFilter {
             e => Error::with_msg(format!("`{}`: {e}", self.own.name)),
         })
     }
+}
+
+/// The widest field a `date` format may ask for (`%10d` is 10): Liquid pads a field to its width before any
+/// size check sees the result, so `%999999999999d` would write that many zeros.
+pub const MAX_DATE_WIDTH: u64 = 64;
+
+/// Liquid's `date`, with the field widths checked first.
+fn date(input: &dyn ValueView, args: &[Value]) -> Result<Value> {
+    let format = text_of(&args[0]);
+    if format.is_empty() {
+        return Ok(input.to_value());
+    }
+    if let Some(width) = widest_field(&format).filter(|w| *w > MAX_DATE_WIDTH) {
+        return Err(Error::with_msg(format!(
+            "`date` pads a field to at most {MAX_DATE_WIDTH} characters; the format asks for {width}"
+        )));
+    }
+    match input.as_scalar().and_then(|s| s.to_date_time()) {
+        Some(date) => date
+            .format(&format)
+            .map(Value::scalar)
+            .map_err(|_| Error::with_msg(format!("`date`: `{format}` is not a date format"))),
+        None => Ok(input.to_value()),
+    }
+}
+
+/// The widest field width a strftime format asks for (`%-10d` and `%010d` are 10), past `u64` as `u64::MAX`.
+fn widest_field(format: &str) -> Option<u64> {
+    let bytes = format.as_bytes();
+    let mut widest = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if bytes.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        // Flags, as Liquid reads them: `0` is one, so the width starts at the first other digit.
+        while matches!(bytes.get(i), Some(b'-' | b'_' | b'0' | b'^' | b'#')) {
+            i += 1;
+        }
+        let start = i;
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i > start {
+            widest = widest.max(Some(format[start..i].parse::<u64>().unwrap_or(u64::MAX)));
+        }
+    }
+    widest
 }
 
 /// Whole-number division rounding down, as Ruby and Shopify's Liquid do; `None` on division by zero or
