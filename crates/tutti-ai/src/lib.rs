@@ -1,6 +1,6 @@
-//! Tutti's AI layer. Today: the text toolkit every AI task shares (normalisation, language detection, tokens for
-//! Vietnamese, Chinese and English) and the local creative tagger. The providers, generation and review gate of
-//! issue #5 join it here.
+//! Tutti's AI layer: the text toolkit every AI task shares (normalisation, language detection, tokens for
+//! Vietnamese, Chinese and English), the local creative tagger, the model providers, generation and the review
+//! gate.
 
 pub mod embed;
 pub mod generate;

@@ -1,4 +1,4 @@
-//! The local tagger on the shipped evaluation set (issue #6): at least 80% on tone and on purpose. The
+//! The local tagger on the evaluation set shipped with it: at least 80% on tone and on purpose. The
 //! evaluation set is read here and nowhere else; the tagger never sees it while training.
 
 use tutti_ai::tagger::{LocalTagger, evaluate, read_examples};

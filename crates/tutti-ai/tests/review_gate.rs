@@ -1,4 +1,4 @@
-//! The review gate (issue #5) on the labelled set shipped with it: 188 messages, at least 40 per language,
+//! The review gate on the labelled set shipped with it: 188 messages, at least 40 per language,
 //! violations and clean copy, some of it written to look like a violation ("secure", "not risk-free", "第一次",
 //! the required supplement disclaimer that names "thay thế thuốc"). Recall at least 98% and false positives at
 //! most 5%, in every language.

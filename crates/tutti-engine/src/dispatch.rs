@@ -555,7 +555,7 @@ pub(crate) fn start_delivery(
     work.push((outlet(None), rx));
     std::thread::Builder::new().name("tutti-deliver".into()).spawn(move || {
         // The delivery thread keeps the normal priority: it mostly waits on vendors, and at the processor's lower
-        // priority its dispatch overhead under load rose past 2 ms at p99 (docs/benchmarks.md, issue #4).
+        // priority its dispatch overhead under load rose past 2 ms at p99 (docs/benchmarks.md, connector targets).
         runtime.block_on(async move {
             for sender in starters {
                 sender.start();

@@ -4,8 +4,8 @@
 //! its posterior: its click-through (and conversion) rate shrunk toward the channel's, times the impressions a
 //! unit of money bought it (the channel's average when it has not spent yet). A creative's share of the budget
 //! is the floor plus the rest in proportion to how often it was the best draw: the likely best get most, the
-//! uncertain keep enough to keep learning, and none drops below the floor. The result is a proposal; nothing is
-//! changed until someone approves it (through the approvals of issue #5 when they exist).
+//! uncertain keep enough to keep learning, and none drops below the floor. The result is a proposal: it changes
+//! nothing by itself; applying it is a person's decision.
 
 use serde::Serialize;
 use tutti_core::creative::{Creative, Totals};

@@ -1,4 +1,4 @@
-//! The analysis against synthetic campaigns whose truth is known (issue #6's acceptance): a planted effect is
+//! The analysis against synthetic campaigns whose truth is known: a planted effect is
 //! found with at least 95% probability, a null effect is called inconclusive, and over many campaigns the
 //! probabilities and intervals are as honest as they claim.
 
