@@ -416,3 +416,21 @@ fn a_flow_whose_every_step_is_unreadable_is_refused_not_a_panic() {
         assert!(problems.iter().any(|p| p.to_string().contains("a step must be a mapping")), "{problems:?}");
     }
 }
+
+#[test]
+fn a_description_is_text_in_every_kind_of_definition() {
+    let sources = [
+        "flow: f\ndescription: {}\ntrigger: { event: E }\nsteps:\n  - { id: a, action: log.write, with: { text: x } }\n",
+        "segment: s\ndescription: [1]\nwhen: 'true'\n",
+        "policy: p\ndescription: { a: 1 }\nquiet_hours: { from: '21:00', to: '08:00' }\n",
+    ];
+    for source in sources {
+        let problems = compile(source, &connectors()).expect_err(source);
+        assert!(
+            problems.iter().any(|p| p.pointer == "/description" && p.message.contains("expected text")),
+            "{source}: {problems:?}"
+        );
+        let fixed = source.replacen(source.lines().nth(1).unwrap(), "description: Xin chào, 你好", 1);
+        assert!(compile(&fixed, &connectors()).is_ok(), "{fixed}");
+    }
+}

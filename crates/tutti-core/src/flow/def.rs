@@ -370,7 +370,10 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
     let mut refs = Vec::new();
     let id = top.require(cx, "flow", "").and_then(|(v, p)| cx.name(v, &p));
     let name = top.get("name").and_then(|(v, p)| cx.string(v, &p).map(str::to_owned));
-    top.get("description");
+    // Free text for people; only its kind is checked.
+    if let Some((v, p)) = top.get("description") {
+        cx.string(v, &p);
+    }
     let category = top.get("category").and_then(|(v, p)| cx.name(v, &p)).unwrap_or_else(|| "promotional".to_owned());
     let channel = top.get("channel").and_then(|(v, p)| cx.name(v, &p));
     let retired = top.get("retired").and_then(|(v, p)| cx.boolean(v, &p)).unwrap_or(false);

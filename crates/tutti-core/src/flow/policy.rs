@@ -257,7 +257,10 @@ fn names(cx: &mut Cx<'_>, value: &Value, pointer: &str) -> Vec<String> {
 fn read(cx: &mut Cx<'_>, value: &Value) -> Option<Policy> {
     let mut top = cx.object(value, "", "a policy")?;
     let id = top.require(cx, "policy", "").and_then(|(v, p)| cx.name(v, &p));
-    top.get("description");
+    // Free text for people; only its kind is checked.
+    if let Some((v, p)) = top.get("description") {
+        cx.string(v, &p);
+    }
     let exempt = match top.get("exempt_categories") {
         Some((v, p)) => names(cx, v, &p),
         None => vec!["transactional".to_owned()],

@@ -214,7 +214,10 @@ fn read(cx: &mut Cx<'_>, value: &Value) -> Option<Segment> {
     let mut top = cx.object(value, "", "a segment")?;
     let id = top.require(cx, "segment", "").and_then(|(v, p)| cx.name(v, &p));
     let name = top.get("name").and_then(|(v, p)| cx.string(v, &p).map(str::to_owned));
-    top.get("description");
+    // Free text for people; only its kind is checked.
+    if let Some((v, p)) = top.get("description") {
+        cx.string(v, &p);
+    }
     let when = top.get("when").map(|(v, p)| cx.condition(v, &p, &["profile"]));
     let mut behaviour = Vec::new();
     let mut ok = true;
