@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{EventError, FieldError, check_hazard, time_value};
+use crate::event::{EventError, FieldError, check_hazard, check_write_key, time_value};
 use crate::json::{self, Kind};
 use crate::time::Millis;
 
@@ -51,18 +51,18 @@ pub enum EnvelopeError {
 /// A batch body read, with its `writeKey` (raw) whether or not the rest of it could be read.
 pub fn read_envelope(bytes: &[u8]) -> (Option<&RawValue>, Result<BatchEnvelope<'_>, EnvelopeError>) {
     match serde_json::from_slice::<BatchBody<'_, Vec<&RawValue>>>(bytes) {
-        Ok(body) if body.write_key.is_some_and(|k| !matches!(json::kind(k), Kind::String | Kind::Null)) => {
-            (None, Err(EnvelopeError::Field(FieldError::new("writeKey", "must be a string"))))
-        }
-        Ok(body) => (
-            body.write_key,
-            Ok(BatchEnvelope {
-                items: body.batch,
-                context: body.context,
-                integrations: body.integrations,
-                sent_at: body.sent_at,
-            }),
-        ),
+        Ok(body) => match check_write_key(body.write_key) {
+            Err(e) => (None, Err(EnvelopeError::Field(e))),
+            Ok(()) => (
+                body.write_key,
+                Ok(BatchEnvelope {
+                    items: body.batch,
+                    context: body.context,
+                    integrations: body.integrations,
+                    sent_at: body.sent_at,
+                }),
+            ),
+        },
         Err(e) => match serde_json::from_slice::<BatchBody<'_, serde::de::IgnoredAny>>(bytes) {
             Ok(loose) => (loose.write_key, Err(EnvelopeError::Field(FieldError::new("batch", "must be an array")))),
             Err(_) => (None, Err(EnvelopeError::Json(e))),

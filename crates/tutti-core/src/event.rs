@@ -437,9 +437,7 @@ fn read_common(object: &Top<'_>, kind: Option<EventType>, context: Option<&str>)
         (None, _) => return Err(FieldError::new("type", "is required in a batch item")),
     };
 
-    if member(object, "writeKey").is_some_and(|k| !matches!(json::kind(k), Kind::String | Kind::Null)) {
-        return Err(FieldError::new("writeKey", "must be a string"));
-    }
+    check_write_key(member(object, "writeKey"))?;
     let user_id = id_field(object, "userId")?;
     let anonymous_id = id_field(object, "anonymousId")?;
     let previous_id = id_field(object, "previousId")?;
@@ -527,6 +525,14 @@ fn merge(own: Option<&RawValue>, defaults: &[(String, Box<RawValue>)], field: &s
     let mut out = Vec::new();
     json::write_object(&mut out, members);
     Ok(String::from_utf8(out).expect("JSON written from str is UTF-8"))
+}
+
+/// A `writeKey` member, in an event or a batch envelope, is a string (or null) whether or not it is read.
+pub(crate) fn check_write_key(raw: Option<&RawValue>) -> Result<(), FieldError> {
+    match raw.map(json::kind) {
+        None | Some(Kind::String | Kind::Null) => Ok(()),
+        Some(_) => Err(FieldError::new("writeKey", "must be a string")),
+    }
 }
 
 pub(crate) fn check_hazard(field: &str, raw: &str) -> Result<(), EventError> {

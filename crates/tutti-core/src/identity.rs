@@ -123,6 +123,13 @@ pub fn is_blocked(raw: &str) -> bool {
         || v.chars().all(|c| c == '0' || c == '-')
 }
 
+/// The kind of a `type:value` key whose value is a placeholder (`user_id:null`, `anonymous_id:0`): such a key is
+/// well formed but identifies nobody. `None` for any other key, one with an empty value included (malformed).
+pub fn placeholder_kind(key: &str) -> Option<&str> {
+    let (kind, value) = key.split_once(':')?;
+    (!value.trim().is_empty() && is_blocked(value)).then_some(kind)
+}
+
 /// Trimmed, lower-case email; `None` unless it has the shape `local@domain`.
 pub fn normalise_email(raw: &str) -> Option<String> {
     let email = raw.trim().to_lowercase();

@@ -774,13 +774,15 @@ impl Dispatcher {
     }
 }
 
-/// Which of an outcome's events.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Events {
-    /// `Action Result`: an awaited action's answer, for its run.
-    Answers,
-    /// `Action Delivered` / `Failed` / `Skipped`.
-    Outcomes,
+/// One of the dispatcher's own events, as the log stores it (received now, its message id as given).
+fn dispatcher_event(value: Value, now: Millis) -> Result<tutti_store::NewEvent, tutti_core::EventError> {
+    let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new)?;
+    Ok(tutti_store::NewEvent {
+        message_id: event.message_id,
+        client_message_id: true,
+        received_at: now,
+        body: event.body,
+    })
 }
 
 /// Writes delivery outcomes in batches on its own thread: whatever has gathered while the last write waited for
@@ -804,7 +806,7 @@ impl Recorder {
                 // between, the action is delivered again and its answer, with the same message id, is dropped
                 // as a duplicate; after a crash once settled, the log still brings the answer to its run. No
                 // answer travels any other way, so none is lost with the process.
-                match self.append(self.events(&batch, Events::Answers), true) {
+                match self.append(self.answer_events(&batch), true) {
                     Ok(()) => {}
                     Err(crate::IntakeError::Closed) => {
                         // Stopping, the log closed first: an awaited action stays pending and is delivered again
@@ -831,7 +833,7 @@ impl Recorder {
                         // The lanes go on as soon as the outcomes are settled; the outcome events (a courtesy to
                         // flows that wait for them) follow. A crash in between loses those events, not the
                         // delivery's record.
-                        let courtesy = self.events(&batch, Events::Outcomes);
+                        let courtesy = self.outcome_events(&batch);
                         self.recorded(std::mem::take(&mut batch), kept);
                         if let Err(e) = self.append(courtesy, false) {
                             tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
@@ -865,48 +867,46 @@ impl Recorder {
         let _ = self.answers.send(Incoming::Recorded(back));
     }
 
-    /// The events attempts' outcomes write into the log: the `Action Result` that brings an awaited action's
-    /// answer to its run, or `Action Delivered` / `Failed` / `Skipped` on the profile for the connectors that
-    /// record outcomes.
-    fn events(&self, batch: &[(OutboxRow, Attempt)], which: Events) -> Vec<tutti_store::NewEvent> {
+    /// The `Action Result` events that bring awaited actions' answers to their runs.
+    fn answer_events(&self, batch: &[(OutboxRow, Attempt)]) -> Vec<tutti_store::NewEvent> {
+        if self.outcomes.is_none() {
+            return Vec::new();
+        }
+        let now = self.clock.now_ms();
+        let mut events = Vec::new();
+        for (row, attempt) in batch {
+            let Some(result) = &attempt.result else { continue };
+            let value = |result: &Value| {
+                json!({
+                    "type": "track",
+                    "anonymousId": format!("tutti:profile:{}", row.profile.0),
+                    "event": tutti_core::event::ACTION_RESULT_EVENT,
+                    "messageId": format!("tutti:result:{}", row.key),
+                    "properties": {"action_key": row.key, "result": result},
+                    "context": {"source": "tutti.dispatcher"},
+                })
+            };
+            // The run waits for an answer whatever it is: one that cannot be stored is answered with why.
+            let event = dispatcher_event(value(result), now).or_else(|e| {
+                dispatcher_event(
+                    value(&json!({"error": format!("the connector's answer could not be recorded: {e}")})),
+                    now,
+                )
+            });
+            match event {
+                Ok(event) => events.push(event),
+                Err(e) => tracing::error!(key = %row.key, error = %e, "an action result cannot be built"),
+            }
+        }
+        events
+    }
+
+    /// `Action Delivered` / `Failed` / `Skipped` on the profile, for the connectors that record outcomes.
+    fn outcome_events(&self, batch: &[(OutboxRow, Attempt)]) -> Vec<tutti_store::NewEvent> {
         let Some((_, connectors)) = &self.outcomes else { return Vec::new() };
         let now = self.clock.now_ms();
         let mut events = Vec::new();
-        let build = |value: Value| {
-            tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new).map(
-                |event| tutti_store::NewEvent {
-                    message_id: event.message_id,
-                    client_message_id: true,
-                    received_at: now,
-                    body: event.body,
-                },
-            )
-        };
         for (row, attempt) in batch {
-            let internal = format!("tutti:profile:{}", row.profile.0);
-            if let (Events::Answers, Some(result)) = (which, &attempt.result) {
-                let value = |result: &Value| {
-                    json!({
-                        "type": "track",
-                        "anonymousId": internal,
-                        "event": tutti_core::event::ACTION_RESULT_EVENT,
-                        "messageId": format!("tutti:result:{}", row.key),
-                        "properties": {"action_key": row.key, "result": result},
-                        "context": {"source": "tutti.dispatcher"},
-                    })
-                };
-                // The run waits for an answer whatever it is: one that cannot be stored is answered with why.
-                let event = build(value(result)).or_else(|e| {
-                    build(value(&json!({"error": format!("the connector's answer could not be recorded: {e}")})))
-                });
-                match event {
-                    Ok(event) => events.push(event),
-                    Err(e) => tracing::error!(key = %row.key, error = %e, "an action result cannot be built"),
-                }
-            }
-            if which == Events::Answers {
-                continue;
-            }
             let (name, suffix, error) = match &attempt.outcome {
                 Outcome::Done { .. } => ("Action Delivered", "delivered", None),
                 Outcome::Dead { error } => ("Action Failed", "failed", Some(error.as_str())),
@@ -923,13 +923,13 @@ impl Recorder {
             }
             let value = json!({
                 "type": "track",
-                "anonymousId": internal,
+                "anonymousId": format!("tutti:profile:{}", row.profile.0),
                 "event": name,
                 "messageId": format!("tutti:outcome:{}:{suffix}", row.key),
                 "properties": properties,
                 "context": {"source": "tutti.dispatcher"},
             });
-            match build(value) {
+            match dispatcher_event(value, now) {
                 Ok(event) => events.push(event),
                 Err(e) => tracing::error!(key = %row.key, error = %e, "an outcome event cannot be built"),
             }

@@ -51,10 +51,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 pub(crate) fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
-    // A placeholder value (`user_id:null`, `anonymous_id:0`) is never an identifier, so nobody has it; an empty
-    // value is a malformed key.
-    if key.split_once(':').is_some_and(|(_, value)| !value.trim().is_empty() && tutti_core::identity::is_blocked(value))
-    {
+    if tutti_core::identity::placeholder_kind(key).is_some() {
         return Err(ApiError::new(ErrorCode::ProfileNotFound, format!("no profile matches {key:?}")));
     }
     let parsed = engine.parse_key(key).ok_or_else(|| {

@@ -279,9 +279,7 @@ pub async fn decide(
     }
     let Query(q) = query.map_err(bad_query)?;
     // A placeholder value (`user_id:null`) identifies nobody: nothing is decided for it.
-    if let Some((kind, value)) = q.profile.split_once(':')
-        && !value.trim().is_empty()
-        && tutti_core::identity::is_blocked(value)
+    if let Some(kind) = tutti_core::identity::placeholder_kind(&q.profile)
         && (admin || kind == "user_id" || kind == "anonymous_id")
     {
         return Ok(Json(json!({"profile": null, "slot": q.slot, "content": null})));

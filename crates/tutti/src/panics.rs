@@ -11,12 +11,7 @@ pub fn report_through_the_log() {
         let thread = thread.name().unwrap_or("unnamed");
         let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         tracing::error!(thread, location, "a panic (its message is logged at DEBUG)");
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = tutti_core::budget::panic_text(info.payload());
         tracing::debug!(thread, location, message, "the panic's message");
     }));
 }
