@@ -105,6 +105,16 @@ struct LoadArgs {
     /// Actions in the outbox for the `deliver` scenario.
     #[arg(long, default_value_t = 50_000)]
     actions: u64,
+    /// Which half of the `flows` scenario to run: `throughput`, `latency` or both (the default).
+    #[arg(long, value_enum, default_value = "both")]
+    half: Half,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Half {
+    Throughput,
+    Latency,
+    Both,
 }
 
 const WRITE_KEY: &str = "load-write-key";
@@ -649,7 +659,7 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
         )
     })?;
     // Throughput: batches at full speed; runs are counted when their action reaches the receiver.
-    {
+    if args.half != Half::Latency {
         let server = start_server_with(root, &env)?;
         let started = Instant::now();
         let r = runtime.block_on(drive(&server.addr, Body::Batch, args.connections, args.duration, None, None))?;
@@ -679,7 +689,7 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
         );
     }
     // Latency: paced single events; from the 200 to the action arriving at the receiver.
-    {
+    if args.half != Half::Throughput {
         arrivals.count.store(0, Ordering::Relaxed);
         arrivals.at.lock().expect("not poisoned").clear();
         let server = start_server_with(root, &env)?;
@@ -716,6 +726,12 @@ fn flows(root: &std::path::Path, runtime: &tokio::runtime::Runtime, args: &LoadA
             &["0.001", "0.0025", "0.005", "0.01", "0.025"],
         )?;
         println!("queued -> delivered inside the server (whole ms): {shares}");
+        let shares = histogram_shares(
+            &server.addr,
+            "tutti_commit_latency_seconds",
+            &["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05"],
+        )?;
+        println!("received -> acknowledged inside the server: {shares}");
         println!(
             "acknowledged -> action at the receiver, ms ({} of {total} arrived): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
             lat.len(),
