@@ -161,6 +161,10 @@ const WAL_RESTART_FRAMES: i64 = 64 * 1024;
 /// A catch-up pass that copied fewer frames than this (4 MiB) leaves little enough for the writer's restart.
 const CATCH_UP_FRAMES: i64 = 1024;
 
+/// How long a checkpointer that asked for a restart waits for the writer to do it before it goes on to the next
+/// database (a writer that is idle restarts at its next commit, whenever that is).
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
 /// After a restart attempt that readers held up, how long the writer waits before the next one.
 const RESTART_RETRY: Duration = Duration::from_millis(250);
 
@@ -222,7 +226,7 @@ impl WalBound {
     }
 
     fn checkpointer(&self, path: &Path) -> Result<Checkpointer> {
-        Ok(Checkpointer { conn: open(path, Role::Writer, 2048)?, shared: self.shared.clone() })
+        Ok(Checkpointer { conn: open(path, Role::Writer, 2048)?, path: path.to_owned(), shared: self.shared.clone() })
     }
 }
 
@@ -241,6 +245,8 @@ pub struct CheckpointOutcome {
 /// Made by the writer it serves ([`SqliteEventLog::checkpointer`], [`SqliteProfileStore::checkpointer`]).
 pub struct Checkpointer {
     conn: Connection,
+    /// The database file; its write-ahead log is beside it.
+    path: PathBuf,
     shared: Arc<WalShared>,
 }
 
@@ -260,7 +266,7 @@ impl Checkpointer {
             // Caught up with a log of some size: restarting it now costs the writer next to nothing, and keeps
             // the file small and rewritten in place (growing it makes every flush also commit file-system
             // metadata).
-            self.shared.restart_due.store(true, Ordering::Release);
+            self.restart_soon();
         } else if log >= self.shared.limit {
             // Each pass copies what arrived during the one before; a few passes leave the writer's restart
             // (during which commits wait) only the frames of the last few milliseconds to copy.
@@ -271,9 +277,31 @@ impl Checkpointer {
                     break;
                 }
             }
-            self.shared.restart_due.store(true, Ordering::Release);
+            self.restart_soon();
         }
         Ok(CheckpointOutcome { log_frames: log, remaining: (log - done).max(0) })
+    }
+
+    /// Asks the writer to start the log over at its next commit, once the files are flushed here.
+    ///
+    /// The restart's checkpoint begins and ends with a full `fsync` of the log and of the database, which
+    /// commits the file system's journal: with everything written since the last one still to go, that took 15
+    /// to 120 ms under load (measured on ext4), and the writer's commits wait for it. Flushed here first, the
+    /// writer's own syncs find next to nothing left to do.
+    fn restart_soon(&self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        for file in [PathBuf::from(wal), self.path.clone()] {
+            // A flush that fails here only leaves the restart its usual work.
+            let _ = std::fs::File::open(&file).and_then(|f| f.sync_all());
+        }
+        self.shared.restart_due.store(true, Ordering::Release);
+        // The restart's own syncs are short unless another database's checkpoint is flushing at the same time,
+        // when they wait for that too (80 ms was measured): the next checkpoint waits for this restart instead.
+        let until = Instant::now() + RESTART_WAIT;
+        while self.shared.restart_due.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
