@@ -294,7 +294,7 @@ async fn handle(state: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Hea
             "hubspot" => hubspot(&mut s, &method, rest, query, &headers, &body),
             "meta" => meta(&mut s, &method, rest, &headers, &body),
             "google" => google(&mut s, &method, rest, &headers, &body),
-            _ => hook(&method, &headers, &body),
+            _ => hook(&method, rest, &headers, &body),
         }
     };
     let (status, answer, refused) = match outcome {
@@ -750,8 +750,10 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Any webhook receiver: JSON bodies; a signature, when present, must verify.
-fn hook(method: &Method, headers: &HeaderMap, body: &[u8]) -> Outcome {
+/// Any webhook receiver: JSON bodies; a signature, when present, must verify. Under `/hook/echo` it answers
+/// with the body it received, as request-catching receivers do (so a test can see where a vendor's answer about
+/// a person is kept).
+fn hook(method: &Method, rest: &str, headers: &HeaderMap, body: &[u8]) -> Outcome {
     if ![Method::POST, Method::PUT, Method::PATCH].contains(method) {
         return refuse(405, json!({"error": "method"}), "hook: method");
     }
@@ -768,6 +770,10 @@ fn hook(method: &Method, headers: &HeaderMap, body: &[u8]) -> Outcome {
         if crate::webhook::signature(WEBHOOK_SECRET, t, body) != signature {
             return refuse(401, json!({"error": "signature"}), "hook: bad signature");
         }
+    }
+    if rest.starts_with("echo") {
+        let echo: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        return Ok((StatusCode::OK, json!({"received": true, "echo": echo})));
     }
     Ok((StatusCode::OK, json!({"received": true})))
 }

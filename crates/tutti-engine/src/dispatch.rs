@@ -24,11 +24,15 @@
 //! as skipped, quiet hours defer it.
 //!
 //! Outcomes are written on a recorder thread, in batches (whatever gathers while one write waits for the
-//! database goes into the next): delivered (with the connector's result, handed back to the run when it awaits
-//! it), retried or deferred (the due time in memory and in the table), skipped, or dead. A lane runs at most
-//! `unrecorded` attempts (1 by default) ahead of their outcomes being written, so the actions delivered but not
-//! yet recorded when the process dies (delivered again at the next start with the same idempotency key: the
-//! run, step and visit, which vendors that take one use to drop the repeat) are at most that many per lane.
+//! disk goes into the next): delivered (with the connector's result, handed back to the run when it awaits it),
+//! retried or deferred (the due time in memory and in the table), skipped, or dead. The recorder writes them to
+//! the outcome journal ([`OutcomeJournal`]), a file of its own whose write never waits for the processor's
+//! transaction on the outbox; a settler thread then applies them to the outbox in batches, every
+//! [`SETTLE_EVERY`] at most, and only then does the dispatcher let their rows go. At start, whatever was
+//! journalled and not settled is settled before the outbox is read. A lane runs at most `unrecorded` attempts
+//! (1 by default) ahead of their outcomes being journalled, so the actions delivered but not yet recorded when
+//! the process dies (delivered again at the next start with the same idempotency key: the run, step and visit,
+//! which vendors that take one use to drop the repeat) are at most that many per lane.
 //!
 //! Retries and the breaker follow the injected clock (tests drive them by hand); rate limits and timeouts are
 //! about the vendor's real time and follow Tokio's.
@@ -37,7 +41,7 @@
 //! from a read of the table, or from a read after it was recorded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -46,7 +50,7 @@ use tutti_connectors::{Action, Built, Failure, Registry, Settings};
 use tutti_core::flow::Dispatch;
 use tutti_core::flow::policy::Verdict;
 use tutti_core::{Millis, ProfileId};
-use tutti_store::{Outbox, OutboxRow, Outcome};
+use tutti_store::{Outbox, OutboxRow, Outcome, OutcomeJournal};
 
 use crate::clock::Clock;
 use crate::delivery_policy::DeliveryPolicy;
@@ -59,6 +63,11 @@ const HELD: usize = 65_536;
 const READ: usize = 4_096;
 /// How long the recorder waits before trying again when outcomes cannot be written.
 const RECORD_RETRY: Duration = Duration::from_millis(100);
+/// How often, at most, journalled outcomes are settled into the outbox: each settle is a transaction on the
+/// processor's database, so they are few and large. Until then the dispatcher holds the rows.
+const SETTLE_EVERY: Duration = Duration::from_millis(25);
+/// How long the journal may keep settled entries when no new outcome comes to forget them with.
+const FORGET_AFTER: Duration = Duration::from_millis(100);
 /// The longest the dispatcher sleeps with nothing to do (retries come due on the injected clock).
 const IDLE: Duration = Duration::from_millis(20);
 /// The longest wait between retries.
@@ -118,8 +127,9 @@ impl Drop for ToDispatcher {
 pub(crate) struct Dispatcher {
     /// Read at start (and when behind) on the dispatcher's thread.
     pub outbox: Box<dyn Outbox>,
-    /// Written by the recorder thread: outcomes, in batches. Taken by [`Dispatcher::run`].
-    pub recorder: Option<Box<dyn Outbox>>,
+    /// The outcome journal, written by the recorder thread, and the outbox connection that settles it, on the
+    /// settler thread. Taken by [`Dispatcher::run`].
+    pub recorder: Option<(Box<dyn OutcomeJournal>, Box<dyn Outbox>)>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     /// The processor's hand-off, the delivery lanes' attempts and the recorder's confirmations.
@@ -140,8 +150,8 @@ pub(crate) struct Attempt {
     result: Option<Value>,
     /// What the action was, read once from its stored form, for its outcome event.
     what: Option<What>,
-    /// Told when the outcome is in the table: the lane waits for it before its next attempt.
-    settled: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Told when the outcome is journalled: the lane waits for it before its next attempt.
+    journalled: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The parts of an action its outcome event names.
@@ -481,7 +491,7 @@ impl Outlet {
 impl Attempt {
     /// An attempt's outcome, and what a run awaiting it is told.
     fn new(outcome: Outcome, result: Option<Value>) -> Attempt {
-        Attempt { outcome, result, what: None, settled: None }
+        Attempt { outcome, result, what: None, journalled: None }
     }
 }
 
@@ -586,8 +596,8 @@ pub(crate) fn start_delivery(
                                 ready = ready.max(Instant::now());
                             }
                             let mut attempt = outlet.deliver(&row, ready).await;
-                            let (settled, recorded) = tokio::sync::oneshot::channel();
-                            attempt.settled = Some(settled);
+                            let (journalled, recorded) = tokio::sync::oneshot::channel();
+                            attempt.journalled = Some(journalled);
                             if answers.send(Incoming::Attempted(vec![(row, attempt)])).is_err() {
                                 return;
                             }
@@ -613,22 +623,53 @@ struct Desk {
     recording: usize,
     /// Where attempts go to be recorded.
     record: Option<mpsc::Sender<Vec<(OutboxRow, Attempt)>>>,
+    /// Raised after an erasure: the recorder scrubs the journal once what it holds now is settled and forgotten.
+    scrub_journal: Arc<AtomicBool>,
     closed: bool,
 }
 
 impl Dispatcher {
     pub fn run(mut self) {
-        let mut desk = Desk { ledger: Ledger::new(HELD), in_flight: 0, recording: 0, record: None, closed: false };
-        if let Some(outbox) = self.recorder.take() {
-            let recorder = Recorder {
+        let mut desk = Desk {
+            ledger: Ledger::new(HELD),
+            in_flight: 0,
+            recording: 0,
+            record: None,
+            scrub_journal: Arc::default(),
+            closed: false,
+        };
+        if let Some((mut journal, mut outbox)) = self.recorder.take() {
+            // Before the first read of the outbox, so that nothing journalled is taken for pending.
+            if let Err(e) = settle_journalled(&mut *journal, &mut *outbox) {
+                tracing::error!(error = %e, "cannot settle the outcome journal; those actions are delivered again");
+            }
+            let settled = Arc::new(AtomicU64::new(0));
+            let (settle, journalled) = mpsc::channel();
+            let settler = Settler {
                 outbox,
                 metrics: self.metrics.clone(),
+                answers: self.answers.clone(),
+                settled: settled.clone(),
+            };
+            let recorder = Recorder {
+                journal,
+                settled,
+                settle,
+                scrub: desk.scrub_journal.clone(),
+                scrub_after: None,
+                last: 0,
                 answers: self.answers.clone(),
                 outcomes: self.outcomes.take(),
                 clock: self.clock.clone(),
             };
             let (record, attempts) = mpsc::channel();
-            match std::thread::Builder::new().name("tutti-record".into()).spawn(move || recorder.run(attempts)) {
+            let started = std::thread::Builder::new()
+                .name("tutti-settle".into())
+                .spawn(move || settler.run(journalled))
+                .and_then(|_| {
+                    std::thread::Builder::new().name("tutti-record".into()).spawn(move || recorder.run(attempts))
+                });
+            match started {
                 Ok(_) => desk.record = Some(record),
                 Err(e) => tracing::error!(error = %e, "cannot start the recorder; outcomes wait for the next start"),
             }
@@ -692,7 +733,10 @@ impl Dispatcher {
                     desk.ledger.recorded(row, &outcome, kept);
                 }
             }
-            Incoming::Erased(profile) => desk.ledger.erased(profile),
+            Incoming::Erased(profile) => {
+                desk.ledger.erased(profile);
+                desk.scrub_journal.store(true, Ordering::Release);
+            }
             Incoming::Revisit(profiles) => self.revisit(desk, &profiles),
             Incoming::Closed => desk.closed = true,
         }
@@ -746,8 +790,8 @@ impl Dispatcher {
         }
     }
 
-    /// Counts attempts and hands them to the recorder. The hand-off path never waits for the database: writing
-    /// outcomes (which may wait for the processor's commit) happens on the recorder's thread.
+    /// Counts attempts and hands them to the recorder. The hand-off path never waits for the disk: writing
+    /// outcomes happens on the recorder's thread.
     fn attempted(&self, desk: &mut Desk, attempts: Vec<(OutboxRow, Attempt)>) {
         let now = self.clock.now_ms();
         for (row, attempt) in &attempts {
@@ -787,9 +831,33 @@ fn dispatcher_event(value: Value, now: Millis) -> Result<tutti_store::NewEvent, 
 
 /// Writes delivery outcomes in batches on its own thread: whatever has gathered while the last write waited for
 /// the database goes into the next transaction.
+/// Settles what was journalled but not settled when the engine last stopped (or died), and has the journal hand
+/// out only ids above what the outbox settled. Runs before the dispatcher first reads the outbox.
+fn settle_journalled(journal: &mut dyn OutcomeJournal, outbox: &mut dyn Outbox) -> tutti_store::Result<()> {
+    let from = outbox.journal_settled()?;
+    let entries = journal.after(from)?;
+    let upto = entries.last().map_or(from, |e| e.id);
+    if !entries.is_empty() {
+        let outcomes: Vec<(u64, Outcome)> = entries.into_iter().map(|e| (e.seq, e.outcome)).collect();
+        outbox.settle(&outcomes, upto)?;
+        tracing::info!(count = outcomes.len(), "outcomes journalled before the last stop are settled");
+    }
+    journal.continue_after(upto)
+}
+
+/// Writes attempts' outcomes to the journal, then hands them to the [`Settler`].
 struct Recorder {
-    outbox: Box<dyn Outbox>,
-    metrics: Arc<Metrics>,
+    journal: Box<dyn OutcomeJournal>,
+    /// The highest journal id the settler has settled: forgotten with the next append.
+    settled: Arc<AtomicU64>,
+    /// Journalled attempts, with the id of the last, for the settler.
+    settle: mpsc::Sender<(u64, Vec<(OutboxRow, Attempt)>)>,
+    /// Raised by the dispatcher after an erasure.
+    scrub: Arc<AtomicBool>,
+    /// The journal is scrubbed once entries up to this id are forgotten.
+    scrub_after: Option<u64>,
+    /// The id of the last entry appended.
+    last: u64,
     answers: mpsc::Sender<Incoming>,
     outcomes: Option<(crate::Intake, HashSet<String>)>,
     clock: Arc<dyn Clock>,
@@ -798,22 +866,40 @@ struct Recorder {
 impl Recorder {
     fn run(mut self, attempts: mpsc::Receiver<Vec<(OutboxRow, Attempt)>>) {
         let mut batch: Vec<(OutboxRow, Attempt)> = Vec::new();
-        while let Ok(first) = attempts.recv() {
+        let mut forgotten = 0;
+        loop {
+            let first = match attempts.recv_timeout(FORGET_AFTER) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Quiet: settled entries (which may hold a vendor's answer about a person) are not kept
+                    // waiting for the next append to forget them.
+                    let settled = self.settled.load(Ordering::Acquire);
+                    if settled > forgotten {
+                        match self.journal.append(&[], settled) {
+                            Ok(_) => forgotten = settled,
+                            Err(e) => tracing::warn!(error = %e, "cannot forget settled outcomes; trying again"),
+                        }
+                    }
+                    self.scrub_if_due(forgotten);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             batch.extend(first);
             batch.extend(attempts.try_iter().flatten());
             loop {
-                // Awaited answers go into the log, flushed, before their outcomes are settled: after a crash in
+                // Awaited answers go into the log, flushed, before their outcomes are journalled: after a crash in
                 // between, the action is delivered again and its answer, with the same message id, is dropped
-                // as a duplicate; after a crash once settled, the log still brings the answer to its run. No
+                // as a duplicate; after a crash once journalled, the log still brings the answer to its run. No
                 // answer travels any other way, so none is lost with the process.
                 match self.append(self.answer_events(&batch), true) {
                     Ok(()) => {}
                     Err(crate::IntakeError::Closed) => {
                         // Stopping, the log closed first: an awaited action stays pending and is delivered again
-                        // at the next start, whose answer then reaches the run. The others are settled.
+                        // at the next start, whose answer then reaches the run. The others are recorded.
                         let (awaited, plain): (Vec<_>, Vec<_>) =
                             std::mem::take(&mut batch).into_iter().partition(|(_, a)| a.result.is_some());
-                        self.abandon(awaited);
+                        abandon(&self.answers, awaited);
                         batch = plain;
                         if batch.is_empty() {
                             break;
@@ -828,13 +914,32 @@ impl Recorder {
                 }
                 let outcomes: Vec<(u64, Outcome)> =
                     batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
-                match self.outbox.settle(&outcomes) {
-                    Ok(kept) => {
-                        // The lanes go on as soon as the outcomes are settled; the outcome events (a courtesy to
-                        // flows that wait for them) follow. A crash in between loses those events, not the
+                let settled = self.settled.load(Ordering::Acquire);
+                match self.journal.append(&outcomes, settled) {
+                    Ok(last) => {
+                        forgotten = settled;
+                        self.last = last;
+                        self.scrub_if_due(forgotten);
+                        // The lanes go on as soon as the outcomes are journalled; the outcome events (a courtesy
+                        // to flows that wait for them) follow. A crash in between loses those events, not the
                         // delivery's record.
                         let courtesy = self.outcome_events(&batch);
-                        self.recorded(std::mem::take(&mut batch), kept);
+                        for (_, attempt) in &mut batch {
+                            if let Some(journalled) = attempt.journalled.take() {
+                                let _ = journalled.send(());
+                            }
+                        }
+                        if let Err(std::sync::mpsc::SendError((_, lost))) =
+                            self.settle.send((last, std::mem::take(&mut batch)))
+                        {
+                            // The settler is gone (it panicked): the rows are let go and settled at the next
+                            // start, from the journal.
+                            tracing::error!(
+                                count = lost.len(),
+                                "the settler is gone; outcomes settle at the next start"
+                            );
+                            abandon(&self.answers, lost);
+                        }
                         if let Err(e) = self.append(courtesy, false) {
                             tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
                         }
@@ -852,6 +957,20 @@ impl Recorder {
         }
     }
 
+    /// After an erasure: once every entry journalled before it is settled and forgotten (the erased person's
+    /// among them), empties the journal's write-ahead log so none of them stays on disk.
+    fn scrub_if_due(&mut self, forgotten: u64) {
+        if self.scrub.swap(false, Ordering::AcqRel) {
+            self.scrub_after = Some(self.last);
+        }
+        if self.scrub_after.is_some_and(|after| forgotten >= after) {
+            match self.journal.scrub() {
+                Ok(()) => self.scrub_after = None,
+                Err(e) => tracing::warn!(error = %e, "cannot scrub the outcome journal; trying again"),
+            }
+        }
+    }
+
     /// Appends events to the log; `flushed`: wait until they are on disk, not only committed.
     fn append(&self, events: Vec<tutti_store::NewEvent>, flushed: bool) -> Result<(), crate::IntakeError> {
         let Some((intake, _)) = &self.outcomes else { return Ok(()) };
@@ -859,12 +978,6 @@ impl Recorder {
             return Ok(());
         }
         if flushed { intake.append_blocking(events) } else { intake.append_committed_blocking(events) }.map(|_| ())
-    }
-
-    /// Lets attempts go unrecorded (the engine is stopping): their rows stay pending for the next start.
-    fn abandon(&self, batch: Vec<(OutboxRow, Attempt)>) {
-        let back = batch.into_iter().map(|(row, attempt)| (row, attempt.outcome, false)).collect();
-        let _ = self.answers.send(Incoming::Recorded(back));
     }
 
     /// The `Action Result` events that bring awaited actions' answers to their runs.
@@ -936,6 +1049,69 @@ impl Recorder {
         }
         events
     }
+}
+
+/// Lets attempts go without settling them (the engine is stopping, or the settler is gone): their rows stay
+/// pending in the table for the next start.
+fn abandon(answers: &mpsc::Sender<Incoming>, batch: Vec<(OutboxRow, Attempt)>) {
+    let back = batch.into_iter().map(|(row, attempt)| (row, attempt.outcome, false)).collect();
+    let _ = answers.send(Incoming::Recorded(back));
+}
+
+/// Applies journalled outcomes to the outbox, every [`SETTLE_EVERY`] at most, and then lets the dispatcher know.
+struct Settler {
+    outbox: Box<dyn Outbox>,
+    metrics: Arc<Metrics>,
+    answers: mpsc::Sender<Incoming>,
+    /// The highest journal id settled, for the recorder to forget.
+    settled: Arc<AtomicU64>,
+}
+
+impl Settler {
+    fn run(mut self, journalled: mpsc::Receiver<(u64, Vec<(OutboxRow, Attempt)>)>) {
+        let mut waiting: Vec<(OutboxRow, Attempt)> = Vec::new();
+        let mut upto = 0;
+        let mut last = Instant::now();
+        let mut open = true;
+        while open || !waiting.is_empty() {
+            if waiting.is_empty() {
+                match journalled.recv() {
+                    Ok((id, batch)) => {
+                        upto = upto.max(id);
+                        waiting.extend(batch);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Whatever else is journalled until the next settle is due (at once when the recorder has stopped).
+            let due = last + SETTLE_EVERY;
+            while open {
+                let now = Instant::now();
+                match journalled.recv_timeout(due.saturating_duration_since(now)) {
+                    Ok((id, batch)) => {
+                        upto = upto.max(id);
+                        waiting.extend(batch);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+            let outcomes: Vec<(u64, Outcome)> =
+                waiting.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
+            match self.outbox.settle(&outcomes, upto) {
+                Ok(kept) => {
+                    last = Instant::now();
+                    self.settled.store(upto, Ordering::Release);
+                    self.recorded(std::mem::take(&mut waiting), kept);
+                }
+                Err(e) => {
+                    // Journalled already: kept and settled with the next try, or at the next start.
+                    tracing::error!(error = %e, "cannot settle outcomes into the outbox; trying again");
+                    std::thread::sleep(RECORD_RETRY);
+                }
+            }
+        }
+    }
 
     /// Logs and counts what was written, and tells the dispatcher, which lets the rows go (or keeps them for
     /// their retry).
@@ -963,9 +1139,6 @@ impl Recorder {
                     tracing::debug!(key = %row.key, %error, "why the delivery was given up");
                 }
             }
-            if let Some(settled) = attempt.settled {
-                let _ = settled.send(());
-            }
             back.push((row, attempt.outcome, kept));
         }
         let _ = self.answers.send(Incoming::Recorded(back));
@@ -975,6 +1148,56 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An outbox in a fresh data directory with `count` pending rows (seq 1..=count), and the journal beside it.
+    fn journal_and_outbox(
+        dir: &tempfile::TempDir,
+        count: u64,
+    ) -> (tutti_store::sqlite::SqliteOutcomeJournal, tutti_store::sqlite::SqliteOutbox) {
+        use tutti_store::ProfileStore as _;
+        let paths = tutti_store::sqlite::Paths::in_dir(dir.path());
+        let mut store = tutti_store::sqlite::SqliteProfileStore::open(&paths.profiles).unwrap();
+        let mut batch = tutti_store::ProfileBatch { next_profile_id: count + 1, ..Default::default() };
+        batch.flows.outbox = (1..=count)
+            .map(|i| tutti_store::OutboxItem {
+                key: format!("run-{i}:step:1"),
+                profile: ProfileId(i),
+                connector: "webhook".into(),
+                body: b"{}".to_vec(),
+                created_at: 0,
+            })
+            .collect();
+        store.commit(&batch).unwrap();
+        (
+            tutti_store::sqlite::SqliteOutcomeJournal::open(&paths.outcomes).unwrap(),
+            tutti_store::sqlite::SqliteOutbox::open(&paths.profiles).unwrap(),
+        )
+    }
+
+    #[test]
+    fn outcomes_journalled_before_a_stop_are_settled_once_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, mut outbox) = journal_and_outbox(&dir, 3);
+        // Journalled, and the first two settled (the journal not yet told to forget them), when the process died.
+        let retry = Outcome::Retry { at: 9_000, error: "503".into() };
+        journal.append(&[(1, Outcome::Done { result: "{}".into() })], 0).unwrap();
+        let second = journal.append(&[(2, retry.clone())], 0).unwrap();
+        outbox.settle(&[(1, Outcome::Done { result: "{}".into() }), (2, retry)], second).unwrap();
+        journal.append(&[(3, Outcome::Dead { error: "400".into() })], 0).unwrap();
+        assert_eq!(outbox.pending_after(0, 10).unwrap().len(), 2, "rows 2 (to retry) and 3 pending in the table");
+
+        settle_journalled(&mut journal, &mut outbox).unwrap();
+        let pending = outbox.pending_after(0, 10).unwrap();
+        assert_eq!(pending.len(), 1, "only the retry is pending");
+        assert_eq!((pending[0].seq, pending[0].attempts, pending[0].due_at), (2, 1, 9_000), "the retry counted once");
+        assert!(journal.after(0).unwrap().is_empty(), "settled entries are forgotten");
+
+        // A second start (or a crash right after the settle) applies nothing twice.
+        settle_journalled(&mut journal, &mut outbox).unwrap();
+        assert_eq!(outbox.pending_after(0, 10).unwrap()[0].attempts, 1, "the retry counted once");
+        let next = journal.append(&[(2, Outcome::Defer { at: 10_000 })], 0).unwrap();
+        assert!(next > outbox.journal_settled().unwrap(), "new entries come after what was settled");
+    }
 
     fn row(seq: u64, profile: u64, due_at: Millis) -> OutboxRow {
         OutboxRow {

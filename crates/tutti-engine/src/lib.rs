@@ -283,9 +283,11 @@ impl Engine {
             Arc::new(delivery_policy::DeliveryPolicy::new(definitions.clone(), profiles.clone(), flow_store.clone()));
         let lanes =
             dispatch::start_delivery(registry, clock.clone(), metrics.clone(), policy.clone(), to_dispatcher.clone())?;
+        let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
+        let journal_checkpointer = journal.checkpointer()?;
         let dispatcher = dispatch::Dispatcher {
             outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
-            recorder: Some(Box::new(SqliteOutbox::open(&paths.profiles)?)),
+            recorder: Some((Box::new(journal), Box::new(SqliteOutbox::open(&paths.profiles)?))),
             clock: clock.clone(),
             metrics: metrics.clone(),
             incoming,
@@ -320,7 +322,7 @@ impl Engine {
         let stop_checkpointer = Arc::new(AtomicU64::new(0));
         let checkpointer = {
             let stop = stop_checkpointer.clone();
-            let targets = [log_checkpointer, store_checkpointer];
+            let targets = [log_checkpointer, store_checkpointer, journal_checkpointer];
             std::thread::Builder::new().name("tutti-checkpoint".into()).spawn(move || {
                 while stop.load(Ordering::Relaxed) == 0 {
                     for target in &targets {

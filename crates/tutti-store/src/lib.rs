@@ -302,9 +302,37 @@ pub trait ProfileStore: Send {
 pub trait Outbox: Send {
     /// Pending actions (due now or later) queued as `seq` numbers above `after`, in that order.
     fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>>;
-    /// Records how attempts ended, in one transaction. Returns, for each, whether its row was still there (an
-    /// erasure deletes a profile's rows).
-    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<Vec<bool>>;
+    /// Records how attempts ended, in one transaction, together with the [`OutcomeJournal`] id they come up
+    /// to. Returns, for each, whether its row was still there (an erasure deletes a profile's rows).
+    fn settle(&mut self, outcomes: &[(u64, Outcome)], journal: u64) -> Result<Vec<bool>>;
+    /// The highest [`OutcomeJournal`] id settled so far (0 for none).
+    fn journal_settled(&self) -> Result<u64>;
+}
+
+/// One outcome in the [`OutcomeJournal`]: `id` orders the journal, `seq` names the outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    pub id: u64,
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+/// Where the dispatcher writes how each attempt ended the moment the vendor answers: a store of its own, so the
+/// write never waits for the processor's transaction on the outbox. Entries are settled into the outbox soon
+/// after, in batches ([`Outbox::settle`], which remembers the id it came up to), and forgotten once settled; at
+/// start, whatever was journalled and not settled is settled first.
+pub trait OutcomeJournal: Send {
+    /// Appends outcomes (outbox `seq`, how it ended) in one transaction, forgetting entries up to `forget` in the
+    /// same one. Returns the id of the last one appended.
+    fn append(&mut self, outcomes: &[(u64, Outcome)], forget: u64) -> Result<u64>;
+    /// Entries after `after`, oldest first.
+    fn after(&self, after: u64) -> Result<Vec<JournalEntry>>;
+    /// Forgets entries up to `id` and hands out only ids above it from now on, even if the journal's file was
+    /// lost, so nothing new is mistaken for what the outbox settled already.
+    fn continue_after(&mut self, id: u64) -> Result<()>;
+    /// Empties the write-ahead log into the file, whose freed space is zeroed, so forgotten entries (which may
+    /// hold a vendor's answer about an erased person) are gone from disk.
+    fn scrub(&mut self) -> Result<()>;
 }
 
 /// Flow queries for the API, and the definitions managed through it.

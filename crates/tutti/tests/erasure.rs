@@ -70,3 +70,44 @@ fn erasure_leaves_no_trace_and_in_flight_events_do_not_recreate_the_profile() {
     assert!(!files_containing(dir.path(), b"keeper@example.vn").is_empty());
     assert_eq!(server.request("DELETE", &format!("/api/v1/profiles/email:{email}"), Some(ADMIN_TOKEN)).0, 404);
 }
+
+/// A vendor's answer about the person (here a receiver that echoes what it was sent) is kept with the action's
+/// outcome, in the outcome journal first and then on the outbox row: after the erasure it is in neither, nor in
+/// any write-ahead log.
+#[test]
+fn erasure_also_removes_what_vendors_answered_about_the_person() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(tutti_connectors::testing::Vendors::start());
+    let dir = tempfile::tempdir().unwrap();
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(
+        flows.path().join("echo.yaml"),
+        format!(
+            "flow: echo\ncategory: transactional\ntrigger: {{ event: Viewed }}\nentry: {{ every_time: true }}\nsteps:\n  - id: tell\n    action: webhook.post\n    with: {{ url: '{}', who: '{{{{ profile.traits.email }}}}' }}\n",
+            vendors.hook_url("echo/crm")
+        ),
+    )
+    .unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env =
+        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    let server = Server::start_in(dir.path(), &env);
+    let email = "echoed.back@example.vn";
+    let identify = json!({"userId": "echoed", "traits": {"email": email}});
+    assert_eq!(server.track("/v1/identify", &identify).0, 200);
+    for _ in 0..20 {
+        assert_eq!(server.track("/v1/track", &json!({"userId": "echoed", "event": "Viewed"})).0, 200);
+    }
+    common::wait_until("20 answers settled", || {
+        server.admin("/api/v1/outbox?state=done&limit=100")["actions"].as_array().is_some_and(|a| a.len() == 20)
+    });
+    let hits = files_containing(dir.path(), email.as_bytes());
+    assert!(hits.iter().any(|h| h.contains("outcomes.db")), "the echo went through the outcome journal: {hits:?}");
+
+    let (status, report) = server.request("DELETE", &format!("/api/v1/profiles/email:{email}"), Some(ADMIN_TOKEN));
+    assert_eq!(status, 200, "{report}");
+    // The journal is scrubbed by the recorder once the outcomes it held are settled: shortly after the erasure.
+    common::wait_until("the echoed email gone from the data directory", || {
+        files_containing(dir.path(), email.as_bytes()).is_empty()
+    });
+}

@@ -273,6 +273,10 @@ impl SqliteOutbox {
         // idempotency key makes harmless; what is never allowed (an action lost) cannot come of it.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        // Where the settled journal id is kept; the profile store's schema makes the same table.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        )?;
         Ok(SqliteOutbox { conn })
     }
 }
@@ -287,7 +291,12 @@ impl Outbox for SqliteOutbox {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    fn settle(&mut self, outcomes: &[(u64, Outcome)]) -> Result<Vec<bool>> {
+    fn journal_settled(&self) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached("SELECT value FROM meta WHERE key = 'outcome_journal'")?;
+        Ok(stmt.query_row([], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0) as u64)
+    }
+
+    fn settle(&mut self, outcomes: &[(u64, Outcome)], journal: u64) -> Result<Vec<bool>> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut kept = Vec::with_capacity(outcomes.len());
         {
@@ -314,6 +323,11 @@ impl Outbox for SqliteOutbox {
                 };
                 kept.push(changed == 1);
             }
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('outcome_journal', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            )?
+            .execute(params![journal as i64])?;
         }
         tx.commit()?;
         Ok(kept)

@@ -9,6 +9,7 @@ mod connectors;
 mod creatives;
 mod events;
 mod flows;
+mod outcomes;
 mod profiles;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use connectors::{CONNECTORS_FILE, SqliteConnectorMemory};
 pub use creatives::{CREATIVES_FILE, SqliteCreativeStore};
 pub use events::{SqliteEventLog, SqliteEventReader};
 pub use flows::{SqliteFlowReader, SqliteOutbox};
+pub use outcomes::{OUTCOMES_FILE, SqliteOutcomeJournal};
 pub use profiles::{SqliteProfileReader, SqliteProfileStore};
 
 use crate::Result;
@@ -36,11 +38,13 @@ pub const PROFILES_FILE: &str = "profiles.db";
 pub struct Paths {
     pub events: PathBuf,
     pub profiles: PathBuf,
+    /// The dispatcher's journal of delivery outcomes.
+    pub outcomes: PathBuf,
 }
 
 impl Paths {
     pub fn in_dir(dir: &Path) -> Paths {
-        Paths { events: dir.join(EVENTS_FILE), profiles: dir.join(PROFILES_FILE) }
+        Paths { events: dir.join(EVENTS_FILE), profiles: dir.join(PROFILES_FILE), outcomes: dir.join(OUTCOMES_FILE) }
     }
 }
 
