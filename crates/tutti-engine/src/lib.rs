@@ -51,11 +51,13 @@ pub use crate::secrets::Secrets;
 pub use tutti_store::{Appended, NewEvent};
 
 /// How often the background checkpointer copies the write-ahead logs into the databases. Each copy ends with an
-/// fsync of the database file, and on one disk that fsync holds up the intake's own flushes for a few
-/// milliseconds, so fewer, larger copies keep acknowledgement latency low (measured at half load: p99 25 ms at
-/// 200 ms, 5 ms at 1 s). Under heavy load one copy takes most of a second anyway, and the bound on each log
-/// (see `tutti_store::sqlite`) has the writer start it over when it grows long.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// fsync of the database file, which on one disk holds up the intake's flushes and the processor's commits for
+/// as long as it takes. Copying once a second made that a burst: under the flows load, 110-240 ms of copying
+/// profiles.db's log every second, with every commit and acknowledgement in that window late (ack → action p99
+/// 100-210 ms). Every 50 ms each copy is small and the tail went to 20-43 ms, with the same batch and single-event
+/// throughput and a lower acknowledgement p99.9 (9-14 ms against 46-64 ms; docs/benchmarks.md). The bound on each
+/// log (see `tutti_store::sqlite`) has the writer start it over when it grows long.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// Engine failures.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
