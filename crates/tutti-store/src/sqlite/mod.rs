@@ -48,6 +48,9 @@ impl Paths {
     }
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// How long a connection waits for a lock held by another: 10 s, in [`wait_for_lock`]'s steps.
 const BUSY_ATTEMPTS: i32 = SHORT_WAITS + 10_000;
 
@@ -104,6 +107,9 @@ fn open(path: &Path, role: Role, cache_kib: i64) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_handler(Some(wait_for_lock))?;
+    // rusqlite keeps 16 prepared statements by default; one processor commit uses more than that, so the least
+    // recently used were prepared again at every batch.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged event survives power loss, not only a crash.
     conn.pragma_update(None, "synchronous", "FULL")?;
