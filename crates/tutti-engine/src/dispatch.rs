@@ -829,8 +829,6 @@ fn dispatcher_event(value: Value, now: Millis) -> Result<tutti_store::NewEvent, 
     })
 }
 
-/// Writes delivery outcomes in batches on its own thread: whatever has gathered while the last write waited for
-/// the database goes into the next transaction.
 /// Settles what was journalled but not settled when the engine last stopped (or died), and has the journal hand
 /// out only ids above what the outbox settled. Runs before the dispatcher first reads the outbox.
 fn settle_journalled(journal: &mut dyn OutcomeJournal, outbox: &mut dyn Outbox) -> tutti_store::Result<()> {
@@ -845,7 +843,8 @@ fn settle_journalled(journal: &mut dyn OutcomeJournal, outbox: &mut dyn Outbox) 
     journal.continue_after(upto)
 }
 
-/// Writes attempts' outcomes to the journal, then hands them to the [`Settler`].
+/// Writes attempts' outcomes to the journal in batches on its own thread (whatever has gathered while the last
+/// write waited for the disk goes into the next), then hands them to the [`Settler`].
 struct Recorder {
     journal: Box<dyn OutcomeJournal>,
     /// The highest journal id the settler has settled: forgotten with the next append.
@@ -912,10 +911,8 @@ impl Recorder {
                         continue;
                     }
                 }
-                let outcomes: Vec<(u64, Outcome)> =
-                    batch.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
                 let settled = self.settled.load(Ordering::Acquire);
-                match self.journal.append(&outcomes, settled) {
+                match self.journal.append(&outcomes_of(&batch), settled) {
                     Ok(last) => {
                         forgotten = settled;
                         self.last = last;
@@ -1051,6 +1048,11 @@ impl Recorder {
     }
 }
 
+/// Each attempt's outbox row and how it ended, as the journal and the outbox record them.
+fn outcomes_of(attempts: &[(OutboxRow, Attempt)]) -> Vec<(u64, Outcome)> {
+    attempts.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect()
+}
+
 /// Lets attempts go without settling them (the engine is stopping, or the settler is gone): their rows stay
 /// pending in the table for the next start.
 fn abandon(answers: &mpsc::Sender<Incoming>, batch: Vec<(OutboxRow, Attempt)>) {
@@ -1074,31 +1076,28 @@ impl Settler {
         let mut last = Instant::now();
         let mut open = true;
         while open || !waiting.is_empty() {
-            if waiting.is_empty() {
+            // Nothing waiting: sleep until something is journalled.
+            let idle = waiting.is_empty();
+            let mut take = |(id, batch): (u64, Vec<(OutboxRow, Attempt)>)| {
+                upto = upto.max(id);
+                waiting.extend(batch);
+            };
+            if idle {
                 match journalled.recv() {
-                    Ok((id, batch)) => {
-                        upto = upto.max(id);
-                        waiting.extend(batch);
-                    }
+                    Ok(sent) => take(sent),
                     Err(_) => break,
                 }
             }
             // Whatever else is journalled until the next settle is due (at once when the recorder has stopped).
             let due = last + SETTLE_EVERY;
             while open {
-                let now = Instant::now();
-                match journalled.recv_timeout(due.saturating_duration_since(now)) {
-                    Ok((id, batch)) => {
-                        upto = upto.max(id);
-                        waiting.extend(batch);
-                    }
+                match journalled.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(sent) => take(sent),
                     Err(mpsc::RecvTimeoutError::Timeout) => break,
                     Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
                 }
             }
-            let outcomes: Vec<(u64, Outcome)> =
-                waiting.iter().map(|(row, attempt)| (row.seq, attempt.outcome.clone())).collect();
-            match self.outbox.settle(&outcomes, upto) {
+            match self.outbox.settle(&outcomes_of(&waiting), upto) {
                 Ok(kept) => {
                     last = Instant::now();
                     self.settled.store(upto, Ordering::Release);

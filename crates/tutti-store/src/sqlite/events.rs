@@ -205,9 +205,7 @@ impl EventLog for SqliteEventLog {
     }
 
     fn syncer(&self) -> Result<Box<dyn LogSyncer>> {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let syncer = WalSyncer { wal: wal.into(), db: self.path.clone() };
+        let syncer = WalSyncer { wal: super::wal_path(&self.path), db: self.path.clone() };
         // The log file was created by this process; make its directory entry durable once.
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)?.sync_all()?;

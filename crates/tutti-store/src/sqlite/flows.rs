@@ -261,6 +261,9 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
+/// The `meta` key of the highest outcome journal id settled into the outbox.
+const JOURNAL_SETTLED: &str = "outcome_journal";
+
 /// The dispatcher's connection to the outbox.
 pub struct SqliteOutbox {
     conn: Connection,
@@ -272,11 +275,9 @@ impl SqliteOutbox {
         // A delivery marked done and lost in a power cut is delivered again, which at-least-once allows and the
         // idempotency key makes harmless; what is never allowed (an action lost) cannot come of it.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The outbox lives in profiles.db, whose `meta` table keeps the settled journal id.
+        conn.execute_batch(super::profiles::SCHEMA)?;
         conn.execute_batch(SCHEMA)?;
-        // Where the settled journal id is kept; the profile store's schema makes the same table.
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
-        )?;
         Ok(SqliteOutbox { conn })
     }
 }
@@ -292,8 +293,7 @@ impl Outbox for SqliteOutbox {
     }
 
     fn journal_settled(&self) -> Result<u64> {
-        let mut stmt = self.conn.prepare_cached("SELECT value FROM meta WHERE key = 'outcome_journal'")?;
-        Ok(stmt.query_row([], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0) as u64)
+        Ok(super::profiles::meta(&self.conn, JOURNAL_SETTLED)?.unwrap_or(0))
     }
 
     fn settle(&mut self, outcomes: &[(u64, Outcome)], journal: u64) -> Result<Vec<bool>> {
@@ -324,10 +324,10 @@ impl Outbox for SqliteOutbox {
                 kept.push(changed == 1);
             }
             tx.prepare_cached(
-                "INSERT INTO meta (key, value) VALUES ('outcome_journal', ?1)
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
             )?
-            .execute(params![journal as i64])?;
+            .execute(params![JOURNAL_SETTLED, journal as i64])?;
         }
         tx.commit()?;
         Ok(kept)

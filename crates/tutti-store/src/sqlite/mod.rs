@@ -299,9 +299,7 @@ impl Checkpointer {
     /// to 120 ms under load (measured on ext4), and the writer's commits wait for it. Flushed here first, the
     /// writer's own syncs find next to nothing left to do.
     fn restart_soon(&self) {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        for file in [PathBuf::from(wal), self.path.clone()] {
+        for file in [wal_path(&self.path), self.path.clone()] {
             // A flush that fails here only leaves the restart its usual work.
             let _ = std::fs::File::open(&file).and_then(|f| f.sync_all());
         }
@@ -313,6 +311,13 @@ impl Checkpointer {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// The write-ahead log beside a database file.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
 }
 
 /// Checkpoints everything and truncates the WAL to zero bytes, retrying while readers hold old snapshots.

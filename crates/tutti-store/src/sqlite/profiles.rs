@@ -8,7 +8,7 @@ use tutti_core::{Identifier, Profile, ProfileId};
 use super::{Checkpointer, ReadPool, Role, WalBound, flows, open, truncate_wal};
 use crate::{MergeRecord, ProfileBatch, ProfileReader, ProfileStore, Result, StoreError, Tombstone};
 
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS identities (
     kind       TEXT    NOT NULL,
     value      TEXT    NOT NULL,
@@ -61,7 +61,7 @@ fn profile(conn: &Connection, id: ProfileId) -> Result<Option<Profile>> {
         .transpose()
 }
 
-fn meta(conn: &Connection, key: &str) -> Result<Option<u64>> {
+pub(super) fn meta(conn: &Connection, key: &str) -> Result<Option<u64>> {
     let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
     Ok(v.map(|v| v as u64))
 }
