@@ -1,0 +1,6 @@
+//! The machine's inputs, one file per kind (see [`super::Input`]).
+
+mod approval;
+mod event;
+mod signal;
+mod tick;
