@@ -1,0 +1,103 @@
+//! `tutti approvals`: the approvals inbox.
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::cli::client::{Client, encode, print, query};
+
+#[derive(Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// Runs waiting for approval, oldest request first, with the message to decide on.
+    List {
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a run's message as it is, or edited (--subject, --body, --edit field=text).
+    Approve {
+        run: String,
+        /// Who approves (recorded on the message and in the audit log).
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        /// Any other field of the message: `field=text` (repeatable).
+        #[arg(long = "edit", value_name = "FIELD=TEXT")]
+        edits: Vec<String>,
+    },
+    /// Reject a run's message with a reason: it is never sent.
+    Reject {
+        run: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub(crate) fn approvals(command: ApprovalsCommand, client: &Client) -> anyhow::Result<()> {
+    match command {
+        ApprovalsCommand::List { flow, limit, json } => {
+            let query = query(limit, &[("flow", &flow)]);
+            let page = client.call("GET", &format!("/api/v1/approvals{query}"))?;
+            if json {
+                return print(&page);
+            }
+            let items = page["approvals"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                say!("nothing waits for approval");
+            }
+            for a in &items {
+                let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+                say!(
+                    "{}  {} v{} step {}  profile {}  expires {}",
+                    text(&a["run"]),
+                    text(&a["flow"]),
+                    a["version"],
+                    text(&a["step"]),
+                    text(&a["profile"]),
+                    text(&a["expires_at"])
+                );
+                say!("    why: {}", text(&a["reason"]));
+                if let Some(content) = a["content"].as_object() {
+                    for key in ["subject", "body"] {
+                        if let Some(v) = content.get(key).and_then(Value::as_str) {
+                            say!("    {key}: {}", v.replace('\n', "\n    "));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        ApprovalsCommand::Approve { run, by, subject, body, edits } => {
+            let mut fields = serde_json::Map::new();
+            for e in edits {
+                let (k, v) = e.split_once('=').with_context(|| format!("--edit {e:?} is not FIELD=TEXT"))?;
+                fields.insert(k.trim().to_owned(), Value::String(v.to_owned()));
+            }
+            for (k, v) in [("subject", subject), ("body", body)] {
+                if let Some(v) = v {
+                    fields.insert(k.to_owned(), Value::String(v));
+                }
+            }
+            let request = serde_json::json!({"by": by, "edits": fields});
+            let answer = client.send("POST", &format!("/api/v1/approvals/{}/approve", encode(&run)), Some(&request))?;
+            let edited = if answer["approval"]["edited"] == true { " (edited)" } else { "" };
+            say!("approved{edited}: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        ApprovalsCommand::Reject { run, by, reason } => {
+            let request = serde_json::json!({"by": by, "reason": reason});
+            let answer = client.send("POST", &format!("/api/v1/approvals/{}/reject", encode(&run)), Some(&request))?;
+            say!("rejected: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+    }
+}
