@@ -134,7 +134,7 @@ fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender
             return Err(format!("`disclosure_text.{code}`: a language code (vi, zh, en...) and a text"));
         }
     }
-    let policy = generate::Policy {
+    let policy = generate::GenerationPolicy {
         disclosure: config.disclosure.clone(),
         disclosure_text: config.disclosure_text.clone(),
         judge: config.judge,
@@ -160,7 +160,7 @@ fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender
 struct Ai {
     router: Router,
     gate: Gate,
-    policy: generate::Policy,
+    policy: generate::GenerationPolicy,
     stats: Arc<generate::Stats>,
     audit: Arc<dyn Audit>,
     /// `classify`'s taxonomy when configured (else the shipped one), and its examples in the provider's space.

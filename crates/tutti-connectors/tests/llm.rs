@@ -221,7 +221,7 @@ impl Drop for ModelServer {
 /// noted for the audit trail, and the email carries the disclosure because a model wrote it.
 #[tokio::test]
 async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
-    use tutti_ai::generate::{self, Disclose, Policy, Stats};
+    use tutti_ai::generate::{self, Disclose, GenerationPolicy, Stats};
     use tutti_ai::review::Gate;
 
     let vendors = Vendors::start().await;
@@ -236,10 +236,10 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
     )
     .unwrap();
     let gate = Gate::load(None).unwrap();
-    let policy = Policy {
+    let policy = GenerationPolicy {
         disclosure: BTreeMap::from([("email".to_owned(), Disclose::Model)]),
         judge: true,
-        ..Policy::default()
+        ..GenerationPolicy::default()
     };
     let input = json!({
         "request": {"prompt": "Cảm ơn anh đã mua hàng", "channel": "email", "variants": 1, "revisions": 2,

@@ -1,0 +1,156 @@
+//! The personalisation context, at five levels, built from what the flow sends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::DAY_MS;
+use crate::sentiment::{self, Sentiment};
+use crate::text::{self, Language};
+
+/// Everything the copy is personalised from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub language: Language,
+    /// The name the copy uses (the given name; the surname for a Chinese honorific).
+    pub name: Option<String>,
+    /// `anh`, `chị`, `先生`, `女士`, or none.
+    pub honorific: Option<String>,
+    /// How the copy addresses the person: `anh Minh`, `王先生`, `Lan`, or a polite default.
+    pub address: String,
+    /// The events the profile does most, most first.
+    pub top_events: Vec<(String, u64)>,
+    pub last_viewed: Option<String>,
+    /// The triggering event and its item.
+    pub intent: String,
+    pub item: Option<String>,
+    /// `replenish`, `win_back` or none, with the days it is about.
+    pub need: Option<String>,
+    pub need_days: Option<i64>,
+    /// 0 (active) to 1 (gone).
+    pub churn_risk: f64,
+    pub sentiment: Sentiment,
+}
+
+pub(super) fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn trait_text(traits: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| text_of(&traits[*k]))
+}
+
+/// Builds the context from the `ai` connector's payload (`request`, `profile`, `event`, `run`).
+pub fn context(input: &Value, now_ms: i64) -> Context {
+    let profile = &input["profile"];
+    let traits = &profile["traits"];
+    let event = &input["event"];
+    let props = &event["properties"];
+    let asked = input["request"]["language"].as_str().and_then(Language::from_code);
+    let full_name = trait_text(traits, &["name", "full_name", "fullName", "họ_tên", "姓名"]);
+    let language = asked
+        .or_else(|| trait_text(traits, &["language", "lang"]).and_then(|l| Language::from_code(&l)))
+        .or_else(|| profile["locale"].as_str().and_then(|l| Language::from_code(l.split(['-', '_']).next()?)))
+        .or_else(|| event["context"]["locale"].as_str().and_then(|l| Language::from_code(l.split(['-', '_']).next()?)))
+        .or_else(|| full_name.as_deref().map(text::detect).filter(|l| matches!(l, Language::Vi | Language::Zh)))
+        .unwrap_or(Language::En);
+    let gender = trait_text(traits, &["gender", "sex", "giới_tính"]).map(|g| g.to_lowercase());
+    let male = gender.as_deref().is_some_and(|g| ["male", "m", "nam", "男", "man"].contains(&g));
+    let female = gender.as_deref().is_some_and(|g| ["female", "f", "nữ", "nu", "女", "woman"].contains(&g));
+    let first = trait_text(traits, &["first_name", "firstName", "given_name", "tên"]);
+    let (name, honorific, address) = match language {
+        Language::Vi => {
+            // Vietnamese names run family, middle, given: people are called by the last word.
+            let given =
+                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().last().map(str::to_owned)));
+            let h = if male {
+                Some("anh")
+            } else if female {
+                Some("chị")
+            } else {
+                None
+            };
+            let address = match (h, &given) {
+                (Some(h), Some(n)) => format!("{h} {n}"),
+                (None, Some(n)) => format!("bạn {n}"),
+                (Some(h), None) => h.to_owned(),
+                (None, None) => "quý khách".to_owned(),
+            };
+            (given, h.map(str::to_owned), address)
+        }
+        Language::Zh => {
+            // Chinese names run family name first; the honorific follows the family name.
+            let family = trait_text(traits, &["last_name", "lastName", "family_name", "姓"])
+                .or_else(|| full_name.as_deref().and_then(|n| n.chars().next().map(String::from)));
+            let h = if male {
+                Some("先生")
+            } else if female {
+                Some("女士")
+            } else {
+                None
+            };
+            let address = match (h, &family) {
+                (Some(h), Some(f)) => format!("{f}{h}"),
+                _ => full_name.clone().unwrap_or_else(|| "尊敬的客户".to_owned()),
+            };
+            (family, h.map(str::to_owned), address)
+        }
+        _ => {
+            let given =
+                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().next().map(str::to_owned)));
+            let address = given.clone().unwrap_or_else(|| "there".to_owned());
+            (given, None, address)
+        }
+    };
+    let mut top_events: Vec<(String, u64)> = profile["event_counts"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
+        .unwrap_or_default();
+    top_events.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top_events.truncate(5);
+    let item = ["item", "product", "product_name", "name", "title", "sản_phẩm", "商品"]
+        .iter()
+        .find_map(|k| text_of(&props[*k]))
+        .or_else(|| props["products"][0]["name"].as_str().map(str::to_owned));
+    let intent = event["event"].as_str().or(event["type"].as_str()).unwrap_or("visit").to_owned();
+    let last_viewed = trait_text(traits, &["last_viewed_product", "last_viewed"]).or_else(|| item.clone());
+    let days_since =
+        |v: &Value| v.as_str().and_then(tutti_core::time::parse_timestamp).map(|t| (now_ms - t).div_euclid(DAY_MS));
+    let last_seen = days_since(&profile["last_seen"]).unwrap_or(0).max(0);
+    let churn_risk = (last_seen as f64 / 60.0).clamp(0.0, 1.0);
+    let last_order = days_since(&traits["last_order_at"]);
+    let interval =
+        traits["reorder_days"].as_i64().or_else(|| traits["reorder_days"].as_str()?.parse().ok()).unwrap_or(30);
+    let (need, need_days) = match last_order {
+        Some(days) if days >= interval - 3 => (Some("replenish".to_owned()), Some(days)),
+        _ if last_seen >= 30 => (Some("win_back".to_owned()), Some(last_seen)),
+        _ => (None, None),
+    };
+    // Recent support and chat text: the event's own text, and the event that last resumed the run.
+    let mut said = String::new();
+    for source in [props, &input["run"]["last_event"]["properties"]] {
+        for k in ["text", "message", "comment", "body", "description", "subject", "nội_dung", "内容"] {
+            if let Some(t) = source[k].as_str() {
+                said.push_str(t);
+                said.push('\n');
+            }
+        }
+    }
+    Context {
+        language,
+        name,
+        honorific,
+        address,
+        top_events,
+        last_viewed,
+        intent,
+        item,
+        need,
+        need_days,
+        churn_risk,
+        sentiment: sentiment::analyse(&said),
+    }
+}
