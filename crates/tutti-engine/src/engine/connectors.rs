@@ -1,0 +1,130 @@
+//! Connectors as the API sees them: inbound hooks, unsubscribe links, decisions for the website, AI statistics,
+//! health checks.
+
+use tutti_core::ProfileId;
+
+use crate::{Appended, Engine, EngineError, HookError, HookRequest, NewEvent, ProfileKey};
+
+impl Engine {
+    /// One-click unsubscribe (RFC 8058): checks the signed token of a `List-Unsubscribe` link and durably records
+    /// `email_subscribe: "unsubscribed"` on the profile that owns the address (an `identify` through the log,
+    /// like any other event, so it survives a crash and every later email that is not transactional is
+    /// stopped by the consent check). Returns the address, or `None` for a token that is not genuine.
+    pub async fn unsubscribe(&self, token: &str) -> Result<Option<String>, EngineError> {
+        let Some(address) = tutti_connectors::smtp::verify_unsubscribe(&self.secrets.link_key(), token) else {
+            return Ok(None);
+        };
+        // The event names the profile by the id it already has, so it attaches rather than starting a new one.
+        let owner = match self.identity.parse_key(&format!("email:{address}")) {
+            Ok(id) => self.resolve_key(&ProfileKey::Identity(id))?.and_then(|pid| self.profile(pid).ok().flatten()),
+            Err(_) => None,
+        };
+        let (field, value) = match owner {
+            Some(profile) => {
+                let first = |kind: tutti_core::IdKind| {
+                    profile.identities.iter().find(|i| i.kind == kind).map(|i| i.value.clone())
+                };
+                match first(tutti_core::IdKind::UserId) {
+                    Some(user) => ("userId", user),
+                    None => (
+                        "anonymousId",
+                        first(tutti_core::IdKind::AnonymousId).unwrap_or_else(|| format!("email:{address}")),
+                    ),
+                }
+            }
+            None => ("anonymousId", format!("email:{address}")),
+        };
+        let now = self.clock.now_ms();
+        let body = serde_json::json!({
+            "type": "identify",
+            field: value,
+            "traits": {"email": address, "email_subscribe": "unsubscribed"},
+            "context": {"source": "tutti.unsubscribe", "channel": "email"},
+        });
+        let event = tutti_core::Event::from_json(body, None, &tutti_core::BatchDefaults::default(), now, || {
+            self.new_message_id()
+        })
+        .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
+        let new =
+            NewEvent { message_id: event.message_id, client_message_id: false, received_at: now, body: event.body };
+        self.ingest(vec![new]).await?;
+        Ok(Some(address))
+    }
+
+    /// An inbound webhook: checks the source's signature, maps the payload to events and stores them durably
+    /// (each with a message id stable across the vendor's retries, so a retried delivery changes nothing).
+    pub async fn hook(&self, source: &str, request: &HookRequest<'_>) -> Result<Vec<Appended>, HookError> {
+        self.verify_hook(source, request)?;
+        let hook = &self.hooks[source];
+        let now = self.clock.now_ms();
+        let payload: serde_json::Value = serde_json::from_slice(request.body)
+            .map_err(|e| HookError::Payload(format!("the body is not JSON: {e}")))?;
+        let events = hook.apply(&payload).map_err(|e| HookError::Payload(e.0))?;
+        let mut new = Vec::with_capacity(events.len());
+        for (i, value) in events.into_iter().enumerate() {
+            let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, || {
+                self.new_message_id()
+            })
+            .map_err(|e| HookError::Payload(format!("mapped event {i}: {e}")))?;
+            if let Some(field) = event.reserved_identifier() {
+                return Err(HookError::Payload(format!(
+                    "mapped event {i}: `{field}` uses Tutti's reserved prefix `tutti:`"
+                )));
+            }
+            new.push(NewEvent {
+                message_id: event.message_id,
+                client_message_id: true,
+                received_at: now,
+                body: event.body,
+            });
+        }
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ingest(new).await.map_err(HookError::Engine)
+    }
+
+    /// Only the signature check of [`Engine::hook`] (Slack's `url_verification` handshake stores nothing).
+    pub fn verify_hook(&self, source: &str, request: &HookRequest<'_>) -> Result<(), HookError> {
+        let hook = self.hooks.get(source).ok_or(HookError::UnknownSource)?;
+        let check = tutti_connectors::inbound::verify::Request {
+            method: request.method,
+            path_and_query: request.path_and_query,
+            headers: request.headers,
+            body: request.body,
+            now_ms: self.clock.now_ms(),
+        };
+        hook.verify.check(&check).map_err(HookError::Signature)
+    }
+
+    /// What a website slot shows a profile now (set by `decide.set` steps), from memory.
+    pub fn decision(&self, profile: ProfileId, slot: &str) -> Option<tutti_connectors::decide::Decision> {
+        self.decisions.get(profile.0, slot, self.clock.now_ms())
+    }
+
+    /// The sources served under `/hooks/{source}`.
+    pub fn hook_sources(&self) -> Vec<&str> {
+        self.hooks.keys().map(String::as_str).collect()
+    }
+
+    /// The connectors this installation delivers through, with the limits the dispatcher applies.
+    /// Generated messages per flow, and how many passed review first time and in the end.
+    pub fn ai_stats(&self) -> std::collections::BTreeMap<String, tutti_ai::generate::Counts> {
+        self.ai_stats.snapshot()
+    }
+
+    pub fn connectors(&self) -> &tutti_connectors::Registry {
+        &self.checks
+    }
+
+    /// Runs a connector's health check (the real send path, with nothing a customer sees), within its timeout.
+    /// `None`: no such connector is configured.
+    pub async fn check_connector(&self, name: &str) -> Option<Result<serde_json::Value, tutti_connectors::Failure>> {
+        let built = self.checks.get(name)?;
+        let timeout = built.settings.timeout;
+        Some(match tokio::time::timeout(timeout, built.sender.health()).await {
+            Ok(result) => result,
+            Err(_) => Err(tutti_connectors::Failure::transient(format!("no answer within {timeout:?}"))),
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Flows as the API sees them: definitions, runs, approvals, the audit log, segments, the outbox and dead letters.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tutti_core::ProfileId;
+use tutti_store::{DeadLetterFilter, DefinitionStore, FlowReader, OutboxRow, StoredDefinition};
+
+use crate::{DefinitionError, Engine, EngineError, connectors, definitions, dispatch, processor};
+
+impl Engine {
+    /// Stores a new version of a flow, segment or policy from its YAML, after checking it against everything
+    /// else in force. `kind` and `id` are what the API path names. Returns the version. Blocking.
+    pub fn put_definition(&self, kind: &str, id: &str, source: &str) -> Result<u32, DefinitionError> {
+        let definition = tutti_core::flow::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
+        if definition.kind() != kind {
+            return Err(DefinitionError::KindMismatch { expected: kind.into(), found: definition.kind().into() });
+        }
+        if definition.id() != id {
+            return Err(DefinitionError::IdMismatch { expected: id.into(), found: definition.id().into() });
+        }
+        let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut trial = (*self.definitions.get()).clone();
+        trial.insert(definition);
+        let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+        if !problems.is_empty() {
+            return Err(DefinitionError::Invalid(problems));
+        }
+        let version = self.flow_store.put(kind, id, source, self.clock.now_ms()).map_err(EngineError::from)?;
+        self.reload_definitions()?;
+        Ok(version)
+    }
+
+    /// Deletes a definition: a flow starts no new runs (runs going finish on their version); a segment or
+    /// policy stops applying. Refused while a flow names a segment being deleted. Blocking.
+    pub fn delete_definition(&self, kind: &str, id: &str) -> Result<bool, DefinitionError> {
+        let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
+        if kind == "segment" {
+            let mut trial = (*self.definitions.get()).clone();
+            trial.segments.remove(id);
+            let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+            if !problems.is_empty() {
+                return Err(DefinitionError::Invalid(problems));
+            }
+        }
+        let existed = self.flow_store.delete(kind, id).map_err(EngineError::from)?;
+        self.reload_definitions()?;
+        Ok(existed)
+    }
+
+    pub(crate) fn reload_definitions(&self) -> Result<(), EngineError> {
+        self.definitions.set(definitions::build(&self.flow_store.all()?));
+        Ok(())
+    }
+
+    /// Stored definitions of a kind: the latest version of each, deleted ones left out. Blocking.
+    pub fn definitions(&self, kind: &str) -> Result<Vec<StoredDefinition>, EngineError> {
+        let mut latest: std::collections::BTreeMap<String, StoredDefinition> = std::collections::BTreeMap::new();
+        for d in self.flow_store.all()?.into_iter().filter(|d| d.kind == kind) {
+            latest.insert(d.id.clone(), d);
+        }
+        Ok(latest.into_values().filter(|d| !d.deleted).collect())
+    }
+
+    /// Runs, newest first. Blocking.
+    pub fn runs(
+        &self,
+        profile: Option<ProfileId>,
+        flow: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, EngineError> {
+        Ok(self.flow_store.runs(profile, flow, limit)?)
+    }
+
+    /// Runs waiting for a person's approval, oldest request first. Blocking.
+    pub fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>, EngineError> {
+        Ok(self.flow_store.approvals(flow, limit)?)
+    }
+
+    /// One run (as JSON) and the profile it belongs to. Blocking.
+    pub fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>, EngineError> {
+        Ok(self.flow_store.run(id)?)
+    }
+
+    /// Records a person's decision on a run waiting at the approve step `step`, and continues the run: an
+    /// approved message goes out (once), a rejected one does not. Returns the run as it is after the
+    /// decision, or `None` when the run did not change (it no longer waits there).
+    pub async fn decide_approval(
+        &self,
+        profile: ProfileId,
+        run: &str,
+        step: &str,
+        decision: tutti_core::flow::machine::ApprovalDecision,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.processor.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.as_ref().ok_or(EngineError::ProcessorGone)?;
+            let command =
+                processor::Command::Approve { profile, run: run.to_owned(), step: step.to_owned(), decision, reply };
+            tx.send(command).map_err(|_| EngineError::ProcessorGone)?;
+        }
+        answer.await.map_err(|_| EngineError::ProcessorGone)?.map_err(EngineError::Processing)
+    }
+
+    /// Audit records after `after` that match the filter, oldest first. Blocking.
+    pub fn audit(
+        &self,
+        filter: &tutti_core::audit::AuditFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, tutti_core::audit::AuditRecord)>, EngineError> {
+        Ok(tutti_store::AuditLog::audit(&*self.flow_store, filter, after, limit)?)
+    }
+
+    /// A page of a segment's members and the total. Blocking.
+    pub fn segment_members(
+        &self,
+        segment: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<ProfileId>, u64), EngineError> {
+        Ok((self.flow_store.segment_members(segment, after, limit)?, self.flow_store.segment_count(segment)?))
+    }
+
+    /// Outbox rows in a state (`pending`, `done` or `dead`) with their last error. Blocking.
+    pub fn outbox(&self, state: &str, limit: usize) -> Result<Vec<(OutboxRow, Option<String>)>, EngineError> {
+        Ok(self.flow_store.outbox(state, limit)?)
+    }
+
+    /// Dead letters after `after`, oldest first, with why each was given up. Blocking.
+    pub fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(OutboxRow, String)>, EngineError> {
+        Ok(self.flow_store.dead_letters(filter, after, limit)?)
+    }
+
+    /// Makes dead letters pending again (attempts from zero, the same idempotency key) and hands them to the
+    /// dispatcher. Returns the rows replayed. Blocking.
+    pub fn replay(&self, filter: &DeadLetterFilter, limit: usize) -> Result<Vec<OutboxRow>, EngineError> {
+        let rows = self.flow_store.replay(filter, self.clock.now_ms(), limit)?;
+        if !rows.is_empty() {
+            // If the dispatcher has stopped, the rows are pending in the table for the next start.
+            let _ = self.replays.lock().expect("never poisoned").send(dispatch::Incoming::Replayed(rows.clone()));
+        }
+        Ok(rows)
+    }
+
+    /// Profiles waiting on a timer. Blocking.
+    pub fn pending_timers(&self) -> Result<u64, EngineError> {
+        Ok(self.flow_store.pending_timers()?)
+    }
+
+    /// The definitions in force.
+    pub fn flow_definitions(&self) -> Arc<tutti_core::flow::Definitions> {
+        self.definitions.get()
+    }
+}

@@ -1,0 +1,8 @@
+//! The [`Engine`](crate::Engine)'s operations, by area; the type itself, its health and its shutdown are in
+//! `lib.rs`.
+
+mod connectors;
+mod flows;
+mod insights;
+mod profiles;
+mod start;

@@ -1,0 +1,190 @@
+//! Starting the engine: the data directory, secrets, stores, and the threads (intake, processor, dispatcher,
+//! checkpointer), wired together.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use tutti_bus::LocalFeed;
+use tutti_store::sqlite::{
+    self, SqliteEventLog, SqliteEventReader, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
+};
+use tutti_store::{DefinitionStore, EventReader, ProfileReader};
+
+use crate::flows::FlowDefinitions;
+use crate::{
+    CHECKPOINT_EVERY, Clock, Config, Engine, EngineError, Intake, Metrics, Secrets, clock, connectors, definitions,
+    delivery_policy, dispatch, intake, load_tagger, processor,
+};
+
+impl Engine {
+    /// Opens the data directory (creating it), loads or generates secrets and starts the threads. Connector
+    /// secrets are read from the process environment.
+    pub fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        Engine::start_with_env(config, clock, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Engine::start`], with connector secrets read through `env` (tests).
+    pub fn start_with_env(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        env: tutti_connectors::Env<'_>,
+    ) -> Result<Engine, EngineError> {
+        let dir = config.storage.data_dir.clone();
+        sqlite::private_dir(&dir)?;
+        let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
+        let link_key = secrets.link_key();
+        let memory = connectors::StoreMemory {
+            store: sqlite::SqliteConnectorMemory::open(&dir.join(sqlite::CONNECTORS_FILE))?,
+            clock: clock.clone(),
+        };
+        let paths = sqlite::Paths::in_dir(&dir);
+        let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
+        let shared = tutti_connectors::Shared {
+            memory: Arc::new(memory),
+            decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
+            ai: Arc::default(),
+            audit: Arc::new(connectors::StoreAudit(flow_store.clone())),
+        };
+        shared.decisions.load(&*shared.memory).map_err(EngineError::Connectors)?;
+        let registry = connectors::registry(&config, env, &link_key, &shared)?;
+        // A second set of clients for health checks, which run on the caller's runtime, not the delivery thread's.
+        let checks = connectors::registry(&config, env, &link_key, &shared)?;
+        let hooks = connectors::hooks(&config, env)?;
+        let metrics = Arc::new(Metrics::default());
+        let identity = config.identity.to_core();
+
+        let creatives: Arc<dyn tutti_store::CreativeStore> =
+            Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
+        // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
+        let tagger = std::sync::OnceLock::new();
+        if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {
+            let _ = tagger.set(load_tagger(&config.insights)?);
+        }
+        let log = SqliteEventLog::open(&paths.events)?;
+        let log_checkpointer = log.checkpointer()?;
+        let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
+        let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
+        let store = SqliteProfileStore::open(&paths.profiles)?;
+        let store_checkpointer = store.checkpointer()?;
+        let head = events.head()?;
+        metrics.log_head.store(head, Ordering::Relaxed);
+
+        let feed = Arc::new(LocalFeed::new(head));
+        let processed = Arc::new(LocalFeed::new(0));
+        let (intake, writer) = Intake::start(
+            Box::new(log),
+            feed.clone(),
+            metrics.clone(),
+            clock.clone(),
+            intake::WriterSettings {
+                max_commit_events: config.intake.max_commit_events.max(1),
+                dedup_retention_ms: config.intake.dedup_retention.as_millis() as i64,
+            },
+        )?;
+        let flows_dir = config.flows.dir.clone().or_else(|| {
+            let default = std::path::PathBuf::from("./flows");
+            default.is_dir().then_some(default)
+        });
+        if let Some(dir) = &flows_dir {
+            let problems = definitions::store_files(&*flow_store, dir, clock.now_ms())?;
+            if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return Err(EngineError::Definitions(format!("{} is not valid:\n{}", dir.display(), text.join("\n"))));
+            }
+        }
+        let definitions = Arc::new(FlowDefinitions::default());
+        definitions.set(definitions::build(&flow_store.all()?));
+        let (to_dispatcher, incoming) = mpsc::channel();
+        let recording: std::collections::HashSet<String> = registry
+            .connectors
+            .iter()
+            .filter(|(_, built)| built.settings.record_outcomes)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        let policy =
+            Arc::new(delivery_policy::DeliveryPolicy::new(definitions.clone(), profiles.clone(), flow_store.clone()));
+        let lanes =
+            dispatch::start_delivery(registry, clock.clone(), metrics.clone(), policy.clone(), to_dispatcher.clone())?;
+        let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
+        let journal_checkpointer = journal.checkpointer()?;
+        let dispatcher = dispatch::Dispatcher {
+            outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
+            recorder: Some((Box::new(journal), Box::new(SqliteOutbox::open(&paths.profiles)?))),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            incoming,
+            answers: to_dispatcher.clone(),
+            lanes,
+            outcomes: Some((intake.clone(), recording)),
+            policy: policy.clone(),
+        };
+        let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
+        let (commands_tx, commands) = mpsc::channel();
+        let worker = processor::Processor {
+            store: Box::new(store),
+            events: events.clone(),
+            intake: intake.clone(),
+            feed: feed.clone(),
+            processed: processed.clone(),
+            commands,
+            identity: identity.clone(),
+            erasure_key: secrets.erasure_key,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            settings: processor::ProcessorSettings::default(),
+            definitions: definitions.clone(),
+            dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
+            policy,
+        };
+        // Up from here: the thread marks itself down when it ends.
+        metrics.processor_up.store(true, Ordering::Relaxed);
+        metrics.processor_beat.store(clock::SystemClock.now_ms(), Ordering::Relaxed);
+        let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
+
+        let stop_checkpointer = Arc::new(AtomicU64::new(0));
+        let checkpointer = {
+            let stop = stop_checkpointer.clone();
+            let targets = [log_checkpointer, store_checkpointer, journal_checkpointer];
+            std::thread::Builder::new().name("tutti-checkpoint".into()).spawn(move || {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    for target in &targets {
+                        if let Err(e) = target.run() {
+                            tracing::warn!(error = %e, "checkpoint failed");
+                        }
+                    }
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                }
+            })?
+        };
+
+        let mut boot = [0u8; 6];
+        getrandom::fill(&mut boot).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Engine {
+            config,
+            secrets,
+            metrics,
+            clock,
+            identity,
+            intake,
+            events,
+            profiles,
+            processed,
+            processor: Mutex::new(Some(commands_tx)),
+            replays: Mutex::new(to_dispatcher),
+            checks,
+            hooks,
+            decisions: shared.decisions.clone(),
+            ai_stats: shared.ai.clone(),
+            memory: shared.memory.clone(),
+            flow_store,
+            definitions,
+            definitions_write: Mutex::new(()),
+            threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer]),
+            stop_checkpointer,
+            message_ids: AtomicU64::new(0),
+            boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
+            creatives,
+            tagger,
+        })
+    }
+}
