@@ -7,6 +7,8 @@
 //!
 //! Erasure runs on the same thread, between batches, so it never races with the processing of the same person.
 
+mod commands;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -636,80 +638,5 @@ impl Processor {
                 state.owners.remove(&id);
             }
         }
-    }
-
-    fn handle(&mut self, state: &mut State, command: Command) {
-        match command {
-            Command::Erase { profile, reply } => {
-                let result = self.erase(state, profile).map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, %profile, "erasure failed; it can be retried");
-                }
-                let _ = reply.send(result);
-            }
-            Command::Approve { profile, run, step, decision, reply } => {
-                let result = self.approve(state, profile, &run, &step, &decision).map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, run, "an approval could not be recorded; it can be retried");
-                }
-                let _ = reply.send(result);
-            }
-        }
-    }
-
-    /// Runs a decision through the profile's flows and commits it on its own (the log position stays). Late
-    /// decisions meet the expiry first; the machine decides.
-    fn approve(
-        &mut self,
-        state: &mut State,
-        profile: ProfileId,
-        run: &str,
-        step: &str,
-        decision: &tutti_core::flow::machine::ApprovalDecision,
-    ) -> Result<Option<Vec<u8>>, ProcessorError> {
-        let now = self.clock.now_ms();
-        state.flows.begin();
-        let mut pending = Pending::default();
-        let input = tutti_core::flow::Input::Approval { run, step, verdict: decision };
-        if let Err(e) = self.flow_input(state, &mut pending, profile, input, InputId::Approval(run.to_owned()), now) {
-            self.reset(state)?;
-            return Err(e);
-        }
-        state.flows.finish(&mut pending.batch.flows);
-        let changed = pending.batch.flows.runs.iter().rev().find(|r| r.id == run).map(|r| r.body.clone());
-        let checkpoint = state.checkpoint;
-        self.commit(state, &mut pending, checkpoint)?;
-        Ok(changed)
-    }
-
-    fn erase(&mut self, state: &mut State, id: ProfileId) -> Result<Option<ErasureReport>, ProcessorError> {
-        let Some(profile) = self.store.profile(id)? else {
-            return Ok(None);
-        };
-        let now = self.clock.now_ms();
-        let erase_seq = self.events.head()?;
-        let tombstones: Vec<Tombstone> = profile
-            .identities
-            .iter()
-            .map(|i| Tombstone { hash: self.tombstone_hash(i), erased_at: now, erase_seq })
-            .collect();
-        // The log first: if we crash after it, the profile is still there and a retried erasure finishes the job.
-        let seqs = self.store.event_seqs(id)?;
-        self.intake.delete_blocking(seqs.clone())?;
-        self.store.erase(id, &tombstones)?;
-        self.intake.scrub_blocking()?;
-        self.store.scrub()?;
-        for t in &tombstones {
-            state.tombstones.insert(t.hash, t.clone());
-        }
-        for i in &profile.identities {
-            state.owners.remove(i);
-        }
-        state.profiles.remove(&id);
-        state.flows.erase(id);
-        self.policy.publish(id, Standing { erased: true, ..Standing::default() });
-        self.dispatcher.erased(id);
-        self.metrics.profiles.fetch_sub(1, Ordering::Relaxed);
-        Ok(Some(ErasureReport { profile: id, identities: profile.identities.len(), events: seqs.len() }))
     }
 }
