@@ -16,11 +16,19 @@
 //! Whatever the dialect, the answer is parsed and checked against the schema ([`super::schema`]) before it is
 //! trusted: a malformed answer is an error ([`AiError::Malformed`]) the router can fall back from, never a
 //! panic and never half a value.
+//!
+//! Streams are read in `stream.rs`, embeddings in `embeddings.rs`.
+
+mod embeddings;
+mod stream;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{AiError, Request, Role, ToolCall, ToolChoice, Usage, schema};
+
+pub use embeddings::{EmbeddingsAnswer, embeddings_body, parse_embeddings};
+pub use stream::Stream;
 
 /// How an endpoint takes a JSON schema for the answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +206,7 @@ pub fn error_message(v: &Value) -> Option<String> {
     Some(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_owned))
 }
 
-fn usage(v: &Value) -> Option<Usage> {
+pub(super) fn usage(v: &Value) -> Option<Usage> {
     let u = v.get("usage")?;
     let n = |k: &str| u.get(k).and_then(Value::as_u64).map(|x| x.min(u64::from(u32::MAX)) as u32);
     Some(Usage { prompt_tokens: n("prompt_tokens")?, completion_tokens: n("completion_tokens")?, estimated: false })
@@ -206,140 +214,6 @@ fn usage(v: &Value) -> Option<Usage> {
 
 /// The most an answer may hold, streamed or not: beyond it the endpoint is misbehaving.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
-
-/// A `chat.completion.chunk` stream being read: feed it bytes as they come, then [`Stream::finish`].
-#[derive(Debug, Default)]
-pub struct Stream {
-    line: Vec<u8>,
-    data: Vec<u8>,
-    answer: Answer,
-    /// Tool calls by the index the chunks give.
-    calls: Vec<ToolCall>,
-    done: bool,
-    read: usize,
-}
-
-impl Stream {
-    pub fn new() -> Stream {
-        Stream::default()
-    }
-
-    /// Whether `data: [DONE]` arrived.
-    pub fn done(&self) -> bool {
-        self.done
-    }
-
-    /// Takes the next bytes of the body (split anywhere, even inside a character).
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), AiError> {
-        self.read += bytes.len();
-        if self.read > MAX_ANSWER_BYTES {
-            return Err(AiError::Malformed(format!("the stream ran past {MAX_ANSWER_BYTES} bytes")));
-        }
-        for &b in bytes {
-            if b == b'\n' {
-                let line = std::mem::take(&mut self.line);
-                self.line_done(&line)?;
-            } else {
-                self.line.push(b);
-            }
-        }
-        Ok(())
-    }
-
-    /// One line of the event stream (text/event-stream: `data:` lines, a blank line ends an event; comments
-    /// and other fields are skipped).
-    fn line_done(&mut self, line: &[u8]) -> Result<(), AiError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            let data = std::mem::take(&mut self.data);
-            return if data.is_empty() { Ok(()) } else { self.event(&data) };
-        }
-        if let Some(rest) = line.strip_prefix(b"data:") {
-            if !self.data.is_empty() {
-                self.data.push(b'\n');
-            }
-            self.data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, data: &[u8]) -> Result<(), AiError> {
-        if self.done {
-            return Ok(());
-        }
-        if data == b"[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let v: Value = serde_json::from_slice(data)
-            .map_err(|e| AiError::Malformed(format!("event {} is not JSON: {e}", self.answer.chunks + 1)))?;
-        if let Some(message) = error_message(&v) {
-            return Err(AiError::Malformed(format!("the stream carried an error: {message}")));
-        }
-        self.answer.chunks += 1;
-        if self.answer.model.is_none() {
-            self.answer.model = v.get("model").and_then(Value::as_str).map(str::to_owned);
-        }
-        if let Some(u) = usage(&v) {
-            self.answer.usage = Some(u);
-        }
-        let Some(choice) = v.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else { return Ok(()) };
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.answer.finish_reason = Some(reason.to_owned());
-        }
-        let Some(delta) = choice.get("delta") else { return Ok(()) };
-        if let Some(text) = delta.get("content").and_then(Value::as_str) {
-            self.answer.text.push_str(text);
-        }
-        for (n, part) in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            let i = part.get("index").and_then(Value::as_u64).map_or(n, |i| i as usize);
-            if i > 64 {
-                return Err(AiError::Malformed(format!("tool call index {i}")));
-            }
-            while self.calls.len() <= i {
-                let k = self.calls.len();
-                self.calls.push(ToolCall { id: format!("call_{k}"), name: String::new(), arguments: String::new() });
-            }
-            let call = &mut self.calls[i];
-            if let Some(id) = part.get("id").and_then(Value::as_str) {
-                call.id = id.to_owned();
-            }
-            if let Some(f) = part.get("function") {
-                // OpenAI names the function in the call's first chunk only; llama.cpp's Python server repeats
-                // the whole name in every chunk. Either way the first name given is the name.
-                if let Some(name) = f.get("name").and_then(Value::as_str)
-                    && call.name.is_empty()
-                {
-                    call.name = name.to_owned();
-                }
-                if let Some(args) = f.get("arguments").and_then(Value::as_str) {
-                    call.arguments.push_str(args);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The answer the stream built. A stream cut off before it said it was done is malformed.
-    pub fn finish(mut self) -> Result<Answer, AiError> {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.line_done(&line)?;
-        }
-        if !self.data.is_empty() {
-            let data = std::mem::take(&mut self.data);
-            self.event(&data)?;
-        }
-        if !self.done && self.answer.finish_reason.is_none() {
-            return Err(AiError::Malformed(format!(
-                "the stream ended after {} event(s) without a finish reason or [DONE]",
-                self.answer.chunks
-            )));
-        }
-        self.answer.tool_calls = self.calls;
-        Ok(self.answer)
-    }
-}
 
 /// What the request asked for, taken out of an answer: the structured value (parsed and checked against the
 /// schema) and the tool calls (each naming a tool the request offered, with JSON-object arguments).
@@ -392,101 +266,6 @@ pub fn expect(request: &Request, dialect: Dialect, answer: &Answer) -> Result<Op
     })?;
     schema::check(&value, &s.schema).map_err(AiError::Malformed)?;
     Ok(Some(value))
-}
-
-/// The body of `POST /v1/embeddings` (OpenAI's API reference: `model`, `input` as an array of strings,
-/// `encoding_format: "float"`).
-pub fn embeddings_body(model: &str, texts: &[String]) -> Value {
-    json!({"model": model, "input": texts, "encoding_format": "float"})
-}
-
-/// What an embeddings endpoint answered: one unit vector per input, in input order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddingsAnswer {
-    pub model: Option<String>,
-    pub vectors: Vec<Vec<f32>>,
-    /// Input tokens, when the endpoint counted them.
-    pub prompt_tokens: Option<u32>,
-}
-
-/// Reads an embeddings `list` object for `expected` inputs: `data` holds one `embedding` per input, placed by
-/// its `index`, all of one length, every number finite. An endpoint that gives a vector per token (llama.cpp's
-/// server when the model has no pooling) has them averaged into one. Every vector is scaled to length 1.
-pub fn parse_embeddings(body: &[u8], expected: usize) -> Result<EmbeddingsAnswer, AiError> {
-    let bad = |m: String| AiError::Malformed(m);
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
-    if let Some(message) = error_message(&v) {
-        return Err(bad(format!("an error object instead of embeddings: {message}")));
-    }
-    let data = v.get("data").and_then(Value::as_array).ok_or_else(|| bad("no `data` list".into()))?;
-    if data.len() != expected {
-        return Err(bad(format!("{} embeddings for {expected} inputs", data.len())));
-    }
-    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; expected];
-    let mut dim = None;
-    for (n, item) in data.iter().enumerate() {
-        let index = item.get("index").and_then(Value::as_u64).map_or(n, |i| i as usize);
-        let slot = vectors.get_mut(index).ok_or_else(|| bad(format!("index {index} is out of range")))?;
-        if slot.is_some() {
-            return Err(bad(format!("index {index} twice")));
-        }
-        let vector = match item.get("embedding") {
-            Some(Value::Array(rows)) if rows.first().is_some_and(Value::is_array) => {
-                let rows: Vec<Vec<f32>> = rows.iter().map(|r| numbers(r, index)).collect::<Result<_, _>>()?;
-                mean(&rows).ok_or_else(|| bad(format!("embedding {index}: its token vectors differ in length")))?
-            }
-            Some(one) => numbers(one, index)?,
-            None => return Err(bad(format!("item {n} has no `embedding`"))),
-        };
-        if vector.is_empty() {
-            return Err(bad(format!("embedding {index} is empty")));
-        }
-        match dim {
-            None => dim = Some(vector.len()),
-            Some(d) if d != vector.len() => {
-                return Err(bad(format!("embedding {index} has {} numbers, the first had {d}", vector.len())));
-            }
-            Some(_) => {}
-        }
-        *slot = Some(crate::embed::unit(vector));
-    }
-    let prompt_tokens = v
-        .get("usage")
-        .and_then(|u| u.get("prompt_tokens"))
-        .and_then(Value::as_u64)
-        .map(|n| n.min(u64::from(u32::MAX)) as u32);
-    Ok(EmbeddingsAnswer {
-        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
-        vectors: vectors.into_iter().map(|v| v.expect("every index was filled: as many items as inputs")).collect(),
-        prompt_tokens,
-    })
-}
-
-/// A JSON array of finite numbers.
-fn numbers(v: &Value, index: usize) -> Result<Vec<f32>, AiError> {
-    let list = v.as_array().ok_or_else(|| AiError::Malformed(format!("embedding {index} is not a list")))?;
-    list.iter()
-        .map(|x| {
-            x.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f as f32)
-                .ok_or_else(|| AiError::Malformed(format!("embedding {index} holds {x}, not a number")))
-        })
-        .collect()
-}
-
-/// The average of equally long vectors.
-fn mean(rows: &[Vec<f32>]) -> Option<Vec<f32>> {
-    let d = rows.first()?.len();
-    if rows.iter().any(|r| r.len() != d) {
-        return None;
-    }
-    let mut out = vec![0f32; d];
-    for r in rows {
-        out.iter_mut().zip(r).for_each(|(o, x)| *o += x);
-    }
-    out.iter_mut().for_each(|o| *o /= rows.len() as f32);
-    Some(out)
 }
 
 /// JSON as models write it: strict first, then with raw control characters in strings escaped.
