@@ -1,7 +1,7 @@
 //! Conditions: CEL expressions (the Common Expression Language) over named JSON values, such as `event` and
 //! `profile`. Flow triggers, branches and segments decide with them.
 //!
-//! CEL is non-Turing-complete and has no I/O, which is why DESIGN.md chose it for conditions written by
+//! CEL is non-Turing-complete and has no I/O, which is why Tutti uses it for conditions written by
 //! marketers. Compiling checks the syntax and reports the line and column of the first error; the source is
 //! bounded in length and nesting first, so a hostile expression cannot exhaust the parser's stack. Evaluation
 //! must yield a boolean; anything else is an error that names what it got. A missing member (a trait the
