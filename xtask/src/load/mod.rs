@@ -92,7 +92,9 @@ pub(crate) const ADMIN_TOKEN: &str = "load-admin-token";
 
 pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("cargo").args(["build", "--release", "-p", "tutti"]).current_dir(&root).status()?;
+    let profile = std::env::var("TUTTI_PROFILE").unwrap_or_else(|_| "release".into());
+    let status =
+        Command::new("cargo").args(["build", "--profile", &profile, "-p", "tutti"]).current_dir(&root).status()?;
     if !status.success() {
         bail!("building tutti failed");
     }

@@ -52,7 +52,9 @@ pub(crate) fn spawn_server(
     dir: &std::path::Path,
     env: &[(&str, String)],
 ) -> anyhow::Result<(Child, String)> {
-    let bin = root.join("target/release/tutti");
+    // `TUTTI_PROFILE=profiling` runs the build with full debug info, for `perf` with call graphs.
+    let profile = std::env::var("TUTTI_PROFILE").unwrap_or_else(|_| "release".into());
+    let bin = root.join("target").join(profile).join("tutti");
     let mut child = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
