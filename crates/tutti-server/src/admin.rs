@@ -69,6 +69,19 @@ pub(crate) fn bad_query(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidQuery, e.to_string())
 }
 
+/// A query string read into `T`; a malformed one answers `invalid_query`, naming what is wrong. Listed after
+/// [`Admin`] in a handler's arguments, so a request without the token is refused before its query is read.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ApiQuery<T>, ApiError> {
+        let Query(query) = Query::<T>::from_request_parts(parts, state).await.map_err(bad_query)?;
+        Ok(ApiQuery(query))
+    }
+}
+
 /// A page size from the query: `default` when absent, an error naming the range when outside 1..=`most`
 /// (as the OpenAPI document declares it) rather than a silent clamp.
 pub(crate) fn page_limit(given: Option<usize>, default: usize, most: usize) -> Result<usize, ApiError> {
@@ -93,9 +106,8 @@ pub async fn get_profile(
     _: Admin,
     State(engine): State<Arc<Engine>>,
     Path(key): Path<String>,
-    query: Result<Query<ProfileQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ProfileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     blocking(move || {
         if query.consistent && !engine.sync(CONSISTENT_WAIT) {
             return Err(ApiError::new(ErrorCode::Unavailable, "profiles did not catch up within 10 s; retry"));
@@ -125,9 +137,8 @@ pub async fn profile_events(
     _: Admin,
     State(engine): State<Arc<Engine>>,
     Path(key): Path<String>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     let limit = page_limit(query.limit, 100, 1000)?;
     blocking(move || {
         let id = find(&engine, &key)?;
@@ -196,9 +207,8 @@ pub struct TailQuery {
 pub async fn events(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<TailQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TailQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     let limit = page_limit(query.limit, 100, 1000)?;
     blocking(move || {
         let head = engine.log_head();

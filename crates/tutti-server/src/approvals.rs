@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use tutti_core::time::{format_timestamp, parse_timestamp};
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::Engine;
 
-use crate::admin::{Admin, bad_query, blocking};
+use crate::admin::{Admin, ApiQuery, bad_query, blocking};
 use crate::error::{ApiError, json_body};
 
 /// The longest approver name and rejection reason kept.
@@ -53,9 +53,8 @@ fn item(run: &Value) -> Option<Value> {
 pub async fn list(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<ApprovalsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ApprovalsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
     let rows = blocking(move || Ok(engine.approvals(q.flow.as_deref(), limit)?)).await?;
     let items: Vec<Value> =
@@ -219,9 +218,8 @@ fn readable(seq: u64, r: &AuditRecord) -> Value {
 pub async fn audit(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let time = |v: &Option<String>, key: &str| -> Result<Option<i64>, ApiError> {
         v.as_deref()
             .map(|t| parse_timestamp(t).ok_or_else(|| bad_query(format!("`{key}` is an RFC 3339 time"))))

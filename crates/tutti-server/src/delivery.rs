@@ -12,7 +12,7 @@ use tutti_core::ErrorCode;
 use tutti_core::time::format_timestamp;
 use tutti_engine::{DeadLetterFilter, Engine, HookError};
 
-use crate::admin::{Admin, bad_query, blocking};
+use crate::admin::{Admin, ApiQuery, bad_query, blocking};
 use crate::error::ApiError;
 
 /// Every connector: its operations and channel, whether this installation has it configured, and the limits
@@ -74,9 +74,8 @@ fn dead_letter_json(row: &tutti_store::OutboxRow, error: &str) -> Value {
 pub async fn dead_letters(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<DeadLetterQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
     let filter = DeadLetterFilter { seqs: Vec::new(), connector: q.connector, flow: q.flow };
     let after = q.after.unwrap_or(0);

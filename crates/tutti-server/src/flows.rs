@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Path, Query, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use tutti_core::time::format_timestamp;
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::{DefinitionError, Engine};
 
-use crate::admin::{Admin, bad_query, blocking, find};
+use crate::admin::{Admin, ApiQuery, bad_query, blocking, find};
 use crate::error::ApiError;
 
 /// The JSON Schemas of the three kinds of definition, kept in `crates/tutti-server/schemas/`.
@@ -115,9 +115,8 @@ pub struct RunsQuery {
 pub async fn runs(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let limit = crate::admin::page_limit(q.limit, 50, 1000)?;
     let runs = blocking(move || {
         let profile: Option<ProfileId> = match &q.profile {
@@ -162,9 +161,8 @@ pub async fn members(
     _: Admin,
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
-    query: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<MembersQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     if !engine.flow_definitions().segments.contains_key(&id) {
         return Err(ApiError::new(ErrorCode::UnknownSegment, format!("no segment `{id}`")));
     }
@@ -190,9 +188,8 @@ pub struct OutboxQuery {
 pub async fn outbox(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let state = q.state.unwrap_or_else(|| "dead".into());
     if !matches!(state.as_str(), "pending" | "done" | "dead" | "skipped") {
         return Err(bad_query("`state` is pending, done, dead or skipped"));

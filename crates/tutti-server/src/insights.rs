@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
@@ -13,7 +13,7 @@ use tutti_engine::Engine;
 use tutti_insights::import::ImportOptions;
 use tutti_insights::service::{self, ServiceError};
 
-use crate::admin::{Admin, bad_query, blocking};
+use crate::admin::{Admin, ApiQuery, bad_query, blocking};
 use crate::error::{ApiError, json_body};
 
 /// Largest CSV accepted through the API; bigger files go through `tutti insights import`, which streams.
@@ -43,10 +43,9 @@ pub struct ImportQuery {
 pub async fn import(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let layout = q.layout.map(|l| l.parse()).transpose().map_err(|e: String| bad_query(format!("layout: {e}")))?;
     let bytes = axum::body::to_bytes(body, MAX_IMPORT_BYTES).await.map_err(|_| {
         ApiError::new(
@@ -171,10 +170,9 @@ fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Json<Value>, Api
 pub async fn report_html(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<InsightsQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let Query(q) = query.map_err(bad_query)?;
     let options = options(q)?;
     let page = blocking(move || {
         let store = engine.creatives();
@@ -189,9 +187,8 @@ pub async fn report_html(
 pub async fn alerts(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<InsightsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let options = options(q)?;
     let found = blocking(move || service::alerts(&*engine.creatives(), &options).map_err(service_error)).await?;
     Ok(Json(json!({ "alerts": found })))
@@ -293,9 +290,8 @@ pub async fn competitors(_: Admin, State(engine): State<Arc<Engine>>) -> Result<
 pub async fn creatives(
     _: Admin,
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<InsightsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
     let options = options(q)?;
     let report = blocking(move || service::analyze(&*engine.creatives(), &options).map_err(service_error)).await?;
     to_json("report", &report)
