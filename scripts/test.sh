@@ -27,6 +27,8 @@ if [ ! -f "$LLM_STAMP" ]; then
   touch "$LLM_STAMP"
 fi
 export TUTTI_LLM_PYTHON="$LLM_VENV/bin/python"
+# Everything is installed now: a test that finds a tool missing fails instead of skipping.
+export TUTTI_TEST_REQUIRE_TOOLS=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

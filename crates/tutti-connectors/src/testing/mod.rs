@@ -80,6 +80,20 @@ pub fn context(shared: &crate::Shared) -> crate::Context<'_> {
     crate::Context { env: &env, link_key: &LINK_KEY, shared }
 }
 
+/// Whether a tool that `scripts/test.sh` installs (a Python client, an SMTP server, the model server) is at
+/// `path`. Under the script, which sets `TUTTI_TEST_REQUIRE_TOOLS`, a missing tool fails the test; under a plain
+/// `cargo test` the test prints one line saying what it skipped and why, and returns.
+pub fn tool_installed(path: &std::path::Path, what: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    if std::env::var_os("TUTTI_TEST_REQUIRE_TOOLS").is_some() {
+        panic!("{} is missing: scripts/test.sh installs {what} there", path.display());
+    }
+    eprintln!("skipped: needs {what}, not found at {} (./scripts/test.sh installs it)", path.display());
+    false
+}
+
 /// The environment variables [`Vendors::connectors`] names, with the stand-in's credentials.
 pub fn env(name: &str) -> Option<String> {
     let value = match name {
