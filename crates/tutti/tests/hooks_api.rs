@@ -70,22 +70,24 @@ fn signed_webhooks_become_events_once_and_bad_ones_are_refused() {
     let body = note.to_string();
     let (status, answer) =
         post(&server, "/hooks/crm", body.as_bytes(), &hubspot_headers("/hooks/crm", body.as_bytes()));
-    assert_eq!((status, &answer), (200, &json!({"accepted": 1, "duplicates": 0})), "{answer}");
+    // Two events: the owner's name on their profile, then the objection.
+    assert_eq!((status, &answer), (200, &json!({"accepted": 2, "duplicates": 0})), "{answer}");
     // HubSpot retries the same delivery: stored once.
     let (status, answer) =
         post(&server, "/hooks/crm", body.as_bytes(), &hubspot_headers("/hooks/crm", body.as_bytes()));
-    assert_eq!((status, &answer), (200, &json!({"accepted": 0, "duplicates": 1})), "{answer}");
+    assert_eq!((status, &answer), (200, &json!({"accepted": 0, "duplicates": 2})), "{answer}");
     // A consistent read first: the events are durable, and folded into the profile once the processor catches up.
     let (status, profile) = server.profile("email:hoa@shop.example.vn");
     assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["traits"]["name"], "Hoa", "{profile}");
     let (status, events) =
         server.request("GET", "/api/v1/profiles/email:hoa@shop.example.vn/events", Some(ADMIN_TOKEN));
     assert_eq!(status, 200, "{events}");
     let list = events["events"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "{events}");
-    assert_eq!(list[0]["event"]["event"], "Objection Logged");
-    assert_eq!(list[0]["event"]["properties"]["notes"], "Khách lo ngại 担心数据安全");
-    assert_eq!(list[0]["event"]["context"]["source"], "hooks/crm");
+    assert_eq!(list.len(), 2, "{events}");
+    let objection = list.iter().find(|e| e["event"]["event"] == "Objection Logged").expect("the objection");
+    assert_eq!(objection["event"]["properties"]["notes"], "Khách lo ngại 担心数据安全");
+    assert_eq!(objection["event"]["context"]["source"], "hooks/crm");
 
     // Tampered, stale, unsigned, unknown, not JSON, too large.
     let mut tampered = hubspot_headers("/hooks/crm", body.as_bytes());

@@ -557,13 +557,15 @@ mod tests {
             "body": "Khách lo ngại", "account": "Vinamart", "owner": {"email": "hoa@shop.vn", "name": "Hoa"},
             "contact": {"email": "an@vinamart.vn"}}))
             .unwrap();
-        assert_eq!(crm.len(), 1);
+        assert_eq!(crm.len(), 2, "the owner's name on their profile, then the objection: {crm:?}");
+        assert_eq!((crm[0]["type"].as_str(), crm[0]["traits"]["name"].as_str()), (Some("identify"), Some("Hoa")));
+        assert_eq!(crm[0]["anonymousId"], "email:hoa@shop.vn");
         assert_eq!(
-            (crm[0]["event"].as_str(), crm[0]["anonymousId"].as_str()),
+            (crm[1]["event"].as_str(), crm[1]["anonymousId"].as_str()),
             (Some("Objection Logged"), Some("email:hoa@shop.vn"))
         );
-        assert_eq!(crm[0]["properties"]["topic"], "Bảo mật dữ liệu");
-        assert_eq!(crm[0]["messageId"], "hook:s:note-n-1");
+        assert_eq!(crm[1]["properties"]["topic"], "Bảo mật dữ liệu");
+        assert_eq!(crm[1]["messageId"], "hook:s:note-n-1");
 
         let desk = builtin("support-complaint");
         let ticket = |tags: &str| {
