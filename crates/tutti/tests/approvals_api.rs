@@ -103,7 +103,7 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
 
     // Rejected from the CLI: never sent.
     let (ok, out) = cli(&server, &["approvals", "reject", &lan_run, "--by", "mai@shop.vn", "--reason", "too pushy"]);
-    assert!(ok && out.contains("rejected"), "{out}");
+    assert!(ok && out.contains(&format!("rejected; run {lan_run} went on to the end of its flow")), "{out}");
     let (status, body) = post_admin(&server, &format!("/api/v1/approvals/{lan_run}/approve"), &json!({"by": "mai"}));
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("approval_closed")), "{body}");
     assert_eq!(body["state"], "rejected", "{body}");

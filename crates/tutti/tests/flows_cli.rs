@@ -94,3 +94,18 @@ fn a_bad_events_file_is_refused_with_its_line() {
     assert!(!ok);
     assert!(stderr.contains("events.jsonl:2: every event in a dry run needs a `timestamp`"), "{stderr}");
 }
+
+#[test]
+fn a_dry_run_where_nothing_triggers_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"Nothing Listens\",\"timestamp\":\"2026-11-22T10:00:00Z\"}\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = tutti(&["flows", "test", "examples/s2-complaint", "--events", events.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "", "nothing to print as decisions");
+    assert!(stderr.contains("nothing happened: no flow was triggered by the 1 event(s) played"), "{stderr}");
+}

@@ -89,15 +89,26 @@ pub(crate) fn approvals(command: ApprovalsCommand, client: &Client) -> anyhow::R
             }
             let request = serde_json::json!({"by": by, "edits": fields});
             let answer = client.send("POST", &format!("/api/v1/approvals/{}/approve", encode(&run)), Some(&request))?;
-            let edited = if answer["approval"]["edited"] == true { " (edited)" } else { "" };
-            say!("approved{edited}: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            let edited = if answer["approval"]["edited"] == true { ", with your edits" } else { "" };
+            say!("approved{edited}; run {run} {}", after_decision(&answer, &run));
             Ok(())
         }
         ApprovalsCommand::Reject { run, by, reason } => {
             let request = serde_json::json!({"by": by, "reason": reason});
             let answer = client.send("POST", &format!("/api/v1/approvals/{}/reject", encode(&run)), Some(&request))?;
-            say!("rejected: run {} is {}", run, answer["status"].as_str().unwrap_or("?"));
+            say!("rejected; run {run} {}", after_decision(&answer, &run));
             Ok(())
         }
+    }
+}
+
+/// Where a run stands after a decision, in words.
+fn after_decision(answer: &Value, run: &str) -> String {
+    match answer["status"].as_str().unwrap_or("") {
+        "completed" | "exited" => "went on to the end of its flow".to_owned(),
+        "waiting" => "went on and now waits at a later step".to_owned(),
+        "awaiting_result" => "went on and waits for a connector's answer".to_owned(),
+        "failed" => format!("failed after the decision (`GET /api/v1/runs/{run}` says why)"),
+        other => format!("is {other}"),
     }
 }

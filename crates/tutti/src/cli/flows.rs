@@ -67,7 +67,15 @@ pub(crate) fn flows(command: FlowsCommand) -> anyhow::Result<()> {
                 }
                 None => Vec::new(),
             };
+            let played = events.len();
             let decisions = definitions::dry_run(&defs, profiles, events, run_on);
+            if decisions.is_empty() {
+                // Silence would look like success; in JSON, standard output stays an empty list of lines.
+                eprintln!(
+                    "nothing happened: no flow was triggered by the {played} event(s) played, and no segment changed"
+                );
+                return Ok(());
+            }
             let mut out = std::io::stdout().lock();
             for decision in &decisions {
                 let line = if format == "json" { decision_json(decision) } else { decision_text(decision) };
