@@ -53,8 +53,8 @@ pub struct InsightsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HooksConfig {
-    /// Directory of hook files (YAML, one per source, served at `POST /hooks/{source}`; default: `./hooks` when
-    /// present).
+    /// Directory of hook files (YAML, one per source, served at `POST /hooks/{source}`; default: `hooks/` in the
+    /// data directory, when present).
     pub dir: Option<PathBuf>,
 }
 

@@ -30,13 +30,14 @@ pub fn registry(config: &Config, env: Env<'_>, link_key: &[u8; 32], shared: &Sha
     })
 }
 
-/// Reads every hook file (`*.yaml`, `*.yml`) of the hooks directory: `[hooks] dir`, else `./hooks` when it
-/// exists. Every problem in every file is reported at once; two files may not serve one source.
+/// Reads every hook file (`*.yaml`, `*.yml`) of the hooks directory: `[hooks] dir`, else `hooks/` in the data
+/// directory when it exists (never the working directory, whose `hooks/` may be anything). Every problem in every
+/// file is reported at once, each naming its file; two files may not serve one source.
 pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_connectors::inbound::Hook>, EngineError> {
     let dir = match &config.hooks.dir {
         Some(dir) => dir.clone(),
         None => {
-            let default = std::path::PathBuf::from("./hooks");
+            let default = config.storage.data_dir.join("hooks");
             if !default.is_dir() {
                 return Ok(BTreeMap::new());
             }

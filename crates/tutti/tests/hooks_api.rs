@@ -184,6 +184,23 @@ fn a_bad_hook_file_stops_the_start_naming_the_line() {
 }
 
 #[test]
+fn hooks_load_from_the_data_directory_never_from_the_working_directory() {
+    // A `hooks/` in the working directory that would stop the start if it were read.
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("hooks")).unwrap();
+    std::fs::write(cwd.path().join("hooks/stray.yaml"), "not: a hook file\n").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("hooks")).unwrap();
+    std::fs::write(data.path().join("hooks/desk.yaml"), "source: desk\nverify: none\nbuiltin: support-complaint\n")
+        .unwrap();
+    let server = Server::start_from(data.path(), cwd.path(), &[]);
+    let ticket =
+        json!({"ticket_id": 9, "subject": "Hỏng", "tags": "complaint", "requester": {"email": "an@example.vn"}});
+    let (status, body) = post(&server, "/hooks/desk", ticket.to_string().as_bytes(), &[]);
+    assert_eq!(status, 200, "the data directory's hook serves: {body}");
+}
+
+#[test]
 fn hooks_test_maps_a_sample_payload_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("desk.yaml");

@@ -40,11 +40,16 @@ impl Server {
 
     /// Starts a server on an existing data directory, with extra environment variables.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_from(dir, dir, env)
+    }
+
+    /// [`Server::start_in`], run from the working directory `cwd`.
+    pub fn start_from(dir: &Path, cwd: &Path, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
-            .current_dir(dir)
+            .current_dir(cwd)
             .env("TUTTI_WRITE_KEY", WRITE_KEY)
             .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("TUTTI_LOG__LEVEL", "warn")
