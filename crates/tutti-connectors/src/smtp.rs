@@ -119,22 +119,33 @@ struct Smtp {
     transport: OnceLock<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
 }
 
-/// A signed token naming the address to unsubscribe: `<address, base64url>.<16 bytes of HMAC-SHA256>`.
+/// The token of an unsubscribe link: the address sealed under the installation's link key, so that the link
+/// says nothing of whom it unsubscribes. A synthetic IV: the address's HMAC tag (16 bytes) both authenticates it
+/// and seeds the keystream (HMAC-SHA256 blocks over the tag and a counter) that the address is XORed with, so one
+/// address always gives one token. `base64url(tag || sealed address)`.
 pub fn unsubscribe_token(key: &[u8], address: &str) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(b"tutti-unsubscribe\0");
-    mac.update(address.as_bytes());
-    let tag = mac.finalize().into_bytes();
-    format!("{}.{}", b64.encode(address), b64.encode(&tag[..16]))
+    let tag = address_tag(key, address);
+    let mut token = tag[..16].to_vec();
+    token.extend(keystream_xor(key, &tag[..16], address.as_bytes()));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
 }
 
-/// The address a token names, if the token is genuine.
+/// The address a token names, if the token is genuine. Tokens of the earlier, readable form
+/// (`<address, base64url>.<tag>`) still verify: links in messages already sent keep working.
 pub fn verify_unsubscribe(key: &[u8], token: &str) -> Option<String> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (address, tag) = token.split_once('.')?;
-    let address = String::from_utf8(b64.decode(address).ok()?).ok()?;
-    let tag = b64.decode(tag).ok()?;
+    let (address, tag) = match token.split_once('.') {
+        Some((address, tag)) => (String::from_utf8(b64.decode(address).ok()?).ok()?, b64.decode(tag).ok()?),
+        None => {
+            let bytes = b64.decode(token).ok()?;
+            // An address is at most a few hundred bytes; anything longer is not a token of ours.
+            if bytes.len() <= 16 || bytes.len() > 16 + 1024 {
+                return None;
+            }
+            let (tag, sealed) = bytes.split_at(16);
+            (String::from_utf8(keystream_xor(key, tag, sealed)).ok()?, tag.to_vec())
+        }
+    };
     if tag.len() != 16 {
         return None;
     }
@@ -143,6 +154,27 @@ pub fn verify_unsubscribe(key: &[u8], token: &str) -> Option<String> {
     mac.update(address.as_bytes());
     mac.verify_truncated_left(&tag).ok()?;
     Some(address)
+}
+
+fn address_tag(key: &[u8], address: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(b"tutti-unsubscribe\0");
+    mac.update(address.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// `data` XORed with the keystream that `tag` seeds under `key` (its own inverse).
+fn keystream_xor(key: &[u8], tag: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (counter, chunk) in data.chunks(32).enumerate() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(b"tutti-unsubscribe-stream\0");
+        mac.update(tag);
+        mac.update(&(counter as u32).to_be_bytes());
+        let block = mac.finalize().into_bytes();
+        out.extend(chunk.iter().zip(block.iter()).map(|(d, k)| d ^ k));
+    }
+    out
 }
 
 fn raw_header(name: &'static str, value: String) -> HeaderValue {
@@ -277,12 +309,42 @@ mod tests {
         let key = [9u8; 32];
         let token = unsubscribe_token(&key, "lan@example.vn");
         assert_eq!(verify_unsubscribe(&key, &token).as_deref(), Some("lan@example.vn"));
+        assert_eq!(unsubscribe_token(&key, "lan@example.vn"), token, "one address, one token");
         assert_eq!(verify_unsubscribe(&[8u8; 32], &token), None, "another installation's key");
         let other = unsubscribe_token(&key, "mai@example.vn");
-        let forged = format!("{}.{}", other.split('.').next().unwrap(), token.split('.').nth(1).unwrap());
+        let forged = format!("{}{}", &token[..22], &other[22..]);
         assert_eq!(verify_unsubscribe(&key, &forged), None, "a tag moved to another address");
-        for junk in ["", ".", "abc", "a.b.c", "bGFu.AAAA"] {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut bytes = b64.decode(&token).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        assert_eq!(verify_unsubscribe(&key, &b64.encode(bytes)), None, "one bit flipped");
+        for junk in ["", ".", "abc", "a.b.c", "bGFu.AAAA", &"A".repeat(3000)] {
             assert_eq!(verify_unsubscribe(&key, junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn an_unsubscribe_token_does_not_show_the_address() {
+        let key = [9u8; 32];
+        let address = "nguyen.thi.lan@example.vn";
+        let token = unsubscribe_token(&key, address);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for shown in
+            [address.to_owned(), b64.encode(address), base64::engine::general_purpose::STANDARD.encode(address)]
+        {
+            assert!(!token.contains(&shown[..12]), "{token} shows {shown}");
+        }
+        assert!(!String::from_utf8_lossy(&b64.decode(&token).unwrap()).contains("example"), "{token}");
+    }
+
+    #[test]
+    fn links_already_sent_in_the_readable_form_still_unsubscribe() {
+        let key = [9u8; 32];
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let tag = address_tag(&key, "lan@example.vn");
+        let legacy = format!("{}.{}", b64.encode("lan@example.vn"), b64.encode(&tag[..16]));
+        assert_eq!(verify_unsubscribe(&key, &legacy).as_deref(), Some("lan@example.vn"));
+        let moved = format!("{}.{}", b64.encode("mai@example.vn"), b64.encode(&tag[..16]));
+        assert_eq!(verify_unsubscribe(&key, &moved), None);
     }
 }
