@@ -109,3 +109,21 @@ fn a_dry_run_where_nothing_triggers_says_so() {
     assert_eq!(stdout, "", "nothing to print as decisions");
     assert!(stderr.contains("nothing happened: no flow was triggered by the 1 event(s) played"), "{stderr}");
 }
+
+#[test]
+fn the_whole_definitions_in_the_language_reference_validate() {
+    let reference = std::fs::read_to_string(repo().join("docs/flows.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut written = 0;
+    for (i, block) in reference.split("```yaml\n").skip(1).enumerate() {
+        let block = block.split("```").next().unwrap();
+        if ["flow:", "segment:", "policy:"].iter().any(|k| block.trim_start().starts_with(k)) {
+            std::fs::write(dir.path().join(format!("{i}.yaml")), block).unwrap();
+            written += 1;
+        }
+    }
+    assert_eq!(written, 3, "a flow, a segment and a policy");
+    let (ok, stdout, stderr) = tutti(&["flows", "validate", dir.path().to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("ok: 1 flow(s), 1 segment(s), 1 policy(ies)"), "{stdout}");
+}
