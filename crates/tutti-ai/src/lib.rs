@@ -12,5 +12,5 @@ pub mod tagger;
 pub mod text;
 pub mod topics;
 
-pub use tagger::{Decision, LocalTagger, Taxonomy, Text};
+pub use tagger::{LocalTagger, Taxonomy, Text, TraitDecision};
 pub use text::Language;

@@ -132,7 +132,7 @@ pub const TRAINING_SET: &str = include_str!("../data/creatives/train.jsonl");
 
 /// One decided trait.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
+pub struct TraitDecision {
     pub name: String,
     pub value: String,
     pub confidence: f64,
@@ -323,7 +323,7 @@ impl LocalTagger {
     }
 
     /// Tags a text: every trait of the taxonomy, then `language` and `length`.
-    pub fn tag(&self, t: Text<'_>) -> Vec<Decision> {
+    pub fn tag(&self, t: Text<'_>) -> Vec<TraitDecision> {
         let seen = self.see(t);
         let mut out = Vec::with_capacity(self.models.len() + 2);
         for (n, model) in self.models.iter().enumerate() {
@@ -331,7 +331,7 @@ impl LocalTagger {
             let Some((best, p)) = probabilities.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)) else {
                 continue;
             };
-            out.push(Decision {
+            out.push(TraitDecision {
                 name: self.taxonomy.traits[n].name.clone(),
                 value: model.values[best].clone(),
                 confidence: p,
@@ -340,14 +340,14 @@ impl LocalTagger {
         }
         let all = format!("{} {} {}", t.headline, t.body, t.call_to_action);
         let language = text::detect(&all);
-        out.push(Decision {
+        out.push(TraitDecision {
             name: "language".to_owned(),
             value: language.code().to_owned(),
             confidence: 1.0,
             why: "measured from the script and common words".to_owned(),
         });
         let (length, units) = length(&all);
-        out.push(Decision {
+        out.push(TraitDecision {
             name: "length".to_owned(),
             value: length.to_owned(),
             confidence: 1.0,

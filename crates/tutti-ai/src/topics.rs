@@ -7,7 +7,7 @@
 //! "data" in every topic's examples counts little, "bảo mật" a lot), and at least one whole word or pair must
 //! be shared (fragments alone are not a match). That is how "lo ngại bảo mật dữ liệu",
 //! "担心数据安全" and "worried about data security" land on one topic, and so on one content task
-//! ([`Taxonomy::key`]).
+//! ([`TopicTaxonomy::key`]).
 //!
 //! With a provider routed for embeddings (`routes = { embed = "openai" }`), [`Semantic`] adds the provider's
 //! space: the examples are embedded once by that model, and a text the lexical method leaves without a topic
@@ -83,7 +83,7 @@ pub struct Match<'a> {
 
 /// A loaded taxonomy with its examples embedded.
 #[derive(Debug)]
-pub struct Taxonomy {
+pub struct TopicTaxonomy {
     pub name: String,
     pub threshold: f32,
     /// The least cosine to the nearest example, in a provider's space, that counts as a match.
@@ -101,15 +101,15 @@ struct Example {
     total: f32,
 }
 
-impl Taxonomy {
+impl TopicTaxonomy {
     /// The shipped taxonomy, loaded once.
-    pub fn builtin() -> &'static Taxonomy {
-        static BUILT: OnceLock<Taxonomy> = OnceLock::new();
-        BUILT.get_or_init(|| Taxonomy::from_yaml(BUILTIN).expect("the shipped taxonomy is valid"))
+    pub fn builtin() -> &'static TopicTaxonomy {
+        static BUILT: OnceLock<TopicTaxonomy> = OnceLock::new();
+        BUILT.get_or_init(|| TopicTaxonomy::from_yaml(BUILTIN).expect("the shipped taxonomy is valid"))
     }
 
     /// Reads a taxonomy file; the error names what is wrong and where.
-    pub fn from_yaml(source: &str) -> Result<Taxonomy, String> {
+    pub fn from_yaml(source: &str) -> Result<TopicTaxonomy, String> {
         let (value, positions) =
             tutti_core::yaml::load(source).map_err(|e| format!("line {}: {}", e.pos.line, e.message))?;
         let file: File = serde_path_to_error::deserialize(&value).map_err(|e| {
@@ -165,7 +165,7 @@ impl Taxonomy {
                 Example { topic, text, features, total }
             })
             .collect();
-        Ok(Taxonomy {
+        Ok(TopicTaxonomy {
             name: file.taxonomy,
             threshold: file.threshold,
             embedding_threshold: file.embedding_threshold,
@@ -289,9 +289,9 @@ pub struct Semantic {
 }
 
 impl Semantic {
-    /// The examples' vectors (from [`Taxonomy::example_texts`]). `None` when they came from the local
+    /// The examples' vectors (from [`TopicTaxonomy::example_texts`]). `None` when they came from the local
     /// fallback (the provider failed: its space is not there to match in) or do not fit the taxonomy.
-    pub fn new(taxonomy: &Taxonomy, embeddings: Embeddings) -> Option<Semantic> {
+    pub fn new(taxonomy: &TopicTaxonomy, embeddings: Embeddings) -> Option<Semantic> {
         let fits = embeddings.vectors.len() == taxonomy.examples.len();
         (!embeddings.local && embeddings.fallback_reason.is_none() && fits).then_some(Semantic {
             provider: embeddings.provider,
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn one_worry_in_three_languages_is_one_topic() {
-        let t = Taxonomy::builtin();
+        let t = TopicTaxonomy::builtin();
         for text in
             ["lo ngại bảo mật dữ liệu", "担心数据安全", "worried about data security", "Worried about   DATA security"]
         {
@@ -334,14 +334,15 @@ mod tests {
 
     #[test]
     fn bad_files_are_refused_naming_the_problem() {
-        let e =
-            Taxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: Price\n    examples: { en: [price] }\n").unwrap_err();
+        let e = TopicTaxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: Price\n    examples: { en: [price] }\n")
+            .unwrap_err();
         assert!(e.contains("`Price`"), "{e}");
-        let e = Taxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: p\n    examples: { xx: [price] }\n").unwrap_err();
+        let e =
+            TopicTaxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: p\n    examples: { xx: [price] }\n").unwrap_err();
         assert!(e.contains("`xx`"), "{e}");
-        let e = Taxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: p\n    exemples: {}\n").unwrap_err();
+        let e = TopicTaxonomy::from_yaml("taxonomy: x\ntopics:\n  - id: p\n    exemples: {}\n").unwrap_err();
         assert!(e.contains("line 4") || e.contains("exemples"), "{e}");
-        let e = Taxonomy::from_yaml("taxonomy: x\nthreshold: 2\ntopics: []\n").unwrap_err();
+        let e = TopicTaxonomy::from_yaml("taxonomy: x\nthreshold: 2\ntopics: []\n").unwrap_err();
         assert!(e.contains("threshold"), "{e}");
     }
 }

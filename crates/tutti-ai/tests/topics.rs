@@ -2,7 +2,7 @@
 //! Vietnamese, Chinese and English, labelled by hand. Accuracy is printed per language and must stay high;
 //! chatter with no objection in it must not be filed under one.
 
-use tutti_ai::topics::Taxonomy;
+use tutti_ai::topics::TopicTaxonomy;
 
 /// (language, text, topic or "" for none).
 const HELD_OUT: &[(&str, &str, &str)] = &[
@@ -91,7 +91,7 @@ const SECOND_BATCH: &[(&str, &str, &str)] = &[
 
 /// Accuracy per language, and what went wrong.
 fn measure(cases: &[(&str, &str, &str)]) -> Vec<(&'static str, f64, Vec<String>)> {
-    let t = Taxonomy::builtin();
+    let t = TopicTaxonomy::builtin();
     let mut report = Vec::new();
     for lang in ["en", "vi", "zh"] {
         let cases: Vec<_> = cases.iter().filter(|(l, _, _)| *l == lang).collect();

@@ -39,7 +39,7 @@ use tutti_ai::provider::local::Local;
 use tutti_ai::provider::route::{Router, Routes};
 use tutti_ai::provider::{Prices, Provider, Task};
 use tutti_ai::review::Gate;
-use tutti_ai::topics::{SemanticCache, Taxonomy};
+use tutti_ai::topics::{SemanticCache, TopicTaxonomy};
 use tutti_core::audit::{AuditKind, AuditRecord};
 
 use crate::llm::OpenAi;
@@ -143,7 +143,7 @@ fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender
         None => None,
         Some(path) => {
             let source = std::fs::read_to_string(path).map_err(|e| format!("`taxonomy`: cannot read {path}: {e}"))?;
-            Some(Taxonomy::from_yaml(&source).map_err(|e| format!("`taxonomy`: {path}: {e}"))?)
+            Some(TopicTaxonomy::from_yaml(&source).map_err(|e| format!("`taxonomy`: {path}: {e}"))?)
         }
     };
     Ok(Arc::new(Ai {
@@ -164,13 +164,13 @@ struct Ai {
     stats: Arc<generate::Stats>,
     audit: Arc<dyn Audit>,
     /// `classify`'s taxonomy when configured (else the shipped one), and its examples in the provider's space.
-    taxonomy: Option<Taxonomy>,
+    taxonomy: Option<TopicTaxonomy>,
     semantic: SemanticCache,
 }
 
 impl Ai {
-    fn taxonomy(&self) -> &Taxonomy {
-        self.taxonomy.as_ref().unwrap_or_else(|| Taxonomy::builtin())
+    fn taxonomy(&self) -> &TopicTaxonomy {
+        self.taxonomy.as_ref().unwrap_or_else(|| TopicTaxonomy::builtin())
     }
 
     /// `classify`: the text's topic, with an audit record of each embeddings call a provider answered.

@@ -23,7 +23,7 @@ const MAX_DATA: usize = 16 * 1024;
 
 /// What a slot shows one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct SlotDecision {
     pub content: String,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
@@ -36,7 +36,7 @@ pub struct Decision {
 /// Every profile's slots, in memory, behind a read-write lock: reads never wait for each other.
 #[derive(Default)]
 pub struct Decisions {
-    map: RwLock<HashMap<u64, HashMap<String, Decision>>>,
+    map: RwLock<HashMap<u64, HashMap<String, SlotDecision>>>,
 }
 
 fn memory_key(profile: u64, slot: &str) -> String {
@@ -45,7 +45,7 @@ fn memory_key(profile: u64, slot: &str) -> String {
 
 impl Decisions {
     /// The decision in force for a profile's slot at `now`.
-    pub fn get(&self, profile: u64, slot: &str, now: i64) -> Option<Decision> {
+    pub fn get(&self, profile: u64, slot: &str, now: i64) -> Option<SlotDecision> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let decision = map.get(&profile)?.get(slot)?;
         if decision.expires_at.is_some_and(|at| at <= now) {
@@ -54,7 +54,7 @@ impl Decisions {
         Some(decision.clone())
     }
 
-    fn set(&self, profile: u64, slot: &str, decision: Decision) {
+    fn set(&self, profile: u64, slot: &str, decision: SlotDecision) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -83,7 +83,7 @@ impl Decisions {
             after = last.clone();
             for (key, value) in &page {
                 let Some((profile, slot)) = key.split_once('/') else { continue };
-                let (Ok(profile), Ok(decision)) = (profile.parse::<u64>(), serde_json::from_str::<Decision>(value))
+                let (Ok(profile), Ok(decision)) = (profile.parse::<u64>(), serde_json::from_str::<SlotDecision>(value))
                 else {
                     continue;
                 };
@@ -158,7 +158,7 @@ impl Decide {
             ),
             None => None,
         };
-        let decision = Decision {
+        let decision = SlotDecision {
             content: content.to_owned(),
             data,
             flow: action.flow.to_owned(),

@@ -576,7 +576,7 @@ impl Topics {
 /// dữ liệu", "担心数据安全" and "worried about data security" share a card), else its words trimmed, lower-cased,
 /// spaces collapsed.
 pub(crate) fn topic_key(raw: &str) -> String {
-    tutti_ai::topics::Taxonomy::builtin().key(raw)
+    tutti_ai::topics::TopicTaxonomy::builtin().key(raw)
 }
 
 /// The operation was not one of the connector's (a flow compiled against another build).

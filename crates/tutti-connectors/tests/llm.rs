@@ -492,7 +492,7 @@ fn concept_model(text: &str) -> Vec<f32> {
 
 #[tokio::test]
 async fn provider_embeddings_in_openais_format_find_topics_the_words_miss() {
-    use tutti_ai::topics::{SemanticCache, Taxonomy};
+    use tutti_ai::topics::{SemanticCache, TopicTaxonomy};
 
     let vendors = Vendors::start().await;
     vendors.embed_with(Arc::new(concept_model));
@@ -533,7 +533,7 @@ async fn provider_embeddings_in_openais_format_find_topics_the_words_miss() {
     // The taxonomy: lexical first, the provider's space for what the words miss.
     let routes = Routes { tasks: BTreeMap::from([(Task::Embed, "openai".to_owned())]), ..Routes::default() };
     let router = Router::new(Local::new(), vec![provider.clone() as Arc<dyn Provider>], routes).unwrap();
-    let taxonomy = Taxonomy::builtin();
+    let taxonomy = TopicTaxonomy::builtin();
     let cache = SemanticCache::default();
     let before = vendors.received("openai").len();
     let (m, calls) = taxonomy.classify_with("担心数据安全", &router, &cache, 0).await;

@@ -98,7 +98,7 @@ impl Engine {
     }
 
     /// What a website slot shows a profile now (set by `decide.set` steps), from memory.
-    pub fn decision(&self, profile: ProfileId, slot: &str) -> Option<tutti_connectors::decide::Decision> {
+    pub fn decision(&self, profile: ProfileId, slot: &str) -> Option<tutti_connectors::decide::SlotDecision> {
         self.decisions.get(profile.0, slot, self.clock.now_ms())
     }
 
