@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventType};
-use crate::profile::ProfileId;
+use crate::profile_id::ProfileId;
 
 /// The kind of an identifier. The declaration order is the merge priority, highest first.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

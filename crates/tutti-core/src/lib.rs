@@ -18,6 +18,7 @@ pub mod hash;
 pub mod identity;
 pub mod json;
 pub mod profile;
+pub mod profile_id;
 pub mod template;
 pub mod time;
 pub mod yaml;

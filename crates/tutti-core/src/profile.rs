@@ -6,39 +6,15 @@
 //! either direction, gives the same profile. The property tests in `tests/identity_props.rs` check this.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub use crate::profile_id::ProfileId;
+
 use crate::event::{Event, EventType};
 use crate::identity::Identifier;
 use crate::time::{Millis, format_timestamp};
-
-/// A profile's id, rendered as `p<number>` (`p42`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProfileId(pub u64);
-
-impl fmt::Display for ProfileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p{}", self.0)
-    }
-}
-
-impl FromStr for ProfileId {
-    type Err = std::num::ParseIntError;
-
-    /// Accepts `p42` and `42`: digits only (no sign, no spaces).
-    fn from_str(s: &str) -> Result<ProfileId, Self::Err> {
-        let digits = s.strip_prefix('p').unwrap_or(s);
-        // `u64::from_str` takes a leading `+`; a profile id does not, so anything but digits is read as the empty
-        // string, for the same error.
-        let digits = if digits.bytes().all(|b| b.is_ascii_digit()) { digits } else { "" };
-        digits.parse().map(ProfileId)
-    }
-}
 
 /// A value with the time and message that set it. Later wins; at equal times the greater message id wins, so
 /// the outcome does not depend on arrival order.
