@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::ingest;
+use common::{ingest, wait_until};
 use serde_json::{Value, json};
 use tutti_core::time::parse_timestamp;
 use tutti_engine::config::Config;
@@ -245,15 +245,6 @@ fn private_destinations_become_dead_letters_without_a_request() {
     assert!(engine.outbox("pending", 10).unwrap().is_empty());
     assert!(receiver.got.0.lock().unwrap().is_empty(), "nothing reached the receiver");
     engine.shutdown();
-}
-
-/// Waits (bounded) until the engine's state meets `done`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::yield_now();
-    }
 }
 
 /// The S6 example's flow, sending to the receiver.

@@ -101,13 +101,7 @@ fn run(events: &[Value]) -> BTreeMap<String, Value> {
     for v in events {
         let event =
             Event::from_json(v.clone(), None, &BatchDefaults::default(), 1_800_000_000_000, String::new).unwrap();
-        let new = NewEvent {
-            message_id: event.message_id.clone(),
-            client_message_id: true,
-            received_at: event.received_at,
-            body: event.body,
-        };
-        runtime.block_on(engine.ingest(vec![new])).unwrap();
+        runtime.block_on(engine.ingest(vec![NewEvent::of(event, true)])).unwrap();
     }
     assert!(engine.sync(Duration::from_secs(30)), "the processor caught up");
     let mut out = BTreeMap::new();

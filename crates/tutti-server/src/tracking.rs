@@ -183,12 +183,7 @@ fn prepare(
     if event.body.len() > MAX_EVENT_BYTES + 1024 {
         return Err(too_large_event(event.body.len()));
     }
-    Ok(NewEvent {
-        message_id: event.message_id,
-        client_message_id: !generated.get(),
-        received_at: now,
-        body: event.body,
-    })
+    Ok(NewEvent::of(event, !generated.get()))
 }
 
 #[derive(Deserialize)]

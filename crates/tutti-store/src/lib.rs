@@ -41,6 +41,14 @@ pub struct NewEvent {
     pub body: Vec<u8>,
 }
 
+impl NewEvent {
+    /// An accepted event as the log stores it. `client_message_id`: its message id came from the client (and so
+    /// takes part in deduplication) rather than being made up by Tutti.
+    pub fn of(event: tutti_core::Event, client_message_id: bool) -> NewEvent {
+        NewEvent { message_id: event.message_id, client_message_id, received_at: event.received_at, body: event.body }
+    }
+}
+
 /// What happened to one appended event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {

@@ -10,22 +10,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::{Server, repo_root};
+use common::{Server, repo_root, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tutti_connectors::testing::{self, Vendors};
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
 
 /// A data directory whose tutti.toml points every connector at the stand-ins, with the examples' flows.
 fn start(vendors: &Vendors, story: &str, extra_env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {

@@ -21,12 +21,7 @@ const FORGET_AFTER: Duration = Duration::from_millis(100);
 /// One of the dispatcher's own events, as the log stores it (received now, its message id as given).
 pub(super) fn dispatcher_event(value: Value, now: Millis) -> Result<tutti_store::NewEvent, tutti_core::EventError> {
     let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, String::new)?;
-    Ok(tutti_store::NewEvent {
-        message_id: event.message_id,
-        client_message_id: true,
-        received_at: now,
-        body: event.body,
-    })
+    Ok(tutti_store::NewEvent::of(event, true))
 }
 
 /// Writes attempts' outcomes to the journal in batches on its own thread (whatever has gathered while the last

@@ -45,9 +45,7 @@ impl Engine {
             self.new_message_id()
         })
         .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
-        let new =
-            NewEvent { message_id: event.message_id, client_message_id: false, received_at: now, body: event.body };
-        self.ingest(vec![new]).await?;
+        self.ingest(vec![NewEvent::of(event, false)]).await?;
         Ok(Some(address))
     }
 
@@ -71,12 +69,7 @@ impl Engine {
                     "mapped event {i}: `{field}` uses Tutti's reserved prefix `tutti:`"
                 )));
             }
-            new.push(NewEvent {
-                message_id: event.message_id,
-                client_message_id: true,
-                received_at: now,
-                body: event.body,
-            });
+            new.push(NewEvent::of(event, true));
         }
         if new.is_empty() {
             return Ok(Vec::new());

@@ -1,4 +1,6 @@
 //! Helpers shared by the engine's integration tests.
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -14,13 +16,16 @@ pub fn ingest(engine: &Engine, events: &[Value]) {
         let received = engine.clock.now_ms();
         let mid = format!("m-{received}-{i}");
         let event = Event::from_json(v.clone(), None, &BatchDefaults::default(), received, || mid).unwrap();
-        let new = NewEvent {
-            message_id: event.message_id,
-            client_message_id: false,
-            received_at: received,
-            body: event.body,
-        };
-        runtime.block_on(engine.ingest(vec![new])).unwrap();
+        runtime.block_on(engine.ingest(vec![NewEvent::of(event, false)])).unwrap();
     }
     assert!(engine.sync(Duration::from_secs(20)), "the processor caught up");
+}
+
+/// Waits (bounded, 20 s) until the engine's state meets `done`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::yield_now();
+    }
 }
