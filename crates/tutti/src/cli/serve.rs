@@ -57,6 +57,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             if engine.secrets.generated.contains(&"admin_token") {
                 println!("  admin token: {}", engine.secrets.admin_token);
             }
+            if let Err(e) = tutti_engine::Secrets::mark_shown(&data_dir) {
+                tracing::warn!(error = %e, "could not record that the new credentials were shown; the next start shows them again");
+            }
         }
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %data_dir.display(), "tutti is listening");
