@@ -127,3 +127,34 @@ fn the_whole_definitions_in_the_language_reference_validate() {
     assert!(ok, "{stderr}");
     assert!(stdout.starts_with("ok: 1 flow(s), 1 segment(s), 1 policy(ies)"), "{stdout}");
 }
+
+#[test]
+fn the_start_names_each_definition_in_force_without_colour_codes_in_a_file() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(["--flows-dir", "examples/s2-complaint"])
+        .current_dir(repo())
+        .env("TUTTI_LOG__LEVEL", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut before_listening = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("Tutti listening on ") {
+            break;
+        }
+        before_listening.push(line);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = before_listening.join("\n");
+    for expected in ["flow=winback-promo", "flow=receipt", "policy=complaint-suppression"] {
+        assert!(log.lines().any(|l| l.contains("loaded") && l.contains(expected)), "{expected} in:\n{log}");
+    }
+    assert!(!log.contains('\u{1b}'), "no colour codes when the output is not a terminal:\n{log}");
+}

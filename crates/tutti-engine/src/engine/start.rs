@@ -93,7 +93,18 @@ impl Engine {
             }
         }
         let definitions = Arc::new(FlowDefinitions::default());
-        definitions.set(definitions::build(&flow_store.all()?));
+        let built = definitions::build(&flow_store.all()?);
+        // One line per definition in force, so an operator sees at start what the engine will do.
+        for flow in built.current_flows() {
+            tracing::info!(flow = %flow.id, version = flow.version, retired = flow.retired, "flow loaded");
+        }
+        for id in built.segments.keys() {
+            tracing::info!(segment = %id, "segment loaded");
+        }
+        for id in built.policies.keys() {
+            tracing::info!(policy = %id, "policy loaded");
+        }
+        definitions.set(built);
         let (to_dispatcher, incoming) = mpsc::channel();
         let recording: std::collections::HashSet<String> = registry
             .connectors

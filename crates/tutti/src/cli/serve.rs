@@ -35,7 +35,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     let level: tracing::Level =
         config.log.level.parse().with_context(|| format!("log.level {:?}", config.log.level))?;
-    tracing_subscriber::fmt().with_max_level(level).with_target(false).init();
+    // Colour codes only on a terminal: in a file or a log collector they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_max_level(level).with_target(false).with_ansi(ansi).init();
     crate::panics::report_through_the_log();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
