@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use tutti_core::IdentityConfig;
 
 /// Configuration errors, each naming the file, variable or key at fault.
@@ -20,7 +20,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -33,13 +33,14 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// `[connectors.<name>]`: each connector's table, validated by `tutti_connectors::Registry::build` (which
     /// names the connector and the key of every problem).
+    #[serde(serialize_with = "redacted_connectors")]
     pub connectors: BTreeMap<String, toml::Value>,
     pub hooks: HooksConfig,
     pub insights: InsightsConfig,
 }
 
 /// Creative intelligence.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InsightsConfig {
     /// A taxonomy file (JSON; `tutti insights taxonomy` prints the default to start from). Default: tone,
@@ -50,7 +51,7 @@ pub struct InsightsConfig {
 }
 
 /// Inbound webhooks.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HooksConfig {
     /// Directory of hook files (YAML, one per source, served at `POST /hooks/{source}`; default: `hooks/` in the
@@ -58,7 +59,7 @@ pub struct HooksConfig {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConfig {
     /// Directory of flow, segment and policy YAML files loaded at start (default: `./flows` when present).
@@ -66,14 +67,14 @@ pub struct FlowsConfig {
 }
 
 /// The processor's health, as `/healthz` reports it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorConfig {
     /// `/healthz` answers 503 when the processor is further behind the durable log than this many events.
     pub max_lag: u64,
     /// `/healthz` answers 503 when the processor has not come round its loop for this long (it does at least
     /// every 20 ms when idle; one batch of 10,000 events takes well under a second).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub stall_after: Duration,
 }
 
@@ -83,16 +84,16 @@ impl Default for ProcessorConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address of the HTTP server.
     pub listen: SocketAddr,
     /// A client must send a request's headers within this, or the connection is closed (slowloris).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub header_read_timeout: Duration,
     /// A client must send a request's body within this, or gets 408.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub body_read_timeout: Duration,
     /// Web origins whose pages may call the tracking API (`/v1/*`) from a browser (CORS): exact origins such
     /// as `https://shop.example.vn`, or `*` for any, as Segment allows by default.
@@ -113,7 +114,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Where the embedded databases and generated secrets live.
@@ -146,11 +147,11 @@ impl fmt::Debug for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntakeConfig {
     /// How long a `messageId` is remembered for deduplication, such as `"24h"` or `"7d"`.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub dedup_retention: Duration,
     /// The most events written in one group commit.
     pub max_commit_events: usize,
@@ -162,7 +163,7 @@ impl Default for IntakeConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentitySection {
     /// The most distinct user ids one profile may hold; beyond it, lower-priority identifiers are not merged.
@@ -194,7 +195,7 @@ impl IdentitySection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`.
@@ -209,6 +210,56 @@ impl Default for LogConfig {
 
 /// Parses `90s`, `15m`, `24h`, `7d` or a plain number of seconds.
 use tutti_core::time::deserialize_duration as duration;
+
+/// Writes a duration as it is read back (`90s`, `24h`).
+fn show_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&tutti_core::time::format_duration(d.as_millis() as i64))
+}
+
+/// Shown instead of a secret's value.
+const REDACTED: &str = "<redacted>";
+
+impl Serialize for AuthConfig {
+    /// Whether each secret is configured, never its value.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("AuthConfig", 2)?;
+        for (name, value) in [("write_key", &self.write_key), ("admin_token", &self.admin_token)] {
+            if value.is_some() {
+                out.serialize_field(name, REDACTED)?;
+            } else {
+                out.skip_field(name)?;
+            }
+        }
+        out.end()
+    }
+}
+
+/// Serialises connector tables with every value that may be a secret redacted: keys naming a token, secret,
+/// password or key (but not `*_env`, which names an environment variable, not its value).
+fn redacted_connectors<S: Serializer>(tables: &BTreeMap<String, toml::Value>, s: S) -> Result<S::Ok, S::Error> {
+    fn redact(value: &toml::Value) -> toml::Value {
+        match value {
+            toml::Value::Table(t) => toml::Value::Table(
+                t.iter()
+                    .map(|(k, v)| {
+                        let lower = k.to_ascii_lowercase();
+                        let secret =
+                            ["token", "secret", "password", "key", "credential"].iter().any(|w| lower.contains(w))
+                                && !lower.ends_with("_env");
+                        let shown =
+                            if secret && !v.is_table() { toml::Value::String(REDACTED.into()) } else { redact(v) };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
+            ),
+            toml::Value::Array(a) => toml::Value::Array(a.iter().map(redact).collect()),
+            other => other.clone(),
+        }
+    }
+    let shown: BTreeMap<&String, toml::Value> = tables.iter().map(|(k, v)| (k, redact(v))).collect();
+    shown.serialize(s)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -354,6 +405,39 @@ mod tests {
         assert!(
             Config::load(Some(&file), env(&[]), &Overrides::default()).unwrap_err().to_string().contains("datadir")
         );
+    }
+
+    #[test]
+    fn shown_as_toml_that_reads_back_with_every_secret_redacted() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TUTTI_AUTH__WRITE_KEY", "wk-very-secret"),
+                ("TUTTI_INTAKE__DEDUP_RETENTION", "90s"),
+                ("TUTTI_CONNECTORS__SLACK__TOKEN", "xoxb-very-secret"),
+                ("TUTTI_CONNECTORS__SLACK__TOKEN_ENV", "SLACK_TOKEN"),
+                ("TUTTI_CONNECTORS__SMTP__PASSWORD", "pw-very-secret"),
+                ("TUTTI_CONNECTORS__SMTP__HOST", "mail.example.vn"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("very-secret"), "{text}");
+        let back: toml::Table = text.parse().unwrap();
+        assert_eq!(back["auth"]["write_key"].as_str(), Some(REDACTED));
+        assert!(back["auth"].get("admin_token").is_none(), "unset secrets are left out");
+        assert_eq!(back["connectors"]["slack"]["token"].as_str(), Some(REDACTED));
+        assert_eq!(back["connectors"]["slack"]["token_env"].as_str(), Some("SLACK_TOKEN"), "names a variable");
+        assert_eq!(back["connectors"]["smtp"]["host"].as_str(), Some("mail.example.vn"));
+        assert_eq!(back["intake"]["dedup_retention"].as_str(), Some("1m30s"));
+        // Everything but the redacted secrets reads back as the same configuration.
+        let mut plain = back.clone();
+        plain.remove("auth");
+        plain.remove("connectors");
+        let again = Config::deserialize(toml::Value::Table(plain)).unwrap();
+        assert_eq!(again.intake.dedup_retention, Duration::from_secs(90));
+        assert_eq!(again.server.listen, c.server.listen);
     }
 
     #[test]

@@ -127,7 +127,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Config(args) => {
             let config = load_config(&args)?;
-            say!("{config:#?}");
+            // TOML, as tutti.toml is written; secrets are shown as configured or not, never their values.
+            say!("{}", toml::to_string(&config)?.trim_end());
             Ok(())
         }
         Command::Profiles { command, client } => profiles(command, &Client::new(client)?),
