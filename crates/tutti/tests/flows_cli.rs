@@ -158,3 +158,19 @@ fn the_start_names_each_definition_in_force_without_colour_codes_in_a_file() {
     }
     assert!(!log.contains('\u{1b}'), "no colour codes when the output is not a terminal:\n{log}");
 }
+
+#[test]
+fn a_misspelt_connector_is_the_one_problem_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("typo.yaml");
+    std::fs::write(
+        &flow,
+        "flow: typo\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: slak.post_message\n    with: { channel: '#x', text: hi }\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = tutti(&["flows", "validate", flow.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("typo.yaml:5:13: unknown connector `slak` (hint: did you mean `slack`?"), "{stderr}");
+    assert!(!stderr.contains("unknown member"), "the action's `with` is not a second problem: {stderr}");
+    assert!(stderr.contains("1 problem(s) found"), "{stderr}");
+}

@@ -167,6 +167,13 @@ pub(super) fn read_steps(
     Some(steps)
 }
 
+/// Marks an action's own members as read, when the action itself cannot be (an unknown connector or operation).
+fn skip_action_members(o: &mut Obj<'_>) {
+    for key in ["with", "category", "channel", "await"] {
+        o.get(key);
+    }
+}
+
 fn read_step(
     cx: &mut Cx<'_>,
     o: &mut Obj<'_>,
@@ -190,6 +197,8 @@ fn read_step(
                     None => format!("connectors: {}", names.join(", ")),
                 };
                 cx.problem(&p, format!("unknown connector `{connector_name}`"), hint);
+                // Its `with` and the rest belong to the action: the problem is the name, not them.
+                skip_action_members(o);
                 return None;
             };
             let operation = match operation {
@@ -203,6 +212,7 @@ fn read_step(
                         None => format!("say which operation of `{connector_name}`"),
                     };
                     cx.problem(&p, message, format!("operations: {}", ops.join(", ")));
+                    skip_action_members(o);
                     return None;
                 }
             };
