@@ -16,8 +16,8 @@ pub(crate) struct ClientArgs {
     /// Admin token (default: TUTTI_ADMIN_TOKEN, else read from the data directory).
     #[arg(long, global = true)]
     token: Option<String>,
-    /// Data directory to read the admin token from.
-    #[arg(long, global = true, default_value = "./tutti-data")]
+    /// Data directory to read the admin token from (the variable is the one `serve` reads too).
+    #[arg(long, global = true, env = "TUTTI_STORAGE__DATA_DIR", default_value = "./tutti-data")]
     data_dir: PathBuf,
 }
 
