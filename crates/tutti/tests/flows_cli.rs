@@ -128,14 +128,14 @@ fn the_whole_definitions_in_the_language_reference_validate() {
     assert!(stdout.starts_with("ok: 1 flow(s), 1 segment(s), 1 policy(ies)"), "{stdout}");
 }
 
-#[test]
-fn the_start_names_each_definition_in_force_without_colour_codes_in_a_file() {
+/// What `tutti serve` logs at info level before it listens, with the flows of `flows_dir`.
+fn start_log(flows_dir: &str) -> String {
     use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tutti"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
-        .args(["--flows-dir", "examples/s2-complaint"])
+        .args(["--flows-dir", flows_dir])
         .current_dir(repo())
         .env("TUTTI_LOG__LEVEL", "info")
         .stdout(std::process::Stdio::piped())
@@ -152,7 +152,24 @@ fn the_start_names_each_definition_in_force_without_colour_codes_in_a_file() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let log = before_listening.join("\n");
+    before_listening.join("\n")
+}
+
+#[test]
+fn a_flow_on_a_connector_that_is_not_configured_is_named_at_start() {
+    let log = start_log("examples/s3-objection");
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("flow=objection-to-content-task")
+            && l.contains("connector=\"trello\"")
+            && l.contains("[connectors.trello]")),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_start_names_each_definition_in_force_without_colour_codes_in_a_file() {
+    let log = start_log("examples/s2-complaint");
     for expected in ["flow=winback-promo", "flow=receipt", "policy=complaint-suppression"] {
         assert!(log.lines().any(|l| l.contains("loaded") && l.contains(expected)), "{expected} in:\n{log}");
     }

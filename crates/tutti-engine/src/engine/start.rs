@@ -97,6 +97,18 @@ impl Engine {
         // One line per definition in force, so an operator sees at start what the engine will do.
         for flow in built.current_flows() {
             tracing::info!(flow = %flow.id, version = flow.version, retired = flow.retired, "flow loaded");
+            // An action on a connector with no configuration would only ever become a dead letter: say so now,
+            // not at the first delivery.
+            let unconfigured = flow.steps.iter().filter_map(|step| match &step.kind {
+                tutti_core::flow::StepKind::Action(a) if !registry.connectors.contains_key(a.connector.as_str()) => {
+                    Some((step.id.as_str(), a.connector.as_str()))
+                }
+                _ => None,
+            });
+            for (step, connector) in unconfigured {
+                tracing::warn!(flow = %flow.id, step, connector,
+                    "this step's connector is not configured (add [connectors.{connector}] to tutti.toml); its actions will be dead letters");
+            }
         }
         for id in built.segments.keys() {
             tracing::info!(segment = %id, "segment loaded");
