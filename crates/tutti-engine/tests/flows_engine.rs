@@ -1,87 +1,60 @@
 //! Flows in the running engine: events through the log and the processor, timers on a manual clock, actions
-//! through the outbox and the dispatcher to a real HTTP receiver on this machine.
+//! through the outbox and the dispatcher to the webhook stand-in, a real HTTP server on this machine.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::{ingest, wait_until};
 use serde_json::{Value, json};
+use tutti_connectors::testing::Vendors;
 use tutti_core::time::parse_timestamp;
 use tutti_engine::config::Config;
 use tutti_engine::{Clock, Engine, ManualClock};
 
-/// Requests received (idempotency key, JSON body), and a signal when one arrives.
-type Received = Arc<(Mutex<Vec<(String, Value)>>, Condvar)>;
-
-/// A local HTTP server that records every POST (its `Idempotency-Key` and JSON body) and answers 200.
+/// The webhook stand-in of `tutti_connectors::testing`, on a runtime of its own: it checks each request as a
+/// webhook receiver would (JSON, an `Idempotency-Key`) and answers 200.
 struct Receiver {
+    _runtime: tokio::runtime::Runtime,
+    vendors: Vendors,
+    /// The base URL flows post to (paths may follow).
     url: String,
-    got: Received,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let got: Received = Arc::default();
-        let record = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut writer = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let (mut length, mut key) = (0usize, String::new());
-                        loop {
-                            let mut header = String::new();
-                            reader.read_line(&mut header).unwrap();
-                            let header = header.trim_end();
-                            if header.is_empty() {
-                                break;
-                            }
-                            let (name, value) = header.split_once(':').unwrap();
-                            match name.to_ascii_lowercase().as_str() {
-                                "content-length" => length = value.trim().parse().unwrap(),
-                                "idempotency-key" => key = value.trim().to_owned(),
-                                _ => {}
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        reader.read_exact(&mut body).unwrap();
-                        let (lock, wake) = &*record;
-                        lock.lock().unwrap().push((key, serde_json::from_slice(&body).unwrap()));
-                        wake.notify_all();
-                        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
-                        if writer.write_all(answer).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Receiver { url, got }
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let vendors = runtime.block_on(Vendors::start());
+        let url = vendors.hook_url("flows");
+        Receiver { _runtime: runtime, vendors, url }
+    }
+
+    /// Every request received: its idempotency key and JSON body.
+    fn received(&self) -> Vec<(String, Value)> {
+        let refused = self.vendors.refusals();
+        assert!(refused.is_empty(), "the receiver refused requests: {refused:?}");
+        self.vendors
+            .received("hook")
+            .into_iter()
+            .map(|r| {
+                let key = r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                (key, r.body)
+            })
+            .collect()
     }
 
     /// Waits until at least `n` requests arrived (or 20 s pass); returns what arrived.
     fn wait_for(&self, n: usize) -> Vec<(String, Value)> {
-        let (lock, wake) = &*self.got;
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut got = lock.lock().unwrap();
-        while got.len() < n && Instant::now() < deadline {
-            got = wake.wait_timeout(got, deadline.saturating_duration_since(Instant::now())).unwrap().0;
+        loop {
+            let got = self.received();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::yield_now();
         }
-        got.clone()
     }
 }
 
@@ -207,7 +180,7 @@ fn waiting_runs_survive_a_restart_and_act_once() {
 #[test]
 fn private_destinations_become_dead_letters_without_a_request() {
     let receiver = Receiver::start();
-    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    let port = receiver.url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap().to_owned();
     let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(
         flows.path().join("probe.yaml"),
@@ -243,7 +216,7 @@ fn private_destinations_become_dead_letters_without_a_request() {
     assert!(errors[1].contains("localhost") && errors[1].contains("allow_private"), "{}", errors[1]);
     assert!(errors[2].contains("169.254.169.254") && errors[2].contains("allow_private"), "{}", errors[2]);
     assert!(engine.outbox("pending", 10).unwrap().is_empty());
-    assert!(receiver.got.0.lock().unwrap().is_empty(), "nothing reached the receiver");
+    assert!(receiver.received().is_empty(), "nothing reached the receiver");
     engine.shutdown();
 }
 

@@ -1,94 +1,24 @@
 //! Flows through the real binary: definitions managed over the admin API, runs inspected, and a SIGKILL while
-//! runs wait and actions sit in the outbox, after which every action reaches a local receiver exactly once.
+//! runs wait and actions sit in the outbox, after which every action reaches the webhook stand-in exactly once.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_TOKEN, Server};
+use common::{ADMIN_TOKEN, Server, wait_until};
 use serde_json::json;
+use tutti_connectors::testing::Vendors;
 
-/// Every request as (idempotency key, answered with 200).
-type Log = Arc<(Mutex<Vec<(String, bool)>>, Condvar)>;
-
-/// A webhook receiver on this machine: answers 503 (a vendor outage) until `up`, then 200.
-struct Receiver {
-    url: String,
-    log: Log,
-    up: Arc<AtomicBool>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (log, up): (Log, Arc<AtomicBool>) = (Arc::default(), Arc::default());
-        let (log_in, up_in) = (log.clone(), up.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (log, up) = (log_in.clone(), up_in.clone());
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut writer = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let (mut length, mut key) = (0usize, String::new());
-                        loop {
-                            let mut header = String::new();
-                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let header = header.trim_end();
-                            if header.is_empty() {
-                                break;
-                            }
-                            let (name, value) = header.split_once(':').unwrap();
-                            match name.to_ascii_lowercase().as_str() {
-                                "content-length" => length = value.trim().parse().unwrap(),
-                                "idempotency-key" => key = value.trim().to_owned(),
-                                _ => {}
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        let ok = up.load(Ordering::SeqCst);
-                        let answer: &[u8] = if ok {
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-                        } else {
-                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}"
-                        };
-                        let (lock, wake) = &*log;
-                        lock.lock().unwrap().push((key, ok));
-                        wake.notify_all();
-                        if writer.write_all(answer).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Receiver { url, log, up }
-    }
-
-    /// Waits (at most 60 s) until `done` holds for the log; returns the log.
-    fn wait_until(&self, done: impl Fn(&[(String, bool)]) -> bool) -> Vec<(String, bool)> {
-        let (lock, wake) = &*self.log;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut log = lock.lock().unwrap();
-        while !done(&log) && Instant::now() < deadline {
-            log = wake.wait_timeout(log, deadline.saturating_duration_since(Instant::now())).unwrap().0;
-        }
-        log.clone()
-    }
+/// Every request the webhook stand-in received, as (idempotency key, answered with 200).
+fn hook_log(vendors: &Vendors) -> Vec<(String, bool)> {
+    vendors
+        .received("hook")
+        .iter()
+        .map(|r| {
+            let key = r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            (key, r.status == 200)
+        })
+        .collect()
 }
 
 fn accepted(log: &[(String, bool)]) -> Vec<String> {
@@ -97,22 +27,25 @@ fn accepted(log: &[(String, bool)]) -> Vec<String> {
 
 #[test]
 fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
-    let receiver = Receiver::start();
+    // The webhook receiver is down (503, a vendor outage) until the server has been killed.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    vendors.set_down("hook", true);
     let data = tempfile::tempdir().unwrap();
     let flows = tempfile::tempdir().unwrap();
     std::fs::write(
         flows.path().join("ping.yaml"),
         format!(
-            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}/ping', user: '{{{{ event.userId }}}}' }}\n",
-            receiver.url
+            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}', user: '{{{{ event.userId }}}}' }}\n",
+            vendors.hook_url("ping")
         ),
     )
     .unwrap();
     std::fs::write(
         flows.path().join("welcome.yaml"),
         format!(
-            "flow: welcome\ncategory: transactional\ntrigger: {{ event: Signed Up }}\nsteps:\n  - id: pause\n    wait: 3s\n  - id: greet\n    action: webhook.post\n    with: {{ url: '{}/welcome', text: 'Chào mừng {{{{ event.userId }}}} 欢迎' }}\n",
-            receiver.url
+            "flow: welcome\ncategory: transactional\ntrigger: {{ event: Signed Up }}\nsteps:\n  - id: pause\n    wait: 3s\n  - id: greet\n    action: webhook.post\n    with: {{ url: '{}', text: 'Chào mừng {{{{ event.userId }}}} 欢迎' }}\n",
+            vendors.hook_url("welcome")
         ),
     )
     .unwrap();
@@ -132,7 +65,7 @@ fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
         assert_eq!(status, 200, "{body}");
     }
     // Every ping has been tried once and refused (503): they sit in the outbox for a retry.
-    receiver.wait_until(|log| log.len() >= people);
+    wait_until("every ping tried once", || hook_log(&vendors).len() >= people);
     let pending = server.admin("/api/v1/outbox?state=pending");
     assert!(pending["actions"].as_array().unwrap().len() >= people / 2, "{pending}");
     // A 200 means the event is durable, not yet processed: wait for the processor to start every run.
@@ -142,14 +75,15 @@ fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
     });
     server.kill9();
 
-    receiver.up.store(true, Ordering::SeqCst);
+    vendors.set_down("hook", false);
     let server = Server::start_in(data.path(), &env);
-    let log = receiver.wait_until(|log| {
-        let mut keys = accepted(log);
+    wait_until("every action delivered", || {
+        let mut keys = accepted(&hook_log(&vendors));
         keys.sort();
         keys.dedup();
         keys.len() >= 2 * people
     });
+    let log = hook_log(&vendors);
     let keys = accepted(&log);
     let mut distinct = keys.clone();
     distinct.sort();
@@ -159,6 +93,7 @@ fn sigkill_with_runs_waiting_and_actions_queued_loses_and_doubles_nothing() {
     let runs = server.admin("/api/v1/runs?flow=welcome&limit=100");
     let completed = runs["runs"].as_array().unwrap().iter().filter(|r| r["status"]["state"] == "completed").count();
     assert_eq!(completed, people, "{runs}");
+    assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }
 
 #[test]
