@@ -189,5 +189,11 @@ fn a_misspelt_connector_is_the_one_problem_reported() {
     assert!(!ok);
     assert!(stderr.contains("typo.yaml:5:13: unknown connector `slak` (hint: did you mean `slack`?"), "{stderr}");
     assert!(!stderr.contains("unknown member"), "the action's `with` is not a second problem: {stderr}");
+    // A member misspelt beside it is named with the step's members, each once.
+    std::fs::write(&flow, "flow: typo\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: log.write\n    nxt: b\n")
+        .unwrap();
+    let (_, _, stderr) = tutti(&["flows", "validate", flow.to_str().unwrap()]);
+    let hint = stderr.lines().find(|l| l.contains("unknown member `nxt`")).unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(hint.matches("action").count(), 1, "{hint}");
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");
 }

@@ -195,7 +195,10 @@ pub(crate) struct Obj<'v> {
 impl<'v> Obj<'v> {
     /// The member `name`, with its pointer, if present (null counts as absent).
     pub fn get(&mut self, name: &'static str) -> Option<(&'v Value, String)> {
-        self.known.push(name);
+        // Once each: the names are listed back in hints, and a member may be read twice (`action` is).
+        if !self.known.contains(&name) {
+            self.known.push(name);
+        }
         self.map.get(name).filter(|v| !v.is_null()).map(|v| (v, push_token(&self.pointer, name)))
     }
 
