@@ -39,6 +39,7 @@ use crate::flows::FlowDefinitions;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::Config;
+pub use crate::engine::{ConnectorsHandle, InsightsHandle};
 pub use crate::intake::{Intake, IntakeError};
 pub use crate::metrics::Metrics;
 pub use crate::processor::ErasureReport;

@@ -222,7 +222,7 @@ pub async fn events(
 
 pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::HeaderName, &'static str); 1], String) {
     let mut text = engine.metrics.render();
-    let ai = engine.ai_stats();
+    let ai = engine.connectors().ai_stats();
     if !ai.is_empty() {
         use std::fmt::Write;
         let label = |flow: &str| flow.replace('\\', "\\\\").replace('"', "\\\"");

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// Every connector: its operations and channel, whether this installation has it configured, and the limits
 /// the dispatcher applies to it.
 pub async fn connectors(_: Admin, State(engine): State<Arc<Engine>>) -> Json<Value> {
-    let registry = engine.connectors();
+    let registry = engine.connectors().registry();
     let list: Vec<Value> = tutti_connectors::ALL
         .iter()
         .map(|kind| {
@@ -43,7 +43,7 @@ pub async fn health(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match engine.check_connector(&name).await {
+    match engine.connectors().check(&name).await {
         None => Err(ApiError::new(
             ErrorCode::UnknownConnector,
             format!("no connector named `{name}` is configured; GET /api/v1/connectors lists them"),
@@ -175,7 +175,7 @@ pub async fn unsubscribe(
 ) -> Result<axum::response::Html<String>, ApiError> {
     // `List-Unsubscribe=One-Click`, or the page's form: read so the connection can serve the next request.
     read_small_body(&headers, body).await?;
-    match engine.unsubscribe(&token).await {
+    match engine.connectors().unsubscribe(&token).await {
         Ok(Some(_)) => Ok(axum::response::Html(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribed</title></head>\
              <body style=\"font-family:sans-serif;max-width:30em;margin:3em auto\">\
@@ -232,9 +232,9 @@ pub async fn hook(
         body: &body,
     };
     let stored = if slack_challenge.is_some() {
-        engine.verify_hook(&source, &request).map(|()| Vec::new())
+        engine.connectors().verify_hook(&source, &request).map(|()| Vec::new())
     } else {
-        engine.hook(&source, &request).await
+        engine.connectors().hook(&source, &request).await
     };
     match stored {
         Ok(_) if slack_challenge.is_some() => Ok(Json(json!({"challenge": slack_challenge}))),
@@ -304,7 +304,7 @@ pub async fn decide(
             blocking(move || Ok(engine.resolve_key(&key)?)).await?
         }
     };
-    let decision = profile.and_then(|id| engine.decision(id, &q.slot));
+    let decision = profile.and_then(|id| engine.connectors().decision(id, &q.slot));
     // Internal profile ids are for the admin token.
     let profile = if admin { profile.map(|p| p.to_string()) } else { None };
     Ok(Json(match decision {

@@ -55,22 +55,22 @@ pub async fn import(
     })?;
     let options = ImportOptions { layout, channel: q.channel, competitor: q.competitor };
     let summary = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         let input = std::io::Cursor::new(bytes.to_vec());
-        service::import(&*store, Some(engine.tagger()), input, options, &mut |_| {}).map_err(service_error)
+        service::import(&*store, Some(engine.insights().tagger()), input, options, &mut |_| {}).map_err(service_error)
     })
     .await?;
     to_json("import summary", &summary)
 }
 
 pub async fn list(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
-    let creatives = blocking(move || engine.creatives().creatives().map_err(store_error)).await?;
+    let creatives = blocking(move || engine.insights().creatives().creatives().map_err(store_error)).await?;
     Ok(Json(json!({ "creatives": creatives })))
 }
 
 pub async fn get(_: Admin, State(engine): State<Arc<Engine>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id_for = id.clone();
-    let found = blocking(move || engine.creatives().creative(&id_for).map_err(store_error)).await?;
+    let found = blocking(move || engine.insights().creatives().creative(&id_for).map_err(store_error)).await?;
     let creative = found.ok_or_else(|| ApiError::new(ErrorCode::UnknownCreative, format!("no creative `{id}`")))?;
     to_json("creative", &creative)
 }
@@ -90,8 +90,8 @@ pub async fn tag(
     let request: TagBody =
         if body.iter().all(u8::is_ascii_whitespace) { TagBody::default() } else { json_body(&body)? };
     let tagged = blocking(move || {
-        let store = engine.creatives();
-        service::tag(&*store, engine.tagger(), request.all).map_err(service_error)
+        let store = engine.insights().creatives();
+        service::tag(&*store, engine.insights().tagger(), request.all).map_err(service_error)
     })
     .await?;
     Ok(Json(json!({ "tagged": tagged })))
@@ -116,7 +116,7 @@ pub async fn set_tag(
     }
     let (id_for, name_for, value) = (id.clone(), name.clone(), tag.value.clone());
     blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         service::set_manual_tag(&*store, &id_for, &name_for, &value).map_err(service_error)
     })
     .await?;
@@ -130,7 +130,7 @@ pub async fn clear_tag(
 ) -> Result<Json<Value>, ApiError> {
     let (id_for, name_for) = (id.clone(), name.clone());
     let (exists, cleared) = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         let exists = store.creative(&id_for).map_err(store_error)?.is_some();
         let cleared = exists && store.clear_manual_tag(&id_for, &name_for).map_err(store_error)?;
         Ok((exists, cleared))
@@ -175,7 +175,7 @@ pub async fn report_html(
     use axum::response::IntoResponse;
     let options = options(q)?;
     let page = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         let report = service::analyze(&*store, &options).map_err(service_error)?;
         let competitors = service::competitors(&*store).map_err(service_error)?;
         Ok(tutti_insights::render::html(&report, &competitors))
@@ -190,7 +190,8 @@ pub async fn alerts(
     ApiQuery(q): ApiQuery<InsightsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let options = options(q)?;
-    let found = blocking(move || service::alerts(&*engine.creatives(), &options).map_err(service_error)).await?;
+    let found =
+        blocking(move || service::alerts(&*engine.insights().creatives(), &options).map_err(service_error)).await?;
     Ok(Json(json!({ "alerts": found })))
 }
 
@@ -215,14 +216,14 @@ pub async fn predict(
 ) -> Result<Json<Value>, ApiError> {
     let r: PredictBody = json_body(&body)?;
     let prediction = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         let has_text = !(r.headline.is_empty() && r.body.is_empty() && r.call_to_action.is_empty());
         let text = has_text.then_some(tutti_ai::Text {
             headline: &r.headline,
             body: &r.body,
             call_to_action: &r.call_to_action,
         });
-        service::predict(&*store, engine.tagger(), &r.channel, r.tags.clone(), text, &Default::default())
+        service::predict(&*store, engine.insights().tagger(), &r.channel, r.tags.clone(), text, &Default::default())
             .map_err(service_error)
     })
     .await?;
@@ -276,14 +277,15 @@ pub async fn budget(
         draws: 4_000,
         seed: 1,
     };
-    let proposal =
-        blocking(move || service::budget(&*engine.creatives(), &budget_options, &window).map_err(service_error))
-            .await?;
+    let proposal = blocking(move || {
+        service::budget(&*engine.insights().creatives(), &budget_options, &window).map_err(service_error)
+    })
+    .await?;
     to_json("proposal", &proposal)
 }
 
 pub async fn competitors(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
-    let view = blocking(move || service::competitors(&*engine.creatives()).map_err(service_error)).await?;
+    let view = blocking(move || service::competitors(&*engine.insights().creatives()).map_err(service_error)).await?;
     Ok(Json(json!({ "traits": view })))
 }
 
@@ -293,7 +295,8 @@ pub async fn creatives(
     ApiQuery(q): ApiQuery<InsightsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let options = options(q)?;
-    let report = blocking(move || service::analyze(&*engine.creatives(), &options).map_err(service_error)).await?;
+    let report =
+        blocking(move || service::analyze(&*engine.insights().creatives(), &options).map_err(service_error)).await?;
     to_json("report", &report)
 }
 
@@ -368,10 +371,10 @@ pub async fn put_creative(
         tags: r.tags.into_iter().map(|(k, v)| (k, Tag::manual(v))).collect(),
     };
     let changes = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         let changes = store.put_creatives(std::slice::from_ref(&creative)).map_err(store_error)?;
         if let Some(stored) = store.creative(&creative.id).map_err(store_error)? {
-            let local = service::local_tags(engine.tagger(), &stored);
+            let local = service::local_tags(engine.insights().tagger(), &stored);
             let missing = local.into_iter().filter(|(k, _)| !stored.tags.contains_key(k)).collect();
             store.put_tags(&stored.id, &missing).map_err(store_error)?;
         }
@@ -446,7 +449,7 @@ pub async fn post_performance(
     }
     let id_for = id.clone();
     let changes = blocking(move || {
-        let store = engine.creatives();
+        let store = engine.insights().creatives();
         if store.creative(&id_for).map_err(store_error)?.is_none() {
             return Err(ApiError::new(ErrorCode::UnknownCreative, format!("no creative `{id_for}`")));
         }

@@ -5,18 +5,34 @@ use tutti_core::ProfileId;
 
 use crate::{Appended, Engine, EngineError, HookError, HookRequest, NewEvent, ProfileKey};
 
+/// Connectors as the server reaches them: [`Engine::connectors`].
+pub struct ConnectorsHandle<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// The connectors: the configured registry and health checks, inbound hooks, unsubscribe links, website
+    /// decisions and AI statistics.
+    pub fn connectors(&self) -> ConnectorsHandle<'_> {
+        ConnectorsHandle { engine: self }
+    }
+}
+
+impl<'e> ConnectorsHandle<'e> {
     /// One-click unsubscribe (RFC 8058): checks the signed token of a `List-Unsubscribe` link and durably records
     /// `email_subscribe: "unsubscribed"` on the profile that owns the address (an `identify` through the log,
     /// like any other event, so it survives a crash and every later email that is not transactional is
     /// stopped by the consent check). Returns the address, or `None` for a token that is not genuine.
     pub async fn unsubscribe(&self, token: &str) -> Result<Option<String>, EngineError> {
-        let Some(address) = tutti_connectors::smtp::verify_unsubscribe(&self.secrets.link_key(), token) else {
+        let Some(address) = tutti_connectors::smtp::verify_unsubscribe(&self.engine.secrets.link_key(), token) else {
             return Ok(None);
         };
         // The event names the profile by the id it already has, so it attaches rather than starting a new one.
-        let owner = match self.identity.parse_key(&format!("email:{address}")) {
-            Ok(id) => self.resolve_key(&ProfileKey::Identity(id))?.and_then(|pid| self.profile(pid).ok().flatten()),
+        let owner = match self.engine.identity.parse_key(&format!("email:{address}")) {
+            Ok(id) => self
+                .engine
+                .resolve_key(&ProfileKey::Identity(id))?
+                .and_then(|pid| self.engine.profile(pid).ok().flatten()),
             Err(_) => None,
         };
         let (field, value) = match owner {
@@ -34,7 +50,7 @@ impl Engine {
             }
             None => ("anonymousId", format!("email:{address}")),
         };
-        let now = self.clock.now_ms();
+        let now = self.engine.clock.now_ms();
         let body = serde_json::json!({
             "type": "identify",
             field: value,
@@ -42,10 +58,10 @@ impl Engine {
             "context": {"source": "tutti.unsubscribe", "channel": "email"},
         });
         let event = tutti_core::Event::from_json(body, None, &tutti_core::BatchDefaults::default(), now, || {
-            self.new_message_id()
+            self.engine.new_message_id()
         })
         .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
-        self.ingest(vec![NewEvent::of(event, false)]).await?;
+        self.engine.ingest(vec![NewEvent::of(event, false)]).await?;
         Ok(Some(address))
     }
 
@@ -53,15 +69,15 @@ impl Engine {
     /// (each with a message id stable across the vendor's retries, so a retried delivery changes nothing).
     pub async fn hook(&self, source: &str, request: &HookRequest<'_>) -> Result<Vec<Appended>, HookError> {
         self.verify_hook(source, request)?;
-        let hook = &self.hooks[source];
-        let now = self.clock.now_ms();
+        let hook = &self.engine.hooks[source];
+        let now = self.engine.clock.now_ms();
         let payload: serde_json::Value = serde_json::from_slice(request.body)
             .map_err(|e| HookError::Payload(format!("the body is not JSON: {e}")))?;
         let events = hook.apply(&payload).map_err(|e| HookError::Payload(e.0))?;
         let mut new = Vec::with_capacity(events.len());
         for (i, value) in events.into_iter().enumerate() {
             let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, || {
-                self.new_message_id()
+                self.engine.new_message_id()
             })
             .map_err(|e| HookError::Payload(format!("mapped event {i}: {e}")))?;
             if let Some(field) = event.reserved_identifier() {
@@ -74,46 +90,46 @@ impl Engine {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        self.ingest(new).await.map_err(HookError::Engine)
+        self.engine.ingest(new).await.map_err(HookError::Engine)
     }
 
     /// Only the signature check of [`Engine::hook`] (Slack's `url_verification` handshake stores nothing).
     pub fn verify_hook(&self, source: &str, request: &HookRequest<'_>) -> Result<(), HookError> {
-        let hook = self.hooks.get(source).ok_or(HookError::UnknownSource)?;
+        let hook = self.engine.hooks.get(source).ok_or(HookError::UnknownSource)?;
         let check = tutti_connectors::inbound::verify::Request {
             method: request.method,
             path_and_query: request.path_and_query,
             headers: request.headers,
             body: request.body,
-            now_ms: self.clock.now_ms(),
+            now_ms: self.engine.clock.now_ms(),
         };
         hook.verify.check(&check).map_err(HookError::Signature)
     }
 
     /// What a website slot shows a profile now (set by `decide.set` steps), from memory.
     pub fn decision(&self, profile: ProfileId, slot: &str) -> Option<tutti_connectors::decide::SlotDecision> {
-        self.decisions.get(profile.0, slot, self.clock.now_ms())
+        self.engine.decisions.get(profile.0, slot, self.engine.clock.now_ms())
     }
 
     /// The sources served under `/hooks/{source}`.
-    pub fn hook_sources(&self) -> Vec<&str> {
-        self.hooks.keys().map(String::as_str).collect()
+    pub fn hook_sources(&self) -> Vec<&'e str> {
+        self.engine.hooks.keys().map(String::as_str).collect()
     }
 
     /// The connectors this installation delivers through, with the limits the dispatcher applies.
     /// Generated messages per flow, and how many passed review first time and in the end.
     pub fn ai_stats(&self) -> std::collections::BTreeMap<String, tutti_ai::generate::Counts> {
-        self.ai_stats.snapshot()
+        self.engine.ai_stats.snapshot()
     }
 
-    pub fn connectors(&self) -> &tutti_connectors::Registry {
-        &self.checks
+    pub fn registry(&self) -> &'e tutti_connectors::Registry {
+        &self.engine.checks
     }
 
     /// Runs a connector's health check (the real send path, with nothing a customer sees), within its timeout.
     /// `None`: no such connector is configured.
-    pub async fn check_connector(&self, name: &str) -> Option<Result<serde_json::Value, tutti_connectors::Failure>> {
-        let built = self.checks.get(name)?;
+    pub async fn check(&self, name: &str) -> Option<Result<serde_json::Value, tutti_connectors::Failure>> {
+        let built = self.engine.checks.get(name)?;
         let timeout = built.settings.timeout;
         Some(match tokio::time::timeout(timeout, built.sender.health()).await {
             Ok(result) => result,

@@ -4,14 +4,26 @@ use std::sync::Arc;
 
 use crate::Engine;
 
+/// Creative intelligence as the server and the CLI reach it: [`Engine::insights`].
+pub struct InsightsHandle<'e> {
+    engine: &'e Engine,
+}
+
 impl Engine {
+    /// Creatives, their performance and the tagger.
+    pub fn insights(&self) -> InsightsHandle<'_> {
+        InsightsHandle { engine: self }
+    }
+}
+
+impl<'e> InsightsHandle<'e> {
     /// Creatives and their performance (`creatives.db`).
     pub fn creatives(&self) -> Arc<dyn tutti_store::CreativeStore> {
-        self.creatives.clone()
+        self.engine.creatives.clone()
     }
 
     /// The local creative tagger, trained on first use (a few milliseconds).
-    pub fn tagger(&self) -> &tutti_ai::LocalTagger {
-        self.tagger.get_or_init(tutti_ai::LocalTagger::new_default)
+    pub fn tagger(&self) -> &'e tutti_ai::LocalTagger {
+        self.engine.tagger.get_or_init(tutti_ai::LocalTagger::new_default)
     }
 }

@@ -6,3 +6,6 @@ mod flows;
 mod insights;
 mod profiles;
 mod start;
+
+pub use connectors::ConnectorsHandle;
+pub use insights::InsightsHandle;
