@@ -149,18 +149,20 @@ pub fn verify_unsubscribe(key: &[u8], token: &str) -> Option<String> {
     if tag.len() != 16 {
         return None;
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(b"tutti-unsubscribe\0");
-    mac.update(address.as_bytes());
-    mac.verify_truncated_left(&tag).ok()?;
+    address_mac(key, &address).verify_truncated_left(&tag).ok()?;
     Some(address)
 }
 
-fn address_tag(key: &[u8], address: &str) -> [u8; 32] {
+/// The MAC whose first 16 bytes are an address's tag, in both token forms.
+fn address_mac(key: &[u8], address: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(b"tutti-unsubscribe\0");
     mac.update(address.as_bytes());
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+fn address_tag(key: &[u8], address: &str) -> [u8; 32] {
+    address_mac(key, address).finalize().into_bytes().into()
 }
 
 /// `data` XORed with the keystream that `tag` seeds under `key` (its own inverse).

@@ -61,12 +61,7 @@ impl Secrets {
     /// Configured values win over stored ones but are never written to the file.
     pub fn load_or_generate(dir: &Path, auth: &AuthConfig) -> std::io::Result<Secrets> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(SECRETS_FILE);
-        let stored: toml::Table = match std::fs::read_to_string(&path) {
-            Ok(text) => text.parse().map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-            Err(e) => return Err(e),
-        };
+        let stored = read_secrets(dir)?;
         let get = |k: &str| stored.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         let unshown: Vec<String> = stored
             .get(UNSHOWN)
@@ -113,10 +108,7 @@ impl Secrets {
 
     /// Records that the generated credentials were shown, so later starts do not show them again.
     pub fn mark_shown(dir: &Path) -> std::io::Result<()> {
-        let path = dir.join(SECRETS_FILE);
-        let mut file: toml::Table = std::fs::read_to_string(&path)?
-            .parse()
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        let mut file = read_secrets(dir)?;
         if file.remove(UNSHOWN).is_some() {
             write_secrets(dir, &file)?;
         }
@@ -126,6 +118,16 @@ impl Secrets {
 
 /// The key of `secrets.toml` listing generated credentials not yet shown.
 const UNSHOWN: &str = "unshown";
+
+/// What `secrets.toml` holds; empty before the first start.
+fn read_secrets(dir: &Path) -> std::io::Result<toml::Table> {
+    let path = dir.join(SECRETS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.parse().map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(toml::Table::new()),
+        Err(e) => Err(e),
+    }
+}
 
 /// Replaces `secrets.toml` atomically, readable by its owner only.
 fn write_secrets(dir: &Path, file: &toml::Table) -> std::io::Result<()> {

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use crate::load::client::{Body, drive};
-use crate::load::server::{report_processing, start_server};
+use crate::load::server::{build_profile, report_processing, start_server};
 use deliver::deliver;
 use flows::{flows, timers};
 use profiles::profiles;
@@ -92,7 +92,7 @@ pub(crate) const ADMIN_TOKEN: &str = "load-admin-token";
 
 pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let profile = std::env::var("TUTTI_PROFILE").unwrap_or_else(|_| "release".into());
+    let profile = build_profile();
     let status =
         Command::new("cargo").args(["build", "--profile", &profile, "-p", "tutti"]).current_dir(&root).status()?;
     if !status.success() {

@@ -46,15 +46,19 @@ pub(crate) fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) 
     Ok(Server { child, addr, _dir: dir })
 }
 
+/// The cargo profile the server under test is built and run with: `release`, or `TUTTI_PROFILE` (`profiling`
+/// keeps full debug info, for `perf` with call graphs).
+pub(crate) fn build_profile() -> String {
+    std::env::var("TUTTI_PROFILE").unwrap_or_else(|_| "release".into())
+}
+
 /// Starts `tutti serve` on a data directory and returns it with the address it listens on.
 pub(crate) fn spawn_server(
     root: &std::path::Path,
     dir: &std::path::Path,
     env: &[(&str, String)],
 ) -> anyhow::Result<(Child, String)> {
-    // `TUTTI_PROFILE=profiling` runs the build with full debug info, for `perf` with call graphs.
-    let profile = std::env::var("TUTTI_PROFILE").unwrap_or_else(|_| "release".into());
-    let bin = root.join("target").join(profile).join("tutti");
+    let bin = root.join("target").join(build_profile()).join("tutti");
     let mut child = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
