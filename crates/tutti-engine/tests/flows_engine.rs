@@ -39,7 +39,7 @@ impl Receiver {
             .received("hook")
             .into_iter()
             .map(|r| {
-                let key = r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let key = r.idempotency_key().to_owned();
                 (key, r.body)
             })
             .collect()

@@ -55,7 +55,7 @@ fn a_burst_with_five_kills_repeats_at_most_what_was_in_flight() {
     let keys = || -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for r in vendors.received("hook").iter().filter(|r| r.status == 200) {
-            let key = r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let key = r.idempotency_key().to_owned();
             *counts.entry(key).or_insert(0) += 1;
         }
         counts

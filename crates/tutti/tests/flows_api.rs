@@ -15,7 +15,7 @@ fn hook_log(vendors: &Vendors) -> Vec<(String, bool)> {
         .received("hook")
         .iter()
         .map(|r| {
-            let key = r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let key = r.idempotency_key().to_owned();
             (key, r.status == 200)
         })
         .collect()

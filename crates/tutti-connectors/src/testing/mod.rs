@@ -124,6 +124,13 @@ pub struct Received {
     pub refused: Option<String>,
 }
 
+impl Received {
+    /// The request's `Idempotency-Key`, or "" without one.
+    pub fn idempotency_key(&self) -> &str {
+        header(&self.headers, "idempotency-key")
+    }
+}
+
 /// An injected fault.
 #[derive(Debug, Clone)]
 pub enum Fault {
