@@ -43,10 +43,15 @@ use tutti_ai::topics::{SemanticCache, TopicTaxonomy};
 use tutti_core::audit::{AuditKind, AuditRecord};
 
 use crate::llm::OpenAi;
-use crate::{Action, Audit, Context, Delivery, Failure, Kind, Sender, Settings};
+use crate::{Action, Audit, Context, Delivery, Failure, Kind, Operation, Sender, Settings};
 
-pub static KIND: Kind =
-    Kind { name: "ai", channel: "ai", operations: &["generate", "classify"], default_on: true, build };
+pub static KIND: Kind = Kind {
+    name: "ai",
+    channel: "ai",
+    operations: &[Operation::open("generate"), Operation::open("classify")],
+    default_on: true,
+    build,
+};
 
 /// The longest text `classify` takes.
 const MAX_CLASSIFY_BYTES: usize = 16 * 1024;

@@ -21,12 +21,21 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::http::{Http, classify, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings, Topics, optional_text, text};
+use crate::{
+    Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, Topics, optional_text, text,
+};
 
 pub static KIND: Kind = Kind {
     name: "asana",
     channel: "tasks",
-    operations: &["create_task", "comment", "upsert_task"],
+    operations: &[
+        Operation::taking("create_task", &["name", "notes", "project", "assignee", "due_on", "due_at"]),
+        Operation::taking("comment", &["task", "text"]),
+        Operation::taking(
+            "upsert_task",
+            &["topic_key", "comment", "name", "notes", "project", "assignee", "due_on", "due_at"],
+        ),
+    ],
     default_on: false,
     build,
 };
@@ -97,15 +106,11 @@ impl Asana {
     }
 
     async fn create_task(&self, action: Action<'_>) -> Result<Value, Failure> {
-        self.create(action.payload, action.now, &[]).await
+        KIND.check(&action)?;
+        self.create(action.payload, action.now).await
     }
 
-    async fn create(&self, p: &Value, now: i64, also: &[&str]) -> Result<Value, Failure> {
-        let mut known = vec!["name", "notes", "project", "assignee", "due_on", "due_at"];
-        known.extend_from_slice(also);
-        if let Some(extra) = p.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            return Err(Failure::permanent(format!("`{extra}` is not a task field; use {}", known.join(", "))));
-        }
+    async fn create(&self, p: &Value, now: i64) -> Result<Value, Failure> {
         let mut data = Map::new();
         data.insert("name".into(), json!(text(p, "name", "create_task")?));
         if let Some(notes) = optional_text(p, "notes")? {
@@ -153,7 +158,8 @@ impl Asana {
             let text = optional_text(p, "comment")?.or(optional_text(p, "notes")?).unwrap_or("+1");
             self.post(&format!("/tasks/{}/stories", gid(&task, "task")?), json!({"text": text}), action.now).await
         };
-        let create = || self.create(p, action.now, &["topic_key", "comment"]);
+        KIND.check(&action)?;
+        let create = || self.create(p, action.now);
         let up = self
             .topics
             .upsert(text(p, "topic_key", "upsert_task")?, comment, create, id_of, "Asana answered a task without a gid")
@@ -162,6 +168,7 @@ impl Asana {
     }
 
     async fn comment(&self, action: Action<'_>) -> Result<Value, Failure> {
+        KIND.check(&action)?;
         let task = gid(text(action.payload, "task", "comment")?, "task")?;
         let text = text(action.payload, "text", "comment")?;
         self.post(&format!("/tasks/{task}/stories"), json!({"text": text}), action.now).await

@@ -30,10 +30,20 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{Http, classify, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Memory, Secret, Sender, Settings, optional_text, text};
+use crate::{
+    Action, Context, Delivery, Failure, Kind, Memory, Operation, Secret, Sender, Settings, optional_text, text,
+};
 
-pub static KIND: Kind =
-    Kind { name: "audience", channel: "ads", operations: &["add", "remove"], default_on: false, build };
+/// What adding or removing a person takes.
+const CHANGE_FIELDS: [&str; 3] = ["audience", "email", "phone"];
+
+pub static KIND: Kind = Kind {
+    name: "audience",
+    channel: "ads",
+    operations: &[Operation::taking("add", &CHANGE_FIELDS), Operation::taking("remove", &CHANGE_FIELDS)],
+    default_on: false,
+    build,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,11 +171,7 @@ fn normal_phone(raw: &str, default_cc: Option<&str>, format: Format) -> Option<S
 impl Audience {
     fn stage(&self, action: Action<'_>, add: bool) -> Result<Value, Failure> {
         let p = action.payload;
-        if let Some(extra) =
-            p.as_object().and_then(|o| o.keys().find(|k| !["audience", "email", "phone"].contains(&k.as_str())))
-        {
-            return Err(Failure::permanent(format!("`{extra}` is not taken here; use audience, email, phone")));
-        }
+        KIND.check(&action)?;
         let name = text(p, "audience", action.operation)?;
         if !self.config.audiences.contains_key(name) {
             let known: Vec<&str> = self.config.audiences.keys().map(String::as_str).collect();

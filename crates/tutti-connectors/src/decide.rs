@@ -13,9 +13,15 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Action, Context, Delivery, Failure, Kind, Memory, Sender, Settings, optional_text, text};
+use crate::{Action, Context, Delivery, Failure, Kind, Memory, Operation, Sender, Settings, optional_text, text};
 
-pub static KIND: Kind = Kind { name: "decide", channel: "web", operations: &["set", "clear"], default_on: true, build };
+pub static KIND: Kind = Kind {
+    name: "decide",
+    channel: "web",
+    operations: &[Operation::taking("set", &["slot", "content", "data", "ttl"]), Operation::taking("clear", &["slot"])],
+    default_on: true,
+    build,
+};
 
 /// The longest content and data kept per slot.
 const MAX_CONTENT: usize = 4 * 1024;
@@ -133,10 +139,7 @@ fn slot(payload: &Value, operation: &str) -> Result<String, Failure> {
 impl Decide {
     fn set(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        let known = ["slot", "content", "data", "ttl"];
-        if let Some(extra) = p.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            return Err(Failure::permanent(format!("`{extra}` is not taken here; use {}", known.join(", "))));
-        }
+        KIND.check(&action)?;
         let slot = slot(p, "set")?;
         let content = text(p, "content", "set")?;
         if content.len() > MAX_CONTENT {
@@ -174,6 +177,7 @@ impl Decide {
     }
 
     fn clear(&self, action: Action<'_>) -> Result<Value, Failure> {
+        KIND.check(&action)?;
         let slot = slot(action.payload, "clear")?;
         self.memory
             .remove(KIND.name, &[memory_key(action.profile, &slot)])

@@ -23,10 +23,19 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::http::{Http, classify, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings, optional_text, text};
+use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, optional_text, text};
 
-pub static KIND: Kind =
-    Kind { name: "hubspot", channel: "crm", operations: &["upsert_contact", "note", "task"], default_on: false, build };
+pub static KIND: Kind = Kind {
+    name: "hubspot",
+    channel: "crm",
+    operations: &[
+        Operation::taking("upsert_contact", &["email", "properties"]),
+        Operation::taking("note", &["contact_id", "email", "body"]),
+        Operation::taking("task", &["contact_id", "email", "subject", "body", "due", "priority", "owner_id"]),
+    ],
+    default_on: false,
+    build,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,16 +120,9 @@ impl Hubspot {
         classify(&answer, now)
     }
 
-    fn only(payload: &Value, known: &[&str]) -> Result<(), Failure> {
-        match payload.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            Some(extra) => Err(Failure::permanent(format!("`{extra}` is not taken here; use {}", known.join(", ")))),
-            None => Ok(()),
-        }
-    }
-
     async fn upsert_contact(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        Self::only(p, &["email", "properties"])?;
+        KIND.check(&action)?;
         let email = text(p, "email", "upsert_contact")?.trim().to_lowercase();
         if !email.contains('@') {
             return Err(Failure::permanent(format!("`email` `{email}` is not an email address")));
@@ -168,7 +170,7 @@ impl Hubspot {
 
     async fn note(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        Self::only(p, &["contact_id", "email", "body"])?;
+        KIND.check(&action)?;
         let body = text(p, "body", "note")?;
         let contact = self.contact(p, action.now).await?;
         let note = json!({
@@ -180,7 +182,7 @@ impl Hubspot {
 
     async fn task(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        Self::only(p, &["contact_id", "email", "subject", "body", "due", "priority", "owner_id"])?;
+        KIND.check(&action)?;
         let subject = text(p, "subject", "task")?;
         let due = match optional_text(p, "due")? {
             Some(due) => due

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tutti_core::flow::ConnectorInfo;
+use tutti_core::flow::{ConnectorInfo, OperationInfo};
 
 /// One action, as a connector receives it.
 #[derive(Debug, Clone, Copy)]
@@ -323,12 +323,32 @@ pub use tutti_core::time::deserialize_duration as duration;
 /// A connector's constructor: its own table (settings taken out), the settings, and where secrets come from.
 pub type Build = fn(&Value, &Settings, &Context<'_>) -> Result<Arc<dyn Sender>, String>;
 
+/// One operation a connector performs, and the members its actions' `with` may have.
+pub struct Operation {
+    pub name: &'static str,
+    /// The members `with` may have, or `None` when it is open (a webhook's body, a log line). Checked when a flow
+    /// is compiled, and again when sent, since a `with` given whole by a template is known only then.
+    pub fields: Option<&'static [&'static str]>,
+}
+
+impl Operation {
+    /// An operation whose `with` is open.
+    pub const fn open(name: &'static str) -> Operation {
+        Operation { name, fields: None }
+    }
+
+    /// An operation whose `with` may have only these members.
+    pub const fn taking(name: &'static str, fields: &'static [&'static str]) -> Operation {
+        Operation { name, fields: Some(fields) }
+    }
+}
+
 /// One kind of connector in the registry.
 pub struct Kind {
     pub name: &'static str,
     /// The channel frequency caps and quiet hours count its actions against, unless a step names one.
     pub channel: &'static str,
-    pub operations: &'static [&'static str],
+    pub operations: &'static [Operation],
     /// Whether it runs without a `[connectors.<name>]` table (`log` and `webhook` need no credentials).
     pub default_on: bool,
     /// Validates the connector's own keys (settings already taken out) and builds its sender, without I/O.
@@ -349,12 +369,44 @@ pub static ALL: &[&Kind] = &[
     &ai::KIND,
 ];
 
-/// Every connector as the flow compiler sees it (names, operations, channels).
+impl Kind {
+    pub fn operation_names(&self) -> Vec<&'static str> {
+        self.operations.iter().map(|o| o.name).collect()
+    }
+
+    /// Refuses what the action's operation is not, or a member of its `with` the operation does not take.
+    pub fn check(&self, action: &Action<'_>) -> Result<(), Failure> {
+        let Some(operation) = self.operations.iter().find(|o| o.name == action.operation) else {
+            return Err(unknown_operation(self.name, action.operation));
+        };
+        let (Some(fields), Some(members)) = (operation.fields, action.payload.as_object()) else {
+            return Ok(());
+        };
+        match members.keys().find(|k| !fields.contains(&k.as_str())) {
+            Some(extra) => Err(Failure::permanent(format!(
+                "`{}.{}` does not take `{extra}`; it takes {}",
+                self.name,
+                operation.name,
+                fields.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every connector as the flow compiler sees it (names, operations and their members, channels).
 pub fn infos() -> Vec<ConnectorInfo> {
     ALL.iter()
         .map(|k| ConnectorInfo {
             name: k.name.into(),
-            operations: k.operations.iter().map(|o| (*o).into()).collect(),
+            operations: k
+                .operations
+                .iter()
+                .map(|o| OperationInfo {
+                    name: o.name.into(),
+                    fields: o.fields.map(|f| f.iter().map(|m| (*m).into()).collect()),
+                })
+                .collect(),
             channel: k.channel.into(),
         })
         .collect()
@@ -581,7 +633,7 @@ pub(crate) fn topic_key(raw: &str) -> String {
 
 /// The operation was not one of the connector's (a flow compiled against another build).
 pub(crate) fn unknown_operation(connector: &str, operation: &str) -> Failure {
-    let ops = kind(connector).map(|k| k.operations.join(", ")).unwrap_or_default();
+    let ops = kind(connector).map(|k| k.operation_names().join(", ")).unwrap_or_default();
     Failure::permanent(format!("`{connector}` has no operation `{operation}`; it has {ops}"))
 }
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Action, Context, Delivery, Kind, Sender, Settings};
+use crate::{Action, Context, Delivery, Kind, Operation, Sender, Settings};
 
-pub static KIND: Kind = Kind { name: "log", channel: "log", operations: &["write"], default_on: true, build };
+pub static KIND: Kind =
+    Kind { name: "log", channel: "log", operations: &[Operation::open("write")], default_on: true, build };
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

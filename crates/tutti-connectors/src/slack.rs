@@ -22,10 +22,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::http::{Http, classify, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings};
+use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings};
 
-pub static KIND: Kind =
-    Kind { name: "slack", channel: "slack", operations: &["post_message", "webhook"], default_on: false, build };
+pub static KIND: Kind = Kind {
+    name: "slack",
+    channel: "slack",
+    operations: &[Operation::taking("post_message", &MESSAGE_ARGS), Operation::taking("webhook", &WEBHOOK_ARGS)],
+    default_on: false,
+    build,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +63,9 @@ const MESSAGE_ARGS: [&str; 14] = [
     "metadata",
     "link_names",
 ];
+
+/// What an incoming webhook takes (its channel is fixed when the webhook is made).
+const WEBHOOK_ARGS: [&str; 6] = ["text", "blocks", "attachments", "thread_ts", "mrkdwn", "unfurl_links"];
 
 /// `ok: false` errors that say "later", not "never".
 const TRANSIENT: [&str; 5] = ["ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
@@ -115,18 +123,14 @@ fn list(payload: &Value, key: &str) -> Result<Option<Value>, Failure> {
 }
 
 /// The message body both operations share: text and structured parts, checked the way Slack checks them.
-fn message(payload: &Value, allowed: &[&str]) -> Result<Map<String, Value>, Failure> {
+fn message(action: &Action<'_>) -> Result<Map<String, Value>, Failure> {
+    let payload = action.payload;
     let Some(object) = payload.as_object() else {
         return Err(Failure::permanent("the step's `with` must be a map"));
     };
+    KIND.check(action)?;
     let mut body = Map::new();
     for (key, value) in object {
-        if !allowed.contains(&key.as_str()) {
-            return Err(Failure::permanent(format!(
-                "`{key}` is not an argument Slack takes here; use {}",
-                allowed.join(", ")
-            )));
-        }
         if value.is_null() {
             continue;
         }
@@ -155,7 +159,7 @@ impl Slack {
         let Some(token) = &self.token else {
             return Err(Failure::permanent("`post_message` needs a bot token: set `token_env` in [connectors.slack]"));
         };
-        let mut body = message(action.payload, &MESSAGE_ARGS)?;
+        let mut body = message(&action)?;
         if body.get("channel").and_then(Value::as_str).is_none_or(|c| c.trim().is_empty()) {
             match &self.default_channel {
                 Some(channel) => {
@@ -181,7 +185,7 @@ impl Slack {
                 "`webhook` needs an incoming webhook: set `webhook_url_env` in [connectors.slack]",
             ));
         };
-        let body = message(action.payload, &["text", "blocks", "attachments", "thread_ts", "mrkdwn", "unfurl_links"])?;
+        let body = message(&action)?;
         let answer = self.http.json(hyper::Method::POST, url.expose(), &[], Some(&Value::Object(body))).await?;
         classify(&answer, action.now).map_err(|failure| match failure {
             // The answer names the problem (`no_text`, `channel_not_found`); the URL, a secret, is never shown.

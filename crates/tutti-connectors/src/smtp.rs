@@ -31,9 +31,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings, optional_text, text};
+use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, optional_text, text};
 
-pub static KIND: Kind = Kind { name: "smtp", channel: "email", operations: &["send"], default_on: false, build };
+/// What an email action's `with` may give.
+const EMAIL_FIELDS: [&str; 7] = ["to", "to_name", "subject", "text", "html", "from", "reply_to"];
+
+pub static KIND: Kind = Kind {
+    name: "smtp",
+    channel: "email",
+    operations: &[Operation::taking("send", &EMAIL_FIELDS)],
+    default_on: false,
+    build,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,10 +220,7 @@ impl Smtp {
     /// The message for one action (public for tests of the format).
     fn message(&self, action: &Action<'_>) -> Result<Message, Failure> {
         let p = action.payload;
-        let known = ["to", "to_name", "subject", "text", "html", "from", "reply_to"];
-        if let Some(extra) = p.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            return Err(Failure::permanent(format!("`{extra}` is not an email field; use {}", known.join(", "))));
-        }
+        KIND.check(action)?;
         let address = text(p, "to", "send")?.trim();
         let email =
             address.parse().map_err(|e| Failure::permanent(format!("`to` `{address}` is not an address: {e}")))?;

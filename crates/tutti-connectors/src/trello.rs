@@ -24,12 +24,21 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::http::{Http, classify, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings, Topics, optional_text, text};
+use crate::{
+    Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, Topics, optional_text, text,
+};
 
 pub static KIND: Kind = Kind {
     name: "trello",
     channel: "tasks",
-    operations: &["create_card", "comment", "upsert_card"],
+    operations: &[
+        Operation::taking("create_card", &["list", "name", "description", "labels", "members", "due", "position"]),
+        Operation::taking("comment", &["card", "text"]),
+        Operation::taking(
+            "upsert_card",
+            &["topic_key", "comment", "list", "name", "description", "labels", "members", "due", "position"],
+        ),
+    ],
     default_on: false,
     build,
 };
@@ -102,10 +111,11 @@ impl Trello {
     }
 
     async fn create_card(&self, action: Action<'_>) -> Result<Value, Failure> {
-        self.create(action.payload, action.now, &[]).await
+        KIND.check(&action)?;
+        self.create(action.payload, action.now).await
     }
 
-    async fn create(&self, p: &Value, now: i64, also: &[&str]) -> Result<Value, Failure> {
+    async fn create(&self, p: &Value, now: i64) -> Result<Value, Failure> {
         let list = match optional_text(p, "list")? {
             Some(list) => list,
             None => self
@@ -142,11 +152,6 @@ impl Trello {
             }
             Some(_) => return Err(Failure::permanent("`position` must be top, bottom or a number")),
         }
-        let mut known = vec!["list", "name", "description", "labels", "members", "due", "position"];
-        known.extend_from_slice(also);
-        if let Some(extra) = p.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
-            return Err(Failure::permanent(format!("`{extra}` is not a card field; use {}", known.join(", "))));
-        }
         self.post("/cards", Value::Object(body), now).await
     }
 
@@ -157,7 +162,8 @@ impl Trello {
             let body = json!({"text": crate::http::truncate(text, 16_384)});
             self.post(&format!("/cards/{}/actions/comments", path_id(&card, "card")?), body, action.now).await
         };
-        let create = || self.create(p, action.now, &["topic_key", "comment"]);
+        KIND.check(&action)?;
+        let create = || self.create(p, action.now);
         let up = self
             .topics
             .upsert(
@@ -172,6 +178,7 @@ impl Trello {
     }
 
     async fn comment(&self, action: Action<'_>) -> Result<Value, Failure> {
+        KIND.check(&action)?;
         let card = path_id(text(action.payload, "card", "comment")?, "card")?;
         let text = text(action.payload, "text", "comment")?;
         self.post(&format!("/cards/{card}/actions/comments"), json!({"text": text}), action.now).await

@@ -21,9 +21,10 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::http::{Http, classify, header_value, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Secret, Sender, Settings};
+use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings};
 
-pub static KIND: Kind = Kind { name: "webhook", channel: "webhook", operations: &["post"], default_on: true, build };
+pub static KIND: Kind =
+    Kind { name: "webhook", channel: "webhook", operations: &[Operation::open("post")], default_on: true, build };
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -29,7 +29,7 @@ pub async fn connectors(_: Admin, State(engine): State<Arc<Engine>>) -> Json<Val
                        "breaker_failures": s.breaker_failures, "breaker_cooldown_ms": s.breaker_cooldown.as_millis() as u64,
                        "allow_private": s.allow_private})
             });
-            json!({"name": kind.name, "channel": kind.channel, "operations": kind.operations,
+            json!({"name": kind.name, "channel": kind.channel, "operations": kind.operation_names(),
                    "configured": settings.is_some(), "settings": settings})
         })
         .collect();

@@ -197,3 +197,29 @@ fn a_misspelt_connector_is_the_one_problem_reported() {
     assert_eq!(hint.matches("action").count(), 1, "{hint}");
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");
 }
+
+#[test]
+fn a_member_the_connector_does_not_take_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("card.yaml");
+    let write = |with: &str| {
+        let yaml = format!(
+            "flow: card\ntrigger: {{ event: X }}\nsteps:\n  - id: a\n    action: trello.create_card\n    with: {with}\n"
+        );
+        std::fs::write(&flow, yaml).unwrap();
+        tutti(&["flows", "validate", flow.to_str().unwrap()])
+    };
+    let (ok, _, stderr) = write("{ name: Hi, colour: red, lsit: abc }");
+    assert!(!ok);
+    assert!(stderr.contains("card.yaml:6:31: `trello.create_card` does not take `colour`"), "{stderr}");
+    assert!(stderr.contains("`lsit` (hint: did you mean `list`?"), "{stderr}");
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+    // The members it takes pass, and a connector whose `with` is open (a webhook's body) takes anything.
+    assert!(write("{ name: Hi, list: abc, labels: [x] }").0);
+    std::fs::write(
+        &flow,
+        "flow: card\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: webhook.post\n    with: { url: 'https://example.com', colour: red }\n",
+    )
+    .unwrap();
+    assert!(tutti(&["flows", "validate", flow.to_str().unwrap()]).0);
+}

@@ -51,9 +51,25 @@ impl std::fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorInfo {
     pub name: String,
-    pub operations: Vec<String>,
+    pub operations: Vec<OperationInfo>,
     /// The channel policies see when an action does not name one (`email` for SMTP, `webhook` for webhooks).
     pub channel: String,
+}
+
+/// One operation of a connector, and the members an action's `with` may give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationInfo {
+    pub name: String,
+    /// The members `with` may have, checked when the flow is compiled; `None` when `with` is open (a webhook's
+    /// body, a log line).
+    pub fields: Option<Vec<String>>,
+}
+
+/// An operation whose `with` is open.
+impl From<&str> for OperationInfo {
+    fn from(name: &str) -> Self {
+        OperationInfo { name: name.into(), fields: None }
+    }
 }
 
 /// Any one definition.

@@ -174,6 +174,20 @@ fn skip_action_members(o: &mut Obj<'_>) {
     }
 }
 
+/// Refuses a member of an action's `with` that its operation does not take, where it is written: otherwise it
+/// would fail only at send time, as a dead letter. A `with` given whole by a template is checked when sent.
+fn check_with_members(cx: &mut Cx<'_>, with: &Value, pointer: &str, target: &str, fields: &[String]) {
+    let Some(members) = with.as_object() else { return };
+    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+    for key in members.keys().filter(|k| !names.contains(&k.as_str())) {
+        let hint = match closest(key, &names) {
+            Some(near) => format!("did you mean `{near}`? `{target}` takes {}", names.join(", ")),
+            None => format!("`{target}` takes {}", names.join(", ")),
+        };
+        cx.problem(&push_token(pointer, key), format!("`{target}` does not take `{key}`"), hint);
+    }
+}
+
 fn read_step(
     cx: &mut Cx<'_>,
     o: &mut Obj<'_>,
@@ -202,11 +216,11 @@ fn read_step(
                 return None;
             };
             let operation = match operation {
-                Some(op) if connector.operations.contains(&op) => op,
-                None if connector.operations.len() == 1 => connector.operations[0].clone(),
+                Some(op) if connector.operations.iter().any(|o| o.name == op) => op,
+                None if connector.operations.len() == 1 => connector.operations[0].name.clone(),
                 other => {
                     let ops: Vec<String> =
-                        connector.operations.iter().map(|op| format!("{connector_name}.{op}")).collect();
+                        connector.operations.iter().map(|op| format!("{connector_name}.{}", op.name)).collect();
                     let message = match other {
                         Some(op) => format!("`{connector_name}` has no operation `{op}`"),
                         None => format!("say which operation of `{connector_name}`"),
@@ -217,7 +231,13 @@ fn read_step(
                 }
             };
             let with = match o.get("with") {
-                Some((v, wp)) => payload(cx, v, &wp)?,
+                Some((v, wp)) => {
+                    let declared = connector.operations.iter().find(|o| o.name == operation);
+                    if let Some(fields) = declared.and_then(|o| o.fields.as_deref()) {
+                        check_with_members(cx, v, &wp, &format!("{connector_name}.{operation}"), fields);
+                    }
+                    payload(cx, v, &wp)?
+                }
                 None => Payload::Literal(Value::Object(Default::default())),
             };
             let category =
