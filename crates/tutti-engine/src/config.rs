@@ -200,11 +200,15 @@ impl IdentitySection {
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub level: String,
+    /// How often a line at info counts each connector's deliveries (delivered, retried, dead, ...), when any
+    /// happened; `0` for never.
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub delivery_summary: Duration,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig { level: "info".into(), delivery_summary: Duration::from_secs(60) }
     }
 }
 

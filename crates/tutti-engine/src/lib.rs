@@ -14,6 +14,7 @@ pub mod config;
 pub mod connectors;
 pub mod definitions;
 mod delivery_policy;
+mod delivery_summary;
 mod dispatch;
 mod engine;
 #[cfg(feature = "fault-injection")]

@@ -105,3 +105,28 @@ fn a_bad_connector_table_stops_the_start_naming_the_key() {
     assert!(text.contains("[connectors.slack]") && text.contains("TUTTI_TEST_UNSET_TOKEN"), "{text}");
     assert!(text.contains("[connectors.trelo]") && text.contains("no connector named"), "{text}");
 }
+
+#[test]
+fn deliveries_are_counted_at_info_once_a_period() {
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        flows.path().join("note.yaml"),
+        "flow: note\ntrigger: { event: Noted }\nentry: { every_time: true }\nsteps:\n  - id: write\n    action: log.write\n    with: { text: hi }\n",
+    )
+    .unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env =
+        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_LOG__LEVEL", "info"), ("TUTTI_LOG__DELIVERY_SUMMARY", "1s")];
+    let server = Server::start_in(data.path(), &env);
+    for who in ["lan", "mei"] {
+        let (status, body) = server.track("/v1/track", &json!({"userId": who, "event": "Noted"}));
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_until("a summary counting both deliveries", || {
+        server
+            .output()
+            .lines()
+            .any(|l| l.contains("INFO") && l.contains("deliveries in the last") && l.contains("log: delivered 2"))
+    });
+    assert!(!server.output().contains("delivered 0"), "only what happened is counted");
+}

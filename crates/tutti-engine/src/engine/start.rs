@@ -1,5 +1,5 @@
 //! Starting the engine: the data directory, secrets, stores, and the threads (intake, processor, dispatcher,
-//! checkpointer), wired together.
+//! checkpointer and the delivery summary it writes), wired together.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -10,6 +10,7 @@ use tutti_store::sqlite::{
 };
 use tutti_store::{DefinitionStore, EventReader, ProfileReader};
 
+use crate::delivery_summary::DeliverySummary;
 use crate::flows::FlowDefinitions;
 use crate::{
     CHECKPOINT_EVERY, Clock, Config, Engine, EngineError, Intake, Metrics, Secrets, clock, connectors, definitions,
@@ -168,12 +169,18 @@ impl Engine {
         let checkpointer = {
             let stop = stop_checkpointer.clone();
             let targets = [log_checkpointer, store_checkpointer, journal_checkpointer];
+            let (clock, metrics) = (clock.clone(), metrics.clone());
+            let every = config.log.delivery_summary.as_millis() as i64;
+            let mut summary = DeliverySummary::new(every, clock.now_ms(), &metrics);
             std::thread::Builder::new().name("tutti-checkpoint".into()).spawn(move || {
                 while stop.load(Ordering::Relaxed) == 0 {
                     for target in &targets {
                         if let Err(e) = target.run() {
                             tracing::warn!(error = %e, "checkpoint failed");
                         }
+                    }
+                    if let Some(line) = summary.due(clock.now_ms(), &metrics) {
+                        tracing::info!(target: "tutti::deliveries", "{line}");
                     }
                     std::thread::park_timeout(CHECKPOINT_EVERY);
                 }

@@ -19,6 +19,8 @@ pub struct Server {
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     agent: ureq::Agent,
+    /// What the server wrote to stdout after it started listening (its log), line by line.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub fn agent() -> ureq::Agent {
@@ -67,9 +69,20 @@ impl Server {
                 break rest.split_whitespace().next().expect("url").to_owned();
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent() }
+        // Keep draining stdout so the server never blocks on a full pipe, keeping it for tests of the log.
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent(), output }
+    }
+
+    /// The server's log so far (what it wrote to stdout after it started listening).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
     }
 
     /// SIGKILL: no shutdown hook runs.
