@@ -154,17 +154,25 @@ impl Asana {
 
     async fn upsert_task(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        let comment = |task: String| async move {
+        let comment = |task: String, report: u64| async move {
             let text = optional_text(p, "comment")?.or(optional_text(p, "notes")?).unwrap_or("+1");
-            self.post(&format!("/tasks/{}/stories", gid(&task, "task")?), json!({"text": text}), action.now).await
+            let body = json!({"text": crate::numbered(report, text)});
+            self.post(&format!("/tasks/{}/stories", gid(&task, "task")?), body, action.now).await
         };
         KIND.check(&action)?;
         let create = || self.create(p, action.now);
         let up = self
             .topics
-            .upsert(text(p, "topic_key", "upsert_task")?, comment, create, id_of, "Asana answered a task without a gid")
+            .upsert(
+                text(p, "topic_key", "upsert_task")?,
+                action.key,
+                comment,
+                create,
+                id_of,
+                "Asana answered a task without a gid",
+            )
             .await?;
-        Ok(json!({"task": up.id, "created": up.created, "topic": up.topic, "answer": up.answer}))
+        Ok(json!({"task": up.id, "created": up.created, "topic": up.topic, "reports": up.reports, "answer": up.answer}))
     }
 
     async fn comment(&self, action: Action<'_>) -> Result<Value, Failure> {

@@ -569,6 +569,11 @@ impl Drop for KeyGuard<'_> {
 /// item and remembers its id in the connector memory; every later one comments on it. Actions for one topic are
 /// serialised, so two at once cannot both create; an item deleted on the vendor's side (404 on the comment) is
 /// created again.
+///
+/// Each item counts the reports it carries (its creation is the first, each comment one more), and each comment
+/// is numbered with its report, so the card says how many people raised the topic. The number an action was
+/// given is remembered by its key: a retry of an action the vendor already took gets the same number, never a
+/// new one.
 pub(crate) struct Topics {
     connector: &'static str,
     memory: Arc<dyn Memory>,
@@ -580,7 +585,23 @@ pub(crate) struct Upserted {
     pub topic: String,
     pub id: String,
     pub created: bool,
+    /// The reports the item now carries, this one included.
+    pub reports: u64,
     pub answer: Value,
+}
+
+/// What the memory holds for a topic: the item and how many reports it carries. (A bare id, as written before
+/// counts were kept, reads as one report.)
+#[derive(serde::Serialize, Deserialize)]
+struct TopicItem {
+    id: String,
+    reports: u64,
+}
+
+impl TopicItem {
+    fn read(stored: &str) -> TopicItem {
+        serde_json::from_str(stored).unwrap_or_else(|_| TopicItem { id: stored.to_owned(), reports: 1 })
+    }
 }
 
 impl Topics {
@@ -588,30 +609,43 @@ impl Topics {
         Topics { connector, memory, locks: KeyedLocks::default() }
     }
 
-    /// `comment(id)` on the topic's remembered item, or `create()` and remember the id `id_of` finds in its
-    /// answer (`missing` is the error when there is none).
+    /// `comment(id, report)` on the topic's remembered item, or `create()` and remember the id `id_of` finds in
+    /// its answer (`missing` is the error when there is none). `action_key` is the action's idempotency key.
     pub(crate) async fn upsert<C, Fc, K, Fk>(
         &self,
         raw_topic: &str,
+        action_key: &str,
         comment: C,
         create: K,
         id_of: fn(&Value) -> Option<&str>,
         missing: &'static str,
     ) -> Result<Upserted, Failure>
     where
-        C: FnOnce(String) -> Fc,
+        C: FnOnce(String, u64) -> Fc,
         Fc: Future<Output = Result<Value, Failure>>,
         K: FnOnce() -> Fk,
         Fk: Future<Output = Result<Value, Failure>>,
     {
+        let memory_error = |e: String| Failure::transient(format!("memory: {e}"));
         let topic = topic_key(raw_topic);
         let _serialised = self.locks.lock(&topic).await;
         let key = format!("topic/{topic}");
-        let remembered =
-            self.memory.get(self.connector, &key).map_err(|e| Failure::transient(format!("memory: {e}")))?;
-        if let Some(id) = remembered {
-            match comment(id.clone()).await {
-                Ok(answer) => return Ok(Upserted { topic, id, created: false, answer }),
+        let counted_key = format!("counted/{action_key}");
+        let remembered = self.memory.get(self.connector, &key).map_err(memory_error)?.map(|s| TopicItem::read(&s));
+        if let Some(item) = remembered {
+            let counted = self.memory.get(self.connector, &counted_key).map_err(memory_error)?;
+            let report = match counted.and_then(|n| n.parse().ok()) {
+                Some(already) => already,
+                None => item.reports + 1,
+            };
+            match comment(item.id.clone(), report).await {
+                Ok(answer) => {
+                    let reports = item.reports.max(report);
+                    self.memory.put(self.connector, &counted_key, &report.to_string()).map_err(memory_error)?;
+                    let stored = serde_json::to_string(&TopicItem { id: item.id.clone(), reports }).expect("plain");
+                    self.memory.put(self.connector, &key, &stored).map_err(memory_error)?;
+                    return Ok(Upserted { topic, id: item.id, created: false, reports, answer });
+                }
                 // Deleted on the vendor's side: created again below.
                 Err(Failure::Permanent(e)) if e.starts_with("HTTP 404") => {}
                 Err(other) => return Err(other),
@@ -619,9 +653,15 @@ impl Topics {
         }
         let answer = create().await?;
         let id = id_of(&answer).ok_or_else(|| Failure::permanent(missing))?.to_owned();
-        self.memory.put(self.connector, &key, &id).map_err(|e| Failure::transient(format!("memory: {e}")))?;
-        Ok(Upserted { topic, id, created: true, answer })
+        let stored = serde_json::to_string(&TopicItem { id: id.clone(), reports: 1 }).expect("plain");
+        self.memory.put(self.connector, &key, &stored).map_err(memory_error)?;
+        Ok(Upserted { topic, id, created: true, reports: 1, answer })
     }
+}
+
+/// A comment carrying the number of the report it is (`#3: ...`): the item's own count, in any language.
+pub(crate) fn numbered(report: u64, text: &str) -> String {
+    format!("#{report}: {text}")
 }
 
 /// A topic as a memory key: its topic in the shipped objection taxonomy when it has one (so "lo ngại bảo mật

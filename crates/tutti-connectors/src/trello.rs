@@ -157,9 +157,9 @@ impl Trello {
 
     async fn upsert_card(&self, action: Action<'_>) -> Result<Value, Failure> {
         let p = action.payload;
-        let comment = |card: String| async move {
+        let comment = |card: String, report: u64| async move {
             let text = optional_text(p, "comment")?.or(optional_text(p, "description")?).unwrap_or("+1");
-            let body = json!({"text": crate::http::truncate(text, 16_384)});
+            let body = json!({"text": crate::http::truncate(&crate::numbered(report, text), 16_384)});
             self.post(&format!("/cards/{}/actions/comments", path_id(&card, "card")?), body, action.now).await
         };
         KIND.check(&action)?;
@@ -168,13 +168,14 @@ impl Trello {
             .topics
             .upsert(
                 text(p, "topic_key", "upsert_card")?,
+                action.key,
                 comment,
                 create,
                 id_of,
                 "Trello answered a card without an id",
             )
             .await?;
-        Ok(json!({"card": up.id, "created": up.created, "topic": up.topic, "answer": up.answer}))
+        Ok(json!({"card": up.id, "created": up.created, "topic": up.topic, "reports": up.reports, "answer": up.answer}))
     }
 
     async fn comment(&self, action: Action<'_>) -> Result<Value, Failure> {

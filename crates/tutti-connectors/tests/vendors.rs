@@ -18,8 +18,26 @@ async fn setup() -> (Vendors, Registry) {
 }
 
 async fn send(registry: &Registry, connector: &str, operation: &str, payload: Value) -> Result<Value, Failure> {
+    send_keyed(registry, connector, operation, payload, "run-1:step:1").await
+}
+
+/// Sends one action under a key of its own, as the engine does for every new action.
+async fn send_new(registry: &Registry, connector: &str, operation: &str, payload: Value) -> Result<Value, Failure> {
+    static ACTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let key = format!("run-new-{}:step:1", ACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    send_keyed(registry, connector, operation, payload, &key).await
+}
+
+/// Sends an action under a given key: the same key again is a retry of the same action.
+async fn send_keyed(
+    registry: &Registry,
+    connector: &str,
+    operation: &str,
+    payload: Value,
+    key: &str,
+) -> Result<Value, Failure> {
     let action = Action {
-        key: "run-1:step:1",
+        key,
         profile: 1,
         flow: "test-flow",
         step: "step",
@@ -307,9 +325,10 @@ async fn audiences_are_hashed_batched_and_synced() {
 async fn one_card_and_one_task_per_topic_then_comments() {
     let (vendors, registry) = setup().await;
     let report = |topic: &str, notes: &str| json!({"topic_key": topic, "name": format!("Objection: {topic}"), "description": notes, "comment": notes});
-    let first = send(&registry, "trello", "upsert_card", report("Bảo mật dữ liệu", "Khách lo dữ liệu ở nước ngoài"))
-        .await
-        .unwrap();
+    let first =
+        send_new(&registry, "trello", "upsert_card", report("Bảo mật dữ liệu", "Khách lo dữ liệu ở nước ngoài"))
+            .await
+            .unwrap();
     assert_eq!(first["created"], true);
     // The same topic, written differently (case, spaces, decomposed Vietnamese): a comment on the same card.
     let decomposed = "ba\u{0309}o mật dữ liệu";
@@ -328,22 +347,39 @@ async fn one_card_and_one_task_per_topic_then_comments() {
         ("担心数据安全", "客户担心数据存储"),
         ("worried about data security", "Asked about encryption"),
     ] {
-        let same = send(&registry, "trello", "upsert_card", report(topic, note)).await.unwrap();
+        let same = send_new(&registry, "trello", "upsert_card", report(topic, note)).await.unwrap();
         assert_eq!((same["created"].as_bool(), &same["card"]), (Some(false), &first["card"]), "{topic}: {same}");
         assert_eq!(same["topic"], "topic:data_security");
     }
-    send(&registry, "trello", "upsert_card", report("Giá", "Đắt quá")).await.unwrap();
+    send_new(&registry, "trello", "upsert_card", report("Giá", "Đắt quá")).await.unwrap();
     // No topic in the taxonomy: the words themselves are the key.
-    let other = send(&registry, "trello", "upsert_card", report("Màu logo", "Khách muốn đổi màu")).await.unwrap();
+    let other = send_new(&registry, "trello", "upsert_card", report("Màu logo", "Khách muốn đổi màu")).await.unwrap();
     assert_eq!((other["created"].as_bool(), other["topic"].as_str()), (Some(true), Some("màu logo")));
     let got = vendors.received("trello");
     let cards = got.iter().filter(|r| r.path.ends_with("/cards")).count();
     let comments: Vec<_> = got.iter().filter(|r| r.path.ends_with("/actions/comments")).collect();
     assert_eq!((cards, comments.len()), (3, 4));
-    assert_eq!(comments[0].body["text"], "Lo ngại tuân thủ");
-    assert_eq!(comments[2].body["text"], "客户担心数据存储");
+    // Each comment is numbered with the report it is: the card's description is the first.
+    assert_eq!(comments[0].body["text"], "#2: Lo ngại tuân thủ");
+    assert_eq!(comments[2].body["text"], "#4: 客户担心数据存储");
+    assert_eq!(comments[3].body["text"], "#5: Asked about encryption");
 
-    let task = send(&registry, "asana", "upsert_task", json!({"topic_key": "担心数据安全", "name": "Objection: 数据安全", "notes": "客户担心", "project": testing::ASANA_PROJECT})).await.unwrap();
+    // A retry of an action the vendor took (its outcome lost in a crash) keeps its number and the count.
+    let retried = report("worried about data security", "Hỏi lại");
+    let sixth = send_keyed(&registry, "trello", "upsert_card", retried.clone(), "run-retry:step:1").await.unwrap();
+    let again = send_keyed(&registry, "trello", "upsert_card", retried, "run-retry:step:1").await.unwrap();
+    assert_eq!((sixth["reports"].as_u64(), again["reports"].as_u64()), (Some(6), Some(6)), "{again}");
+    let texts: Vec<String> = vendors
+        .received("trello")
+        .iter()
+        .filter(|r| r.path.ends_with("/actions/comments"))
+        .map(|r| r.body["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts[texts.len() - 2..], ["#6: Hỏi lại", "#6: Hỏi lại"]);
+    let seventh = send_new(&registry, "trello", "upsert_card", report("data security", "Once more")).await.unwrap();
+    assert_eq!(seventh["reports"], 7, "{seventh}");
+
+    let task = send_new(&registry, "asana", "upsert_task", json!({"topic_key": "担心数据安全", "name": "Objection: 数据安全", "notes": "客户担心", "project": testing::ASANA_PROJECT})).await.unwrap();
     let again = send(
         &registry,
         "asana",
@@ -353,6 +389,7 @@ async fn one_card_and_one_task_per_topic_then_comments() {
     .await
     .unwrap();
     assert_eq!((task["created"].as_bool(), again["created"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((task["reports"].as_u64(), again["reports"].as_u64()), (Some(1), Some(2)));
     assert_eq!(task["task"], again["task"]);
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }

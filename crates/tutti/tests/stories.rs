@@ -164,6 +164,6 @@ fn s3_objections_from_the_crm_become_one_card_per_topic() {
     assert_eq!((cards.len(), comments.len()), (1, 1), "one card for the topic, then a comment");
     assert_eq!(cards[0].body["name"], "Objection: Data security");
     assert_eq!(cards[0].body["desc"], "Nguyễn Hoa (Vinamart): Khách lo dữ liệu khách hàng lưu ở nước ngoài.");
-    assert_eq!(comments[0].body["text"], "李娜 (Vinamart): 客户担心数据安全和合规。");
+    assert_eq!(comments[0].body["text"], "#2: 李娜 (Vinamart): 客户担心数据安全和合规。", "the second report");
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }
