@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tutti_core::event::{BatchDefaults, Event};
-use tutti_core::flow::machine::Decision;
+use tutti_core::flow::machine::{Decision, Dispatch};
 use tutti_core::flow::simulate::Simulation;
 use tutti_core::flow::{Definitions, Problem, compile};
 use tutti_core::time::{Millis, parse_timestamp};
@@ -159,9 +159,13 @@ pub fn read_profiles(name: &str, text: &str, first_event: Millis) -> Result<Vec<
 
 /// Plays profiles and events through the definitions on a simulated clock, then lets time run on for
 /// `run_on` after the last event. Returns every decision in order.
+///
+/// Nothing is sent. A `generate` step's copy is written as a server with no model configured writes it (the
+/// local provider, reviewed by the built-in packs), so the steps after it (a branch on `passed`, an approval,
+/// the send with the subject and body) play as they would; every other action's result is `{"dry_run": true}`.
 pub fn dry_run(defs: &Definitions, profiles: Vec<Event>, mut events: Vec<Event>, run_on: Millis) -> Vec<Decision> {
     events.sort_by_key(|e| e.timestamp);
-    let mut sim = Simulation::new(defs);
+    let mut sim = Simulation::new(defs).with_answers(local_answers());
     let mut all: Vec<Event> = profiles;
     all.sort_by_key(|e| e.timestamp);
     let last = events.last().map(|e| e.timestamp);
@@ -172,6 +176,49 @@ pub fn dry_run(defs: &Definitions, profiles: Vec<Event>, mut events: Vec<Event>,
         sim.run_until(last + run_on);
     }
     sim.decisions
+}
+
+/// What a dry run answers: `ai` actions through the `ai` connector with no configuration (the local model, on
+/// its own thread and runtime, since the caller may be on one), anything else `{"dry_run": true}`.
+fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
+    let shared = tutti_connectors::Shared::in_memory();
+    let none = |_: &str| None;
+    let cx = tutti_connectors::Context { env: &none, link_key: &[0; 32], shared: &shared };
+    let ai = tutti_connectors::Registry::build(&BTreeMap::new(), &cx)
+        .ok()
+        .and_then(|registry| registry.get("ai").map(|built| built.sender.clone()));
+    Box::new(move |dispatch| {
+        let dry = json!({"dry_run": true});
+        let Some(ai) = ai.as_ref().filter(|_| dispatch.connector == "ai") else { return dry };
+        let action = tutti_connectors::Action {
+            key: &dispatch.key,
+            profile: 0,
+            flow: &dispatch.flow,
+            step: &dispatch.step,
+            operation: &dispatch.operation,
+            category: &dispatch.category,
+            channel: &dispatch.channel,
+            payload: &dispatch.payload,
+            now: 0,
+        };
+        let answered = std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                Some(runtime.block_on(ai.send(action)))
+            })
+            .join()
+            .ok()
+            .flatten()
+        });
+        match answered {
+            Some(Ok(mut answer)) => {
+                answer["dry_run"] = json!(true);
+                answer
+            }
+            Some(Err(failure)) => json!({"dry_run": true, "error": failure.message()}),
+            None => dry,
+        }
+    })
 }
 
 /// Builds the definitions in force from every stored version: all versions of each flow (runs keep theirs;

@@ -75,6 +75,34 @@ fn s5_text_dry_run_names_every_decision() {
 }
 
 #[test]
+fn s6_dry_run_writes_the_copy_offline_and_plays_the_approval_out() {
+    let (ok, stdout, stderr) = tutti(&[
+        "flows",
+        "test",
+        "examples/s6-personal-copy",
+        "--events",
+        "examples/s6-personal-copy/events.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{stderr}");
+    let decisions: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let sends: Vec<&Value> =
+        decisions.iter().filter(|d| d["key"].as_str().is_some_and(|k| k.contains(":send:"))).collect();
+    assert_eq!(sends.len(), 2, "both orders end in a send: {stdout}");
+    // Wei (a small order) needs no approval: the copy the local model wrote goes, in Chinese, with the link.
+    let wei = sends.iter().find(|d| d["payload"]["to"] == "wei@example.cn").unwrap();
+    let text = wei["payload"]["text"].as_str().unwrap();
+    assert!(text.contains("茶具") && text.contains("https://shop.example/orders/o-2"), "{wei}");
+    assert!(wei["payload"]["subject"].as_str().is_some_and(|s| !s.is_empty()), "{wei}");
+    // Lan is a big spender: the copy waits for a person; nobody decides in a day, so the default goes.
+    assert!(stdout.contains("a customer worth 1500"), "{stdout}");
+    let lan = sends.iter().find(|d| d["payload"]["to"] == "lan@example.vn").unwrap();
+    assert_eq!(lan["payload"]["subject"], "Thank you for your order", "{lan}");
+    assert_eq!(lan["time"].as_str().map(|a| &a[..10]), Some("2026-11-23"), "a day later: {lan}");
+}
+
+#[test]
 fn validate_names_file_line_and_hint() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");

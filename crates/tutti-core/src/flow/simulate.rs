@@ -4,14 +4,15 @@
 //! resolution, profile folding) with memory in place of the stores: time is the events' timestamps, and before
 //! each event every timer due by its time fires, earliest first. After the last event the clock runs on to
 //! `horizon` so waits, goals and sliding windows play out. Actions are not sent: a dispatched action is
-//! recorded with its rendered payload, and an awaited action's result is `{"dry_run": true}`.
+//! recorded with its rendered payload, and its result is what the caller's [`Answers`] give (by default
+//! `{"dry_run": true}`; `tutti flows test` has the local model write a `generate` step's copy).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
 use super::Definitions;
-use super::machine::{Decision, Effect, Input, ProfileState, StepCounts, World, apply};
+use super::machine::{Decision, Dispatch, Effect, Input, ProfileState, StepCounts, World, apply};
 use crate::event::{BatchDefaults, Event};
 use crate::identity::{IdKind, Identifier, IdentityConfig, ResolveInput, resolve};
 use crate::profile::{Profile, ProfileId};
@@ -21,8 +22,12 @@ use crate::time::Millis;
 /// would otherwise run for a long time).
 pub const MAX_TICKS: usize = 1_000_000;
 
+/// The result a dry run gives a dispatched action, in place of the connector's answer.
+pub type Answers<'d> = Box<dyn FnMut(&Dispatch) -> Value + 'd>;
+
 /// Profiles, identities and flow state in memory.
 pub struct Simulation<'d> {
+    answers: Answers<'d>,
     defs: &'d Definitions,
     identity: IdentityConfig,
     owners: HashMap<Identifier, ProfileId>,
@@ -41,6 +46,7 @@ pub struct Simulation<'d> {
 impl<'d> Simulation<'d> {
     pub fn new(defs: &'d Definitions) -> Simulation<'d> {
         Simulation {
+            answers: Box::new(|_| json!({"dry_run": true})),
             defs,
             identity: IdentityConfig::default(),
             owners: HashMap::new(),
@@ -53,6 +59,12 @@ impl<'d> Simulation<'d> {
             decisions: Vec::new(),
             ticks: 0,
         }
+    }
+
+    /// Answers dispatched actions with `answers` instead of `{"dry_run": true}`.
+    pub fn with_answers(mut self, answers: Answers<'d>) -> Simulation<'d> {
+        self.answers = answers;
+        self
     }
 
     /// Fires every wake-up due at or before `until`, in time order.
@@ -155,7 +167,10 @@ impl<'d> Simulation<'d> {
         for effect in effects {
             match effect {
                 Effect::Record(d) => self.decisions.push(d),
-                Effect::Dispatch(d) => follow_ups.push(Follow::Result(d.key)),
+                Effect::Dispatch(d) => {
+                    let result = (self.answers)(&d);
+                    follow_ups.push(Follow::Result(d.key, result));
+                }
                 Effect::UpdateProfile { traits, .. } => follow_ups.push(Follow::Traits(traits)),
                 Effect::Counted(key) => *self.counts.entry(key).or_default() += 1,
                 Effect::Run(_) => {}
@@ -163,8 +178,7 @@ impl<'d> Simulation<'d> {
         }
         for follow in follow_ups {
             match follow {
-                Follow::Result(key) => {
-                    let result = json!({"dry_run": true});
+                Follow::Result(key, result) => {
                     self.step(id, Input::ActionResult { key: &key, result: &result }, now);
                 }
                 Follow::Traits(traits) => {
@@ -189,6 +203,6 @@ impl<'d> Simulation<'d> {
 }
 
 enum Follow {
-    Result(String),
+    Result(String, Value),
     Traits(serde_json::Map<String, Value>),
 }
