@@ -68,7 +68,7 @@ fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn
     Ok(Arc::new(Asana {
         http: Http::new(&settings.allow_private, settings.concurrency),
         topics: Topics::new(KIND.name, cx.shared.memory.clone()),
-        auth: Secret(format!("Bearer {}", token.expose())),
+        auth: Secret::derived(format!("Bearer {}", token.expose())),
         workspace: config.workspace,
         default_project: config.default_project,
         api_base: config.api_base.trim_end_matches('/').to_owned(),

@@ -106,7 +106,7 @@ fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn
     }
     Ok(Arc::new(Audience {
         http: Http::new(&settings.allow_private, 2),
-        auth: Secret(format!("Bearer {}", token.expose())),
+        auth: Secret::derived(format!("Bearer {}", token.expose())),
         config,
         memory: cx.shared.memory.clone(),
         wake: Arc::new(tokio::sync::Notify::new()),

@@ -59,7 +59,7 @@ fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn
     parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
     Ok(Arc::new(Hubspot {
         http: Http::new(&settings.allow_private, settings.concurrency),
-        auth: Secret(format!("Bearer {}", token.expose())),
+        auth: Secret::derived(format!("Bearer {}", token.expose())),
         api_base: config.api_base.trim_end_matches('/').to_owned(),
     }))
 }

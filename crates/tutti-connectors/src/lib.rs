@@ -27,7 +27,6 @@ pub mod audience;
 pub mod decide;
 pub mod http;
 pub mod hubspot;
-pub mod inbound;
 pub mod llm;
 pub mod log;
 pub mod slack;
@@ -46,7 +45,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tutti_core::flow::{ConnectorInfo, OperationInfo};
+pub use tutti_core::secret::{Env, Secret};
+use tutti_flows::{ConnectorInfo, OperationInfo};
 
 /// One action, as a connector receives it.
 #[derive(Debug, Clone, Copy)]
@@ -127,9 +127,6 @@ pub struct ConfigError {
     pub connector: String,
     pub message: String,
 }
-
-/// Where secrets come from: the process environment in production, a map in tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// What building a connector may use besides its table.
 #[derive(Clone, Copy)]
@@ -226,31 +223,6 @@ impl Shared {
             ai: Arc::default(),
             audit: Arc::new(AuditMemory::default()),
         }
-    }
-}
-
-/// A secret read from the environment. Its `Debug` and `Display` never show it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Reads the variable `name` (the value of the config key `key`).
-    pub fn from_env(env: Env<'_>, key: &str, name: &str) -> Result<Secret, String> {
-        match env(name) {
-            Some(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_owned())),
-            Some(_) => Err(format!("the environment variable {name} (named by `{key}`) is empty")),
-            None => Err(format!("the environment variable {name} (named by `{key}`) is not set")),
-        }
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 

@@ -62,7 +62,8 @@ fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn
     let key = Secret::from_env(cx.env, "key_env", &config.key_env)?;
     let token = Secret::from_env(cx.env, "token_env", &config.token_env)?;
     parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
-    let auth = Secret(format!(r#"OAuth oauth_consumer_key="{}", oauth_token="{}""#, key.expose(), token.expose()));
+    let auth =
+        Secret::derived(format!(r#"OAuth oauth_consumer_key="{}", oauth_token="{}""#, key.expose(), token.expose()));
     Ok(Arc::new(Trello {
         http: Http::new(&settings.allow_private, settings.concurrency),
         topics: Topics::new(KIND.name, cx.shared.memory.clone()),

@@ -151,4 +151,30 @@ mod tests {
             "t=1700000000,v1=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
         );
     }
+
+    #[test]
+    fn what_this_connector_signs_a_tutti_hook_accepts() {
+        let secret = |_: &str| Some("s3cret".to_owned());
+        let verify = tutti_signals::verify::Verify::from_value(
+            &serde_json::json!({"scheme": "tutti", "secret_env": "HOOK_SECRET"}),
+            &secret,
+        )
+        .unwrap();
+        let body = r#"{"a":"Xin chào 你好"}"#.as_bytes();
+        let now_ms = 1_790_000_000_000;
+        let check = |signed_with: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("tutti-signature", signature(signed_with, now_ms / 1000, body).parse().unwrap());
+            let request = tutti_signals::verify::Request {
+                method: "POST",
+                path_and_query: "/hooks/peer",
+                headers: &headers,
+                body,
+                now_ms,
+            };
+            verify.check(&request)
+        };
+        assert_eq!(check("s3cret"), Ok(()));
+        assert!(check("another secret").is_err());
+    }
 }

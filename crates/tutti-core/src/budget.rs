@@ -87,14 +87,14 @@ thread_local! {
 
 /// The meter of the evaluation running on this thread, while this lives. Restores whatever meter was there
 /// before when dropped, so evaluations may nest.
-pub(crate) struct Metered {
+pub struct Metered {
     /// What to put back when dropped; `None` when this joined a meter already running.
     restore: Option<Option<Meter>>,
 }
 
 impl Metered {
     /// A new meter with `limits`, whatever runs already.
-    pub(crate) fn start(limits: Limits) -> Metered {
+    pub fn start(limits: Limits) -> Metered {
         let meter = Meter { limits, left: limits.steps, started: Instant::now(), since_clock: 0, exceeded: None };
         Metered { restore: Some(METER.with(|m| m.borrow_mut().replace(meter))) }
     }

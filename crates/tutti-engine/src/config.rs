@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use tutti_core::IdentityConfig;
+use tutti_profiles::IdentityConfig;
 
 /// Configuration errors, each naming the file, variable or key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tutti_connectors::{Context, Env, Memory, Registry, Shared};
-use tutti_core::flow::ConnectorInfo;
+use tutti_flows::ConnectorInfo;
 use tutti_store::sqlite::SqliteConnectorMemory;
 
 use crate::{Config, EngineError};
@@ -33,7 +33,7 @@ pub fn registry(config: &Config, env: Env<'_>, link_key: &[u8; 32], shared: &Sha
 /// Reads every hook file (`*.yaml`, `*.yml`) of the hooks directory: `[hooks] dir`, else `hooks/` in the data
 /// directory when it exists (never the working directory, whose `hooks/` may be anything). Every problem in every
 /// file is reported at once, each naming its file; two files may not serve one source.
-pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_connectors::inbound::Hook>, EngineError> {
+pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_signals::Hook>, EngineError> {
     let dir = match &config.hooks.dir {
         Some(dir) => dir.clone(),
         None => {
@@ -61,7 +61,7 @@ pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_con
                 continue;
             }
         };
-        match tutti_connectors::inbound::compile(&origin, &source, env) {
+        match tutti_signals::compile(&origin, &source, env) {
             Ok(hook) => {
                 if hooks.contains_key(&hook.source) {
                     problems.push(format!("{origin}: another hook file already serves the source `{}`", hook.source));

@@ -1,6 +1,6 @@
 //! Definition files on disk: loading a flows directory, `tutti flows validate` and `tutti flows test`.
 //!
-//! The checks and the dry run are the core's (`tutti_core::flow`); this module finds the files, says which file
+//! The checks and the dry run are the core's (`tutti_flows`); this module finds the files, says which file
 //! each problem is in, and reads the event files a dry run plays.
 
 use std::collections::BTreeMap;
@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tutti_core::event::{BatchDefaults, Event};
-use tutti_core::flow::machine::{Decision, Dispatch};
-use tutti_core::flow::simulate::Simulation;
-use tutti_core::flow::{Definitions, Problem, compile};
 use tutti_core::time::{Millis, parse_timestamp};
+use tutti_flows::machine::{Decision, Dispatch};
+use tutti_flows::simulate::Simulation;
+use tutti_flows::{Definitions, Problem, compile};
 
 use crate::connectors;
 
@@ -237,12 +237,12 @@ pub fn build(stored: &[tutti_store::StoredDefinition]) -> Definitions {
             continue;
         }
         match compile(&d.source, &connectors) {
-            Ok(tutti_core::flow::Definition::Flow(mut flow)) => {
+            Ok(tutti_flows::Definition::Flow(mut flow)) => {
                 flow.version = d.version;
                 if d.deleted {
                     flow.retired = true;
                 }
-                defs.insert(tutti_core::flow::Definition::Flow(flow));
+                defs.insert(tutti_flows::Definition::Flow(flow));
             }
             Ok(other) => defs.insert(other),
             Err(problems) => tracing::warn!(kind = %d.kind, id = %d.id, version = d.version,

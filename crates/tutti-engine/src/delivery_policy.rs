@@ -14,10 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tutti_core::flow::Dispatch;
-use tutti_core::flow::machine::ProfileState;
-use tutti_core::flow::policy::{self, Sent, Subject, Suppression, Verdict};
 use tutti_core::{Millis, ProfileId};
+use tutti_flows::Dispatch;
+use tutti_flows::machine::ProfileState;
+use tutti_flows::policy::{self, Sent, Subject, Suppression, Verdict};
 use tutti_store::{FlowReader, ProfileReader};
 
 use crate::flows::FlowDefinitions;

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use tutti_core::flow::Input;
+use tutti_flows::Input;
 
 static PANIC_ON_EVENT: Mutex<Option<String>> = Mutex::new(None);
 

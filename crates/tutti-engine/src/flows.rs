@@ -13,13 +13,14 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use tutti_core::audit::{AuditKind, AuditRecord};
-use tutti_core::flow::Definitions;
-use tutti_core::flow::def::StepKind;
-use tutti_core::flow::machine::{
+use tutti_core::{Millis, ProfileId};
+use tutti_flows::Definitions;
+use tutti_flows::def::StepKind;
+use tutti_flows::machine::{
     Decision, DecisionKind, Effect, Input, ProfileState, Run, RunStatus, StepCounts, StepKey, WaitOn, World, apply,
 };
-use tutti_core::profile::Stamped;
-use tutti_core::{Millis, Profile, ProfileId};
+use tutti_profiles::Profile;
+use tutti_profiles::profile::Stamped;
 use tutti_store::{FlowBatch, OutboxItem, ProfileStore, RunRecord, StoreError};
 
 /// How far ahead the in-memory window of timers reaches.

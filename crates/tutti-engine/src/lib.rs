@@ -31,7 +31,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tutti_bus::LocalFeed;
-use tutti_core::{Identifier, IdentityConfig, ProfileId};
+use tutti_core::ProfileId;
+use tutti_profiles::{Identifier, IdentityConfig};
 pub use tutti_store::DeadLetterFilter;
 use tutti_store::sqlite::SqliteFlowReader;
 use tutti_store::{EventReader, ProfileReader, StoreError};
@@ -101,7 +102,7 @@ pub fn load_tagger(config: &config::InsightsConfig) -> Result<tutti_ai::LocalTag
 pub enum DefinitionError {
     /// It does not compile, or names what does not exist: every problem, located.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<tutti_core::flow::Problem>),
+    Invalid(Vec<tutti_flows::Problem>),
     /// The id in the body is not the id in the path.
     #[error("the definition's id is `{found}`, but the path names `{expected}`")]
     IdMismatch { expected: String, found: String },
@@ -155,7 +156,7 @@ pub struct Engine {
     /// Where replayed dead letters go (the dispatcher).
     replays: Mutex<mpsc::Sender<dispatch::Incoming>>,
     checks: tutti_connectors::Registry,
-    hooks: std::collections::BTreeMap<String, tutti_connectors::inbound::Hook>,
+    hooks: std::collections::BTreeMap<String, tutti_signals::Hook>,
     decisions: Arc<tutti_connectors::decide::Decisions>,
     ai_stats: Arc<tutti_ai::generate::Stats>,
     memory: Arc<dyn tutti_connectors::Memory>,

@@ -245,7 +245,7 @@ fn run_of(engine: &Engine, user_email: &str) -> Value {
         .unwrap_or_else(|| panic!("no run for {user_email}"))
 }
 
-fn decide(engine: &Engine, run: &Value, decision: tutti_core::flow::machine::ApprovalDecision) -> Option<Value> {
+fn decide(engine: &Engine, run: &Value, decision: tutti_flows::machine::ApprovalDecision) -> Option<Value> {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let pid: tutti_core::ProfileId = run["profile"].as_str().unwrap().parse().unwrap();
     let after = rt.block_on(engine.decide_approval(pid, run["id"].as_str().unwrap(), "review", decision)).unwrap();
@@ -255,7 +255,7 @@ fn decide(engine: &Engine, run: &Value, decision: tutti_core::flow::machine::App
 #[test]
 fn s6_in_the_engine_copy_in_three_languages_and_the_big_spender_waits_for_a_person() {
     use tutti_core::audit::{AuditFilter, AuditKind};
-    use tutti_core::flow::machine::ApprovalDecision;
+    use tutti_flows::machine::ApprovalDecision;
 
     let receiver = Receiver::start();
     let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -51,7 +51,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 pub(crate) fn find(engine: &Engine, key: &str) -> Result<ProfileId, ApiError> {
-    if tutti_core::identity::placeholder_kind(key).is_some() {
+    if tutti_profiles::identity::placeholder_kind(key).is_some() {
         return Err(ApiError::new(ErrorCode::ProfileNotFound, format!("no profile matches {key:?}")));
     }
     let parsed = engine.parse_key(key).ok_or_else(|| {

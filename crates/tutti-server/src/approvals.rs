@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
-use tutti_core::flow::machine::ApprovalDecision;
 use tutti_core::time::{format_timestamp, parse_timestamp};
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::Engine;
+use tutti_flows::machine::ApprovalDecision;
 
 use crate::admin::{Admin, ApiQuery, bad_query, blocking};
 use crate::error::{ApiError, json_body};

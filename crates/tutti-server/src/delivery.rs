@@ -278,7 +278,7 @@ pub async fn decide(
     }
     let Query(q) = query.map_err(bad_query)?;
     // A placeholder value (`user_id:null`) identifies nobody: nothing is decided for it.
-    if let Some(kind) = tutti_core::identity::placeholder_kind(&q.profile)
+    if let Some(kind) = tutti_profiles::identity::placeholder_kind(&q.profile)
         && (admin || kind == "user_id" || kind == "anonymous_id")
     {
         return Ok(Json(json!({"profile": null, "slot": q.slot, "content": null})));
@@ -289,7 +289,7 @@ pub async fn decide(
     // A browser holds the write key, so anyone may: with it, only the ids a site itself gives its visitors
     // are asked about. An email or phone key would tell whether an address is a customer.
     let site_key = matches!(&key, tutti_engine::ProfileKey::Identity(id)
-        if matches!(id.kind, tutti_core::IdKind::UserId | tutti_core::IdKind::AnonymousId));
+        if matches!(id.kind, tutti_profiles::IdKind::UserId | tutti_profiles::IdKind::AnonymousId));
     if !admin && !site_key {
         engine.metrics.reject(ErrorCode::Forbidden, 1);
         return Err(ApiError::new(

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use tutti_core::audit::{AuditFilter, AuditRecord};
 use tutti_core::creative::{Creative, Performance, Tag, Totals};
-use tutti_core::flow::StepKey;
-use tutti_core::{Identifier, Millis, Profile, ProfileId};
+use tutti_core::{Millis, ProfileId};
+use tutti_flows::StepKey;
+use tutti_profiles::{Identifier, Profile};
 
 /// Storage failures. The message is for logs; clients see only a stable code.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tutti_connectors::{Action, Built, Failure};
 use tutti_core::Millis;
-use tutti_core::flow::Dispatch;
-use tutti_core::flow::policy::Verdict;
+use tutti_flows::Dispatch;
+use tutti_flows::policy::Verdict;
 use tutti_store::{OutboxRow, Outcome};
 
 use super::circuit_breaker::CircuitBreaker;

@@ -57,9 +57,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tutti_core::flow::Dispatch;
-use tutti_core::flow::policy::Verdict;
 use tutti_core::{Millis, ProfileId};
+use tutti_flows::Dispatch;
+use tutti_flows::policy::Verdict;
 use tutti_store::{Outbox, OutboxRow, Outcome, OutcomeJournal};
 
 use crate::clock::Clock;

@@ -37,14 +37,14 @@ impl<'e> ConnectorsHandle<'e> {
         };
         let (field, value) = match owner {
             Some(profile) => {
-                let first = |kind: tutti_core::IdKind| {
+                let first = |kind: tutti_profiles::IdKind| {
                     profile.identities.iter().find(|i| i.kind == kind).map(|i| i.value.clone())
                 };
-                match first(tutti_core::IdKind::UserId) {
+                match first(tutti_profiles::IdKind::UserId) {
                     Some(user) => ("userId", user),
                     None => (
                         "anonymousId",
-                        first(tutti_core::IdKind::AnonymousId).unwrap_or_else(|| format!("email:{address}")),
+                        first(tutti_profiles::IdKind::AnonymousId).unwrap_or_else(|| format!("email:{address}")),
                     ),
                 }
             }
@@ -96,7 +96,7 @@ impl<'e> ConnectorsHandle<'e> {
     /// Only the signature check of [`Engine::hook`] (Slack's `url_verification` handshake stores nothing).
     pub fn verify_hook(&self, source: &str, request: &HookRequest<'_>) -> Result<(), HookError> {
         let hook = self.engine.hooks.get(source).ok_or(HookError::UnknownSource)?;
-        let check = tutti_connectors::inbound::verify::Request {
+        let check = tutti_signals::verify::Request {
             method: request.method,
             path_and_query: request.path_and_query,
             headers: request.headers,

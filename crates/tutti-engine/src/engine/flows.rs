@@ -12,7 +12,7 @@ impl Engine {
     /// Stores a new version of a flow, segment or policy from its YAML, after checking it against everything
     /// else in force. `kind` and `id` are what the API path names. Returns the version. Blocking.
     pub fn put_definition(&self, kind: &str, id: &str, source: &str) -> Result<u32, DefinitionError> {
-        let definition = tutti_core::flow::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
+        let definition = tutti_flows::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
         if definition.kind() != kind {
             return Err(DefinitionError::KindMismatch { expected: kind.into(), found: definition.kind().into() });
         }
@@ -22,7 +22,7 @@ impl Engine {
         let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
         let mut trial = (*self.definitions.get()).clone();
         trial.insert(definition);
-        let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+        let problems: Vec<tutti_flows::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
         if !problems.is_empty() {
             return Err(DefinitionError::Invalid(problems));
         }
@@ -38,7 +38,7 @@ impl Engine {
         if kind == "segment" {
             let mut trial = (*self.definitions.get()).clone();
             trial.segments.remove(id);
-            let problems: Vec<tutti_core::flow::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
+            let problems: Vec<tutti_flows::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
             if !problems.is_empty() {
                 return Err(DefinitionError::Invalid(problems));
             }
@@ -90,7 +90,7 @@ impl Engine {
         profile: ProfileId,
         run: &str,
         step: &str,
-        decision: tutti_core::flow::machine::ApprovalDecision,
+        decision: tutti_flows::machine::ApprovalDecision,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let (reply, answer) = oneshot::channel();
         {
@@ -155,7 +155,7 @@ impl Engine {
     }
 
     /// The definitions in force.
-    pub fn flow_definitions(&self) -> Arc<tutti_core::flow::Definitions> {
+    pub fn flow_definitions(&self) -> Arc<tutti_flows::Definitions> {
         self.definitions.get()
     }
 }

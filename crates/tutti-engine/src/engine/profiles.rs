@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tutti_bus::LogFeed;
-use tutti_core::{Profile, ProfileId};
+use tutti_core::ProfileId;
+use tutti_profiles::Profile;
 use tutti_store::{MergeRecord, StoredEvent};
 
 use crate::{Appended, Engine, EngineError, ErasureReport, NewEvent, ProfileKey, processor};

@@ -101,7 +101,7 @@ impl Engine {
             // An action on a connector with no configuration would only ever become a dead letter: say so now,
             // not at the first delivery.
             let unconfigured = flow.steps.iter().filter_map(|step| match &step.kind {
-                tutti_core::flow::StepKind::Action(a) if !registry.connectors.contains_key(a.connector.as_str()) => {
+                tutti_flows::StepKind::Action(a) if !registry.connectors.contains_key(a.connector.as_str()) => {
                     Some((step.id.as_str(), a.connector.as_str()))
                 }
                 _ => None,

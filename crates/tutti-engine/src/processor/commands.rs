@@ -36,12 +36,12 @@ impl Processor {
         profile: ProfileId,
         run: &str,
         step: &str,
-        decision: &tutti_core::flow::machine::ApprovalDecision,
+        decision: &tutti_flows::machine::ApprovalDecision,
     ) -> Result<Option<Vec<u8>>, ProcessorError> {
         let now = self.clock.now_ms();
         state.flows.begin();
         let mut pending = Pending::default();
-        let input = tutti_core::flow::Input::Approval { run, step, verdict: decision };
+        let input = tutti_flows::Input::Approval { run, step, verdict: decision };
         if let Err(e) = self.flow_input(state, &mut pending, profile, input, InputId::Approval(run.to_owned()), now) {
             self.reset(state)?;
             return Err(e);

@@ -20,8 +20,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::oneshot;
 use tutti_bus::LogFeed;
-use tutti_core::identity::resolve;
-use tutti_core::{Event, IdKind, Identifier, IdentityConfig, Profile, ProfileId, ResolveInput};
+use tutti_core::{Event, ProfileId};
+use tutti_profiles::identity::resolve;
+use tutti_profiles::{IdKind, Identifier, IdentityConfig, Profile, ResolveInput};
 use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
 use crate::clock::{Clock, SystemClock};
@@ -89,7 +90,7 @@ pub(crate) enum Command {
         profile: ProfileId,
         run: String,
         step: String,
-        decision: tutti_core::flow::machine::ApprovalDecision,
+        decision: tutti_flows::machine::ApprovalDecision,
         reply: oneshot::Sender<Result<Option<Vec<u8>>, String>>,
     },
 }
@@ -280,7 +281,7 @@ impl Processor {
             for (at, pid) in due {
                 if state.flows.wants_tick(&*self.store, pid, now)? {
                     self.metrics.timer_lateness.observe((now - at).max(0) as f64 / 1000.0);
-                    let input = tutti_core::flow::Input::Tick;
+                    let input = tutti_flows::Input::Tick;
                     self.flow_input(state, &mut pending, pid, input, InputId::Tick(pid), now)?;
                 }
             }
@@ -394,7 +395,7 @@ impl Processor {
         state: &mut State,
         pending: &mut Pending,
         pid: ProfileId,
-        input: tutti_core::flow::Input<'_>,
+        input: tutti_flows::Input<'_>,
         id: InputId,
         now: tutti_core::Millis,
     ) -> Result<(), ProcessorError> {
@@ -420,7 +421,7 @@ impl Processor {
         flows: &mut FlowRuntime,
         poisoned: &HashMap<InputId, String>,
         profile: &mut Profile,
-        input: tutti_core::flow::Input<'_>,
+        input: tutti_flows::Input<'_>,
         id: InputId,
         now: tutti_core::Millis,
         batch: &mut tutti_store::FlowBatch,
@@ -431,7 +432,7 @@ impl Processor {
             return Ok(flows.apply(
                 &*self.store,
                 profile,
-                tutti_core::flow::Input::Failure { reason: &reason },
+                tutti_flows::Input::Failure { reason: &reason },
                 now,
                 batch,
             )?);
@@ -588,7 +589,7 @@ impl Processor {
             tracing::error!(seq, "an action result without its key; skipped");
             return Ok(());
         };
-        let input = tutti_core::flow::Input::ActionResult { key, result: &properties["result"] };
+        let input = tutti_flows::Input::ActionResult { key, result: &properties["result"] };
         self.flow_input(state, pending, pid, input, InputId::Result(key.to_owned()), now)
     }
 
@@ -608,7 +609,7 @@ impl Processor {
         pending.dirty.insert(target);
         if state.flows.active() {
             let profile = state.profiles.get_mut(&target).expect("loaded above");
-            let input = tutti_core::flow::Input::Event(event);
+            let input = tutti_flows::Input::Event(event);
             self.run_flows(
                 &mut state.flows,
                 &state.poisoned,

@@ -13,7 +13,7 @@ use tutti_core::{Millis, ProfileId};
 
 use super::{ReadPool, Role, open};
 use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
-use tutti_core::flow::StepKey;
+use tutti_flows::StepKey;
 
 use crate::{
     AuditLog, DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result,

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tutti_core::{Identifier, Profile, ProfileId};
+use tutti_core::ProfileId;
+use tutti_profiles::{Identifier, Profile};
 
 use super::{Checkpointer, ReadPool, Role, WalBound, flows, open, truncate_wal};
 use crate::{MergeRecord, ProfileBatch, ProfileReader, ProfileStore, Result, StoreError, Tombstone};
@@ -247,7 +248,7 @@ impl ProfileStore for SqliteProfileStore {
         flows::due_timers(&self.conn, before, limit)
     }
 
-    fn step_counts(&self) -> Result<Vec<(tutti_core::flow::StepKey, u64)>> {
+    fn step_counts(&self) -> Result<Vec<(tutti_flows::StepKey, u64)>> {
         flows::step_counts(&self.conn)
     }
 }

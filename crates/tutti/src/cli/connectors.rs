@@ -63,7 +63,7 @@ pub(crate) fn hooks_test(file: &std::path::Path, payload: &std::path::Path) -> a
     let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     // A dry run checks the mapping, not the signature: any secret the file names reads as a placeholder.
     let placeholder = |_: &str| Some("dry-run".to_owned());
-    let hook = match tutti_connectors::inbound::compile(&file.display().to_string(), &source, &placeholder) {
+    let hook = match tutti_signals::compile(&file.display().to_string(), &source, &placeholder) {
         Ok(hook) => hook,
         Err(problems) => {
             for problem in &problems {

@@ -87,7 +87,7 @@ pub(crate) fn flows(command: FlowsCommand) -> anyhow::Result<()> {
 }
 
 /// One decision as a JSON object, with its time as RFC 3339.
-pub(crate) fn decision_json(decision: &tutti_core::flow::Decision) -> String {
+pub(crate) fn decision_json(decision: &tutti_flows::Decision) -> String {
     let mut value = serde_json::to_value(decision).expect("decisions serialise");
     if let Some(object) = value.as_object_mut() {
         object.insert("time".into(), tutti_core::time::format_timestamp(decision.at).into());
@@ -102,9 +102,9 @@ pub(crate) fn decision_json(decision: &tutti_core::flow::Decision) -> String {
 }
 
 /// One decision as a line of text.
-pub(crate) fn decision_text(decision: &tutti_core::flow::Decision) -> String {
-    use tutti_core::flow::DecisionKind as K;
+pub(crate) fn decision_text(decision: &tutti_flows::Decision) -> String {
     use tutti_core::time::format_timestamp as ts;
+    use tutti_flows::DecisionKind as K;
     let whose = match (&decision.flow, &decision.run, &decision.step) {
         (Some(f), Some(r), Some(s)) => format!("{f} run {r} step {s}"),
         (Some(f), Some(r), None) => format!("{f} run {r}"),
