@@ -2,13 +2,15 @@
 //!
 //! The vocabulary every stage shares: the Segment event model and its validation, time, JSON and YAML with
 //! positions, conditions (CEL) and templates (Liquid) with their budgets, error codes, and the reading of
-//! definitions with located problems. Nothing in this crate performs I/O, spawns tasks or reads a clock;
-//! callers pass in the current time and whatever stored state a decision needs, and get back the decision.
+//! definitions with located problems. Nothing in this crate performs I/O or spawns tasks, and no decision reads
+//! a clock: callers pass in the current time (from a [`clock::Clock`], the shell's one reading of it) and
+//! whatever stored state a decision needs, and get back the decision.
 //! Identity and profiles, segments and flows build on it in crates of their own.
 
 pub mod audit;
 pub mod batch;
 pub mod budget;
+pub mod clock;
 pub mod codes;
 pub mod condition;
 pub mod creative;

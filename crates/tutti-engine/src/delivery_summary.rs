@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::{Metrics, OUTCOMES};
+use tutti_metrics::{Metrics, OUTCOMES};
 
 /// Counts by connector at the last line, and when it was written.
 pub struct DeliverySummary {

@@ -9,12 +9,13 @@
 //! comes up, so the window never has to be kept exactly in step.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tutti_core::audit::{AuditKind, AuditRecord};
 use tutti_core::{Millis, ProfileId};
 use tutti_flows::Definitions;
+pub use tutti_flows::FlowDefinitions;
 use tutti_flows::def::StepKind;
 use tutti_flows::machine::{
     Decision, DecisionKind, Effect, Input, ProfileState, Run, RunStatus, StepCounts, StepKey, WaitOn, World, apply,
@@ -29,22 +30,6 @@ pub const WINDOW: Millis = 60_000;
 pub const WINDOW_LIMIT: usize = 100_000;
 /// The most due profiles handled in one batch.
 pub const TICKS_PER_BATCH: usize = 10_000;
-
-/// The definitions in force, shared with the admin API that replaces them.
-#[derive(Default)]
-pub struct FlowDefinitions {
-    current: RwLock<Arc<Definitions>>,
-}
-
-impl FlowDefinitions {
-    pub fn get(&self) -> Arc<Definitions> {
-        self.current.read().expect("definitions lock is never poisoned").clone()
-    }
-
-    pub fn set(&self, defs: Definitions) {
-        *self.current.write().expect("definitions lock is never poisoned") = Arc::new(defs);
-    }
-}
 
 /// A profile's flow state, and the timer and state rows as committed (so unchanged rows are not written again).
 struct Cached {

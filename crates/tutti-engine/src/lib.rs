@@ -9,19 +9,17 @@
 //! ```
 //! The engine knows nothing of HTTP; the server knows nothing of SQLite.
 
-pub mod clock;
+pub use tutti_core::clock;
 pub mod config;
 pub mod connectors;
 pub mod definitions;
-mod delivery_policy;
 mod delivery_summary;
-mod dispatch;
 mod engine;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod flows;
-pub mod intake;
-pub mod metrics;
+pub use tutti_intake as intake;
+pub use tutti_metrics as metrics;
 pub mod processor;
 pub mod secrets;
 
@@ -30,22 +28,23 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tutti_bus::LocalFeed;
 use tutti_core::ProfileId;
+use tutti_log::LocalFeed;
 use tutti_profiles::{Identifier, IdentityConfig};
 pub use tutti_store::DeadLetterFilter;
 use tutti_store::sqlite::SqliteFlowReader;
 use tutti_store::{EventReader, ProfileReader, StoreError};
 
-use crate::flows::FlowDefinitions;
+use tutti_dispatch::{self as dispatch, delivery_policy};
+use tutti_flows::FlowDefinitions;
 
-pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::config::Config;
 pub use crate::engine::{ConnectorsHandle, InsightsHandle};
-pub use crate::intake::{Intake, IntakeError};
-pub use crate::metrics::Metrics;
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
+pub use tutti_core::clock::{Clock, ManualClock, SystemClock};
+pub use tutti_intake::{Intake, IntakeError};
+pub use tutti_metrics::Metrics;
 pub use tutti_store::{Appended, NewEvent};
 
 /// How often the background checkpointer copies the write-ahead logs into the databases. Each copy ends with an

@@ -7,6 +7,7 @@
 //! - [`machine`]: one profile's runs, segments and policy state, advanced by events and by time.
 
 pub mod def;
+mod in_force;
 pub mod machine;
 pub mod policy;
 pub mod simulate;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use def::{Flow, Step, StepKind};
+pub use in_force::FlowDefinitions;
 pub use machine::{
     ApprovalDecision, Decision, DecisionKind, Dispatch, Effect, Input, ProfileState, Run, RunStatus, StepCounts,
     StepKey, WaitOn,

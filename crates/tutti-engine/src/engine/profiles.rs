@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tutti_bus::LogFeed;
 use tutti_core::ProfileId;
+use tutti_log::LogFeed;
 use tutti_profiles::Profile;
 use tutti_store::{MergeRecord, StoredEvent};
 

@@ -4,18 +4,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
-use tutti_bus::LocalFeed;
+use tutti_log::LocalFeed;
 use tutti_store::sqlite::{
     self, SqliteEventLog, SqliteEventReader, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
 };
 use tutti_store::{DefinitionStore, EventReader, ProfileReader};
 
 use crate::delivery_summary::DeliverySummary;
-use crate::flows::FlowDefinitions;
 use crate::{
     CHECKPOINT_EVERY, Clock, Config, Engine, EngineError, Intake, Metrics, Secrets, clock, connectors, definitions,
     delivery_policy, dispatch, intake, load_tagger, processor,
 };
+use tutti_flows::FlowDefinitions;
 
 impl Engine {
     /// Opens the data directory (creating it), loads or generates secrets and starts the threads. Connector

@@ -6,7 +6,7 @@ use tutti_core::ProfileId;
 use tutti_store::Tombstone;
 
 use super::{Command, ErasureReport, InputId, Pending, Processor, ProcessorError, State};
-use crate::delivery_policy::Standing;
+use tutti_dispatch::delivery_policy::Standing;
 
 impl Processor {
     pub(super) fn handle(&mut self, state: &mut State, command: Command) {

@@ -19,18 +19,18 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::oneshot;
-use tutti_bus::LogFeed;
 use tutti_core::{Event, ProfileId};
+use tutti_log::LogFeed;
 use tutti_profiles::identity::resolve;
 use tutti_profiles::{IdKind, Identifier, IdentityConfig, Profile, ResolveInput};
 use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
-use crate::clock::{Clock, SystemClock};
-use crate::delivery_policy::{DeliveryPolicy, Standing};
-use crate::dispatch::ToDispatcher;
 use crate::flows::{FlowDefinitions, FlowRuntime};
-use crate::intake::{Intake, IntakeError};
-use crate::metrics::Metrics;
+use tutti_core::clock::{Clock, SystemClock};
+use tutti_dispatch::ToDispatcher;
+use tutti_dispatch::delivery_policy::{DeliveryPolicy, Standing};
+use tutti_intake::{Intake, IntakeError};
+use tutti_metrics::Metrics;
 
 /// Processor failures.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use tutti_store::{Outbox, OutboxRow, Outcome, OutcomeJournal};
 
 use super::recorder::{RECORD_RETRY, outcomes_of};
 use super::{Attempt, Incoming};
-use crate::metrics::Metrics;
+use tutti_metrics::Metrics;
 
 /// How often, at most, journalled outcomes are settled into the outbox: each settle is a transaction on the
 /// processor's database, so they are few and large. Until then the dispatcher holds the rows.

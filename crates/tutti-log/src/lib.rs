@@ -1,4 +1,5 @@
-//! Partitioning by profile, and how consumers learn that the log has grown.
+//! The event log as its consumers see it: partitioning by profile, and how they learn that the log has grown.
+//! The log is written by `tutti-intake` and stored by `tutti-store` (`sqlite/events.rs`).
 //!
 //! Everything about one customer must be processed in order by one consumer. A [`Partitioner`] maps a routing
 //! key (a profile's id, or before resolution an identity key) to one of a fixed number of partitions with a

@@ -46,6 +46,7 @@
 
 mod attempt;
 mod circuit_breaker;
+pub mod delivery_policy;
 mod in_flight;
 mod lanes;
 mod rate_limiter;
@@ -62,15 +63,15 @@ use tutti_flows::Dispatch;
 use tutti_flows::policy::Verdict;
 use tutti_store::{Outbox, OutboxRow, Outcome, OutcomeJournal};
 
-use crate::clock::Clock;
 use crate::delivery_policy::DeliveryPolicy;
-use crate::metrics::Metrics;
+use tutti_core::clock::Clock;
+use tutti_metrics::Metrics;
 
-pub(crate) use attempt::Attempt;
+pub use attempt::Attempt;
 use attempt::{ActionSummary, skipped};
 use in_flight::InFlight;
 use lanes::Lane;
-pub(crate) use lanes::{DeliveryLanes, start_delivery};
+pub use lanes::{DeliveryLanes, start_delivery};
 use recorder::OutcomeRecorder;
 use settler::{OutcomeSettler, settle_journalled};
 
@@ -81,7 +82,7 @@ const HELD: usize = 65_536;
 const IDLE: Duration = Duration::from_millis(20);
 
 /// ActionSummary reaches the dispatcher's thread.
-pub(crate) enum Incoming {
+pub enum Incoming {
     /// Actions the processor has just committed to the outbox, in queue order.
     Queued(Vec<OutboxRow>),
     /// Dead letters made pending again (through the API or the CLI).
@@ -101,7 +102,7 @@ pub(crate) enum Incoming {
 
 /// The processor's end of the hand-off. Dropping it (the processor stopping, even by a panic) tells the
 /// dispatcher to finish what it holds and stop.
-pub(crate) struct ToDispatcher(pub mpsc::Sender<Incoming>);
+pub struct ToDispatcher(pub mpsc::Sender<Incoming>);
 
 impl ToDispatcher {
     /// Hands over actions committed to the outbox. If the dispatcher has gone, they stay in the table for the
@@ -129,7 +130,7 @@ impl Drop for ToDispatcher {
     }
 }
 
-pub(crate) struct Dispatcher {
+pub struct Dispatcher {
     /// Read at start (and when behind) on the dispatcher's thread.
     pub outbox: Box<dyn Outbox>,
     /// The outcome journal, written by the recorder thread, and the outbox connection that settles it, on the
@@ -144,7 +145,7 @@ pub(crate) struct Dispatcher {
     /// The delivery thread's lanes, started by [`start_delivery`].
     pub lanes: DeliveryLanes,
     /// Where outcome events go (`Action Delivered`, `Action Failed`), for the connectors that record them.
-    pub outcomes: Option<(crate::Intake, HashSet<String>)>,
+    pub outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
     /// The policies checked before each attempt, and for revisits.
     pub policy: Arc<DeliveryPolicy>,
 }

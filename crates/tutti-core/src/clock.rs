@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tutti_core::Millis;
+use crate::Millis;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync {

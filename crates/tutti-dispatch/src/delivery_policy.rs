@@ -20,14 +20,14 @@ use tutti_flows::machine::ProfileState;
 use tutti_flows::policy::{self, Sent, Subject, Suppression, Verdict};
 use tutti_store::{FlowReader, ProfileReader};
 
-use crate::flows::FlowDefinitions;
+use tutti_flows::FlowDefinitions;
 
 /// The most standings held; the oldest published go first and are read back from the store if needed.
 const HELD: usize = 65_536;
 
 /// What the policies need to know about one profile, as of the processor's last commit.
 #[derive(Debug, Default)]
-pub(crate) struct Standing {
+pub struct Standing {
     /// The profile's public JSON (traits, time zone): consent and quiet hours read it.
     pub profile: Value,
     pub suppressions: Vec<Suppression>,
@@ -51,7 +51,7 @@ impl Standing {
 }
 
 /// The standings the processor publishes and the delivery lanes read.
-pub(crate) struct DeliveryPolicy {
+pub struct DeliveryPolicy {
     definitions: Arc<FlowDefinitions>,
     standings: Mutex<Standings>,
     profiles: Arc<dyn ProfileReader>,

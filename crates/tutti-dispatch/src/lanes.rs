@@ -12,15 +12,15 @@ use super::Incoming;
 use super::attempt::GuardedConnector;
 use super::circuit_breaker::CircuitBreaker;
 use super::rate_limiter::RateLimiter;
-use crate::clock::Clock;
 use crate::delivery_policy::DeliveryPolicy;
-use crate::metrics::Metrics;
+use tutti_core::clock::Clock;
+use tutti_metrics::Metrics;
 
 /// One delivery lane's queue: rows in order, with when the dispatcher handed them over.
 pub(super) type Lane = tokio::sync::mpsc::UnboundedSender<(Vec<OutboxRow>, Instant)>;
 
 /// The delivery thread's lanes, by connector.
-pub(crate) struct DeliveryLanes {
+pub struct DeliveryLanes {
     by_connector: HashMap<String, Vec<Lane>>,
     /// For actions naming a connector that is not configured.
     unknown: Lane,
@@ -38,7 +38,7 @@ impl DeliveryLanes {
 /// Starts the delivery thread: one Tokio runtime on one thread, with `concurrency` lanes per connector (each
 /// delivering its rows one after another, so a profile's actions arrive in order) and one lane for actions
 /// naming a connector that is not configured.
-pub(crate) fn start_delivery(
+pub fn start_delivery(
     registry: Registry,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,

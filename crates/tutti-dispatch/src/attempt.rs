@@ -13,15 +13,15 @@ use tutti_store::{OutboxRow, Outcome};
 
 use super::circuit_breaker::CircuitBreaker;
 use super::rate_limiter::RateLimiter;
-use crate::clock::Clock;
 use crate::delivery_policy::DeliveryPolicy;
-use crate::metrics::Metrics;
+use tutti_core::clock::Clock;
+use tutti_metrics::Metrics;
 
 /// The longest wait between retries.
 const MAX_BACKOFF_MS: Millis = 3_600_000;
 
 /// ActionSummary one attempt came to.
-pub(crate) struct Attempt {
+pub struct Attempt {
     pub(super) outcome: Outcome,
     pub(super) result: Option<Value>,
     /// ActionSummary the action was, read once from its stored form, for its outcome event.

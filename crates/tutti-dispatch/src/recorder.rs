@@ -11,7 +11,7 @@ use tutti_core::Millis;
 use tutti_store::{OutboxRow, Outcome, OutcomeJournal};
 
 use super::{Attempt, Incoming};
-use crate::clock::Clock;
+use tutti_core::clock::Clock;
 
 /// How long the recorder waits before trying again when outcomes cannot be written.
 pub(super) const RECORD_RETRY: Duration = Duration::from_millis(100);
@@ -39,7 +39,7 @@ pub(super) struct OutcomeRecorder {
     /// The id of the last entry appended.
     last: u64,
     answers: mpsc::Sender<Incoming>,
-    outcomes: Option<(crate::Intake, HashSet<String>)>,
+    outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
     clock: Arc<dyn Clock>,
 }
 
@@ -51,7 +51,7 @@ impl OutcomeRecorder {
         settle: mpsc::Sender<(u64, Vec<(OutboxRow, Attempt)>)>,
         scrub: Arc<AtomicBool>,
         answers: mpsc::Sender<Incoming>,
-        outcomes: Option<(crate::Intake, HashSet<String>)>,
+        outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
         clock: Arc<dyn Clock>,
     ) -> OutcomeRecorder {
         OutcomeRecorder { journal, settled, settle, scrub, scrub_after: None, last: 0, answers, outcomes, clock }
@@ -87,7 +87,7 @@ impl OutcomeRecorder {
                 // answer travels any other way, so none is lost with the process.
                 match self.append(self.answer_events(&batch), true) {
                     Ok(()) => {}
-                    Err(crate::IntakeError::Closed) => {
+                    Err(tutti_intake::IntakeError::Closed) => {
                         // Stopping, the log closed first: an awaited action stays pending and is delivered again
                         // at the next start, whose answer then reaches the run. The others are recorded.
                         let (awaited, plain): (Vec<_>, Vec<_>) =
@@ -163,7 +163,7 @@ impl OutcomeRecorder {
     }
 
     /// Appends events to the log; `flushed`: wait until they are on disk, not only committed.
-    fn append(&self, events: Vec<tutti_store::NewEvent>, flushed: bool) -> Result<(), crate::IntakeError> {
+    fn append(&self, events: Vec<tutti_store::NewEvent>, flushed: bool) -> Result<(), tutti_intake::IntakeError> {
         let Some((intake, _)) = &self.outcomes else { return Ok(()) };
         if events.is_empty() {
             return Ok(());

@@ -14,12 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
-use tutti_bus::LogFeed;
 use tutti_core::Millis;
+use tutti_log::LogFeed;
 use tutti_store::{Appended, EventLog, LogSyncer, NewEvent};
 
-use crate::clock::Clock;
-use crate::metrics::Metrics;
+use tutti_core::clock::Clock;
+use tutti_metrics::Metrics;
 
 /// Why the intake could not store a request. The request was not stored and may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -297,11 +297,11 @@ mod tests {
     use std::sync::{Condvar, Mutex};
     use std::time::Duration;
 
-    use tutti_bus::LocalFeed;
+    use tutti_log::LocalFeed;
     use tutti_store::{Result as StoreResult, StoreError};
 
     use super::*;
-    use crate::clock::ManualClock;
+    use tutti_core::clock::ManualClock;
 
     /// What the fake log has done: (highest sequence number committed, highest flushed, gate open, a flush
     /// waiting at the gate). A flush waits for the gate the test opens, so the test can look at the world while
