@@ -71,6 +71,23 @@ pub struct Action<'a> {
     pub now: i64,
 }
 
+impl<'a> Action<'a> {
+    /// The action a flow dispatched, for the profile with id `profile`, at `now`.
+    pub fn of(dispatch: &'a tutti_flows::Dispatch, profile: u64, now: i64) -> Action<'a> {
+        Action {
+            key: &dispatch.key,
+            profile,
+            flow: &dispatch.flow,
+            step: &dispatch.step,
+            operation: &dispatch.operation,
+            category: &dispatch.category,
+            channel: &dispatch.channel,
+            payload: &dispatch.payload,
+            now,
+        }
+    }
+}
+
 /// Why an attempt did not deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {

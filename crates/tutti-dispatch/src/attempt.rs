@@ -97,17 +97,7 @@ impl GuardedConnector {
                 return Attempt::new(Outcome::Defer { at: until }, None);
             }
         }
-        let action = Action {
-            key: &dispatch.key,
-            profile: row.profile.0,
-            flow: &dispatch.flow,
-            step: &dispatch.step,
-            operation: &dispatch.operation,
-            category: &dispatch.category,
-            channel: &dispatch.channel,
-            payload: &dispatch.payload,
-            now: self.clock.now_ms(),
-        };
+        let action = Action::of(dispatch, row.profile.0, self.clock.now_ms());
         let timeout = built.settings.timeout;
         let started = Instant::now();
         let sent = match tokio::time::timeout(timeout, built.sender.send(action)).await {

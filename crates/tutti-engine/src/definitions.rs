@@ -190,17 +190,7 @@ fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
     Box::new(move |dispatch| {
         let dry = json!({"dry_run": true});
         let Some(ai) = ai.as_ref().filter(|_| dispatch.connector == "ai") else { return dry };
-        let action = tutti_connectors::Action {
-            key: &dispatch.key,
-            profile: 0,
-            flow: &dispatch.flow,
-            step: &dispatch.step,
-            operation: &dispatch.operation,
-            category: &dispatch.category,
-            channel: &dispatch.channel,
-            payload: &dispatch.payload,
-            now: 0,
-        };
+        let action = tutti_connectors::Action::of(dispatch, 0, 0);
         let answered = std::thread::scope(|s| {
             s.spawn(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
