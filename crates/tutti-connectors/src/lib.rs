@@ -1,15 +1,17 @@
 //! Connectors: how Tutti's actions reach the tools marketers already use.
 //!
-//! A connector is a noun named after the service (`slack`, `trello`, `webhook`), one module each, holding its
-//! configuration (unknown keys refused), its sender and its tests. [`ALL`] is the one list of them: flows are
+//! A connector is a noun named after the service (`slack`, `trello`, `webhook`), one folder each: `config.rs`
+//! (its table as written, and the checked config validating it gives), `mod.rs` (its operations, the build of
+//! its sender from the checked config, the sender, its tests). [`ALL`] is the one list of them: flows are
 //! compiled against it ([`infos`]), the configuration is checked against it ([`Registry::build`]), and the
 //! dispatcher delivers through what it builds.
 //!
 //! The lifecycle, for every connector:
-//! 1. **Validate** the `[connectors.<name>]` table without I/O: unknown keys, missing secrets (read from the
-//!    environment variables the table names, never from the file itself) and malformed URLs are errors that
-//!    name the key ([`Registry::build`]).
-//! 2. **Build** the [`Sender`]. HTTP connectors share [`http::Http`]: TLS with Mozilla's roots, the
+//! 1. **Validate** the `[connectors.<name>]` table without network I/O ([`Kind::validate`]): unknown keys,
+//!    missing secrets (read from the environment variables the table names, never from the file itself) and
+//!    malformed URLs are errors that name the key. What it returns is a typed [`CheckedConfig`].
+//! 2. **Build** the [`Sender`] from it ([`CheckedConfig::build`]), which cannot fail: nothing is checked twice.
+//!    HTTP connectors share [`http::Http`]: TLS with Mozilla's roots, the
 //!    private-address guard (`allow_private`), a bound on answers, and one reading of statuses into delivered,
 //!    worth retrying (with the vendor's `Retry-After`) or permanent.
 //! 3. **Health-check** it the way a real send would go (the same client, credentials and host), with a call that
@@ -311,8 +313,15 @@ impl Default for Settings {
 /// A duration as seconds (`30`) or text (`500ms`, `30s`, `5m`).
 pub use tutti_core::time::deserialize_duration as duration;
 
-/// A connector's constructor: its own table (settings taken out), the settings, and where secrets come from.
-pub type Build = fn(&Value, &Settings, &Context<'_>) -> Result<Arc<dyn Sender>, String>;
+/// Checks a connector's own table (the settings every connector takes already taken out), with where secrets
+/// come from and the state shared with the engine.
+pub type Validate = fn(&Value, &Context<'_>) -> Result<Box<dyn CheckedConfig>, String>;
+
+/// A connector's configuration once validated: secrets read, addresses parsed, every key checked. Building the
+/// sender from it adds only what runs (clients, caches, locks), and cannot fail.
+pub trait CheckedConfig: Send {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender>;
+}
 
 /// One operation a connector performs, and the members its actions' `with` may have.
 pub struct Operation {
@@ -342,8 +351,8 @@ pub struct Kind {
     pub operations: &'static [Operation],
     /// Whether it runs without a `[connectors.<name>]` table (`log` and `webhook` need no credentials).
     pub default_on: bool,
-    /// Validates the connector's own keys (settings already taken out) and builds its sender, without I/O.
-    pub build: Build,
+    /// Validates the connector's own keys (settings already taken out), without network I/O.
+    pub validate: Validate,
 }
 
 /// Every connector. The one list: adding a connector means adding a module and a line here.
@@ -442,7 +451,7 @@ impl Registry {
                 });
             }
         }
-        let mut connectors = BTreeMap::new();
+        let mut checked_configs = Vec::new();
         for kind in ALL.iter().copied() {
             let table = match tables.get(kind.name) {
                 Some(table) => table.clone(),
@@ -475,14 +484,23 @@ impl Registry {
                 errors.push(fail("`rate_per_second` must be a positive number".into()));
                 continue;
             }
-            match (kind.build)(&Value::Object(own), &settings, cx) {
-                Ok(sender) => {
-                    connectors.insert(kind.name, Built { kind, settings, sender });
-                }
+            match (kind.validate)(&Value::Object(own), cx) {
+                Ok(checked) => checked_configs.push((kind, settings, checked)),
                 Err(message) => errors.push(fail(message)),
             }
         }
-        if errors.is_empty() { Ok(Registry { connectors }) } else { Err(errors) }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Every table is valid: only now is anything built.
+        let connectors = checked_configs
+            .into_iter()
+            .map(|(kind, settings, checked)| {
+                let sender = checked.build(&settings);
+                (kind.name, Built { kind, settings, sender })
+            })
+            .collect();
+        Ok(Registry { connectors })
     }
 
     pub fn get(&self, name: &str) -> Option<&Built> {

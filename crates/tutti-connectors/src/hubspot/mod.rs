@@ -22,8 +22,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::CheckedConfig;
 use crate::http::{Http, classify, parse_url};
 use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, optional_text, text};
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "hubspot",
@@ -34,34 +37,20 @@ pub static KIND: Kind = Kind {
         Operation::taking("task", &["contact_id", "email", "subject", "body", "due", "priority", "owner_id"]),
     ],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    token_env: String,
-    #[serde(default = "default_api_base")]
-    api_base: String,
-}
-
-fn default_api_base() -> String {
-    "https://api.hubapi.com".into()
-}
 
 /// HubSpot-defined association types (<https://developers.hubspot.com/docs/api/crm/associations>).
 const NOTE_TO_CONTACT: u32 = 202;
 const TASK_TO_CONTACT: u32 = 204;
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    let token = Secret::from_env(cx.env, "token_env", &config.token_env)?;
-    parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
-    Ok(Arc::new(Hubspot {
-        http: Http::new(&settings.allow_private, settings.concurrency),
-        auth: Secret::derived(format!("Bearer {}", token.expose())),
-        api_base: config.api_base.trim_end_matches('/').to_owned(),
-    }))
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Hubspot {
+            http: Http::new(&settings.allow_private, settings.concurrency),
+            auth: self.auth,
+            api_base: self.api_base,
+        })
+    }
 }
 
 struct Hubspot {

@@ -29,10 +29,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::CheckedConfig;
 use crate::http::{Http, classify, parse_url};
 use crate::{
     Action, Context, Delivery, Failure, Kind, Memory, Operation, Secret, Sender, Settings, optional_text, text,
 };
+
+mod config;
+use config::{Config, Format};
 
 /// What adding or removing a person takes.
 const CHANGE_FIELDS: [&str; 3] = ["audience", "email", "phone"];
@@ -42,77 +46,23 @@ pub static KIND: Kind = Kind {
     channel: "ads",
     operations: &[Operation::taking("add", &CHANGE_FIELDS), Operation::taking("remove", &CHANGE_FIELDS)],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Format {
-    Meta,
-    Google,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    format: Format,
-    endpoint: String,
-    token_env: String,
-    audiences: BTreeMap<String, String>,
-    default_country_code: Option<String>,
-    #[serde(default = "default_batch")]
-    batch_size: usize,
-    #[serde(default = "default_flush", deserialize_with = "crate::duration")]
-    flush_every: Duration,
-}
-
-fn default_batch() -> usize {
-    1_000
-}
-
-fn default_flush() -> Duration {
-    Duration::from_secs(10)
-}
 
 /// The most rows Meta takes in one request.
 const MAX_BATCH: usize = 10_000;
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    let token = Secret::from_env(cx.env, "token_env", &config.token_env)?;
-    if !config.endpoint.contains("{audience_id}") {
-        return Err("`endpoint` must contain `{audience_id}`".into());
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Audience {
+            http: Http::new(&settings.allow_private, 2),
+            auth: self.auth,
+            config: self.config,
+            memory: self.memory,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            staged: std::sync::atomic::AtomicUsize::new(0),
+            timeout: settings.timeout,
+        })
     }
-    parse_url(&config.endpoint.replace("{audience_id}", "1")).map_err(|e| format!("`endpoint`: {e}"))?;
-    if config.audiences.is_empty() {
-        return Err("`audiences` maps each audience's name to the platform's id; it is empty".into());
-    }
-    for (name, id) in &config.audiences {
-        if name.is_empty()
-            || name.contains('/')
-            || id.is_empty()
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!("audience `{name}` = `{id}`: names without `/`, ids of letters, digits, `-` and `_`"));
-        }
-    }
-    if config.batch_size == 0 || config.batch_size > MAX_BATCH {
-        return Err(format!("`batch_size` is 1 to {MAX_BATCH}"));
-    }
-    if let Some(cc) = &config.default_country_code
-        && !(1..=3).contains(&cc.len())
-    {
-        return Err("`default_country_code` is the calling code's digits, such as 84".into());
-    }
-    Ok(Arc::new(Audience {
-        http: Http::new(&settings.allow_private, 2),
-        auth: Secret::derived(format!("Bearer {}", token.expose())),
-        config,
-        memory: cx.shared.memory.clone(),
-        wake: Arc::new(tokio::sync::Notify::new()),
-        staged: std::sync::atomic::AtomicUsize::new(0),
-        timeout: settings.timeout,
-    }))
 }
 
 struct Audience {

@@ -16,33 +16,29 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
 use crate::http::{Http, classify, header_value, parse_url};
-use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings};
+use crate::{Action, CheckedConfig, Delivery, Failure, Kind, Operation, Secret, Sender, Settings};
 
-pub static KIND: Kind =
-    Kind { name: "webhook", channel: "webhook", operations: &[Operation::open("post")], default_on: true, build };
+mod config;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// The environment variable holding the signing secret; requests are unsigned without it.
-    signing_secret_env: Option<String>,
-}
+pub static KIND: Kind = Kind {
+    name: "webhook",
+    channel: "webhook",
+    operations: &[Operation::open("post")],
+    default_on: true,
+    validate: config::validate,
+};
 
 /// Headers a flow may not set (the client owns them).
 const RESERVED: [&str; 6] = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te"];
 
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    let secret = match &config.signing_secret_env {
-        Some(name) => Some(Secret::from_env(cx.env, "signing_secret_env", name)?),
-        None => None,
-    };
-    Ok(Arc::new(Webhook { http: Http::new(&settings.allow_private, settings.concurrency), secret }))
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Webhook { http: Http::new(&settings.allow_private, settings.concurrency), secret: self.secret })
+    }
 }
 
 struct Webhook {

@@ -31,7 +31,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::CheckedConfig;
 use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, optional_text, text};
+
+mod config;
+use config::{Config, Security};
 
 /// What an email action's `with` may give.
 const EMAIL_FIELDS: [&str; 7] = ["to", "to_name", "subject", "text", "html", "from", "reply_to"];
@@ -41,79 +45,24 @@ pub static KIND: Kind = Kind {
     channel: "email",
     operations: &[Operation::taking("send", &EMAIL_FIELDS)],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Security {
-    #[default]
-    Starttls,
-    Tls,
-    None,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    host: String,
-    port: Option<u16>,
-    #[serde(default)]
-    security: Security,
-    username_env: Option<String>,
-    password_env: Option<String>,
-    /// The sender, such as `Tutti Shop <news@shop.vn>`.
-    from: String,
-    reply_to: Option<String>,
-    /// Tutti's public address, for one-click unsubscribe links (`https://mkt.shop.vn`).
-    unsubscribe_base_url: Option<String>,
-    /// The name given in EHLO (default: this machine's host name).
-    helo_name: Option<String>,
-}
 
 /// The placeholder replaced by the recipient's unsubscribe URL in the bodies.
 pub const UNSUBSCRIBE_PLACEHOLDER: &str = "%%unsubscribe_url%%";
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    if config.host.trim().is_empty() {
-        return Err("`host` is required".into());
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Smtp {
+            config: self.config,
+            credentials: self.credentials,
+            from: self.from,
+            domain: self.domain,
+            unsubscribe: self.unsubscribe,
+            link_key: self.link_key,
+            timeout: settings.timeout,
+            transport: OnceLock::new(),
+        })
     }
-    let from: Mailbox = config.from.parse().map_err(|e| format!("`from` `{}` is not an address: {e}", config.from))?;
-    if let Some(reply_to) = &config.reply_to {
-        reply_to.parse::<Mailbox>().map_err(|e| format!("`reply_to` `{reply_to}` is not an address: {e}"))?;
-    }
-    let credentials = match (&config.username_env, &config.password_env) {
-        (Some(user), Some(pass)) => {
-            Some((Secret::from_env(cx.env, "username_env", user)?, Secret::from_env(cx.env, "password_env", pass)?))
-        }
-        (None, None) => None,
-        _ => return Err("set both `username_env` and `password_env`, or neither".into()),
-    };
-    if credentials.is_some() && config.security == Security::None {
-        return Err("credentials over `security = \"none\"` would travel in clear text; use starttls or tls".into());
-    }
-    let unsubscribe = match &config.unsubscribe_base_url {
-        Some(base) => {
-            crate::http::parse_url(base).map_err(|e| format!("`unsubscribe_base_url`: {e}"))?;
-            Some(base.trim_end_matches('/').to_owned())
-        }
-        None => None,
-    };
-    if cx.link_key.len() < 16 {
-        return Err("the installation's link key is missing".into());
-    }
-    let domain = from.email.domain().to_owned();
-    Ok(Arc::new(Smtp {
-        config,
-        credentials,
-        from,
-        domain,
-        unsubscribe,
-        link_key: cx.link_key.to_vec(),
-        timeout: settings.timeout,
-        transport: OnceLock::new(),
-    }))
 }
 
 struct Smtp {

@@ -13,14 +13,17 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::CheckedConfig;
 use crate::{Action, Context, Delivery, Failure, Kind, Memory, Operation, Sender, Settings, optional_text, text};
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "decide",
     channel: "web",
     operations: &[Operation::taking("set", &["slot", "content", "data", "ttl"]), Operation::taking("clear", &["slot"])],
     default_on: true,
-    build,
+    validate: config::validate,
 };
 
 /// The longest content and data kept per slot.
@@ -114,13 +117,10 @@ impl Decisions {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
-
-fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    if table.as_object().is_some_and(|o| !o.is_empty()) {
-        let keys: Vec<&String> = table.as_object().map(|o| o.keys().collect()).unwrap_or_default();
-        return Err(format!("`decide` takes only the dispatcher's settings; unknown: {keys:?}"));
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, _: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Decide { memory: self.memory, decisions: self.decisions })
     }
-    Ok(Arc::new(Decide { memory: cx.shared.memory.clone(), decisions: cx.shared.decisions.clone() }))
 }
 
 struct Decide {

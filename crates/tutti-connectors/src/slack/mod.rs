@@ -21,30 +21,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::CheckedConfig;
 use crate::http::{Http, classify, parse_url};
 use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings};
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "slack",
     channel: "slack",
     operations: &[Operation::taking("post_message", &MESSAGE_ARGS), Operation::taking("webhook", &WEBHOOK_ARGS)],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    token_env: Option<String>,
-    webhook_url_env: Option<String>,
-    default_channel: Option<String>,
-    #[serde(default = "default_api_base")]
-    api_base: String,
-}
-
-fn default_api_base() -> String {
-    "https://slack.com/api".into()
-}
 
 /// The `chat.postMessage` arguments a step may give (the token goes in the header, never in the body).
 const MESSAGE_ARGS: [&str; 14] = [
@@ -69,35 +58,16 @@ const WEBHOOK_ARGS: [&str; 6] = ["text", "blocks", "attachments", "thread_ts", "
 
 /// `ok: false` errors that say "later", not "never".
 const TRANSIENT: [&str; 5] = ["ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    if config.token_env.is_none() && config.webhook_url_env.is_none() {
-        return Err(
-            "set `token_env` (a bot token for chat.postMessage) or `webhook_url_env` (an incoming webhook)".into()
-        );
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Slack {
+            http: Http::new(&settings.allow_private, settings.concurrency),
+            token: self.token,
+            webhook: self.webhook,
+            default_channel: self.default_channel,
+            api_base: self.api_base,
+        })
     }
-    let token = match &config.token_env {
-        Some(name) => Some(Secret::from_env(cx.env, "token_env", name)?),
-        None => None,
-    };
-    let webhook = match &config.webhook_url_env {
-        Some(name) => {
-            let url = Secret::from_env(cx.env, "webhook_url_env", name)?;
-            // The URL is a secret: the error names the variable, never the value.
-            parse_url(url.expose()).map_err(|_| format!("the environment variable {name} does not hold a URL"))?;
-            Some(url)
-        }
-        None => None,
-    };
-    parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
-    Ok(Arc::new(Slack {
-        http: Http::new(&settings.allow_private, settings.concurrency),
-        token,
-        webhook,
-        default_channel: config.default_channel,
-        api_base: config.api_base.trim_end_matches('/').to_owned(),
-    }))
 }
 
 struct Slack {

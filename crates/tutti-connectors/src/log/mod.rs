@@ -5,21 +5,24 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::{Action, Context, Delivery, Kind, Operation, Sender, Settings};
+use crate::{Action, CheckedConfig, Delivery, Kind, Operation, Sender, Settings};
 
-pub static KIND: Kind =
-    Kind { name: "log", channel: "log", operations: &[Operation::open("write")], default_on: true, build };
+mod config;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {}
+pub static KIND: Kind = Kind {
+    name: "log",
+    channel: "log",
+    operations: &[Operation::open("write")],
+    default_on: true,
+    validate: config::validate,
+};
 
-fn build(table: &Value, _: &Settings, _: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let Config {} = crate::config(table)?;
-    Ok(Arc::new(Log))
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, _: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Log)
+    }
 }
 
 struct Log;

@@ -23,10 +23,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::CheckedConfig;
 use crate::http::{Http, classify, parse_url};
 use crate::{
     Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, Topics, optional_text, text,
 };
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "trello",
@@ -40,37 +43,18 @@ pub static KIND: Kind = Kind {
         ),
     ],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    key_env: String,
-    token_env: String,
-    default_list: Option<String>,
-    #[serde(default = "default_api_base")]
-    api_base: String,
-}
-
-fn default_api_base() -> String {
-    "https://api.trello.com/1".into()
-}
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    let key = Secret::from_env(cx.env, "key_env", &config.key_env)?;
-    let token = Secret::from_env(cx.env, "token_env", &config.token_env)?;
-    parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
-    let auth =
-        Secret::derived(format!(r#"OAuth oauth_consumer_key="{}", oauth_token="{}""#, key.expose(), token.expose()));
-    Ok(Arc::new(Trello {
-        http: Http::new(&settings.allow_private, settings.concurrency),
-        topics: Topics::new(KIND.name, cx.shared.memory.clone()),
-        auth,
-        default_list: config.default_list,
-        api_base: config.api_base.trim_end_matches('/').to_owned(),
-    }))
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Trello {
+            http: Http::new(&settings.allow_private, settings.concurrency),
+            topics: Topics::new(KIND.name, self.memory),
+            auth: self.auth,
+            default_list: self.default_list,
+            api_base: self.api_base,
+        })
+    }
 }
 
 struct Trello {

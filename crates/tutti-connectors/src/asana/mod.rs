@@ -20,10 +20,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::CheckedConfig;
 use crate::http::{Http, classify, parse_url};
 use crate::{
     Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, Topics, optional_text, text,
 };
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "asana",
@@ -37,43 +40,8 @@ pub static KIND: Kind = Kind {
         ),
     ],
     default_on: false,
-    build,
+    validate: config::validate,
 };
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    token_env: String,
-    workspace: Option<String>,
-    default_project: Option<String>,
-    #[serde(default = "default_api_base")]
-    api_base: String,
-}
-
-fn default_api_base() -> String {
-    "https://app.asana.com/api/1.0".into()
-}
-
-fn build(table: &Value, settings: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    let token = Secret::from_env(cx.env, "token_env", &config.token_env)?;
-    parse_url(&config.api_base).map_err(|e| format!("`api_base`: {e}"))?;
-    for (key, gid) in [("workspace", &config.workspace), ("default_project", &config.default_project)] {
-        if let Some(gid) = gid
-            && !is_gid(gid)
-        {
-            return Err(format!("`{key}` `{gid}` is not an Asana gid (digits)"));
-        }
-    }
-    Ok(Arc::new(Asana {
-        http: Http::new(&settings.allow_private, settings.concurrency),
-        topics: Topics::new(KIND.name, cx.shared.memory.clone()),
-        auth: Secret::derived(format!("Bearer {}", token.expose())),
-        workspace: config.workspace,
-        default_project: config.default_project,
-        api_base: config.api_base.trim_end_matches('/').to_owned(),
-    }))
-}
 
 fn is_gid(text: &str) -> bool {
     !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_digit())
@@ -84,6 +52,18 @@ fn gid<'a>(text: &'a str, key: &str) -> Result<&'a str, Failure> {
         Ok(text)
     } else {
         Err(Failure::permanent(format!("`{key}` `{text}` is not an Asana gid (digits)")))
+    }
+}
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, settings: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Asana {
+            http: Http::new(&settings.allow_private, settings.concurrency),
+            topics: Topics::new(KIND.name, self.memory),
+            auth: self.auth,
+            workspace: self.workspace,
+            default_project: self.default_project,
+            api_base: self.api_base,
+        })
     }
 }
 

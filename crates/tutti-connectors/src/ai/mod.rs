@@ -42,124 +42,39 @@ use tutti_ai::review::Gate;
 use tutti_ai::topics::{SemanticCache, TopicTaxonomy};
 use tutti_core::audit::{AuditKind, AuditRecord};
 
+use crate::CheckedConfig;
 use crate::llm::OpenAi;
 use crate::{Action, Audit, Context, Delivery, Failure, Kind, Operation, Sender, Settings};
+
+mod config;
 
 pub static KIND: Kind = Kind {
     name: "ai",
     channel: "ai",
     operations: &[Operation::open("generate"), Operation::open("classify")],
     default_on: true,
-    build,
+    validate: config::validate,
 };
 
 /// The longest text `classify` takes.
 const MAX_CLASSIFY_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    providers: BTreeMap<String, Value>,
-    #[serde(default)]
-    routes: BTreeMap<String, String>,
-    #[serde(default)]
-    default: Option<String>,
-    #[serde(default)]
-    prices: Prices,
-    #[serde(default)]
-    budget_per_day: Option<f64>,
-    #[serde(default = "thousand")]
-    cache_entries: usize,
-    #[serde(default)]
-    review_dir: Option<String>,
-    #[serde(default)]
-    allow_contacts: Vec<String>,
-    /// Channel (or `*`) -> `never`, `model` or `always`.
-    #[serde(default)]
-    disclosure: BTreeMap<String, generate::Disclose>,
-    /// Language code -> the disclosure's text.
-    #[serde(default)]
-    disclosure_text: BTreeMap<String, String>,
-    #[serde(default)]
-    judge: bool,
-    /// A taxonomy file for `classify` (else the shipped objections).
-    #[serde(default)]
-    taxonomy: Option<String>,
-}
-
-fn thousand() -> usize {
-    1000
-}
-
 /// The local provider with every skill Tutti has.
 pub fn local() -> Local {
     Local::new().with(Task::Generate, Arc::new(generate::local_skill))
 }
-
-fn build(table: &Value, _: &Settings, cx: &Context<'_>) -> Result<Arc<dyn Sender>, String> {
-    let config: Config = crate::config(table)?;
-    config.prices.check().map_err(|e| format!("`prices`: {e}"))?;
-    let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
-    for (name, t) in &config.providers {
-        if name == "local" || !tutti_ai::provider::valid_name(name) {
-            return Err(format!(
-                "`providers.{name}`: a provider's name is letters, digits, `_` and `-`, and not `local`"
-            ));
-        }
-        let p = OpenAi::build(name, t, &config.prices, cx.env).map_err(|e| format!("`providers.{name}`: {e}"))?;
-        providers.push(Arc::new(p));
+impl CheckedConfig for config::Checked {
+    fn build(self: Box<Self>, _: &Settings) -> Arc<dyn Sender> {
+        Arc::new(Ai {
+            router: self.router,
+            gate: self.gate,
+            policy: self.policy,
+            stats: self.stats,
+            audit: self.audit,
+            taxonomy: self.taxonomy,
+            semantic: SemanticCache::default(),
+        })
     }
-    let mut tasks = BTreeMap::new();
-    for (task, provider) in &config.routes {
-        let t = Task::from_name(task).ok_or_else(|| {
-            let all: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
-            format!("`routes.{task}`: no such task; tasks are {}", all.join(", "))
-        })?;
-        tasks.insert(t, provider.clone());
-    }
-    let budget = match config.budget_per_day {
-        Some(b) if !(b.is_finite() && b >= 0.0) => return Err("`budget_per_day` must be a non-negative number".into()),
-        Some(b) => Some((b * 1e6) as u64),
-        None => None,
-    };
-    let routes = Routes {
-        tasks,
-        default: config.default.clone(),
-        budget_per_day_micros: budget,
-        cache_entries: config.cache_entries,
-        cache_ttl_ms: 24 * 3_600_000,
-    };
-    let router = Router::new(local(), providers, routes)?;
-    let gate = Gate::load(config.review_dir.as_deref().map(std::path::Path::new))
-        .map_err(|e| format!("`review_dir`: {e}"))?
-        .allow_contacts(config.allow_contacts.clone());
-    for (code, text) in &config.disclosure_text {
-        if tutti_ai::text::Language::from_code(code).is_none() || text.trim().is_empty() {
-            return Err(format!("`disclosure_text.{code}`: a language code (vi, zh, en...) and a text"));
-        }
-    }
-    let policy = generate::GenerationPolicy {
-        disclosure: config.disclosure.clone(),
-        disclosure_text: config.disclosure_text.clone(),
-        judge: config.judge,
-    };
-    let taxonomy = match &config.taxonomy {
-        None => None,
-        Some(path) => {
-            let source = std::fs::read_to_string(path).map_err(|e| format!("`taxonomy`: cannot read {path}: {e}"))?;
-            Some(TopicTaxonomy::from_yaml(&source).map_err(|e| format!("`taxonomy`: {path}: {e}"))?)
-        }
-    };
-    Ok(Arc::new(Ai {
-        router,
-        gate,
-        policy,
-        stats: cx.shared.ai.clone(),
-        audit: cx.shared.audit.clone(),
-        taxonomy,
-        semantic: SemanticCache::default(),
-    }))
 }
 
 struct Ai {
