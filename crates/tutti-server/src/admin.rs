@@ -34,6 +34,28 @@ impl FromRequestParts<Arc<Engine>> for Admin {
     }
 }
 
+/// Who may ask what a website shows: the admin token, or the site itself with the write key (HTTP Basic, as the
+/// tracking API). `admin` says which; the site is held to what it may ask.
+pub struct AdminOrSite {
+    pub admin: bool,
+}
+
+impl FromRequestParts<Arc<Engine>> for AdminOrSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<AdminOrSite, ApiError> {
+        if carries_admin_token(&parts.headers, engine) {
+            return Ok(AdminOrSite { admin: true });
+        }
+        let site = crate::tracking::header_auth(&parts.headers, &engine.secrets.write_key);
+        if matches!(site, crate::tracking::HeaderAuth::Valid) {
+            return Ok(AdminOrSite { admin: false });
+        }
+        engine.metrics.reject(ErrorCode::Unauthorized, 1);
+        Err(ApiError::new(ErrorCode::Unauthorized, "send the admin token (Bearer) or the write key (HTTP Basic)"))
+    }
+}
+
 /// Whether the request's `Authorization: Bearer` is the admin token (compared in constant time).
 pub(crate) fn carries_admin_token(headers: &axum::http::HeaderMap, engine: &Engine) -> bool {
     headers

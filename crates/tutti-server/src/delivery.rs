@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
 use tutti_core::time::format_timestamp;
 use tutti_engine::{DeadLetterFilter, Engine, HookError};
 
-use crate::admin::{Admin, ApiQuery, bad_query, blocking};
+use crate::admin::{Admin, AdminOrSite, ApiQuery, bad_query, blocking};
 use crate::error::ApiError;
 
 /// Every connector: its operations and channel, whether this installation has it configured, and the limits
@@ -262,21 +262,10 @@ pub struct DecideQuery {
 /// nothing is decided (the site shows its default). Authorised by the admin token or, for the website itself,
 /// the write key (HTTP Basic, as the tracking API).
 pub async fn decide(
+    AdminOrSite { admin }: AdminOrSite,
     State(engine): State<Arc<Engine>>,
-    headers: axum::http::HeaderMap,
-    query: Result<Query<DecideQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<DecideQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let admin = crate::admin::carries_admin_token(&headers, &engine);
-    let site =
-        matches!(crate::tracking::header_auth(&headers, &engine.secrets.write_key), crate::tracking::HeaderAuth::Valid);
-    if !admin && !site {
-        engine.metrics.reject(ErrorCode::Unauthorized, 1);
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "send the admin token (Bearer) or the write key (HTTP Basic)",
-        ));
-    }
-    let Query(q) = query.map_err(bad_query)?;
     // A placeholder value (`user_id:null`) identifies nobody: nothing is decided for it.
     if let Some(kind) = tutti_profiles::identity::placeholder_kind(&q.profile)
         && (admin || kind == "user_id" || kind == "anonymous_id")
