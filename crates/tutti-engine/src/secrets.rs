@@ -106,6 +106,13 @@ impl Secrets {
         Ok(Secrets { write_key, admin_token, erasure_key, generated })
     }
 
+    /// The admin token stored in `dir`'s `secrets.toml`, for the command line on the same machine: `None` when
+    /// the file holds none.
+    pub fn stored_admin_token(dir: &Path) -> std::io::Result<Option<String>> {
+        let file = read_secrets(dir)?;
+        Ok(file.get("admin_token").and_then(|v| v.as_str()).map(str::to_owned))
+    }
+
     /// Records that the generated credentials were shown, so later starts do not show them again.
     pub fn mark_shown(dir: &Path) -> std::io::Result<()> {
         let mut file = read_secrets(dir)?;
@@ -164,5 +171,16 @@ mod tests {
         assert_eq!(s.write_key, "mine");
         assert!(!std::fs::read_to_string(dir.path().join(SECRETS_FILE)).unwrap().contains("mine"));
         assert!(!format!("{s:?}").contains(&s.admin_token));
+    }
+
+    #[test]
+    fn the_command_line_reads_the_stored_token_however_the_file_is_laid_out() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Secrets::stored_admin_token(dir.path()).unwrap(), None, "no file yet");
+        let generated = Secrets::load_or_generate(dir.path(), &AuthConfig::default()).unwrap();
+        assert_eq!(Secrets::stored_admin_token(dir.path()).unwrap().as_deref(), Some(generated.admin_token.as_str()));
+        // Edited by hand: no spaces, another key first, a comment.
+        std::fs::write(dir.path().join(SECRETS_FILE), "# mine\nwrite_key='k'\nadmin_token=\"t0k\"\n").unwrap();
+        assert_eq!(Secrets::stored_admin_token(dir.path()).unwrap().as_deref(), Some("t0k"));
     }
 }

@@ -33,12 +33,11 @@ impl Client {
             Some(t) => t,
             None => {
                 let path = args.data_dir.join(tutti_engine::secrets::SECRETS_FILE);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("no --token, no TUTTI_ADMIN_TOKEN, and cannot read {}", path.display()))?;
-                text.lines()
-                    .find_map(|l| l.strip_prefix("admin_token = "))
-                    .map(|v| v.trim().trim_matches('"').to_owned())
-                    .with_context(|| format!("{} holds no admin_token", path.display()))?
+                tutti_engine::Secrets::stored_admin_token(&args.data_dir)
+                    .with_context(|| format!("no --token, no TUTTI_ADMIN_TOKEN, and cannot read {}", path.display()))?
+                    .with_context(|| {
+                        format!("{} holds no admin_token: start the server once, or give --token", path.display())
+                    })?
             }
         };
         let agent = ureq::Agent::config_builder()
