@@ -90,6 +90,10 @@ error_codes! {
         "An inbound webhook's body is not JSON or does not map to events; the message names the item and field.";
     InvalidRequest = "invalid_request", 400,
         "The request is well formed but asks for what cannot be done (no data on the channel, a budget of 0, nothing to tag); the message says why.";
+    InvalidPerson = "invalid_person", 400,
+        "A person's email, name, role or password does not meet the rules; the message says which.";
+    PersonExists = "person_exists", 409, "Someone with this email is a console user already.";
+    UnknownPerson = "unknown_person", 404, "No console user has this email.";
     Unavailable = "unavailable", 503,
         "The engine could not store the request (shutting down or storage failure); retry.";
     Internal = "internal", 500, "Unexpected failure; details are in the server log.";

@@ -20,6 +20,7 @@ pub mod faults;
 pub mod flows;
 pub use tutti_intake as intake;
 pub use tutti_metrics as metrics;
+pub mod people;
 pub mod processor;
 pub mod secrets;
 
@@ -39,7 +40,7 @@ use tutti_dispatch::{self as dispatch, delivery_policy};
 use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
-pub use crate::engine::{ConnectorsHandle, InsightsHandle};
+pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person};
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
 pub use tutti_core::clock::{Clock, ManualClock, SystemClock};
@@ -169,6 +170,7 @@ pub struct Engine {
     boot_id: String,
     creatives: Arc<dyn tutti_store::CreativeStore>,
     tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
+    people: tutti_store::sqlite::SqlitePeople,
 }
 
 impl Engine {

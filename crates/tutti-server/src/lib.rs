@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod flows;
 pub mod insights;
+pub mod people;
 pub mod tracking;
 pub mod whole;
 pub mod wire;
@@ -94,6 +95,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/api/v1/approvals/{id}/reject", post(approvals::reject))
         .route("/api/v1/audit", get(approvals::audit))
+        .route("/api/v1/people", get(people::list).post(people::add))
+        .route("/api/v1/people/{email}", get(people::get).patch(people::change).delete(people::remove))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/segments", get(flows::list))
         .route("/api/v1/policies", get(flows::list))

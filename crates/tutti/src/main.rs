@@ -15,6 +15,7 @@ use cli::insights::{InsightsCommand, insights};
 use cli::profiles::{EventsCommand, ProfilesCommand, profiles, tail};
 use cli::review::{ReviewArgs, review};
 use cli::serve::{ServeArgs, load_config, serve};
+use cli::users::{UsersCommand, users};
 
 /// A line to standard output; a closed pipe (`| head`) ends the command quietly instead of panicking.
 macro_rules! say {
@@ -98,6 +99,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The people who sign in to the console: add (the first admin too), list, remove, reset a password.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Export the audit log (every model call and every approval) as JSON Lines.
     Audit {
         #[command(flatten)]
@@ -141,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
         Command::Approvals { command, client } => approvals(command, &Client::new(client)?),
         Command::Audit { filter, client } => audit(&filter, &Client::new(client)?),
+        Command::Users { command, client } => users(command, &Client::new(client)?),
         Command::Hooks { command: HooksCommand::Test { file, payload } } => hooks_test(&file, &payload),
         Command::Review(args) => review(args),
         Command::Events { command: EventsCommand::Tail { limit, follow }, client } => {

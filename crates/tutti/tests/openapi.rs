@@ -22,13 +22,17 @@ fn every_documented_operation_exists_and_is_guarded_as_declared() {
             let url = format!(
                 "{}{}",
                 server.url,
-                path.replace("{key}", "p1").replace("{id}", "x").replace("{name}", "flow.json")
+                path.replace("{key}", "p1")
+                    .replace("{id}", "x")
+                    .replace("{name}", "flow.json")
+                    .replace("{email}", "a@b.c")
             );
             let mut response = match method.as_str() {
                 "get" => agent.get(&url).call(),
                 "delete" => agent.delete(&url).call(),
                 "post" => agent.post(&url).header("Content-Type", "application/json").send("{}"),
                 "put" => agent.put(&url).header("Content-Type", "application/yaml").send("flow: x"),
+                "patch" => agent.patch(&url).header("Content-Type", "application/json").send("{}"),
                 other => panic!("unexpected method {other} in the document"),
             }
             .expect("a response");

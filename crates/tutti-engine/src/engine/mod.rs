@@ -4,8 +4,10 @@
 mod connectors;
 mod flows;
 mod insights;
+mod people;
 mod profiles;
 mod start;
 
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
+pub use people::{PeopleHandle, Person};

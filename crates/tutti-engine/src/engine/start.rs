@@ -54,6 +54,7 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         let identity = config.identity.to_core();
 
+        let people = sqlite::SqlitePeople::open(&dir.join(sqlite::PEOPLE_FILE))?;
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
         // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
@@ -214,6 +215,7 @@ impl Engine {
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
             creatives,
+            people,
             tagger,
         })
     }

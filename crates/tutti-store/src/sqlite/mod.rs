@@ -10,6 +10,7 @@ mod creatives;
 mod events;
 mod flows;
 mod outcomes;
+mod people;
 mod profiles;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use creatives::{CREATIVES_FILE, SqliteCreativeStore};
 pub use events::{SqliteEventLog, SqliteEventReader};
 pub use flows::{SqliteFlowReader, SqliteOutbox};
 pub use outcomes::{OUTCOMES_FILE, SqliteOutcomeJournal};
+pub use people::{PEOPLE_FILE, SqlitePeople, StoredPerson};
 pub use profiles::{SqliteProfileReader, SqliteProfileStore};
 
 use crate::Result;

@@ -58,10 +58,14 @@ impl Client {
         let response = match (method, body) {
             ("DELETE", _) => self.agent.delete(&url).header("Authorization", &auth).call(),
             ("POST", Some(body)) => self.agent.post(&url).header("Authorization", &auth).send_json(body),
+            ("PATCH", Some(body)) => self.agent.patch(&url).header("Authorization", &auth).send_json(body),
             _ => self.agent.get(&url).header("Authorization", &auth).call(),
         };
         let mut response = response.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
+        if status == 204 {
+            return Ok(Value::Null);
+        }
         let body: Value =
             response.body_mut().read_json().with_context(|| format!("{url} answered {status} without JSON"))?;
         if !status.is_success() {

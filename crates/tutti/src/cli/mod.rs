@@ -10,3 +10,4 @@ pub(crate) mod insights;
 pub(crate) mod profiles;
 pub(crate) mod review;
 pub(crate) mod serve;
+pub(crate) mod users;

@@ -1,0 +1,171 @@
+//! `people.db`: the people who sign in to the console, with their role and their password's hash. Its own
+//! file: written when an admin changes someone, never on the event path, and kept whole when profiles are
+//! erased (these are the team's accounts, not customers).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tutti_core::Millis;
+
+use super::open_side;
+use crate::Result;
+
+pub const PEOPLE_FILE: &str = "people.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS people (
+    email           TEXT    PRIMARY KEY,
+    name            TEXT    NOT NULL,
+    role            TEXT    NOT NULL,
+    password_hash   TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    password_set_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// One person, as stored. `password_hash` is a PHC string (`$argon2id$v=19$...`); the password itself is never
+/// stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPerson {
+    /// Lower-cased and trimmed: the key people sign in with.
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: Millis,
+    pub password_set_at: Millis,
+}
+
+impl std::fmt::Debug for StoredPerson {
+    /// Everything but the hash.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPerson")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The people table. One connection: every call is a point read or write, or the short list.
+pub struct SqlitePeople {
+    conn: Mutex<Connection>,
+}
+
+impl SqlitePeople {
+    pub fn open(path: &Path) -> Result<SqlitePeople> {
+        let conn = open_side(path, 1024, SCHEMA)?;
+        Ok(SqlitePeople { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `person`; `false` (and nothing changed) when someone with that email exists.
+    pub fn add(&self, person: &StoredPerson) -> Result<bool> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO people (email, name, role, password_hash, created_at, password_set_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (email) DO NOTHING",
+        )?;
+        let added = stmt.execute(params![
+            person.email,
+            person.name,
+            person.role,
+            person.password_hash,
+            person.created_at,
+            person.password_set_at
+        ])?;
+        Ok(added == 1)
+    }
+
+    pub fn get(&self, email: &str) -> Result<Option<StoredPerson>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT email, name, role, password_hash, created_at, password_set_at FROM people WHERE email = ?1",
+        )?;
+        Ok(stmt.query_row(params![email], row).optional()?)
+    }
+
+    /// Everyone, by email.
+    pub fn list(&self) -> Result<Vec<StoredPerson>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT email, name, role, password_hash, created_at, password_set_at FROM people ORDER BY email",
+        )?;
+        let rows = stmt.query_map([], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// `false` when nobody has that email.
+    pub fn remove(&self, email: &str) -> Result<bool> {
+        let conn = self.conn();
+        Ok(conn.prepare_cached("DELETE FROM people WHERE email = ?1")?.execute(params![email])? == 1)
+    }
+
+    /// Replaces the password's hash; `false` when nobody has that email.
+    pub fn set_password(&self, email: &str, password_hash: &str, at: Millis) -> Result<bool> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("UPDATE people SET password_hash = ?2, password_set_at = ?3 WHERE email = ?1")?;
+        Ok(stmt.execute(params![email, password_hash, at])? == 1)
+    }
+
+    /// Changes the role; `false` when nobody has that email.
+    pub fn set_role(&self, email: &str, role: &str) -> Result<bool> {
+        let conn = self.conn();
+        Ok(conn.prepare_cached("UPDATE people SET role = ?2 WHERE email = ?1")?.execute(params![email, role])? == 1)
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPerson> {
+    Ok(StoredPerson {
+        email: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        password_hash: r.get(3)?,
+        created_at: r.get(4)?,
+        password_set_at: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(email: &str, role: &str) -> StoredPerson {
+        StoredPerson {
+            email: email.into(),
+            name: "Nguyễn Hoa 阮花".into(),
+            role: role.into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created_at: 1,
+            password_set_at: 1,
+        }
+    }
+
+    #[test]
+    fn people_are_added_once_changed_listed_removed_and_kept_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let people = SqlitePeople::open(&dir.path().join(PEOPLE_FILE)).unwrap();
+        assert!(people.add(&person("hoa@shop.vn", "admin")).unwrap());
+        assert!(!people.add(&person("hoa@shop.vn", "viewer")).unwrap(), "the same email twice");
+        assert!(people.add(&person("an@shop.vn", "marketer")).unwrap());
+        assert_eq!(people.get("hoa@shop.vn").unwrap().unwrap().role, "admin", "the first one stands");
+        assert!(people.set_password("an@shop.vn", "$argon2id$new", 5).unwrap());
+        assert!(people.set_role("an@shop.vn", "approver").unwrap());
+        assert!(!people.set_role("nobody@shop.vn", "admin").unwrap());
+        let listed: Vec<String> = people.list().unwrap().into_iter().map(|p| p.email).collect();
+        assert_eq!(listed, ["an@shop.vn", "hoa@shop.vn"]);
+        assert!(people.remove("hoa@shop.vn").unwrap());
+        assert!(!people.remove("hoa@shop.vn").unwrap());
+        drop(people);
+        let again = SqlitePeople::open(&dir.path().join(PEOPLE_FILE)).unwrap();
+        let an = again.get("an@shop.vn").unwrap().unwrap();
+        assert_eq!((an.role.as_str(), an.password_hash.as_str(), an.password_set_at), ("approver", "$argon2id$new", 5));
+        assert!(!format!("{an:?}").contains("argon2"), "the hash is not in Debug");
+    }
+}
