@@ -94,6 +94,10 @@ error_codes! {
         "A person's email, name, role or password does not meet the rules; the message says which.";
     PersonExists = "person_exists", 409, "Someone with this email is a console user already.";
     UnknownPerson = "unknown_person", 404, "No console user has this email.";
+    InvalidSignIn = "invalid_sign_in", 401, "The email and password are not those of an account.";
+    NotSignedIn = "not_signed_in", 401, "No session: the cookie is missing, or its session ended (idle, too old, or signed out).";
+    TooManyAttempts = "too_many_attempts", 429,
+        "Too many failed sign-ins for this account or from this address; `Retry-After` says when to try again.";
     Unavailable = "unavailable", 503,
         "The engine could not store the request (shutting down or storage failure); retry.";
     Internal = "internal", 500, "Unexpected failure; details are in the server log.";

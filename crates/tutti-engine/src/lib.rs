@@ -40,7 +40,7 @@ use tutti_dispatch::{self as dispatch, delivery_policy};
 use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
-pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person};
+pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person, Session, SignedIn};
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
 pub use tutti_core::clock::{Clock, ManualClock, SystemClock};
@@ -171,6 +171,7 @@ pub struct Engine {
     creatives: Arc<dyn tutti_store::CreativeStore>,
     tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
     people: tutti_store::sqlite::SqlitePeople,
+    sign_in_failures: engine::SignInFailures,
 }
 
 impl Engine {

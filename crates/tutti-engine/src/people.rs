@@ -13,6 +13,14 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// The longest, in characters: hashing is bounded whatever is sent (at most 256 bytes).
 pub const MAX_PASSWORD_CHARS: usize = 64;
 
+/// How long a session lasts without use, and at most.
+pub const SESSION_IDLE_MS: i64 = 8 * 3_600_000;
+pub const SESSION_MAX_MS: i64 = 7 * 24 * 3_600_000;
+/// Failed sign-ins allowed per account and per client address in one window, before they wait for its end.
+pub const FAILURES_PER_ACCOUNT: u32 = 5;
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+pub const FAILURE_WINDOW_MS: i64 = 15 * 60_000;
+
 /// What a person may do, each role including the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -48,6 +56,8 @@ pub enum PeopleError {
     Exists(String),
     #[error("nobody has the email {0}")]
     NotFound(String),
+    #[error("too many failed sign-ins; try again in {} s", (retry_after_ms + 999) / 1000)]
+    TooManyAttempts { retry_after_ms: i64 },
     #[error("storage: {0}")]
     Store(#[from] tutti_store::StoreError),
 }

@@ -46,6 +46,7 @@ impl From<tutti_engine::EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.extra.get("retry_after_s").and_then(Value::as_u64);
         let mut body = self.extra;
         body.insert("error".into(), json!({"code": self.code.as_str(), "message": self.message}));
         let mut response = (status, Json(Value::Object(body))).into_response();
@@ -53,6 +54,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert("www-authenticate", axum::http::HeaderValue::from_static("Basic realm=\"tutti\""));
+        }
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(seconds));
         }
         response
     }

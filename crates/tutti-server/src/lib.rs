@@ -10,6 +10,7 @@ pub mod error;
 pub mod flows;
 pub mod insights;
 pub mod people;
+pub mod sessions;
 pub mod tracking;
 pub mod whole;
 pub mod wire;
@@ -22,7 +23,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde_json::json;
 use tutti_core::{ErrorCode, EventType};
 use tutti_engine::Engine;
@@ -97,6 +98,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/audit", get(approvals::audit))
         .route("/api/v1/people", get(people::list).post(people::add))
         .route("/api/v1/people/{email}", get(people::get).patch(people::change).delete(people::remove))
+        .route("/api/v1/people/{email}/sessions", delete(sessions::sign_out_everywhere))
+        .route("/api/v1/sessions", post(sessions::sign_in))
+        .route("/api/v1/session", get(sessions::current).delete(sessions::sign_out))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/segments", get(flows::list))
         .route("/api/v1/policies", get(flows::list))
@@ -123,6 +127,32 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(engine.clone(), cors::cors))
         .with_state(engine)
+}
+
+/// The router, with each request told which address its connection came from (`ConnectInfo`).
+#[derive(Clone)]
+struct WithPeer {
+    router: Router,
+    peer: std::net::SocketAddr,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for WithPeer
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
+        self.router.call(request)
+    }
 }
 
 /// Serves the app on a bound listener until `shutdown` resolves, then lets in-flight requests finish.
@@ -153,7 +183,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = hyper_util::service::TowerToHyperService::new(WithPeer { router: router.clone(), peer });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)

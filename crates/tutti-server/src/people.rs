@@ -21,6 +21,8 @@ impl From<PeopleError> for ApiError {
             PeopleError::Invalid(message) => ApiError::new(ErrorCode::InvalidPerson, message),
             PeopleError::Exists(_) => ApiError::new(ErrorCode::PersonExists, e.to_string()),
             PeopleError::NotFound(_) => ApiError::new(ErrorCode::UnknownPerson, e.to_string()),
+            PeopleError::TooManyAttempts { retry_after_ms } => ApiError::new(ErrorCode::TooManyAttempts, e.to_string())
+                .with("retry_after_s", json!((retry_after_ms.max(0) as u64).div_ceil(1000))),
             PeopleError::Store(store) => ApiError::internal("people store", store),
         }
     }

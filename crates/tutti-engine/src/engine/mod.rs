@@ -10,4 +10,4 @@ mod start;
 
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
-pub use people::{PeopleHandle, Person};
+pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};

@@ -3,7 +3,10 @@
 use tutti_store::sqlite::StoredPerson;
 
 use crate::Engine;
-use crate::people::{PeopleError, Role, check_password, hash_password, normal_email, password_matches};
+use crate::people::{
+    FAILURE_WINDOW_MS, FAILURES_PER_ACCOUNT, FAILURES_PER_ADDRESS, PeopleError, Role, SESSION_IDLE_MS, SESSION_MAX_MS,
+    check_password, hash_password, normal_email, password_matches,
+};
 
 /// A person as shown: never the password's hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,4 +126,139 @@ impl PeopleHandle<'_> {
 fn unknown_person_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&crate::people::generated_password()).unwrap_or_default())
+}
+
+/// A signed-in person, as a request carrying their session finds them.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub person: Person,
+    /// What a form or an unsafe request must carry besides the cookie (`X-CSRF-Token`).
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// A new session: the token goes in the person's cookie, and nowhere else.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub token: String,
+    pub session: Session,
+}
+
+/// Failed sign-ins per key (an account, an address) in the current window.
+#[derive(Default)]
+pub struct SignInFailures(std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>);
+
+impl SignInFailures {
+    /// When `key` may try again, if it has used up `allowed` failures in its window.
+    fn blocked_until(&self, key: &str, allowed: u32, now: i64) -> Option<i64> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(count, start)| *count >= allowed && now < start + FAILURE_WINDOW_MS)
+            .map(|(_, s)| s + FAILURE_WINDOW_MS)
+    }
+
+    fn failed(&self, key: &str, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, start)| now < *start + FAILURE_WINDOW_MS);
+        }
+        let entry = map.entry(key.to_owned()).or_insert((0, now));
+        if now >= entry.1 + FAILURE_WINDOW_MS {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system gives randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PeopleHandle<'_> {
+    /// Signs someone in from `address`: a new session when the email and password are theirs, `None` when not.
+    /// After [`FAILURES_PER_ACCOUNT`] failures for one account, or [`FAILURES_PER_ADDRESS`] from one address,
+    /// in [`FAILURE_WINDOW_MS`], every try fails with [`PeopleError::TooManyAttempts`] until the window ends,
+    /// right password or not. Hashes: off the async workers.
+    pub fn sign_in(&self, email: &str, password: &str, address: &str) -> Result<Option<SignedIn>, PeopleError> {
+        let now = self.engine.clock.now_ms();
+        let account = format!("account:{}", email.trim().to_lowercase());
+        let from = format!("address:{address}");
+        let failures = &self.engine.sign_in_failures;
+        let blocked = [(&account, FAILURES_PER_ACCOUNT), (&from, FAILURES_PER_ADDRESS)]
+            .into_iter()
+            .filter_map(|(key, allowed)| failures.blocked_until(key, allowed, now))
+            .max();
+        if let Some(until) = blocked {
+            return Err(PeopleError::TooManyAttempts { retry_after_ms: until - now });
+        }
+        let Some(person) = self.verify(email, password)? else {
+            failures.failed(&account, now);
+            failures.failed(&from, now);
+            tracing::info!("a sign-in failed");
+            return Ok(None);
+        };
+        failures.forget(&account);
+        let token = random_hex();
+        let stored = tutti_store::sqlite::StoredSession {
+            token_hash: token_hash(&token),
+            email: person.email.clone(),
+            csrf: random_hex(),
+            created_at: now,
+            last_seen: now,
+        };
+        self.engine.people.add_session(&stored)?;
+        tracing::info!(role = person.role.as_str(), "someone signed in");
+        let expires_at = (now + SESSION_IDLE_MS).min(now + SESSION_MAX_MS);
+        Ok(Some(SignedIn { token, session: Session { person, csrf: stored.csrf, expires_at } }))
+    }
+
+    /// The session a cookie's token names, while it lasts (it ends unused for [`SESSION_IDLE_MS`], after
+    /// [`SESSION_MAX_MS`] in any case, and with its person or their password).
+    pub fn session(&self, token: &str) -> Result<Option<Session>, PeopleError> {
+        if token.len() != 64 {
+            return Ok(None);
+        }
+        let hash = token_hash(token);
+        let Some(stored) = self.engine.people.session(&hash)? else { return Ok(None) };
+        let now = self.engine.clock.now_ms();
+        if now - stored.last_seen >= SESSION_IDLE_MS || now - stored.created_at >= SESSION_MAX_MS {
+            self.engine.people.remove_session(&hash)?;
+            return Ok(None);
+        }
+        let Some(person) = self.engine.people.get(&stored.email)?.map(Person::from_stored) else {
+            self.engine.people.remove_session(&hash)?;
+            return Ok(None);
+        };
+        // Written at most once a minute: a page's many requests do not each write.
+        let last_seen = if now - stored.last_seen >= 60_000 {
+            self.engine.people.touch_session(&hash, now)?;
+            now
+        } else {
+            stored.last_seen
+        };
+        let expires_at = (last_seen + SESSION_IDLE_MS).min(stored.created_at + SESSION_MAX_MS);
+        Ok(Some(Session { person, csrf: stored.csrf, expires_at }))
+    }
+
+    /// Ends the session `token` names (signing out on this device).
+    pub fn sign_out(&self, token: &str) -> Result<(), PeopleError> {
+        Ok(self.engine.people.remove_session(&token_hash(token))?)
+    }
+
+    /// Ends every session of `email` (signing out everywhere); how many there were.
+    pub fn sign_out_everywhere(&self, email: &str) -> Result<usize, PeopleError> {
+        let email = normal_email(email)?;
+        Ok(self.engine.people.remove_sessions_of(&email)?)
+    }
 }

@@ -216,6 +216,7 @@ impl Engine {
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
             creatives,
             people,
+            sign_in_failures: Default::default(),
             tagger,
         })
     }

@@ -1,6 +1,6 @@
-//! `people.db`: the people who sign in to the console, with their role and their password's hash. Its own
-//! file: written when an admin changes someone, never on the event path, and kept whole when profiles are
-//! erased (these are the team's accounts, not customers).
+//! `people.db`: the people who sign in to the console, with their role and their password's hash, and their
+//! sessions. Its own file: written when someone signs in or an admin changes someone, never on the event path,
+//! and kept whole when profiles are erased (these are the team's accounts, not customers).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -22,7 +22,26 @@ CREATE TABLE IF NOT EXISTS people (
     created_at      INTEGER NOT NULL,
     password_set_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT    PRIMARY KEY,
+    email      TEXT    NOT NULL,
+    csrf       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_email ON sessions (email);
 ";
+
+/// A signed-in session, as stored: the SHA-256 of its token (the token itself is only in the person's
+/// cookie), whose it is, the token forms must carry, and when it began and was last used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub token_hash: String,
+    pub email: String,
+    pub csrf: String,
+    pub created_at: Millis,
+    pub last_seen: Millis,
+}
 
 /// One person, as stored. `password_hash` is a PHC string (`$argon2id$v=19$...`); the password itself is never
 /// stored.
@@ -100,18 +119,72 @@ impl SqlitePeople {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// `false` when nobody has that email.
+    /// Removes someone and their sessions; `false` when nobody has that email.
     pub fn remove(&self, email: &str) -> Result<bool> {
-        let conn = self.conn();
-        Ok(conn.prepare_cached("DELETE FROM people WHERE email = ?1")?.execute(params![email])? == 1)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let removed = tx.prepare_cached("DELETE FROM people WHERE email = ?1")?.execute(params![email])? == 1;
+        tx.prepare_cached("DELETE FROM sessions WHERE email = ?1")?.execute(params![email])?;
+        tx.commit()?;
+        Ok(removed)
     }
 
-    /// Replaces the password's hash; `false` when nobody has that email.
-    pub fn set_password(&self, email: &str, password_hash: &str, at: Millis) -> Result<bool> {
+    pub fn add_session(&self, session: &StoredSession) -> Result<()> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("UPDATE people SET password_hash = ?2, password_set_at = ?3 WHERE email = ?1")?;
-        Ok(stmt.execute(params![email, password_hash, at])? == 1)
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO sessions (token_hash, email, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        stmt.execute(params![session.token_hash, session.email, session.csrf, session.created_at, session.last_seen])?;
+        Ok(())
+    }
+
+    pub fn session(&self, token_hash: &str) -> Result<Option<StoredSession>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT token_hash, email, csrf, created_at, last_seen FROM sessions WHERE token_hash = ?1",
+        )?;
+        let session = stmt.query_row(params![token_hash], |r| {
+            Ok(StoredSession {
+                token_hash: r.get(0)?,
+                email: r.get(1)?,
+                csrf: r.get(2)?,
+                created_at: r.get(3)?,
+                last_seen: r.get(4)?,
+            })
+        });
+        Ok(session.optional()?)
+    }
+
+    pub fn touch_session(&self, token_hash: &str, at: Millis) -> Result<()> {
+        let conn = self.conn();
+        conn.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?
+            .execute(params![token_hash, at])?;
+        Ok(())
+    }
+
+    pub fn remove_session(&self, token_hash: &str) -> Result<()> {
+        let conn = self.conn();
+        conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?.execute(params![token_hash])?;
+        Ok(())
+    }
+
+    /// Ends every session of `email` (sign out everywhere); how many there were.
+    pub fn remove_sessions_of(&self, email: &str) -> Result<usize> {
+        let conn = self.conn();
+        Ok(conn.prepare_cached("DELETE FROM sessions WHERE email = ?1")?.execute(params![email])?)
+    }
+
+    /// Replaces the password's hash and ends the person's sessions; `false` when nobody has that email.
+    pub fn set_password(&self, email: &str, password_hash: &str, at: Millis) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx
+            .prepare_cached("UPDATE people SET password_hash = ?2, password_set_at = ?3 WHERE email = ?1")?
+            .execute(params![email, password_hash, at])?
+            == 1;
+        tx.prepare_cached("DELETE FROM sessions WHERE email = ?1")?.execute(params![email])?;
+        tx.commit()?;
+        Ok(changed)
     }
 
     /// Changes the role; `false` when nobody has that email.
@@ -167,5 +240,33 @@ mod tests {
         let an = again.get("an@shop.vn").unwrap().unwrap();
         assert_eq!((an.role.as_str(), an.password_hash.as_str(), an.password_set_at), ("approver", "$argon2id$new", 5));
         assert!(!format!("{an:?}").contains("argon2"), "the hash is not in Debug");
+    }
+
+    #[test]
+    fn sessions_end_with_their_person_and_with_a_new_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let people = SqlitePeople::open(&dir.path().join(PEOPLE_FILE)).unwrap();
+        people.add(&person("hoa@shop.vn", "admin")).unwrap();
+        people.add(&person("an@shop.vn", "viewer")).unwrap();
+        let session = |hash: &str, email: &str| StoredSession {
+            token_hash: hash.into(),
+            email: email.into(),
+            csrf: format!("csrf-{hash}"),
+            created_at: 10,
+            last_seen: 10,
+        };
+        for (hash, email) in [("h1", "hoa@shop.vn"), ("h2", "hoa@shop.vn"), ("a1", "an@shop.vn")] {
+            people.add_session(&session(hash, email)).unwrap();
+        }
+        people.touch_session("h1", 20).unwrap();
+        assert_eq!(people.session("h1").unwrap().unwrap().last_seen, 20);
+        people.remove_session("h1").unwrap();
+        assert_eq!(people.session("h1").unwrap(), None);
+        assert!(people.set_password("hoa@shop.vn", "$argon2id$new", 30).unwrap());
+        assert_eq!(people.session("h2").unwrap(), None, "a new password ends the sessions");
+        assert_eq!(people.remove_sessions_of("an@shop.vn").unwrap(), 1);
+        people.add_session(&session("a2", "an@shop.vn")).unwrap();
+        assert!(people.remove("an@shop.vn").unwrap());
+        assert_eq!(people.session("a2").unwrap(), None, "removing someone ends their sessions");
     }
 }
