@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod console;
 pub mod cors;
 pub mod delivery;
 pub mod error;
@@ -121,6 +122,11 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/insights/competitors", get(insights::competitors))
         .route("/hooks/{source}", post(delivery::hook))
         .route("/u/{token}", get(delivery::unsubscribe_page).post(delivery::unsubscribe))
+        .route("/", get(console::overview))
+        .route("/sign-in", get(console::sign_in_page).post(console::sign_in))
+        .route("/sign-out", post(console::sign_out))
+        .route("/lang/{code}", get(console::choose_language))
+        .route("/assets/console.css", get(console::stylesheet))
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .fallback(not_found)

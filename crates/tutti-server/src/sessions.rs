@@ -66,7 +66,25 @@ impl FromRequestParts<Arc<Engine>> for SignedIn {
     }
 }
 
+/// For the console's pages, where no session means "sign in first" rather than an error.
+impl axum::extract::OptionalFromRequestParts<Arc<Engine>> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<Option<SignedIn>, ApiError> {
+        match <SignedIn as FromRequestParts<Arc<Engine>>>::from_request_parts(parts, engine).await {
+            Ok(signed_in) => Ok(Some(signed_in)),
+            Err(e) if e.code == ErrorCode::NotSignedIn => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl SignedIn {
+    /// The session's token, from the cookie.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Refuses an unsafe request whose `X-CSRF-Token` is not the session's: a page of another site can make
     /// the browser send the cookie, never this header.
     fn check_csrf(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -86,7 +104,7 @@ fn shown(session: &Session) -> Value {
 
 /// The cookie that holds a session: only the server reads it (HttpOnly), only this site sends it
 /// (SameSite=Strict), over TLS only when the request came over TLS (directly or through a proxy that says so).
-fn session_cookie(value: &str, max_age_s: i64, headers: &HeaderMap) -> HeaderValue {
+pub(crate) fn session_cookie(value: &str, max_age_s: i64, headers: &HeaderMap) -> HeaderValue {
     let tls = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let secure = if tls { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");

@@ -1,0 +1,244 @@
+//! The console: the marketer's view of Tutti, served at `/` by the same binary. Pages are rendered on the
+//! server from templates checked when Tutti is compiled (`templates/`, askama, every value escaped); the one
+//! stylesheet is embedded. No script runs: the strict Content-Security-Policy allows none, and a page that
+//! should stay current refreshes itself.
+//!
+//! Signing in uses the same sessions as the API (`crate::sessions`): the form posts to `/sign-in`, which sets
+//! the session cookie; every page needs it, and every form that changes something carries the session's CSRF
+//! token.
+
+mod words;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tutti_engine::Engine;
+use tutti_engine::people::PeopleError;
+
+use crate::admin::blocking;
+use crate::error::{ApiError, secret_eq};
+use crate::sessions::{ClientAddress, SignedIn, session_cookie};
+pub use words::{Lang, Words};
+
+const CSS: &str = include_str!("../../assets/console.css");
+
+/// What every console answer carries: no script, no framing, nothing loaded from elsewhere, no referrer.
+fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "referrer-policy", "no-referrer");
+    response
+}
+
+fn page(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            secured(response)
+        }
+        Err(e) => secured(ApiError::internal("rendering a console page", e).into_response()),
+    }
+}
+
+fn to_sign_in() -> Response {
+    secured(Redirect::to("/sign-in").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    lang: &'static str,
+    title: &'static str,
+    words: &'static Words,
+    email: &'a str,
+    problem: Option<&'static str>,
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_page(headers: HeaderMap) -> Response {
+    let lang = Lang::of(&headers);
+    let words = lang.words();
+    page(&SignInPage { lang: lang.code(), title: words.sign_in, words, email: "", problem: None })
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    email: String,
+    password: String,
+}
+
+/// Whether a form was posted from a page of this site: a browser says where a form came from (`Origin`,
+/// `Sec-Fetch-Site`), so a page elsewhere cannot sign someone in or out behind their back.
+fn same_site(headers: &HeaderMap) -> bool {
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+        return false;
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("");
+            let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+            origin_host.as_bytes() == host.as_bytes()
+        }
+        _ => true,
+    }
+}
+
+/// `POST /sign-in`: the form. Signed in: the cookie, and on to the overview. Otherwise the form again, with why.
+pub async fn sign_in(
+    State(engine): State<Arc<Engine>>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let words = lang.words();
+    if !same_site(&headers) {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let email = form.email.clone();
+    let outcome = blocking(move || match engine.people().sign_in(&form.email, &form.password, &address) {
+        Ok(signed_in) => Ok(Ok(signed_in)),
+        Err(PeopleError::TooManyAttempts { .. }) => Ok(Err(words.too_many_attempts)),
+        Err(e) => Err(e.into()),
+    })
+    .await;
+    let problem = match outcome {
+        Ok(Ok(Some(signed_in))) => {
+            let mut response = Redirect::to("/").into_response();
+            let max_age = tutti_engine::people::SESSION_MAX_MS / 1000;
+            response.headers_mut().insert(header::SET_COOKIE, session_cookie(&signed_in.token, max_age, &headers));
+            return secured(response);
+        }
+        Ok(Ok(None)) => words.sign_in_failed,
+        Ok(Err(held)) => held,
+        Err(e) => return secured(e.into_response()),
+    };
+    let mut response =
+        page(&SignInPage { lang: lang.code(), title: words.sign_in, words, email: &email, problem: Some(problem) });
+    *response.status_mut() =
+        if problem == words.sign_in_failed { StatusCode::UNAUTHORIZED } else { StatusCode::TOO_MANY_REQUESTS };
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SignOutForm {
+    csrf: String,
+}
+
+/// `POST /sign-out`: the form in every page's header, with the session's CSRF token.
+pub async fn sign_out(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    if !secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes()) || !same_site(&headers) {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let token = signed_in.token().to_owned();
+    if let Err(e) = blocking(move || Ok(engine.people().sign_out(&token)?)).await {
+        return secured(e.into_response());
+    }
+    let mut response = Redirect::to("/sign-in").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, &headers));
+    secured(response)
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    lang: &'static str,
+    title: &'static str,
+    words: &'static Words,
+    name: String,
+    email: String,
+    role: &'static str,
+    csrf: String,
+    counts: Vec<(&'static str, String)>,
+    connectors: Vec<(String, [u64; 5])>,
+}
+
+/// `GET /`: the overview, for anyone signed in.
+pub async fn overview(signed_in: Option<SignedIn>, State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    let lang = Lang::of(&headers);
+    let words = lang.words();
+    let metrics = engine.metrics.clone();
+    let waiting = blocking(move || {
+        let approvals = engine.approvals(None, 1000)?.len();
+        let dead = engine.dead_letters(&tutti_engine::DeadLetterFilter::default(), 0, 1000)?.len();
+        Ok((approvals, dead))
+    })
+    .await;
+    let (approvals, dead) = match waiting {
+        Ok(counts) => counts,
+        Err(e) => return secured(e.into_response()),
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let at_most = |n: usize| if n >= 1000 { "1,000+".to_owned() } else { n.to_string() };
+    let counts = vec![
+        (words.events_accepted, load(&metrics.events_accepted).to_string()),
+        (words.events_processed, load(&metrics.events_processed).to_string()),
+        (words.processor_lag, load(&metrics.log_head).saturating_sub(load(&metrics.processed_seq)).to_string()),
+        (words.actions_queued, load(&metrics.actions_queued).to_string()),
+        (words.actions_delivered, load(&metrics.actions_delivered).to_string()),
+        (words.actions_retried, load(&metrics.actions_retried).to_string()),
+        (words.actions_skipped, load(&metrics.actions_skipped).to_string()),
+        (words.actions_dead, load(&metrics.actions_dead).to_string()),
+        (words.approvals_waiting, at_most(approvals)),
+        (words.dead_letters, at_most(dead)),
+    ];
+    let connectors = metrics
+        .connector_attempts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let person = &signed_in.session.person;
+    page(&OverviewPage {
+        lang: lang.code(),
+        title: words.overview,
+        words,
+        name: person.name.clone(),
+        email: person.email.clone(),
+        role: person.role.as_str(),
+        csrf: signed_in.session.csrf.clone(),
+        counts,
+        connectors,
+    })
+}
+
+/// `GET /lang/{code}`: remembers the person's language (a year), and back to the overview.
+pub async fn choose_language(Path(code): Path<String>) -> Response {
+    let Some(lang) = Lang::parse(&code) else { return secured(StatusCode::NOT_FOUND.into_response()) };
+    let mut response = Redirect::to("/").into_response();
+    let cookie = format!("tutti_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code());
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a language code"));
+    secured(response)
+}
+
+/// `GET /assets/console.css`.
+pub async fn stylesheet() -> Response {
+    let mut response = (StatusCode::OK, CSS).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    secured(response)
+}
