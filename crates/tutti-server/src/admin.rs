@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::Deserialize;
@@ -15,22 +15,88 @@ use tutti_engine::Engine;
 use tutti_store::StoredEvent;
 
 use crate::error::{ApiError, secret_eq};
+use tutti_engine::people::Role;
 
-/// Proof that the request carried the admin token.
-pub struct Admin;
+/// Proof that the request may use this route of the admin API: it carried the admin token, or the session of
+/// someone whose role the route allows ([`needed_role`]), with the session's CSRF token when it changes
+/// something.
+pub struct Admin {
+    pub caller: Caller,
+}
+
+/// Who made an admin API request.
+pub enum Caller {
+    /// The admin token: the installation itself (the CLI on its machine, scripts).
+    Token,
+    /// A signed-in person.
+    Person(tutti_engine::Person),
+}
+
+/// The least role that may use a route: reading is for everyone signed in; changing flows, definitions,
+/// creatives and dead letters is for marketers; deciding approvals for approvers; people, erasure, the audit
+/// log and connector checks for admins.
+pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
+    use axum::http::Method;
+    let admin_only = route.starts_with("/api/v1/people")
+        || route.starts_with("/api/v1/audit")
+        || route.starts_with("/api/v1/connectors/")
+        || (route == "/api/v1/profiles/{key}" && method == Method::DELETE);
+    if admin_only {
+        return Role::Admin;
+    }
+    if route.starts_with("/api/v1/approvals/") {
+        return Role::Approver;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Role::Viewer;
+    }
+    Role::Marketer
+}
 
 impl FromRequestParts<Arc<Engine>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<Admin, ApiError> {
         if carries_admin_token(&parts.headers, engine) {
-            return Ok(Admin);
+            return Ok(Admin { caller: Caller::Token });
         }
-        engine.metrics.reject(ErrorCode::Unauthorized, 1);
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "missing or invalid admin token: send Authorization: Bearer <token>",
-        ))
+        let has_cookie = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|c| c.split(';').any(|p| p.trim().starts_with(crate::sessions::COOKIE))));
+        if !has_cookie {
+            engine.metrics.reject(ErrorCode::Unauthorized, 1);
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing or invalid admin token: send Authorization: Bearer <token>, or sign in",
+            ));
+        }
+        let signed_in =
+            <crate::sessions::SignedIn as FromRequestParts<Arc<Engine>>>::from_request_parts(parts, engine).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+        let needed = needed_role(&parts.method, &route);
+        let person = signed_in.session.person.clone();
+        if person.role < needed {
+            engine.metrics.reject(ErrorCode::Forbidden, 1);
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "this needs the role {} or above; {} is {}",
+                    needed.as_str(),
+                    person.email,
+                    person.role.as_str()
+                ),
+            ));
+        }
+        let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        if !safe {
+            signed_in.check_csrf(&parts.headers)?;
+        }
+        Ok(Admin { caller: Caller::Person(person) })
     }
 }
 

@@ -16,7 +16,7 @@ use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::Engine;
 use tutti_flows::machine::ApprovalDecision;
 
-use crate::admin::{Admin, ApiQuery, bad_query, blocking};
+use crate::admin::{Admin, ApiQuery, Caller, bad_query, blocking};
 use crate::error::{ApiError, json_body};
 
 /// The longest approver name and rejection reason kept.
@@ -78,8 +78,19 @@ struct RejectBody {
     reason: String,
 }
 
-fn approver(by: &str) -> Result<String, ApiError> {
+/// Who decides: a signed-in person decides as themselves (`by` must be their email), and is recorded so; with
+/// the admin token, `by` names them.
+fn approver(caller: &Caller, by: &str) -> Result<String, ApiError> {
     let by = by.trim();
+    if let Caller::Person(person) = caller {
+        if !by.eq_ignore_ascii_case(&person.email) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("signed in, you decide as yourself: `by` is {}", person.email),
+            ));
+        }
+        return Ok(person.email.clone());
+    }
     if by.is_empty() || by.chars().count() > MAX_APPROVER || by.chars().any(char::is_control) {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -109,13 +120,13 @@ fn check_edits(edits: &Map<String, Value>) -> Result<(), ApiError> {
 
 /// `POST /api/v1/approvals/{run}/approve`, with `edits` to edit and approve.
 pub async fn approve(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(run): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: ApproveBody = json_body(&body)?;
-    let by = approver(&b.by)?;
+    let by = approver(&admin.caller, &b.by)?;
     let edits = b.edits.filter(|e| !e.is_empty());
     if let Some(e) = &edits {
         check_edits(e)?;
@@ -125,13 +136,13 @@ pub async fn approve(
 
 /// `POST /api/v1/approvals/{run}/reject`, with a reason.
 pub async fn reject(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(run): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: RejectBody = json_body(&body)?;
-    let by = approver(&b.by)?;
+    let by = approver(&admin.caller, &b.by)?;
     let reason = b.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
         return Err(ApiError::new(

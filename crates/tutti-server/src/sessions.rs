@@ -87,7 +87,7 @@ impl SignedIn {
 
     /// Refuses an unsafe request whose `X-CSRF-Token` is not the session's: a page of another site can make
     /// the browser send the cookie, never this header.
-    fn check_csrf(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn check_csrf(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers.get("x-csrf-token").map(HeaderValue::as_bytes).unwrap_or_default();
         if secret_eq(given, self.session.csrf.as_bytes()) {
             return Ok(());
