@@ -21,7 +21,7 @@ use crate::error::{ApiError, json_body};
 
 /// The longest approver name and rejection reason kept.
 const MAX_APPROVER: usize = 200;
-const MAX_REASON: usize = 2000;
+pub(crate) const MAX_REASON: usize = 2000;
 /// The most bytes an edit may hold.
 const MAX_EDITS: usize = 64 * 1024;
 
@@ -38,7 +38,7 @@ fn pending_step(run: &Value) -> Option<(String, &Value)> {
 }
 
 /// One inbox item: what to decide on and by when.
-fn item(run: &Value) -> Option<Value> {
+pub(crate) fn item(run: &Value) -> Option<Value> {
     let (step, approval) = pending_step(run)?;
     let content = approval["content"].as_str().map(|c| run["results"][c].clone()).unwrap_or(Value::Null);
     Some(json!({
@@ -102,7 +102,7 @@ fn approver(caller: &Caller, by: &str) -> Result<String, ApiError> {
     Ok(by.to_owned())
 }
 
-fn check_edits(edits: &Map<String, Value>) -> Result<(), ApiError> {
+pub(crate) fn check_edits(edits: &Map<String, Value>) -> Result<(), ApiError> {
     let bad = |m: String| Err(ApiError::new(ErrorCode::InvalidRequest, m));
     for (k, v) in edits {
         if k.starts_with("approved_") || k.starts_with("edited_") || k == "source" {
@@ -153,7 +153,11 @@ pub async fn reject(
     decide(engine, run, ApprovalDecision::Reject { by, reason }).await
 }
 
-async fn decide(engine: Arc<Engine>, run: String, decision: ApprovalDecision) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn decide(
+    engine: Arc<Engine>,
+    run: String,
+    decision: ApprovalDecision,
+) -> Result<Json<Value>, ApiError> {
     let (reader, id) = (engine.clone(), run.clone());
     let found = blocking(move || Ok(reader.run(&id)?)).await?;
     let Some((profile, body)) = found else {

@@ -125,6 +125,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/", get(console::overview))
         .route("/sign-in", get(console::sign_in_page).post(console::sign_in))
         .route("/sign-out", post(console::sign_out))
+        .route("/approvals", get(console::approvals))
+        .route("/approvals/{run}/{verdict}", post(console::decide_approval))
         .route("/lang/{code}", get(console::choose_language))
         .route("/assets/console.css", get(console::stylesheet))
         .route("/healthz", get(healthz))

@@ -127,3 +127,81 @@ fn sign_in_see_the_overview_in_three_languages_and_sign_out() {
     assert_eq!((out.status, out.location.as_deref()), (303, Some("/sign-in")));
     assert_eq!(get(&server, "/", &[("Cookie", &cookie)]).location.as_deref(), Some("/sign-in"));
 }
+
+/// Signs in through the form; the session's cookie, and the CSRF token its pages carry.
+fn signed_in(server: &Server, email: &str, role: &str) -> (String, String) {
+    let password = "một mật khẩu dài";
+    let person = json!({"email": email, "role": role, "password": password});
+    assert_eq!(post_admin(server, "/api/v1/people", &person).0, 201);
+    let cookie = cookie_of(&post_form(server, "/sign-in", &[("email", email), ("password", password)], &[]));
+    let overview = get(server, "/", &[("Cookie", &cookie)]).body;
+    let csrf = overview.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+    (cookie, csrf)
+}
+
+#[test]
+fn an_approver_approves_an_edited_message_from_the_inbox_and_a_viewer_cannot() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(tutti_connectors::testing::Vendors::start());
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let example = common::repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
+    let source = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
+    std::fs::write(flows.path().join("personal-thanks.yaml"), source).unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env =
+        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    let server = Server::start_in(data.path(), &env);
+    let traits = json!({"userId": "lan", "traits": {"email": "lan@example.vn", "name": "Nguyễn Thị Lan", "ltv": 5000}});
+    assert_eq!(server.track("/v1/identify", &traits).0, 200);
+    let order =
+        json!({"userId": "lan", "event": "Order Completed", "properties": {"item": "ấm trà", "order_id": "C-1"}});
+    assert_eq!(server.track("/v1/track", &order).0, 200);
+    common::wait_until("the message to wait", || {
+        server.admin("/api/v1/approvals")["approvals"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    let run = server.admin("/api/v1/approvals")["approvals"][0]["run"].as_str().unwrap().to_owned();
+
+    // A viewer sees the message, without the forms, and the route refuses them.
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let inbox = get(&server, "/approvals", &[("Cookie", &viewer)]);
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.body.contains("a customer worth 5000") && !inbox.body.contains("/approve\""), "{}", inbox.body);
+    let refused =
+        post_form(&server, &format!("/approvals/{run}/approve"), &[("csrf", &viewer_csrf)], &[("Cookie", &viewer)]);
+    assert_eq!(refused.status, 403);
+
+    // An approver edits the body and approves; it goes out once, as edited, with their email.
+    let (approver, csrf) = signed_in(&server, "mai@shop.vn", "approver");
+    let inbox = get(&server, "/approvals", &[("Cookie", &approver), ("Accept-Language", "vi")]);
+    assert!(
+        inbox.body.contains(&format!("action=\"/approvals/{run}/approve\"")) && inbox.body.contains("Duyệt"),
+        "{}",
+        inbox.body
+    );
+    let edited = "Cảm ơn chị Lan đã mua ấm trà. Hẹn gặp lại chị!";
+    let approved = post_form(
+        &server,
+        &format!("/approvals/{run}/approve"),
+        &[("csrf", &csrf), ("body", edited)],
+        &[("Cookie", &approver)],
+    );
+    assert_eq!((approved.status, approved.location.as_deref()), (303, Some("/approvals?done=approved")));
+    common::wait_until("the approved message", || vendors.received("hook").iter().any(|r| r.status == 200));
+    let sent: Vec<_> = vendors.received("hook").into_iter().filter(|r| r.status == 200).collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].body["text"].as_str(), sent[0].body["approved_by"].as_str()),
+        (Some(edited), Some("mai@shop.vn"))
+    );
+    // Deciding again says it no longer waits.
+    let again = post_form(
+        &server,
+        &format!("/approvals/{run}/reject"),
+        &[("csrf", &csrf), ("reason", "late")],
+        &[("Cookie", &approver)],
+    );
+    assert_eq!(again.location.as_deref(), Some("/approvals?done=closed"));
+    assert!(get(&server, "/approvals?done=closed", &[("Cookie", &approver)]).body.contains("no longer waits"));
+}

@@ -7,6 +7,7 @@
 //! the session cookie; every page needs it, and every form that changes something carries the session's CSRF
 //! token.
 
+mod approvals;
 mod words;
 
 use std::sync::Arc;
@@ -23,12 +24,13 @@ use tutti_engine::people::PeopleError;
 use crate::admin::blocking;
 use crate::error::{ApiError, secret_eq};
 use crate::sessions::{ClientAddress, SignedIn, session_cookie};
+pub use approvals::{decide as decide_approval, inbox as approvals};
 pub use words::{Lang, Words};
 
 const CSS: &str = include_str!("../../assets/console.css");
 
 /// What every console answer carries: no script, no framing, nothing loaded from elsewhere, no referrer.
-fn secured(mut response: Response) -> Response {
+pub(crate) fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
@@ -44,7 +46,7 @@ fn secured(mut response: Response) -> Response {
     response
 }
 
-fn page(template: &impl Template) -> Response {
+pub(crate) fn page(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
@@ -55,7 +57,7 @@ fn page(template: &impl Template) -> Response {
     }
 }
 
-fn to_sign_in() -> Response {
+pub(crate) fn to_sign_in() -> Response {
     secured(Redirect::to("/sign-in").into_response())
 }
 
@@ -84,7 +86,7 @@ pub struct SignInForm {
 
 /// Whether a form was posted from a page of this site: a browser says where a form came from (`Origin`,
 /// `Sec-Fetch-Site`), so a page elsewhere cannot sign someone in or out behind their back.
-fn same_site(headers: &HeaderMap) -> bool {
+pub(crate) fn same_site(headers: &HeaderMap) -> bool {
     if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
         return false;
     }

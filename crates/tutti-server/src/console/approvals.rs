@@ -1,0 +1,187 @@
+//! The approvals inbox: each message waiting for a person, with why it waits and until when. Approvers (and
+//! admins) approve it, edited or not, or reject it with a reason, through forms carrying the session's CSRF
+//! token; everyone else sees the messages without the forms, and the routes refuse them too.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tutti_engine::Engine;
+use tutti_engine::people::Role;
+use tutti_flows::ApprovalDecision;
+
+use super::{Lang, Words, page, same_site, secured, to_sign_in};
+use crate::admin::blocking;
+use crate::error::secret_eq;
+use crate::sessions::SignedIn;
+
+/// One message in the inbox, as the page shows it.
+struct Item {
+    run: String,
+    flow: String,
+    step: String,
+    profile: String,
+    reason: String,
+    expires_at: String,
+    fallback: String,
+    subject: String,
+    body: String,
+}
+
+impl Item {
+    fn of(item: &Value) -> Item {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Item {
+            run: text(&item["run"]),
+            flow: text(&item["flow"]),
+            step: text(&item["step"]),
+            profile: text(&item["profile"]),
+            reason: text(&item["reason"]),
+            expires_at: text(&item["expires_at"]),
+            fallback: text(&item["fallback"]),
+            subject: text(&item["content"]["subject"]),
+            body: text(&item["content"]["body"]),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "approvals.html")]
+struct ApprovalsPage {
+    lang: &'static str,
+    title: &'static str,
+    words: &'static Words,
+    name: String,
+    email: String,
+    role: &'static str,
+    csrf: String,
+    can_decide: bool,
+    notice: Option<&'static str>,
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+/// `GET /approvals`.
+pub async fn inbox(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    let words = Lang::of(&headers).words();
+    let rows = match blocking(move || Ok(engine.approvals(None, 200)?)).await {
+        Ok(rows) => rows,
+        Err(e) => return secured(e.into_response()),
+    };
+    let items = rows
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(r).ok())
+        .filter_map(|r| crate::approvals::item(&r))
+        .map(|i| Item::of(&i))
+        .collect();
+    let notice = match done.done.as_deref() {
+        Some("approved") => Some(words.approved),
+        Some("rejected") => Some(words.rejected),
+        Some("closed") => Some(words.closed),
+        _ => None,
+    };
+    let person = &signed_in.session.person;
+    page(&ApprovalsPage {
+        lang: Lang::of(&headers).code(),
+        title: words.approvals,
+        words,
+        name: person.name.clone(),
+        email: person.email.clone(),
+        role: person.role.as_str(),
+        csrf: signed_in.session.csrf.clone(),
+        can_decide: person.role >= Role::Approver,
+        notice,
+        items,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    subject: Option<String>,
+    body: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /approvals/{run}/approve` and `/reject`: the inbox's forms. The person decides as themselves.
+pub async fn decide(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    Path((run, verdict)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    let person = signed_in.session.person.clone();
+    let allowed = person.role >= Role::Approver
+        && secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes())
+        && same_site(&headers);
+    if !allowed {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let decision = match verdict.as_str() {
+        "approve" => {
+            // What the approver changed in the form, and nothing else, goes out edited.
+            let mut edits = Map::new();
+            let current = current_content(&engine, &run).await;
+            for (field, given) in [("subject", form.subject), ("body", form.body)] {
+                let Some(given) = given else { continue };
+                let given = given.replace("\r\n", "\n");
+                if current.get(field).and_then(Value::as_str) != Some(given.as_str()) {
+                    edits.insert(field.into(), json!(given));
+                }
+            }
+            if let Err(e) = crate::approvals::check_edits(&edits) {
+                return secured(e.into_response());
+            }
+            ApprovalDecision::Approve { by: person.email.clone(), edits: (!edits.is_empty()).then_some(edits) }
+        }
+        "reject" => {
+            let reason = form.reason.unwrap_or_default().trim().to_owned();
+            if reason.is_empty() || reason.chars().count() > crate::approvals::MAX_REASON {
+                return secured(StatusCode::BAD_REQUEST.into_response());
+            }
+            ApprovalDecision::Reject { by: person.email.clone(), reason }
+        }
+        _ => return secured(StatusCode::NOT_FOUND.into_response()),
+    };
+    let done = match crate::approvals::decide(engine, run, decision).await {
+        Ok(_) if verdict == "approve" => "approved",
+        Ok(_) => "rejected",
+        Err(e)
+            if e.code == tutti_core::ErrorCode::ApprovalClosed || e.code == tutti_core::ErrorCode::UnknownApproval =>
+        {
+            "closed"
+        }
+        Err(e) => return secured(e.into_response()),
+    };
+    secured(Redirect::to(&format!("/approvals?done={done}")).into_response())
+}
+
+/// The message as it waits now, to tell what the approver changed.
+async fn current_content(engine: &Arc<Engine>, run: &str) -> Map<String, Value> {
+    let (engine, run) = (engine.clone(), run.to_owned());
+    let found = blocking(move || Ok(engine.run(&run)?)).await.ok().flatten();
+    let Some((_, body)) = found else { return Map::new() };
+    let Ok(stored) = serde_json::from_slice::<Value>(&body) else { return Map::new() };
+    crate::approvals::item(&stored).and_then(|i| i["content"].as_object().cloned()).unwrap_or_default()
+}
