@@ -31,19 +31,7 @@ fn run_of(inbox: &Value, profile: &str) -> String {
 fn messages_wait_for_a_person_and_every_decision_is_audited() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(Vendors::start());
-    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let example = common::repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
-    let source = std::fs::read_to_string(example)
-        .unwrap()
-        .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
-    std::fs::write(flows.path().join("personal-thanks.yaml"), source).unwrap();
-    let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env = [
-        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
-        ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-        ("TUTTI_CONNECTORS__AI__DISCLOSURE__EMAIL", "always"),
-    ];
-    let server = Server::start_in(data.path(), &env);
+    let server = Server::start_s6(&vendors, &[("TUTTI_CONNECTORS__AI__DISCLOSURE__EMAIL", "always")]);
 
     order(&server, "sam", json!({"email": "sam@example.com", "first_name": "Sam", "language": "en", "ltv": 20}), "E-1");
     order(

@@ -143,16 +143,7 @@ fn signed_in(server: &Server, email: &str, role: &str) -> (String, String) {
 fn an_approver_approves_an_edited_message_from_the_inbox_and_a_viewer_cannot() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(tutti_connectors::testing::Vendors::start());
-    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let example = common::repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
-    let source = std::fs::read_to_string(example)
-        .unwrap()
-        .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
-    std::fs::write(flows.path().join("personal-thanks.yaml"), source).unwrap();
-    let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env =
-        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
-    let server = Server::start_in(data.path(), &env);
+    let server = Server::start_s6(&vendors, &[]);
     let traits = json!({"userId": "lan", "traits": {"email": "lan@example.vn", "name": "Nguyễn Thị Lan", "ltv": 5000}});
     assert_eq!(server.track("/v1/identify", &traits).0, 200);
     let order =

@@ -61,16 +61,7 @@ fn as_person(p: &Person, with_csrf: bool) -> Vec<(&'static str, &str)> {
 fn each_role_does_what_it_may_and_an_approval_records_who_signed_in() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(Vendors::start());
-    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let example = common::repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
-    let source = std::fs::read_to_string(example)
-        .unwrap()
-        .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
-    std::fs::write(flows.path().join("personal-thanks.yaml"), source).unwrap();
-    let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env =
-        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
-    let server = Server::start_in(data.path(), &env);
+    let server = Server::start_s6(&vendors, &[]);
 
     let viewer = person(&server, "an@shop.vn", "viewer");
     let marketer = person(&server, "binh@shop.vn", "marketer");

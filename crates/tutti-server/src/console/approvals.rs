@@ -15,7 +15,7 @@ use tutti_engine::Engine;
 use tutti_engine::people::Role;
 use tutti_flows::ApprovalDecision;
 
-use super::{Lang, Words, page, same_site, secured, to_sign_in};
+use super::{Lang, Who, Words, page, same_site, secured, to_sign_in};
 use crate::admin::blocking;
 use crate::error::secret_eq;
 use crate::sessions::SignedIn;
@@ -60,10 +60,7 @@ struct ApprovalsPage {
     lang: &'static str,
     title: &'static str,
     words: &'static Words,
-    name: String,
-    email: String,
-    role: &'static str,
-    csrf: String,
+    who: Who,
     can_decide: bool,
     notice: Option<&'static str>,
     items: Vec<Item>,
@@ -99,16 +96,12 @@ pub async fn inbox(
         Some("closed") => Some(words.closed),
         _ => None,
     };
-    let person = &signed_in.session.person;
     page(&ApprovalsPage {
         lang: Lang::of(&headers).code(),
         title: words.approvals,
         words,
-        name: person.name.clone(),
-        email: person.email.clone(),
-        role: person.role.as_str(),
-        csrf: signed_in.session.csrf.clone(),
-        can_decide: person.role >= Role::Approver,
+        who: Who::of(&signed_in.session),
+        can_decide: signed_in.session.person.role >= Role::Approver,
         notice,
         items,
     })

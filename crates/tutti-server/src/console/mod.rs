@@ -162,16 +162,33 @@ pub async fn sign_out(
     secured(response)
 }
 
+/// Who is signed in, as every page's header shows them, with the token its forms carry.
+pub(crate) struct Who {
+    name: String,
+    email: String,
+    role: &'static str,
+    csrf: String,
+}
+
+impl Who {
+    pub(crate) fn of(session: &tutti_engine::Session) -> Who {
+        let person = &session.person;
+        Who {
+            name: person.name.clone(),
+            email: person.email.clone(),
+            role: person.role.as_str(),
+            csrf: session.csrf.clone(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "overview.html")]
 struct OverviewPage {
     lang: &'static str,
     title: &'static str,
     words: &'static Words,
-    name: String,
-    email: String,
-    role: &'static str,
-    csrf: String,
+    who: Who,
     counts: Vec<(&'static str, String)>,
     connectors: Vec<(String, [u64; 5])>,
 }
@@ -213,15 +230,11 @@ pub async fn overview(signed_in: Option<SignedIn>, State(engine): State<Arc<Engi
         .iter()
         .map(|(k, v)| (k.clone(), *v))
         .collect();
-    let person = &signed_in.session.person;
     page(&OverviewPage {
         lang: lang.code(),
         title: words.overview,
         words,
-        name: person.name.clone(),
-        email: person.email.clone(),
-        role: person.role.as_str(),
-        csrf: signed_in.session.csrf.clone(),
+        who: Who::of(&signed_in.session),
         counts,
         connectors,
     })

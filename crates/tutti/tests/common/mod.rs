@@ -45,6 +45,28 @@ impl Server {
         Server::start_from(dir, dir, env)
     }
 
+    /// A server running the S6 flow (`examples/s6-personal-copy`), its emails posted to the `send` receiver of
+    /// `vendors`, with `extra` environment variables besides.
+    pub fn start_s6(vendors: &tutti_connectors::testing::Vendors, extra: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let flows = temp.path().join("s6-flows");
+        std::fs::create_dir(&flows).unwrap();
+        let example = repo_root().join("examples/s6-personal-copy/personal-thanks.yaml");
+        let source = std::fs::read_to_string(example)
+            .unwrap()
+            .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
+        std::fs::write(flows.join("personal-thanks.yaml"), source).unwrap();
+        let flows_dir = flows.to_str().unwrap().to_owned();
+        let mut env = vec![
+            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ];
+        env.extend_from_slice(extra);
+        let mut server = Server::start_in(temp.path(), &env);
+        server._temp = Some(temp);
+        server
+    }
+
     /// [`Server::start_in`], run from the working directory `cwd`.
     pub fn start_from(dir: &Path, cwd: &Path, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
