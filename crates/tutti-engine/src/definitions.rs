@@ -179,7 +179,8 @@ pub fn dry_run(defs: &Definitions, profiles: Vec<Event>, mut events: Vec<Event>,
 }
 
 /// What a dry run answers: `ai` actions through the `ai` connector with no configuration (the local model, on
-/// its own thread and runtime, since the caller may be on one), anything else `{"dry_run": true}`.
+/// a runtime of its own driven from a thread of its own, since the caller may be on a runtime already),
+/// anything else `{"dry_run": true}`.
 fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
     let shared = tutti_connectors::Shared::in_memory();
     let none = |_: &str| None;
@@ -187,19 +188,14 @@ fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
     let ai = tutti_connectors::Registry::build(&BTreeMap::new(), &cx)
         .ok()
         .and_then(|registry| registry.get("ai").map(|built| built.sender.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok();
     Box::new(move |dispatch| {
         let dry = json!({"dry_run": true});
-        let Some(ai) = ai.as_ref().filter(|_| dispatch.connector == "ai") else { return dry };
+        let (Some(ai), Some(runtime)) = (ai.as_ref().filter(|_| dispatch.connector == "ai"), runtime.as_ref()) else {
+            return dry;
+        };
         let action = tutti_connectors::Action::of(dispatch, 0, 0);
-        let answered = std::thread::scope(|s| {
-            s.spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                Some(runtime.block_on(ai.send(action)))
-            })
-            .join()
-            .ok()
-            .flatten()
-        });
+        let answered = std::thread::scope(|s| s.spawn(|| runtime.block_on(ai.send(action))).join().ok());
         match answered {
             Some(Ok(mut answer)) => {
                 answer["dry_run"] = json!(true);
