@@ -60,12 +60,7 @@ impl FromRequestParts<Arc<Engine>> for Admin {
         if carries_admin_token(&parts.headers, engine) {
             return Ok(Admin { caller: Caller::Token });
         }
-        let has_cookie = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|c| c.split(';').any(|p| p.trim().starts_with(crate::sessions::COOKIE))));
-        if !has_cookie {
+        if crate::sessions::cookie(&parts.headers, crate::sessions::COOKIE).is_none() {
             engine.metrics.reject(ErrorCode::Unauthorized, 1);
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,

@@ -73,10 +73,7 @@ pub async fn get(
     State(engine): State<Arc<Engine>>,
     Path(email): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let person = blocking(move || {
-        engine.people().get(&email)?.ok_or_else(|| ApiError::from(PeopleError::NotFound(email.trim().to_lowercase())))
-    })
-    .await?;
+    let person = blocking(move || Ok(engine.people().get(&email)?)).await?;
     Ok(Json(shown(&person)))
 }
 
@@ -107,7 +104,7 @@ pub async fn change(
         if let Some(role) = role {
             people.set_role(&email, role)?;
         }
-        people.get(&email)?.ok_or_else(|| ApiError::from(PeopleError::NotFound(email.trim().to_lowercase())))
+        Ok(people.get(&email)?)
     })
     .await?;
     Ok(Json(shown(&person)))

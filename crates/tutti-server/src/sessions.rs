@@ -22,16 +22,16 @@ use crate::error::{ApiError, json_body, secret_eq};
 /// The cookie's name.
 pub const COOKIE: &str = "tutti_session";
 
-/// The session token a request's cookie carries, if any.
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` a request carries, if any.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_owned())
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
 }
 
 /// The address the connection came from (what failed sign-ins are counted against), as `serve` records it;
@@ -58,7 +58,7 @@ impl FromRequestParts<Arc<Engine>> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, engine: &Arc<Engine>) -> Result<SignedIn, ApiError> {
         let not_signed_in = || ApiError::new(ErrorCode::NotSignedIn, "sign in first: POST /api/v1/sessions");
-        let token = cookie_token(&parts.headers).ok_or_else(not_signed_in)?;
+        let token = cookie(&parts.headers, COOKIE).ok_or_else(not_signed_in)?.to_owned();
         let engine = engine.clone();
         let looked_up = token.clone();
         let session = blocking(move || Ok(engine.people().session(&looked_up)?)).await?;
@@ -102,11 +102,14 @@ fn shown(session: &Session) -> Value {
            "expires_at": session.expires_at})
 }
 
-/// The cookie that holds a session: only the server reads it (HttpOnly), only this site sends it
-/// (SameSite=Strict), over TLS only when the request came over TLS (directly or through a proxy that says so).
-pub(crate) fn session_cookie(value: &str, max_age_s: i64, headers: &HeaderMap) -> HeaderValue {
+/// The cookie that holds a session's `token`, or that clears it (`None`): only the server reads it (HttpOnly),
+/// only this site sends it (SameSite=Strict), over TLS only when the request came over TLS (directly or through
+/// a proxy that says so). The browser may keep it as long as a session can last; the server ends it sooner when
+/// unused.
+pub(crate) fn session_cookie(token: Option<&str>, headers: &HeaderMap) -> HeaderValue {
     let tls = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let secure = if tls { "; Secure" } else { "" };
+    let (value, max_age_s) = token.map_or(("", 0), |t| (t, tutti_engine::people::SESSION_MAX_MS / 1000));
     let cookie = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&cookie).expect("a token is hex")
 }
@@ -131,10 +134,8 @@ pub async fn sign_in(
     let Some(signed_in) = signed_in else {
         return Err(ApiError::new(ErrorCode::InvalidSignIn, "the email and password are not those of an account"));
     };
-    // The browser may keep it for the longest a session lasts; the server ends it sooner when unused.
-    let max_age = tutti_engine::people::SESSION_MAX_MS / 1000;
     let mut response = (StatusCode::CREATED, Json(shown(&signed_in.session))).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&signed_in.token, max_age, &headers));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(Some(&signed_in.token), &headers));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -154,7 +155,7 @@ pub async fn sign_out(
     let token = signed_in.token.clone();
     blocking(move || Ok(engine.people().sign_out(&token)?)).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, &headers));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(None, &headers));
     Ok(response)
 }
 
@@ -164,13 +165,6 @@ pub async fn sign_out_everywhere(
     State(engine): State<Arc<Engine>>,
     Path(email): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ended = blocking(move || {
-        let people = engine.people();
-        if people.get(&email)?.is_none() {
-            return Err(tutti_engine::people::PeopleError::NotFound(email.trim().to_lowercase()).into());
-        }
-        Ok(people.sign_out_everywhere(&email)?)
-    })
-    .await?;
+    let ended = blocking(move || Ok(engine.people().sign_out_everywhere(&email)?)).await?;
     Ok(Json(json!({"ended": ended})))
 }

@@ -74,9 +74,10 @@ impl PeopleHandle<'_> {
         Ok(self.engine.people.list()?.into_iter().map(Person::from_stored).collect())
     }
 
-    pub fn get(&self, email: &str) -> Result<Option<Person>, PeopleError> {
+    /// The person with this email; [`PeopleError::NotFound`] when nobody has it.
+    pub fn get(&self, email: &str) -> Result<Person, PeopleError> {
         let email = normal_email(email)?;
-        Ok(self.engine.people.get(&email)?.map(Person::from_stored))
+        self.engine.people.get(&email)?.map(Person::from_stored).ok_or(PeopleError::NotFound(email))
     }
 
     pub fn remove(&self, email: &str) -> Result<(), PeopleError> {
@@ -174,6 +175,11 @@ impl SignInFailures {
     }
 }
 
+/// When a session begun at `created_at` and last used at `last_seen` ends if it is not used again.
+fn session_end(created_at: i64, last_seen: i64) -> i64 {
+    (last_seen + SESSION_IDLE_MS).min(created_at + SESSION_MAX_MS)
+}
+
 fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system gives randomness");
@@ -219,7 +225,7 @@ impl PeopleHandle<'_> {
         };
         self.engine.people.add_session(&stored)?;
         tracing::info!(role = person.role.as_str(), "someone signed in");
-        let expires_at = (now + SESSION_IDLE_MS).min(now + SESSION_MAX_MS);
+        let expires_at = session_end(now, now);
         Ok(Some(SignedIn { token, session: Session { person, csrf: stored.csrf, expires_at } }))
     }
 
@@ -247,7 +253,7 @@ impl PeopleHandle<'_> {
         } else {
             stored.last_seen
         };
-        let expires_at = (last_seen + SESSION_IDLE_MS).min(stored.created_at + SESSION_MAX_MS);
+        let expires_at = session_end(stored.created_at, last_seen);
         Ok(Some(Session { person, csrf: stored.csrf, expires_at }))
     }
 
@@ -257,8 +263,9 @@ impl PeopleHandle<'_> {
     }
 
     /// Ends every session of `email` (signing out everywhere); how many there were.
+    /// [`PeopleError::NotFound`] when nobody has the email.
     pub fn sign_out_everywhere(&self, email: &str) -> Result<usize, PeopleError> {
-        let email = normal_email(email)?;
-        Ok(self.engine.people.remove_sessions_of(&email)?)
+        let person = self.get(email)?;
+        Ok(self.engine.people.remove_sessions_of(&person.email)?)
     }
 }

@@ -122,8 +122,7 @@ pub async fn sign_in(
     let problem = match outcome {
         Ok(Ok(Some(signed_in))) => {
             let mut response = Redirect::to("/").into_response();
-            let max_age = tutti_engine::people::SESSION_MAX_MS / 1000;
-            response.headers_mut().insert(header::SET_COOKIE, session_cookie(&signed_in.token, max_age, &headers));
+            response.headers_mut().insert(header::SET_COOKIE, session_cookie(Some(&signed_in.token), &headers));
             return secured(response);
         }
         Ok(Ok(None)) => words.sign_in_failed,
@@ -158,7 +157,7 @@ pub async fn sign_out(
         return secured(e.into_response());
     }
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, &headers));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(None, &headers));
     secured(response)
 }
 

@@ -30,15 +30,7 @@ impl Lang {
 
     /// The person's choice, else their browser's first language Tutti speaks (by `q`), else English.
     pub fn of(headers: &HeaderMap) -> Lang {
-        let cookie = headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == "tutti_lang")
-            .and_then(|(_, value)| Lang::parse(value));
-        if let Some(lang) = cookie {
+        if let Some(lang) = crate::sessions::cookie(headers, "tutti_lang").and_then(Lang::parse) {
             return lang;
         }
         let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");

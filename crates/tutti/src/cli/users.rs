@@ -4,28 +4,18 @@
 use std::io::Read;
 
 use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use serde_json::{Value, json};
+use tutti_engine::people::Role;
 
 use crate::cli::client::{Client, encode, print};
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum RoleArg {
-    Viewer,
-    Marketer,
-    Approver,
-    Admin,
-}
-
-impl RoleArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            RoleArg::Viewer => "viewer",
-            RoleArg::Marketer => "marketer",
-            RoleArg::Approver => "approver",
-            RoleArg::Admin => "admin",
-        }
-    }
+/// A role as the command line takes it, by the engine's one list of roles.
+fn role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| {
+        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("`{text}` is not a role: {}", roles.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -33,8 +23,9 @@ pub(crate) enum UsersCommand {
     /// Add someone with a role. Without --password-stdin a password is made and printed once.
     Add {
         email: String,
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        /// viewer, marketer, approver or admin.
+        #[arg(long, value_parser = role)]
+        role: Role,
         #[arg(long, default_value = "")]
         name: String,
         /// Read the password from standard input (10 to 64 characters) instead of making one.
@@ -58,8 +49,9 @@ pub(crate) enum UsersCommand {
     /// Give someone another role.
     SetRole {
         email: String,
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        /// viewer, marketer, approver or admin.
+        #[arg(long, value_parser = role)]
+        role: Role,
     },
 }
 
