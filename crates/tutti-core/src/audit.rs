@@ -1,5 +1,6 @@
-//! The audit trail's record: one model call or one approval decision, appended and never changed (an erasure
-//! may only redact what a record says about the person).
+//! The audit trail's record: one model call, approval decision, sign-in, change to the people who sign in, change
+//! to a definition, replay or erasure, appended and never changed (an erasure may only redact what a record says
+//! about the person).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +15,16 @@ pub enum AuditKind {
     ModelCall,
     /// An approval requested, approved, edited and approved, rejected, escalated or expired.
     Approval,
+    /// Someone signed in to the console, or was refused.
+    SignIn,
+    /// A person added, removed, given a role or a password, or signed out everywhere.
+    People,
+    /// A flow, segment or policy saved as a new version, or deleted.
+    Definition,
+    /// Dead letters made pending again.
+    Replay,
+    /// A profile erased.
+    Erasure,
 }
 
 impl AuditKind {
@@ -21,15 +32,26 @@ impl AuditKind {
         match self {
             AuditKind::ModelCall => "model_call",
             AuditKind::Approval => "approval",
+            AuditKind::SignIn => "sign_in",
+            AuditKind::People => "people",
+            AuditKind::Definition => "definition",
+            AuditKind::Replay => "replay",
+            AuditKind::Erasure => "erasure",
         }
     }
 
+    pub const ALL: [AuditKind; 7] = [
+        AuditKind::ModelCall,
+        AuditKind::Approval,
+        AuditKind::SignIn,
+        AuditKind::People,
+        AuditKind::Definition,
+        AuditKind::Replay,
+        AuditKind::Erasure,
+    ];
+
     pub fn from_name(name: &str) -> Option<AuditKind> {
-        match name {
-            "model_call" => Some(AuditKind::ModelCall),
-            "approval" => Some(AuditKind::Approval),
-            _ => None,
-        }
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

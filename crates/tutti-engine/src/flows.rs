@@ -22,7 +22,7 @@ use tutti_flows::machine::{
 };
 use tutti_profiles::Profile;
 use tutti_profiles::profile::Stamped;
-use tutti_store::{FlowBatch, OutboxItem, ProfileStore, RunRecord, StoreError};
+use tutti_store::{FlowBatch, FlowMeasure, OutboxItem, ProfileStore, RunRecord, StoreError};
 
 /// How far ahead the in-memory window of timers reaches.
 pub const WINDOW: Millis = 60_000;
@@ -56,6 +56,8 @@ pub(crate) struct FlowRuntime {
     counts: Option<StepCounts>,
     /// Counts changed in the current batch.
     counted: BTreeSet<StepKey>,
+    /// What runs did in the current batch, to add to the flows' running totals.
+    stats: HashMap<FlowMeasure, u64>,
     cache_limit: usize,
 }
 
@@ -70,6 +72,7 @@ impl FlowRuntime {
             touched: BTreeSet::new(),
             counts: None,
             counted: BTreeSet::new(),
+            stats: HashMap::new(),
             cache_limit: 50_000,
         }
     }
@@ -172,6 +175,27 @@ impl FlowRuntime {
         let world = World { defs: &defs, profile_id: &profile_id, profile: &view, counts };
         let state = Self::state(&mut self.states, store, pid)?;
         let effects = apply(&world, state, input, now);
+        // A profile counts once per flow: when this input's entries are all it ever had.
+        let mut entered: Vec<&str> = Vec::new();
+        for effect in &effects {
+            if let Effect::Record(d) = effect {
+                if let (DecisionKind::Entered { .. }, Some(flow)) = (&d.kind, &d.flow) {
+                    entered.push(flow);
+                }
+                for (step, measure) in tutti_flows::stats::measures(d) {
+                    let flow = d.flow.clone().unwrap_or_default();
+                    *self.stats.entry(FlowMeasure { flow, step, measure }).or_default() += 1;
+                }
+            }
+        }
+        entered.sort_unstable();
+        for flow in entered.chunk_by(|a, b| a == b) {
+            let now_entered = state.entries.get(flow[0]).map_or(0, |e| e.count);
+            if now_entered == flow.len() as u64 {
+                let key = FlowMeasure { flow: flow[0].to_owned(), step: String::new(), measure: "profiles".into() };
+                *self.stats.entry(key).or_default() += 1;
+            }
+        }
         self.touched.insert(pid);
         let mut profile_changed = false;
         let mut approvals: Vec<AuditRecord> = Vec::new();
@@ -247,6 +271,7 @@ impl FlowRuntime {
     /// Adds the touched profiles' states and timers to the batch, and the new timers to the window. Rows that
     /// would not change (no timer before or after, no state to delete) are left out.
     pub fn finish(&mut self, batch: &mut FlowBatch) {
+        batch.stats.extend(self.stats.drain());
         if let Some(counts) = &self.counts {
             for key in std::mem::take(&mut self.counted) {
                 let n = counts.get(&key).copied().unwrap_or(0);
@@ -282,6 +307,7 @@ impl FlowRuntime {
         self.touched.clear();
         self.counts = None;
         self.counted.clear();
+        self.stats.clear();
         self.window.clear();
         self.window_end = Millis::MIN;
     }

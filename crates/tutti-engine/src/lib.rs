@@ -32,15 +32,15 @@ use std::time::Duration;
 use tutti_core::ProfileId;
 use tutti_log::LocalFeed;
 use tutti_profiles::{Identifier, IdentityConfig};
-pub use tutti_store::DeadLetterFilter;
 use tutti_store::sqlite::SqliteFlowReader;
+pub use tutti_store::{DeadLetterFilter, Delivery, DeliveryFilter};
 use tutti_store::{EventReader, ProfileReader, StoreError};
 
 use tutti_dispatch::{self as dispatch, delivery_policy};
 use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
-pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person, Session, SignedIn};
+pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person, PreviewError, Session, SignedIn};
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
 pub use tutti_core::clock::{Clock, ManualClock, SystemClock};

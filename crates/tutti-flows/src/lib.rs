@@ -11,6 +11,7 @@ mod in_force;
 pub mod machine;
 pub mod policy;
 pub mod simulate;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -198,7 +198,7 @@ pub fn resolve_zone(choice: &ZoneChoice, profile: &Value) -> jiff::tz::TimeZone 
 }
 
 /// Consent the profile itself records, honoured whatever policies say. `transactional` is exempt.
-fn builtin_consent(profile: &Value, channel: &str, category: &str) -> Option<String> {
+pub fn builtin_consent(profile: &Value, channel: &str, category: &str) -> Option<String> {
     if category == "transactional" {
         return None;
     }

@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tutti_core::audit::AuditKind;
 use tutti_core::time::format_timestamp;
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::Engine;
@@ -22,6 +23,16 @@ use tutti_engine::people::Role;
 /// something.
 pub struct Admin {
     pub caller: Caller,
+}
+
+impl Admin {
+    /// Who the audit log names for this request: the person's email, or `admin token`.
+    pub fn by(&self) -> String {
+        match &self.caller {
+            Caller::Token => "admin token".to_owned(),
+            Caller::Person(person) => person.email.clone(),
+        }
+    }
 }
 
 /// Who made an admin API request.
@@ -47,7 +58,8 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     if route.starts_with("/api/v1/approvals/") {
         return Role::Approver;
     }
-    if method == Method::GET || method == Method::HEAD {
+    // A preview changes nothing: anyone who may read a flow may see what an edit of it would do.
+    if method == Method::GET || method == Method::HEAD || route == "/api/v1/flows/{id}/preview" {
         return Role::Viewer;
     }
     Role::Marketer
@@ -236,6 +248,19 @@ pub async fn profile_events(
     .await
 }
 
+/// `GET /api/v1/profiles/{key}/segments`: the segments in force the profile is a member of.
+pub async fn profile_segments(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let id = find(&engine, &key)?;
+        Ok(Json(json!({"profile": id.to_string(), "segments": engine.segments_of(id)?})))
+    })
+    .await
+}
+
 pub async fn profile_merges(
     _: Admin,
     State(engine): State<Arc<Engine>>,
@@ -257,7 +282,7 @@ pub async fn profile_merges(
 }
 
 pub async fn delete_profile(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -270,11 +295,16 @@ pub async fn delete_profile(
         .await?
     };
     match engine.erase(id).await? {
-        Some(report) => Ok(Json(json!({
+        Some(report) => {
+            let by = admin.by();
+            let counts = json!({"identities": report.identities, "events": report.events});
+            blocking(move || Ok(engine.record(AuditKind::Erasure, &by, None, Some(id), counts)?)).await?;
+            Ok(Json(json!({
             "erased": report.profile.to_string(),
             "identities": report.identities,
             "events": report.events,
-        }))),
+            })))
+        }
         None => Err(ApiError::new(ErrorCode::ProfileNotFound, format!("profile {id} no longer exists"))),
     }
 }

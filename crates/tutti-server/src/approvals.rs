@@ -243,7 +243,10 @@ pub async fn audit(
     let filter = AuditFilter {
         kind: match q.kind.as_deref() {
             None => None,
-            Some(k) => Some(AuditKind::from_name(k).ok_or_else(|| bad_query("`kind` is model_call or approval"))?),
+            Some(k) => Some(AuditKind::from_name(k).ok_or_else(|| {
+                let kinds: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+                bad_query(format!("`kind` is one of {}", kinds.join(", ")))
+            })?),
         },
         flow: q.flow.clone(),
         run: q.run.clone(),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
 use tutti_core::time::format_timestamp;
-use tutti_engine::{DeadLetterFilter, Engine, HookError};
+use tutti_engine::{DeadLetterFilter, Delivery, DeliveryFilter, Engine, HookError};
 
 use crate::admin::{Admin, AdminOrSite, ApiQuery, bad_query, blocking};
 use crate::error::ApiError;
@@ -101,7 +101,7 @@ pub struct ReplayBody {
 
 /// Replays dead letters chosen by sequence numbers, connector or flow (or `all: true`), at most `limit`
 /// (default 1,000): each becomes pending again with its attempts from zero and its idempotency key unchanged.
-pub async fn replay(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn replay(admin: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let r: ReplayBody = crate::error::json_body(&body)?;
     if r.seqs.is_empty() && r.connector.is_none() && r.flow.is_none() && !r.all {
         return Err(ApiError::new(
@@ -121,14 +121,121 @@ pub async fn replay(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) ->
     }
     let limit = limit as usize;
     let filter = DeadLetterFilter { seqs: r.seqs, connector: r.connector, flow: r.flow };
-    let rows = blocking(move || Ok(engine.replay(&filter, limit)?)).await?;
+    let rows = blocking(move || replay_noted(&engine, &filter, limit, &admin.by())).await?;
     let keys: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
     Ok(Json(json!({"replayed": rows.len(), "keys": keys})))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    pub profile: Option<String>,
+    pub connector: Option<String>,
+    pub flow: Option<String>,
+    /// `pending`, `done`, `dead` or `skipped`.
+    pub outcome: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Continue before this sequence number (the previous page's `next`).
+    pub before: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+pub(crate) const OUTCOMES: [&str; 4] = ["pending", "done", "dead", "skipped"];
+
+impl DeliveriesQuery {
+    /// The store's filter, or what is wrong with the query. Blocking: a profile key is looked up.
+    pub(crate) fn filter(&self, engine: &Engine) -> Result<DeliveryFilter, ApiError> {
+        let time = |v: &Option<String>, key: &str| -> Result<Option<i64>, ApiError> {
+            v.as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    tutti_core::time::parse_timestamp(t)
+                        .ok_or_else(|| bad_query(format!("`{key}` is an RFC 3339 time")))
+                })
+                .transpose()
+        };
+        let some = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let state = some(&self.outcome);
+        if let Some(state) = &state
+            && !OUTCOMES.contains(&state.as_str())
+        {
+            return Err(bad_query(format!("`outcome` is one of {}", OUTCOMES.join(", "))));
+        }
+        let profile = match some(&self.profile) {
+            None => None,
+            Some(key) => Some(crate::admin::find(engine, &key)?),
+        };
+        Ok(DeliveryFilter {
+            state,
+            profile,
+            connector: some(&self.connector),
+            flow: some(&self.flow),
+            since: time(&self.since, "since")?,
+            until: time(&self.until, "until")?,
+        })
+    }
+}
+
+/// One action as the delivery history shows it.
+pub(crate) fn delivery_json(d: &Delivery) -> Value {
+    let row = &d.row;
+    let result = d.result.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::String(r.to_owned())));
+    json!({"seq": row.seq, "key": row.key, "profile": row.profile.to_string(), "connector": row.connector,
+           "outcome": d.state, "attempts": row.attempts, "queued_at": format_timestamp(row.created_at),
+           "result": result, "error": d.error,
+           "action": serde_json::from_slice::<Value>(&row.body).unwrap_or(Value::Null)})
+}
+
+/// `GET /api/v1/deliveries`: every action, newest first, filtered by profile, connector, flow, outcome and time.
+pub async fn deliveries(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = crate::admin::page_limit(q.limit, 100, 1000)?;
+    let before = q.before.unwrap_or(0);
+    // The console sends empty fields for filters not used; the API names only what it filters by.
+    let named = [
+        ("profile", &q.profile),
+        ("connector", &q.connector),
+        ("flow", &q.flow),
+        ("since", &q.since),
+        ("until", &q.until),
+    ];
+    for (name, given) in named {
+        if given.as_deref() == Some("") {
+            return Err(bad_query(format!("`{name}` is empty: leave it out to not filter by it")));
+        }
+    }
+    let rows = blocking(move || {
+        let filter = q.filter(&engine)?;
+        Ok(engine.deliveries(&filter, before, limit)?)
+    })
+    .await?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|d| d.row.seq)).flatten();
+    Ok(Json(json!({"deliveries": rows.iter().map(delivery_json).collect::<Vec<_>>(), "next": next})))
+}
+
+/// Replays dead letters and puts what was replayed, and by whom, on the audit log. Blocking.
+pub(crate) fn replay_noted(
+    engine: &Engine,
+    filter: &DeadLetterFilter,
+    limit: usize,
+    by: &str,
+) -> Result<Vec<tutti_store::OutboxRow>, ApiError> {
+    let rows = engine.replay(filter, limit)?;
+    if !rows.is_empty() {
+        let seqs: Vec<u64> = rows.iter().map(|row| row.seq).collect();
+        let detail = json!({"replayed": rows.len(), "seqs": seqs});
+        engine.record(tutti_core::audit::AuditKind::Replay, by, filter.flow.as_deref(), None, detail)?;
+    }
+    Ok(rows)
+}
+
 /// Replays one dead letter.
 pub async fn replay_one(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(seq): Path<String>,
     headers: axum::http::HeaderMap,
@@ -138,7 +245,7 @@ pub async fn replay_one(
     read_small_body(&headers, body).await?;
     let seq: u64 = seq.parse().map_err(|_| bad_query("a dead letter is named by its sequence number (`seq`)"))?;
     let filter = DeadLetterFilter { seqs: vec![seq], ..DeadLetterFilter::default() };
-    let rows = blocking(move || Ok(engine.replay(&filter, 1)?)).await?;
+    let rows = blocking(move || replay_noted(&engine, &filter, 1, &admin.by())).await?;
     match rows.first() {
         Some(row) => Ok(Json(json!({"replayed": 1, "keys": [row.key]}))),
         None => {

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tutti_core::audit::AuditKind;
 use tutti_core::time::format_timestamp;
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::{DefinitionError, Engine};
@@ -78,7 +79,7 @@ pub async fn get(
 }
 
 pub async fn put(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     matched: MatchedPath,
     Path(id): Path<String>,
@@ -88,19 +89,33 @@ pub async fn put(
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidDefinition, "the body must be YAML text in UTF-8"))?;
     let id_for = id.clone();
-    let version = blocking(move || engine.put_definition(kind, &id_for, &source).map_err(definition_error)).await?;
+    let version = blocking(move || {
+        let version = engine.put_definition(kind, &id_for, &source).map_err(definition_error)?;
+        let detail = json!({"kind": kind, "id": id_for, "version": version, "change": "saved"});
+        engine.record(AuditKind::Definition, &admin.by(), (kind == "flow").then_some(&*id_for), None, detail)?;
+        Ok(version)
+    })
+    .await?;
     Ok((StatusCode::OK, Json(json!({"id": id, "kind": kind, "version": version}))))
 }
 
 pub async fn delete(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     matched: MatchedPath,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let (kind, missing) = kind_of(&matched)?;
     let id_for = id.clone();
-    let existed = blocking(move || engine.delete_definition(kind, &id_for).map_err(definition_error)).await?;
+    let existed = blocking(move || {
+        let existed = engine.delete_definition(kind, &id_for).map_err(definition_error)?;
+        if existed {
+            let detail = json!({"kind": kind, "id": id_for, "change": "deleted"});
+            engine.record(AuditKind::Definition, &admin.by(), (kind == "flow").then_some(&*id_for), None, detail)?;
+        }
+        Ok(existed)
+    })
+    .await?;
     if existed { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::new(missing, format!("no {kind} `{id}`"))) }
 }
 
@@ -216,4 +231,57 @@ pub async fn schema(Path(name): Path<String>) -> Result<Response, ApiError> {
         .find(|(k, _)| *k == kind)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "schemas: flow.json, segment.json, policy.json"))?;
     Ok(([(header::CONTENT_TYPE, "application/schema+json")], *text).into_response())
+}
+
+/// `GET /api/v1/flows/{id}/stats`: what the flow's runs did, summed over its versions: per step and for the
+/// flow as a whole, each measure's count (see `tutti_store::FlowMeasure`).
+pub async fn stats(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !engine.flow_definitions().flows.contains_key(&id) {
+        return Err(ApiError::new(ErrorCode::UnknownFlow, format!("no flow `{id}`")));
+    }
+    let id_for = id.clone();
+    let rows = blocking(move || Ok(engine.flow_stats(&id_for)?)).await?;
+    let mut flow = serde_json::Map::new();
+    let mut steps: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (step, measure, n) in rows {
+        if step.is_empty() {
+            flow.insert(measure, json!(n));
+        } else {
+            steps.entry(step).or_insert_with(|| json!({}))[measure] = json!(n);
+        }
+    }
+    Ok(Json(json!({"flow": id, "totals": flow, "steps": steps})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    source: String,
+    profile: Option<String>,
+    events: Option<String>,
+}
+
+/// `POST /api/v1/flows/{id}/preview`: plays unsaved YAML for a profile and events with nothing sent (see
+/// `Engine::preview_flow`); the flow's decisions, or its problems located.
+pub async fn preview(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: PreviewBody = crate::error::json_body(&body)?;
+    let decisions = blocking(move || {
+        let profile = b.profile.as_deref().filter(|k| !k.is_empty()).map(|k| find(&engine, k)).transpose()?;
+        engine.preview_flow(&b.source, profile, b.events.as_deref()).map_err(|e| match e {
+            tutti_engine::PreviewError::Invalid(problems) => definition_error(DefinitionError::Invalid(problems)),
+            tutti_engine::PreviewError::Input(why) => ApiError::new(ErrorCode::InvalidRequest, why),
+            tutti_engine::PreviewError::Engine(e) => e.into(),
+        })
+    })
+    .await?;
+    Ok(Json(json!({"decisions": decisions})))
 }

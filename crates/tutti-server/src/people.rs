@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
+use tutti_core::audit::AuditKind;
 use tutti_engine::people::{PeopleError, Role};
 use tutti_engine::{Engine, Person};
 
@@ -57,13 +58,19 @@ struct AddBody {
 
 /// `POST /api/v1/people`: adds someone with a role and a first password.
 pub async fn add(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: AddBody = json_body(&body)?;
     let role = role(&b.role)?;
-    let person = blocking(move || Ok(engine.people().add(&b.email, &b.name, role, &b.password)?)).await?;
+    let person = blocking(move || {
+        let person = engine.people().add(&b.email, &b.name, role, &b.password)?;
+        let detail = json!({"person": person.email, "change": "added", "role": role.as_str()});
+        engine.record(AuditKind::People, &admin.by(), None, None, detail)?;
+        Ok(person)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(shown(&person))))
 }
 
@@ -86,7 +93,7 @@ struct ChangeBody {
 
 /// `PATCH /api/v1/people/{email}`: a new role, a new password, or both.
 pub async fn change(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(email): Path<String>,
     body: Bytes,
@@ -104,7 +111,11 @@ pub async fn change(
         if let Some(role) = role {
             people.set_role(&email, role)?;
         }
-        Ok(people.get(&email)?)
+        let person = people.get(&email)?;
+        let detail = json!({"person": person.email, "change": "changed", "role": role.map(Role::as_str),
+                            "password": b.password.is_some()});
+        engine.record(AuditKind::People, &admin.by(), None, None, detail)?;
+        Ok(person)
     })
     .await?;
     Ok(Json(shown(&person)))
@@ -112,10 +123,15 @@ pub async fn change(
 
 /// `DELETE /api/v1/people/{email}`.
 pub async fn remove(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    blocking(move || Ok(engine.people().remove(&email)?)).await?;
+    blocking(move || {
+        engine.people().remove(&email)?;
+        let detail = json!({"person": email.trim().to_lowercase(), "change": "removed"});
+        Ok(engine.record(AuditKind::People, &admin.by(), None, None, detail)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -161,10 +161,17 @@ pub async fn sign_out(
 
 /// `DELETE /api/v1/people/{email}/sessions`: signs someone out everywhere. 200 with how many sessions ended.
 pub async fn sign_out_everywhere(
-    _: Admin,
+    admin: Admin,
     State(engine): State<Arc<Engine>>,
     Path(email): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ended = blocking(move || Ok(engine.people().sign_out_everywhere(&email)?)).await?;
+    let ended = blocking(move || {
+        let ended = engine.people().sign_out_everywhere(&email)?;
+        let detail =
+            json!({"person": email.trim().to_lowercase(), "change": "signed out everywhere", "sessions": ended});
+        engine.record(tutti_core::audit::AuditKind::People, &admin.by(), None, None, detail)?;
+        Ok(ended)
+    })
+    .await?;
     Ok(Json(json!({"ended": ended})))
 }

@@ -177,6 +177,18 @@ pub struct FlowBatch {
     pub audit: Vec<AuditRecord>,
     /// Counts of runs that reached a counted step, across profiles (the new totals).
     pub counts: Vec<(StepKey, u64)>,
+    /// What runs did, per flow and step, to add to the running totals (see [`FlowMeasure`]).
+    pub stats: Vec<(FlowMeasure, u64)>,
+}
+
+/// One running total of what a flow's runs did: `measure` at `step` (empty for the flow as a whole), such as
+/// `entered`, `profiles` (entered for the first time), `reached`, `acted`, `skipped:<why>`, `arm:<arm>`,
+/// `exited:<why>`, `goal`, `completed`, `failed`. Summed over the flow's versions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowMeasure {
+    pub flow: String,
+    pub step: String,
+    pub measure: String,
 }
 
 /// An action waiting to be dispatched.
@@ -229,6 +241,30 @@ pub struct DeadLetterFilter {
     pub connector: Option<String>,
     /// The flow, as the action's key does not carry it: matched on the stored action.
     pub flow: Option<String>,
+}
+
+/// Which actions a delivery query wants (every field that is set must match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryFilter {
+    /// `pending`, `done`, `dead` or `skipped`.
+    pub state: Option<String>,
+    pub profile: Option<ProfileId>,
+    pub connector: Option<String>,
+    /// Matched on the stored action, as the action's key does not carry it.
+    pub flow: Option<String>,
+    /// Queued from this time on (inclusive), and before `until`.
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+}
+
+/// An action as the delivery history shows it: the row, where it stands, and the vendor's answer or why it
+/// failed or was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub row: OutboxRow,
+    pub state: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
 }
 
 /// How a delivery attempt ended.
@@ -359,6 +395,12 @@ pub trait FlowReader: Send + Sync {
     /// Makes dead letters pending again (attempts back to zero, due at `now`), the chosen ones or all that match
     /// the filter, at most `limit`. Returns the rows as they now are, for the dispatcher.
     fn replay(&self, filter: &DeadLetterFilter, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// Actions queued before `before` (a sequence number; 0 for the newest), newest first, that match.
+    fn deliveries(&self, filter: &DeliveryFilter, before: u64, limit: usize) -> Result<Vec<Delivery>>;
+    /// A flow's running totals: (step, measure, count), by step and measure.
+    fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>>;
+    /// Which of `segments` the profile is a member of.
+    fn segments_of(&self, profile: ProfileId, segments: &[&str]) -> Result<Vec<String>>;
     fn pending_timers(&self) -> Result<u64>;
     /// Runs waiting for a person's approval, oldest request first, optionally of one flow.
     fn approvals(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>>;
@@ -368,12 +410,14 @@ pub trait FlowReader: Send + Sync {
     fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>>;
 }
 
-/// The append-only audit trail of model calls and approvals.
+/// The append-only audit trail: model calls, approvals, and what people did (see `tutti_core::audit`).
 pub trait AuditLog: Send + Sync {
     /// Appends records in one transaction.
     fn append(&self, records: &[AuditRecord]) -> Result<()>;
     /// Records after `after` (a sequence number) that match, oldest first.
     fn audit(&self, filter: &AuditFilter, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>>;
+    /// Records before `before` (0: the newest) that match, newest first.
+    fn audit_newest(&self, filter: &AuditFilter, before: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>>;
 }
 
 /// Definitions written through the admin API, kept with every version runs may still use.

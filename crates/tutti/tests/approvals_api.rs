@@ -155,9 +155,12 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
     let (status, body) = server.request("DELETE", "/api/v1/profiles/user_id:hoa", Some(ADMIN_TOKEN));
     assert_eq!(status, 200, "{body}");
     let after = server.admin(&format!("/api/v1/audit?profile={}", hoa_pid.as_str().unwrap()));
-    let after = after["records"].as_array().unwrap();
+    let (after, erasure): (Vec<Value>, Vec<Value>) =
+        after["records"].as_array().unwrap().iter().cloned().partition(|r| r["kind"] != "erasure");
     assert_eq!(after.len(), 3, "a call, a request and a decision: {after:?}");
-    for r in after {
+    assert_eq!(erasure.len(), 1, "and the erasure itself: {erasure:?}");
+    assert_eq!(erasure[0]["detail"]["by"], "admin token");
+    for r in &after {
         assert_eq!(r["detail"]["redacted"], true, "{r}");
         assert!(r["detail"].get("output").is_none() && r["detail"].get("content").is_none(), "{r}");
         assert!(!r.to_string().contains("Hòa"), "{r}");

@@ -4,51 +4,9 @@
 
 mod common;
 
+use common::browser::{cookie_of, get, post_form, signed_in};
 use common::{Server, post_admin};
 use serde_json::json;
-
-struct Page {
-    status: u16,
-    body: String,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    csp: Option<String>,
-    content_type: Option<String>,
-}
-
-/// A browser that does not follow redirects, so each step can be checked.
-fn browser() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into()
-}
-
-fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Page {
-    let mut request = browser().get(&format!("{}{path}", server.url));
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    page(request.call().unwrap())
-}
-
-fn post_form(server: &Server, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
-    let mut request = browser().post(&format!("{}{path}", server.url));
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    page(request.send_form(form.iter().copied()).unwrap())
-}
-
-fn page(mut response: ureq::http::Response<ureq::Body>) -> Page {
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (location, set_cookie, csp, content_type) =
-        (header("location"), header("set-cookie"), header("content-security-policy"), header("content-type"));
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    Page { status, body, location, set_cookie, csp, content_type }
-}
-
-fn cookie_of(page: &Page) -> String {
-    page.set_cookie.as_deref().expect("a cookie").split(';').next().unwrap().to_owned()
-}
 
 #[test]
 fn sign_in_see_the_overview_in_three_languages_and_sign_out() {
@@ -126,17 +84,6 @@ fn sign_in_see_the_overview_in_three_languages_and_sign_out() {
     let out = post_form(&server, "/sign-out", &[("csrf", &csrf)], &[("Cookie", &cookie)]);
     assert_eq!((out.status, out.location.as_deref()), (303, Some("/sign-in")));
     assert_eq!(get(&server, "/", &[("Cookie", &cookie)]).location.as_deref(), Some("/sign-in"));
-}
-
-/// Signs in through the form; the session's cookie, and the CSRF token its pages carry.
-fn signed_in(server: &Server, email: &str, role: &str) -> (String, String) {
-    let password = "một mật khẩu dài";
-    let person = json!({"email": email, "role": role, "password": password});
-    assert_eq!(post_admin(server, "/api/v1/people", &person).0, 201);
-    let cookie = cookie_of(&post_form(server, "/sign-in", &[("email", email), ("password", password)], &[]));
-    let overview = get(server, "/", &[("Cookie", &cookie)]).body;
-    let csrf = overview.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
-    (cookie, csrf)
 }
 
 #[test]

@@ -3,11 +3,14 @@
 
 mod connectors;
 mod flows;
+mod history;
 mod insights;
 mod people;
+mod preview;
 mod profiles;
 mod start;
 
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};
+pub use preview::PreviewError;

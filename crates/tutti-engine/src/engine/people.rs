@@ -212,6 +212,7 @@ impl PeopleHandle<'_> {
             failures.failed(&account, now);
             failures.failed(&from, now);
             tracing::info!("a sign-in failed");
+            self.note_sign_in(email, "refused", address);
             return Ok(None);
         };
         failures.forget(&account);
@@ -225,8 +226,19 @@ impl PeopleHandle<'_> {
         };
         self.engine.people.add_session(&stored)?;
         tracing::info!(role = person.role.as_str(), "someone signed in");
+        self.note_sign_in(&person.email, "signed_in", address);
         let expires_at = session_end(now, now);
         Ok(Some(SignedIn { token, session: Session { person, csrf: stored.csrf, expires_at } }))
+    }
+
+    /// Puts a sign-in on the audit log. A failure to write it is logged, not the sign-in's failure: the audit
+    /// log being unwritable must not lock everyone out.
+    fn note_sign_in(&self, email: &str, outcome: &str, address: &str) {
+        let email = email.trim().to_lowercase();
+        let detail = serde_json::json!({"outcome": outcome, "address": address});
+        if let Err(e) = self.engine.record(tutti_core::audit::AuditKind::SignIn, &email, None, None, detail) {
+            tracing::warn!(error = %e, "a sign-in could not be put on the audit log");
+        }
     }
 
     /// The session a cookie's token names, while it lasts (it ends unused for [`SESSION_IDLE_MS`], after

@@ -15,7 +15,7 @@ use tutti_engine::Engine;
 use tutti_engine::people::Role;
 use tutti_flows::ApprovalDecision;
 
-use super::{Lang, Who, Words, page, same_site, secured, to_sign_in};
+use super::{Lang, Who, Words, page, same_site, secured, text, to_sign_in};
 use crate::admin::blocking;
 use crate::error::secret_eq;
 use crate::sessions::SignedIn;
@@ -35,11 +35,6 @@ struct Item {
 
 impl Item {
     fn of(item: &Value) -> Item {
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
         Item {
             run: text(&item["run"]),
             flow: text(&item["flow"]),

@@ -8,6 +8,12 @@
 //! token.
 
 mod approvals;
+mod audit;
+mod deliveries;
+mod flows;
+mod graph;
+mod profiles;
+mod time;
 mod words;
 
 use std::sync::Arc;
@@ -25,9 +31,15 @@ use crate::admin::blocking;
 use crate::error::{ApiError, secret_eq};
 use crate::sessions::{ClientAddress, SignedIn, session_cookie};
 pub use approvals::{decide as decide_approval, inbox as approvals};
+pub use audit::log as audit;
+pub use deliveries::{list as deliveries, replay as replay_dead_letters};
+pub use flows::{edit as edit_flow, list as flows, show as flow};
+pub use profiles::{erase as erase_profile, profile, search as profiles};
+pub use time::Zone;
 pub use words::{Lang, Words};
 
 const CSS: &str = include_str!("../../assets/console.css");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 
 /// What every console answer carries: no script, no framing, nothing loaded from elsewhere, no referrer.
 pub(crate) fn secured(mut response: Response) -> Response {
@@ -42,7 +54,8 @@ pub(crate) fn secured(mut response: Response) -> Response {
     );
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "x-frame-options", "DENY");
-    set(headers, "referrer-policy", "no-referrer");
+    // Same-origin: other sites learn nothing from a link followed, and this site's own forms keep their `Origin`.
+    set(headers, "referrer-policy", "same-origin");
     response
 }
 
@@ -55,6 +68,32 @@ pub(crate) fn page(template: &impl Template) -> Response {
         }
         Err(e) => secured(ApiError::internal("rendering a console page", e).into_response()),
     }
+}
+
+/// A JSON value as a person reads it: a string as itself, nothing as nothing, anything else as JSON.
+pub(crate) fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage {
+    lang: &'static str,
+    title: &'static str,
+    words: &'static Words,
+}
+
+/// The page for something that is not there (or that the person may not see): 404.
+pub(crate) fn not_found(headers: &HeaderMap) -> Response {
+    let lang = Lang::of(headers);
+    let words = lang.words();
+    let mut response = page(&NotFoundPage { lang: lang.code(), title: words.not_found, words });
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
 }
 
 pub(crate) fn to_sign_in() -> Response {
@@ -84,11 +123,12 @@ pub struct SignInForm {
     password: String,
 }
 
-/// Whether a form was posted from a page of this site: a browser says where a form came from (`Origin`,
-/// `Sec-Fetch-Site`), so a page elsewhere cannot sign someone in or out behind their back.
+/// Whether a form was posted from a page of this site: a browser says where a form came from
+/// (`Sec-Fetch-Site`, else `Origin`), so a page elsewhere cannot sign someone in or out behind their back.
+/// Forms also carry the session's CSRF token; this is the check for the sign-in form, which has none yet.
 pub(crate) fn same_site(headers: &HeaderMap) -> bool {
-    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
     }
     match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         (Some(origin), Some(host)) => {
@@ -250,9 +290,18 @@ pub async fn choose_language(Path(code): Path<String>) -> Response {
 
 /// `GET /assets/console.css`.
 pub async fn stylesheet() -> Response {
-    let mut response = (StatusCode::OK, CSS).into_response();
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /assets/favicon.svg`.
+pub async fn icon() -> Response {
+    asset(ICON, "image/svg+xml")
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     secured(response)
 }

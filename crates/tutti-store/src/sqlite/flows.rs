@@ -12,12 +12,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tutti_core::{Millis, ProfileId};
 
 use super::{ReadPool, Role, open};
-use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
+
 use tutti_flows::StepKey;
 
 use crate::{
-    AuditLog, DeadLetterFilter, DefinitionStore, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome, Result,
-    StoredDefinition,
+    DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome,
+    Result, StoredDefinition,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -75,6 +75,14 @@ CREATE TABLE IF NOT EXISTS step_counts (
     count      INTEGER NOT NULL,
     PRIMARY KEY (flow, version, step)
 ) WITHOUT ROWID;
+-- What runs did, per flow and step, summed as batches commit (see `FlowMeasure`).
+CREATE TABLE IF NOT EXISTS flow_stats (
+    flow    TEXT    NOT NULL,
+    step    TEXT    NOT NULL,
+    measure TEXT    NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (flow, step, measure)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS definitions (
     kind       TEXT    NOT NULL,
     id         TEXT    NOT NULL,
@@ -108,39 +116,6 @@ WHEN NOT (OLD.redacted = 0 AND NEW.redacted = 1 AND NEW.seq = OLD.seq AND NEW.at
           AND NEW.profile_id IS OLD.profile_id)
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; only an erasure may redact a record'); END;
 ";
-
-/// What an erasure blanks in an audit record: whatever could name or describe the person.
-const REDACTED_FIELDS: &str = "'$.output', '$.context', '$.message', '$.content', '$.edits', '$.verdict.violations'";
-
-/// Appends audit records inside a transaction.
-pub(super) fn append_audit(tx: &Transaction<'_>, records: &[AuditRecord]) -> Result<()> {
-    let mut put = tx.prepare_cached(
-        "INSERT INTO audit (at, kind, flow, run, profile_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for r in records {
-        put.execute(params![
-            r.at,
-            r.kind.as_str(),
-            r.flow,
-            r.run,
-            r.profile.map(|p| p.0 as i64),
-            serde_json::to_string(&r.detail).expect("JSON always serialises")
-        ])?;
-    }
-    Ok(())
-}
-
-/// Blanks an erased person's audit records (the record of the call or decision stays).
-pub(super) fn redact_audit(tx: &Transaction<'_>, pid: ProfileId) -> Result<()> {
-    tx.execute(
-        &format!(
-            "UPDATE audit SET redacted = 1, detail = json_set(json_remove(detail, {REDACTED_FIELDS}), '$.redacted', json('true'))
-             WHERE profile_id = ?1 AND redacted = 0"
-        ),
-        [pid.0 as i64],
-    )?;
-    Ok(())
-}
 
 /// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
 /// item was queued as (`None` for a key already queued).
@@ -196,13 +171,20 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
             leave.execute(params![segment, pid.0 as i64])?;
         }
     }
-    append_audit(tx, &batch.audit)?;
+    super::audit::append_audit(tx, &batch.audit)?;
     let mut count = tx.prepare_cached(
         "INSERT INTO step_counts (flow, version, step, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, version, step) DO UPDATE SET count = excluded.count",
     )?;
     for (key, n) in &batch.counts {
         count.execute(params![key.flow, key.version, key.step, *n as i64])?;
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT INTO flow_stats (flow, step, measure, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (flow, step, measure) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for (m, n) in &batch.stats {
+        add.execute(params![m.flow, m.step, m.measure, *n as i64])?;
     }
     Ok(queued)
 }
@@ -223,7 +205,7 @@ pub(super) fn erase(tx: &Transaction<'_>, pid: ProfileId) -> Result<()> {
     for table in ["flow_states", "timers", "runs", "segment_members", "outbox"] {
         tx.execute(&format!("DELETE FROM {table} WHERE profile_id = ?1"), [pid])?;
     }
-    redact_audit(tx, ProfileId(pid as u64))
+    super::audit::redact_audit(tx, ProfileId(pid as u64))
 }
 
 pub(super) fn flow_state(conn: &Connection, id: ProfileId) -> Result<Option<Vec<u8>>> {
@@ -370,8 +352,8 @@ fn dead_letter_query(
 
 /// Flow queries for the API, and the definitions table.
 pub struct SqliteFlowReader {
-    pool: ReadPool,
-    writer: Mutex<Connection>,
+    pub(super) pool: ReadPool,
+    pub(super) writer: Mutex<Connection>,
 }
 
 impl SqliteFlowReader {
@@ -484,6 +466,69 @@ impl FlowReader for SqliteFlowReader {
         Ok(rows)
     }
 
+    fn deliveries(&self, filter: &DeliveryFilter, before: u64, limit: usize) -> Result<Vec<Delivery>> {
+        use rusqlite::types::Value as V;
+        let mut sql = String::from(
+            "SELECT seq, key, profile_id, connector, body, created_at, attempts, due_at, state, result, error
+             FROM outbox WHERE seq < ?1",
+        );
+        let mut values = vec![V::Integer(if before == 0 { i64::MAX } else { before as i64 })];
+        let mut and = |condition: &str, value: V| {
+            values.push(value);
+            sql.push_str(&format!(" AND {condition} ?{}", values.len()));
+        };
+        if let Some(state) = &filter.state {
+            and("state =", V::Text(state.clone()));
+        }
+        if let Some(profile) = filter.profile {
+            and("profile_id =", V::Integer(profile.0 as i64));
+        }
+        if let Some(connector) = &filter.connector {
+            and("connector =", V::Text(connector.clone()));
+        }
+        if let Some(flow) = &filter.flow {
+            and("json_extract(CAST(body AS TEXT), '$.flow') =", V::Text(flow.clone()));
+        }
+        if let Some(since) = filter.since {
+            and("created_at >=", V::Integer(since));
+        }
+        if let Some(until) = filter.until {
+            and("created_at <", V::Integer(until));
+        }
+        values.push(V::Integer(limit as i64));
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", values.len()));
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                Ok(Delivery { row: outbox_row(r)?, state: r.get(8)?, result: r.get(9)?, error: r.get(10)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT step, measure, count FROM flow_stats WHERE flow = ?1 ORDER BY step, measure")?;
+            let rows = stmt.query_map([flow], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn segments_of(&self, profile: ProfileId, segments: &[&str]) -> Result<Vec<String>> {
+        self.pool.with(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT 1 FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
+            let mut of = Vec::new();
+            for segment in segments {
+                if stmt.exists(params![segment, profile.0 as i64])? {
+                    of.push((*segment).to_owned());
+                }
+            }
+            Ok(of)
+        })
+    }
+
     fn pending_timers(&self) -> Result<u64> {
         self.pool.with(|conn| Ok(conn.query_row("SELECT count(*) FROM timers", [], |r| r.get::<_, i64>(0))? as u64))
     }
@@ -509,71 +554,6 @@ impl FlowReader for SqliteFlowReader {
             Ok(stmt
                 .query_row([id], |r| Ok((ProfileId(r.get::<_, i64>(0)? as u64), r.get::<_, Vec<u8>>(1)?)))
                 .optional()?)
-        })
-    }
-}
-
-impl AuditLog for SqliteFlowReader {
-    fn append(&self, records: &[AuditRecord]) -> Result<()> {
-        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        append_audit(&tx, records)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn audit(&self, filter: &AuditFilter, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
-        use rusqlite::types::Value as V;
-        let mut sql = String::from("SELECT seq, at, kind, flow, run, profile_id, detail FROM audit WHERE seq > ?1");
-        let mut values = vec![V::Integer(after as i64)];
-        let mut and = |column: &str, op: &str, v: V| {
-            values.push(v);
-            sql.push_str(&format!(" AND {column} {op} ?{}", values.len()));
-        };
-        if let Some(k) = filter.kind {
-            and("kind", "=", V::Text(k.as_str().into()));
-        }
-        if let Some(f) = &filter.flow {
-            and("flow", "=", V::Text(f.clone()));
-        }
-        if let Some(r) = &filter.run {
-            and("run", "=", V::Text(r.clone()));
-        }
-        if let Some(p) = filter.profile {
-            and("profile_id", "=", V::Integer(p.0 as i64));
-        }
-        if let Some(t) = filter.since {
-            and("at", ">=", V::Integer(t));
-        }
-        if let Some(t) = filter.until {
-            and("at", "<", V::Integer(t));
-        }
-        values.push(V::Integer(limit as i64));
-        sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", values.len()));
-        self.pool.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-                let kind: String = r.get(2)?;
-                let detail: String = r.get(6)?;
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, kind, r.get(3)?, r.get(4)?, r.get(5)?, detail))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, at, kind, flow, run, profile, detail): (u64, i64, String, _, _, Option<i64>, String) = row?;
-                let Some(kind) = AuditKind::from_name(&kind) else { continue };
-                out.push((
-                    seq,
-                    AuditRecord {
-                        at,
-                        kind,
-                        flow,
-                        run,
-                        profile: profile.map(|p| ProfileId(p as u64)),
-                        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    },
-                ));
-            }
-            Ok(out)
         })
     }
 }

@@ -5,6 +5,7 @@
 //! with `secure_delete`, so deleted rows are overwritten in place; [`EventLog::scrub`](crate::EventLog::scrub)
 //! then empties the write-ahead log, which is what makes erasure complete.
 
+mod audit;
 mod connectors;
 mod creatives;
 mod events;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tutti_core::ProfileId;
 use tutti_profiles::{Identifier, Profile};
 
-use super::{Checkpointer, ReadPool, Role, WalBound, flows, open, truncate_wal};
+use super::{Checkpointer, ReadPool, Role, WalBound, audit, flows, open, truncate_wal};
 use crate::{MergeRecord, ProfileBatch, ProfileReader, ProfileStore, Result, StoreError, Tombstone};
 
 pub(super) const SCHEMA: &str = "
@@ -208,7 +208,7 @@ impl ProfileStore for SqliteProfileStore {
                 "DELETE FROM merges WHERE into_profile = ?1 AND from_profile = ?2",
                 params![m.into.0 as i64, m.from.0 as i64],
             )?;
-            flows::redact_audit(&tx, m.from)?;
+            audit::redact_audit(&tx, m.from)?;
         }
         for t in tombstones {
             tx.execute(

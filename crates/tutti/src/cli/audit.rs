@@ -6,7 +6,7 @@ use crate::cli::client::{Client, query};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
-    /// `model_call` or `approval`.
+    /// `model_call`, `approval`, `sign_in`, `people`, `definition`, `replay` or `erasure`.
     #[arg(long)]
     kind: Option<String>,
     #[arg(long)]

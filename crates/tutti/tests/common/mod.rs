@@ -1,6 +1,8 @@
 //! Black-box test harness: the real `tutti` binary on an ephemeral port with its own data directory.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,6 +50,15 @@ impl Server {
     /// A server running the S6 flow (`examples/s6-personal-copy`), its emails posted to the `send` receiver of
     /// `vendors`, with `extra` environment variables besides.
     pub fn start_s6(vendors: &tutti_connectors::testing::Vendors, extra: &[(&str, &str)]) -> Server {
+        Server::start_s6_with(vendors, &[], extra)
+    }
+
+    /// [`Server::start_s6`], with more flow files (name, YAML) beside the S6 flow.
+    pub fn start_s6_with(
+        vendors: &tutti_connectors::testing::Vendors,
+        flows_too: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let flows = temp.path().join("s6-flows");
         std::fs::create_dir(&flows).unwrap();
@@ -56,6 +67,9 @@ impl Server {
             .unwrap()
             .replace("http://127.0.0.1:9400/send-email", &vendors.hook_url("send"));
         std::fs::write(flows.join("personal-thanks.yaml"), source).unwrap();
+        for (name, yaml) in flows_too {
+            std::fs::write(flows.join(name), yaml).unwrap();
+        }
         let flows_dir = flows.to_str().unwrap().to_owned();
         let mut env = vec![
             ("TUTTI_FLOWS__DIR", flows_dir.as_str()),

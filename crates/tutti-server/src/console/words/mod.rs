@@ -1,0 +1,236 @@
+//! Every string the console shows, in English, Vietnamese and Chinese. A person's language is the one they
+//! chose (the `tutti_lang` cookie), else the first of their browser's `Accept-Language` that Tutti speaks,
+//! else English.
+
+use axum::http::HeaderMap;
+
+/// The languages the console speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Vi,
+    Zh,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 3] = [Lang::En, Lang::Vi, Lang::Zh];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Vi => "vi",
+            Lang::Zh => "zh",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        let primary = code.trim().split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        Lang::ALL.into_iter().find(|l| l.code() == primary)
+    }
+
+    /// The person's choice, else their browser's first language Tutti speaks (by `q`), else English.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        if let Some(lang) = crate::sessions::cookie(headers, "tutti_lang").and_then(Lang::parse) {
+            return lang;
+        }
+        let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mut offered: Vec<(f32, Lang)> = accept
+            .split(',')
+            .filter_map(|part| {
+                let mut pieces = part.split(';');
+                let lang = Lang::parse(pieces.next()?)?;
+                let q =
+                    pieces.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+                Some((q, lang))
+            })
+            .collect();
+        // Stable: among equal weights the browser's order stands.
+        offered.sort_by(|a, b| b.0.total_cmp(&a.0));
+        offered.first().map_or(Lang::En, |(_, lang)| *lang)
+    }
+
+    pub fn words(self) -> &'static Words {
+        match self {
+            Lang::En => &en::EN,
+            Lang::Vi => &vi::VI,
+            Lang::Zh => &zh::ZH,
+        }
+    }
+}
+
+mod en;
+mod vi;
+mod zh;
+
+impl Words {
+    /// How an action stands (`pending`, `done`, `dead`, `skipped`), in words.
+    pub fn outcome(&self, state: &str) -> &'static str {
+        match state {
+            "pending" => self.outcome_pending,
+            "done" => self.outcome_done,
+            "dead" => self.outcome_dead,
+            "skipped" => self.outcome_skipped,
+            _ => "?",
+        }
+    }
+}
+
+/// The console's strings in one language.
+pub struct Words {
+    pub sign_in: &'static str,
+    pub email: &'static str,
+    pub password: &'static str,
+    pub sign_in_failed: &'static str,
+    pub too_many_attempts: &'static str,
+    pub sign_out: &'static str,
+    pub overview: &'static str,
+    pub signed_in_as: &'static str,
+    pub events_accepted: &'static str,
+    pub events_processed: &'static str,
+    pub processor_lag: &'static str,
+    pub actions_queued: &'static str,
+    pub actions_delivered: &'static str,
+    pub actions_retried: &'static str,
+    pub actions_dead: &'static str,
+    pub actions_skipped: &'static str,
+    pub approvals_waiting: &'static str,
+    pub dead_letters: &'static str,
+    pub deliveries_by_connector: &'static str,
+    pub connector: &'static str,
+    pub outcomes: [&'static str; 5],
+    pub nothing_delivered: &'static str,
+    pub updated: &'static str,
+    pub approvals: &'static str,
+    pub nothing_waits: &'static str,
+    pub profile: &'static str,
+    pub why: &'static str,
+    pub expires: &'static str,
+    pub then: &'static str,
+    pub subject: &'static str,
+    pub body: &'static str,
+    pub approve: &'static str,
+    pub reject: &'static str,
+    pub reason: &'static str,
+    pub approvers_only: &'static str,
+    pub approved: &'static str,
+    pub rejected: &'static str,
+    pub closed: &'static str,
+    pub profiles: &'static str,
+    pub search_profiles: &'static str,
+    pub search: &'static str,
+    pub search_help: &'static str,
+    pub no_profile_matches: &'static str,
+    pub erased: &'static str,
+    pub first_seen: &'static str,
+    pub last_seen: &'static str,
+    pub identities: &'static str,
+    pub consent: &'static str,
+    pub subscribed: &'static str,
+    pub unsubscribed: &'static str,
+    pub segments: &'static str,
+    pub in_no_segment: &'static str,
+    pub traits: &'static str,
+    pub trait_name: &'static str,
+    pub value: &'static str,
+    pub updated_at: &'static str,
+    pub timeline: &'static str,
+    pub nothing_yet: &'static str,
+    pub when: &'static str,
+    pub what: &'static str,
+    pub detail: &'static str,
+    pub outcome_heading: &'static str,
+    pub runs: &'static str,
+    pub flow: &'static str,
+    pub state: &'static str,
+    pub started: &'static str,
+    pub run: &'static str,
+    pub merges: &'static str,
+    pub erase: &'static str,
+    pub erase_warning: &'static str,
+    pub type_to_confirm: &'static str,
+    pub not_found: &'static str,
+    pub event: &'static str,
+    pub action: &'static str,
+    pub outcome_pending: &'static str,
+    pub outcome_done: &'static str,
+    pub outcome_dead: &'static str,
+    pub outcome_skipped: &'static str,
+    pub deliveries: &'static str,
+    pub any: &'static str,
+    pub profile_key: &'static str,
+    pub since: &'static str,
+    pub until: &'static str,
+    pub filter: &'static str,
+    pub attempts: &'static str,
+    pub replay: &'static str,
+    pub replay_chosen: &'static str,
+    pub replay_all: &'static str,
+    pub replayed: &'static str,
+    pub older: &'static str,
+    pub audit: &'static str,
+    pub kind: &'static str,
+    pub by: &'static str,
+    pub export: &'static str,
+    pub audit_help: &'static str,
+    pub not_a_time: &'static str,
+    pub not_a_profile_id: &'static str,
+    pub flows: &'static str,
+    pub no_flows: &'static str,
+    pub version: &'static str,
+    pub category: &'static str,
+    pub trigger: &'static str,
+    pub status: &'static str,
+    pub retired: &'static str,
+    pub live: &'static str,
+    pub entered: &'static str,
+    pub unique_profiles: &'static str,
+    pub goal_reached: &'static str,
+    pub completed: &'static str,
+    pub failed: &'static str,
+    pub going_now: &'static str,
+    pub graph: &'static str,
+    pub steps: &'static str,
+    pub step: &'static str,
+    pub reached: &'static str,
+    pub acted: &'static str,
+    pub skipped: &'static str,
+    pub arms: &'static str,
+    pub exited_why: &'static str,
+    pub not_entered_why: &'static str,
+    pub recent_runs: &'static str,
+    pub yaml: &'static str,
+    pub problems_found: &'static str,
+    pub preview_as: &'static str,
+    pub events_to_play: &'static str,
+    pub preview: &'static str,
+    pub save_version: &'static str,
+    pub saved_version: &'static str,
+    pub preview_result: &'static str,
+    pub preview_note: &'static str,
+    pub preview_nothing: &'static str,
+    pub decision: &'static str,
+    pub fix_problems_first: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_choice_then_the_browser_then_english() {
+        assert_eq!(Lang::of(&headers(&[])), Lang::En);
+        assert_eq!(Lang::of(&headers(&[("accept-language", "vi-VN,vi;q=0.9,en;q=0.8")])), Lang::Vi);
+        assert_eq!(Lang::of(&headers(&[("accept-language", "fr-FR, zh-CN;q=0.7, en;q=0.5")])), Lang::Zh);
+        assert_eq!(Lang::of(&headers(&[("accept-language", "fr, de")])), Lang::En);
+        let chosen = headers(&[("accept-language", "vi"), ("cookie", "a=b; tutti_lang=zh")]);
+        assert_eq!(Lang::of(&chosen), Lang::Zh);
+    }
+}

@@ -1,0 +1,247 @@
+//! The console's pages through the real binary, as a browser without script sees them: a profile found by its
+//! email and shown with what came from outside escaped, erased by an admin after confirming; a dead letter
+//! found among the deliveries and replayed by a marketer; and each of those on the audit log with who did it.
+
+mod common;
+
+use common::browser::{get, post_form, signed_in};
+use common::{Server, wait_until};
+use serde_json::{Value, json};
+use tutti_connectors::testing::{Fault, Vendors};
+
+#[test]
+fn a_profile_is_found_shown_escaped_and_erased_by_an_admin_only() {
+    let server = Server::start();
+    let hostile = "<img src=x onerror=alert(1)>";
+    let identify = json!({"userId": "lan", "traits": {"email": "lan@example.vn", "name": hostile,
+                          "email_subscribe": "unsubscribed"}});
+    assert_eq!(server.track("/v1/identify", &identify).0, 200);
+    let viewed = json!({"userId": "lan", "event": "Viewed Product", "properties": {"sku": "TEA-1"}});
+    assert_eq!(server.track("/v1/track", &viewed).0, 200);
+    wait_until("the profile", || server.profile("user_id:lan").1["event_counts"]["Viewed Product"] == 1);
+    let id = server.profile("user_id:lan").1["id"].as_str().unwrap().to_owned();
+
+    // A viewer finds the profile by email and reads it; every outside value is text.
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let found = get(&server, "/profiles?q=lan%40example.vn", &[("Cookie", &viewer)]);
+    assert_eq!((found.status, found.location.as_deref()), (303, Some(format!("/profiles/{id}").as_str())));
+    let page = get(&server, &format!("/profiles/{id}"), &[("Cookie", &viewer)]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("&#60;img src=x onerror=alert(1)&#62;") || page.body.contains("&lt;img src=x"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<img src=x"), "a trait is never markup");
+    assert!(page.body.contains("Viewed Product") && page.body.contains("TEA-1"), "the timeline: {}", page.body);
+    assert!(page.body.contains("traits.email_subscribe is"), "why email is closed: {}", page.body);
+    assert!(!page.body.contains("/erase\""), "a viewer has no erase form");
+    let missing = get(&server, "/profiles?q=nobody%40example.vn", &[("Cookie", &viewer)]);
+    assert!(missing.status == 200 && missing.body.contains("No profile matches"), "{}", missing.body);
+    let refused = post_form(
+        &server,
+        &format!("/profiles/{id}/erase"),
+        &[("csrf", &viewer_csrf), ("confirm", &id)],
+        &[("Cookie", &viewer)],
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(get(&server, "/audit", &[("Cookie", &viewer)]).status, 404, "the audit log is for admins");
+
+    // An admin erases it, once the id is typed again.
+    let (admin, csrf) = signed_in(&server, "mai@shop.vn", "admin");
+    let page = get(&server, &format!("/profiles/{id}"), &[("Cookie", &admin)]);
+    assert!(page.body.contains(&format!("action=\"/profiles/{id}/erase\"")), "{}", page.body);
+    let unconfirmed = post_form(
+        &server,
+        &format!("/profiles/{id}/erase"),
+        &[("csrf", &csrf), ("confirm", "p0")],
+        &[("Cookie", &admin)],
+    );
+    assert_eq!(unconfirmed.location.as_deref(), Some(format!("/profiles/{id}").as_str()));
+    assert_eq!(server.profile(&id).0, 200, "not erased without the confirmation");
+    let erased = post_form(
+        &server,
+        &format!("/profiles/{id}/erase"),
+        &[("csrf", &csrf), ("confirm", &id)],
+        &[("Cookie", &admin)],
+    );
+    assert_eq!(erased.location.as_deref(), Some(format!("/profiles?erased={id}").as_str()));
+    assert_eq!(server.profile(&id).0, 404);
+    assert_eq!(get(&server, &format!("/profiles/{id}"), &[("Cookie", &admin)]).status, 404);
+
+    // The audit log names who signed in and who erased.
+    let erasures = server.admin("/api/v1/audit?kind=erasure");
+    assert_eq!(erasures["records"][0]["detail"]["by"], "mai@shop.vn", "{erasures}");
+    assert_eq!(erasures["records"][0]["profile"], id.as_str());
+    let sign_ins = server.admin("/api/v1/audit?kind=sign_in")["records"].as_array().unwrap().clone();
+    let who: Vec<&str> = sign_ins.iter().filter_map(|r| r["detail"]["by"].as_str()).collect();
+    assert_eq!(who, ["an@shop.vn", "mai@shop.vn"]);
+    let added = server.admin("/api/v1/audit?kind=people");
+    assert_eq!(added["records"][0]["detail"]["by"], "admin token", "{added}");
+    let audit = get(&server, "/audit?kind=erasure", &[("Cookie", &admin)]);
+    assert!(audit.status == 200 && audit.body.contains("mai@shop.vn") && audit.body.contains(&id), "{}", audit.body);
+}
+
+#[test]
+fn a_marketer_replays_a_dead_letter_from_the_deliveries_page_and_a_viewer_cannot() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    vendors.inject("hook", [Fault::Status(422)]);
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        flows.path().join("ping.yaml"),
+        format!(
+            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}', who: '{{{{ event.userId }}}}' }}\n",
+            vendors.hook_url("ping")
+        ),
+    )
+    .unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env =
+        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    let server = Server::start_in(data.path(), &env);
+    assert_eq!(server.track("/v1/track", &json!({"userId": "lan", "event": "Pinged"})).0, 200);
+    let mut letters = Value::Null;
+    wait_until("the dead letter", || {
+        letters = server.admin("/api/v1/deliveries?outcome=dead");
+        letters["deliveries"].as_array().is_some_and(|l| l.len() == 1)
+    });
+    let seq = letters["deliveries"][0]["seq"].as_u64().unwrap().to_string();
+    assert!(letters["deliveries"][0]["error"].as_str().unwrap().contains("HTTP 422"), "{letters}");
+
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let list = get(&server, "/deliveries?outcome=dead&connector=webhook", &[("Cookie", &viewer)]);
+    assert!(list.status == 200 && list.body.contains("HTTP 422"), "{}", list.body);
+    assert!(!list.body.contains("name=\"seq\""), "a viewer has nothing to tick");
+    let refused =
+        post_form(&server, "/deliveries/replay", &[("csrf", &viewer_csrf), ("seq", &seq)], &[("Cookie", &viewer)]);
+    assert_eq!(refused.status, 403);
+
+    let (marketer, csrf) = signed_in(&server, "mai@shop.vn", "marketer");
+    let list = get(&server, "/deliveries?outcome=dead", &[("Cookie", &marketer), ("Accept-Language", "zh-CN")]);
+    assert!(
+        list.body.contains(&format!("name=\"seq\" value=\"{seq}\"")) && list.body.contains("重放"),
+        "{}",
+        list.body
+    );
+    let bad = get(&server, "/deliveries?since=yesterday", &[("Cookie", &marketer)]);
+    assert!(bad.status == 200 && bad.body.contains("RFC 3339"), "a bad filter says why: {}", bad.body);
+    let replayed =
+        post_form(&server, "/deliveries/replay", &[("csrf", &csrf), ("seq", &seq)], &[("Cookie", &marketer)]);
+    assert_eq!(replayed.location.as_deref(), Some("/deliveries?replayed=1"));
+    wait_until("the replayed delivery", || vendors.received("hook").iter().any(|r| r.status == 200));
+    wait_until("the outcome recorded", || {
+        server.admin("/api/v1/deliveries?outcome=done")["deliveries"].as_array().is_some_and(|d| d.len() == 1)
+    });
+    let replays = server.admin("/api/v1/audit?kind=replay");
+    assert_eq!(replays["records"][0]["detail"]["by"], "mai@shop.vn", "{replays}");
+    assert_eq!(replays["records"][0]["detail"]["seqs"][0].to_string(), seq);
+}
+
+#[test]
+fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() {
+    let flows = tempfile::tempdir().unwrap();
+    let source = "flow: welcome\ntrigger: { event: Signed Up }\nsteps:\n  - id: hello\n    action: log.write\n    with: { text: 'Xin chào {{ profile.traits.name }}' }\n  - id: done\n    exit: greeted\n";
+    std::fs::write(flows.path().join("welcome.yaml"), source).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let server = Server::start_in(data.path(), &[("TUTTI_FLOWS__DIR", flows_dir.as_str())]);
+    let identify = json!({"userId": "lan", "traits": {"name": "Lan"}});
+    assert_eq!(server.track("/v1/identify", &identify).0, 200);
+    assert_eq!(server.track("/v1/track", &json!({"userId": "lan", "event": "Signed Up"})).0, 200);
+    wait_until("the run", || {
+        server.admin("/api/v1/runs?flow=welcome")["runs"].as_array().is_some_and(|r| r.len() == 1)
+    });
+
+    let stats = server.admin("/api/v1/flows/welcome/stats");
+    assert_eq!(
+        (stats["totals"]["entered"].as_u64(), stats["totals"]["profiles"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    assert_eq!(stats["steps"]["hello"]["acted"], 1, "{stats}");
+    assert_eq!(stats["totals"]["exited:greeted"], 1, "{stats}");
+    let body = json!({"source": source, "profile": "user_id:lan"});
+    let (status, played) = common::post_admin(&server, "/api/v1/flows/welcome/preview", &body);
+    assert_eq!(status, 200, "{played}");
+    assert_eq!(played["decisions"][1]["payload"]["text"], "Xin chào Lan", "{played}");
+
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let list = get(&server, "/flows", &[("Cookie", &viewer)]);
+    assert!(list.body.contains("href=\"/flows/welcome\""), "{}", list.body);
+    let page = get(&server, "/flows/welcome", &[("Cookie", &viewer)]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<svg") && page.body.contains("hello · log.write"), "{}", page.body);
+    assert!(page.body.contains("reached 1"), "the graph counts the step: {}", page.body);
+    assert!(page.body.contains("greeted: 1"), "how runs ended: {}", page.body);
+    assert!(!page.body.contains("value=\"save\""), "a viewer cannot save");
+    let refused = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &viewer_csrf), ("source", source), ("intent", "save")],
+        &[("Cookie", &viewer)],
+    );
+    assert_eq!(refused.status, 403);
+
+    // A marketer's edit with a mistake: the page again, the mistake at its line and column, nothing saved.
+    let (marketer, csrf) = signed_in(&server, "mai@shop.vn", "marketer");
+    let broken = source.replace("action: log.write", "action: log.wirte");
+    let edited = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &csrf), ("source", &broken), ("intent", "save")],
+        &[("Cookie", &marketer)],
+    );
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert!(edited.body.contains("<li value=\"5\" class=\"bad\">"), "line 5 is marked: {}", edited.body);
+    assert!(edited.body.contains("5:13:"), "{}", edited.body);
+    assert!(edited.body.contains("log.wirte"), "the edit is kept in the editor");
+    assert_eq!(server.admin("/api/v1/flows/welcome")["version"], 1);
+
+    // A preview as Lan: her name in the message, nothing sent, nothing saved.
+    let changed = source.replace("Xin chào", "Chào mừng");
+    let preview = post_form(
+        &server,
+        "/flows/welcome",
+        &[
+            ("csrf", &viewer_csrf),
+            ("source", &changed),
+            ("intent", "preview"),
+            ("profile", "user_id:lan"),
+            ("events", ""),
+        ],
+        &[("Cookie", &viewer)],
+    );
+    assert_eq!(preview.status, 200);
+    assert!(preview.body.contains("Chào mừng Lan"), "the rendered message: {}", preview.body);
+    assert!(preview.body.contains(">action<") && preview.body.contains(">exited<"), "{}", preview.body);
+    let given =
+        "{\"type\":\"track\",\"userId\":\"minh\",\"event\":\"Signed Up\",\"timestamp\":\"2026-12-01T09:00:00Z\"}";
+    let preview = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &viewer_csrf), ("source", &changed), ("intent", "preview"), ("events", given)],
+        &[("Cookie", &viewer)],
+    );
+    assert!(preview.body.contains("Chào mừng") && preview.body.contains("2026-12-01 09:00:00"), "{}", preview.body);
+    let junk = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &viewer_csrf), ("source", &changed), ("intent", "preview"), ("events", "not json")],
+        &[("Cookie", &viewer)],
+    );
+    assert!(junk.status == 200 && junk.body.contains("events:1: not JSON"), "{}", junk.body);
+
+    // Saved: a new version, on the audit log with who saved it.
+    let saved = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &csrf), ("source", &changed), ("intent", "save")],
+        &[("Cookie", &marketer)],
+    );
+    assert_eq!(saved.location.as_deref(), Some("/flows/welcome?saved=2"));
+    assert_eq!(server.admin("/api/v1/flows/welcome")["version"], 2);
+    let audit = server.admin("/api/v1/audit?kind=definition");
+    assert_eq!(audit["records"][0]["detail"]["by"], "mai@shop.vn", "{audit}");
+    assert_eq!(audit["records"][0]["flow"], "welcome");
+}
