@@ -2,8 +2,9 @@
 # Runs every test of Tutti. The README's second command, and what .ci/run calls.
 # Installs what the tests need first: real Segment and RudderStack client libraries into a local virtualenv
 # (.venv) and a local npm folder (tests/clients/node_modules); a real SMTP server (aiosmtpd) and Schemathesis
-# (for the API document) into the same virtualenv; and a model server (llama-cpp-python) into a cached
-# virtualenv outside the repository. Nothing is installed system-wide.
+# (for the API document) into the same virtualenv; a model server (llama-cpp-python) into a cached virtualenv
+# outside the repository; and playwright-core into tests/browser/node_modules. The one system-wide install is
+# Debian's Chromium (with CJK fonts) for the browser test, from Debian's packages, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,15 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt -r tests/schemas/requirements.txt \
   -r tests/smtp/requirements.txt -r tests/api/requirements.txt
 (cd tests/clients && npm install --silent --no-audit --no-fund >/dev/null)
+
+# The console's browser test: Debian's Chromium, with fonts for the Chinese and Vietnamese pages, driven by
+# playwright-core (into tests/browser/node_modules; its own browser download does not work here).
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null \
+    || { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+fi
+(cd tests/browser && npm install --silent --no-audit --no-fund >/dev/null)
 
 # A real model server for the OpenAI-compatible provider's test (tests/llm/requirements.txt). llama-cpp-python
 # builds from source (about 4 minutes here), so its virtualenv lives outside the repository and is reused while
