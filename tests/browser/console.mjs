@@ -66,7 +66,7 @@ function noTroubles(where) {
 const approver = await signedIn('approver@shop.vn');
 for (const [path, shot] of [['/', 'overview-en'], ['/flows', 'flows-en'], ['/flows/personal-thanks', 'flow-en'],
   ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
-  ['/approvals', 'approvals-en']]) {
+  ['/approvals', 'approvals-en'], ['/settings', 'settings-en']]) {
   await visit(approver.page, path, shot);
 }
 noTroubles('the pages');
@@ -130,13 +130,14 @@ const refused = await viewer.context.request.post(`${url}/approvals/any-run/appr
 assert.equal(refused.status(), 403);
 step('a viewer cannot see the approve button nor call its route');
 
-// An admin's page, the audit log; and the pages in Vietnamese and Chinese.
+// An admin's pages, the audit log and the settings with people; and the pages in Vietnamese and Chinese.
 const admin = await signedIn('admin@shop.vn');
 await visit(admin.page, '/audit', 'audit-en');
 assert.ok((await admin.page.locator('table.audit').innerText()).includes('approver@shop.vn'));
+await visit(admin.page, '/settings', 'settings-admin-en');
 const vi = await signedIn('admin@shop.vn', 'vi-VN');
 for (const [path, shot] of [['/', 'overview-vi'], ['/flows/personal-thanks', 'flow-vi'], [`/profiles/${hostile}`, 'profile-vi'],
-  ['/approvals', 'approvals-vi'], ['/deliveries', 'deliveries-vi'], ['/audit', 'audit-vi']]) {
+  ['/approvals', 'approvals-vi'], ['/deliveries', 'deliveries-vi'], ['/settings', 'settings-vi'], ['/audit', 'audit-vi']]) {
   await visit(vi.page, path, shot);
 }
 assert.ok((await vi.page.locator('h1').innerText()).includes('Nhật ký'), 'the audit log in Vietnamese');

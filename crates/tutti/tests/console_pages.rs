@@ -245,3 +245,91 @@ fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() 
     assert_eq!(audit["records"][0]["detail"]["by"], "mai@shop.vn", "{audit}");
     assert_eq!(audit["records"][0]["flow"], "welcome");
 }
+
+#[test]
+fn settings_choose_a_time_zone_show_connectors_and_let_an_admin_manage_people() {
+    let server = Server::start();
+    assert_eq!(server.track("/v1/identify", &json!({"userId": "lan", "traits": {"name": "Lan"}})).0, 200);
+    wait_until("the profile", || server.profile("user_id:lan").0 == 200);
+    let id = server.profile("user_id:lan").1["id"].as_str().unwrap().to_owned();
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+
+    // Anyone chooses their time zone; times are then shown in it. A zone Tutti does not know is refused.
+    let chosen = post_form(
+        &server,
+        "/settings/zone",
+        &[("csrf", &viewer_csrf), ("zone", "Asia/Ho_Chi_Minh")],
+        &[("Cookie", &viewer)],
+    );
+    let zone = chosen.set_cookie.clone().expect("the zone's cookie");
+    assert!(zone.starts_with("tutti_zone=Asia/Ho_Chi_Minh;"), "{zone}");
+    let zone = zone.split(';').next().unwrap().to_owned();
+    let both = format!("{viewer}; {zone}");
+    let profile = get(&server, &format!("/profiles/{id}"), &[("Cookie", &both)]);
+    assert!(profile.body.contains("+07:00") && !profile.body.contains("+00:00"), "{}", profile.body);
+    let wrong = post_form(
+        &server,
+        "/settings/zone",
+        &[("csrf", &viewer_csrf), ("zone", "Mars/Olympus")],
+        &[("Cookie", &viewer)],
+    );
+    assert!(
+        wrong.location.as_deref().is_some_and(|l| l.starts_with("/settings?problem=")) && wrong.set_cookie.is_none()
+    );
+
+    // The connectors: the two that need no configuration are on; a viewer has no people and no checks.
+    let settings = get(&server, "/settings", &[("Cookie", &viewer)]);
+    assert!(
+        settings.body.contains("<th scope=\"row\">webhook</th>") && settings.body.contains("not configured"),
+        "{}",
+        settings.body
+    );
+    assert!(!settings.body.contains("id=\"people\"") && !settings.body.contains("/check\""));
+    let refused = post_form(
+        &server,
+        "/settings/people",
+        &[
+            ("csrf", &viewer_csrf),
+            ("change", "add"),
+            ("email", "x@shop.vn"),
+            ("role", "admin"),
+            ("password", "mười ký tự trở lên"),
+        ],
+        &[("Cookie", &viewer)],
+    );
+    assert_eq!(refused.status, 403);
+
+    // An admin adds someone, gives them another role, signs them out everywhere and removes them.
+    let (admin, csrf) = signed_in(&server, "mai@shop.vn", "admin");
+    let change = |fields: &[(&str, &str)]| {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        post_form(&server, "/settings/people", &form, &[("Cookie", &admin)]).location.unwrap_or_default()
+    };
+    let added = change(&[
+        ("change", "add"),
+        ("email", "Binh@Shop.vn"),
+        ("name", "Bình"),
+        ("role", "viewer"),
+        ("password", "mười ký tự trở lên"),
+    ]);
+    assert!(added.starts_with("/settings?done=added"), "{added}");
+    assert_eq!(server.admin("/api/v1/people/binh@shop.vn")["role"], "viewer");
+    assert!(change(&[("change", "role"), ("email", "binh@shop.vn"), ("role", "approver")]).contains("done=changed"));
+    assert_eq!(server.admin("/api/v1/people/binh@shop.vn")["role"], "approver");
+    let short = change(&[("change", "add"), ("email", "c@shop.vn"), ("role", "viewer"), ("password", "ngắn")]);
+    assert!(short.starts_with("/settings?problem="), "a short password is refused with why: {short}");
+    assert!(change(&[("change", "sign_out"), ("email", "binh@shop.vn")]).contains("done=signed"));
+    assert!(change(&[("change", "remove"), ("email", "binh@shop.vn")]).contains("done=removed"));
+    let (status, _) = server.request("GET", "/api/v1/people/binh@shop.vn", Some(common::ADMIN_TOKEN));
+    assert_eq!(status, 404);
+    let changes: Vec<Value> = server.admin("/api/v1/audit?kind=people")["records"].as_array().unwrap().clone();
+    let by_mai: Vec<&str> = changes
+        .iter()
+        .filter(|r| r["detail"]["by"] == "mai@shop.vn")
+        .filter_map(|r| r["detail"]["change"].as_str())
+        .collect();
+    assert_eq!(by_mai, ["added", "changed", "signed out everywhere", "removed"]);
+    let page = get(&server, "/settings", &[("Cookie", &admin)]);
+    assert!(page.body.contains("id=\"people\"") && page.body.contains("action=\"/settings/connectors/webhook/check\""));
+}

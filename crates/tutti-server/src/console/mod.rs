@@ -13,6 +13,7 @@ mod deliveries;
 mod flows;
 mod graph;
 mod profiles;
+mod settings;
 mod time;
 mod words;
 
@@ -35,6 +36,7 @@ pub use audit::log as audit;
 pub use deliveries::{list as deliveries, replay as replay_dead_letters};
 pub use flows::{edit as edit_flow, list as flows, show as flow};
 pub use profiles::{erase as erase_profile, profile, search as profiles};
+pub use settings::{change_person, check_connector, choose_zone, show as settings};
 pub use time::Zone;
 pub use words::{Lang, Words};
 
