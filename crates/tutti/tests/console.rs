@@ -119,6 +119,19 @@ fn an_approver_approves_an_edited_message_from_the_inbox_and_a_viewer_cannot() {
         inbox.body
     );
     let edited = "Cảm ơn chị Lan đã mua ấm trà. Hẹn gặp lại chị!";
+    assert!(inbox.body.contains("Order Completed") && inbox.body.contains("C-1"), "what started it: {}", inbox.body);
+    assert!(inbox.body.contains("class=\"verdict ok\""), "the review gate's verdict: {}", inbox.body);
+    // Seeing the changes first sends nothing and keeps the edit in the form.
+    let shown = post_form(
+        &server,
+        &format!("/approvals/{run}/approve"),
+        &[("csrf", &csrf), ("body", edited), ("intent", "changes")],
+        &[("Cookie", &approver)],
+    );
+    assert_eq!(shown.status, 200);
+    assert!(shown.body.contains("<ins>") && shown.body.contains("<del>"), "{}", shown.body);
+    assert!(shown.body.contains(&format!(">{edited}</textarea>")), "the edit stays in the form");
+    assert!(vendors.received("hook").iter().all(|r| r.status != 200), "nothing went out");
     let approved = post_form(
         &server,
         &format!("/approvals/{run}/approve"),

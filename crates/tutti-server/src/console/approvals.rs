@@ -1,6 +1,8 @@
-//! The approvals inbox: each message waiting for a person, with why it waits and until when. Approvers (and
-//! admins) approve it, edited or not, or reject it with a reason, through forms carrying the session's CSRF
-//! token; everyone else sees the messages without the forms, and the routes refuse them too.
+//! The approvals inbox: each message waiting for a person, with why it waits and until when, who it is for
+//! and what started it, and the review gate's verdict with each rule it hit. Approvers (and admins) approve it,
+//! edited or not (first seeing what their edit changes against the draft, if they like), or reject it with a
+//! reason, through forms carrying the session's CSRF token; everyone else sees the messages without the forms,
+//! and the routes refuse them too.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use tutti_engine::Engine;
 use tutti_engine::people::Role;
 use tutti_flows::ApprovalDecision;
 
+use super::diff::{self, Piece};
 use super::{Lang, Who, Words, page, same_site, secured, text, to_sign_in};
 use crate::admin::blocking;
 use crate::error::secret_eq;
@@ -31,10 +34,49 @@ struct Item {
     fallback: String,
     subject: String,
     body: String,
+    /// What started the run: the event's name and properties.
+    trigger: String,
+    /// The review gate's verdict, in words, and who judged (the local gate, or a model).
+    verdict: Option<(bool, String)>,
+    /// Each rule the draft hit: rule, severity, field, what the rule says.
+    hits: Vec<(String, String, String, String)>,
+    /// What an edit changes against the draft, when the approver asked to see it.
+    changes: Option<Vec<(&'static str, Vec<Piece>)>>,
 }
 
 impl Item {
-    fn of(item: &Value) -> Item {
+    fn of(item: &Value, words: &Words) -> Item {
+        let content = &item["content"];
+        let verdict = content["passed"].as_bool().map(|passed| {
+            let revisions = content["revisions"].as_u64().unwrap_or(0);
+            let how = match (passed, content["first_pass"].as_bool() == Some(true)) {
+                (true, true) => words.passed_first.to_owned(),
+                (true, false) => format!("{} {revisions}", words.passed_after),
+                (false, _) => format!("{} {revisions}", words.did_not_pass),
+            };
+            let judge = [text(&content["judged_by"]), text(&content["provider"])]
+                .into_iter()
+                .find(|j| !j.is_empty())
+                .map(|j| format!(" · {j}"))
+                .unwrap_or_default();
+            (passed, format!("{how}{judge}"))
+        });
+        let hits = content["violations"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|v| (text(&v["rule"]), text(&v["severity"]), text(&v["field"]), text(&v["says"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trigger = &item["trigger"];
+        let name = [&trigger["event"], &trigger["name"], &trigger["type"]]
+            .into_iter()
+            .map(text)
+            .find(|t| !t.is_empty())
+            .unwrap_or_default();
+        let properties = text(&trigger["properties"]);
+        let properties: String = properties.chars().take(200).collect();
         Item {
             run: text(&item["run"]),
             flow: text(&item["flow"]),
@@ -43,10 +85,22 @@ impl Item {
             reason: text(&item["reason"]),
             expires_at: text(&item["expires_at"]),
             fallback: text(&item["fallback"]),
-            subject: text(&item["content"]["subject"]),
-            body: text(&item["content"]["body"]),
+            subject: text(&content["subject"]),
+            body: text(&content["body"]),
+            trigger: format!("{name} {properties}").trim().to_owned(),
+            verdict,
+            hits,
+            changes: None,
         }
     }
+}
+
+/// What the approver typed, against the draft, field by field (labelled in the person's words).
+fn changes(item: &Item, subject: &str, body: &str, words: &Words) -> Vec<(&'static str, Vec<Piece>)> {
+    [(words.subject, &item.subject, subject), (words.body, &item.body, body)]
+        .into_iter()
+        .map(|(label, draft, edit)| (label, diff::words(draft, &edit.replace("\r\n", "\n"))))
+        .collect()
 }
 
 #[derive(Template)]
@@ -74,7 +128,18 @@ pub async fn inbox(
     Query(done): Query<Done>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    let words = Lang::of(&headers).words();
+    render(engine, &headers, &signed_in, done.done.as_deref(), None).await
+}
+
+/// The inbox; with `edit`, one message shown with what the approver's edit (run, subject, body) changes.
+async fn render(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    signed_in: &SignedIn,
+    done: Option<&str>,
+    edit: Option<(&str, &str, &str)>,
+) -> Response {
+    let words = Lang::of(headers).words();
     let rows = match blocking(move || Ok(engine.approvals(None, 200)?)).await {
         Ok(rows) => rows,
         Err(e) => return secured(e.into_response()),
@@ -83,16 +148,23 @@ pub async fn inbox(
         .iter()
         .filter_map(|r| serde_json::from_slice::<Value>(r).ok())
         .filter_map(|r| crate::approvals::item(&r))
-        .map(|i| Item::of(&i))
+        .map(|i| {
+            let mut item = Item::of(&i, words);
+            if let Some((_, subject, body)) = edit.filter(|(run, ..)| *run == item.run) {
+                item.changes = Some(changes(&item, subject, body, words));
+                (item.subject, item.body) = (subject.to_owned(), body.to_owned());
+            }
+            item
+        })
         .collect();
-    let notice = match done.done.as_deref() {
+    let notice = match done {
         Some("approved") => Some(words.approved),
         Some("rejected") => Some(words.rejected),
         Some("closed") => Some(words.closed),
         _ => None,
     };
     page(&ApprovalsPage {
-        lang: Lang::of(&headers).code(),
+        lang: Lang::of(headers).code(),
         title: words.approvals,
         words,
         who: Who::of(&signed_in.session),
@@ -108,6 +180,9 @@ pub struct DecisionForm {
     subject: Option<String>,
     body: Option<String>,
     reason: Option<String>,
+    /// `changes`: show what the edit changes against the draft instead of approving.
+    #[serde(default)]
+    intent: String,
 }
 
 /// `POST /approvals/{run}/approve` and `/reject`: the inbox's forms. The person decides as themselves.
@@ -125,6 +200,10 @@ pub async fn decide(
         && same_site(&headers);
     if !allowed {
         return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    if verdict == "approve" && form.intent == "changes" {
+        let (subject, body) = (form.subject.unwrap_or_default(), form.body.unwrap_or_default());
+        return render(engine, &headers, &signed_in, None, Some((&run, &subject, &body))).await;
     }
     let decision = match verdict.as_str() {
         "approve" => {

@@ -10,6 +10,7 @@
 mod approvals;
 mod audit;
 mod deliveries;
+mod diff;
 mod flows;
 mod graph;
 mod profiles;

@@ -235,6 +235,17 @@ pub struct Words {
     pub first_password: &'static str,
     pub add: &'static str,
     pub done: &'static str,
+    pub started_by: &'static str,
+    pub review_gate: &'static str,
+    pub passed_first: &'static str,
+    pub passed_after: &'static str,
+    pub did_not_pass: &'static str,
+    pub rule: &'static str,
+    pub severity: &'static str,
+    pub field: &'static str,
+    pub rule_says: &'static str,
+    pub your_changes: &'static str,
+    pub show_changes: &'static str,
 }
 
 #[cfg(test)]
