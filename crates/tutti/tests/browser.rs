@@ -29,10 +29,7 @@ fn the_console_works_in_a_real_browser() {
     let vendors = runtime.block_on(Vendors::start());
     // The first call to a hook is refused for good: the ping's action becomes a dead letter.
     vendors.inject("hook", [Fault::Status(422)]);
-    let ping = format!(
-        "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}', who: '{{{{ event.userId }}}}' }}\n",
-        vendors.hook_url("ping")
-    );
+    let ping = common::ping_flow(&vendors.hook_url("ping"));
     let server = Server::start_s6_with(&vendors, &[("ping.yaml", &ping)], &[]);
     for (email, role) in [("admin", "admin"), ("approver", "approver"), ("marketer", "marketer"), ("viewer", "viewer")]
     {

@@ -88,14 +88,7 @@ fn a_marketer_replays_a_dead_letter_from_the_deliveries_page_and_a_viewer_cannot
     let vendors = runtime.block_on(Vendors::start());
     vendors.inject("hook", [Fault::Status(422)]);
     let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::write(
-        flows.path().join("ping.yaml"),
-        format!(
-            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}', who: '{{{{ event.userId }}}}' }}\n",
-            vendors.hook_url("ping")
-        ),
-    )
-    .unwrap();
+    std::fs::write(flows.path().join("ping.yaml"), common::ping_flow(&vendors.hook_url("ping"))).unwrap();
     let flows_dir = flows.path().to_str().unwrap().to_owned();
     let env =
         [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];

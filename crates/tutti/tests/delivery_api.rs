@@ -16,14 +16,7 @@ fn dead_letters_are_listed_and_replayed_and_connectors_checked() {
     let vendors = runtime.block_on(Vendors::start());
     vendors.inject("hook", [Fault::Status(422)]);
     let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    std::fs::write(
-        flows.path().join("ping.yaml"),
-        format!(
-            "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{}', who: '{{{{ event.userId }}}}' }}\n",
-            vendors.hook_url("ping")
-        ),
-    )
-    .unwrap();
+    std::fs::write(flows.path().join("ping.yaml"), common::ping_flow(&vendors.hook_url("ping"))).unwrap();
     let api_base = format!("http://{}/slack/api", vendors.addr);
     let flows_dir = flows.path().to_str().unwrap().to_owned();
     let env = [

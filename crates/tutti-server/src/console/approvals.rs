@@ -18,9 +18,8 @@ use tutti_engine::people::Role;
 use tutti_flows::ApprovalDecision;
 
 use super::diff::{self, Piece};
-use super::{Lang, Who, Words, page, same_site, secured, text, to_sign_in};
+use super::{Lang, Who, Words, may_post, page, secured, text, to_sign_in};
 use crate::admin::blocking;
-use crate::error::secret_eq;
 use crate::sessions::SignedIn;
 
 /// One message in the inbox, as the page shows it.
@@ -195,10 +194,7 @@ pub async fn decide(
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
     let person = signed_in.session.person.clone();
-    let allowed = person.role >= Role::Approver
-        && secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes())
-        && same_site(&headers);
-    if !allowed {
+    if !may_post(&signed_in, Role::Approver, &form.csrf, &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     if verdict == "approve" && form.intent == "changes" {

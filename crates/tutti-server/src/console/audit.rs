@@ -13,7 +13,7 @@ use tutti_core::audit::{AuditFilter, AuditKind};
 use tutti_engine::Engine;
 use tutti_engine::people::Role;
 
-use super::{Lang, Who, Words, Zone, not_found, page, secured, text, to_sign_in};
+use super::{Lang, Who, Words, Zone, field, not_found, page, secured, text, to_sign_in};
 use crate::admin::blocking;
 use crate::sessions::SignedIn;
 
@@ -62,7 +62,7 @@ pub async fn log(
     let lang = Lang::of(&headers);
     let words = lang.words();
     let zone = Zone::of(&headers);
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let get = |name: &str| field(&pairs, name);
     let (kind, flow, profile, since, until) = (get("kind"), get("flow"), get("profile"), get("since"), get("until"));
     let mut problems = Vec::new();
     let time = |t: &str, problems: &mut Vec<String>| {

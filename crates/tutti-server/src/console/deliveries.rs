@@ -14,10 +14,9 @@ use serde_json::Value;
 use tutti_engine::people::Role;
 use tutti_engine::{DeadLetterFilter, Engine};
 
-use super::{Lang, Who, Words, Zone, page, same_site, secured, text, to_sign_in};
+use super::{Lang, Who, Words, Zone, field, may_post, page, secured, text, to_sign_in};
 use crate::admin::blocking;
 use crate::delivery::{DeliveriesQuery, OUTCOMES};
-use crate::error::secret_eq;
 use crate::sessions::SignedIn;
 
 const PAGE: usize = 100;
@@ -75,7 +74,7 @@ pub async fn list(
     let lang = Lang::of(&headers);
     let words = lang.words();
     let zone = Zone::of(&headers);
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let get = |name: &str| field(&pairs, name);
     let chosen = Chosen {
         connector: get("connector"),
         flow: get("flow"),
@@ -166,12 +165,8 @@ pub async fn replay(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned());
-    let csrf = get("csrf").unwrap_or_default();
-    let allowed = signed_in.session.person.role >= Role::Marketer
-        && secret_eq(csrf.as_bytes(), signed_in.session.csrf.as_bytes())
-        && same_site(&headers);
-    if !allowed {
+    let get = |name: &str| Some(field(&pairs, name));
+    if !may_post(&signed_in, Role::Marketer, &field(&pairs, "csrf"), &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     let seqs: Vec<u64> = pairs.iter().filter(|(k, _)| k == "seq").filter_map(|(_, v)| v.parse().ok()).collect();

@@ -24,9 +24,9 @@ use tutti_flows::Problem;
 use tutti_flows::machine::Decision;
 
 use super::graph;
-use super::{Lang, Who, Words, Zone, not_found, page, same_site, secured, text, to_sign_in};
+use super::{Lang, Who, Words, Zone, may_post, not_found, page, secured, text, to_sign_in};
 use crate::admin::blocking;
-use crate::error::{ApiError, secret_eq};
+use crate::error::ApiError;
 use crate::sessions::SignedIn;
 
 /// A flow's running totals by step ("" for the flow as a whole), then by measure.
@@ -351,10 +351,8 @@ pub async fn edit(
     let Some(signed_in) = signed_in else { return to_sign_in() };
     let words = Lang::of(&headers).words();
     let saving = form.intent != "preview";
-    let allowed = secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes())
-        && same_site(&headers)
-        && (!saving || signed_in.session.person.role >= Role::Marketer);
-    if !allowed {
+    let least = if saving { Role::Marketer } else { Role::Viewer };
+    if !may_post(&signed_in, least, &form.csrf, &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     if form.source.len() > MAX_SOURCE {

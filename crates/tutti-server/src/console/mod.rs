@@ -143,6 +143,24 @@ pub(crate) fn same_site(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a signed-in person's form may go ahead: their role is at least `least`, the form carries their
+/// session's CSRF token, and it was posted from this site.
+pub(crate) fn may_post(
+    signed_in: &SignedIn,
+    least: tutti_engine::people::Role,
+    csrf: &str,
+    headers: &HeaderMap,
+) -> bool {
+    signed_in.session.person.role >= least
+        && secret_eq(csrf.as_bytes(), signed_in.session.csrf.as_bytes())
+        && same_site(headers)
+}
+
+/// The value of a query's or form's field (trimmed), or empty.
+pub(crate) fn field(pairs: &[(String, String)], name: &str) -> String {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default()
+}
+
 /// `POST /sign-in`: the form. Signed in: the cookie, and on to the overview. Otherwise the form again, with why.
 pub async fn sign_in(
     State(engine): State<Arc<Engine>>,
@@ -192,7 +210,7 @@ pub async fn sign_out(
     Form(form): Form<SignOutForm>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    if !secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes()) || !same_site(&headers) {
+    if !may_post(&signed_in, tutti_engine::people::Role::Viewer, &form.csrf, &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     let token = signed_in.token().to_owned();

@@ -19,9 +19,9 @@ use tutti_core::audit::AuditKind;
 use tutti_engine::people::Role;
 use tutti_engine::{DeliveryFilter, Engine};
 
-use super::{Lang, Who, Words, Zone, page, same_site, secured, text, to_sign_in};
+use super::{Lang, Who, Words, Zone, may_post, page, secured, text, to_sign_in};
 use crate::admin::{blocking, find};
-use crate::error::{ApiError, secret_eq};
+use crate::error::ApiError;
 use crate::sessions::SignedIn;
 
 /// How a search is read: a profile key as the API takes it (`p42`, `email:...`, `phone:...`, `user_id:...`,
@@ -271,10 +271,7 @@ pub async fn erase(
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
     let person = signed_in.session.person.clone();
-    let allowed = person.role >= Role::Admin
-        && secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes())
-        && same_site(&headers);
-    if !allowed {
+    if !may_post(&signed_in, Role::Admin, &form.csrf, &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     let id = match blocking({

@@ -20,9 +20,8 @@ use tutti_engine::Engine;
 use tutti_engine::people::Role;
 use tutti_flows::def::StepKind;
 
-use super::{Lang, Who, Words, Zone, page, same_site, secured, to_sign_in};
+use super::{Lang, Who, Words, Zone, may_post, page, secured, to_sign_in};
 use crate::admin::blocking;
-use crate::error::secret_eq;
 use crate::sessions::SignedIn;
 
 /// Zones offered in the chooser; any other IANA name may be typed.
@@ -159,7 +158,7 @@ pub struct ZoneForm {
 /// `POST /settings/zone`: the person's time zone, kept in a cookie for a year.
 pub async fn choose_zone(signed_in: Option<SignedIn>, headers: HeaderMap, Form(form): Form<ZoneForm>) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    if !secret_eq(form.csrf.as_bytes(), signed_in.session.csrf.as_bytes()) || !same_site(&headers) {
+    if !may_post(&signed_in, Role::Viewer, &form.csrf, &headers) {
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     let words = Lang::of(&headers).words();
@@ -183,11 +182,9 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// Whether an admin's form may go ahead: their role, the session's CSRF token, and this site.
+/// Whether an admin's form may go ahead.
 fn admin_form(signed_in: &SignedIn, csrf: &str, headers: &HeaderMap) -> bool {
-    signed_in.session.person.role >= Role::Admin
-        && secret_eq(csrf.as_bytes(), signed_in.session.csrf.as_bytes())
-        && same_site(headers)
+    may_post(signed_in, Role::Admin, csrf, headers)
 }
 
 /// `POST /settings/connectors/{name}/check`: admins only.

@@ -230,6 +230,14 @@ impl Drop for Server {
 }
 
 /// The repository root.
+/// A flow that posts every `Pinged` event to `url` through the webhook connector (transactional, so no policy
+/// stops it): the tests' way to make a delivery, or with a fault injected a dead letter.
+pub fn ping_flow(url: &str) -> String {
+    format!(
+        "flow: ping\ncategory: transactional\ntrigger: {{ event: Pinged }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{url}', who: '{{{{ event.userId }}}}' }}\n"
+    )
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
