@@ -84,6 +84,11 @@ impl FlowRuntime {
         self.defs = self.definitions.get();
     }
 
+    /// The definitions the current batch runs on.
+    pub fn defs(&self) -> &Arc<Definitions> {
+        &self.defs
+    }
+
     pub fn active(&self) -> bool {
         let defs = &self.defs;
         !(defs.flows.is_empty() && defs.segments.is_empty() && defs.policies.is_empty())

@@ -187,10 +187,22 @@ pub async fn members(
     };
     let limit = crate::admin::page_limit(q.limit, 100, 10_000)?;
     let segment = id.clone();
-    let (members, count) = blocking(move || Ok(engine.segment_members(&segment, after, limit)?)).await?;
+    let (members, count, backfill) = blocking(move || {
+        let (members, count) = engine.segment_members(&segment, after, limit)?;
+        let backfill = engine.segment_backfills()?.into_iter().find(|b| b.segment == segment);
+        Ok((members, count, backfill))
+    })
+    .await?;
     let next = (members.len() == limit).then(|| members.last().map(ToString::to_string)).flatten();
     let members: Vec<String> = members.iter().map(ToString::to_string).collect();
-    Ok(Json(json!({"segment": id, "count": count, "members": members, "next": next})))
+    Ok(Json(json!({"segment": id, "count": count, "members": members, "next": next,
+                   "backfill": backfill.as_ref().map(backfill_json)})))
+}
+
+/// How far a segment's backfill over the profiles that existed before it has come.
+pub(crate) fn backfill_json(b: &tutti_store::Backfill) -> Value {
+    json!({"done": b.done, "total": b.total, "started_at": format_timestamp(b.started_at),
+           "finished_at": b.finished_at.map(format_timestamp)})
 }
 
 #[derive(Deserialize)]

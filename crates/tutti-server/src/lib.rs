@@ -134,6 +134,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/profiles/{key}/erase", post(console::erase_profile))
         .route("/flows", get(console::flows))
         .route("/flows/{id}", get(console::flow).post(console::edit_flow))
+        .route("/segments", get(console::segments).post(console::create_segment))
+        .route("/segments/{id}", get(console::segment).post(console::edit_segment))
         .route("/deliveries", get(console::deliveries))
         .route("/deliveries/replay", post(console::replay_dead_letters))
         .route("/audit", get(console::audit))

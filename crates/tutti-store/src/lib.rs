@@ -179,6 +179,23 @@ pub struct FlowBatch {
     pub counts: Vec<(StepKey, u64)>,
     /// What runs did, per flow and step, to add to the running totals (see [`FlowMeasure`]).
     pub stats: Vec<(FlowMeasure, u64)>,
+    /// Segment backfills as they now stand (insert or replace by segment).
+    pub backfills: Vec<Backfill>,
+}
+
+/// A segment's membership worked out over the profiles that existed before it was defined or changed: how
+/// far it has come. `next_profile` is the last profile id done (profiles are walked in id order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    pub segment: String,
+    /// The SHA-256 of the segment's source the backfill is for: a changed segment starts a new one.
+    pub source_hash: String,
+    pub next_profile: u64,
+    pub done: u64,
+    /// Profiles when it started; those created since are evaluated as their events arrive.
+    pub total: u64,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
 }
 
 /// One running total of what a flow's runs did: `measure` at `step` (empty for the flow as a whole), such as
@@ -341,6 +358,10 @@ pub trait ProfileStore: Send {
     fn due_timers(&self, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>>;
     /// Every counted step's count, as last committed.
     fn step_counts(&self) -> Result<Vec<(StepKey, u64)>>;
+    /// Profile ids above `after`, ascending.
+    fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>>;
+    /// Every segment backfill, finished or not.
+    fn backfills(&self) -> Result<Vec<Backfill>>;
 }
 
 /// The outbox as the dispatcher sees it (its own connection).
@@ -397,6 +418,8 @@ pub trait FlowReader: Send + Sync {
     fn replay(&self, filter: &DeadLetterFilter, now: Millis, limit: usize) -> Result<Vec<OutboxRow>>;
     /// Actions queued before `before` (a sequence number; 0 for the newest), newest first, that match.
     fn deliveries(&self, filter: &DeliveryFilter, before: u64, limit: usize) -> Result<Vec<Delivery>>;
+    /// Every segment backfill, finished or not.
+    fn backfills(&self) -> Result<Vec<Backfill>>;
     /// A flow's running totals: (step, measure, count), by step and measure.
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>>;
     /// Which of `segments` the profile is a member of.

@@ -30,7 +30,9 @@ fn the_console_works_in_a_real_browser() {
     // The first call to a hook is refused for good: the ping's action becomes a dead letter.
     vendors.inject("hook", [Fault::Status(422)]);
     let ping = common::ping_flow(&vendors.hook_url("ping"));
-    let server = Server::start_s6_with(&vendors, &[("ping.yaml", &ping)], &[]);
+    let pro =
+        "segment: pro\nname: Big spenders\nwhen: 'has(profile.traits.ltv) && double(profile.traits.ltv) >= 1000.0'\n";
+    let server = Server::start_s6_with(&vendors, &[("ping.yaml", &ping), ("pro.yaml", pro)], &[]);
     for (email, role) in [("admin", "admin"), ("approver", "approver"), ("marketer", "marketer"), ("viewer", "viewer")]
     {
         let person = json!({"email": format!("{email}@shop.vn"), "name": email, "role": role, "password": PASSWORD});

@@ -326,3 +326,56 @@ fn settings_choose_a_time_zone_show_connectors_and_let_an_admin_manage_people() 
     let page = get(&server, "/settings", &[("Cookie", &admin)]);
     assert!(page.body.contains("id=\"people\"") && page.body.contains("action=\"/settings/connectors/webhook/check\""));
 }
+
+#[test]
+fn a_segment_defined_in_the_console_counts_the_people_already_there() {
+    let server = Server::start();
+    for i in 0..30 {
+        let plan = if i % 3 == 0 { "pro" } else { "free" };
+        let identify = json!({"userId": format!("u{i}"), "traits": {"plan": plan, "name": format!("Khách {i}")}});
+        assert_eq!(server.track("/v1/identify", &identify).0, 200);
+    }
+    wait_until("the profiles", || server.profile("user_id:u29").0 == 200);
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let (marketer, csrf) = signed_in(&server, "mai@shop.vn", "marketer");
+    let good = "segment: pro\nname: Pro plan\nwhen: \"profile.traits.plan == 'pro'\"\n";
+    let refused = post_form(
+        &server,
+        "/segments",
+        &[("csrf", &viewer_csrf), ("id", "pro"), ("source", good)],
+        &[("Cookie", &viewer)],
+    );
+    assert_eq!(refused.status, 403);
+
+    // A mistake comes back at its line, the text kept; nothing is defined.
+    let broken = "segment: pro\nwhen: \"profile.traits.plan == 'pro'\"\nbehavior: []\n";
+    let page = post_form(
+        &server,
+        "/segments",
+        &[("csrf", &csrf), ("id", "pro"), ("source", broken)],
+        &[("Cookie", &marketer)],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<li value=\"3\" class=\"bad\">") && page.body.contains("behavior"), "{}", page.body);
+    let (status, _) = server.request("GET", "/api/v1/segments/pro", Some(common::ADMIN_TOKEN));
+    assert_eq!(status, 404);
+
+    // Defined: the ten people already on the pro plan are its members, without any new event.
+    let saved =
+        post_form(&server, "/segments", &[("csrf", &csrf), ("id", "pro"), ("source", good)], &[("Cookie", &marketer)]);
+    assert_eq!(saved.location.as_deref(), Some("/segments/pro?saved=1"));
+    let mut members = Value::Null;
+    wait_until("the backfill", || {
+        members = server.admin("/api/v1/segments/pro/members");
+        !members["backfill"]["finished_at"].is_null()
+    });
+    assert_eq!((members["count"].as_u64(), members["backfill"]["done"].as_u64()), (Some(10), Some(30)), "{members}");
+    let page = get(&server, "/segments/pro", &[("Cookie", &viewer)]);
+    assert!(page.body.contains("<dd>10</dd>") && page.body.contains("Pro plan"), "{}", page.body);
+    assert_eq!(page.body.matches("href=\"/profiles/p").count(), 10, "each member linked");
+    assert!(!page.body.contains("action=\"/segments/pro"), "a viewer reads the YAML without a form");
+    let list = get(&server, "/segments", &[("Cookie", &viewer)]);
+    assert!(list.body.contains("href=\"/segments/pro\"") && list.body.contains("<td>10</td>"), "{}", list.body);
+    let audit = server.admin("/api/v1/audit?kind=definition");
+    assert_eq!(audit["records"][0]["detail"]["by"], "mai@shop.vn", "{audit}");
+}

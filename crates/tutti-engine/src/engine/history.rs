@@ -21,6 +21,12 @@ impl Engine {
         Ok(self.flow_store.flow_stats(flow)?)
     }
 
+    /// Every segment backfill (a segment worked out over the profiles that existed before it), finished or not.
+    /// Blocking.
+    pub fn segment_backfills(&self) -> Result<Vec<tutti_store::Backfill>, EngineError> {
+        Ok(self.flow_store.backfills()?)
+    }
+
     /// The segments in force that the profile is a member of. Blocking.
     pub fn segments_of(&self, profile: ProfileId) -> Result<Vec<String>, EngineError> {
         let definitions = self.flow_definitions();

@@ -7,6 +7,7 @@
 //!
 //! Erasure runs on the same thread, between batches, so it never races with the processing of the same person.
 
+mod backfill;
 mod commands;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,6 +59,8 @@ pub enum InputId {
     Result(String),
     /// A person's decision on this run.
     Approval(String),
+    /// A segment backfill's re-evaluation of this profile.
+    Reevaluate(ProfileId),
 }
 
 impl std::fmt::Display for InputId {
@@ -67,6 +70,7 @@ impl std::fmt::Display for InputId {
             InputId::Tick(pid) => write!(f, "the timers of profile {pid}"),
             InputId::Result(key) => write!(f, "the result of action {key}"),
             InputId::Approval(run) => write!(f, "the decision on run {run}"),
+            InputId::Reevaluate(pid) => write!(f, "the segment backfill of profile {pid}"),
         }
     }
 }
@@ -163,6 +167,7 @@ struct State {
     /// Inputs whose handling panicked, with why: when the batch runs again, each fails its profile's active
     /// runs instead of running them, and the checkpoint moves past it, so it never fails the processor twice.
     poisoned: HashMap<InputId, String>,
+    backfills: backfill::Backfills,
 }
 
 /// Changes gathered over one batch.
@@ -241,6 +246,7 @@ impl Processor {
             profiles: HashMap::new(),
             flows: FlowRuntime::new(self.definitions.clone()),
             poisoned: HashMap::new(),
+            backfills: backfill::Backfills::default(),
         })
     }
 
@@ -254,7 +260,10 @@ impl Processor {
         // One version of the definitions for the whole batch.
         state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
-        if head <= state.checkpoint && due.is_empty() {
+        let mut pending = Pending::default();
+        self.compare_backfills(state, &mut pending, now)?;
+        let backfilling = state.backfills.unfinished() || !pending.batch.flows.backfills.is_empty();
+        if head <= state.checkpoint && due.is_empty() && !backfilling {
             return Ok(false);
         }
         let mut stored = if head > state.checkpoint {
@@ -265,8 +274,8 @@ impl Processor {
         let read = stored.len();
         stored.retain(|e| e.seq <= head);
         let full = read == self.settings.batch_events && stored.len() == read;
-        let mut pending = Pending::default();
         let mut last = state.checkpoint;
+        let mut more_backfill = false;
         let outcome = (|| {
             for record in stored {
                 last = record.seq;
@@ -286,6 +295,10 @@ impl Processor {
                 }
             }
             self.metrics.timers_fired.fetch_add(ticks as u64, Ordering::Relaxed);
+            // Events first: a backfill takes its turn only when they leave room.
+            if !full && backfilling {
+                more_backfill = self.backfill_chunk(state, &mut pending, now)?;
+            }
             Ok::<(), ProcessorError>(())
         })();
         if let Err(e) = outcome {
@@ -314,7 +327,7 @@ impl Processor {
         self.processed.publish(checkpoint);
         self.evict(state);
         state.flows.evict();
-        Ok(full)
+        Ok(full || more_backfill)
     }
 
     /// Commits a batch at `checkpoint` and hands its new actions to the dispatcher. On failure the caches are
@@ -385,6 +398,7 @@ impl Processor {
         state.owners.clear();
         state.profiles.clear();
         state.flows.forget();
+        Self::forget_backfills(state);
         state.next_id = self.store.next_profile_id()?;
         Ok(())
     }

@@ -59,6 +59,7 @@ pub fn apply(world: &World<'_>, state: &mut ProfileState, input: Input<'_>, now:
         Input::ActionResult { key, result } => m.on_result(key, result),
         Input::Approval { run, step, verdict } => m.on_approval(run, step, verdict),
         Input::Failure { reason } => m.on_failure(reason),
+        Input::Reevaluate { segments, history } => m.on_reevaluate(segments, history),
     }
     m.finish()
 }

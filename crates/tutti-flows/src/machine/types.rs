@@ -48,6 +48,9 @@ pub enum Input<'a> {
     ActionResult { key: &'a str, result: &'a Value },
     /// A person's decision on a run waiting at an `approve` step.
     Approval { run: &'a str, step: &'a str, verdict: &'a ApprovalDecision },
+    /// Segments defined or changed since the profile's events arrived: their membership worked out afresh from
+    /// the profile and `history` (its events, oldest first; only segments with behaviour clauses read them).
+    Reevaluate { segments: &'a [String], history: &'a [Event] },
     /// Handling an input for this profile failed (the shell caught a panic): every active run fails with the
     /// reason, and the profile's time-based wakes are dropped so the failure does not repeat on the next tick.
     /// Segments and schedules are observed again with the profile's next event.

@@ -23,6 +23,7 @@ use tutti_engine::{DefinitionError, Engine, PreviewError};
 use tutti_flows::Problem;
 use tutti_flows::machine::Decision;
 
+use super::editor::SourceLine;
 use super::graph;
 use super::{Lang, Who, Words, Zone, may_post, not_found, page, secured, text, to_sign_in};
 use crate::admin::blocking;
@@ -125,13 +126,6 @@ struct RunRow {
     version: String,
     state: String,
     started: String,
-}
-
-/// One line of the source, with the problems found on it.
-struct SourceLine {
-    number: usize,
-    text: String,
-    problems: Vec<String>,
 }
 
 /// One decision of a preview, as a person reads it.
@@ -269,31 +263,7 @@ async fn render(engine: Arc<Engine>, headers: &HeaderMap, signed_in: &SignedIn, 
         })
         .collect();
     let source = extra.source.unwrap_or_else(|| flow.source.clone());
-    let mut on_line: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for p in &extra.problems {
-        let hint = p.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
-        on_line.entry(p.pos.line).or_default().push(format!("{}: {}{hint}", p.pos, p.message));
-    }
-    let lines = if extra.problems.is_empty() {
-        Vec::new()
-    } else {
-        source
-            .lines()
-            .enumerate()
-            .map(|(i, line)| SourceLine {
-                number: i + 1,
-                text: line.to_owned(),
-                problems: on_line.remove(&(i + 1)).unwrap_or_default(),
-            })
-            .collect()
-    };
-    // Problems not on any line of the text (a missing member is reported where its parent is, say).
-    let problems = extra
-        .problems
-        .iter()
-        .filter(|p| p.pos.line == 0 || p.pos.line > source.lines().count())
-        .map(ToString::to_string)
-        .collect();
+    let (lines, problems) = super::editor::mark(&source, &extra.problems);
     page(&FlowPage {
         lang: lang.code(),
         title: words.flow,
@@ -369,12 +339,7 @@ pub async fn edit(
                 Ok(Ok(version))
             }
             Err(DefinitionError::Invalid(problems)) => Ok(Err(problems)),
-            Err(e) => Ok(Err(vec![Problem {
-                pos: Default::default(),
-                pointer: String::new(),
-                message: e.to_string(),
-                hint: None,
-            }])),
+            Err(e) => Ok(Err(vec![super::editor::unplaced(e.to_string())])),
         })
         .await;
         return match saved {

@@ -16,8 +16,8 @@ use super::{ReadPool, Role, open};
 use tutti_flows::StepKey;
 
 use crate::{
-    DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome,
-    Result, StoredDefinition,
+    Backfill, DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox, OutboxRow,
+    Outcome, Result, StoredDefinition,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 DROP INDEX IF EXISTS outbox_pending;
 CREATE INDEX IF NOT EXISTS outbox_pending_seq ON outbox (seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_by_profile ON outbox (profile_id);
+-- Dead letters, for the overview's count and the dead-letter list, without reading every delivered row.
+CREATE INDEX IF NOT EXISTS outbox_dead_seq ON outbox (seq) WHERE state = 'dead';
 -- A rowid table: run records are a kilobyte or more, too large for a WITHOUT ROWID table to keep well.
 CREATE TABLE IF NOT EXISTS runs (
     id         TEXT    NOT NULL UNIQUE,
@@ -82,6 +84,16 @@ CREATE TABLE IF NOT EXISTS flow_stats (
     measure TEXT    NOT NULL,
     count   INTEGER NOT NULL,
     PRIMARY KEY (flow, step, measure)
+) WITHOUT ROWID;
+-- Segments worked out over the profiles that existed before them (see `Backfill`).
+CREATE TABLE IF NOT EXISTS segment_backfills (
+    segment      TEXT    PRIMARY KEY,
+    source_hash  TEXT    NOT NULL,
+    next_profile INTEGER NOT NULL,
+    done         INTEGER NOT NULL,
+    total        INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    finished_at  INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS definitions (
     kind       TEXT    NOT NULL,
@@ -179,6 +191,21 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
     for (key, n) in &batch.counts {
         count.execute(params![key.flow, key.version, key.step, *n as i64])?;
     }
+    let mut put_backfill = tx.prepare_cached(
+        "INSERT OR REPLACE INTO segment_backfills (segment, source_hash, next_profile, done, total, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for b in &batch.backfills {
+        put_backfill.execute(params![
+            b.segment,
+            b.source_hash,
+            b.next_profile as i64,
+            b.done as i64,
+            b.total as i64,
+            b.started_at,
+            b.finished_at
+        ])?;
+    }
     let mut add = tx.prepare_cached(
         "INSERT INTO flow_stats (flow, step, measure, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, step, measure) DO UPDATE SET count = count + excluded.count",
@@ -218,6 +245,25 @@ pub(super) fn due_timers(conn: &Connection, before: Millis, limit: usize) -> Res
         conn.prepare_cached("SELECT due, profile_id FROM timers WHERE due < ?1 ORDER BY due, profile_id LIMIT ?2")?;
     let rows = stmt.query_map(params![before, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, ProfileId(r.get::<_, i64>(1)? as u64)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Every segment backfill.
+pub(super) fn backfills(conn: &Connection) -> Result<Vec<Backfill>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT segment, source_hash, next_profile, done, total, started_at, finished_at FROM segment_backfills ORDER BY segment",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Backfill {
+            segment: r.get(0)?,
+            source_hash: r.get(1)?,
+            next_profile: r.get::<_, i64>(2)? as u64,
+            done: r.get::<_, i64>(3)? as u64,
+            total: r.get::<_, i64>(4)? as u64,
+            started_at: r.get(5)?,
+            finished_at: r.get(6)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -504,6 +550,10 @@ impl FlowReader for SqliteFlowReader {
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+    }
+
+    fn backfills(&self) -> Result<Vec<Backfill>> {
+        self.pool.with(backfills)
     }
 
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>> {

@@ -251,6 +251,17 @@ impl ProfileStore for SqliteProfileStore {
     fn step_counts(&self) -> Result<Vec<(tutti_flows::StepKey, u64)>> {
         flows::step_counts(&self.conn)
     }
+
+    fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows =
+            stmt.query_map(params![after as i64, limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn backfills(&self) -> Result<Vec<crate::Backfill>> {
+        flows::backfills(&self.conn)
+    }
 }
 
 /// Read access to `profiles.db` for the API.

@@ -2,5 +2,6 @@
 
 mod approval;
 mod event;
+mod reevaluate;
 mod signal;
 mod tick;

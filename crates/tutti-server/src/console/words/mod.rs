@@ -246,6 +246,17 @@ pub struct Words {
     pub rule_says: &'static str,
     pub your_changes: &'static str,
     pub show_changes: &'static str,
+    pub segment: &'static str,
+    pub members: &'static str,
+    pub backfill: &'static str,
+    pub backfill_done: &'static str,
+    pub backfill_going: &'static str,
+    pub backfill_finished_over: &'static str,
+    pub backfill_help: &'static str,
+    pub no_segments: &'static str,
+    pub new_segment: &'static str,
+    pub segment_id: &'static str,
+    pub more: &'static str,
 }
 
 #[cfg(test)]
