@@ -98,6 +98,9 @@ error_codes! {
     NotSignedIn = "not_signed_in", 401, "No session: the cookie is missing, or its session ended (idle, too old, or signed out).";
     TooManyAttempts = "too_many_attempts", 429,
         "Too many failed sign-ins for this account or from this address; `Retry-After` says when to try again.";
+    UnknownToken = "unknown_token", 404, "You have no personal API token with this id.";
+    NeedsPerson = "needs_person", 403,
+        "Only a person may do this (decide an approval, manage their tokens): sign in, or use a personal API token, not the admin token.";
     Unavailable = "unavailable", 503,
         "The engine could not store the request (shutting down or storage failure); retry.";
     Internal = "internal", 500, "Unexpected failure; details are in the server log.";

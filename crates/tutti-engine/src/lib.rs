@@ -40,7 +40,10 @@ use tutti_dispatch::{self as dispatch, delivery_policy};
 use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
-pub use crate::engine::{ConnectorsHandle, InsightsHandle, PeopleHandle, Person, PreviewError, Session, SignedIn};
+pub use crate::engine::{
+    ConnectorsHandle, DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person, PreviewError, Session,
+    SignedIn, TOKEN_PREFIX, TokenInfo,
+};
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
 pub use tutti_core::clock::{Clock, ManualClock, SystemClock};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tutti_engine::people::{PeopleError, Role};
-use tutti_engine::{Config, Engine, ManualClock};
+use tutti_engine::{Clock, Config, Engine, ManualClock};
 
 fn start(data: &std::path::Path) -> Engine {
     let mut config = Config::default();
@@ -47,4 +47,39 @@ fn people_sign_in_with_their_own_password_only_and_survive_a_restart() {
     assert!(matches!(people.remove("hoa@shop.vn"), Err(PeopleError::NotFound(_))));
     assert_eq!(people.list().unwrap().iter().map(|p| p.email.as_str()).collect::<Vec<_>>(), ["li@shop.cn"]);
     engine.shutdown();
+}
+
+#[test]
+fn a_personal_token_acts_as_its_person_until_it_expires_is_revoked_or_they_go() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = data.path().to_owned();
+    let clock = Arc::new(ManualClock::new(1_790_000_000_000));
+    let engine = Engine::start(config, clock.clone()).unwrap();
+    let people = engine.people();
+    people.add("mai@shop.vn", "Mai", Role::Approver, "mật khẩu của Mai").unwrap();
+    assert!(matches!(people.create_token("mai@shop.vn", "ci", 0), Err(PeopleError::Invalid(_))));
+    assert!(matches!(people.create_token("mai@shop.vn", " ", 30), Err(PeopleError::Invalid(_))));
+    let (token, info) = people.create_token("mai@shop.vn", "ci", 30).unwrap();
+    assert!(token.starts_with(tutti_engine::TOKEN_PREFIX) && token.len() == tutti_engine::TOKEN_PREFIX.len() + 64);
+    assert_eq!(people.person_for_token(&token).unwrap().map(|p| p.email), Some("mai@shop.vn".into()));
+    assert_eq!(people.tokens("mai@shop.vn").unwrap()[0].last_used, Some(clock.now_ms()), "its use is noted");
+    assert_eq!(people.person_for_token(&format!("{token}0")).unwrap(), None);
+
+    // It ends with its expiry...
+    clock.advance(30 * 86_400_000);
+    assert_eq!(people.person_for_token(&token).unwrap(), None);
+    // ...when revoked...
+    let (second, second_info) = people.create_token("mai@shop.vn", "laptop", 90).unwrap();
+    assert!(!people.revoke_token("mai@shop.vn", &info.id[..6]).unwrap(), "a token is named by its whole id");
+    assert!(people.revoke_token("mai@shop.vn", &second_info.id).unwrap());
+    assert_eq!(people.person_for_token(&second).unwrap(), None);
+    // ...and with its person.
+    let (third, _) = people.create_token("mai@shop.vn", "phone", 90).unwrap();
+    people.remove("mai@shop.vn").unwrap();
+    assert_eq!(people.person_for_token(&third).unwrap(), None);
+    engine.shutdown();
+    drop(engine);
+    let bytes = std::fs::read(data.path().join(tutti_store::sqlite::PEOPLE_FILE)).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains(&token[10..]), "only hashes are stored");
 }

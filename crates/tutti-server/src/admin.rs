@@ -18,9 +18,9 @@ use tutti_store::StoredEvent;
 use crate::error::{ApiError, secret_eq};
 use tutti_engine::people::Role;
 
-/// Proof that the request may use this route of the admin API: it carried the admin token, or the session of
-/// someone whose role the route allows ([`needed_role`]), with the session's CSRF token when it changes
-/// something.
+/// Proof that the request may use this route of the admin API: it carried the admin token, or a personal API
+/// token or the session of someone whose role the route allows ([`needed_role`]) (a session with its CSRF token
+/// when it changes something).
 pub struct Admin {
     pub caller: Caller,
 }
@@ -39,7 +39,7 @@ impl Admin {
 pub enum Caller {
     /// The admin token: the installation itself (the CLI on its machine, scripts).
     Token,
-    /// A signed-in person.
+    /// A person: signed in, or with their personal API token.
     Person(tutti_engine::Person),
 }
 
@@ -48,6 +48,10 @@ pub enum Caller {
 /// log and connector checks for admins.
 pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     use axum::http::Method;
+    // Everyone manages their own tokens.
+    if route.starts_with("/api/v1/tokens") {
+        return Role::Viewer;
+    }
     let admin_only = route.starts_with("/api/v1/people")
         || route.starts_with("/api/v1/audit")
         || route.starts_with("/api/v1/connectors/")
@@ -72,39 +76,52 @@ impl FromRequestParts<Arc<Engine>> for Admin {
         if carries_admin_token(&parts.headers, engine) {
             return Ok(Admin { caller: Caller::Token });
         }
-        if crate::sessions::cookie(&parts.headers, crate::sessions::COOKIE).is_none() {
-            engine.metrics.reject(ErrorCode::Unauthorized, 1);
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing or invalid admin token: send Authorization: Bearer <token>, or sign in",
-            ));
-        }
-        let signed_in =
-            <crate::sessions::SignedIn as FromRequestParts<Arc<Engine>>>::from_request_parts(parts, engine).await?;
         let route = parts
             .extensions
             .get::<MatchedPath>()
             .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
         let needed = needed_role(&parts.method, &route);
-        let person = signed_in.session.person.clone();
-        if person.role < needed {
-            engine.metrics.reject(ErrorCode::Forbidden, 1);
+        // A personal token acts as its person, with no CSRF token: no browser sends it by itself.
+        if let Some(token) = bearer(&parts.headers).filter(|t| t.starts_with(tutti_engine::TOKEN_PREFIX)) {
+            let (engine_for, token) = (engine.clone(), token.to_owned());
+            let person = blocking(move || Ok(engine_for.people().person_for_token(&token)?)).await?;
+            let Some(person) = person else {
+                engine.metrics.reject(ErrorCode::Unauthorized, 1);
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "the personal token is unknown, revoked or expired",
+                ));
+            };
+            return allowed(engine, person, needed);
+        }
+        if crate::sessions::cookie(&parts.headers, crate::sessions::COOKIE).is_none() {
+            engine.metrics.reject(ErrorCode::Unauthorized, 1);
             return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "this needs the role {} or above; {} is {}",
-                    needed.as_str(),
-                    person.email,
-                    person.role.as_str()
-                ),
+                ErrorCode::Unauthorized,
+                "missing or invalid token: send Authorization: Bearer <admin or personal token>, or sign in",
             ));
         }
+        let signed_in =
+            <crate::sessions::SignedIn as FromRequestParts<Arc<Engine>>>::from_request_parts(parts, engine).await?;
+        let admin = allowed(engine, signed_in.session.person.clone(), needed)?;
         let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
         if !safe {
             signed_in.check_csrf(&parts.headers)?;
         }
-        Ok(Admin { caller: Caller::Person(person) })
+        Ok(admin)
     }
+}
+
+/// A person may use the route when their role is at least the one it needs.
+fn allowed(engine: &Engine, person: tutti_engine::Person, needed: Role) -> Result<Admin, ApiError> {
+    if person.role < needed {
+        engine.metrics.reject(ErrorCode::Forbidden, 1);
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this needs the role {} or above; {} is {}", needed.as_str(), person.email, person.role.as_str()),
+        ));
+    }
+    Ok(Admin { caller: Caller::Person(person) })
 }
 
 /// Who may ask what a website shows: the admin token, or the site itself with the write key (HTTP Basic, as the
@@ -129,14 +146,18 @@ impl FromRequestParts<Arc<Engine>> for AdminOrSite {
     }
 }
 
-/// Whether the request's `Authorization: Bearer` is the admin token (compared in constant time).
-pub(crate) fn carries_admin_token(headers: &axum::http::HeaderMap, engine: &Engine) -> bool {
+/// The token of the request's `Authorization: Bearer`, if any.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .is_some_and(|t| secret_eq(t.as_bytes(), engine.secrets.admin_token.as_bytes()))
+}
+
+/// Whether the request's `Authorization: Bearer` is the admin token (compared in constant time).
+pub(crate) fn carries_admin_token(headers: &axum::http::HeaderMap, engine: &Engine) -> bool {
+    bearer(headers).is_some_and(|t| secret_eq(t.as_bytes(), engine.secrets.admin_token.as_bytes()))
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(

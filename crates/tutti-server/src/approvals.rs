@@ -19,8 +19,7 @@ use tutti_flows::machine::ApprovalDecision;
 use crate::admin::{Admin, ApiQuery, Caller, bad_query, blocking};
 use crate::error::{ApiError, json_body};
 
-/// The longest approver name and rejection reason kept.
-const MAX_APPROVER: usize = 200;
+/// The longest rejection reason kept.
 pub(crate) const MAX_REASON: usize = 2000;
 /// The most bytes an edit may hold.
 const MAX_EDITS: usize = 64 * 1024;
@@ -65,7 +64,9 @@ pub async fn list(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
-    by: String,
+    /// The approver: the person signed in, or whose token it is. Optional; when given it must be them.
+    #[serde(default)]
+    by: Option<String>,
     /// Fields of the content replaced before it goes out (`subject`, `body`, ...).
     #[serde(default)]
     edits: Option<Map<String, Value>>,
@@ -74,32 +75,26 @@ struct ApproveBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RejectBody {
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
     reason: String,
 }
 
-/// Who decides: a signed-in person decides as themselves (`by` must be their email), and is recorded so; with
-/// the admin token, `by` names them.
-fn approver(caller: &Caller, by: &str) -> Result<String, ApiError> {
-    let by = by.trim();
-    if let Caller::Person(person) = caller {
-        if !by.eq_ignore_ascii_case(&person.email) {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("signed in, you decide as yourself: `by` is {}", person.email),
-            ));
-        }
-        return Ok(person.email.clone());
-    }
-    if by.is_empty() || by.chars().count() > MAX_APPROVER || by.chars().any(char::is_control) {
+/// Who decides: a person, signed in or with their personal token, as themselves (`by`, when given, must be
+/// their email), recorded so. The admin token is the installation, not a person: it decides nothing.
+fn approver(caller: &Caller, by: Option<&str>) -> Result<String, ApiError> {
+    let Caller::Person(person) = caller else {
         return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "`by` names the approver (an email or a name): 1 to {MAX_APPROVER} characters, no control characters"
-            ),
+            ErrorCode::NeedsPerson,
+            "approvals are decided by a person: sign in, or use your personal API token (tutti_pat_...)",
         ));
+    };
+    if let Some(by) = by.map(str::trim)
+        && !by.eq_ignore_ascii_case(&person.email)
+    {
+        return Err(ApiError::new(ErrorCode::Forbidden, format!("you decide as yourself: `by` is {}", person.email)));
     }
-    Ok(by.to_owned())
+    Ok(person.email.clone())
 }
 
 pub(crate) fn check_edits(edits: &Map<String, Value>) -> Result<(), ApiError> {
@@ -126,7 +121,7 @@ pub async fn approve(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: ApproveBody = json_body(&body)?;
-    let by = approver(&admin.caller, &b.by)?;
+    let by = approver(&admin.caller, b.by.as_deref())?;
     let edits = b.edits.filter(|e| !e.is_empty());
     if let Some(e) = &edits {
         check_edits(e)?;
@@ -142,7 +137,7 @@ pub async fn reject(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let b: RejectBody = json_body(&body)?;
-    let by = approver(&admin.caller, &b.by)?;
+    let by = approver(&admin.caller, b.by.as_deref())?;
     let reason = b.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
         return Err(ApiError::new(

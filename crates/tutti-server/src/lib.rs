@@ -12,6 +12,7 @@ pub mod flows;
 pub mod insights;
 pub mod people;
 pub mod sessions;
+pub mod tokens;
 pub mod tracking;
 pub mod whole;
 pub mod wire;
@@ -103,6 +104,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/people/{email}", get(people::get).patch(people::change).delete(people::remove))
         .route("/api/v1/people/{email}/sessions", delete(sessions::sign_out_everywhere))
         .route("/api/v1/sessions", post(sessions::sign_in))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/session", get(sessions::current).delete(sessions::sign_out))
         .route("/api/v1/flows", get(flows::list))
         .route("/api/v1/segments", get(flows::list))
@@ -141,6 +144,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/audit", get(console::audit))
         .route("/settings", get(console::settings))
         .route("/settings/zone", post(console::choose_zone))
+        .route("/settings/tokens", post(console::create_token))
+        .route("/settings/tokens/{id}/revoke", post(console::revoke_token))
         .route("/settings/connectors/{name}/check", post(console::check_connector))
         .route("/settings/people", post(console::change_person))
         .route("/approvals", get(console::approvals))

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Server, cli, post_admin, wait_until};
+use common::{ADMIN_TOKEN, Server, cli, cli_as, personal_token, post_admin, post_as, wait_until};
 use serde_json::{Value, json};
 use tutti_connectors::testing::Vendors;
 
@@ -71,38 +71,40 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
     let (ok, out) = cli(&server, &["approvals", "list"]);
     assert!(ok && out.contains(&lan_run) && out.contains("why: a customer worth 5000"), "{out}");
 
+    // A person decides: the admin token, which is nobody, cannot; neither can a person in another's name.
+    let mai = personal_token(&server, "mai@shop.vn", "approver");
+    let approve_lan = format!("/api/v1/approvals/{lan_run}/approve");
+    let (status, body) = post_admin(&server, &approve_lan, &json!({}));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("needs_person")), "{body}");
+    let (status, body) = post_as(&server, &mai, &approve_lan, &json!({"by": "someone@else.vn"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (ok, out) = cli(&server, &["approvals", "reject", &lan_run, "--reason", "no"]);
+    assert!(!ok && out.contains("needs_person"), "the CLI with the admin token is refused: {out}");
+
     // Bad decisions are refused, naming the problem; nothing changes.
-    let (status, body) = post_admin(&server, &format!("/api/v1/approvals/{lan_run}/approve"), &json!({}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("by"), "{body}");
-    let (status, body) = post_admin(
-        &server,
-        &format!("/api/v1/approvals/{lan_run}/approve"),
-        &json!({"by": "mai@shop.vn", "edits": {"approved_by": "someone else"}}),
-    );
+    let (status, body) = post_as(&server, &mai, &approve_lan, &json!({"edits": {"approved_by": "someone else"}}));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
     let (status, body) =
-        post_admin(&server, &format!("/api/v1/approvals/{lan_run}/reject"), &json!({"by": "mai", "reason": " "}));
+        post_as(&server, &mai, &format!("/api/v1/approvals/{lan_run}/reject"), &json!({"reason": " "}));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
-    let (status, body) = post_admin(&server, "/api/v1/approvals/p9-9/approve", &json!({"by": "mai"}));
+    let (status, body) = post_as(&server, &mai, "/api/v1/approvals/p9-9/approve", &json!({}));
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_approval")), "{body}");
-    let (status, _) = server.post_raw(&format!("/api/v1/approvals/{lan_run}/approve"), b"{\"by\":\"x\"}", &[]);
-    assert_eq!(status, 401, "the admin token is required");
+    let (status, _) = server.post_raw(&approve_lan, b"{}", &[]);
+    assert_eq!(status, 401, "a token is required");
+    let (status, _) = post_as(&server, &format!("tutti_pat_{}", "0".repeat(64)), &approve_lan, &json!({}));
+    assert_eq!(status, 401, "an unknown personal token is refused");
 
-    // Rejected from the CLI: never sent.
-    let (ok, out) = cli(&server, &["approvals", "reject", &lan_run, "--by", "mai@shop.vn", "--reason", "too pushy"]);
+    // Rejected from the CLI with Mai's token: never sent.
+    let (ok, out) = cli_as(&server, &mai, &["approvals", "reject", &lan_run, "--reason", "too pushy"]);
     assert!(ok && out.contains(&format!("rejected; run {lan_run} went on to the end of its flow")), "{out}");
-    let (status, body) = post_admin(&server, &format!("/api/v1/approvals/{lan_run}/approve"), &json!({"by": "mai"}));
+    let (status, body) = post_as(&server, &mai, &approve_lan, &json!({}));
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("approval_closed")), "{body}");
     assert_eq!(body["state"], "rejected", "{body}");
 
     // Edited and approved over the API: sent once, as edited, with the approver on it.
     let edited = "Anh Hòa ơi, cảm ơn anh đã đặt hàng. Theo dõi đơn: https://shop.example/orders/E-3";
-    let (status, body) = post_admin(
-        &server,
-        &format!("/api/v1/approvals/{hoa_run}/approve"),
-        &json!({"by": "mai@shop.vn", "edits": {"body": edited}}),
-    );
+    let (status, body) =
+        post_as(&server, &mai, &format!("/api/v1/approvals/{hoa_run}/approve"), &json!({"edits": {"body": edited}}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"]["edited"], true);
     assert_eq!(body["content"]["body"], edited);
@@ -147,7 +149,12 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
         .unwrap();
     assert_eq!(export.headers()["content-type"], "application/x-ndjson");
     let text = export.body_mut().read_to_string().unwrap();
-    assert_eq!(text.lines().count(), 3 + lines.len(), "{text}");
+    let kinds: Vec<String> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_owned()).collect();
+    let of = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    assert_eq!((of("model_call"), of("approval")), (3, lines.len()), "{text}");
+    // Mai was added (people), signed in and made a token (people): who did what is on the log too.
+    assert_eq!((of("people"), of("sign_in")), (2, 1), "{text}");
     let (status, body) = server.request("GET", "/api/v1/audit?kind=nonsense", Some(ADMIN_TOKEN));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
 

@@ -270,6 +270,32 @@ fn settings_choose_a_time_zone_show_connectors_and_let_an_admin_manage_people() 
         wrong.location.as_deref().is_some_and(|l| l.starts_with("/settings?problem=")) && wrong.set_cookie.is_none()
     );
 
+    // A personal token, made on the page and shown once, acts as its person until revoked there.
+    let made = post_form(
+        &server,
+        "/settings/tokens",
+        &[("csrf", &viewer_csrf), ("name", "laptop"), ("days", "30")],
+        &[("Cookie", &viewer)],
+    );
+    let token = made
+        .body
+        .split("<code class=\"token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the token, shown once")
+        .to_owned();
+    assert!(token.starts_with("tutti_pat_"), "{token}");
+    let (status, _) = server.request("GET", "/api/v1/flows", Some(&token));
+    assert_eq!(status, 200);
+    let listed = get(&server, "/settings", &[("Cookie", &viewer)]);
+    assert!(listed.body.contains("laptop") && !listed.body.contains(&token), "listed, never shown again");
+    let id =
+        listed.body.split("action=\"/settings/tokens/").nth(1).and_then(|r| r.split('/').next()).unwrap().to_owned();
+    let revoked =
+        post_form(&server, &format!("/settings/tokens/{id}/revoke"), &[("csrf", &viewer_csrf)], &[("Cookie", &viewer)]);
+    assert_eq!(revoked.location.as_deref(), Some("/settings#tokens"));
+    assert_eq!(server.request("GET", "/api/v1/flows", Some(&token)).0, 401);
+
     // The connectors: the two that need no configuration are on; a viewer has no people and no checks.
     let settings = get(&server, "/settings", &[("Cookie", &viewer)]);
     assert!(

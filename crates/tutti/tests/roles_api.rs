@@ -120,3 +120,43 @@ fn each_role_does_what_it_may_and_an_approval_records_who_signed_in() {
     let (status, body) = request(&server, "GET", "/api/v1/flows", None, &[]);
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
 }
+
+#[test]
+fn a_personal_token_acts_as_its_person_with_their_role_until_revoked() {
+    let server = Server::start();
+    let token = common::personal_token(&server, "an@shop.vn", "viewer");
+    let bearer = format!("Bearer {token}");
+    let as_an = [("Authorization", bearer.as_str())];
+    assert_eq!(request(&server, "GET", "/api/v1/flows", None, &as_an).0, 200, "a viewer reads");
+    let yaml = Value::String("flow: x\ntrigger: { event: X }\nsteps:\n  - id: a\n    action: log.write\n".into());
+    let (status, body) = request(&server, "PUT", "/api/v1/flows/x", Some(&yaml), &as_an);
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    // A token cannot make tokens; the admin token has none.
+    let (status, body) = request(&server, "POST", "/api/v1/tokens", Some(&json!({"name": "more"})), &as_an);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("not_signed_in")), "{body}");
+    let admin = format!("Bearer {}", common::ADMIN_TOKEN);
+    let (status, body) = request(&server, "GET", "/api/v1/tokens", None, &[("Authorization", admin.as_str())]);
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("needs_person")), "{body}");
+
+    let (status, listed) = request(&server, "GET", "/api/v1/tokens", None, &as_an);
+    assert_eq!(status, 200);
+    assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(!listed.to_string().contains(&token[10..]), "the token is never shown again");
+    let id = listed["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let revoke = |id: &str| {
+        let mut response = common::agent()
+            .delete(&format!("{}/api/v1/tokens/{id}", server.url))
+            .header("Authorization", &bearer)
+            .call()
+            .unwrap();
+        (response.status().as_u16(), response.body_mut().read_json::<Value>().unwrap_or(Value::Null))
+    };
+    let (status, body) = revoke("000000000000");
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_token")), "{body}");
+    assert_eq!(revoke(&id).0, 204);
+    assert_eq!(request(&server, "GET", "/api/v1/flows", None, &as_an).0, 401, "revoked");
+    let made = server.admin("/api/v1/audit?kind=people");
+    let changes: Vec<&str> =
+        made["records"].as_array().unwrap().iter().filter_map(|r| r["detail"]["change"].as_str()).collect();
+    assert!(changes.contains(&"token made") && changes.contains(&"token revoked"), "{changes:?}");
+}

@@ -9,8 +9,10 @@ mod people;
 mod preview;
 mod profiles;
 mod start;
+mod tokens;
 
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};
 pub use preview::PreviewError;
+pub use tokens::{DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TOKEN_PREFIX, TokenInfo};

@@ -33,7 +33,7 @@ impl Person {
 
 /// People and their roles (`people.db`).
 pub struct PeopleHandle<'e> {
-    engine: &'e Engine,
+    pub(super) engine: &'e Engine,
 }
 
 impl Engine {
@@ -180,13 +180,13 @@ fn session_end(created_at: i64, last_seen: i64) -> i64 {
     (last_seen + SESSION_IDLE_MS).min(created_at + SESSION_MAX_MS)
 }
 
-fn random_hex() -> String {
+pub(super) fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system gives randomness");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn token_hash(token: &str) -> String {
+pub(super) fn token_hash(token: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

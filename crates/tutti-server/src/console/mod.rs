@@ -40,7 +40,7 @@ pub use deliveries::{list as deliveries, replay as replay_dead_letters};
 pub use flows::{edit as edit_flow, list as flows, show as flow};
 pub use profiles::{erase as erase_profile, profile, search as profiles};
 pub use segments::{create as create_segment, edit as edit_segment, list as segments, show as segment};
-pub use settings::{change_person, check_connector, choose_zone, show as settings};
+pub use settings::{change_person, check_connector, choose_zone, create_token, revoke_token, show as settings};
 pub use time::Zone;
 pub use words::{Lang, Words};
 

@@ -1,4 +1,4 @@
-//! Settings: the person's own time zone; the connectors (configured or not, what each flow needs and lacks,
+//! Settings: the person's own time zone and personal API tokens; the connectors (configured or not, what each flow needs and lacks,
 //! and for admins a health check that goes the way a real send would); and for admins the people who sign
 //! in, their roles, a new person, removal and signing someone out everywhere.
 //!
@@ -44,6 +44,14 @@ struct ConnectorRow {
     needed_by: Vec<String>,
 }
 
+struct TokenRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+    expires: String,
+}
+
 struct PersonRow {
     email: String,
     name: String,
@@ -59,6 +67,8 @@ struct SettingsPage {
     who: Who,
     zone: String,
     zones: Vec<&'static str>,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
     connectors: Vec<ConnectorRow>,
     lacking: Vec<(String, String)>,
     people: Vec<PersonRow>,
@@ -85,7 +95,18 @@ pub async fn show(
     Query(notice): Query<Notice>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    let lang = Lang::of(&headers);
+    render(engine, &headers, &signed_in, notice, None).await
+}
+
+async fn render(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    signed_in: &SignedIn,
+    notice: Notice,
+    new_token: Option<String>,
+) -> Response {
+    let lang = Lang::of(headers);
+    let zone = Zone::of(headers);
     let words = lang.words();
     let is_admin = signed_in.session.person.role >= Role::Admin;
     let registry = engine.connectors().registry();
@@ -116,6 +137,23 @@ pub async fn show(
             needed_by: needed_by.into_iter().collect(),
         });
     }
+    let email = signed_in.session.person.email.clone();
+    let tokens = {
+        let engine = engine.clone();
+        match blocking(move || Ok(engine.people().tokens(&email)?)).await {
+            Ok(tokens) => tokens
+                .iter()
+                .map(|t| TokenRow {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    created: zone.show(t.created_at),
+                    last_used: t.last_used.map(|at| zone.show(at)).unwrap_or_default(),
+                    expires: zone.show(t.expires_at),
+                })
+                .collect(),
+            Err(e) => return secured(e.into_response()),
+        }
+    };
     let people = if is_admin {
         let engine = engine.clone();
         match blocking(move || Ok(engine.people().list()?)).await {
@@ -137,8 +175,10 @@ pub async fn show(
         title: words.settings,
         words,
         who: Who::of(&signed_in.session),
-        zone: Zone::of(&headers).name().to_owned(),
+        zone: zone.name().to_owned(),
         zones: ZONES.to_vec(),
+        tokens,
+        new_token,
         connectors,
         lacking,
         people,
@@ -185,6 +225,69 @@ pub struct CsrfForm {
 /// Whether an admin's form may go ahead.
 fn admin_form(signed_in: &SignedIn, csrf: &str, headers: &HeaderMap) -> bool {
     may_post(signed_in, Role::Admin, csrf, headers)
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+/// `POST /settings/tokens`: a personal API token for the person signed in, shown on the page this once.
+pub async fn create_token(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    if !may_post(&signed_in, Role::Viewer, &form.csrf, &headers) {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let email = signed_in.session.person.email.clone();
+    let days = form.days.unwrap_or(tutti_engine::DEFAULT_TOKEN_DAYS);
+    let made = {
+        let engine = engine.clone();
+        blocking(move || crate::tokens::make(&engine, &email, &form.name, days)).await
+    };
+    let empty = || Notice { checked: None, ok: None, why: None, done: None, problem: None };
+    match made {
+        Ok((token, _)) => render(engine, &headers, &signed_in, empty(), Some(token)).await,
+        Err(e) if e.code == tutti_core::ErrorCode::InvalidPerson => {
+            render(engine, &headers, &signed_in, Notice { problem: Some(e.message), ..empty() }, None).await
+        }
+        Err(e) => secured(e.into_response()),
+    }
+}
+
+/// `POST /settings/tokens/{id}/revoke`: revokes one of the person's own tokens.
+pub async fn revoke_token(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    if !may_post(&signed_in, Role::Viewer, &form.csrf, &headers) {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let email = signed_in.session.person.email.clone();
+    let revoked = blocking(move || {
+        let revoked = engine.people().revoke_token(&email, &id)?;
+        if revoked {
+            let detail = json!({"person": email, "change": "token revoked", "token": id});
+            engine.record(AuditKind::People, &email, None, None, detail)?;
+        }
+        Ok(revoked)
+    })
+    .await;
+    match revoked {
+        Ok(_) => secured(Redirect::to("/settings#tokens").into_response()),
+        Err(e) => secured(e.into_response()),
+    }
 }
 
 /// `POST /settings/connectors/{name}/check`: admins only.

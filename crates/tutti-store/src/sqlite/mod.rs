@@ -26,7 +26,7 @@ pub use creatives::{CREATIVES_FILE, SqliteCreativeStore};
 pub use events::{SqliteEventLog, SqliteEventReader};
 pub use flows::{SqliteFlowReader, SqliteOutbox};
 pub use outcomes::{OUTCOMES_FILE, SqliteOutcomeJournal};
-pub use people::{PEOPLE_FILE, SqlitePeople, StoredPerson, StoredSession};
+pub use people::{PEOPLE_FILE, SqlitePeople, StoredPerson, StoredSession, StoredToken};
 pub use profiles::{SqliteProfileReader, SqliteProfileStore};
 
 use crate::Result;

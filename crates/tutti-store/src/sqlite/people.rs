@@ -1,5 +1,5 @@
-//! `people.db`: the people who sign in to the console, with their role and their password's hash, and their
-//! sessions. Its own file: written when someone signs in or an admin changes someone, never on the event path,
+//! `people.db`: the people who sign in to the console, with their role and their password's hash, their
+//! sessions, and their personal API tokens. Its own file: written when someone signs in or an admin changes someone, never on the event path,
 //! and kept whole when profiles are erased (these are the team's accounts, not customers).
 
 use std::path::Path;
@@ -30,7 +30,28 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_by_email ON sessions (email);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT    PRIMARY KEY,
+    email      TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used  INTEGER,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_by_email ON tokens (email);
 ";
+
+/// A personal API token, as stored: the SHA-256 of the token (the token itself is shown once, when made), whose
+/// it is, what its owner called it, and when it was made, last used and ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub token_hash: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub last_used: Option<Millis>,
+    pub expires_at: Millis,
+}
 
 /// A signed-in session, as stored: the SHA-256 of its token (the token itself is only in the person's
 /// cookie), whose it is, the token forms must carry, and when it began and was last used.
@@ -125,6 +146,7 @@ impl SqlitePeople {
         let tx = conn.transaction()?;
         let removed = tx.prepare_cached("DELETE FROM people WHERE email = ?1")?.execute(params![email])? == 1;
         tx.prepare_cached("DELETE FROM sessions WHERE email = ?1")?.execute(params![email])?;
+        tx.prepare_cached("DELETE FROM tokens WHERE email = ?1")?.execute(params![email])?;
         tx.commit()?;
         Ok(removed)
     }
@@ -187,11 +209,66 @@ impl SqlitePeople {
         Ok(changed)
     }
 
+    pub fn add_token(&self, token: &StoredToken) -> Result<()> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO tokens (token_hash, email, name, created_at, last_used, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![token.token_hash, token.email, token.name, token.created_at, token.last_used, token.expires_at])?;
+        Ok(())
+    }
+
+    pub fn token(&self, token_hash: &str) -> Result<Option<StoredToken>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT token_hash, email, name, created_at, last_used, expires_at FROM tokens WHERE token_hash = ?1",
+        )?;
+        Ok(stmt.query_row(params![token_hash], token_row).optional()?)
+    }
+
+    /// Someone's tokens, newest first.
+    pub fn tokens_of(&self, email: &str) -> Result<Vec<StoredToken>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT token_hash, email, name, created_at, last_used, expires_at FROM tokens WHERE email = ?1
+             ORDER BY created_at DESC, token_hash",
+        )?;
+        let rows = stmt.query_map(params![email], token_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Removes one of someone's tokens by its hash; `false` when they have none such.
+    pub fn remove_token(&self, email: &str, token_hash: &str) -> Result<bool> {
+        let conn = self.conn();
+        let removed = conn
+            .prepare_cached("DELETE FROM tokens WHERE email = ?1 AND token_hash = ?2")?
+            .execute(params![email, token_hash])?;
+        Ok(removed == 1)
+    }
+
+    pub fn touch_token(&self, token_hash: &str, at: Millis) -> Result<()> {
+        let conn = self.conn();
+        conn.prepare_cached("UPDATE tokens SET last_used = ?2 WHERE token_hash = ?1")?
+            .execute(params![token_hash, at])?;
+        Ok(())
+    }
+
     /// Changes the role; `false` when nobody has that email.
     pub fn set_role(&self, email: &str, role: &str) -> Result<bool> {
         let conn = self.conn();
         Ok(conn.prepare_cached("UPDATE people SET role = ?2 WHERE email = ?1")?.execute(params![email, role])? == 1)
     }
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredToken> {
+    Ok(StoredToken {
+        token_hash: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+        last_used: r.get(4)?,
+        expires_at: r.get(5)?,
+    })
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPerson> {

@@ -18,12 +18,10 @@ pub(crate) enum ApprovalsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Approve a run's message as it is, or edited (--subject, --body, --edit field=text).
+    /// Approve a run's message as it is, or edited (--subject, --body, --edit field=text). Decided as the person
+    /// whose personal token the CLI uses (TUTTI_TOKEN), recorded on the message and in the audit log.
     Approve {
         run: String,
-        /// Who approves (recorded on the message and in the audit log).
-        #[arg(long)]
-        by: String,
         #[arg(long)]
         subject: Option<String>,
         #[arg(long)]
@@ -32,11 +30,9 @@ pub(crate) enum ApprovalsCommand {
         #[arg(long = "edit", value_name = "FIELD=TEXT")]
         edits: Vec<String>,
     },
-    /// Reject a run's message with a reason: it is never sent.
+    /// Reject a run's message with a reason: it is never sent. Decided as the token's person.
     Reject {
         run: String,
-        #[arg(long)]
-        by: String,
         #[arg(long)]
         reason: String,
     },
@@ -76,7 +72,7 @@ pub(crate) fn approvals(command: ApprovalsCommand, client: &Client) -> anyhow::R
             }
             Ok(())
         }
-        ApprovalsCommand::Approve { run, by, subject, body, edits } => {
+        ApprovalsCommand::Approve { run, subject, body, edits } => {
             let mut fields = serde_json::Map::new();
             for e in edits {
                 let (k, v) = e.split_once('=').with_context(|| format!("--edit {e:?} is not FIELD=TEXT"))?;
@@ -87,14 +83,14 @@ pub(crate) fn approvals(command: ApprovalsCommand, client: &Client) -> anyhow::R
                     fields.insert(k.to_owned(), Value::String(v));
                 }
             }
-            let request = serde_json::json!({"by": by, "edits": fields});
+            let request = serde_json::json!({"edits": fields});
             let answer = client.send("POST", &format!("/api/v1/approvals/{}/approve", encode(&run)), Some(&request))?;
             let edited = if answer["approval"]["edited"] == true { ", with your edits" } else { "" };
             say!("approved{edited}; run {run} {}", after_decision(&answer, &run));
             Ok(())
         }
-        ApprovalsCommand::Reject { run, by, reason } => {
-            let request = serde_json::json!({"by": by, "reason": reason});
+        ApprovalsCommand::Reject { run, reason } => {
+            let request = serde_json::json!({"reason": reason});
             let answer = client.send("POST", &format!("/api/v1/approvals/{}/reject", encode(&run)), Some(&request))?;
             say!("rejected; run {run} {}", after_decision(&answer, &run));
             Ok(())

@@ -13,7 +13,8 @@ pub(crate) struct ClientArgs {
     /// Base URL of the Tutti server.
     #[arg(long, global = true, env = "TUTTI_URL", default_value = "http://127.0.0.1:8910")]
     url: String,
-    /// Admin token (default: TUTTI_ADMIN_TOKEN, else read from the data directory).
+    /// Admin token, or your personal API token (default: TUTTI_TOKEN, then TUTTI_ADMIN_TOKEN, else the admin
+    /// token read from the data directory). Approvals need a personal token: they are decided by a person.
     #[arg(long, global = true)]
     token: Option<String>,
     /// Data directory to read the admin token from (the variable is the one `serve` reads too).
@@ -29,7 +30,11 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(args: ClientArgs) -> anyhow::Result<Client> {
-        let token = match args.token.or_else(|| std::env::var("TUTTI_ADMIN_TOKEN").ok()) {
+        let token = match args
+            .token
+            .or_else(|| std::env::var("TUTTI_TOKEN").ok())
+            .or_else(|| std::env::var("TUTTI_ADMIN_TOKEN").ok())
+        {
             Some(t) => t,
             None => {
                 let path = args.data_dir.join(tutti_engine::secrets::SECRETS_FILE);

@@ -261,6 +261,52 @@ pub fn cli(server: &Server, args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// `tutti` with a person's personal token instead of the admin token (as `TUTTI_TOKEN`).
+pub fn cli_as(server: &Server, token: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(args)
+        .args(["--url", &server.url])
+        .env("TUTTI_TOKEN", token)
+        .env_remove("TUTTI_ADMIN_TOKEN")
+        .output()
+        .expect("run tutti");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Adds someone with a role, signs them in over the API and makes them a personal token; the token.
+pub fn personal_token(server: &Server, email: &str, role: &str) -> String {
+    let password = "một mật khẩu dài cho API";
+    let person = serde_json::json!({"email": email, "role": role, "password": password});
+    assert_eq!(post_admin(server, "/api/v1/people", &person).0, 201);
+    let mut signed_in = agent()
+        .post(&format!("{}/api/v1/sessions", server.url))
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({"email": email, "password": password}).to_string())
+        .expect("sign in");
+    assert_eq!(signed_in.status().as_u16(), 201);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let session: Value = serde_json::from_str(&signed_in.body_mut().read_to_string().unwrap()).unwrap();
+    let mut made = agent()
+        .post(&format!("{}/api/v1/tokens", server.url))
+        .header("Content-Type", "application/json")
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", session["csrf"].as_str().expect("the session's CSRF token"))
+        .send(serde_json::json!({"name": "tests"}).to_string())
+        .expect("make a token");
+    assert_eq!(made.status().as_u16(), 201);
+    let made: Value = serde_json::from_str(&made.body_mut().read_to_string().unwrap()).unwrap();
+    made["token"].as_str().expect("the token").to_owned()
+}
+
+/// POSTs JSON to the admin API with a bearer token (the admin's or a person's).
+pub fn post_as(server: &Server, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    server.post_raw(
+        path,
+        body.to_string().as_bytes(),
+        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")],
+    )
+}
+
 /// POSTs JSON to the admin API with the admin token.
 pub fn post_admin(server: &Server, path: &str, body: &Value) -> (u16, Value) {
     server.post_raw(

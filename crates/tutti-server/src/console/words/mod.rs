@@ -257,6 +257,16 @@ pub struct Words {
     pub new_segment: &'static str,
     pub segment_id: &'static str,
     pub more: &'static str,
+    pub your_tokens: &'static str,
+    pub token_once: &'static str,
+    pub created: &'static str,
+    pub last_used: &'static str,
+    pub expires_on: &'static str,
+    pub revoke: &'static str,
+    pub token_name: &'static str,
+    pub token_days: &'static str,
+    pub make_token: &'static str,
+    pub tokens_help: &'static str,
 }
 
 #[cfg(test)]
