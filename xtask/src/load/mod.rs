@@ -3,6 +3,7 @@
 //! percentiles; one file per kind of scenario.
 
 mod client;
+mod console;
 mod deliver;
 pub(crate) mod flows;
 mod profiles;
@@ -16,6 +17,7 @@ use clap::ValueEnum;
 
 use crate::load::client::{Body, drive};
 use crate::load::server::{build_profile, report_processing, start_server};
+use console::console;
 use deliver::deliver;
 use flows::{flows, timers};
 use profiles::profiles;
@@ -41,7 +43,11 @@ pub(crate) enum Scenario {
     /// receiver (deliveries/s, with and without outcome events); the dispatcher's overhead with actions handed
     /// over at `--rate`/s; and Slack-style deliveries while the webhook connector hangs for a minute.
     Deliver,
-    /// All of the above in order.
+    /// The console's pages on `--profiles` people and `--events` events (a million and five million): the
+    /// profile search, a profile's page, a flow's page and the overview, timed one after another. Not part of
+    /// `all`: loading the data takes several minutes.
+    Console,
+    /// All of the above but `console`, in order.
     All,
 }
 
@@ -55,9 +61,12 @@ pub(crate) struct LoadArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     pub(crate) connections: usize,
-    /// Profiles to create in the `profiles` scenario.
+    /// Profiles to create in the `profiles` and `console` scenarios.
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) profiles: u64,
+    /// Events to send in the `console` scenario (identifies included).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub(crate) events: u64,
     /// Events per second in the flows latency run.
     #[arg(long, default_value_t = 5_000.0)]
     pub(crate) rate: f64,
@@ -138,6 +147,9 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     if run(Scenario::Timers) {
         timers(&root, &runtime, &args)?;
+    }
+    if args.scenario == Scenario::Console {
+        console(&root, &runtime, &args)?;
     }
     Ok(())
 }
