@@ -37,6 +37,7 @@ macro_rules! say {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
+mod demo;
 mod panics;
 
 #[derive(Parser)]
@@ -50,6 +51,8 @@ struct Cli {
 enum Command {
     /// Run the engine and its HTTP API (embedded storage; no configuration needed).
     Serve(ServeArgs),
+    /// A tour: the stories played through a day of customers against local vendor stand-ins, with the console.
+    Demo(demo::DemoArgs),
     /// Look up, list the events of, or erase a profile.
     Profiles {
         #[command(subcommand)]
@@ -133,6 +136,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Config(args) => {
             let config = load_config(&args)?;
             // TOML, as tutti.toml is written; secrets are shown as configured or not, never their values.
