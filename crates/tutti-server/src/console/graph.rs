@@ -140,36 +140,24 @@ pub fn draw(flow: &Flow, reached: &BTreeMap<String, u64>, entered: u64) -> Strin
     let mut lane = 0;
     let mut arrow = |svg: &mut String, from_row: usize, to_row: usize, label: &str| {
         let x_mid = LEFT + BOX_W / 2;
-        if to_row == from_row + 1 {
+        let (label_x, label_y) = if to_row == from_row + 1 {
             let (y1, y2) = (top(from_row) + BOX_H, top(to_row));
             let _ = write!(svg, r#"<path class="edge" d="M{x_mid} {y1} L{x_mid} {y2}" marker-end="url(#arrow)"/>"#);
-            if !label.is_empty() {
-                let _ = write!(
-                    svg,
-                    r#"<text class="edge-label" x="{}" y="{}">{}</text>"#,
-                    x_mid + 6,
-                    y1 + 20,
-                    escape(&clip(label, 24))
-                );
-            }
-            return;
-        }
-        lane += 1;
-        let x = LEFT + BOX_W;
-        let out = x + 16 + (lane % 8) * 24;
-        let (y1, y2) = (top(from_row) + BOX_H / 2 + 6, top(to_row) + BOX_H / 2 - 6);
-        let _ = write!(
-            svg,
-            r#"<path class="edge" d="M{x} {y1} C{out} {y1} {out} {y2} {x} {y2}" fill="none" marker-end="url(#arrow)"/>"#
-        );
-        if !label.is_empty() {
+            (x_mid + 6, y1 + 20)
+        } else {
+            lane += 1;
+            let x = LEFT + BOX_W;
+            let out = x + 16 + (lane % 8) * 24;
+            let (y1, y2) = (top(from_row) + BOX_H / 2 + 6, top(to_row) + BOX_H / 2 - 6);
             let _ = write!(
                 svg,
-                r#"<text class="edge-label" x="{}" y="{}">{}</text>"#,
-                x + 8,
-                y1 + 14,
-                escape(&clip(label, 24))
+                r#"<path class="edge" d="M{x} {y1} C{out} {y1} {out} {y2} {x} {y2}" fill="none" marker-end="url(#arrow)"/>"#
             );
+            (x + 8, y1 + 14)
+        };
+        if !label.is_empty() {
+            let text = escape(&clip(label, 24));
+            let _ = write!(svg, r#"<text class="edge-label" x="{label_x}" y="{label_y}">{text}</text>"#);
         }
     };
     arrow(&mut svg, 0, 1, "");

@@ -243,6 +243,17 @@ async fn save(
     saved.map_err(|e| secured(e.into_response()))
 }
 
+/// The form's YAML, when a marketer may post it and it is not too long; else the status that refuses it.
+fn posted(signed_in: &SignedIn, form: &SegmentForm, headers: &HeaderMap) -> Result<String, StatusCode> {
+    if !may_post(signed_in, Role::Marketer, &form.csrf, headers) {
+        return Err(StatusCode::FORBIDDEN);
+    }
+    if form.source.len() > MAX_SOURCE {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    Ok(form.source.replace("\r\n", "\n"))
+}
+
 /// `POST /segments/{id}`: marketers save a segment's YAML; its backfill starts at once.
 pub async fn edit(
     signed_in: Option<SignedIn>,
@@ -252,13 +263,10 @@ pub async fn edit(
     Form(form): Form<SegmentForm>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    if !may_post(&signed_in, Role::Marketer, &form.csrf, &headers) {
-        return secured(StatusCode::FORBIDDEN.into_response());
-    }
-    if form.source.len() > MAX_SOURCE {
-        return secured(StatusCode::PAYLOAD_TOO_LARGE.into_response());
-    }
-    let source = form.source.replace("\r\n", "\n");
+    let source = match posted(&signed_in, &form, &headers) {
+        Ok(source) => source,
+        Err(refused) => return secured(refused.into_response()),
+    };
     let by = signed_in.session.person.email.clone();
     match save(&engine, by, id.clone(), source.clone()).await {
         Ok(Ok(version)) => secured(Redirect::to(&format!("/segments/{id}?saved={version}")).into_response()),
@@ -275,13 +283,10 @@ pub async fn create(
     Form(form): Form<SegmentForm>,
 ) -> Response {
     let Some(signed_in) = signed_in else { return to_sign_in() };
-    if !may_post(&signed_in, Role::Marketer, &form.csrf, &headers) {
-        return secured(StatusCode::FORBIDDEN.into_response());
-    }
-    if form.source.len() > MAX_SOURCE {
-        return secured(StatusCode::PAYLOAD_TOO_LARGE.into_response());
-    }
-    let source = form.source.replace("\r\n", "\n");
+    let source = match posted(&signed_in, &form, &headers) {
+        Ok(source) => source,
+        Err(refused) => return secured(refused.into_response()),
+    };
     let id = form.id.trim().to_owned();
     let by = signed_in.session.person.email.clone();
     match save(&engine, by, id.clone(), source.clone()).await {
