@@ -18,6 +18,10 @@
 //! Each policy exempts the categories in `exempt_categories` (by default `transactional`): a password reset
 //! or a receipt is sent to a customer who complained, in quiet hours and past any cap.
 //!
+//! One more kind says who may decide approvals rather than what may be sent:
+//! `approvals: { authors_may_approve: false }` keeps the person who saved a flow's version from approving its
+//! messages (four eyes), in every flow.
+//!
 //! Whatever policies are defined, consent recorded on the profile is always honoured (the traits Braze and
 //! Customer.io users already send): `unsubscribed: true` stops every category that is not exempt;
 //! `<channel>_subscribe: "unsubscribed"` (`email_subscribe`, `sms_subscribe`, ...) stops that channel;
@@ -45,10 +49,33 @@ pub struct Policy {
 
 #[derive(Debug)]
 pub enum Rule {
-    Consent { opt_in: Vec<String>, unsubscribed_when: Option<Condition> },
-    Suppress { on: EventMatch, categories: Vec<String>, duration: Millis, exit_runs: bool },
-    FrequencyCap { channel: Option<String>, category: Option<String>, max: u32, per: Millis },
-    QuietHours { from: TimeOfDay, to: TimeOfDay, zone: ZoneChoice, channels: Vec<String> },
+    Consent {
+        opt_in: Vec<String>,
+        unsubscribed_when: Option<Condition>,
+    },
+    Suppress {
+        on: EventMatch,
+        categories: Vec<String>,
+        duration: Millis,
+        exit_runs: bool,
+    },
+    FrequencyCap {
+        channel: Option<String>,
+        category: Option<String>,
+        max: u32,
+        per: Millis,
+    },
+    QuietHours {
+        from: TimeOfDay,
+        to: TimeOfDay,
+        zone: ZoneChoice,
+        channels: Vec<String>,
+    },
+    /// Who may decide a flow's approvals: with `authors_may_approve: false`, not the person who saved the
+    /// version of the flow the run is on (four eyes). Checked when a person decides, not at delivery.
+    Approvals {
+        authors_may_approve: bool,
+    },
 }
 
 /// A suppression in force on a profile.
@@ -225,7 +252,7 @@ impl Policy {
     }
 }
 
-const KINDS: [&str; 4] = ["consent", "suppress", "frequency_cap", "quiet_hours"];
+const KINDS: [&str; 5] = ["consent", "suppress", "frequency_cap", "quiet_hours", "approvals"];
 
 /// Compiles a policy from its loaded YAML.
 pub fn compile(value: &Value, positions: &Positions) -> Result<Policy, Vec<Problem>> {
@@ -336,6 +363,12 @@ fn read_rule(cx: &mut Cx<'_>, rule_kind: &str, value: &Value, pointer: &str) -> 
             let max = o.require(cx, "max", "such as `max: 2`").and_then(|(v, p)| cx.positive(v, &p, 10_000));
             let per = o.require(cx, "per", "such as `per: 7d`").and_then(|(v, p)| cx.duration(v, &p));
             Some(Rule::FrequencyCap { channel, category, max: max? as u32, per: per? })
+        }
+        "approvals" => {
+            let authors = o
+                .require(cx, "authors_may_approve", "such as `authors_may_approve: false`")
+                .and_then(|(v, p)| cx.boolean(v, &p));
+            Some(Rule::Approvals { authors_may_approve: authors? })
         }
         _ => {
             let time = |cx: &mut Cx<'_>, found: Option<(&Value, String)>| {

@@ -163,6 +163,22 @@ pub(crate) async fn decide(
     let Some((step, _)) = pending_step(&before) else {
         return Err(closed(&before, None));
     };
+    let by = match &decision {
+        ApprovalDecision::Approve { by, .. } | ApprovalDecision::Reject { by, .. } => by.clone(),
+    };
+    let (flow, version) = (before["flow"].as_str().unwrap_or("").to_owned(), before["version"].as_u64().unwrap_or(0));
+    let (reader, flow_for) = (engine.clone(), flow.clone());
+    let four_eyes = blocking(move || Ok(reader.four_eyes(&flow_for, version)?)).await?;
+    if let Some((policy, author)) = four_eyes
+        && author.eq_ignore_ascii_case(&by)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{by} saved version {version} of {flow}: the policy {policy} has another approver decide its messages"
+            ),
+        ));
+    }
     let after = engine.decide_approval(profile, &run, &step, decision).await?;
     let Some(after) = after else {
         return Err(closed(&before, Some(&step)));

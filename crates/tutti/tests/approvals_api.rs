@@ -174,3 +174,36 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
     }
     assert!(after.iter().any(|r| r["detail"]["approver"] == "mai@shop.vn"), "who decided stays on record");
 }
+
+#[test]
+fn with_four_eyes_the_person_who_saved_a_flow_does_not_approve_its_messages() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let policy = "policy: four-eyes\napprovals: { authors_may_approve: false }\n";
+    let server = Server::start_s6_with(&vendors, &[("four-eyes.yaml", policy)], &[]);
+    let mai = personal_token(&server, "mai@shop.vn", "approver");
+    let binh = personal_token(&server, "binh@shop.vn", "approver");
+    // Mai saves the flow's next version; the message it holds is then not hers to approve.
+    let source = server.admin("/api/v1/flows/personal-thanks")["source"].as_str().unwrap().to_owned();
+    let saved = common::agent()
+        .put(format!("{}/api/v1/flows/personal-thanks", server.url))
+        .header("Authorization", format!("Bearer {mai}"))
+        .header("Content-Type", "application/yaml")
+        .send(source.as_bytes())
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    order(&server, "lan", json!({"email": "lan@example.vn", "name": "Lan", "ltv": 5000}), "F-1");
+    let mut inbox = Value::Null;
+    wait_until("the held message", || {
+        inbox = server.admin("/api/v1/approvals");
+        inbox["approvals"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    assert_eq!(inbox["approvals"][0]["version"], 2);
+    let approve = format!("/api/v1/approvals/{}/approve", inbox["approvals"][0]["run"].as_str().unwrap());
+    let (status, body) = post_as(&server, &mai, &approve, &json!({}));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("four-eyes"), "{body}");
+    let (status, body) = post_as(&server, &binh, &approve, &json!({}));
+    assert_eq!(status, 200, "another approver decides: {body}");
+    assert_eq!(body["approval"]["by"], "binh@shop.vn");
+}

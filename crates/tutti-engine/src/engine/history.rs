@@ -44,6 +44,29 @@ impl Engine {
         Ok(self.flow_store.audit_newest(filter, before, limit)?)
     }
 
+    /// When a four-eyes policy is in force (`approvals: { authors_may_approve: false }`), the policy's id and
+    /// the person who saved version `version` of `flow` through the API or the console (from the audit log);
+    /// `None` when no such policy applies or nobody saved it (a flow loaded from files has no author). Blocking.
+    pub fn four_eyes(&self, flow: &str, version: u64) -> Result<Option<(String, String)>, EngineError> {
+        let defs = self.flow_definitions();
+        let Some(policy) = defs
+            .policies
+            .values()
+            .find(|p| matches!(p.rule, tutti_flows::policy::Rule::Approvals { authors_may_approve: false }))
+        else {
+            return Ok(None);
+        };
+        let filter = tutti_core::audit::AuditFilter {
+            kind: Some(AuditKind::Definition),
+            flow: Some(flow.to_owned()),
+            ..Default::default()
+        };
+        let saved = self.audit_newest(&filter, 0, 1000)?.into_iter().find(|(_, r)| {
+            r.detail["kind"] == "flow" && r.detail["change"] == "saved" && r.detail["version"].as_u64() == Some(version)
+        });
+        Ok(saved.and_then(|(_, r)| r.detail["by"].as_str().map(|by| (policy.id.clone(), by.to_owned()))))
+    }
+
     /// Appends what a person (`by`: their email, or `admin token`) did to the audit log, stamped now. `detail`
     /// says what; `by` is added to it. Blocking.
     pub fn record(

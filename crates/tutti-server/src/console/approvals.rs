@@ -160,6 +160,7 @@ async fn render(
         Some("approved") => Some(words.approved),
         Some("rejected") => Some(words.rejected),
         Some("closed") => Some(words.closed),
+        Some("four_eyes") => Some(words.four_eyes),
         _ => None,
     };
     page(&ApprovalsPage {
@@ -235,6 +236,7 @@ pub async fn decide(
         {
             "closed"
         }
+        Err(e) if e.code == tutti_core::ErrorCode::Forbidden => "four_eyes",
         Err(e) => return secured(e.into_response()),
     };
     secured(Redirect::to(&format!("/approvals?done={done}")).into_response())

@@ -193,4 +193,5 @@ pub(super) static EN: Words = Words {
     token_days: "Days it lasts",
     make_token: "Make a token",
     tokens_help: "A token acts as you, with your role, for scripts and the CLI (TUTTI_TOKEN); approvals made with it are yours.",
+    four_eyes: "You saved this version of the flow, and a policy has another approver decide its messages.",
 };

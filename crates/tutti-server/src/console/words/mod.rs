@@ -267,6 +267,7 @@ pub struct Words {
     pub token_days: &'static str,
     pub make_token: &'static str,
     pub tokens_help: &'static str,
+    pub four_eyes: &'static str,
 }
 
 #[cfg(test)]

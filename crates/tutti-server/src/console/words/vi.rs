@@ -193,4 +193,5 @@ pub(super) static VI: Words = Words {
     token_days: "Số ngày hiệu lực",
     make_token: "Tạo token",
     tokens_help: "Token hành động thay bạn, với vai trò của bạn, cho script và CLI (TUTTI_TOKEN); phê duyệt bằng token là của bạn.",
+    four_eyes: "Bạn đã lưu phiên bản này của luồng, và chính sách yêu cầu người duyệt khác quyết định tin nhắn của nó.",
 };

@@ -193,4 +193,5 @@ pub(super) static ZH: Words = Words {
     token_days: "有效天数",
     make_token: "创建令牌",
     tokens_help: "令牌以您的身份和角色供脚本和命令行使用（TUTTI_TOKEN）；用它做出的审批算作您的审批。",
+    four_eyes: "此版本的流程由您保存，根据策略，其消息须由其他审批人决定。",
 };
