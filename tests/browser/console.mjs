@@ -66,7 +66,7 @@ function noTroubles(where) {
 const approver = await signedIn('approver@shop.vn');
 for (const [path, shot] of [['/', 'overview-en'], ['/flows', 'flows-en'], ['/flows/personal-thanks', 'flow-en'],
   ['/segments', 'segments-en'], ['/segments/pro', 'segment-en'], ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
-  ['/approvals', 'approvals-en'], ['/settings', 'settings-en']]) {
+  ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/settings', 'settings-en']]) {
   await visit(approver.page, path, shot);
 }
 noTroubles('the pages');

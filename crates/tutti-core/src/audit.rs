@@ -25,6 +25,8 @@ pub enum AuditKind {
     Replay,
     /// A profile erased.
     Erasure,
+    /// A budget proposal approved or rejected.
+    Budget,
 }
 
 impl AuditKind {
@@ -37,10 +39,11 @@ impl AuditKind {
             AuditKind::Definition => "definition",
             AuditKind::Replay => "replay",
             AuditKind::Erasure => "erasure",
+            AuditKind::Budget => "budget",
         }
     }
 
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 8] = [
         AuditKind::ModelCall,
         AuditKind::Approval,
         AuditKind::SignIn,
@@ -48,6 +51,7 @@ impl AuditKind {
         AuditKind::Definition,
         AuditKind::Replay,
         AuditKind::Erasure,
+        AuditKind::Budget,
     ];
 
     pub fn from_name(name: &str) -> Option<AuditKind> {

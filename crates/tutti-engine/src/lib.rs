@@ -41,8 +41,8 @@ use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
 pub use crate::engine::{
-    ConnectorsHandle, DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person, PreviewError, Session,
-    SignedIn, TOKEN_PREFIX, TokenInfo,
+    BudgetError, ConnectorsHandle, DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person,
+    PreviewError, Session, SignedIn, TOKEN_PREFIX, TokenInfo,
 };
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;

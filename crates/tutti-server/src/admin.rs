@@ -44,8 +44,8 @@ pub enum Caller {
 }
 
 /// The least role that may use a route: reading is for everyone signed in; changing flows, definitions,
-/// creatives and dead letters is for marketers; deciding approvals for approvers; people, erasure, the audit
-/// log and connector checks for admins.
+/// creatives and dead letters is for marketers; deciding approvals and budget proposals for approvers; people,
+/// erasure, the audit log and connector checks for admins.
 pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     use axum::http::Method;
     // Everyone manages their own tokens.
@@ -59,7 +59,7 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     if admin_only {
         return Role::Admin;
     }
-    if route.starts_with("/api/v1/approvals/") {
+    if route.starts_with("/api/v1/approvals/") || route == "/api/v1/insights/budget/proposals/{id}/{verdict}" {
         return Role::Approver;
     }
     // A preview changes nothing: anyone who may read a flow may see what an edit of it would do.

@@ -248,12 +248,9 @@ fn default_floor() -> f64 {
     0.02
 }
 
-pub async fn budget(
-    _: Admin,
-    State(engine): State<Arc<Engine>>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let r: BudgetBody = json_body(&body)?;
+/// What a budget request asks for, checked: the split's options and the window of performance it reads.
+fn budget_request(body: &[u8]) -> Result<(tutti_insights::budget::BudgetOptions, tutti_insights::Options), ApiError> {
+    let r: BudgetBody = json_body(body)?;
     let objective = match r.objective.as_deref() {
         None | Some("conversions") => tutti_insights::budget::Objective::Conversions,
         Some("clicks") => tutti_insights::budget::Objective::Clicks,
@@ -277,11 +274,95 @@ pub async fn budget(
         draws: 4_000,
         seed: 1,
     };
+    Ok((budget_options, window))
+}
+
+/// `POST /api/v1/insights/budget`: a split computed and answered, not kept.
+pub async fn budget(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (budget_options, window) = budget_request(&body)?;
     let proposal = blocking(move || {
         service::budget(&*engine.insights().creatives(), &budget_options, &window).map_err(service_error)
     })
     .await?;
     to_json("proposal", &proposal)
+}
+
+/// Computes a split and keeps it as proposed by `by`. Blocking.
+pub(crate) fn propose(engine: &Engine, by: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let (budget_options, window) = budget_request(body)?;
+    let proposal = service::budget(&*engine.insights().creatives(), &budget_options, &window).map_err(service_error)?;
+    let proposal = serde_json::to_value(&proposal).map_err(|e| ApiError::internal("proposal", e))?;
+    Ok(engine.insights().propose_budget(by, proposal)?)
+}
+
+/// `GET /api/v1/insights/budget/proposals`: kept proposals, newest first.
+pub async fn proposals(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
+    let all = blocking(move || Ok(engine.insights().budget_proposals()?)).await?;
+    Ok(Json(json!({"proposals": all})))
+}
+
+/// `POST /api/v1/insights/budget/proposals`: a split computed and kept for a person to decide (marketers).
+pub async fn keep_proposal(
+    admin: Admin,
+    State(engine): State<Arc<Engine>>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let by = admin.by();
+    let kept = blocking(move || propose(&engine, &by, &body)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(kept)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Decides a kept proposal as a person; the outcome, or why not. Blocking.
+pub(crate) fn decide_proposal(
+    engine: &Engine,
+    id: &str,
+    by: &str,
+    approve: bool,
+    reason: &str,
+) -> Result<Value, ApiError> {
+    if reason.chars().count() > crate::approvals::MAX_REASON {
+        return Err(invalid("`reason` is at most 2,000 characters"));
+    }
+    engine.insights().decide_budget(id, by, approve, reason.trim()).map_err(|e| match e {
+        tutti_engine::BudgetError::Unknown(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
+        tutti_engine::BudgetError::Closed(..) => ApiError::new(ErrorCode::ApprovalClosed, e.to_string()),
+        tutti_engine::BudgetError::Engine(e) => e.into(),
+    })
+}
+
+/// `POST /api/v1/insights/budget/proposals/{id}/approve` and `/reject`: approvers, as themselves.
+pub async fn decide(
+    admin: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path((id, verdict)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let crate::admin::Caller::Person(person) = &admin.caller else {
+        return Err(ApiError::new(
+            ErrorCode::NeedsPerson,
+            "a budget is decided by a person: sign in, or use your personal token",
+        ));
+    };
+    let approve = match verdict.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(ApiError::new(ErrorCode::NotFound, "approve or reject")),
+    };
+    let b: DecisionBody = if body.is_empty() { DecisionBody::default() } else { json_body(&body)? };
+    let by = person.email.clone();
+    let decided = blocking(move || decide_proposal(&engine, &id, &by, approve, &b.reason)).await?;
+    Ok(Json(decided))
 }
 
 pub async fn competitors(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {

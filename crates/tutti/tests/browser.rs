@@ -58,6 +58,13 @@ fn the_console_works_in_a_real_browser() {
     });
     wait_until("the hostile profile", || server.profile("user_id:hoa").0 == 200);
     let hostile = server.profile("user_id:hoa").1["id"].as_str().unwrap().to_owned();
+    let meta = include_bytes!("../../tutti-insights/tests/fixtures/meta_ads_manager.csv");
+    let imported = server.post_raw(
+        "/api/v1/creatives/import",
+        meta,
+        &[("Authorization", &format!("Bearer {}", common::ADMIN_TOKEN)), ("Content-Type", "text/csv")],
+    );
+    assert_eq!(imported.0, 200, "{}", imported.1);
 
     let shots =
         std::env::var("TUTTI_SCREENSHOTS").map(|dir| root.join(dir)).unwrap_or_else(|_| server.dir.join("screenshots"));

@@ -405,3 +405,87 @@ fn a_segment_defined_in_the_console_counts_the_people_already_there() {
     let audit = server.admin("/api/v1/audit?kind=definition");
     assert_eq!(audit["records"][0]["detail"]["by"], "mai@shop.vn", "{audit}");
 }
+
+#[test]
+fn creatives_show_what_wins_and_a_budget_split_is_proposed_then_decided_by_a_person() {
+    use tutti_store::CreativeStore;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.path().join("creatives.db")).unwrap();
+        let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
+        store.put_creatives(&campaign.creatives).unwrap();
+        store.put_performance(&campaign.performance).unwrap();
+    }
+    let server = Server::start_in(dir.path(), &[]);
+    let (viewer, _) = signed_in(&server, "an@shop.vn", "viewer");
+    let (marketer, marketer_csrf) = signed_in(&server, "mai@shop.vn", "marketer");
+    let (approver, approver_csrf) = signed_in(&server, "binh@shop.vn", "approver");
+
+    let page = get(&server, "/creatives", &[("Cookie", &viewer)]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<h2>facebook</h2>") && page.body.contains("<h3>tone</h3>"), "{}", page.body);
+    assert!(page.body.contains("class=\"rate\""), "rates drawn as bars");
+    assert!(page.body.contains("creatives tagged"), "the comparisons called, in words: {}", page.body);
+    assert!(!page.body.contains("action=\"/creatives/proposals\""), "a viewer proposes nothing");
+
+    let bad = post_form(
+        &server,
+        "/creatives/proposals",
+        &[("csrf", &marketer_csrf), ("channel", "facebook"), ("budget", "lots"), ("objective", "clicks")],
+        &[("Cookie", &marketer)],
+    );
+    assert!(bad.status == 200 && bad.body.contains("is a number"), "{}", bad.body);
+    let proposed = post_form(
+        &server,
+        "/creatives/proposals",
+        &[("csrf", &marketer_csrf), ("channel", "facebook"), ("budget", "10000000"), ("objective", "clicks")],
+        &[("Cookie", &marketer)],
+    );
+    assert_eq!(proposed.location.as_deref(), Some("/creatives#proposals"));
+    let kept = server.admin("/api/v1/insights/budget/proposals");
+    let id = kept["proposals"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (kept["proposals"][0]["status"].as_str(), kept["proposals"][0]["proposed_by"].as_str()),
+        (Some("proposed"), Some("mai@shop.vn"))
+    );
+    assert!(kept["proposals"][0]["proposal"]["allocations"].as_array().is_some_and(|a| !a.is_empty()), "{kept}");
+
+    // A marketer may not decide it; the admin token is nobody; an approver does, once.
+    let refused = post_form(
+        &server,
+        &format!("/creatives/proposals/{id}/approve"),
+        &[("csrf", &marketer_csrf)],
+        &[("Cookie", &marketer)],
+    );
+    assert_eq!(refused.status, 403);
+    let (status, body) =
+        common::post_admin(&server, &format!("/api/v1/insights/budget/proposals/{id}/approve"), &json!({}));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("needs_person")), "{body}");
+    let page = get(&server, "/creatives", &[("Cookie", &approver)]);
+    assert!(page.body.contains(&format!("action=\"/creatives/proposals/{id}/approve\"")), "{}", page.body);
+    let approved = post_form(
+        &server,
+        &format!("/creatives/proposals/{id}/approve"),
+        &[("csrf", &approver_csrf)],
+        &[("Cookie", &approver)],
+    );
+    assert_eq!(approved.location.as_deref(), Some("/creatives#proposals"));
+    let again = post_form(
+        &server,
+        &format!("/creatives/proposals/{id}/reject"),
+        &[("csrf", &approver_csrf), ("reason", "late")],
+        &[("Cookie", &approver)],
+    );
+    assert!(again.status == 200 && again.body.contains("approved already"), "{}", again.body);
+    let decided = server.admin("/api/v1/insights/budget/proposals");
+    assert_eq!(
+        (decided["proposals"][0]["status"].as_str(), decided["proposals"][0]["decided_by"].as_str()),
+        (Some("approved"), Some("binh@shop.vn"))
+    );
+    let audit = server.admin("/api/v1/audit?kind=budget");
+    assert_eq!(
+        (audit["records"][0]["detail"]["by"].as_str(), audit["records"][0]["detail"]["decision"].as_str()),
+        (Some("binh@shop.vn"), Some("approved")),
+        "{audit}"
+    );
+}

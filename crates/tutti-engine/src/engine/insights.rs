@@ -6,7 +6,7 @@ use crate::Engine;
 
 /// Creative intelligence as the server and the CLI reach it: [`Engine::insights`].
 pub struct InsightsHandle<'e> {
-    engine: &'e Engine,
+    pub(super) engine: &'e Engine,
 }
 
 impl Engine {

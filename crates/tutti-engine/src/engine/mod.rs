@@ -1,6 +1,7 @@
 //! The [`Engine`](crate::Engine)'s operations, by area; the type itself, its health and its shutdown are in
 //! `lib.rs`.
 
+mod budgets;
 mod connectors;
 mod flows;
 mod history;
@@ -11,6 +12,7 @@ mod profiles;
 mod start;
 mod tokens;
 
+pub use budgets::BudgetError;
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};

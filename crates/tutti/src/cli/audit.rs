@@ -6,7 +6,7 @@ use crate::cli::client::{Client, query};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
-    /// `model_call`, `approval`, `sign_in`, `people`, `definition`, `replay` or `erasure`.
+    /// `model_call`, `approval`, `sign_in`, `people`, `definition`, `replay`, `erasure` or `budget`.
     #[arg(long)]
     kind: Option<String>,
     #[arg(long)]
