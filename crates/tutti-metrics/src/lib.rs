@@ -99,6 +99,9 @@ pub struct Metrics {
     pub inputs_failed: AtomicU64,
     /// Runs that ended failed (a limit, or a failed input).
     pub runs_failed: AtomicU64,
+    /// Runs started, and runs that ended (completed, exited or failed), as committed.
+    pub runs_started: AtomicU64,
+    pub runs_ended: AtomicU64,
     /// Actions written to the outbox.
     pub actions_queued: AtomicU64,
     /// Actions a connector confirmed.
@@ -143,6 +146,8 @@ impl Default for Metrics {
             processor_beat: AtomicI64::new(0),
             inputs_failed: AtomicU64::new(0),
             runs_failed: AtomicU64::new(0),
+            runs_started: AtomicU64::new(0),
+            runs_ended: AtomicU64::new(0),
             actions_queued: AtomicU64::new(0),
             actions_delivered: AtomicU64::new(0),
             actions_retried: AtomicU64::new(0),
@@ -276,6 +281,13 @@ impl Metrics {
             load(&self.actions_retried),
         );
         counter(&mut out, "tutti_actions_dead_total", "Actions given up on (dead letters).", load(&self.actions_dead));
+        counter(&mut out, "tutti_runs_started_total", "Flow runs started.", load(&self.runs_started));
+        counter(
+            &mut out,
+            "tutti_runs_ended_total",
+            "Flow runs that ended (completed, exited or failed).",
+            load(&self.runs_ended),
+        );
         counter(
             &mut out,
             "tutti_actions_skipped_total",

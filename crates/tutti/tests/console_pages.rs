@@ -146,6 +146,10 @@ fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() 
         server.admin("/api/v1/runs?flow=welcome")["runs"].as_array().is_some_and(|r| r.len() == 1)
     });
 
+    // Counted right after the batch that holds the run commits.
+    wait_until("the run counted", || {
+        (server.metric("tutti_runs_started_total"), server.metric("tutti_runs_ended_total")) == (1.0, 1.0)
+    });
     let stats = server.admin("/api/v1/flows/welcome/stats");
     assert_eq!(
         (stats["totals"]["entered"].as_u64(), stats["totals"]["profiles"].as_u64()),
@@ -161,6 +165,8 @@ fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() 
 
     let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
     let list = get(&server, "/flows", &[("Cookie", &viewer)]);
+    let overview = get(&server, "/", &[("Cookie", &viewer)]);
+    assert!(overview.body.contains("Runs started") && overview.body.contains("Events per second"), "{}", overview.body);
     assert!(list.body.contains("href=\"/flows/welcome\""), "{}", list.body);
     let page = get(&server, "/flows/welcome", &[("Cookie", &viewer)]);
     assert_eq!(page.status, 200);

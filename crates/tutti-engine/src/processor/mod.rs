@@ -345,6 +345,18 @@ impl Processor {
         };
         self.publish_standings(state, pending);
         self.metrics.actions_queued.fetch_add(pending.batch.flows.outbox.len() as u64, Ordering::Relaxed);
+        let (mut started, mut ended) = (0, 0);
+        for (m, n) in &pending.batch.flows.stats {
+            let measure = m.measure.as_str();
+            if m.step.is_empty() && measure == "entered" {
+                started += n;
+            } else if matches!(measure, "completed" | "failed") || (m.step.is_empty() && measure.starts_with("exited:"))
+            {
+                ended += n;
+            }
+        }
+        self.metrics.runs_started.fetch_add(started, Ordering::Relaxed);
+        self.metrics.runs_ended.fetch_add(ended, Ordering::Relaxed);
         for run in pending.batch.flows.runs.iter().filter(|r| r.state == "failed") {
             self.metrics.runs_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(run = %run.id, flow = %run.flow, profile = %run.profile, "a run failed; its reason is on the run");

@@ -241,14 +241,17 @@ async fn render(engine: Arc<Engine>, headers: &HeaderMap, signed_in: &SignedIn, 
         })
         .collect();
     let entered = measure(&stats, "", "entered");
-    let ended_total: u64 = ["completed", "failed"].iter().map(|m| measure(&stats, "", m)).sum::<u64>()
+    // A run fails at a step; completion and exits are the flow's.
+    let failed: u64 = stats.values().filter_map(|m| m.get("failed")).sum();
+    let ended_total: u64 = measure(&stats, "", "completed")
+        + failed
         + by_reason(&stats, "", "exited:").iter().map(|(_, n)| n).sum::<u64>();
     let totals = vec![
         (words.entered, entered),
         (words.unique_profiles, measure(&stats, "", "profiles")),
         (words.goal_reached, measure(&stats, "", "goal")),
         (words.completed, measure(&stats, "", "completed")),
-        (words.failed, measure(&stats, "", "failed")),
+        (words.failed, failed),
         (words.going_now, entered.saturating_sub(ended_total)),
     ];
     let runs = runs

@@ -276,10 +276,14 @@ pub async fn overview(signed_in: Option<SignedIn>, State(engine): State<Arc<Engi
     };
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let at_most = |n: usize| if n >= 1000 { "1,000+".to_owned() } else { n.to_string() };
+    let accepted = load(&metrics.events_accepted);
     let counts = vec![
-        (words.events_accepted, load(&metrics.events_accepted).to_string()),
+        (words.events_per_second, events_per_second(accepted)),
+        (words.events_accepted, accepted.to_string()),
         (words.events_processed, load(&metrics.events_processed).to_string()),
         (words.processor_lag, load(&metrics.log_head).saturating_sub(load(&metrics.processed_seq)).to_string()),
+        (words.runs_started, load(&metrics.runs_started).to_string()),
+        (words.runs_ended, load(&metrics.runs_ended).to_string()),
         (words.actions_queued, load(&metrics.actions_queued).to_string()),
         (words.actions_delivered, load(&metrics.actions_delivered).to_string()),
         (words.actions_retried, load(&metrics.actions_retried).to_string()),
@@ -303,6 +307,30 @@ pub async fn overview(signed_in: Option<SignedIn>, State(engine): State<Arc<Engi
         counts,
         connectors,
     })
+}
+
+/// Events accepted per second since the overview was last shown (to anyone), at least a second ago; `—` the
+/// first time. The overview refreshes every 10 s, so this is the recent rate.
+fn events_per_second(accepted: u64) -> String {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, u64)>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    match *last {
+        Some((at, before)) if now.duration_since(at).as_secs_f64() >= 1.0 => {
+            let rate = accepted.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64();
+            *last = Some((now, accepted));
+            format!("{rate:.1}")
+        }
+        Some((at, before)) => {
+            // Too soon for a rate of its own: the previous interval's.
+            let rate = accepted.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64().max(1.0);
+            format!("{rate:.1}")
+        }
+        None => {
+            *last = Some((now, accepted));
+            "—".to_owned()
+        }
+    }
 }
 
 /// `GET /lang/{code}`: remembers the person's language (a year), and back to the overview.

@@ -215,4 +215,7 @@ pub(super) static EN: Words = Words {
     propose_budget: "Propose a split",
     not_a_budget: "The budget is a number, such as 10000000.",
     not_enough_data: "not enough data",
+    events_per_second: "Events per second (recent)",
+    runs_started: "Runs started",
+    runs_ended: "Runs ended",
 };

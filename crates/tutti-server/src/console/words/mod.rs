@@ -289,6 +289,9 @@ pub struct Words {
     pub propose_budget: &'static str,
     pub not_a_budget: &'static str,
     pub not_enough_data: &'static str,
+    pub events_per_second: &'static str,
+    pub runs_started: &'static str,
+    pub runs_ended: &'static str,
 }
 
 #[cfg(test)]

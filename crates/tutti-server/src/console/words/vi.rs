@@ -215,4 +215,7 @@ pub(super) static VI: Words = Words {
     propose_budget: "Đề xuất phân bổ",
     not_a_budget: "Ngân sách phải là một số, ví dụ 10000000.",
     not_enough_data: "chưa đủ dữ liệu",
+    events_per_second: "Sự kiện mỗi giây (gần đây)",
+    runs_started: "Lượt chạy đã bắt đầu",
+    runs_ended: "Lượt chạy đã kết thúc",
 };

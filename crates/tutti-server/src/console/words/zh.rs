@@ -215,4 +215,7 @@ pub(super) static ZH: Words = Words {
     propose_budget: "提出分配方案",
     not_a_budget: "预算须为数字，例如 10000000。",
     not_enough_data: "数据不足",
+    events_per_second: "每秒事件数（近期）",
+    runs_started: "已开始的运行",
+    runs_ended: "已结束的运行",
 };
