@@ -65,7 +65,8 @@ function noTroubles(where) {
 // An approver sees every page, in English; each page's screenshot for docs/console.md.
 const approver = await signedIn('approver@shop.vn');
 for (const [path, shot] of [['/', 'overview-en'], ['/flows', 'flows-en'], ['/flows/personal-thanks', 'flow-en'],
-  ['/segments', 'segments-en'], ['/segments/pro', 'segment-en'], ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
+  ['/segments', 'segments-en'], ['/segments/pro', 'segment-en'], ['/broadcasts', 'broadcasts-en'],
+  ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
   ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/settings', 'settings-en']]) {
   await visit(approver.page, path, shot);
 }

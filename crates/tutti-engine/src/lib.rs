@@ -33,7 +33,7 @@ use tutti_core::ProfileId;
 use tutti_log::LocalFeed;
 use tutti_profiles::{Identifier, IdentityConfig};
 use tutti_store::sqlite::SqliteFlowReader;
-pub use tutti_store::{DeadLetterFilter, Delivery, DeliveryFilter};
+pub use tutti_store::{Broadcast, DeadLetterFilter, Delivery, DeliveryFilter};
 use tutti_store::{EventReader, ProfileReader, StoreError};
 
 use tutti_dispatch::{self as dispatch, delivery_policy};
@@ -41,8 +41,9 @@ use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
 pub use crate::engine::{
-    BudgetError, ConnectorsHandle, DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person,
-    PreviewError, Session, SignedIn, TOKEN_PREFIX, TokenInfo,
+    BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ConnectorsHandle,
+    DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person, PreviewError, Session, SignedIn,
+    TOKEN_PREFIX, TokenInfo,
 };
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;

@@ -63,7 +63,8 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
         return Role::Approver;
     }
     // A preview changes nothing: anyone who may read a flow may see what an edit of it would do.
-    if method == Method::GET || method == Method::HEAD || route == "/api/v1/flows/{id}/preview" {
+    let previews = ["/api/v1/flows/{id}/preview", "/api/v1/broadcasts/review"];
+    if method == Method::GET || method == Method::HEAD || previews.contains(&route) {
         return Role::Viewer;
     }
     Role::Marketer

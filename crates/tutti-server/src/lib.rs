@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod broadcasts;
 pub mod console;
 pub mod cors;
 pub mod delivery;
@@ -115,6 +116,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/flows/{id}/preview", post(flows::preview))
         .route("/api/v1/segments/{id}", get(flows::get).put(flows::put).delete(flows::delete))
         .route("/api/v1/policies/{id}", get(flows::get).put(flows::put).delete(flows::delete))
+        .route("/api/v1/broadcasts", get(broadcasts::list).post(broadcasts::create))
+        .route("/api/v1/broadcasts/review", post(broadcasts::review))
+        .route("/api/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/api/v1/creatives", get(insights::list))
         .route("/api/v1/creatives/import", post(insights::import))
         .route("/api/v1/creatives/tag", post(insights::tag))
@@ -143,6 +147,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/segments/{id}", get(console::segment).post(console::edit_segment))
         .route("/deliveries", get(console::deliveries))
         .route("/deliveries/replay", post(console::replay_dead_letters))
+        .route("/broadcasts", get(console::broadcasts).post(console::submit_broadcast))
+        .route("/broadcasts/{id}/cancel", post(console::cancel_broadcast))
         .route("/creatives", get(console::creatives))
         .route("/creatives/proposals", post(console::propose_budget))
         .route("/creatives/proposals/{id}/{verdict}", post(console::decide_budget))

@@ -181,6 +181,28 @@ pub struct FlowBatch {
     pub stats: Vec<(FlowMeasure, u64)>,
     /// Segment backfills as they now stand (insert or replace by segment).
     pub backfills: Vec<Backfill>,
+    /// Broadcasts' progress (by id; a cancelled broadcast stays cancelled).
+    pub broadcasts: Vec<Broadcast>,
+}
+
+/// A one-off send to a segment's members: its flow (`broadcast-<id>`, started by the signal of the same name
+/// for each member), when it goes, and how far it has come. Members are walked in profile id order;
+/// `next_profile` is the last one signalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    pub id: String,
+    pub name: String,
+    pub segment: String,
+    /// `scheduled`, `sending`, `sent` or `cancelled`.
+    pub status: String,
+    pub send_at: Millis,
+    pub created_by: String,
+    pub created_at: Millis,
+    /// Members when sending began; `done` of them signalled so far.
+    pub total: u64,
+    pub done: u64,
+    pub next_profile: u64,
+    pub finished_at: Option<Millis>,
 }
 
 /// A segment's membership worked out over the profiles that existed before it was defined or changed: how
@@ -358,6 +380,11 @@ pub trait ProfileStore: Send {
     fn due_timers(&self, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>>;
     /// Every counted step's count, as last committed.
     fn step_counts(&self) -> Result<Vec<(StepKey, u64)>>;
+    /// Broadcasts not yet sent nor cancelled.
+    fn open_broadcasts(&self) -> Result<Vec<Broadcast>>;
+    /// Members of a segment above `after`, in id order.
+    fn members_after(&self, segment: &str, after: u64, limit: usize) -> Result<Vec<ProfileId>>;
+    fn member_count(&self, segment: &str) -> Result<u64>;
     /// Profile ids above `after`, ascending.
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>>;
     /// Every segment backfill, finished or not.
@@ -420,6 +447,12 @@ pub trait FlowReader: Send + Sync {
     fn deliveries(&self, filter: &DeliveryFilter, before: u64, limit: usize) -> Result<Vec<Delivery>>;
     /// Every segment backfill, finished or not.
     fn backfills(&self) -> Result<Vec<Backfill>>;
+    /// Every broadcast, newest first.
+    fn broadcasts(&self) -> Result<Vec<Broadcast>>;
+    /// Adds a broadcast; `false` when its id is taken.
+    fn add_broadcast(&self, broadcast: &Broadcast) -> Result<bool>;
+    /// Cancels a broadcast not yet sent; `false` when there is none such.
+    fn cancel_broadcast(&self, id: &str) -> Result<bool>;
     /// A flow's running totals: (step, measure, count), by step and measure.
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>>;
     /// Which of `segments` the profile is a member of.

@@ -495,3 +495,75 @@ fn creatives_show_what_wins_and_a_budget_split_is_proposed_then_decided_by_a_per
         "{audit}"
     );
 }
+
+#[test]
+fn a_broadcast_is_reviewed_then_sent_once_to_each_member_the_policies_allow() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let (data, flows) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(flows.path().join("pro.yaml"), "segment: pro\nwhen: \"profile.traits.plan == 'pro'\"\n").unwrap();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env =
+        [("TUTTI_FLOWS__DIR", flows_dir.as_str()), ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]")];
+    let server = Server::start_in(data.path(), &env);
+    let people =
+        [("u1", "pro", false), ("u2", "pro", true), ("u3", "free", false), ("u4", "pro", false), ("u5", "pro", false)];
+    for (id, plan, unsubscribed) in people {
+        let traits = json!({"plan": plan, "name": format!("Khách {id}"), "email": format!("{id}@example.vn"), "unsubscribed": unsubscribed});
+        assert_eq!(server.track("/v1/identify", &json!({"userId": id, "traits": traits})).0, 200);
+    }
+    wait_until("the members", || server.admin("/api/v1/segments/pro/members")["count"] == 4);
+    let (viewer, viewer_csrf) = signed_in(&server, "an@shop.vn", "viewer");
+    let (marketer, csrf) = signed_in(&server, "mai@shop.vn", "marketer");
+    let with = format!("url: '{}'\ntext: 'Chào {{{{ profile.traits.name }}}}'", vendors.hook_url("tet"));
+    let form = |csrf: &str, intent: &str, with: &str, send_at: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("name".to_owned(), "Tết".to_owned()),
+            ("segment".to_owned(), "pro".to_owned()),
+            ("action".to_owned(), "webhook.post".to_owned()),
+            ("with".to_owned(), with.to_owned()),
+            ("send_at".to_owned(), send_at.to_owned()),
+            ("intent".to_owned(), intent.to_owned()),
+        ]
+    };
+    let post = |cookie: &str, fields: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        post_form(&server, "/broadcasts", &pairs, &[("Cookie", cookie)])
+    };
+
+    // Reviewed by anyone: who it reaches, the message for the first members, what the policies say.
+    let review = post(&viewer, form(&viewer_csrf, "review", &with, ""));
+    assert_eq!(review.status, 200);
+    assert!(review.body.contains("<strong>4</strong>"), "{}", review.body);
+    assert!(review.body.contains("Chào Khách u1"), "the message rendered: {}", review.body);
+    assert!(review.body.contains("not sent: unsubscribed"), "u2's consent: {}", review.body);
+    let broken = post(&marketer, form(&csrf, "review", "url: x\ntext: 'Chào {{ profile.traits.name'", ""));
+    assert!(broken.body.contains("<li value=\"2\" class=\"bad\">"), "the mistake at its line: {}", broken.body);
+    assert_eq!(post(&viewer, form(&viewer_csrf, "schedule", &with, "")).status, 403, "a viewer sends nothing");
+
+    // Scheduled now: each member the policies allow gets it once; a later one is cancelled before it goes.
+    assert_eq!(post(&marketer, form(&csrf, "schedule", &with, "")).location.as_deref(), Some("/broadcasts"));
+    assert_eq!(
+        post(&marketer, form(&csrf, "schedule", &with, "2099-01-01T00:00:00Z")).location.as_deref(),
+        Some("/broadcasts")
+    );
+    let mut all = Value::Null;
+    wait_until("the broadcast sent", || {
+        all = server.admin("/api/v1/broadcasts");
+        all["broadcasts"].as_array().unwrap().iter().any(|b| b["status"] == "sent")
+    });
+    let sent = all["broadcasts"].as_array().unwrap().iter().find(|b| b["status"] == "sent").unwrap().clone();
+    assert_eq!((sent["done"].as_u64(), sent["total"].as_u64()), (Some(4), Some(4)), "{sent}");
+    wait_until("three messages", || vendors.received("hook").iter().filter(|r| r.status == 200).count() == 3);
+    let texts: Vec<String> =
+        vendors.received("hook").iter().filter_map(|r| r.body["text"].as_str().map(str::to_owned)).collect();
+    assert!(!texts.iter().any(|t| t.contains("u2") || t.contains("u3")), "{texts:?}");
+    let later = all["broadcasts"].as_array().unwrap().iter().find(|b| b["status"] == "scheduled").unwrap();
+    let id = later["id"].as_str().unwrap();
+    let cancelled =
+        post_form(&server, &format!("/broadcasts/{id}/cancel"), &[("csrf", &csrf)], &[("Cookie", &marketer)]);
+    assert_eq!(cancelled.location.as_deref(), Some("/broadcasts"));
+    let page = get(&server, "/broadcasts", &[("Cookie", &viewer)]);
+    assert!(page.body.contains("cancelled") && page.body.contains("4 / 4"), "{}", page.body);
+}

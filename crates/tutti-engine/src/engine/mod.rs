@@ -1,6 +1,7 @@
 //! The [`Engine`](crate::Engine)'s operations, by area; the type itself, its health and its shutdown are in
 //! `lib.rs`.
 
+mod broadcasts;
 mod budgets;
 mod connectors;
 mod flows;
@@ -12,6 +13,7 @@ mod profiles;
 mod start;
 mod tokens;
 
+pub use broadcasts::{BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample};
 pub use budgets::BudgetError;
 pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;

@@ -8,6 +8,7 @@
 //! Erasure runs on the same thread, between batches, so it never races with the processing of the same person.
 
 mod backfill;
+mod broadcast;
 mod commands;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,6 +62,8 @@ pub enum InputId {
     Approval(String),
     /// A segment backfill's re-evaluation of this profile.
     Reevaluate(ProfileId),
+    /// A broadcast's signal to this member.
+    Broadcast(String, ProfileId),
 }
 
 impl std::fmt::Display for InputId {
@@ -71,6 +74,7 @@ impl std::fmt::Display for InputId {
             InputId::Result(key) => write!(f, "the result of action {key}"),
             InputId::Approval(run) => write!(f, "the decision on run {run}"),
             InputId::Reevaluate(pid) => write!(f, "the segment backfill of profile {pid}"),
+            InputId::Broadcast(id, pid) => write!(f, "broadcast {id} to profile {pid}"),
         }
     }
 }
@@ -263,7 +267,8 @@ impl Processor {
         let mut pending = Pending::default();
         self.compare_backfills(state, &mut pending, now)?;
         let backfilling = state.backfills.unfinished() || !pending.batch.flows.backfills.is_empty();
-        if head <= state.checkpoint && due.is_empty() && !backfilling {
+        let broadcasting = self.store.open_broadcasts()?.iter().any(|b| b.send_at <= now);
+        if head <= state.checkpoint && due.is_empty() && !backfilling && !broadcasting {
             return Ok(false);
         }
         let mut stored = if head > state.checkpoint {
@@ -276,6 +281,7 @@ impl Processor {
         let full = read == self.settings.batch_events && stored.len() == read;
         let mut last = state.checkpoint;
         let mut more_backfill = false;
+        let mut more_broadcast = false;
         let outcome = (|| {
             for record in stored {
                 last = record.seq;
@@ -298,6 +304,9 @@ impl Processor {
             // Events first: a backfill takes its turn only when they leave room.
             if !full && backfilling {
                 more_backfill = self.backfill_chunk(state, &mut pending, now)?;
+            }
+            if !full && broadcasting {
+                more_broadcast = self.broadcast_chunk(state, &mut pending, now)?;
             }
             Ok::<(), ProcessorError>(())
         })();
@@ -327,7 +336,7 @@ impl Processor {
         self.processed.publish(checkpoint);
         self.evict(state);
         state.flows.evict();
-        Ok(full || more_backfill)
+        Ok(full || more_backfill || more_broadcast)
     }
 
     /// Commits a batch at `checkpoint` and hands its new actions to the dispatcher. On failure the caches are

@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod broadcasts;
 mod creatives;
 mod deliveries;
 mod diff;
@@ -37,6 +38,7 @@ use crate::error::{ApiError, secret_eq};
 use crate::sessions::{ClientAddress, SignedIn, session_cookie};
 pub use approvals::{decide as decide_approval, inbox as approvals};
 pub use audit::log as audit;
+pub use broadcasts::{cancel as cancel_broadcast, list as broadcasts, submit as submit_broadcast};
 pub use creatives::{decide as decide_budget, propose as propose_budget, show as creatives};
 pub use deliveries::{list as deliveries, replay as replay_dead_letters};
 pub use flows::{edit as edit_flow, list as flows, show as flow};

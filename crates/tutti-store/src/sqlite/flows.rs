@@ -16,8 +16,8 @@ use super::{ReadPool, Role, open};
 use tutti_flows::StepKey;
 
 use crate::{
-    Backfill, DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox, OutboxRow,
-    Outcome, Result, StoredDefinition,
+    Backfill, Broadcast, DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox,
+    OutboxRow, Outcome, Result, StoredDefinition,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -93,6 +93,20 @@ CREATE TABLE IF NOT EXISTS segment_backfills (
     done         INTEGER NOT NULL,
     total        INTEGER NOT NULL,
     started_at   INTEGER NOT NULL,
+    finished_at  INTEGER
+) WITHOUT ROWID;
+-- One-off sends to a segment (see `Broadcast`).
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id           TEXT    PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    segment      TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    send_at      INTEGER NOT NULL,
+    created_by   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    total        INTEGER NOT NULL,
+    done         INTEGER NOT NULL,
+    next_profile INTEGER NOT NULL,
     finished_at  INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS definitions (
@@ -206,6 +220,20 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
             b.finished_at
         ])?;
     }
+    let mut sending = tx.prepare_cached(
+        "UPDATE broadcasts SET status = ?2, total = ?3, done = ?4, next_profile = ?5, finished_at = ?6
+         WHERE id = ?1 AND status != 'cancelled'",
+    )?;
+    for b in &batch.broadcasts {
+        sending.execute(params![
+            b.id,
+            b.status,
+            b.total as i64,
+            b.done as i64,
+            b.next_profile as i64,
+            b.finished_at
+        ])?;
+    }
     let mut add = tx.prepare_cached(
         "INSERT INTO flow_stats (flow, step, measure, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, step, measure) DO UPDATE SET count = count + excluded.count",
@@ -245,25 +273,6 @@ pub(super) fn due_timers(conn: &Connection, before: Millis, limit: usize) -> Res
         conn.prepare_cached("SELECT due, profile_id FROM timers WHERE due < ?1 ORDER BY due, profile_id LIMIT ?2")?;
     let rows = stmt.query_map(params![before, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, ProfileId(r.get::<_, i64>(1)? as u64)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Every segment backfill.
-pub(super) fn backfills(conn: &Connection) -> Result<Vec<Backfill>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT segment, source_hash, next_profile, done, total, started_at, finished_at FROM segment_backfills ORDER BY segment",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Backfill {
-            segment: r.get(0)?,
-            source_hash: r.get(1)?,
-            next_profile: r.get::<_, i64>(2)? as u64,
-            done: r.get::<_, i64>(3)? as u64,
-            total: r.get::<_, i64>(4)? as u64,
-            started_at: r.get(5)?,
-            finished_at: r.get(6)?,
-        })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -553,7 +562,44 @@ impl FlowReader for SqliteFlowReader {
     }
 
     fn backfills(&self) -> Result<Vec<Backfill>> {
-        self.pool.with(backfills)
+        self.pool.with(super::sweeps::backfills)
+    }
+
+    fn broadcasts(&self) -> Result<Vec<Broadcast>> {
+        self.pool.with(|conn| super::sweeps::broadcasts(conn, false))
+    }
+
+    fn add_broadcast(&self, b: &Broadcast) -> Result<bool> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let added = conn
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO broadcasts ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                super::sweeps::BROADCAST_COLUMNS
+            ))?
+            .execute(params![
+                b.id,
+                b.name,
+                b.segment,
+                b.status,
+                b.send_at,
+                b.created_by,
+                b.created_at,
+                b.total as i64,
+                b.done as i64,
+                b.next_profile as i64,
+                b.finished_at
+            ])?;
+        Ok(added == 1)
+    }
+
+    fn cancel_broadcast(&self, id: &str) -> Result<bool> {
+        let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = conn
+            .prepare_cached(
+                "UPDATE broadcasts SET status = 'cancelled' WHERE id = ?1 AND status IN ('scheduled', 'sending')",
+            )?
+            .execute([id])?;
+        Ok(changed == 1)
     }
 
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>> {

@@ -13,6 +13,7 @@ mod flows;
 mod outcomes;
 mod people;
 mod profiles;
+mod sweeps;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

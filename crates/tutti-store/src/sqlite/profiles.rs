@@ -260,7 +260,21 @@ impl ProfileStore for SqliteProfileStore {
     }
 
     fn backfills(&self) -> Result<Vec<crate::Backfill>> {
-        flows::backfills(&self.conn)
+        super::sweeps::backfills(&self.conn)
+    }
+
+    fn open_broadcasts(&self) -> Result<Vec<crate::Broadcast>> {
+        super::sweeps::broadcasts(&self.conn, true)
+    }
+
+    fn members_after(&self, segment: &str, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        super::sweeps::members_after(&self.conn, segment, after, limit)
+    }
+
+    fn member_count(&self, segment: &str) -> Result<u64> {
+        let count: i64 =
+            self.conn.query_row("SELECT count(*) FROM segment_members WHERE segment = ?1", [segment], |r| r.get(0))?;
+        Ok(count as u64)
     }
 }
 

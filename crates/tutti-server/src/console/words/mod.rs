@@ -292,6 +292,16 @@ pub struct Words {
     pub events_per_second: &'static str,
     pub runs_started: &'static str,
     pub runs_ended: &'static str,
+    pub broadcasts: &'static str,
+    pub send_at: &'static str,
+    pub sent_to: &'static str,
+    pub cancel: &'static str,
+    pub new_broadcast: &'static str,
+    pub message_fields: &'static str,
+    pub review: &'static str,
+    pub schedule: &'static str,
+    pub reaches: &'static str,
+    pub now: &'static str,
 }
 
 #[cfg(test)]
