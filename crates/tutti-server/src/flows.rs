@@ -199,6 +199,21 @@ pub async fn members(
                    "backfill": backfill.as_ref().map(backfill_json)})))
 }
 
+/// `GET /api/v1/segments/{id}/history`: the segment's members day by day, the last 90 days recorded.
+pub async fn history(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !engine.flow_definitions().segments.contains_key(&id) {
+        return Err(ApiError::new(ErrorCode::UnknownSegment, format!("no segment `{id}`")));
+    }
+    let segment = id.clone();
+    let days = blocking(move || Ok(engine.segment_history(&segment, 90)?)).await?;
+    let days: Vec<Value> = days.iter().map(|(day, count)| json!({"day": day, "members": count})).collect();
+    Ok(Json(json!({"segment": id, "days": days})))
+}
+
 /// How far a segment's backfill over the profiles that existed before it has come.
 pub(crate) fn backfill_json(b: &tutti_store::Backfill) -> Value {
     json!({"done": b.done, "total": b.total, "started_at": format_timestamp(b.started_at),

@@ -97,6 +97,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/dead-letters/replay", post(delivery::replay))
         .route("/api/v1/dead-letters/{seq}/replay", post(delivery::replay_one))
         .route("/api/v1/segments/{id}/members", get(flows::members))
+        .route("/api/v1/segments/{id}/history", get(flows::history))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/api/v1/approvals/{id}/reject", post(approvals::reject))

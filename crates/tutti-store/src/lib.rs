@@ -183,6 +183,8 @@ pub struct FlowBatch {
     pub backfills: Vec<Backfill>,
     /// Broadcasts' progress (by id; a cancelled broadcast stays cancelled).
     pub broadcasts: Vec<Broadcast>,
+    /// Segment sizes to remember: (segment, day as YYYY-MM-DD, members), the latest of a day replacing the rest.
+    pub sizes: Vec<(String, String, u64)>,
 }
 
 /// A one-off send to a segment's members: its flow (`broadcast-<id>`, started by the signal of the same name
@@ -449,6 +451,8 @@ pub trait FlowReader: Send + Sync {
     fn backfills(&self) -> Result<Vec<Backfill>>;
     /// Every broadcast, newest first.
     fn broadcasts(&self) -> Result<Vec<Broadcast>>;
+    /// A segment's members day by day, the last `days` days recorded, oldest first.
+    fn segment_history(&self, segment: &str, days: usize) -> Result<Vec<(String, u64)>>;
     /// Adds a broadcast; `false` when its id is taken.
     fn add_broadcast(&self, broadcast: &Broadcast) -> Result<bool>;
     /// Cancels a broadcast not yet sent; `false` when there is none such.

@@ -402,8 +402,11 @@ fn a_segment_defined_in_the_console_counts_the_people_already_there() {
         !members["backfill"]["finished_at"].is_null()
     });
     assert_eq!((members["count"].as_u64(), members["backfill"]["done"].as_u64()), (Some(10), Some(30)), "{members}");
+    // Its size is recorded once the backfill ends, and drawn day by day.
+    wait_until("today's size", || server.admin("/api/v1/segments/pro/history")["days"][0]["members"] == 10);
     let page = get(&server, "/segments/pro", &[("Cookie", &viewer)]);
     assert!(page.body.contains("<dd>10</dd>") && page.body.contains("Pro plan"), "{}", page.body);
+    assert!(page.body.contains("class=\"sizes\"") && page.body.contains(": 10</title>"), "{}", page.body);
     assert_eq!(page.body.matches("href=\"/profiles/p").count(), 10, "each member linked");
     assert!(!page.body.contains("action=\"/segments/pro"), "a viewer reads the YAML without a form");
     let list = get(&server, "/segments", &[("Cookie", &viewer)]);

@@ -27,6 +27,11 @@ impl Engine {
         Ok(self.flow_store.backfills()?)
     }
 
+    /// A segment's members day by day (as recorded hourly), the last `days` days, oldest first. Blocking.
+    pub fn segment_history(&self, segment: &str, days: usize) -> Result<Vec<(String, u64)>, EngineError> {
+        Ok(self.flow_store.segment_history(segment, days)?)
+    }
+
     /// The segments in force that the profile is a member of. Blocking.
     pub fn segments_of(&self, profile: ProfileId) -> Result<Vec<String>, EngineError> {
         let definitions = self.flow_definitions();

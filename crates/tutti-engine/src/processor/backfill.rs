@@ -26,6 +26,8 @@ pub(super) const CHUNK: usize = 500;
 /// The most recent events of a profile read for a segment with behaviour clauses: windows count events within
 /// days or weeks, and a profile's older events cannot change them.
 const HISTORY: usize = 1_000;
+/// How often segments' sizes are recorded.
+const SIZES_EVERY: Millis = 3_600_000;
 
 /// The backfills the processor knows, and the definitions it last compared them with.
 #[derive(Default)]
@@ -116,6 +118,8 @@ impl Processor {
         }
         if ids.len() < CHUNK {
             backfill.finished_at = Some(now);
+            // The segment's size, once this last chunk is committed.
+            state.sizes_due = 0;
             tracing::info!(segment = %backfill.segment, profiles = backfill.done, "segment backfill finished");
         }
         let more = backfill.finished_at.is_none()
@@ -123,6 +127,22 @@ impl Processor {
         pending.batch.flows.backfills.push(backfill.clone());
         state.backfills.by_segment.insert(backfill.segment.clone(), backfill);
         Ok(more)
+    }
+
+    /// Remembers each segment's members for today (the processor's clock's day, UTC), as committed so far.
+    pub(super) fn record_sizes(
+        &self,
+        state: &mut State,
+        pending: &mut Pending,
+        now: Millis,
+    ) -> Result<(), ProcessorError> {
+        let day = tutti_core::time::format_timestamp(now).chars().take(10).collect::<String>();
+        for segment in state.flows.defs().segments.keys() {
+            let count = self.store.member_count(segment)?;
+            pending.batch.flows.sizes.push((segment.clone(), day.clone(), count));
+        }
+        state.sizes_due = now + SIZES_EVERY;
+        Ok(())
     }
 
     /// A profile's most recent events, oldest first.

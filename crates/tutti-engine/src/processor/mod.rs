@@ -172,6 +172,8 @@ struct State {
     /// runs instead of running them, and the checkpoint moves past it, so it never fails the processor twice.
     poisoned: HashMap<InputId, String>,
     backfills: backfill::Backfills,
+    /// When segments' sizes are next recorded (hourly, and at once after a backfill ends).
+    sizes_due: tutti_core::Millis,
 }
 
 /// Changes gathered over one batch.
@@ -251,6 +253,7 @@ impl Processor {
             flows: FlowRuntime::new(self.definitions.clone()),
             poisoned: HashMap::new(),
             backfills: backfill::Backfills::default(),
+            sizes_due: 0,
         })
     }
 
@@ -268,7 +271,8 @@ impl Processor {
         self.compare_backfills(state, &mut pending, now)?;
         let backfilling = state.backfills.unfinished() || !pending.batch.flows.backfills.is_empty();
         let broadcasting = self.store.open_broadcasts()?.iter().any(|b| b.send_at <= now);
-        if head <= state.checkpoint && due.is_empty() && !backfilling && !broadcasting {
+        let sizing = now >= state.sizes_due && !state.flows.defs().segments.is_empty();
+        if head <= state.checkpoint && due.is_empty() && !backfilling && !broadcasting && !sizing {
             return Ok(false);
         }
         let mut stored = if head > state.checkpoint {
@@ -302,6 +306,10 @@ impl Processor {
             }
             self.metrics.timers_fired.fetch_add(ticks as u64, Ordering::Relaxed);
             // Events first: a backfill takes its turn only when they leave room.
+            // Sizes first: a backfill ending below asks for its segment's size at the next batch.
+            if sizing {
+                self.record_sizes(state, &mut pending, now)?;
+            }
             if !full && backfilling {
                 more_backfill = self.backfill_chunk(state, &mut pending, now)?;
             }

@@ -119,6 +119,30 @@ async fn render_list(
     })
 }
 
+/// Members day by day as bars, each with its day and count as its title, on a scale from zero.
+fn chart(days: &[(String, u64)]) -> String {
+    use std::fmt::Write;
+    if days.is_empty() {
+        return String::new();
+    }
+    let top = days.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1) as f64;
+    let (w, h, gap) = (18usize, 80.0, 4usize);
+    let width = days.len() * (w + gap);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="sizes" viewBox="0 0 {width} 100" width="{width}" height="100" role="img">"#
+    );
+    for (i, (day, n)) in days.iter().enumerate() {
+        let bar = (*n as f64 / top * h).max(1.0);
+        let (x, y) = (i * (w + gap), 90.0 - bar);
+        // A day is YYYY-MM-DD and a count a number: nothing here needs escaping.
+        let day = day.chars().filter(|c| c.is_ascii_digit() || *c == '-').collect::<String>();
+        let _ =
+            write!(svg, r#"<rect x="{x}" y="{y:.1}" width="{w}" height="{bar:.1}"><title>{day}: {n}</title></rect>"#);
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[derive(Template)]
 #[template(path = "segment.html")]
 struct SegmentPage {
@@ -130,6 +154,8 @@ struct SegmentPage {
     name: String,
     count: u64,
     progress: Option<Progress>,
+    /// Members day by day, as SVG bars (empty before the first day is recorded).
+    chart: String,
     started: String,
     members: Vec<String>,
     next: Option<String>,
@@ -180,10 +206,11 @@ async fn render(
     let found = blocking(move || {
         let (members, count) = engine.segment_members(&segment_id, after, PAGE)?;
         let backfill = engine.segment_backfills()?.into_iter().find(|b| b.segment == segment_id);
-        Ok((members, count, backfill))
+        let history = engine.segment_history(&segment_id, 30)?;
+        Ok((members, count, backfill, history))
     })
     .await;
-    let (members, count, backfill) = match found {
+    let (members, count, backfill, history) = match found {
         Ok(found) => found,
         Err(e) => return secured(e.into_response()),
     };
@@ -198,6 +225,7 @@ async fn render(
         id,
         name: segment.name.clone().unwrap_or_default(),
         count,
+        chart: chart(&history),
         started: backfill.as_ref().map(|b| zone.show(b.started_at)).unwrap_or_default(),
         progress: progress(backfill.as_ref()),
         members: members.iter().map(ToString::to_string).collect(),

@@ -95,6 +95,13 @@ CREATE TABLE IF NOT EXISTS segment_backfills (
     started_at   INTEGER NOT NULL,
     finished_at  INTEGER
 ) WITHOUT ROWID;
+-- Each segment's members, day by day (the processor records them hourly and when a backfill ends).
+CREATE TABLE IF NOT EXISTS segment_history (
+    segment TEXT    NOT NULL,
+    day     TEXT    NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (segment, day)
+) WITHOUT ROWID;
 -- One-off sends to a segment (see `Broadcast`).
 CREATE TABLE IF NOT EXISTS broadcasts (
     id           TEXT    PRIMARY KEY,
@@ -220,6 +227,11 @@ pub(super) fn commit(tx: &Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Opti
             b.finished_at
         ])?;
     }
+    let mut size =
+        tx.prepare_cached("INSERT OR REPLACE INTO segment_history (segment, day, count) VALUES (?1, ?2, ?3)")?;
+    for (segment, day, count) in &batch.sizes {
+        size.execute(params![segment, day, *count as i64])?;
+    }
     let mut sending = tx.prepare_cached(
         "UPDATE broadcasts SET status = ?2, total = ?3, done = ?4, next_profile = ?5, finished_at = ?6
          WHERE id = ?1 AND status != 'cancelled'",
@@ -285,7 +297,7 @@ pub(super) fn step_counts(conn: &Connection) -> Result<Vec<(StepKey, u64)>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+pub(super) fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
         seq: r.get::<_, i64>(0)? as u64,
         key: r.get(1)?,
@@ -522,47 +534,15 @@ impl FlowReader for SqliteFlowReader {
     }
 
     fn deliveries(&self, filter: &DeliveryFilter, before: u64, limit: usize) -> Result<Vec<Delivery>> {
-        use rusqlite::types::Value as V;
-        let mut sql = String::from(
-            "SELECT seq, key, profile_id, connector, body, created_at, attempts, due_at, state, result, error
-             FROM outbox WHERE seq < ?1",
-        );
-        let mut values = vec![V::Integer(if before == 0 { i64::MAX } else { before as i64 })];
-        let mut and = |condition: &str, value: V| {
-            values.push(value);
-            sql.push_str(&format!(" AND {condition} ?{}", values.len()));
-        };
-        if let Some(state) = &filter.state {
-            and("state =", V::Text(state.clone()));
-        }
-        if let Some(profile) = filter.profile {
-            and("profile_id =", V::Integer(profile.0 as i64));
-        }
-        if let Some(connector) = &filter.connector {
-            and("connector =", V::Text(connector.clone()));
-        }
-        if let Some(flow) = &filter.flow {
-            and("json_extract(CAST(body AS TEXT), '$.flow') =", V::Text(flow.clone()));
-        }
-        if let Some(since) = filter.since {
-            and("created_at >=", V::Integer(since));
-        }
-        if let Some(until) = filter.until {
-            and("created_at <", V::Integer(until));
-        }
-        values.push(V::Integer(limit as i64));
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", values.len()));
-        self.pool.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
-                Ok(Delivery { row: outbox_row(r)?, state: r.get(8)?, result: r.get(9)?, error: r.get(10)? })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        self.pool.with(|conn| super::history::deliveries(conn, filter, before, limit))
     }
 
     fn backfills(&self) -> Result<Vec<Backfill>> {
         self.pool.with(super::sweeps::backfills)
+    }
+
+    fn segment_history(&self, segment: &str, days: usize) -> Result<Vec<(String, u64)>> {
+        self.pool.with(|conn| super::history::segment_history(conn, segment, days))
     }
 
     fn broadcasts(&self) -> Result<Vec<Broadcast>> {
@@ -603,26 +583,11 @@ impl FlowReader for SqliteFlowReader {
     }
 
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>> {
-        self.pool.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT step, measure, count FROM flow_stats WHERE flow = ?1 ORDER BY step, measure")?;
-            let rows = stmt.query_map([flow], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        self.pool.with(|conn| super::history::flow_stats(conn, flow))
     }
 
     fn segments_of(&self, profile: ProfileId, segments: &[&str]) -> Result<Vec<String>> {
-        self.pool.with(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT 1 FROM segment_members WHERE segment = ?1 AND profile_id = ?2")?;
-            let mut of = Vec::new();
-            for segment in segments {
-                if stmt.exists(params![segment, profile.0 as i64])? {
-                    of.push((*segment).to_owned());
-                }
-            }
-            Ok(of)
-        })
+        self.pool.with(|conn| super::history::segments_of(conn, profile, segments))
     }
 
     fn pending_timers(&self) -> Result<u64> {

@@ -10,6 +10,7 @@ mod connectors;
 mod creatives;
 mod events;
 mod flows;
+mod history;
 mod outcomes;
 mod people;
 mod profiles;

@@ -228,4 +228,5 @@ pub(super) static EN: Words = Words {
     schedule: "Schedule",
     reaches: "Members it reaches now:",
     now: "now",
+    members_over_time: "Members day by day",
 };

@@ -302,6 +302,7 @@ pub struct Words {
     pub schedule: &'static str,
     pub reaches: &'static str,
     pub now: &'static str,
+    pub members_over_time: &'static str,
 }
 
 #[cfg(test)]

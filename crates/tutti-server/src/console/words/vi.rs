@@ -228,4 +228,5 @@ pub(super) static VI: Words = Words {
     schedule: "Lên lịch gửi",
     reaches: "Số thành viên sẽ nhận lúc này:",
     now: "ngay",
+    members_over_time: "Thành viên theo ngày",
 };

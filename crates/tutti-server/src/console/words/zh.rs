@@ -228,4 +228,5 @@ pub(super) static ZH: Words = Words {
     schedule: "安排发送",
     reaches: "当前覆盖的成员数：",
     now: "立即",
+    members_over_time: "每日成员数",
 };
