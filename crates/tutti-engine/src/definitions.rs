@@ -209,8 +209,9 @@ fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
 
 /// Builds the definitions in force from every stored version: all versions of each flow (runs keep theirs;
 /// a deleted flow is retired), the latest version of each segment and policy not deleted. A stored version
-/// that no longer compiles (a connector removed since) is skipped with a warning.
-pub fn build(stored: &[tutti_store::StoredDefinition]) -> Definitions {
+/// that no longer compiles (a connector removed since) is skipped with a warning. The latest version of a flow
+/// in `paused` is retired while paused.
+pub fn build(stored: &[tutti_store::StoredDefinition], paused: &[String]) -> Definitions {
     let connectors = connectors::all();
     let mut defs = Definitions::default();
     let mut latest: BTreeMap<(&str, &str), &tutti_store::StoredDefinition> = BTreeMap::new();
@@ -227,6 +228,10 @@ pub fn build(stored: &[tutti_store::StoredDefinition]) -> Definitions {
                 flow.version = d.version;
                 if d.deleted {
                     flow.retired = true;
+                }
+                if is_latest && paused.contains(&d.id) {
+                    flow.retired = true;
+                    flow.paused = true;
                 }
                 defs.insert(tutti_flows::Definition::Flow(flow));
             }

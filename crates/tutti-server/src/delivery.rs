@@ -299,7 +299,7 @@ const MAX_IGNORED_BYTES: usize = 16 * 1024;
 
 /// Reads (and drops) a body a route has no use for: left unread, it would cost the connection, and a client
 /// reusing it for its next request would find it closed.
-async fn read_small_body(headers: &axum::http::HeaderMap, body: axum::body::Body) -> Result<(), ApiError> {
+pub(crate) async fn read_small_body(headers: &axum::http::HeaderMap, body: axum::body::Body) -> Result<(), ApiError> {
     let too_large = || {
         ApiError::new(ErrorCode::RequestTooLarge, format!("this route takes no body over {MAX_IGNORED_BYTES} bytes"))
     };

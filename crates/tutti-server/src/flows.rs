@@ -260,6 +260,29 @@ pub async fn schema(Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/schema+json")], *text).into_response())
 }
 
+/// `POST /api/v1/flows/{id}/pause` and `/resume`: a paused flow starts no runs (runs already going finish); its
+/// new versions stay paused until resumed. Marketers; on the audit log.
+pub async fn pause(
+    admin: Admin,
+    State(engine): State<Arc<Engine>>,
+    Path((id, verb)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    crate::delivery::read_small_body(&headers, body).await?;
+    let paused = match verb.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return Err(ApiError::new(ErrorCode::NotFound, "pause or resume")),
+    };
+    if !engine.flow_definitions().flows.contains_key(&id) {
+        return Err(ApiError::new(ErrorCode::UnknownFlow, format!("no flow `{id}`")));
+    }
+    let (by, id_for) = (admin.by(), id.clone());
+    let changed = blocking(move || Ok(engine.pause_flow(&id_for, paused, &by)?)).await?;
+    Ok(Json(json!({"flow": id, "paused": paused, "changed": changed})))
+}
+
 /// `GET /api/v1/flows/{id}/stats`: what the flow's runs did, summed over its versions: per step and for the
 /// flow as a whole, each measure's count (see `tutti_store::FlowMeasure`).
 pub async fn stats(

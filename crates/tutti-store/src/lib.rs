@@ -488,6 +488,10 @@ pub trait DefinitionStore: Send + Sync {
     fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32>;
     /// Marks a definition deleted (its versions stay for the runs that use them). Returns whether it existed.
     fn delete(&self, kind: &str, id: &str) -> Result<bool>;
+    /// Flows paused: they start no runs until resumed.
+    fn paused(&self) -> Result<Vec<String>>;
+    /// Pauses or resumes a flow; whether that changed anything.
+    fn set_paused(&self, flow: &str, paused: bool, at: Millis) -> Result<bool>;
 }
 
 /// Read-only profile queries for the API.

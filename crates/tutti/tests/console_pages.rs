@@ -243,6 +243,27 @@ fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() 
     let audit = server.admin("/api/v1/audit?kind=definition");
     assert_eq!(audit["records"][0]["detail"]["by"], "mai@shop.vn", "{audit}");
     assert_eq!(audit["records"][0]["flow"], "welcome");
+
+    // Paused, it starts no runs; resumed, it does again.
+    let paused = post_form(&server, "/flows/welcome/pause", &[("csrf", &csrf)], &[("Cookie", &marketer)]);
+    assert_eq!(paused.location.as_deref(), Some("/flows/welcome"));
+    assert!(get(&server, "/flows", &[("Cookie", &viewer)]).body.contains("<td>paused</td>"));
+    assert_eq!(server.track("/v1/track", &json!({"userId": "minh", "event": "Signed Up"})).0, 200);
+    let (status, _) = server.profile("user_id:minh");
+    assert_eq!(status, 200, "the event was folded");
+    let (status, body) = common::post_admin(&server, "/api/v1/flows/welcome/resume", &json!({}));
+    assert_eq!((status, body["paused"].as_bool()), (200, Some(false)), "{body}");
+    assert_eq!(server.track("/v1/track", &json!({"userId": "hoa", "event": "Signed Up"})).0, 200);
+    wait_until("hoa's run", || {
+        server.admin("/api/v1/runs?flow=welcome")["runs"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["profile"] != Value::Null && r["trigger"]["userId"] == "hoa"))
+    });
+    let runs = server.admin("/api/v1/runs?flow=welcome");
+    assert!(
+        !runs["runs"].as_array().unwrap().iter().any(|r| r["trigger"]["userId"] == "minh"),
+        "nothing started while paused: {runs}"
+    );
 }
 
 #[test]

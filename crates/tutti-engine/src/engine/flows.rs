@@ -49,8 +49,22 @@ impl Engine {
     }
 
     pub(crate) fn reload_definitions(&self) -> Result<(), EngineError> {
-        self.definitions.set(definitions::build(&self.flow_store.all()?));
+        self.definitions.set(definitions::build(&self.flow_store.all()?, &self.flow_store.paused()?));
         Ok(())
+    }
+
+    /// Pauses (`true`) or resumes a flow: paused, it starts no runs; runs already going finish. On the audit log.
+    /// Whether anything changed; [`DefinitionError::Engine`] for storage. Blocking.
+    pub fn pause_flow(&self, id: &str, paused: bool, by: &str) -> Result<bool, EngineError> {
+        let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = self.flow_store.set_paused(id, paused, self.clock.now_ms())?;
+        if changed {
+            self.reload_definitions()?;
+            let change = if paused { "paused" } else { "resumed" };
+            let detail = serde_json::json!({"kind": "flow", "id": id, "change": change});
+            self.record(tutti_core::audit::AuditKind::Definition, by, Some(id), None, detail)?;
+        }
+        Ok(changed)
     }
 
     /// Stored definitions of a kind: the latest version of each, deleted ones left out. Blocking.

@@ -95,7 +95,7 @@ impl Engine {
             }
         }
         let definitions = Arc::new(FlowDefinitions::default());
-        let built = definitions::build(&flow_store.all()?);
+        let built = definitions::build(&flow_store.all()?, &flow_store.paused()?);
         // One line per definition in force, so an operator sees at start what the engine will do.
         for flow in built.current_flows() {
             tracing::info!(flow = %flow.id, version = flow.version, retired = flow.retired, "flow loaded");

@@ -64,6 +64,8 @@ pub struct Flow {
     pub steps: Vec<Step>,
     /// A retired flow starts no runs; runs already going finish on the version they started on.
     pub retired: bool,
+    /// Retired by a person's pause (until they resume it), not by deletion or `retired:` in its YAML.
+    pub paused: bool,
     /// The YAML it was compiled from, as served back by the API.
     pub source: String,
     segment_refs: Vec<(String, String, Pos)>,

@@ -97,6 +97,7 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
         limits,
         steps: steps?,
         retired,
+        paused: false,
         source: String::new(),
         segment_refs: refs,
     };

@@ -61,7 +61,7 @@ struct Listed {
     version: u32,
     category: String,
     trigger: String,
-    retired: bool,
+    status: &'static str,
     entered: u64,
     profiles: u64,
     goal: u64,
@@ -85,7 +85,8 @@ pub async fn list(signed_in: Option<SignedIn>, State(engine): State<Arc<Engine>>
     let found = blocking(move || {
         let defs = engine.flow_definitions();
         let mut flows = Vec::new();
-        for flow in defs.current_flows() {
+        // Every flow's latest version, live, paused or retired.
+        for flow in defs.flows.values().filter_map(|versions| versions.values().next_back()) {
             let stats = stats_of(engine.flow_stats(&flow.id)?);
             flows.push(Listed {
                 id: flow.id.clone(),
@@ -93,7 +94,7 @@ pub async fn list(signed_in: Option<SignedIn>, State(engine): State<Arc<Engine>>
                 version: flow.version,
                 category: flow.category.clone(),
                 trigger: graph::trigger_label(flow),
-                retired: flow.retired,
+                status: status(flow, words),
                 entered: measure(&stats, "", "entered"),
                 profiles: measure(&stats, "", "profiles"),
                 goal: measure(&stats, "", "goal"),
@@ -107,6 +108,15 @@ pub async fn list(signed_in: Option<SignedIn>, State(engine): State<Arc<Engine>>
             page(&FlowsPage { lang: lang.code(), title: words.flows, words, who: Who::of(&signed_in.session), flows })
         }
         Err(e) => secured(e.into_response()),
+    }
+}
+
+/// Whether a flow starts runs, in words.
+fn status(flow: &tutti_flows::Flow, words: &Words) -> &'static str {
+    match (flow.paused, flow.retired) {
+        (true, _) => words.paused,
+        (false, true) => words.retired,
+        (false, false) => words.live,
     }
 }
 
@@ -149,7 +159,8 @@ struct FlowPage {
     version: u32,
     category: String,
     trigger: String,
-    retired: bool,
+    status: &'static str,
+    paused: bool,
     svg: String,
     totals: Vec<(&'static str, u64)>,
     ended: Vec<(String, u64)>,
@@ -277,7 +288,8 @@ async fn render(engine: Arc<Engine>, headers: &HeaderMap, signed_in: &SignedIn, 
         version: flow.version,
         category: flow.category.clone(),
         trigger: graph::trigger_label(&flow),
-        retired: flow.retired,
+        status: status(&flow, words),
+        paused: flow.paused,
         svg,
         totals,
         ended: by_reason(&stats, "", "exited:"),
@@ -307,6 +319,38 @@ pub struct EditForm {
     profile: String,
     #[serde(default)]
     events: String,
+}
+
+#[derive(Deserialize)]
+pub struct PauseForm {
+    csrf: String,
+}
+
+/// `POST /flows/{id}/pause` and `/resume`: marketers.
+pub async fn pause(
+    signed_in: Option<SignedIn>,
+    State(engine): State<Arc<Engine>>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(String, String)>,
+    Form(form): Form<PauseForm>,
+) -> Response {
+    let Some(signed_in) = signed_in else { return to_sign_in() };
+    if !may_post(&signed_in, Role::Marketer, &form.csrf, &headers) {
+        return secured(StatusCode::FORBIDDEN.into_response());
+    }
+    let paused = match verb.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return not_found(&headers),
+    };
+    if !engine.flow_definitions().flows.contains_key(&id) {
+        return not_found(&headers);
+    }
+    let (by, id_for) = (signed_in.session.person.email.clone(), id.clone());
+    match blocking(move || Ok(engine.pause_flow(&id_for, paused, &by)?)).await {
+        Ok(_) => secured(Redirect::to(&format!("/flows/{id}")).into_response()),
+        Err(e) => secured(e.into_response()),
+    }
 }
 
 /// The most YAML the editor takes, as the API takes.

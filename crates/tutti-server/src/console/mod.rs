@@ -41,7 +41,7 @@ pub use audit::log as audit;
 pub use broadcasts::{cancel as cancel_broadcast, list as broadcasts, submit as submit_broadcast};
 pub use creatives::{decide as decide_budget, propose as propose_budget, show as creatives};
 pub use deliveries::{list as deliveries, replay as replay_dead_letters};
-pub use flows::{edit as edit_flow, list as flows, show as flow};
+pub use flows::{edit as edit_flow, list as flows, pause as pause_flow, show as flow};
 pub use profiles::{erase as erase_profile, profile, search as profiles};
 pub use segments::{create as create_segment, edit as edit_segment, list as segments, show as segment};
 pub use settings::{change_person, check_connector, choose_zone, create_token, revoke_token, show as settings};

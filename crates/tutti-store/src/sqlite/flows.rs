@@ -102,6 +102,11 @@ CREATE TABLE IF NOT EXISTS segment_history (
     count   INTEGER NOT NULL,
     PRIMARY KEY (segment, day)
 ) WITHOUT ROWID;
+-- Flows paused by a person: they start no runs until resumed.
+CREATE TABLE IF NOT EXISTS flow_pauses (
+    flow      TEXT    PRIMARY KEY,
+    paused_at INTEGER NOT NULL
+) WITHOUT ROWID;
 -- One-off sends to a segment (see `Broadcast`).
 CREATE TABLE IF NOT EXISTS broadcasts (
     id           TEXT    PRIMARY KEY,
@@ -652,6 +657,24 @@ impl DefinitionStore for SqliteFlowReader {
         tx.execute("UPDATE definitions SET deleted = 0 WHERE kind = ?1 AND id = ?2", [kind, id])?;
         tx.commit()?;
         Ok(version as u32)
+    }
+
+    fn paused(&self) -> Result<Vec<String>> {
+        self.pool.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT flow FROM flow_pauses ORDER BY flow")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    }
+
+    fn set_paused(&self, flow: &str, paused: bool, at: Millis) -> Result<bool> {
+        let conn = self.writer.lock().expect("the definitions writer is never poisoned");
+        let changed = if paused {
+            conn.execute("INSERT OR IGNORE INTO flow_pauses (flow, paused_at) VALUES (?1, ?2)", params![flow, at])?
+        } else {
+            conn.execute("DELETE FROM flow_pauses WHERE flow = ?1", [flow])?
+        };
+        Ok(changed == 1)
     }
 
     fn delete(&self, kind: &str, id: &str) -> Result<bool> {

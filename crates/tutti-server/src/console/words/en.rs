@@ -229,4 +229,8 @@ pub(super) static EN: Words = Words {
     reaches: "Members it reaches now:",
     now: "now",
     members_over_time: "Members day by day",
+    paused: "paused",
+    pause: "Pause",
+    resume: "Resume",
+    pause_help: "Paused, a flow starts no runs; runs already going finish.",
 };

@@ -303,6 +303,10 @@ pub struct Words {
     pub reaches: &'static str,
     pub now: &'static str,
     pub members_over_time: &'static str,
+    pub paused: &'static str,
+    pub pause: &'static str,
+    pub resume: &'static str,
+    pub pause_help: &'static str,
 }
 
 #[cfg(test)]

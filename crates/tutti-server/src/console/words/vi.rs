@@ -229,4 +229,8 @@ pub(super) static VI: Words = Words {
     reaches: "Số thành viên sẽ nhận lúc này:",
     now: "ngay",
     members_over_time: "Thành viên theo ngày",
+    paused: "tạm dừng",
+    pause: "Tạm dừng",
+    resume: "Tiếp tục",
+    pause_help: "Khi tạm dừng, luồng không bắt đầu lượt chạy mới; các lượt đang chạy vẫn hoàn tất.",
 };

@@ -229,4 +229,8 @@ pub(super) static ZH: Words = Words {
     reaches: "当前覆盖的成员数：",
     now: "立即",
     members_over_time: "每日成员数",
+    paused: "已暂停",
+    pause: "暂停",
+    resume: "恢复",
+    pause_help: "暂停后流程不再开始新的运行；进行中的运行会继续完成。",
 };
