@@ -438,14 +438,8 @@ fn a_segment_defined_in_the_console_counts_the_people_already_there() {
 
 #[test]
 fn creatives_show_what_wins_and_a_budget_split_is_proposed_then_decided_by_a_person() {
-    use tutti_store::CreativeStore;
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.path().join("creatives.db")).unwrap();
-        let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
-        store.put_creatives(&campaign.creatives).unwrap();
-        store.put_performance(&campaign.performance).unwrap();
-    }
+    common::seeded_creatives(dir.path());
     let server = Server::start_in(dir.path(), &[]);
     let (viewer, _) = signed_in(&server, "an@shop.vn", "viewer");
     let (marketer, marketer_csrf) = signed_in(&server, "mai@shop.vn", "marketer");

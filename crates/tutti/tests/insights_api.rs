@@ -89,14 +89,8 @@ fn import_tag_override_and_analyse_over_http() {
 
 #[test]
 fn predictions_budgets_competitors_alerts_and_the_html_report_over_http() {
-    use tutti_store::CreativeStore;
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.path().join("creatives.db")).unwrap();
-        let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
-        store.put_creatives(&campaign.creatives).unwrap();
-        store.put_performance(&campaign.performance).unwrap();
-    }
+    common::seeded_creatives(dir.path());
     let server = Server::start_in(dir.path(), &[]);
 
     let body =

@@ -29,7 +29,13 @@ impl Machine<'_, '_> {
                 changes.push(Change { segment: segment.id.clone(), entered: member });
             }
         }
-        for c in &changes {
+        self.record_changes(&changes);
+        changes
+    }
+
+    /// Records each membership change as a decision (what the engine commits as segment members).
+    pub(super) fn record_changes(&mut self, changes: &[Change]) {
+        for c in changes {
             let kind = if c.entered {
                 DecisionKind::SegmentEntered { segment: c.segment.clone() }
             } else {
@@ -37,7 +43,6 @@ impl Machine<'_, '_> {
             };
             self.record(self.decision(None, None, kind));
         }
-        changes
     }
 
     pub(super) fn exit_on_segments(&mut self, changes: &[Change]) {

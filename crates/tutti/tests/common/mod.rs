@@ -307,6 +307,15 @@ pub fn post_as(server: &Server, token: &str, path: &str, body: &Value) -> (u16, 
     )
 }
 
+/// A data directory whose creatives.db holds the synthetic S6 campaign (creatives, tags and daily performance).
+pub fn seeded_creatives(dir: &Path) {
+    use tutti_store::CreativeStore;
+    let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.join("creatives.db")).unwrap();
+    let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
+    store.put_creatives(&campaign.creatives).unwrap();
+    store.put_performance(&campaign.performance).unwrap();
+}
+
 /// POSTs JSON to the admin API with the admin token.
 pub fn post_admin(server: &Server, path: &str, body: &Value) -> (u16, Value) {
     server.post_raw(

@@ -3,7 +3,7 @@
 //! after any event (runs that exit on it, flows it triggers, schedules over it). The engine's backfill feeds
 //! every existing profile through this once per new or changed segment.
 
-use crate::machine::{Change, DecisionKind, Machine};
+use crate::machine::{Change, Machine};
 use tutti_core::event::Event;
 use tutti_segments::SegmentState;
 
@@ -30,14 +30,7 @@ impl Machine<'_, '_> {
                 changes.push(Change { segment: id.clone(), entered: member });
             }
         }
-        for c in &changes {
-            let kind = if c.entered {
-                DecisionKind::SegmentEntered { segment: c.segment.clone() }
-            } else {
-                DecisionKind::SegmentLeft { segment: c.segment.clone() }
-            };
-            self.record(self.decision(None, None, kind));
-        }
+        self.record_changes(&changes);
         self.exit_on_segments(&changes);
         self.segment_triggers(&changes);
         self.refresh_schedules();
