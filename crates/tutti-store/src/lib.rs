@@ -503,6 +503,11 @@ pub trait ProfileReader: Send + Sync {
     /// Merges into this profile, oldest first.
     fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>>;
     fn count_profiles(&self) -> Result<u64>;
+    /// Profiles above id `after` and up to `upto` whose trait `name` reads `value` (as text: `5000`, `pro`,
+    /// `1` for true), at most `limit`, in id order. Traits are not indexed: callers scan in ranges.
+    fn with_trait(&self, name: &str, value: &str, after: u64, upto: u64, limit: usize) -> Result<Vec<ProfileId>>;
+    /// The highest profile id there is (0 for none).
+    fn last_profile_id(&self) -> Result<u64>;
 }
 
 /// What a write of creatives or performance rows did, row by row.

@@ -36,6 +36,11 @@ fn a_profile_is_found_shown_escaped_and_erased_by_an_admin_only() {
     assert!(page.body.contains("Viewed Product") && page.body.contains("TEA-1"), "the timeline: {}", page.body);
     assert!(page.body.contains("traits.email_subscribe is"), "why email is closed: {}", page.body);
     assert!(!page.body.contains("/erase\""), "a viewer has no erase form");
+    // By a trait (not indexed: scanned, bounded): the profile, linked.
+    let by_trait = get(&server, "/profiles?q=trait%3Aemail_subscribe%3Dunsubscribed", &[("Cookie", &viewer)]);
+    assert!(by_trait.body.contains(&format!("href=\"/profiles/{id}\"")), "{}", by_trait.body);
+    let none = get(&server, "/profiles?q=trait%3Aemail_subscribe%3Dsubscribed", &[("Cookie", &viewer)]);
+    assert!(none.body.contains("No profile matches") && !none.body.contains(&format!("href=\"/profiles/{id}\"")));
     let missing = get(&server, "/profiles?q=nobody%40example.vn", &[("Cookie", &viewer)]);
     assert!(missing.status == 200 && missing.body.contains("No profile matches"), "{}", missing.body);
     let refused = post_form(

@@ -39,6 +39,30 @@ impl Engine {
         }
     }
 
+    /// Profiles whose trait `name` reads `value`, at most `limit`, scanning profiles in id order for at most
+    /// `budget` (traits are not indexed). Returns the matches and whether every profile was looked at. Blocking.
+    pub fn profiles_with_trait(
+        &self,
+        name: &str,
+        value: &str,
+        limit: usize,
+        budget: Duration,
+    ) -> Result<(Vec<ProfileId>, bool), EngineError> {
+        const RANGE: u64 = 20_000;
+        let started = std::time::Instant::now();
+        let last = self.profiles.last_profile_id()?;
+        let (mut found, mut after) = (Vec::new(), 0);
+        while after < last && found.len() < limit {
+            if started.elapsed() > budget {
+                return Ok((found, false));
+            }
+            let upto = after.saturating_add(RANGE);
+            found.extend(self.profiles.with_trait(name, value, after, upto, limit - found.len())?);
+            after = upto;
+        }
+        Ok((found, after >= last))
+    }
+
     /// A profile's state. Blocking.
     pub fn profile(&self, id: ProfileId) -> Result<Option<Profile>, EngineError> {
         Ok(self.profiles.profile(id)?)

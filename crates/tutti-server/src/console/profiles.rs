@@ -40,6 +40,9 @@ fn keys_for(query: &str) -> Vec<String> {
     }
 }
 
+/// The most profiles a trait search lists.
+const TRAIT_MATCHES: usize = 50;
+
 #[derive(Template)]
 #[template(path = "profiles.html")]
 struct SearchPage {
@@ -50,6 +53,9 @@ struct SearchPage {
     query: String,
     problem: Option<String>,
     notice: Option<String>,
+    /// Profiles a trait search found (`trait:name=value`), and whether it looked at every profile.
+    matches: Vec<String>,
+    partial: bool,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +76,24 @@ pub async fn search(
     let words = lang.words();
     let query = q.q.unwrap_or_default();
     let mut problem = None;
-    if !query.trim().is_empty() {
+    let (mut matches, mut partial) = (Vec::new(), false);
+    if let Some((name, value)) = query.trim().strip_prefix("trait:").and_then(|t| t.split_once('=')) {
+        let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+        let found = blocking(move || {
+            Ok(engine.profiles_with_trait(&name, &value, TRAIT_MATCHES, std::time::Duration::from_secs(2))?)
+        })
+        .await;
+        match found {
+            Ok((found, complete)) => {
+                if found.is_empty() && complete {
+                    problem = Some(format!("{} {query}", words.no_profile_matches));
+                }
+                matches = found.iter().map(ToString::to_string).collect();
+                partial = !complete;
+            }
+            Err(e) => return secured(e.into_response()),
+        }
+    } else if !query.trim().is_empty() {
         let keys = keys_for(&query);
         let found = blocking(move || Ok(keys.iter().find_map(|key| find(&engine, key).ok()))).await;
         match found {
@@ -88,6 +111,8 @@ pub async fn search(
         query,
         problem,
         notice,
+        matches,
+        partial,
     })
 }
 

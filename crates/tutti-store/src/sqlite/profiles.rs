@@ -293,6 +293,30 @@ impl SqliteProfileReader {
 }
 
 impl ProfileReader for SqliteProfileReader {
+    fn with_trait(&self, name: &str, value: &str, after: u64, upto: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        // The name goes into a JSON path quoted, and only names of letters, digits, `_`, `-` and `.` reach here.
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Ok(Vec::new());
+        }
+        // A trait is kept stamped: `{"v": value, "at": ..., "by": ...}`.
+        let path = format!("$.traits.\"{name}\".v");
+        self.pool.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM profiles WHERE id > ?1 AND id <= ?2
+                 AND CAST(json_extract(CAST(state AS TEXT), ?3) AS TEXT) = ?4 ORDER BY id LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(params![after as i64, upto as i64, path, value, limit as i64], |r| {
+                Ok(ProfileId(r.get::<_, i64>(0)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn last_profile_id(&self) -> Result<u64> {
+        self.pool
+            .with(|c| Ok(c.query_row("SELECT coalesce(max(id), 0) FROM profiles", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
     fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>> {
         self.pool.with(|c| owner(c, id))
     }

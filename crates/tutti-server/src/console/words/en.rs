@@ -44,7 +44,7 @@ pub(super) static EN: Words = Words {
     profiles: "Profiles",
     search_profiles: "Find a profile",
     search: "Search",
-    search_help: "Search by email, phone number (+84...), user id, anonymous id or profile id (p42); or type a key as type:value (email:..., phone:..., user_id:..., anonymous_id:...).",
+    search_help: "Search by email, phone number (+84...), user id, anonymous id or profile id (p42); or type a key as type:value (email:..., phone:..., user_id:..., anonymous_id:...); or a trait as trait:name=value (trait:plan=pro).",
     no_profile_matches: "No profile matches",
     erased: "Erased: every trace of the profile is gone,",
     first_seen: "First seen",
@@ -233,4 +233,5 @@ pub(super) static EN: Words = Words {
     pause: "Pause",
     resume: "Resume",
     pause_help: "Paused, a flow starts no runs; runs already going finish.",
+    trait_search_partial: "Traits are not indexed: this search stopped after the first matches or two seconds. Narrow it with an identifier when you can.",
 };

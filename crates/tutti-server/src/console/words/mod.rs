@@ -307,6 +307,7 @@ pub struct Words {
     pub pause: &'static str,
     pub resume: &'static str,
     pub pause_help: &'static str,
+    pub trait_search_partial: &'static str,
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub(super) static VI: Words = Words {
     profiles: "Hồ sơ khách hàng",
     search_profiles: "Tìm hồ sơ",
     search: "Tìm",
-    search_help: "Tìm theo email, số điện thoại (+84...), user id, anonymous id hoặc mã hồ sơ (p42); hoặc nhập khóa dạng loại:giá trị (email:..., phone:..., user_id:..., anonymous_id:...).",
+    search_help: "Tìm theo email, số điện thoại (+84...), user id, anonymous id hoặc mã hồ sơ (p42); hoặc nhập khóa dạng loại:giá trị (email:..., phone:..., user_id:..., anonymous_id:...); hoặc một thuộc tính dạng trait:tên=giá_trị (trait:plan=pro).",
     no_profile_matches: "Không có hồ sơ nào khớp với",
     erased: "Đã xóa: mọi dấu vết của hồ sơ đã bị xóa,",
     first_seen: "Lần đầu thấy",
@@ -233,4 +233,5 @@ pub(super) static VI: Words = Words {
     pause: "Tạm dừng",
     resume: "Tiếp tục",
     pause_help: "Khi tạm dừng, luồng không bắt đầu lượt chạy mới; các lượt đang chạy vẫn hoàn tất.",
+    trait_search_partial: "Thuộc tính không được lập chỉ mục: tìm kiếm này dừng sau các kết quả đầu tiên hoặc sau hai giây. Hãy thu hẹp bằng một định danh khi có thể.",
 };

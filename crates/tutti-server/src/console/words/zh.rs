@@ -44,7 +44,7 @@ pub(super) static ZH: Words = Words {
     profiles: "客户档案",
     search_profiles: "查找档案",
     search: "搜索",
-    search_help: "可按邮箱、手机号（+86...）、用户 ID、匿名 ID 或档案编号（p42）搜索；也可输入“类型:值”形式的键（email:...、phone:...、user_id:...、anonymous_id:...）。",
+    search_help: "可按邮箱、手机号（+86...）、用户 ID、匿名 ID 或档案编号（p42）搜索；也可输入“类型:值”形式的键（email:...、phone:...、user_id:...、anonymous_id:...）；也可按属性搜索：trait:名称=值（trait:plan=pro）。",
     no_profile_matches: "没有匹配的档案：",
     erased: "已抹除：该档案的所有痕迹均已删除，",
     first_seen: "首次出现",
@@ -233,4 +233,5 @@ pub(super) static ZH: Words = Words {
     pause: "暂停",
     resume: "恢复",
     pause_help: "暂停后流程不再开始新的运行；进行中的运行会继续完成。",
+    trait_search_partial: "属性未建立索引：本次搜索在找到前几条结果或两秒后停止。可能时请用标识缩小范围。",
 };
