@@ -414,7 +414,7 @@ fn the_first_sends_of_each_version_wait_for_a_person_across_a_restart() {
     };
 
     let engine = start(data.path(), flows.path(), clock.clone());
-    assert_eq!(engine.put_definition("flow", "launch", &flow("v1")).unwrap(), 1);
+    assert_eq!(engine.put_definition("flow", "launch", &flow("v1"), None).unwrap(), 1);
     buy(&engine, &["an", "binh", "chi"]);
     wait_until("two approvals", || engine.approvals(Some("launch"), 100).unwrap().len() == 2);
     assert_eq!(sent_to(1), ["chi"], "the third run goes out unattended");
@@ -432,7 +432,7 @@ fn the_first_sends_of_each_version_wait_for_a_person_across_a_restart() {
     assert_eq!(held(&engine).len(), 2);
 
     // A new version's first two sends wait again.
-    assert_eq!(engine.put_definition("flow", "launch", &flow("v2")).unwrap(), 2);
+    assert_eq!(engine.put_definition("flow", "launch", &flow("v2"), None).unwrap(), 2);
     buy(&engine, &["em", "giang", "hai"]);
     wait_until("four approvals", || engine.approvals(Some("launch"), 100).unwrap().len() == 4);
     assert_eq!(sent_to(3), ["chi", "dung", "hai"]);

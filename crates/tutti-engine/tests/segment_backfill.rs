@@ -51,9 +51,9 @@ fn a_segment_defined_after_the_data_counts_every_existing_member() {
     let pro = "segment: pro\nwhen: \"profile.traits.plan == 'pro'\"\n";
     let curious = "segment: pricing-curious\nbehaviour:\n  - { performed: Viewed Pricing, at_least: 2, within: 30d }\n";
     let welcome = "flow: pro-welcome\ntrigger: { segment: pro }\nsteps:\n  - id: mark\n    update_profile: { traits: { welcomed: true } }\n";
-    engine.put_definition("segment", "pro", pro).unwrap();
-    engine.put_definition("segment", "pricing-curious", curious).unwrap();
-    engine.put_definition("flow", "pro-welcome", welcome).unwrap();
+    engine.put_definition("segment", "pro", pro, None).unwrap();
+    engine.put_definition("segment", "pricing-curious", curious, None).unwrap();
+    engine.put_definition("flow", "pro-welcome", welcome, None).unwrap();
 
     let started = Instant::now();
     loop {
@@ -81,7 +81,7 @@ fn a_segment_defined_after_the_data_counts_every_existing_member() {
     // A changed segment is worked out again; an unchanged one is not.
     let first = engine.segment_backfills().unwrap().into_iter().find(|b| b.segment == "pro").unwrap().source_hash;
     let pro_or_team = "segment: pro\nwhen: \"profile.traits.plan in ['pro', 'team']\"\n";
-    engine.put_definition("segment", "pro", pro_or_team).unwrap();
+    engine.put_definition("segment", "pro", pro_or_team, None).unwrap();
     let started = Instant::now();
     loop {
         let backfills = engine.segment_backfills().unwrap();

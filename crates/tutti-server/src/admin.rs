@@ -303,6 +303,20 @@ pub async fn profile_merges(
     .await
 }
 
+/// Erases a profile and puts the erasure on the audit log with who asked (`by`); `None` when the profile is
+/// gone already.
+pub(crate) async fn erase_noted(
+    engine: &Arc<Engine>,
+    id: ProfileId,
+    by: String,
+) -> Result<Option<tutti_engine::ErasureReport>, ApiError> {
+    let Some(report) = engine.erase(id).await? else { return Ok(None) };
+    let counts = json!({"identities": report.identities, "events": report.events});
+    let engine = engine.clone();
+    blocking(move || Ok(engine.record(AuditKind::Erasure, &by, None, Some(id), counts)?)).await?;
+    Ok(Some(report))
+}
+
 pub async fn delete_profile(
     admin: Admin,
     State(engine): State<Arc<Engine>>,
@@ -316,17 +330,12 @@ pub async fn delete_profile(
         })
         .await?
     };
-    match engine.erase(id).await? {
-        Some(report) => {
-            let by = admin.by();
-            let counts = json!({"identities": report.identities, "events": report.events});
-            blocking(move || Ok(engine.record(AuditKind::Erasure, &by, None, Some(id), counts)?)).await?;
-            Ok(Json(json!({
+    match erase_noted(&engine, id, admin.by()).await? {
+        Some(report) => Ok(Json(json!({
             "erased": report.profile.to_string(),
             "identities": report.identities,
             "events": report.events,
-            })))
-        }
+        }))),
         None => Err(ApiError::new(ErrorCode::ProfileNotFound, format!("profile {id} no longer exists"))),
     }
 }

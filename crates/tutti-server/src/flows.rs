@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tutti_core::audit::AuditKind;
 use tutti_core::time::format_timestamp;
 use tutti_core::{ErrorCode, ProfileId};
 use tutti_engine::{DefinitionError, Engine};
@@ -89,13 +88,9 @@ pub async fn put(
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidDefinition, "the body must be YAML text in UTF-8"))?;
     let id_for = id.clone();
-    let version = blocking(move || {
-        let version = engine.put_definition(kind, &id_for, &source).map_err(definition_error)?;
-        let detail = json!({"kind": kind, "id": id_for, "version": version, "change": "saved"});
-        engine.record(AuditKind::Definition, &admin.by(), (kind == "flow").then_some(&*id_for), None, detail)?;
-        Ok(version)
-    })
-    .await?;
+    let version =
+        blocking(move || engine.put_definition(kind, &id_for, &source, Some(&admin.by())).map_err(definition_error))
+            .await?;
     Ok((StatusCode::OK, Json(json!({"id": id, "kind": kind, "version": version}))))
 }
 
@@ -107,15 +102,8 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let (kind, missing) = kind_of(&matched)?;
     let id_for = id.clone();
-    let existed = blocking(move || {
-        let existed = engine.delete_definition(kind, &id_for).map_err(definition_error)?;
-        if existed {
-            let detail = json!({"kind": kind, "id": id_for, "change": "deleted"});
-            engine.record(AuditKind::Definition, &admin.by(), (kind == "flow").then_some(&*id_for), None, detail)?;
-        }
-        Ok(existed)
-    })
-    .await?;
+    let existed =
+        blocking(move || engine.delete_definition(kind, &id_for, Some(&admin.by())).map_err(definition_error)).await?;
     if existed { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::new(missing, format!("no {kind} `{id}`"))) }
 }
 

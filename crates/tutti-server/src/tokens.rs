@@ -73,6 +73,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
+/// Revokes one of someone's tokens and puts that on the audit log; `false` when they have none such. Blocking.
+pub(crate) fn unmake(engine: &Engine, email: &str, id: &str) -> Result<bool, ApiError> {
+    let revoked = engine.people().revoke_token(email, id)?;
+    if revoked {
+        let detail = json!({"person": email, "change": "token revoked", "token": id});
+        engine.record(AuditKind::People, email, None, None, detail)?;
+    }
+    Ok(revoked)
+}
+
 /// `DELETE /api/v1/tokens/{id}`: revokes one of your tokens.
 pub async fn revoke(
     admin: Admin,
@@ -80,15 +90,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let email = person(&admin)?;
-    let revoked = blocking(move || {
-        let revoked = engine.people().revoke_token(&email, &id)?;
-        if revoked {
-            let detail = json!({"person": email, "change": "token revoked", "token": id});
-            engine.record(AuditKind::People, &email, None, None, detail)?;
-        }
-        Ok(revoked)
-    })
-    .await?;
+    let revoked = blocking(move || unmake(&engine, &email, &id)).await?;
     if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {

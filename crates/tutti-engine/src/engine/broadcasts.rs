@@ -141,7 +141,7 @@ impl Engine {
         let id = format!("{now:x}");
         self.compile_broadcast(&id, draft)?;
         let flow = format!("broadcast-{id}");
-        self.put_definition("flow", &flow, &source(&id, draft)).map_err(|e| match e {
+        self.put_definition("flow", &flow, &source(&id, draft), None).map_err(|e| match e {
             DefinitionError::Invalid(problems) => BroadcastError::Invalid(problems.into_iter().map(placed).collect()),
             DefinitionError::Engine(e) => BroadcastError::Engine(e),
             other => BroadcastError::Invalid(vec![Problem {

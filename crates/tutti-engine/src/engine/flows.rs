@@ -4,14 +4,17 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tutti_core::ProfileId;
+use tutti_core::audit::AuditKind;
 use tutti_store::{DeadLetterFilter, DefinitionStore, FlowReader, OutboxRow, StoredDefinition};
 
 use crate::{DefinitionError, Engine, EngineError, connectors, definitions, dispatch, processor};
 
 impl Engine {
     /// Stores a new version of a flow, segment or policy from its YAML, after checking it against everything
-    /// else in force. `kind` and `id` are what the API path names. Returns the version. Blocking.
-    pub fn put_definition(&self, kind: &str, id: &str, source: &str) -> Result<u32, DefinitionError> {
+    /// else in force. `kind` and `id` are what the API path names. Returns the version. `by` is the person (or
+    /// `admin token`) who saved it, for the audit log; `None` for the engine's own saves, which record
+    /// themselves (a broadcast's flow) or need no record (tests). Blocking.
+    pub fn put_definition(&self, kind: &str, id: &str, source: &str, by: Option<&str>) -> Result<u32, DefinitionError> {
         let definition = tutti_flows::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
         if definition.kind() != kind {
             return Err(DefinitionError::KindMismatch { expected: kind.into(), found: definition.kind().into() });
@@ -28,12 +31,17 @@ impl Engine {
         }
         let version = self.flow_store.put(kind, id, source, self.clock.now_ms()).map_err(EngineError::from)?;
         self.reload_definitions()?;
+        if let Some(by) = by {
+            let detail = serde_json::json!({"kind": kind, "id": id, "version": version, "change": "saved"});
+            self.record(AuditKind::Definition, by, (kind == "flow").then_some(id), None, detail)?;
+        }
         Ok(version)
     }
 
     /// Deletes a definition: a flow starts no new runs (runs going finish on their version); a segment or
-    /// policy stops applying. Refused while a flow names a segment being deleted. Blocking.
-    pub fn delete_definition(&self, kind: &str, id: &str) -> Result<bool, DefinitionError> {
+    /// policy stops applying. Refused while a flow names a segment being deleted. `by` as for
+    /// [`Engine::put_definition`]. Blocking.
+    pub fn delete_definition(&self, kind: &str, id: &str, by: Option<&str>) -> Result<bool, DefinitionError> {
         let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
         if kind == "segment" {
             let mut trial = (*self.definitions.get()).clone();
@@ -45,6 +53,10 @@ impl Engine {
         }
         let existed = self.flow_store.delete(kind, id).map_err(EngineError::from)?;
         self.reload_definitions()?;
+        if let (true, Some(by)) = (existed, by) {
+            let detail = serde_json::json!({"kind": kind, "id": id, "change": "deleted"});
+            self.record(AuditKind::Definition, by, (kind == "flow").then_some(id), None, detail)?;
+        }
         Ok(existed)
     }
 
@@ -62,7 +74,7 @@ impl Engine {
             self.reload_definitions()?;
             let change = if paused { "paused" } else { "resumed" };
             let detail = serde_json::json!({"kind": "flow", "id": id, "change": change});
-            self.record(tutti_core::audit::AuditKind::Definition, by, Some(id), None, detail)?;
+            self.record(AuditKind::Definition, by, Some(id), None, detail)?;
         }
         Ok(changed)
     }

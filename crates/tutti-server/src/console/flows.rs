@@ -16,8 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tutti_core::audit::AuditKind;
+use serde_json::Value;
 use tutti_engine::people::Role;
 use tutti_engine::{DefinitionError, Engine, PreviewError};
 use tutti_flows::Problem;
@@ -379,12 +378,8 @@ pub async fn edit(
     if saving {
         let by = signed_in.session.person.email.clone();
         let (engine_for, id_for, source_for) = (engine.clone(), id.clone(), source.clone());
-        let saved = blocking(move || match engine_for.put_definition("flow", &id_for, &source_for) {
-            Ok(version) => {
-                let detail = json!({"kind": "flow", "id": id_for, "version": version, "change": "saved"});
-                engine_for.record(AuditKind::Definition, &by, Some(&id_for), None, detail)?;
-                Ok(Ok(version))
-            }
+        let saved = blocking(move || match engine_for.put_definition("flow", &id_for, &source_for, Some(&by)) {
+            Ok(version) => Ok(Ok(version)),
             Err(DefinitionError::Invalid(problems)) => Ok(Err(problems)),
             Err(e) => Ok(Err(vec![super::editor::unplaced(e.to_string())])),
         })

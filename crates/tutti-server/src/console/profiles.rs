@@ -13,9 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tutti_core::ProfileId;
-use tutti_core::audit::AuditKind;
 use tutti_engine::people::Role;
 use tutti_engine::{DeliveryFilter, Engine};
 
@@ -311,17 +310,11 @@ pub async fn erase(
     if form.confirm.trim() != id.to_string() {
         return secured(Redirect::to(&format!("/profiles/{id}")).into_response());
     }
-    let report = match engine.erase(id).await {
-        Ok(Some(report)) => report,
-        Ok(None) => return super::not_found(&headers),
-        Err(e) => return secured(ApiError::from(e).into_response()),
-    };
-    let counts = json!({"identities": report.identities, "events": report.events});
-    let noted = blocking(move || Ok(engine.record(AuditKind::Erasure, &person.email, None, Some(id), counts)?)).await;
-    if let Err(e) = noted {
-        return secured(e.into_response());
+    match crate::admin::erase_noted(&engine, id, person.email).await {
+        Ok(Some(_)) => secured(Redirect::to(&format!("/profiles?erased={id}")).into_response()),
+        Ok(None) => super::not_found(&headers),
+        Err(e) => secured(e.into_response()),
     }
-    secured(Redirect::to(&format!("/profiles?erased={id}")).into_response())
 }
 
 #[cfg(test)]

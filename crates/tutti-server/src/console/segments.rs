@@ -14,9 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tutti_core::ProfileId;
-use tutti_core::audit::AuditKind;
 use tutti_engine::people::Role;
 use tutti_engine::{DefinitionError, Engine};
 use tutti_flows::Problem;
@@ -258,12 +256,8 @@ async fn save(
     source: String,
 ) -> Result<Result<u32, Vec<Problem>>, Response> {
     let engine = engine.clone();
-    let saved = blocking(move || match engine.put_definition("segment", &id, &source) {
-        Ok(version) => {
-            let detail = json!({"kind": "segment", "id": id, "version": version, "change": "saved"});
-            engine.record(AuditKind::Definition, &by, None, None, detail)?;
-            Ok(Ok(version))
-        }
+    let saved = blocking(move || match engine.put_definition("segment", &id, &source, Some(&by)) {
+        Ok(version) => Ok(Ok(version)),
         Err(DefinitionError::Invalid(problems)) => Ok(Err(problems)),
         Err(e) => Ok(Err(vec![unplaced(e.to_string())])),
     })

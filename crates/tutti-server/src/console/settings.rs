@@ -275,15 +275,7 @@ pub async fn revoke_token(
         return secured(StatusCode::FORBIDDEN.into_response());
     }
     let email = signed_in.session.person.email.clone();
-    let revoked = blocking(move || {
-        let revoked = engine.people().revoke_token(&email, &id)?;
-        if revoked {
-            let detail = json!({"person": email, "change": "token revoked", "token": id});
-            engine.record(AuditKind::People, &email, None, None, detail)?;
-        }
-        Ok(revoked)
-    })
-    .await;
+    let revoked = blocking(move || crate::tokens::unmake(&engine, &email, &id)).await;
     match revoked {
         Ok(_) => secured(Redirect::to("/settings#tokens").into_response()),
         Err(e) => secured(e.into_response()),
