@@ -176,8 +176,10 @@ pub async fn members(
     let limit = crate::admin::page_limit(q.limit, 100, 10_000)?;
     let segment = id.clone();
     let (members, count, backfill) = blocking(move || {
-        let (members, count) = engine.segment_members(&segment, after, limit)?;
+        // The backfill first: it commits with the memberships it adds, so once it reads as finished, the
+        // members read after it include them all.
         let backfill = engine.segment_backfills()?.into_iter().find(|b| b.segment == segment);
+        let (members, count) = engine.segment_members(&segment, after, limit)?;
         Ok((members, count, backfill))
     })
     .await?;

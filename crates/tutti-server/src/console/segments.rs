@@ -202,8 +202,9 @@ async fn render(
     let Some(segment) = engine.flow_definitions().segments.get(&id).cloned() else { return not_found(headers) };
     let segment_id = id.clone();
     let found = blocking(move || {
-        let (members, count) = engine.segment_members(&segment_id, after, PAGE)?;
+        // The backfill before the members, as in the API: finished means every member it added is counted.
         let backfill = engine.segment_backfills()?.into_iter().find(|b| b.segment == segment_id);
+        let (members, count) = engine.segment_members(&segment_id, after, PAGE)?;
         let history = engine.segment_history(&segment_id, 30)?;
         Ok((members, count, backfill, history))
     })
