@@ -101,6 +101,10 @@ error_codes! {
     UnknownToken = "unknown_token", 404, "You have no personal API token with this id.";
     NeedsPerson = "needs_person", 403,
         "Only a person may do this (decide an approval, manage their tokens): sign in, or use a personal API token, not the admin token.";
+    QuestionNotUnderstood = "question_not_understood", 422,
+        "The question is not one of the shapes Tutti answers (or names one person); the message, in the question's language, lists what it can answer.";
+    QueryTimeout = "query_timeout", 503,
+        "The question's query ran longer than `[analytics] query_timeout` and was stopped; ask about a shorter period or a coarser grain.";
     Unavailable = "unavailable", 503,
         "The engine could not store the request (shutting down or storage failure); retry.";
     Internal = "internal", 500, "Unexpected failure; details are in the server log.";

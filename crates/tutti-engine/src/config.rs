@@ -37,6 +37,34 @@ pub struct Config {
     pub connectors: BTreeMap<String, toml::Value>,
     pub hooks: HooksConfig,
     pub insights: InsightsConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+/// Reports and questions over Tutti's own events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// A metrics file of one's own (YAML), laid over the shipped measures and dimensions (`tutti analytics
+    /// metrics` prints them).
+    pub metrics: Option<PathBuf>,
+    /// The most rows one question's query returns.
+    pub max_rows: usize,
+    /// A question's query is stopped after this long.
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub query_timeout: Duration,
+    /// The time zone questions are read in when they do not say one (IANA name, such as `Asia/Ho_Chi_Minh`).
+    pub time_zone: String,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            metrics: None,
+            max_rows: 1000,
+            query_timeout: Duration::from_secs(5),
+            time_zone: "UTC".into(),
+        }
+    }
 }
 
 /// Creative intelligence.

@@ -10,6 +10,7 @@
 //! The engine knows nothing of HTTP; the server knows nothing of SQLite.
 
 pub use tutti_core::clock;
+pub mod analytics;
 pub mod config;
 pub mod connectors;
 pub mod definitions;
@@ -41,7 +42,7 @@ use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
 pub use crate::engine::{
-    BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ConnectorsHandle,
+    AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ConnectorsHandle,
     DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person, PreviewError, Session, SignedIn,
     TOKEN_PREFIX, TokenInfo,
 };
@@ -79,6 +80,8 @@ pub enum EngineError {
     Insights(String),
     #[error("{0}")]
     Connectors(String),
+    #[error("analytics: {0}")]
+    Analytics(#[from] analytics::AnalyticsError),
 }
 
 /// The local tagger for a configured taxonomy and examples (`[insights]`).
@@ -176,6 +179,10 @@ pub struct Engine {
     tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
     people: tutti_store::sqlite::SqlitePeople,
     sign_in_failures: engine::SignInFailures,
+    /// The metrics layer in force, and the analytics store's readers and writer.
+    metrics_layer: Arc<tutti_analytics::MetricsLayer>,
+    analytics_reader: tutti_analytics::sqlite::SqliteAnalyticsReader,
+    analytics_writer: analytics::SharedWriter,
 }
 
 impl Engine {

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub log_head: AtomicU64,
     /// Highest log sequence number the processor has finished.
     pub processed_seq: AtomicU64,
+    /// Highest log sequence number projected into the analytics store.
+    pub analytics_seq: AtomicU64,
     /// Profile timers that came due.
     pub timers_fired: AtomicU64,
     /// Whether the processor thread is running its loop.
@@ -141,6 +143,7 @@ impl Default for Metrics {
             events_erased_in_flight: AtomicU64::new(0),
             log_head: AtomicU64::new(0),
             processed_seq: AtomicU64::new(0),
+            analytics_seq: AtomicU64::new(0),
             timers_fired: AtomicU64::new(0),
             processor_up: std::sync::atomic::AtomicBool::new(false),
             processor_beat: AtomicI64::new(0),
@@ -246,6 +249,18 @@ impl Metrics {
             "tutti_processed_seq",
             "Highest event sequence number folded into profiles.",
             load(&self.processed_seq) as i64,
+        );
+        gauge(
+            &mut out,
+            "tutti_analytics_seq",
+            "Highest event sequence number projected for reports and questions.",
+            load(&self.analytics_seq) as i64,
+        );
+        gauge(
+            &mut out,
+            "tutti_analytics_lag_events",
+            "Events the processor has folded that reports and questions do not count yet.",
+            load(&self.processed_seq).saturating_sub(load(&self.analytics_seq)) as i64,
         );
         counter(&mut out, "tutti_timers_fired_total", "Profile timers that came due.", load(&self.timers_fired));
         gauge(

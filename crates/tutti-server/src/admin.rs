@@ -62,8 +62,10 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     if route.starts_with("/api/v1/approvals/") || route == "/api/v1/insights/budget/proposals/{id}/{verdict}" {
         return Role::Approver;
     }
-    // A preview changes nothing: anyone who may read a flow may see what an edit of it would do.
-    let previews = ["/api/v1/flows/{id}/preview", "/api/v1/broadcasts/review"];
+    // A preview changes nothing: anyone who may read a flow may see what an edit of it would do. Questions
+    // change nothing either.
+    let previews =
+        ["/api/v1/flows/{id}/preview", "/api/v1/broadcasts/review", "/api/v1/questions", "/api/v1/analytics/query"];
     if method == Method::GET || method == Method::HEAD || previews.contains(&route) {
         return Role::Viewer;
     }

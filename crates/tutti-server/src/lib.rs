@@ -12,6 +12,7 @@ pub mod error;
 pub mod flows;
 pub mod insights;
 pub mod people;
+pub mod questions;
 pub mod sessions;
 pub mod tokens;
 pub mod tracking;
@@ -121,6 +122,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/broadcasts", get(broadcasts::list).post(broadcasts::create))
         .route("/api/v1/broadcasts/review", post(broadcasts::review))
         .route("/api/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
+        .route("/api/v1/questions", post(questions::ask))
+        .route("/api/v1/analytics/query", post(questions::query))
+        .route("/api/v1/analytics/metrics", get(questions::metrics))
         .route("/api/v1/creatives", get(insights::list))
         .route("/api/v1/creatives/import", post(insights::import))
         .route("/api/v1/creatives/tag", post(insights::tag))

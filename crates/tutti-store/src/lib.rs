@@ -372,6 +372,8 @@ pub trait ProfileStore: Send {
     /// Erases a profile: its identities, its event attributions, its merge records, its state; records the
     /// tombstones. Returns the log sequence numbers of its events, for the caller to delete from the log.
     fn erase(&mut self, id: ProfileId, tombstones: &[Tombstone]) -> Result<Vec<u64>>;
+    /// Every profile merged into this one, directly or through others (what an erasure of it also erases).
+    fn merged_into(&self, id: ProfileId) -> Result<Vec<ProfileId>>;
     /// All tombstones.
     fn tombstones(&self) -> Result<Vec<Tombstone>>;
     /// As [`EventLog::scrub`].
@@ -502,6 +504,8 @@ pub trait ProfileReader: Send + Sync {
     fn event_seqs(&self, id: ProfileId, before: Option<u64>, limit: usize) -> Result<Vec<u64>>;
     /// Merges into this profile, oldest first.
     fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>>;
+    /// Merges recorded after the one numbered `after`, in order: (number, into, from).
+    fn merges_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ProfileId, ProfileId)>>;
     fn count_profiles(&self) -> Result<u64>;
     /// Profiles above id `after` and up to `upto` whose trait `name` reads `value` (as text: `5000`, `pro`,
     /// `1` for true), at most `limit`, in id order. Traits are not indexed: callers scan in ranges.

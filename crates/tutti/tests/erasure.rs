@@ -35,7 +35,7 @@ fn erasure_leaves_no_trace_and_in_flight_events_do_not_recreate_the_profile() {
         server
             .track(
                 "/v1/identify",
-                &json!({"userId": "gone", "anonymousId": "cookie-x", "traits": {"email": email, "name": "Phạm Thu"}})
+                &json!({"userId": "gone", "anonymousId": "cookie-x", "traits": {"email": email, "name": "Phạm Thu", "city": "Làng Xóa Sạch"}})
             )
             .0,
         200
@@ -47,6 +47,13 @@ fn erasure_leaves_no_trace_and_in_flight_events_do_not_recreate_the_profile() {
     let (_, profile) = server.profile(&format!("email:{email}"));
     assert_eq!(profile["event_counts"]["Viewed"], 50);
     assert!(!files_containing(dir.path(), email.as_bytes()).is_empty(), "the email is stored before erasure");
+    // The city is kept for reports in analytics.db too.
+    let city = "Làng Xóa Sạch".as_bytes();
+    common::wait_until("the city in the analytics store", || {
+        files_containing(dir.path(), city)
+            .iter()
+            .any(|f| f.ends_with("analytics.db") || f.ends_with("analytics.db-wal"))
+    });
 
     let (status, report) = server.request("DELETE", &format!("/api/v1/profiles/email:{email}"), Some(ADMIN_TOKEN));
     assert_eq!(status, 200, "{report}");
@@ -65,6 +72,8 @@ fn erasure_leaves_no_trace_and_in_flight_events_do_not_recreate_the_profile() {
     let hits = files_containing(dir.path(), email.as_bytes());
     assert!(hits.is_empty(), "the erased email is still in {hits:?}");
     assert!(files_containing(dir.path(), b"Ph\xe1\xba\xa1m Thu").is_empty(), "the erased name is still stored");
+    let hits = files_containing(dir.path(), city);
+    assert!(hits.is_empty(), "the erased city is still in {hits:?}");
     let (_, keeper) = server.profile("user_id:keeper");
     assert_eq!(keeper["traits"]["email"], "keeper@example.vn");
     assert!(!files_containing(dir.path(), b"keeper@example.vn").is_empty());

@@ -10,6 +10,7 @@ mod insights;
 mod people;
 mod preview;
 mod profiles;
+mod questions;
 mod start;
 mod tokens;
 
@@ -19,4 +20,5 @@ pub use connectors::ConnectorsHandle;
 pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};
 pub use preview::PreviewError;
+pub use questions::AskError;
 pub use tokens::{DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TOKEN_PREFIX, TokenInfo};

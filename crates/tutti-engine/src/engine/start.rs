@@ -62,6 +62,15 @@ impl Engine {
         if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {
             let _ = tagger.set(load_tagger(&config.insights)?);
         }
+        let metrics_layer = Arc::new(load_metrics_layer(&config)?);
+        let analytics_path = dir.join(tutti_analytics::sqlite::ANALYTICS_FILE);
+        let analytics_writer: crate::analytics::SharedWriter = Arc::new(Mutex::new(
+            tutti_analytics::sqlite::SqliteAnalytics::open(&analytics_path)
+                .map_err(crate::analytics::AnalyticsError::from)?,
+        ));
+        if crate::analytics::ensure_layer(&analytics_writer, &metrics_layer)? {
+            tracing::info!("the analytics tables are being made from the log for the metrics layer in force");
+        }
         let log = SqliteEventLog::open(&paths.events)?;
         let log_checkpointer = log.checkpointer()?;
         let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
@@ -160,11 +169,22 @@ impl Engine {
             definitions: definitions.clone(),
             dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
             policy,
+            analytics: Some(analytics_writer.clone()),
         };
         // Up from here: the thread marks itself down when it ends.
         metrics.processor_up.store(true, Ordering::Relaxed);
         metrics.processor_beat.store(clock::SystemClock.now_ms(), Ordering::Relaxed);
         let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
+        let projector = crate::analytics::Projector {
+            writer: analytics_writer.clone(),
+            events: events.clone(),
+            profiles: profiles.clone(),
+            processed: processed.clone(),
+            identity: identity.clone(),
+            layer: metrics_layer.clone(),
+            metrics: metrics.clone(),
+        };
+        let projector = std::thread::Builder::new().name("tutti-analytics".into()).spawn(move || projector.run())?;
 
         let stop_checkpointer = Arc::new(AtomicU64::new(0));
         let checkpointer = {
@@ -210,7 +230,7 @@ impl Engine {
             flow_store,
             definitions,
             definitions_write: Mutex::new(()),
-            threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer]),
+            threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer, projector]),
             stop_checkpointer,
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
@@ -218,6 +238,23 @@ impl Engine {
             people,
             sign_in_failures: Default::default(),
             tagger,
+            metrics_layer,
+            analytics_reader: tutti_analytics::sqlite::SqliteAnalyticsReader::new(&analytics_path),
+            analytics_writer,
         })
     }
+}
+
+/// The metrics layer: the shipped one, with `[analytics] metrics` laid over it.
+pub fn load_metrics_layer(config: &Config) -> Result<tutti_analytics::MetricsLayer, EngineError> {
+    let own = match &config.analytics.metrics {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Definitions(format!("the metrics file {} cannot be read: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    tutti_analytics::metrics::load(tutti_analytics::metrics::DEFAULTS, own.as_deref()).map_err(|e| {
+        let file = config.analytics.metrics.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        EngineError::Definitions(format!("{file} is not valid:\n{e}"))
+    })
 }

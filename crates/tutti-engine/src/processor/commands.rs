@@ -67,6 +67,15 @@ impl Processor {
         // The log first: if we crash after it, the profile is still there and a retried erasure finishes the job.
         let seqs = self.store.event_seqs(id)?;
         self.intake.delete_blocking(seqs.clone())?;
+        // Before the profile goes: a crash between leaves the profile, and a retried erasure does this again.
+        if let Some(analytics) = &self.analytics {
+            let mut people = self.store.merged_into(id)?;
+            people.push(id);
+            analytics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .erase(&people.iter().map(|p| p.0).collect::<Vec<_>>())?;
+        }
         self.store.erase(id, &tombstones)?;
         self.intake.scrub_blocking()?;
         self.store.scrub()?;

@@ -43,6 +43,8 @@ pub enum ProcessorError {
     Intake(#[from] IntakeError),
     #[error("the processor is shut down")]
     Closed,
+    #[error(transparent)]
+    Analytics(#[from] tutti_analytics::sqlite::StoreError),
     /// Running the flows of one profile on one input panicked. The batch is dropped and run again with that
     /// input failed (see [`InputId`]).
     #[error("handling {input} for profile {profile} failed: {reason}")]
@@ -159,6 +161,8 @@ pub(crate) struct Processor {
     pub dispatcher: ToDispatcher,
     /// Where each batch's profiles' standing goes, for the policies checked before each delivery attempt.
     pub policy: Arc<DeliveryPolicy>,
+    /// The analytics store, whose rows about a person go with them on erasure.
+    pub analytics: Option<crate::analytics::SharedWriter>,
 }
 
 struct State {

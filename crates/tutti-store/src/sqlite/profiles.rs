@@ -220,6 +220,10 @@ impl ProfileStore for SqliteProfileStore {
         Ok(seqs)
     }
 
+    fn merged_into(&self, id: ProfileId) -> Result<Vec<ProfileId>> {
+        Ok(merges_into(&self.conn, id)?.into_iter().map(|m| m.from).collect())
+    }
+
     fn tombstones(&self) -> Result<Vec<Tombstone>> {
         let mut stmt = self.conn.prepare("SELECT hash, erased_at, erase_seq FROM tombstones")?;
         let rows = stmt.query_map([], |r| {
@@ -338,6 +342,22 @@ impl ProfileReader for SqliteProfileReader {
 
     fn merges(&self, id: ProfileId) -> Result<Vec<MergeRecord>> {
         self.pool.with(|c| merges_into(c, id))
+    }
+
+    fn merges_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ProfileId, ProfileId)>> {
+        self.pool.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, into_profile, from_profile FROM merges WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after.min(i64::MAX as u64) as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    ProfileId(r.get::<_, i64>(1)? as u64),
+                    ProfileId(r.get::<_, i64>(2)? as u64),
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
     fn count_profiles(&self) -> Result<u64> {

@@ -1,0 +1,184 @@
+//! Questions and reports over Tutti's own events: a question read (by the local reader) into a structured
+//! query, or a structured query given, run on the analytics store's read-only connections.
+
+use tutti_analytics::answer::{Answer, Facts, RunError, Runner};
+use tutti_analytics::ask::{self, Context};
+use tutti_analytics::sqlite::Limits;
+use tutti_analytics::{MetricsLayer, Query};
+
+use crate::Engine;
+
+/// Why a question got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Not a shape Tutti answers; the message says which it does, in the question's language.
+    #[error("{0}")]
+    NotUnderstood(String),
+    /// The question or query is malformed (an unknown time zone, a bad instant, a name not in the layer).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The most event names the reader looks for in a question.
+const KNOWN_EVENTS: usize = 5_000;
+
+struct EngineFacts<'a>(&'a Engine);
+
+impl Facts for EngineFacts<'_> {
+    fn segment_size(&self, segment: &str) -> Option<u64> {
+        self.0.flow_definitions().segments.contains_key(segment).then(|| self.0.flow_store_segment_count(segment))
+    }
+
+    fn flow_totals(&self, flow: &str) -> Option<Vec<(String, u64)>> {
+        let definitions = self.0.flow_definitions();
+        definitions.current_flows().any(|f| f.id == flow).then(|| {
+            let stats = self.0.flow_stats(flow).unwrap_or_default();
+            stats.into_iter().filter(|(step, _, _)| step.is_empty()).map(|(_, m, v)| (m, v)).collect()
+        })
+    }
+}
+
+/// Whether a question names one person (an email address, a phone number, a user id): answers are about
+/// groups, and a question about one person is not answered with everyone's numbers.
+fn names_a_person(question: &str) -> bool {
+    use std::sync::LazyLock;
+    static PERSON: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)[^\s@]+@[^\s@]+\.[^\s@]+|\buser\s*id\b|\buserid\b|\banonymous\s*id\b")
+            .expect("the pattern compiles")
+    });
+    static PHONE: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"\+?\d[\d .-]{7,}\d").expect("the pattern compiles"));
+    static DATE: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"^\d{4}-\d{1,2}-\d{1,2}").expect("the pattern compiles"));
+    // A phone number has nine digits or more; a date is not one.
+    PERSON.is_match(question)
+        || PHONE
+            .find_iter(question)
+            .any(|m| m.as_str().chars().filter(char::is_ascii_digit).count() >= 9 && !DATE.is_match(m.as_str()))
+}
+
+impl Engine {
+    /// The metrics layer in force.
+    pub fn metrics_layer(&self) -> &MetricsLayer {
+        &self.metrics_layer
+    }
+
+    fn flow_store_segment_count(&self, segment: &str) -> u64 {
+        use tutti_store::FlowReader;
+        self.flow_store.segment_count(segment).unwrap_or(0)
+    }
+
+    fn zone(&self, zone: Option<&str>) -> Result<(jiff::tz::TimeZone, String), AskError> {
+        let name = zone.unwrap_or(&self.config.analytics.time_zone).to_owned();
+        let tz = tutti_core::time::zone(&name).ok_or_else(|| {
+            AskError::Invalid(format!("`{name}` is not a time zone (an IANA name such as Asia/Ho_Chi_Minh)"))
+        })?;
+        Ok((tz, name))
+    }
+
+    fn runner_answer(
+        &self,
+        query: Query,
+        lang: &str,
+        assumptions: Vec<String>,
+        zone: &jiff::tz::TimeZone,
+    ) -> Result<Answer, AskError> {
+        let facts = EngineFacts(self);
+        let runner = Runner {
+            layer: &self.metrics_layer,
+            zone,
+            reader: &self.analytics_reader,
+            facts: &facts,
+            limits: Limits { rows: self.config.analytics.max_rows.max(1), time: self.config.analytics.query_timeout },
+        };
+        runner.answer(query, lang, assumptions, "local").map_err(|e| match e {
+            RunError::Query(e) => AskError::Invalid(e.0),
+            RunError::Unknown(e) => AskError::Invalid(e),
+            RunError::Store(e) => AskError::Failed(e.to_string()),
+        })
+    }
+
+    /// Answers a question asked at `now` (default: the engine's clock) in `zone` (default: `[analytics]
+    /// time_zone`). Blocking: run it off the async runtime.
+    pub fn ask(&self, question: &str, now: Option<i64>, zone: Option<&str>) -> Result<Answer, AskError> {
+        let (tz, zone_name) = self.zone(zone)?;
+        let lang = ask::language(question);
+        if names_a_person(question) {
+            let why = match lang {
+                "vi" => "câu trả lời nói về nhóm người, không về một người; hãy xem trang hồ sơ của người đó",
+                "zh" => "回答针对人群，而非某一个人；请查看此人的档案页",
+                _ => "answers are about groups of people, not one person; see that person's profile page",
+            };
+            return Err(AskError::NotUnderstood(ask::can_answer(lang, &self.metrics_layer, Some(why.into()))));
+        }
+        let definitions = self.flow_definitions();
+        let segments: Vec<String> = definitions.segments.keys().cloned().collect();
+        let flows: Vec<String> = definitions.current_flows().map(|f| f.id.clone()).collect();
+        let mut events =
+            self.analytics_reader.event_names(KNOWN_EVENTS).map_err(|e| AskError::Failed(e.to_string()))?;
+        events.retain(|e| !e.starts_with(tutti_core::event::RESERVED_ID_PREFIX));
+        let cx = Context {
+            now: now.unwrap_or_else(|| self.clock.now_ms()),
+            zone: &tz,
+            zone_name: &zone_name,
+            layer: &self.metrics_layer,
+            events: &events,
+            segments: &segments,
+            flows: &flows,
+        };
+        let reading = ask::read(question, &cx).map_err(|e| AskError::NotUnderstood(e.message))?;
+        self.runner_answer(reading.query, reading.language, reading.assumptions, &tz)
+    }
+
+    /// Runs a structured query (reports, and what a model wrote for a question), answering in `lang`.
+    /// Blocking.
+    pub fn run_query(&self, query: Query, lang: &str, zone: Option<&str>) -> Result<Answer, AskError> {
+        let (tz, _) = self.zone(zone)?;
+        let lang = if ["en", "vi", "zh"].contains(&lang) { lang } else { "en" };
+        self.runner_answer(query, lang, Vec::new(), &tz)
+    }
+
+    /// How far the analytics store has projected the log (its cursor).
+    pub fn analytics_position(&self) -> Result<u64, crate::EngineError> {
+        Ok(crate::analytics::cursor(&self.analytics_writer)?.log)
+    }
+
+    /// Waits until the analytics store has projected everything the processor had finished when called, or
+    /// `timeout` passes; returns whether it got there. Blocking.
+    pub fn analytics_caught_up(&self, timeout: std::time::Duration) -> bool {
+        let target = self.metrics.processed_seq.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.analytics_position().is_ok_and(|p| p >= target) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_a_person;
+
+    #[test]
+    fn questions_about_one_person_are_spotted() {
+        for q in [
+            "what did an@example.vn buy?",
+            "doanh thu của 0912 345 678",
+            "revenue for userId 42",
+            "+84912345678 的订单",
+        ] {
+            assert!(names_a_person(q), "{q}");
+        }
+        for q in ["top 10 products last month", "过去30天每天的收入", "doanh thu năm 2026", "orders on 2026-11-02"]
+        {
+            assert!(!names_a_person(q), "{q}");
+        }
+    }
+}

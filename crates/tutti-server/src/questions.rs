@@ -1,0 +1,83 @@
+//! `/api/v1/questions` (a question in words), `/api/v1/analytics/query` (a structured query, as reports send)
+//! and `/api/v1/analytics/metrics` (the metrics layer in force). Questions change nothing, so every role may ask.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
+use tutti_core::ErrorCode;
+use tutti_core::time::parse_timestamp;
+use tutti_engine::{AskError, Engine};
+
+use crate::admin::{Admin, blocking};
+use crate::error::{ApiError, json_body};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionBody {
+    question: String,
+    /// The instant the question is asked at (RFC 3339); the server's clock when absent.
+    #[serde(default)]
+    now: Option<String>,
+    /// The IANA time zone periods are read in; `[analytics] time_zone` when absent.
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    query: tutti_analytics::Query,
+    /// The language of the answer's sentence: en, vi or zh.
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+pub(crate) fn ask_error(e: AskError) -> ApiError {
+    match e {
+        AskError::NotUnderstood(message) => ApiError::new(ErrorCode::QuestionNotUnderstood, message),
+        AskError::Invalid(message) => ApiError::new(ErrorCode::InvalidRequest, message),
+        AskError::Failed(message) if message.contains("longer than") => ApiError::new(ErrorCode::QueryTimeout, message),
+        AskError::Failed(message) => {
+            tracing::error!(error = %message, "a question's query failed");
+            ApiError::new(ErrorCode::Internal, "the query failed; details are in the server log")
+        }
+    }
+}
+
+/// `POST /api/v1/questions`: `{"question", "now"?, "time_zone"?}` → the answer, or 422 with what can be asked.
+pub async fn ask(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body = json_body::<QuestionBody>(&body)?;
+    if body.question.trim().is_empty() || body.question.chars().count() > tutti_analytics::ask::MAX_QUESTION_CHARS {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "`question` is 1 to 1,000 characters"));
+    }
+    let now = match body.now.as_deref() {
+        None => None,
+        Some(t) => Some(parse_timestamp(t).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidRequest, "`now` is an RFC 3339 instant, such as 2026-12-05T09:00:00+07:00")
+        })?),
+    };
+    let answer =
+        blocking(move || Ok(engine.ask(&body.question, now, body.time_zone.as_deref()))).await?.map_err(ask_error)?;
+    Ok(Json(serde_json::to_value(answer).expect("an answer serialises")))
+}
+
+/// `POST /api/v1/analytics/query`: a structured query → the answer.
+pub async fn query(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body = json_body::<QueryBody>(&body)?;
+    let lang = body.language.unwrap_or_else(|| "en".into());
+    let answer = blocking(move || Ok(engine.run_query(body.query, &lang, body.time_zone.as_deref())))
+        .await?
+        .map_err(ask_error)?;
+    Ok(Json(serde_json::to_value(answer).expect("an answer serialises")))
+}
+
+/// `GET /api/v1/analytics/metrics`: the measures, dimensions and grains in force.
+pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> Json<Value> {
+    Json(serde_json::to_value(engine.metrics_layer()).expect("the layer serialises"))
+}
