@@ -55,6 +55,7 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     let admin_only = route.starts_with("/api/v1/people")
         || route.starts_with("/api/v1/audit")
         || route.starts_with("/api/v1/connectors/")
+        || route == "/api/v1/analytics/rebuild"
         || (route == "/api/v1/profiles/{key}" && method == Method::DELETE);
     if admin_only {
         return Role::Admin;

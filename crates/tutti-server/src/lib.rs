@@ -125,6 +125,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/questions", post(questions::ask))
         .route("/api/v1/analytics/query", post(questions::query))
         .route("/api/v1/analytics/metrics", get(questions::metrics))
+        .route("/api/v1/analytics/status", get(questions::status))
+        .route("/api/v1/analytics/rebuild", post(questions::rebuild))
         .route("/api/v1/creatives", get(insights::list))
         .route("/api/v1/creatives/import", post(insights::import))
         .route("/api/v1/creatives/tag", post(insights::tag))

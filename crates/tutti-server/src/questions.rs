@@ -81,3 +81,19 @@ pub async fn query(_: Admin, State(engine): State<Arc<Engine>>, body: Bytes) -> 
 pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> Json<Value> {
     Json(serde_json::to_value(engine.metrics_layer()).expect("the layer serialises"))
 }
+
+/// `POST /api/v1/analytics/rebuild` (admins): empties the analytics tables, which are then made again from the
+/// log; `GET /api/v1/analytics/status` follows it.
+pub async fn rebuild(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    blocking(move || Ok(engine.rebuild_analytics()?)).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(serde_json::json!({"rebuilding": true}))))
+}
+
+/// `GET /api/v1/analytics/status`: how far the analytics tables have come.
+pub async fn status(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
+    let (projected, processed, head) = blocking(move || Ok(engine.analytics_status()?)).await?;
+    Ok(Json(serde_json::json!({"projected": projected, "processed": processed, "head": head})))
+}

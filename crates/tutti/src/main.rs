@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use cli::analytics::{AnalyticsCommand, AskArgs, analytics, ask};
 use cli::approvals::{ApprovalsCommand, approvals};
 use cli::audit::{AuditArgs, audit};
 use cli::client::{Client, ClientArgs};
@@ -88,6 +89,20 @@ enum Command {
         #[command(subcommand)]
         command: HooksCommand,
     },
+    /// Ask a question about your data, in English, Vietnamese or Chinese; answered from Tutti's own events.
+    Ask {
+        #[command(flatten)]
+        args: AskArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Reports' and questions' tables: the metrics layer, their progress, rebuilding them from the log.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Actions given up on: list them with why, and replay them (same idempotency key, attempts from zero).
     DeadLetters {
         #[command(subcommand)]
@@ -151,6 +166,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Connectors { command, client } => connectors(command, &Client::new(client)?),
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
+        Command::Ask { args, client } => ask(args, &Client::new(client)?),
+        Command::Analytics { command, client } => analytics(command, &Client::new(client)?),
         Command::Approvals { command, client } => approvals(command, &Client::new(client)?),
         Command::Audit { filter, client } => audit(&filter, &Client::new(client)?),
         Command::Users { command, client } => users(command, &Client::new(client)?),

@@ -170,3 +170,33 @@ fn viewers_may_ask_and_nobody_else_may() {
     assert_eq!(status, 401);
     let _ = ADMIN_TOKEN;
 }
+
+#[test]
+fn the_cli_asks_and_rebuilds_the_tables_from_the_log() {
+    let server = Server::start();
+    let events = shop();
+    assert_eq!(server.track("/v1/batch", &json!({"batch": events})).0, 200);
+    caught_up(&server, events.len() as f64);
+    let question = "上个月收入前2的产品";
+    let (ok, out) = common::cli(&server, &["ask", question, "--now", NOW, "--time-zone", ZONE, "--format", "json"]);
+    assert!(ok, "{out}");
+    let before: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(before["rows"], json!([["Áo dài", "VND", 950000], ["Nón lá", "VND", 350000]]), "{before}");
+    let (ok, out) =
+        common::cli(&server, &["ask", "Which product sold best last month?", "--now", NOW, "--time-zone", ZONE]);
+    assert!(
+        ok && out.contains("Nón lá") && out.contains("last month = 1 to 30 November 2026 in Asia/Ho_Chi_Minh"),
+        "{out}"
+    );
+
+    let (ok, out) = common::cli(&server, &["analytics", "rebuild"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("100%") && out.contains(&format!("rebuilt {} events", events.len())), "{out}");
+    let (ok, out) = common::cli(&server, &["ask", question, "--now", NOW, "--time-zone", ZONE, "--format", "json"]);
+    assert!(ok, "{out}");
+    let after: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(after["rows"], before["rows"], "the same answer from the rebuilt tables");
+
+    let (ok, out) = common::cli(&server, &["ask", "what is love?"]);
+    assert!(!ok && out.contains("question_not_understood"), "{out}");
+}

@@ -140,6 +140,24 @@ impl Engine {
         self.runner_answer(query, lang, Vec::new(), &tz)
     }
 
+    /// Starts the analytics tables over: emptied now, made again from the log by the projector (which looks for
+    /// work at least every second).
+    /// Blocking (emptying millions of rows takes seconds).
+    pub fn rebuild_analytics(&self) -> Result<(), crate::EngineError> {
+        let mut store = self.analytics_writer.lock().unwrap_or_else(|e| e.into_inner());
+        store.reset(&self.metrics_layer.projection_fingerprint()).map_err(crate::analytics::AnalyticsError::from)?;
+        drop(store);
+        self.metrics.analytics_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How far the analytics tables have come: (projected, processed, durable head) as log sequence numbers.
+    pub fn analytics_status(&self) -> Result<(u64, u64, u64), crate::EngineError> {
+        let m = &self.metrics;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Ok((self.analytics_position()?, load(&m.processed_seq), load(&m.log_head)))
+    }
+
     /// How far the analytics store has projected the log (its cursor).
     pub fn analytics_position(&self) -> Result<u64, crate::EngineError> {
         Ok(crate::analytics::cursor(&self.analytics_writer)?.log)

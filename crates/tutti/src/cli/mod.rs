@@ -1,5 +1,6 @@
 //! The commands, one file per family; they share the admin client and printer in `client.rs`.
 
+pub(crate) mod analytics;
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod client;
