@@ -2,14 +2,18 @@
 //! insights` (the creative analysis benchmark) and `cargo xtask ai` (the review gate's throughput).
 
 mod ai;
+mod analytics;
 mod insights;
 mod load;
+mod questions;
 
 use clap::{Parser, Subcommand};
 
 use ai::{AiArgs, ai};
+use analytics::{AnalyticsArgs, analytics};
 use insights::{InsightsArgs, insights};
 use load::{LoadArgs, load};
+use questions::{QuestionsArgs, questions};
 
 #[derive(Parser)]
 struct Cli {
@@ -25,6 +29,10 @@ enum Task {
     Insights(InsightsArgs),
     /// Time the AI layer's local work (the review gate) and print a report.
     Ai(AiArgs),
+    /// Time questions' queries on 10 million events and the projection in a running server.
+    Analytics(AnalyticsArgs),
+    /// Ask the labelled question suite of a generated shop and print the share answered exactly.
+    Questions(QuestionsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +40,7 @@ fn main() -> anyhow::Result<()> {
         Task::Load(args) => load(args),
         Task::Insights(args) => insights(args),
         Task::Ai(args) => ai(args),
+        Task::Analytics(args) => analytics(args),
+        Task::Questions(args) => questions(args),
     }
 }

@@ -193,8 +193,8 @@ pub fn metric(q: &MetricQuery, layer: &MetricsLayer, buckets: &[Bucket], dialect
     let table = q.table(layer);
     let mut b = Builder::new(dialect);
     let (table_name, time) = match table {
-        Table::Events => ("events", "at"),
-        Table::Items => ("items", "at"),
+        Table::Events => ("events", "ts"),
+        Table::Items => ("items", "ts"),
         Table::Active => ("active", "slot"),
     };
     b.push("WITH b(i, s, e) AS (VALUES ");
@@ -347,9 +347,10 @@ pub fn people(q: &PeopleQuery, span: Span, dialect: Dialect) -> Sql {
             b.push(&format!("\n  {op} "));
         }
         first = false;
-        b.push("SELECT profile FROM events WHERE name IN ");
+        // DISTINCT: one row per person even when nothing is intersected or taken away.
+        b.push("SELECT DISTINCT profile FROM events WHERE name IN ");
         b.names_in(std::slice::from_ref(name));
-        b.push(" AND at >= ").bind(Param::Int(span.from)).push(" AND at < ").bind(Param::Int(span.to));
+        b.push(" AND ts >= ").bind(Param::Int(span.from)).push(" AND ts < ").bind(Param::Int(span.to));
     }
     b.push(") AS people");
     b.finish()

@@ -1,11 +1,15 @@
 //! The embedded analytics store: `analytics.db`, typed tables projected from the event log.
 //!
-//! - `events`: one row per event (time, person, name, an order's revenue and currency, the layer's properties);
+//! - `events`: one row per event (time `ts`, person, name, an order's revenue and currency, the layer's properties);
 //! - `items`: one row per line of an order's `products[]`;
 //! - `active`: who did anything in each 15-minute slot, so people are counted per day in any time zone
 //!   without reading every event;
 //! - `profiles`: the layer's trait dimensions per person; `names`: event names by number;
 //! - `meta`: how far into the log and the merges the projection has gone, and the layer it was made for.
+//!
+//! Only `events` is indexed by person: an erasure or a merge finds a person's items and slots through their
+//! events, so the indexes a write touches at random places stay one (the others grow at their end, as events
+//! arrive in time order).
 //!
 //! Everything here can be made again from the log (`tutti analytics rebuild`), so it is written with
 //! `synchronous = NORMAL`; erasure overwrites deleted rows (`secure_delete`) and empties the write-ahead log.
@@ -31,19 +35,19 @@ CREATE TABLE IF NOT EXISTS names (
 );
 CREATE TABLE IF NOT EXISTS events (
     seq      INTEGER PRIMARY KEY,
-    at       INTEGER NOT NULL,
+    ts       INTEGER NOT NULL,
     profile  INTEGER NOT NULL,
     name     INTEGER NOT NULL,
     revenue  REAL,
     currency TEXT,
     props    TEXT
 );
-CREATE INDEX IF NOT EXISTS events_by_name ON events (name, at, profile);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (name, ts, profile);
 CREATE INDEX IF NOT EXISTS events_by_profile ON events (profile);
 CREATE TABLE IF NOT EXISTS items (
     seq        INTEGER NOT NULL,
     line       INTEGER NOT NULL,
-    at         INTEGER NOT NULL,
+    ts         INTEGER NOT NULL,
     profile    INTEGER NOT NULL,
     product_id TEXT,
     sku        TEXT,
@@ -57,14 +61,12 @@ CREATE TABLE IF NOT EXISTS items (
     currency   TEXT,
     PRIMARY KEY (seq, line)
 );
-CREATE INDEX IF NOT EXISTS items_by_at ON items (at);
-CREATE INDEX IF NOT EXISTS items_by_profile ON items (profile);
+CREATE INDEX IF NOT EXISTS items_by_ts ON items (ts);
 CREATE TABLE IF NOT EXISTS active (
     slot    INTEGER NOT NULL,
     profile INTEGER NOT NULL,
     PRIMARY KEY (slot, profile)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS active_by_profile ON active (profile);
 CREATE TABLE IF NOT EXISTS profiles (
     profile INTEGER PRIMARY KEY,
     traits  TEXT    NOT NULL
@@ -203,11 +205,11 @@ impl SqliteAnalytics {
         {
             let mut new_name = tx.prepare_cached("INSERT INTO names (name) VALUES (?1)")?;
             let mut event = tx.prepare_cached(
-                "INSERT OR REPLACE INTO events (seq, at, profile, name, revenue, currency, props)
+                "INSERT OR REPLACE INTO events (seq, ts, profile, name, revenue, currency, props)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut item = tx.prepare_cached(
-                "INSERT OR REPLACE INTO items (seq, line, at, profile, product_id, sku, name, category, brand, variant,
+                "INSERT OR REPLACE INTO items (seq, line, ts, profile, product_id, sku, name, category, brand, variant,
                  price, quantity, amount, currency) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             let mut active = tx.prepare_cached("INSERT OR IGNORE INTO active (slot, profile) VALUES (?1, ?2)")?;
@@ -275,9 +277,9 @@ impl SqliteAnalytics {
         let mut deleted = 0;
         for p in profiles {
             let p = *p as i64;
+            tx.execute("DELETE FROM items WHERE seq IN (SELECT seq FROM events WHERE profile = ?1)", [p])?;
+            tx.execute(&format!("DELETE FROM active WHERE profile = ?1 AND slot IN (SELECT {SLOT_OF_AT} FROM events WHERE profile = ?1)"), [p])?;
             deleted += tx.execute("DELETE FROM events WHERE profile = ?1", [p])?;
-            tx.execute("DELETE FROM items WHERE profile = ?1", [p])?;
-            tx.execute("DELETE FROM active WHERE profile = ?1", [p])?;
             tx.execute("DELETE FROM profiles WHERE profile = ?1", [p])?;
         }
         tx.commit()?;
@@ -292,14 +294,23 @@ impl SqliteAnalytics {
     }
 }
 
+/// An event's 15-minute slot in SQL, as [`SLOT_MS`] and `div_euclid` make it in Rust (times before 1970 too).
+const SLOT_OF_AT: &str = "(CASE WHEN ts >= 0 THEN ts / 900000 ELSE -((899999 - ts) / 900000) END)";
+
 fn merge(tx: &rusqlite::Transaction<'_>, into: i64, from: i64) -> Result<()> {
-    tx.execute("UPDATE events SET profile = ?1 WHERE profile = ?2", [into, from])?;
-    tx.execute("UPDATE items SET profile = ?1 WHERE profile = ?2", [into, from])?;
+    // Items and slots are found through the events, so the events move last.
+    tx.execute("UPDATE items SET profile = ?1 WHERE seq IN (SELECT seq FROM events WHERE profile = ?2)", [into, from])?;
     tx.execute(
-        "INSERT OR IGNORE INTO active (slot, profile) SELECT slot, ?1 FROM active WHERE profile = ?2",
+        &format!("INSERT OR IGNORE INTO active (slot, profile) SELECT DISTINCT {SLOT_OF_AT}, ?1 FROM events WHERE profile = ?2"),
         [into, from],
     )?;
-    tx.execute("DELETE FROM active WHERE profile = ?1", [from])?;
+    tx.execute(
+        &format!(
+            "DELETE FROM active WHERE profile = ?1 AND slot IN (SELECT {SLOT_OF_AT} FROM events WHERE profile = ?1)"
+        ),
+        [from],
+    )?;
+    tx.execute("UPDATE events SET profile = ?1 WHERE profile = ?2", [into, from])?;
     let traits = |p: i64| -> Result<Map<String, Value>> {
         let text: Option<String> =
             tx.query_row("SELECT traits FROM profiles WHERE profile = ?1", [p], |r| r.get(0)).optional()?;

@@ -106,6 +106,8 @@ fn orders_are_ranked_summed_merged_and_erased() {
     let people =
         ask(json!({"kind": "people", "did": ["Order Completed"], "did_not": ["identify"], "period": november()}));
     assert_eq!(people.rows, vec![vec![json!(2)]]);
+    let buyers = ask(json!({"kind": "people", "did": ["Order Completed"], "period": november()}));
+    assert_eq!(buyers.rows, vec![vec![json!(2)]], "people, not their three orders");
 
     assert_eq!(store.erase(&[10]).unwrap(), 3);
     let top = ask(json!({"kind": "metric", "measure": "revenue", "by": "product", "period": november()}));

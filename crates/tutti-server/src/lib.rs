@@ -162,6 +162,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/creatives/proposals", post(console::propose_budget))
         .route("/creatives/proposals/{id}/{verdict}", post(console::decide_budget))
         .route("/audit", get(console::audit))
+        .route("/ask", get(console::ask))
         .route("/settings", get(console::settings))
         .route("/settings/zone", post(console::choose_zone))
         .route("/settings/tokens", post(console::create_token))

@@ -2,12 +2,12 @@
 //! drives it with concurrent keep-alive HTTP/1.1 clients over loopback and prints throughput and latency
 //! percentiles; one file per kind of scenario.
 
-mod client;
+pub(crate) mod client;
 mod console;
 mod deliver;
 pub(crate) mod flows;
 mod profiles;
-mod server;
+pub(crate) mod server;
 
 use std::path::PathBuf;
 use std::process::Command;

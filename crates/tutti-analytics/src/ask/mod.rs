@@ -219,6 +219,11 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
     }
     let mut spot = Spotter { text: format!(" {} ", fold(question)), taken: Vec::new() };
     let mut assumptions = Vec::new();
+    for (cues, why) in [(words::FUTURE, "future"), (words::WHY, "why"), (words::PERSONAL, "personal")] {
+        if spot.any(cues).is_some() {
+            return Err(refuse(Some(words_for(lang, why))));
+        }
+    }
 
     let found = periods::find(&spot.text, lang, cx.now, cx.zone, cx.zone_name);
     for f in &found {
@@ -304,7 +309,9 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
     if let Some((_, s, e)) = grain {
         spot.take(s, e);
     }
-    let grain = grain.and_then(|(g, _, _)| g);
+    let grain = grain
+        .and_then(|(g, _, _)| g)
+        .or_else(|| words::IMPLIED_GRAIN.iter().find_map(|(g, ws)| spot.any(ws).and_then(|_| Grain::parse(g))));
     let dimension = spot.longest(dimension_words.iter().map(|(_, w)| w.as_str()).enumerate());
     if let Some((s, e, _)) = dimension {
         spot.take(s, e);
@@ -459,6 +466,21 @@ pub fn words_for(lang: &str, key: &str) -> String {
         }
         "best_is_units" => ("best = most units sold", "bán chạy nhất = nhiều số lượng bán nhất", "最好 = 销量最多"),
         "no_period" => ("no period given", "không nêu khoảng thời gian", "未指定时间段"),
+        "future" => (
+            "Tutti counts what has happened; it does not forecast",
+            "Tutti đếm những gì đã xảy ra; không dự báo tương lai",
+            "Tutti 只统计已经发生的事，不做预测",
+        ),
+        "why" => (
+            "Tutti counts what happened; it cannot say why",
+            "Tutti đếm những gì đã xảy ra; không thể nói vì sao",
+            "Tutti 只统计发生了什么，无法说明原因",
+        ),
+        "personal" => (
+            "answers are about groups of people, never anyone's contact details",
+            "câu trả lời nói về nhóm người, không bao giờ là thông tin liên hệ của ai",
+            "回答针对人群，绝不提供任何人的联系方式",
+        ),
         _ => (key, key, key),
     };
     match lang {

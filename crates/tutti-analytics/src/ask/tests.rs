@@ -165,3 +165,25 @@ fn assumptions_name_the_dates_and_the_zone() {
     let r = read_at("How many orders?").unwrap();
     assert!(r.assumptions.iter().any(|a| a.starts_with("no period given: the last 30 days")), "{:?}", r.assumptions);
 }
+
+#[test]
+fn forecasts_reasons_and_contact_details_are_refused_not_answered_with_something_else() {
+    for q in [
+        "How many orders will we get next month?",
+        "Vì sao doanh thu giảm?",
+        "为什么订单减少了？",
+        "List the phone numbers of our best customers",
+        "Cho tôi địa chỉ email của khách mua nhiều nhất",
+    ] {
+        assert!(read_at(q).is_err(), "{q}");
+    }
+}
+
+#[test]
+fn daily_active_is_a_series_by_day() {
+    for q in ["DAU over the last 14 days", "过去14天的日活", "月活 今年"] {
+        let m = metric(q);
+        assert_eq!(m.measure, "active_profiles", "{q}");
+        assert!(m.grain.is_some(), "{q}");
+    }
+}

@@ -338,3 +338,66 @@ pub fn date_range(lang: &str, from: Date, to: Date, zone: &str) -> String {
         ),
     }
 }
+
+/// Measure words that carry their own grain: daily, weekly or monthly active people.
+pub const IMPLIED_GRAIN: &[(&str, &[&str])] = &[
+    ("day", &["dau", "daily active", "日活", "日活跃"]),
+    ("week", &["wau", "weekly active", "周活", "周活跃"]),
+    ("month", &["mau", "monthly active", "月活", "月活跃"]),
+];
+
+/// Questions about the future: Tutti counts what happened and does not forecast.
+pub const FUTURE: &[&str] = &[
+    "next year",
+    "next month",
+    "next week",
+    "next quarter",
+    "forecast",
+    "predict",
+    "will be",
+    "will we",
+    "going to be",
+    "nam sau",
+    "thang sau",
+    "tuan sau",
+    "nam toi",
+    "thang toi",
+    "tuan toi",
+    "du bao",
+    "du doan",
+    "se la",
+    "se co",
+    "明年",
+    "下个月",
+    "下月",
+    "下周",
+    "下季度",
+    "预测",
+    "预计",
+    "会是",
+    "会有",
+    "未来",
+];
+
+/// Questions asking why: Tutti counts what happened; it cannot say why.
+pub const WHY: &[&str] = &["why", "reason", "tai sao", "vi sao", "ly do", "nguyen nhan", "为什么", "为何", "原因"];
+
+/// Questions asking for people's contact details: answers are about groups of people.
+pub const PERSONAL: &[&str] = &[
+    "email address",
+    "email addresses",
+    "phone number",
+    "phone numbers",
+    "contact details",
+    "home address",
+    "so dien thoai",
+    "dia chi email",
+    "dia chi nha",
+    "thong tin lien he",
+    "手机号",
+    "电话号码",
+    "邮箱地址",
+    "联系方式",
+    "家庭住址",
+    "身份证",
+];

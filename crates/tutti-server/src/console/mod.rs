@@ -8,6 +8,7 @@
 //! token.
 
 mod approvals;
+mod ask;
 mod audit;
 mod broadcasts;
 mod creatives;
@@ -37,6 +38,7 @@ use crate::admin::blocking;
 use crate::error::{ApiError, secret_eq};
 use crate::sessions::{ClientAddress, SignedIn, session_cookie};
 pub use approvals::{decide as decide_approval, inbox as approvals};
+pub use ask::ask;
 pub use audit::log as audit;
 pub use broadcasts::{cancel as cancel_broadcast, list as broadcasts, submit as submit_broadcast};
 pub use creatives::{decide as decide_budget, propose as propose_budget, show as creatives};

@@ -234,4 +234,11 @@ pub(super) static EN: Words = Words {
     resume: "Resume",
     pause_help: "Paused, a flow starts no runs; runs already going finish.",
     trait_search_partial: "Traits are not indexed: this search stopped after the first matches or two seconds. Narrow it with an identifier when you can.",
+    ask: "Ask",
+    ask_help: "Ask about your data, in English, Vietnamese or Chinese",
+    ask_button: "Ask",
+    ask_failed: "The question could not be answered just now; the server log says why.",
+    assumed: "Taken for granted",
+    the_query: "The query and the SQL that ran",
+    try_asking: "Try asking",
 };

@@ -308,6 +308,13 @@ pub struct Words {
     pub resume: &'static str,
     pub pause_help: &'static str,
     pub trait_search_partial: &'static str,
+    pub ask: &'static str,
+    pub ask_help: &'static str,
+    pub ask_button: &'static str,
+    pub ask_failed: &'static str,
+    pub assumed: &'static str,
+    pub the_query: &'static str,
+    pub try_asking: &'static str,
 }
 
 #[cfg(test)]

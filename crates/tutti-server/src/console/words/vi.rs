@@ -234,4 +234,11 @@ pub(super) static VI: Words = Words {
     resume: "Tiếp tục",
     pause_help: "Khi tạm dừng, luồng không bắt đầu lượt chạy mới; các lượt đang chạy vẫn hoàn tất.",
     trait_search_partial: "Thuộc tính không được lập chỉ mục: tìm kiếm này dừng sau các kết quả đầu tiên hoặc sau hai giây. Hãy thu hẹp bằng một định danh khi có thể.",
+    ask: "Hỏi",
+    ask_help: "Hỏi về dữ liệu của bạn, bằng tiếng Việt, tiếng Anh hoặc tiếng Trung",
+    ask_button: "Hỏi",
+    ask_failed: "Chưa trả lời được câu hỏi lúc này; nhật ký máy chủ ghi lý do.",
+    assumed: "Đã giả định",
+    the_query: "Truy vấn và câu SQL đã chạy",
+    try_asking: "Thử hỏi",
 };

@@ -234,4 +234,11 @@ pub(super) static ZH: Words = Words {
     resume: "恢复",
     pause_help: "暂停后流程不再开始新的运行；进行中的运行会继续完成。",
     trait_search_partial: "属性未建立索引：本次搜索在找到前几条结果或两秒后停止。可能时请用标识缩小范围。",
+    ask: "提问",
+    ask_help: "用中文、英文或越南语询问您的数据",
+    ask_button: "提问",
+    ask_failed: "暂时无法回答此问题；原因见服务器日志。",
+    assumed: "默认假设",
+    the_query: "查询及执行的 SQL",
+    try_asking: "试着问",
 };
