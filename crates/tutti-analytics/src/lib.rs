@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod project;
 pub mod query;
 pub mod sqlite;
+pub mod stats;
 
 pub use metrics::MetricsLayer;
 pub use query::{MetricQuery, PeopleQuery, Period, Query, QueryError};

@@ -393,6 +393,50 @@ impl SqliteAnalyticsReader {
         }
     }
 
+    /// Order revenue per currency of each (person, from, to) window, in the order given: what a flow's runs
+    /// brought in within its attribution window. One connection and one prepared statement for all of them.
+    pub fn revenue_within(
+        &self,
+        order_events: &[String],
+        windows: &[(u64, i64, i64)],
+        limits: Limits,
+    ) -> Result<Vec<Vec<(String, f64)>>> {
+        let conn = self.connect()?;
+        let deadline = Instant::now() + limits.time;
+        conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
+        let names = vec!["?"; order_events.len().max(1)].join(", ");
+        let sql = format!(
+            "SELECT coalesce(currency, ''), SUM(revenue) FROM events WHERE profile = ? AND ts >= ? AND ts < ?
+             AND name IN (SELECT id FROM names WHERE name IN ({names})) AND revenue IS NOT NULL GROUP BY 1 ORDER BY 1"
+        );
+        let outcome = (|| -> rusqlite::Result<Vec<Vec<(String, f64)>>> {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut out = Vec::with_capacity(windows.len());
+            for (profile, from, to) in windows {
+                let mut values: Vec<rusqlite::types::Value> = vec![
+                    rusqlite::types::Value::Integer(*profile as i64),
+                    rusqlite::types::Value::Integer(*from),
+                    rusqlite::types::Value::Integer(*to),
+                ];
+                values.extend(order_events.iter().map(|n| rusqlite::types::Value::Text(n.clone())));
+                if order_events.is_empty() {
+                    values.push(rusqlite::types::Value::Null);
+                }
+                let rows =
+                    stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
+                out.push(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+            }
+            Ok(out)
+        })();
+        match outcome {
+            Ok(rows) => Ok(rows),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+                Err(StoreError::Timeout(limits.time))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The event names seen, in the order they first appeared (at most `limit`).
     pub fn event_names(&self, limit: usize) -> Result<Vec<String>> {
         let conn = self.connect()?;

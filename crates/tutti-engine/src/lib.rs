@@ -42,9 +42,9 @@ use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
 pub use crate::engine::{
-    AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ConnectorsHandle,
-    DEFAULT_TOKEN_DAYS, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person, PreviewError, Session, SignedIn,
-    TOKEN_PREFIX, TokenInfo,
+    ArmReport, AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError,
+    ConnectorsHandle, DEFAULT_TOKEN_DAYS, FlowReport, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person,
+    PreviewError, Session, SignedIn, SplitReport, TOKEN_PREFIX, TokenInfo, VersionReport,
 };
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;

@@ -434,3 +434,40 @@ fn a_description_is_text_in_every_kind_of_definition() {
         assert!(compile(&fixed, &connectors()).is_ok(), "{fixed}");
     }
 }
+
+const HELD_OUT: &str = "flow: winback
+category: promotional
+trigger: { event: Cart Abandoned }
+goal: { event: Order Completed, within: 7d }
+steps:
+  - id: test
+    split:
+      - { arm: offer, percent: 50, next: send }
+      - { arm: control, percent: 50, holdout: true }
+  - id: send
+    action: log.write
+    with: { text: hi }
+";
+
+#[test]
+fn a_goal_counts_after_the_run_ended_while_its_window_is_open() {
+    let defs = defs(&[HELD_OUT]);
+    let mut sim = Simulation::new(&defs);
+    for user in ["a", "b", "c", "d", "e", "f"] {
+        sim.event(&track(user, "Cart Abandoned", "2026-11-22T10:00:00Z", json!({})));
+        sim.event(&track(user, "Order Completed", "2026-11-23T10:00:00Z", json!({})));
+    }
+    sim.event(&track("g", "Cart Abandoned", "2026-11-22T10:00:00Z", json!({})));
+    sim.event(&track("g", "Order Completed", "2026-11-30T10:00:00Z", json!({})));
+    let goals: Vec<&str> = sim
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.kind, DecisionKind::Goal { .. }))
+        .map(|d| d.profile.as_str())
+        .collect();
+    assert_eq!(
+        goals.len(),
+        6,
+        "every arm's ended runs reach the goal within 7 days, g's order was too late: {goals:?}"
+    );
+}

@@ -97,3 +97,35 @@ pub async fn status(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<
     let (projected, processed, head) = blocking(move || Ok(engine.analytics_status()?)).await?;
     Ok(Json(serde_json::json!({"projected": projected, "processed": processed, "head": head})))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// The attribution window (`7d`, `48h`); the flow goal's `within` when absent.
+    #[serde(default)]
+    window: Option<String>,
+}
+
+/// `GET /api/v1/flows/{id}/report`: per version, runs entered and how they ended, each step's outcomes, goal
+/// conversion with its 95% interval, each split's arms against the control with the difference's interval,
+/// and order revenue within the attribution window.
+pub async fn flow_report(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::admin::ApiQuery(query): crate::admin::ApiQuery<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = match query.window.as_deref() {
+        None => None,
+        Some(w) => match tutti_core::time::parse_duration(w) {
+            Ok(ms) if ms > 0 && ms <= 366 * 86_400_000 => Some(ms),
+            _ => return Err(ApiError::new(ErrorCode::InvalidQuery, "`window` is a duration up to 366d, such as 7d")),
+        },
+    };
+    let id_for = id.clone();
+    let report = blocking(move || Ok(engine.flow_report(&id_for, window)?)).await?;
+    match report {
+        Some(r) => Ok(Json(serde_json::to_value(r).expect("a report serialises"))),
+        None => Err(ApiError::new(ErrorCode::UnknownFlow, format!("no flow `{id}`"))),
+    }
+}

@@ -11,6 +11,7 @@ mod people;
 mod preview;
 mod profiles;
 mod questions;
+mod reports;
 mod start;
 mod tokens;
 
@@ -21,4 +22,5 @@ pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};
 pub use preview::PreviewError;
 pub use questions::AskError;
+pub use reports::{ArmReport, FlowReport, SplitReport, VersionReport};
 pub use tokens::{DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TOKEN_PREFIX, TokenInfo};

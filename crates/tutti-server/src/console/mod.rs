@@ -18,6 +18,7 @@ mod editor;
 mod flows;
 mod graph;
 mod profiles;
+mod report;
 mod segments;
 mod settings;
 mod time;
@@ -45,6 +46,7 @@ pub use creatives::{decide as decide_budget, propose as propose_budget, show as 
 pub use deliveries::{list as deliveries, replay as replay_dead_letters};
 pub use flows::{edit as edit_flow, list as flows, pause as pause_flow, show as flow};
 pub use profiles::{erase as erase_profile, profile, search as profiles};
+pub use report::show as flow_report;
 pub use segments::{create as create_segment, edit as edit_segment, list as segments, show as segment};
 pub use settings::{change_person, check_connector, choose_zone, create_token, revoke_token, show as settings};
 pub use time::Zone;

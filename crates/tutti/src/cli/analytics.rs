@@ -67,6 +67,16 @@ pub(crate) enum AnalyticsCommand {
     Metrics,
     /// How far the analytics tables have come behind the log.
     Status,
+    /// A flow's report: per version, runs entered, goal conversion with its 95% interval, each split's arms
+    /// against the control, and revenue within the attribution window.
+    Flow {
+        id: String,
+        /// The attribution window (`7d`, `48h`); the goal's `within` when not given.
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Empty the analytics tables and make them again from the log, showing progress until done.
     Rebuild {
         /// Start it and return at once.
@@ -78,6 +88,15 @@ pub(crate) enum AnalyticsCommand {
 pub(crate) fn analytics(command: AnalyticsCommand, client: &Client) -> anyhow::Result<()> {
     match command {
         AnalyticsCommand::Metrics => print(&client.call("GET", "/api/v1/analytics/metrics")?),
+        AnalyticsCommand::Flow { id, window, format } => {
+            let query = window.map(|w| format!("?window={}", crate::cli::client::encode(&w))).unwrap_or_default();
+            let report =
+                client.call("GET", &format!("/api/v1/flows/{}/report{query}", crate::cli::client::encode(&id)))?;
+            if let Format::Json = format {
+                return print(&report);
+            }
+            flow_report(&report)
+        }
         AnalyticsCommand::Status => {
             let s = client.call("GET", "/api/v1/analytics/status")?;
             say!("projected {} of {} events folded ({} durable)", s["projected"], s["processed"], s["head"]);
@@ -120,4 +139,48 @@ fn bar(done: u64, total: u64, elapsed: Duration) {
         ".".repeat((WIDTH - filled) as usize)
     );
     let _ = err.flush();
+}
+
+fn rate(r: &Value) -> String {
+    let pct = |k: &str| r[k].as_f64().unwrap_or(0.0) * 100.0;
+    format!("{:.1}% ({}/{}; 95% {:.1}-{:.1}%)", pct("rate"), r["successes"], r["trials"], pct("low"), pct("high"))
+}
+
+fn flow_report(report: &Value) -> anyhow::Result<()> {
+    let days = report["window_ms"].as_f64().unwrap_or(0.0) / 86_400_000.0;
+    say!(
+        "flow {} (attribution window {days:.1} d; {} runs read)",
+        report["flow"].as_str().unwrap_or(""),
+        report["runs_read"]
+    );
+    for v in report["versions"].as_array().into_iter().flatten() {
+        say!("\nversion {}: {} entered, goal {}", v["version"], v["entered"], rate(&v["conversion"]));
+        let revenue: Vec<String> = v["revenue"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(currency, amount)| {
+                format!("{} {currency}", tutti_analytics::answer::num("en", amount.as_f64().unwrap_or(0.0)))
+            })
+            .collect();
+        say!("  revenue in the window: {}", if revenue.is_empty() { "0".to_owned() } else { revenue.join(" + ") });
+        for split in v["splits"].as_array().into_iter().flatten() {
+            say!(
+                "  split {} (control: {})",
+                split["step"].as_str().unwrap_or(""),
+                split["control"].as_str().unwrap_or("none")
+            );
+            for arm in split["arms"].as_array().into_iter().flatten() {
+                let lift = &arm["lift"];
+                let lift = if lift.is_null() {
+                    String::new()
+                } else {
+                    let pt = |k: &str| lift[k].as_f64().unwrap_or(0.0) * 100.0;
+                    format!("  lift {:+.1} pt (95% {:+.1} to {:+.1})", pt("difference"), pt("low"), pt("high"))
+                };
+                say!("    {:<12} {}{lift}", arm["arm"].as_str().unwrap_or(""), rate(&arm["conversion"]));
+            }
+        }
+    }
+    Ok(())
 }
