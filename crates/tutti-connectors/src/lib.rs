@@ -71,6 +71,8 @@ pub struct Action<'a> {
     pub payload: &'a Value,
     /// Now, in Unix milliseconds, from the engine's clock (signatures, timestamps a vendor requires).
     pub now: i64,
+    /// Opens and clicks may be tracked (the flow did not say `tracking: false`).
+    pub tracking: bool,
 }
 
 impl<'a> Action<'a> {
@@ -86,6 +88,7 @@ impl<'a> Action<'a> {
             channel: &dispatch.channel,
             payload: &dispatch.payload,
             now,
+            tracking: dispatch.tracking,
         }
     }
 }

@@ -592,6 +592,7 @@ async fn the_ai_connector_classifies_and_audits_the_embedding_calls() {
                 channel: "ai",
                 payload: &payload,
                 now: 0,
+                tracking: true,
             };
             registry.get("ai").unwrap().sender.send(action).await
         }

@@ -46,6 +46,7 @@ async fn send_keyed(
         channel: connector,
         payload: &payload,
         now: NOW,
+        tracking: true,
     };
     registry.get(connector).expect("configured").sender.send(action).await
 }

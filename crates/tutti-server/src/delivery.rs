@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tutti_core::ErrorCode;
@@ -410,4 +411,50 @@ pub async fn decide(
         }
         None => json!({"profile": profile, "slot": q.slot, "content": null}),
     }))
+}
+
+/// A transparent GIF of one pixel (the smallest GIF89a).
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// `GET /t/o/{token}`: an email was opened (its one-pixel image fetched). Public: the token is signed. Answers
+/// the pixel, never cached, once the `Email Opened` event is durable.
+pub async fn opened(
+    Path(token): Path<String>,
+    State(engine): State<Arc<Engine>>,
+) -> Result<axum::response::Response, ApiError> {
+    match engine.connectors().track(&token, false).await? {
+        Some(_) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "image/gif"), (axum::http::header::CACHE_CONTROL, "no-store")],
+            PIXEL,
+        )
+            .into_response()),
+        None => Err(ApiError::new(ErrorCode::InvalidLink, "this tracking link is not valid")),
+    }
+}
+
+/// `GET /t/c/{token}`: a link in an email was clicked. Public: the token is signed, and it is the only place the
+/// destination comes from, so this redirects nowhere but to a link that was in the message. 302 once the
+/// `Email Link Clicked` event is durable.
+pub async fn clicked(
+    Path(token): Path<String>,
+    State(engine): State<Arc<Engine>>,
+) -> Result<axum::response::Response, ApiError> {
+    match engine.connectors().track(&token, true).await? {
+        Some(Some(url)) => match axum::http::HeaderValue::from_str(&url) {
+            Ok(location) => Ok((
+                axum::http::StatusCode::FOUND,
+                [
+                    (axum::http::header::LOCATION, location),
+                    (axum::http::header::CACHE_CONTROL, "no-store".parse().expect("a header value")),
+                ],
+            )
+                .into_response()),
+            Err(_) => Err(ApiError::new(ErrorCode::InvalidLink, "this link cannot be followed")),
+        },
+        _ => Err(ApiError::new(ErrorCode::InvalidLink, "this tracking link is not valid")),
+    }
 }

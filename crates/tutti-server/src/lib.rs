@@ -144,6 +144,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/insights/competitors", get(insights::competitors))
         .route("/hooks/{source}", post(delivery::hook))
         .route("/u/{token}", get(delivery::unsubscribe_page).post(delivery::unsubscribe))
+        .route("/t/o/{token}", get(delivery::opened))
+        .route("/t/c/{token}", get(delivery::clicked))
         .route("/", get(console::overview))
         .route("/sign-in", get(console::sign_in_page).post(console::sign_in))
         .route("/sign-out", post(console::sign_out))

@@ -155,3 +155,103 @@ fn email_arrives_intact_and_one_click_unsubscribe_stops_promotions() {
     let runs = server.admin("/api/v1/runs?flow=newsletter&limit=10");
     assert!(runs.to_string().contains("email_subscribe"), "the skip names the reason: {runs}");
 }
+
+/// An agent that does not follow redirects, to see them.
+fn no_redirects() -> ureq::Agent {
+    ureq::Agent::config_builder().max_redirects(0).http_status_as_error(false).build().into()
+}
+
+#[test]
+fn opens_and_clicks_come_back_as_events_that_flows_trigger_on() {
+    let Some(smtp) = Smtp::start() else { return };
+    let flows = tempfile::tempdir().unwrap();
+    let mail = |id: &str, extra: &str| {
+        format!(
+            "flow: {id}\ncategory: promotional\ntrigger: {{ event: {id} due }}\nentry: {{ every_time: true }}\n{extra}steps:\n\
+             \x20 - id: mail\n    action: smtp.send\n    with:\n      to: '{{{{ profile.traits.email }}}}'\n      subject: 'Ưu đãi {id}'\n\
+             \x20     html: '<html><body><p>Xem <a href=\"https://shop.example.vn/sale?a=1&amp;b=2\">ưu đãi</a> · 周末特惠</p><a href=\"%%unsubscribe_url%%\">Hủy</a></body></html>'\n"
+        )
+    };
+    std::fs::write(flows.path().join("promo.yaml"), mail("promo", "")).unwrap();
+    std::fs::write(flows.path().join("quiet.yaml"), mail("quiet", "tracking: false\n")).unwrap();
+    std::fs::write(
+        flows.path().join("follow-up.yaml"),
+        "flow: follow-up\ncategory: transactional\ntrigger: { event: Email Link Clicked }\nentry: { every_time: true }\nsteps:\n\
+         \x20 - id: note\n    action: log.write\n    with: { text: 'clicked {{ event.properties.url }}' }\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = smtp.port.to_string();
+    let flows_dir = flows.path().to_str().unwrap().to_owned();
+    let env = [
+        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__HOST", "127.0.0.1"),
+        ("TUTTI_CONNECTORS__SMTP__PORT", port.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__SECURITY", "none"),
+        ("TUTTI_CONNECTORS__SMTP__FROM", "Cửa hàng <news@shop.example.vn>"),
+        ("TUTTI_CONNECTORS__SMTP__UNSUBSCRIBE_BASE_URL", "https://mkt.shop.example.vn"),
+    ];
+    let server = Server::start_in(data.path(), &env);
+    server.track("/v1/identify", &json!({"userId": "lan", "traits": {"email": "lan@example.vn"}}));
+    server.track("/v1/track", &json!({"userId": "lan", "event": "promo due"}));
+    let got = smtp.wait_for(1);
+    let html = got[0]["html"].as_str().unwrap().to_owned();
+    let find = |marker: &str| -> String {
+        let at = html.find(marker).unwrap_or_else(|| panic!("no {marker} in {html}"));
+        let rest = &html[at + "https://mkt.shop.example.vn".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    };
+    let (pixel, link) = (find("https://mkt.shop.example.vn/t/o/"), find("https://mkt.shop.example.vn/t/c/"));
+    assert!(html.contains("https://mkt.shop.example.vn/u/"), "the unsubscribe link is not rewritten: {html}");
+    assert!(!html.contains("https://shop.example.vn/sale"), "the link goes through Tutti: {html}");
+    assert!(html.contains("ưu đãi") && html.contains("周末特惠"));
+
+    let agent = no_redirects();
+    for _ in 0..2 {
+        let mut opened = agent.get(format!("{}{pixel}", server.url)).call().unwrap();
+        assert_eq!(opened.status().as_u16(), 200);
+        assert_eq!(opened.headers()["content-type"], "image/gif");
+        assert_eq!(opened.body_mut().read_to_vec().unwrap()[..6], *b"GIF89a");
+    }
+    let clicked = agent.get(format!("{}{link}", server.url)).call().unwrap();
+    assert_eq!(clicked.status().as_u16(), 302);
+    assert_eq!(
+        clicked.headers()["location"],
+        "https://shop.example.vn/sale?a=1&b=2",
+        "the link as the browser reads it"
+    );
+
+    common::wait_until("the open and the click on the profile", || {
+        let counts = &server.profile("user_id:lan").1["event_counts"];
+        counts["Email Opened"] == 1 && counts["Email Link Clicked"] == 1
+    });
+    common::wait_until("the click to start a flow", || {
+        server.admin("/api/v1/runs?flow=follow-up&limit=10")["runs"].as_array().is_some_and(|r| r.len() == 1)
+    });
+    let events = server.admin("/api/v1/profiles/user_id:lan/events?limit=100");
+    let events = events["events"].as_array().cloned().unwrap_or_default();
+    let click = events
+        .iter()
+        .map(|e| &e["event"])
+        .find(|e| e["event"] == "Email Link Clicked")
+        .unwrap_or_else(|| panic!("the click event: {events:?}"));
+    assert_eq!(click["properties"]["url"], "https://shop.example.vn/sale?a=1&b=2");
+    assert_eq!(
+        (click["properties"]["flow"].as_str(), click["properties"]["step"].as_str()),
+        (Some("promo"), Some("mail"))
+    );
+
+    // Altered tokens, or an open's token used as a click, are refused.
+    let altered = format!("{}{}x", server.url, &link[..link.len() - 1]);
+    let (status, _) = (agent.get(altered).call().unwrap().status().as_u16(), ());
+    assert_eq!(status, 400);
+    let swapped = format!("{}/t/c/{}", server.url, &pixel["/t/o/".len()..]);
+    assert_eq!(agent.get(swapped).call().unwrap().status().as_u16(), 400);
+
+    // A flow that says `tracking: false` sends its links as written and no pixel.
+    server.track("/v1/track", &json!({"userId": "lan", "event": "quiet due"}));
+    let got = smtp.wait_for(2);
+    let quiet = got.iter().find(|m| m["headers"]["Subject"] == "Ưu đãi quiet").expect("the quiet flow's email");
+    let html = quiet["html"].as_str().unwrap();
+    assert!(html.contains("https://shop.example.vn/sale?a=1&amp;b=2") && !html.contains("/t/o/"), "{html}");
+}

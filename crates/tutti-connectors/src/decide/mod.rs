@@ -212,7 +212,18 @@ mod tests {
     use crate::Shared;
 
     fn action<'a>(operation: &'a str, payload: &'a Value, profile: u64, now: i64) -> Action<'a> {
-        Action { key: "k", profile, flow: "f", step: "s", operation, category: "c", channel: "web", payload, now }
+        Action {
+            key: "k",
+            profile,
+            flow: "f",
+            step: "s",
+            operation,
+            category: "c",
+            channel: "web",
+            payload,
+            now,
+            tracking: true,
+        }
     }
 
     #[test]

@@ -23,10 +23,18 @@ pub(super) struct Config {
     /// The sender, such as `Tutti Shop <news@shop.vn>`.
     pub(super) from: String,
     pub(super) reply_to: Option<String>,
-    /// Tutti's public address, for one-click unsubscribe links (`https://mkt.shop.vn`).
+    /// Tutti's public address, for one-click unsubscribe links and open and click tracking
+    /// (`https://mkt.shop.vn`).
     pub(super) unsubscribe_base_url: Option<String>,
+    /// Links in HTML bodies go through Tutti and a one-pixel image is added (needs `unsubscribe_base_url`).
+    #[serde(default = "tracking_by_default")]
+    pub(super) track_opens_and_clicks: bool,
     /// The name given in EHLO (default: this machine's host name).
     pub(super) helo_name: Option<String>,
+}
+
+fn tracking_by_default() -> bool {
+    true
 }
 
 /// The table, checked: what the sender is built from.

@@ -16,6 +16,10 @@
 //!   replaces `%%unsubscribe_url%%` in the bodies, for the footer link. Tutti answers the POST by setting the
 //!   profile's `email_subscribe` to `unsubscribed`, which stops every further non-transactional email.
 //!
+//! - **Opens and clicks** (`tracking.rs`): in HTML bodies, links go through a signed redirect on Tutti and a
+//!   one-pixel image is added, so opens and clicks come back as `Email Opened` and `Email Link Clicked` events
+//!   of the profile. Off with `track_opens_and_clicks = false`, or for a flow with `tracking: false`.
+//!
 //! Failures: SMTP 5xx replies are permanent (a bounce), 4xx and network errors transient.
 
 use std::sync::{Arc, OnceLock};
@@ -35,6 +39,7 @@ use crate::CheckedConfig;
 use crate::{Action, Context, Delivery, Failure, Kind, Operation, Secret, Sender, Settings, optional_text, text};
 
 mod config;
+pub mod tracking;
 use config::{Config, Security};
 
 /// What an email action's `with` may give.
@@ -209,7 +214,20 @@ impl Smtp {
             None => body.replace(UNSUBSCRIBE_PLACEHOLDER, ""),
         };
         let text_body = optional_text(p, "text")?.map(fill);
-        let html_body = optional_text(p, "html")?.map(fill);
+        let mut html_body = optional_text(p, "html")?.map(fill);
+        if let (Some(base), true, Some(html)) =
+            (&self.unsubscribe, self.config.track_opens_and_clicks && action.tracking, &html_body)
+        {
+            let message = tracking::Tracked {
+                profile: action.profile,
+                flow: action.flow.to_owned(),
+                step: action.step.to_owned(),
+                key: action.key.to_owned(),
+                url: None,
+            };
+            let unsubscribe = format!("{base}/u/");
+            html_body = Some(tracking::instrument(html, base, &self.link_key, &message, Some(&unsubscribe)));
+        }
         let built = match (text_body, html_body) {
             (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
             (Some(text), None) => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text)),

@@ -19,6 +19,45 @@ impl Engine {
 }
 
 impl<'e> ConnectorsHandle<'e> {
+    /// An email opened (`click: false`) or a link in it clicked, from a tracking link's token: an `Email Opened`
+    /// or `Email Link Clicked` event of the profile through the log, which flows can trigger on and reports
+    /// count. Each message's open, and each of its links' click, is one event however often it is fetched (the
+    /// message id is the token's, deduplicated as clients' are). Returns the link to send the person on to
+    /// (for a click), or `None` for a token that is not genuine or not of this kind.
+    pub async fn track(&self, token: &str, click: bool) -> Result<Option<Option<String>>, EngineError> {
+        let Some(tracked) = tutti_connectors::smtp::tracking::verify(&self.engine.secrets.link_key(), token) else {
+            return Ok(None);
+        };
+        if tracked.url.is_some() != click {
+            return Ok(None);
+        }
+        let (name, kind) = if click { ("Email Link Clicked", "click") } else { ("Email Opened", "open") };
+        let mut properties = serde_json::json!({
+            "flow": tracked.flow, "step": tracked.step, "action_key": tracked.key, "channel": "email",
+        });
+        if let Some(url) = &tracked.url {
+            properties["url"] = serde_json::Value::String(url.clone());
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        let id: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let body = serde_json::json!({
+            "type": "track",
+            "event": name,
+            "anonymousId": format!("tutti:profile:{}", tracked.profile),
+            "messageId": format!("tutti-{kind}-{id}"),
+            "properties": properties,
+            "context": {"source": "tutti.tracking", "channel": "email"},
+        });
+        let now = self.engine.clock.now_ms();
+        let event = tutti_core::Event::from_json(body, None, &tutti_core::BatchDefaults::default(), now, || {
+            self.engine.new_message_id()
+        })
+        .map_err(|e| EngineError::Processing(format!("the tracking event: {e}")))?;
+        self.engine.ingest(vec![NewEvent::of(event, true)]).await?;
+        Ok(Some(tracked.url))
+    }
+
     /// One-click unsubscribe (RFC 8058): checks the signed token of a `List-Unsubscribe` link and durably records
     /// `email_subscribe: "unsubscribed"` on the profile that owns the address (an `identify` through the log,
     /// like any other event, so it survives a crash and every later email that is not transactional is

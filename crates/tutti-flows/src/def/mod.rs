@@ -59,6 +59,8 @@ pub struct Flow {
     pub exit_when: Vec<Exit>,
     pub goal: Option<Goal>,
     pub quiet_hours: QuietMode,
+    /// Opens and clicks of its emails may be tracked (`tracking: false` turns it off).
+    pub tracking: bool,
     /// What each step's templates and conditions may do (`limits:`), the defaults or lower.
     pub limits: Limits,
     pub steps: Vec<Step>,

@@ -75,6 +75,7 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
             QuietMode::Defer
         }
     };
+    let tracking = top.get("tracking").and_then(|(v, p)| cx.boolean(v, &p)).unwrap_or(true);
     let limits = match top.get("limits") {
         None => Limits::default(),
         Some((v, p)) => read_limits(cx, v, &p),
@@ -94,6 +95,7 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
         exit_when,
         goal,
         quiet_hours,
+        tracking,
         limits,
         steps: steps?,
         retired,

@@ -143,6 +143,7 @@ impl Machine<'_, '_> {
             payload,
             await_result: call.await_result,
             policed: call.policed,
+            tracking: self.world.defs.flow(&run.flow, run.version).is_none_or(|f| f.tracking),
         }));
         self.note(
             run,

@@ -113,6 +113,9 @@ pub struct Dispatch {
     /// `generate` step's model call.
     #[serde(default = "policed_by_default")]
     pub policed: bool,
+    /// Opens and clicks may be tracked: the flow did not say `tracking: false`.
+    #[serde(default = "policed_by_default")]
+    pub tracking: bool,
 }
 
 fn policed_by_default() -> bool {
