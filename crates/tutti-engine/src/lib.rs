@@ -42,9 +42,9 @@ use tutti_flows::FlowDefinitions;
 
 pub use crate::config::Config;
 pub use crate::engine::{
-    ArmReport, AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError,
-    ConnectorsHandle, DEFAULT_TOKEN_DAYS, FlowReport, InsightsHandle, MAX_TOKEN_DAYS, PeopleHandle, Person,
-    PreviewError, Session, SignedIn, SplitReport, TOKEN_PREFIX, TokenInfo, VersionReport,
+    ArmReport, AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ChannelDay,
+    ConnectorsHandle, DEFAULT_TOKEN_DAYS, FlowReport, InsightsHandle, MAX_TOKEN_DAYS, MessageDay, MessageReport,
+    PeopleHandle, Person, PreviewError, Session, SignedIn, SplitReport, TOKEN_PREFIX, TokenInfo, VersionReport,
 };
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;

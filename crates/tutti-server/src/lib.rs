@@ -128,6 +128,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/analytics/status", get(questions::status))
         .route("/api/v1/analytics/rebuild", post(questions::rebuild))
         .route("/api/v1/flows/{id}/report", get(questions::flow_report))
+        .route("/api/v1/flows/{id}/messages", get(questions::messages))
         .route("/api/v1/creatives", get(insights::list))
         .route("/api/v1/creatives/import", post(insights::import))
         .route("/api/v1/creatives/tag", post(insights::tag))

@@ -129,3 +129,51 @@ pub async fn flow_report(
         None => Err(ApiError::new(ErrorCode::UnknownFlow, format!("no flow `{id}`"))),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// One step of the flow; all its messages when absent.
+    #[serde(default)]
+    step: Option<String>,
+    /// RFC 3339; 30 days before `until` when absent.
+    #[serde(default)]
+    since: Option<String>,
+    /// RFC 3339; now when absent.
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+/// `GET /api/v1/flows/{id}/messages`: a flow's messages day by day: sent, delivered, failed, opened, clicked,
+/// the rates, and the channel's bounces, unsubscribes and complaints beside them.
+pub async fn messages(
+    _: Admin,
+    State(engine): State<Arc<Engine>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::admin::ApiQuery(query): crate::admin::ApiQuery<MessagesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !engine.flow_definitions().flows.contains_key(&id) {
+        return Err(ApiError::new(ErrorCode::UnknownFlow, format!("no flow `{id}`")));
+    }
+    let time = |t: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
+        match t.as_deref() {
+            None => Ok(None),
+            Some(t) => parse_timestamp(t)
+                .map(Some)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, format!("`{name}` is an RFC 3339 instant"))),
+        }
+    };
+    let until = time(&query.until, "until")?.unwrap_or_else(|| engine.clock.now_ms());
+    let since = time(&query.since, "since")?.unwrap_or(until - 30 * 86_400_000);
+    if since >= until || until - since > 400 * 86_400_000 {
+        return Err(ApiError::new(ErrorCode::InvalidQuery, "`since` comes before `until`, at most 400 days before"));
+    }
+    let report = blocking(move || {
+        Ok(engine.message_report(&id, query.step.as_deref(), since, until, query.time_zone.as_deref()))
+    })
+    .await?
+    .map_err(ask_error)?;
+    Ok(Json(serde_json::to_value(report).expect("a report serialises")))
+}

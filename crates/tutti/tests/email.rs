@@ -144,6 +144,7 @@ fn email_arrives_intact_and_one_click_unsubscribe_stops_promotions() {
 
     let (_, profile) = server.profile("email:lan@example.vn");
     assert_eq!(profile["traits"]["email_subscribe"], "unsubscribed", "{profile}");
+    assert_eq!(profile["event_counts"]["Unsubscribed"], 1, "Segment's email event, for reports: {profile}");
     server.track("/v1/track", &json!({"userId": "lan", "event": "Newsletter Due"}));
     server.track("/v1/track", &json!({"userId": "lan", "event": "Order Completed"}));
     let got = smtp.wait_for(2);
@@ -247,6 +248,22 @@ fn opens_and_clicks_come_back_as_events_that_flows_trigger_on() {
     assert_eq!(status, 400);
     let swapped = format!("{}/t/c/{}", server.url, &pixel["/t/o/".len()..]);
     assert_eq!(agent.get(swapped).call().unwrap().status().as_u16(), 400);
+
+    // The message's report: one sent and delivered, opened and clicked once, today.
+    let head = server.metric("tutti_log_head");
+    common::wait_until("the events projected", || server.metric("tutti_analytics_seq") >= head);
+    let report = server.admin("/api/v1/flows/promo/messages?step=mail");
+    let totals = &report["totals"];
+    assert_eq!((totals["sent"].as_u64(), totals["delivered"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!((totals["opened"].as_u64(), totals["clicked"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["rates"]["open"], 1.0);
+    assert_eq!(report["days"].as_array().unwrap().len(), 31, "30 days back and today: {report}");
+    let (ok, out) = common::cli(&server, &["analytics", "messages", "promo"]);
+    assert!(ok && out.contains("sent 1 · delivered 1 · opened 1 · clicked 1"), "{out}");
+    let (viewer, _) = common::browser::signed_in(&server, "an@shop.vn", "viewer");
+    let page = common::browser::get(&server, "/flows/promo/report", &[("Cookie", &format!("{viewer}; tutti_lang=vi"))]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Tin nhắn, 30 ngày qua") && page.body.contains("1 (100.0%)"), "{}", page.body);
 
     // A flow that says `tracking: false` sends its links as written and no pixel.
     server.track("/v1/track", &json!({"userId": "lan", "event": "quiet due"}));

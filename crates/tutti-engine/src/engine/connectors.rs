@@ -100,7 +100,19 @@ impl<'e> ConnectorsHandle<'e> {
             self.engine.new_message_id()
         })
         .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
-        self.engine.ingest(vec![NewEvent::of(event, false)]).await?;
+        // And Segment's email event, for reports and for flows to trigger on.
+        let track = serde_json::json!({
+            "type": "track",
+            "event": "Unsubscribed",
+            field: value,
+            "properties": {"channel": "email"},
+            "context": {"source": "tutti.unsubscribe", "channel": "email"},
+        });
+        let track = tutti_core::Event::from_json(track, None, &tutti_core::BatchDefaults::default(), now, || {
+            self.engine.new_message_id()
+        })
+        .map_err(|e| EngineError::Processing(format!("the unsubscribe event: {e}")))?;
+        self.engine.ingest(vec![NewEvent::of(event, false), NewEvent::of(track, false)]).await?;
         Ok(Some(address))
     }
 

@@ -22,5 +22,5 @@ pub use insights::InsightsHandle;
 pub use people::{PeopleHandle, Person, Session, SignInFailures, SignedIn};
 pub use preview::PreviewError;
 pub use questions::AskError;
-pub use reports::{ArmReport, FlowReport, SplitReport, VersionReport};
+pub use reports::{ArmReport, ChannelDay, FlowReport, MessageDay, MessageReport, SplitReport, VersionReport};
 pub use tokens::{DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TOKEN_PREFIX, TokenInfo};

@@ -192,3 +192,138 @@ impl Engine {
         Ok(Some(FlowReport { flow: flow.to_owned(), window_ms: window, versions, runs_read: runs.len(), complete }))
     }
 }
+
+/// One message of a flow (a step that sends), by day: what happened to it, and the rates. Bounces that an
+/// email provider reports, unsubscribes and spam complaints come without the message they answer, so they are
+/// counted for the channel, day by day, beside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageReport {
+    pub flow: String,
+    pub step: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub time_zone: String,
+    pub days: Vec<MessageDay>,
+    pub totals: MessageDay,
+    /// delivered / sent, opened / delivered, clicked / delivered, clicked / opened.
+    pub rates: BTreeMap<String, f64>,
+    pub channel_days: Vec<ChannelDay>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MessageDay {
+    pub day: String,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub opened: u64,
+    pub clicked: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChannelDay {
+    pub day: String,
+    pub bounced: u64,
+    pub unsubscribed: u64,
+    pub complained: u64,
+}
+
+impl Engine {
+    /// A flow's messages (or one step's) day by day over `[from, to)`, in `zone` (default `[analytics]
+    /// time_zone`). Blocking.
+    pub fn message_report(
+        &self,
+        flow: &str,
+        step: Option<&str>,
+        from: Millis,
+        to: Millis,
+        zone: Option<&str>,
+    ) -> Result<MessageReport, crate::AskError> {
+        use tutti_analytics::query::{Filter, MetricQuery, Order, Period, Query};
+        let zone_name = zone.unwrap_or(&self.config.analytics.time_zone).to_owned();
+        let period = Period {
+            from: tutti_core::time::format_timestamp(from),
+            to: tutti_core::time::format_timestamp(to),
+            label: None,
+        };
+        let mut filters = vec![Filter { dimension: "flow".into(), equals: flow.to_owned() }];
+        if let Some(step) = step {
+            filters.push(Filter { dimension: "step".into(), equals: step.to_owned() });
+        }
+        let series = |measure: &str, filters: Vec<Filter>| -> Result<Vec<(String, u64)>, crate::AskError> {
+            let query = Query::Metric(MetricQuery {
+                measure: measure.to_owned(),
+                period: period.clone(),
+                by: None,
+                grain: Some(tutti_analytics::metrics::Grain::Day),
+                compare: None,
+                filters,
+                order: Order::Desc,
+                limit: None,
+            });
+            let answer = self.run_query(query, "en", Some(&zone_name))?;
+            Ok(answer
+                .rows
+                .iter()
+                .map(|r| (r[0].as_str().unwrap_or("").to_owned(), r.last().and_then(|v| v.as_u64()).unwrap_or(0)))
+                .collect())
+        };
+        let delivered = series("messages_delivered", filters.clone())?;
+        let failed = series("messages_failed", filters.clone())?;
+        let opened = series("emails_opened", filters.clone())?;
+        let clicked = series("emails_clicked", filters)?;
+        let mut totals = MessageDay { day: "total".into(), ..MessageDay::default() };
+        let days: Vec<MessageDay> = delivered
+            .iter()
+            .enumerate()
+            .map(|(i, (day, d))| {
+                let at = |s: &[(String, u64)]| s.get(i).map(|x| x.1).unwrap_or(0);
+                let row = MessageDay {
+                    day: day.clone(),
+                    sent: d + at(&failed),
+                    delivered: *d,
+                    failed: at(&failed),
+                    opened: at(&opened),
+                    clicked: at(&clicked),
+                };
+                totals.sent += row.sent;
+                totals.delivered += row.delivered;
+                totals.failed += row.failed;
+                totals.opened += row.opened;
+                totals.clicked += row.clicked;
+                row
+            })
+            .collect();
+        let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let rates = BTreeMap::from([
+            ("delivery".to_owned(), share(totals.delivered, totals.sent)),
+            ("open".to_owned(), share(totals.opened, totals.delivered)),
+            ("click".to_owned(), share(totals.clicked, totals.delivered)),
+            ("click_to_open".to_owned(), share(totals.clicked, totals.opened)),
+        ]);
+        let bounced = series("emails_bounced", Vec::new())?;
+        let unsubscribed = series("unsubscribes", Vec::new())?;
+        let complained = series("spam_complaints", Vec::new())?;
+        let channel_days = bounced
+            .iter()
+            .enumerate()
+            .map(|(i, (day, b))| ChannelDay {
+                day: day.clone(),
+                bounced: *b,
+                unsubscribed: unsubscribed.get(i).map(|x| x.1).unwrap_or(0),
+                complained: complained.get(i).map(|x| x.1).unwrap_or(0),
+            })
+            .collect();
+        Ok(MessageReport {
+            flow: flow.to_owned(),
+            step: step.map(str::to_owned),
+            from: period.from,
+            to: period.to,
+            time_zone: zone_name,
+            days,
+            totals,
+            rates,
+            channel_days,
+        })
+    }
+}

@@ -33,6 +33,9 @@ struct VersionBlock {
     splits: Vec<(String, Vec<ArmRow>, String)>,
 }
 
+/// Totals with their rates (label, shown value), and the days anything happened.
+type Messages = (Vec<(&'static str, String)>, Vec<tutti_engine::MessageDay>);
+
 #[derive(Template)]
 #[template(path = "report.html")]
 struct ReportPage {
@@ -44,6 +47,8 @@ struct ReportPage {
     window_days: String,
     versions: Vec<VersionBlock>,
     partial: bool,
+    /// The last 30 days of the flow's messages: totals and rates, then the days anything was sent.
+    messages: Option<Messages>,
 }
 
 fn percent(x: f64) -> String {
@@ -107,11 +112,32 @@ pub async fn show(
     let lang = Lang::of(&headers);
     let words = lang.words();
     let flow_id = id.clone();
-    let report = match blocking(move || Ok(engine.flow_report(&flow_id, None)?)).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return not_found(&headers),
+    let zone =
+        crate::sessions::cookie(&headers, "tutti_zone").and_then(super::Zone::named).map(|z| z.name().to_owned());
+    let found = blocking(move || {
+        let report = engine.flow_report(&flow_id, None)?;
+        let now = engine.clock.now_ms();
+        let messages = engine.message_report(&flow_id, None, now - 30 * 86_400_000, now, zone.as_deref()).ok();
+        Ok((report, messages))
+    })
+    .await;
+    let (report, messages) = match found {
+        Ok((Some(r), m)) => (r, m),
+        Ok((None, _)) => return not_found(&headers),
         Err(e) => return secured(e.into_response()),
     };
+    let messages = messages.filter(|m| m.totals.sent > 0).map(|m| {
+        let pct = |k: &str| percent(m.rates.get(k).copied().unwrap_or(0.0));
+        let t = &m.totals;
+        let totals = vec![
+            (words.sent, t.sent.to_string()),
+            (words.delivered, format!("{} ({})", t.delivered, pct("delivery"))),
+            (words.failed, t.failed.to_string()),
+            (words.opened, format!("{} ({})", t.opened, pct("open"))),
+            (words.clicked, format!("{} ({}; {} {})", t.clicked, pct("click"), pct("click_to_open"), words.of_opens)),
+        ];
+        (totals, m.days.into_iter().filter(|d| d.sent > 0 || d.opened > 0 || d.clicked > 0).collect())
+    });
     let versions = report
         .versions
         .iter()
@@ -161,5 +187,6 @@ pub async fn show(
         window_days: format!("{:.1}", report.window_ms as f64 / 86_400_000.0),
         partial: !report.complete,
         versions,
+        messages,
     })
 }

@@ -77,6 +77,14 @@ pub(crate) enum AnalyticsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// A flow's messages day by day (the last 30 days): sent, delivered, failed, opened, clicked, and rates.
+    Messages {
+        flow: String,
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Empty the analytics tables and make them again from the log, showing progress until done.
     Rebuild {
         /// Start it and return at once.
@@ -96,6 +104,45 @@ pub(crate) fn analytics(command: AnalyticsCommand, client: &Client) -> anyhow::R
                 return print(&report);
             }
             flow_report(&report)
+        }
+        AnalyticsCommand::Messages { flow, step, format } => {
+            let query = step.map(|s| format!("?step={}", crate::cli::client::encode(&s))).unwrap_or_default();
+            let report =
+                client.call("GET", &format!("/api/v1/flows/{}/messages{query}", crate::cli::client::encode(&flow)))?;
+            if let Format::Json = format {
+                return print(&report);
+            }
+            let t = &report["totals"];
+            say!(
+                "flow {} from {} to {} ({}): sent {} · delivered {} · opened {} · clicked {}",
+                flow,
+                report["from"].as_str().unwrap_or(""),
+                report["to"].as_str().unwrap_or(""),
+                report["time_zone"].as_str().unwrap_or(""),
+                t["sent"],
+                t["delivered"],
+                t["opened"],
+                t["clicked"]
+            );
+            let pct = |k: &str| report["rates"][k].as_f64().unwrap_or(0.0) * 100.0;
+            say!(
+                "delivery {:.1}% · open {:.1}% · click {:.1}% · click-to-open {:.1}%",
+                pct("delivery"),
+                pct("open"),
+                pct("click"),
+                pct("click_to_open")
+            );
+            for d in report["days"].as_array().into_iter().flatten().filter(|d| d["sent"].as_u64() != Some(0)) {
+                say!(
+                    "  {}  sent {} delivered {} opened {} clicked {}",
+                    d["day"].as_str().unwrap_or(""),
+                    d["sent"],
+                    d["delivered"],
+                    d["opened"],
+                    d["clicked"]
+                );
+            }
+            Ok(())
         }
         AnalyticsCommand::Status => {
             let s = client.call("GET", "/api/v1/analytics/status")?;

@@ -251,4 +251,11 @@ pub(super) static EN: Words = Words {
     arm: "Arm",
     lift_vs_control: "Lift against the control",
     control: "control",
+    messages_30_days: "Messages, the last 30 days",
+    sent: "Sent",
+    delivered: "Delivered",
+    opened: "Opened",
+    clicked: "Clicked",
+    of_opens: "of opens",
+    day: "Day",
 };

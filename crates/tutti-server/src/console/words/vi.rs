@@ -251,4 +251,11 @@ pub(super) static VI: Words = Words {
     arm: "Nhánh",
     lift_vs_control: "Mức tăng so với đối chứng",
     control: "đối chứng",
+    messages_30_days: "Tin nhắn, 30 ngày qua",
+    sent: "Đã gửi",
+    delivered: "Đã tới",
+    opened: "Đã mở",
+    clicked: "Đã nhấp",
+    of_opens: "trên số lượt mở",
+    day: "Ngày",
 };

@@ -251,4 +251,11 @@ pub(super) static ZH: Words = Words {
     arm: "分组",
     lift_vs_control: "相对对照组的提升",
     control: "对照组",
+    messages_30_days: "消息（过去 30 天）",
+    sent: "已发送",
+    delivered: "已送达",
+    opened: "已打开",
+    clicked: "已点击",
+    of_opens: "占打开数",
+    day: "日期",
 };
