@@ -331,6 +331,16 @@ fn merge(tx: &rusqlite::Transaction<'_>, into: i64, from: i64) -> Result<()> {
     Ok(())
 }
 
+/// A query's result, with a query stopped by its deadline said as such.
+fn stopped_at_deadline<T>(outcome: rusqlite::Result<T>, limits: Limits) -> Result<T> {
+    match outcome {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+            Err(StoreError::Timeout(limits.time))
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Read-only connections to `analytics.db` for queries.
 pub struct SqliteAnalyticsReader {
     path: PathBuf,
@@ -384,13 +394,7 @@ impl SqliteAnalyticsReader {
             }
             Ok(out)
         })();
-        match outcome {
-            Ok(rows) => Ok(rows),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
-                Err(StoreError::Timeout(limits.time))
-            }
-            Err(e) => Err(e.into()),
-        }
+        stopped_at_deadline(outcome, limits)
     }
 
     /// Order revenue per currency of each (person, from, to) window, in the order given: what a flow's runs
@@ -428,13 +432,7 @@ impl SqliteAnalyticsReader {
             }
             Ok(out)
         })();
-        match outcome {
-            Ok(rows) => Ok(rows),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
-                Err(StoreError::Timeout(limits.time))
-            }
-            Err(e) => Err(e.into()),
-        }
+        stopped_at_deadline(outcome, limits)
     }
 
     /// The event names seen, in the order they first appeared (at most `limit`).

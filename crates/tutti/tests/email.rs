@@ -75,6 +75,23 @@ impl Drop for Smtp {
     }
 }
 
+/// A server sending through `smtp`, with the flows in `flows`, after its data directory (which must outlive it).
+fn serve(smtp: &Smtp, flows: &std::path::Path) -> (tempfile::TempDir, Server) {
+    let data = tempfile::tempdir().unwrap();
+    let port = smtp.port.to_string();
+    let flows_dir = flows.to_str().unwrap().to_owned();
+    let env = [
+        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__HOST", "127.0.0.1"),
+        ("TUTTI_CONNECTORS__SMTP__PORT", port.as_str()),
+        ("TUTTI_CONNECTORS__SMTP__SECURITY", "none"),
+        ("TUTTI_CONNECTORS__SMTP__FROM", "Cửa hàng Tutti <news@shop.example.vn>"),
+        ("TUTTI_CONNECTORS__SMTP__UNSUBSCRIBE_BASE_URL", "https://mkt.shop.example.vn"),
+    ];
+    let server = Server::start_in(data.path(), &env);
+    (data, server)
+}
+
 const SUBJECT: &str = "Ưu đãi cuối tuần cho chị Lan · 周末特惠";
 
 #[test]
@@ -98,18 +115,7 @@ fn email_arrives_intact_and_one_click_unsubscribe_stops_promotions() {
          \x20 - id: mail\n    action: smtp.send\n    with: { to: '{{ profile.traits.email }}', subject: 'Biên nhận đơn hàng 订单收据', text: 'Cảm ơn chị! 谢谢！' }\n",
     )
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let port = smtp.port.to_string();
-    let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env = [
-        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
-        ("TUTTI_CONNECTORS__SMTP__HOST", "127.0.0.1"),
-        ("TUTTI_CONNECTORS__SMTP__PORT", port.as_str()),
-        ("TUTTI_CONNECTORS__SMTP__SECURITY", "none"),
-        ("TUTTI_CONNECTORS__SMTP__FROM", "Cửa hàng Tutti <news@shop.example.vn>"),
-        ("TUTTI_CONNECTORS__SMTP__UNSUBSCRIBE_BASE_URL", "https://mkt.shop.example.vn"),
-    ];
-    let server = Server::start_in(data.path(), &env);
+    let (_data, server) = serve(&smtp, flows.path());
     let (status, body) =
         server.track("/v1/identify", &json!({"userId": "lan", "traits": {"email": "lan@example.vn", "name": "Lan"}}));
     assert_eq!(status, 200, "{body}");
@@ -181,18 +187,7 @@ fn opens_and_clicks_come_back_as_events_that_flows_trigger_on() {
          \x20 - id: note\n    action: log.write\n    with: { text: 'clicked {{ event.properties.url }}' }\n",
     )
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let port = smtp.port.to_string();
-    let flows_dir = flows.path().to_str().unwrap().to_owned();
-    let env = [
-        ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
-        ("TUTTI_CONNECTORS__SMTP__HOST", "127.0.0.1"),
-        ("TUTTI_CONNECTORS__SMTP__PORT", port.as_str()),
-        ("TUTTI_CONNECTORS__SMTP__SECURITY", "none"),
-        ("TUTTI_CONNECTORS__SMTP__FROM", "Cửa hàng <news@shop.example.vn>"),
-        ("TUTTI_CONNECTORS__SMTP__UNSUBSCRIBE_BASE_URL", "https://mkt.shop.example.vn"),
-    ];
-    let server = Server::start_in(data.path(), &env);
+    let (_data, server) = serve(&smtp, flows.path());
     server.track("/v1/identify", &json!({"userId": "lan", "traits": {"email": "lan@example.vn"}}));
     server.track("/v1/track", &json!({"userId": "lan", "event": "promo due"}));
     let got = smtp.wait_for(1);

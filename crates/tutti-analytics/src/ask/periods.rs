@@ -111,22 +111,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             r"\b(january|february|march|april|may|june|july|august|september|october|november|december)(?:\s*,?\s*(\d{4}))?\b",
             |c| {
-                let months = [
-                    "january",
-                    "february",
-                    "march",
-                    "april",
-                    "may",
-                    "june",
-                    "july",
-                    "august",
-                    "september",
-                    "october",
-                    "november",
-                    "december",
-                ];
                 let name = c.get(1)?.as_str();
-                let m = months.iter().position(|m| *m == name)? as i8 + 1;
+                let m = super::words::MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))? as i8 + 1;
                 Some(Meaning::Month(m, c.get(2).and_then(|y| y.as_str().parse().ok())))
             },
         ),
@@ -318,23 +304,7 @@ fn name_of(m: Meaning, lang: &str) -> String {
         (_, Meaning::This(u)) => format!("this {}", unit_word(u, false)),
         (_, Meaning::Last(u)) => format!("last {}", unit_word(u, false)),
         (_, Meaning::Recent(n, u)) => format!("the last {n} {}", unit_word(u, n != 1)),
-        (_, Meaning::Month(mo, _)) => {
-            let names = [
-                "January",
-                "February",
-                "March",
-                "April",
-                "May",
-                "June",
-                "July",
-                "August",
-                "September",
-                "October",
-                "November",
-                "December",
-            ];
-            names[(mo - 1) as usize].to_owned()
-        }
+        (_, Meaning::Month(mo, _)) => super::words::MONTHS[(mo - 1) as usize].to_owned(),
         (_, Meaning::Year(y)) => y.to_string(),
     }
 }

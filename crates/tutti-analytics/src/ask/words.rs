@@ -284,24 +284,25 @@ pub const EVENTS: &[(&str, &[&str])] = &[
 /// Words that ask for a total or a count.
 pub const HOW_MUCH: &[&str] = &["how much", "how many", "total", "bao nhieu", "tong", "多少", "总", "几"];
 
+/// The months in English, January first.
+pub const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
 /// A range of local dates in words of `lang`, with the time zone.
 pub fn date_range(lang: &str, from: Date, to: Date, zone: &str) -> String {
-    let en_month = |d: Date| {
-        [
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
-        ][(d.month() - 1) as usize]
-    };
+    let en_month = |d: Date| MONTHS[(d.month() - 1) as usize];
     match lang {
         "vi" if from == to => format!("ngày {}/{}/{} ({zone})", from.day(), from.month(), from.year()),
         "vi" => format!(
