@@ -225,3 +225,62 @@ fn sql_and_instructions_in_event_names_and_traits_are_only_data() {
     let (_, answer) = ask(&server, "How many orders last month?");
     assert_eq!(answer["rows"], json!([[1]]), "{answer}");
 }
+
+#[test]
+fn a_model_reads_questions_into_queries_that_are_checked_before_they_run() {
+    use tutti_connectors::testing::{OPENAI_KEY, Reply, Vendors};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let base = vendors.openai_base();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+            ("TUTTI_CONNECTORS__AI__ROUTES__QUESTION", "openai"),
+            ("T_OPENAI_KEY", OPENAI_KEY),
+        ],
+    );
+    let events = shop();
+    assert_eq!(server.track("/v1/batch", &json!({"batch": events})).0, 200);
+    caught_up(&server, events.len() as f64);
+
+    // The model's reading, in the structured query's own form, is checked and run.
+    let reading = json!({"kind": "metric", "measure": "units", "by": "product", "limit": 1, "order": "desc",
+        "period": {"from": "2026-11-01T00:00:00+07:00", "to": "2026-12-01T00:00:00+07:00", "label": "tháng trước"}});
+    vendors.reply([Reply::Text(reading.to_string())]);
+    let (status, answer) = ask(&server, "Mặt hàng nào được khách mua nhiều nhất trong tháng vừa rồi?");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["method"], "openai/gpt-4o-mini");
+    assert_eq!(answer["rows"], json!([["Nón lá", 7]]), "{answer}");
+    assert!(answer["answer"].as_str().unwrap().contains("Nón lá"), "{answer}");
+    let asked = vendors.received("openai");
+    let request = &asked.last().expect("the model was asked").body;
+    assert_eq!(request["response_format"]["type"], "json_schema", "{request}");
+    let prompt = request["messages"][0]["content"].as_str().unwrap();
+    assert!(prompt.contains("Product Added") && prompt.contains("Never write SQL"), "the names, as data: {prompt}");
+
+    // A reading that is not a query of the metrics layer (SQL where a name goes, or no JSON at all) is never
+    // run: the local reader reads the question instead.
+    let sql = json!({"kind": "metric", "measure": "revenue; DROP TABLE events", "period": reading["period"]});
+    for reply in [sql.to_string(), "SELECT name FROM items".to_owned()] {
+        vendors.reply([Reply::Text(reply)]);
+        let (status, answer) = ask(&server, "Which product sold best last month?");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!((answer["method"].as_str(), &answer["rows"]), (Some("local"), &json!([["Nón lá", 7]])), "{answer}");
+    }
+    // Forecasts are refused before any model is asked.
+    let before = vendors.received("openai").len();
+    let (status, _) = ask(&server, "What will revenue be next month?");
+    assert_eq!((status, vendors.received("openai").len()), (422, before));
+    // Every model call is on the audit log.
+    let audit = server.admin("/api/v1/audit?kind=model_call&limit=10");
+    let records = audit["records"].as_array().cloned().unwrap_or_default();
+    assert!(
+        records.iter().any(|r| r["detail"]["task"] == "question" && r["detail"]["model"] == "gpt-4o-mini"),
+        "{audit}"
+    );
+}

@@ -47,11 +47,22 @@ pub enum Task {
     Judge,
     /// Texts as vectors, for similarity: topics across languages, clustering.
     Embed,
+    /// A question about Tutti's data read into a structured query (never SQL) of the metrics layer.
+    Question,
 }
 
 impl Task {
-    pub const ALL: [Task; 8] =
-        [Task::Generate, Task::Plan, Task::Classify, Task::Tag, Task::Score, Task::Cluster, Task::Judge, Task::Embed];
+    pub const ALL: [Task; 9] = [
+        Task::Generate,
+        Task::Plan,
+        Task::Classify,
+        Task::Tag,
+        Task::Score,
+        Task::Cluster,
+        Task::Judge,
+        Task::Embed,
+        Task::Question,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,6 +74,7 @@ impl Task {
             Task::Cluster => "cluster",
             Task::Judge => "judge",
             Task::Embed => "embed",
+            Task::Question => "question",
         }
     }
 

@@ -210,6 +210,22 @@ fn entry_words(names: &Names, name: &str, lang: &str) -> Vec<String> {
     out
 }
 
+/// What no reading may answer, whoever reads the question (this reader or a model): forecasts, "why", and
+/// people's contact details; with what can be answered.
+pub fn refusal(question: &str, layer: &MetricsLayer) -> Option<NotUnderstood> {
+    let lang = language(question);
+    let spot = Spotter { text: format!(" {} ", fold(question)), taken: Vec::new() };
+    for (cues, why) in [(words::FUTURE, "future"), (words::WHY, "why"), (words::PERSONAL, "personal")] {
+        if spot.any(cues).is_some() {
+            return Some(NotUnderstood {
+                language: lang,
+                message: can_answer(lang, layer, Some(words_for(lang, why))),
+            });
+        }
+    }
+    None
+}
+
 /// Reads a question.
 pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> {
     let lang = language(question);
@@ -217,13 +233,11 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
     if question.chars().count() > MAX_QUESTION_CHARS {
         return Err(refuse(Some(words_for(lang, "too_long"))));
     }
+    if let Some(refused) = refusal(question, cx.layer) {
+        return Err(refused);
+    }
     let mut spot = Spotter { text: format!(" {} ", fold(question)), taken: Vec::new() };
     let mut assumptions = Vec::new();
-    for (cues, why) in [(words::FUTURE, "future"), (words::WHY, "why"), (words::PERSONAL, "personal")] {
-        if spot.any(cues).is_some() {
-            return Err(refuse(Some(words_for(lang, why))));
-        }
-    }
 
     let found = periods::find(&spot.text, lang, cx.now, cx.zone, cx.zone_name);
     for f in &found {

@@ -21,6 +21,33 @@ pub enum AskError {
     Failed(String),
 }
 
+/// The JSON Schema a model's structured query must meet (the subset structured-output endpoints accept); the
+/// names in it are checked against the metrics layer afterwards.
+fn query_schema() -> serde_json::Value {
+    let period = serde_json::json!({"type": "object", "additionalProperties": false, "required": ["from", "to"],
+        "properties": {"from": {"type": "string", "maxLength": 40}, "to": {"type": "string", "maxLength": 40},
+                       "label": {"type": ["string", "null"], "maxLength": 100}}});
+    let names = serde_json::json!({"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 200}});
+    serde_json::json!({"anyOf": [
+        {"type": "object", "additionalProperties": false, "required": ["kind", "measure", "period"], "properties": {
+            "kind": {"const": "metric"}, "measure": {"type": "string", "maxLength": 64}, "period": period,
+            "by": {"type": ["string", "null"], "maxLength": 64},
+            "grain": {"enum": ["day", "week", "month", null]},
+            "compare": {"anyOf": [period, {"type": "null"}]},
+            "filters": {"type": "array", "maxItems": 10, "items": {"type": "object", "additionalProperties": false,
+                "required": ["dimension", "equals"], "properties": {"dimension": {"type": "string", "maxLength": 64},
+                "equals": {"type": "string", "maxLength": 200}}}},
+            "order": {"enum": ["desc", "asc"]},
+            "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": 100}}},
+        {"type": "object", "additionalProperties": false, "required": ["kind", "did", "period"], "properties": {
+            "kind": {"const": "people"}, "did": names, "did_not": names, "period": period}},
+        {"type": "object", "additionalProperties": false, "required": ["kind", "segment"], "properties": {
+            "kind": {"const": "segment"}, "segment": {"type": "string", "maxLength": 200}}},
+        {"type": "object", "additionalProperties": false, "required": ["kind", "flow"], "properties": {
+            "kind": {"const": "flow"}, "flow": {"type": "string", "maxLength": 200}}}
+    ]})
+}
+
 /// The most event names the reader looks for in a question.
 const KNOWN_EVENTS: usize = 5_000;
 
@@ -128,8 +155,79 @@ impl Engine {
             segments: &segments,
             flows: &flows,
         };
+        if let Some(refused) = ask::refusal(question, &self.metrics_layer) {
+            return Err(AskError::NotUnderstood(refused.message));
+        }
+        if let Some((query, method)) = self.model_reading(question, &cx) {
+            let assumptions = vec![match lang {
+                "vi" => format!("mô hình {method} đọc câu hỏi thành truy vấn bên dưới"),
+                "zh" => format!("模型 {method} 将问题读作下面的查询"),
+                _ => format!("the model {method} read the question as the query below"),
+            }];
+            let mut answer = self.runner_answer(query, lang, assumptions, &tz)?;
+            answer.method = method;
+            return Ok(answer);
+        }
         let reading = ask::read(question, &cx).map_err(|e| AskError::NotUnderstood(e.message))?;
         self.runner_answer(reading.query, reading.language, reading.assumptions, &tz)
+    }
+
+    /// The structured query a model routed for `question` (through the `ai` connector, which writes its audit
+    /// record) read the question into, with `<provider>/<model>`; `None` when no model is routed, the call
+    /// failed, or what came back is not a query of the metrics layer, and the local reader reads it instead.
+    /// What the model writes is only ever a query, checked here; no SQL it might write is run.
+    fn model_reading(&self, question: &str, cx: &Context<'_>) -> Option<(Query, String)> {
+        let ai = self.checks.connectors.get("ai")?;
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let layer = cx.layer;
+        let named = |names: &tutti_analytics::metrics::Names, name: &str| serde_json::json!({"name": name, "label": names.label("en", name)});
+        let names = serde_json::json!({
+            "measures": layer.measures.values().map(|m| named(&m.names, &m.name)).collect::<Vec<_>>(),
+            "dimensions": layer.dimensions.values().map(|d| named(&d.names, &d.name)).collect::<Vec<_>>(),
+            "grains": layer.grains.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "events": cx.events.iter().take(200).collect::<Vec<_>>(),
+            "segments": cx.segments,
+            "flows": cx.flows,
+        });
+        let payload = serde_json::json!({
+            "question": question,
+            "now": tutti_core::time::format_timestamp(cx.now),
+            "time_zone": cx.zone_name,
+            "names": names,
+            "schema": query_schema(),
+        });
+        let action = tutti_connectors::Action {
+            key: "question",
+            profile: 0,
+            flow: "",
+            step: "",
+            operation: "question",
+            category: "transactional",
+            channel: "ai",
+            payload: &payload,
+            now: self.clock.now_ms(),
+            tracking: false,
+        };
+        let answered = match runtime.block_on(ai.sender.send(action)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = ?e, "the model could not read a question; the local reader does");
+                return None;
+            }
+        };
+        let method = answered["method"].as_str().filter(|m| *m != "local")?.to_owned();
+        let query: Query = match serde_json::from_value(answered["query"].clone()) {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "a model's query is not a structured query; the local reader reads the question");
+                return None;
+            }
+        };
+        if let Err(e) = query.check(layer) {
+            tracing::warn!(error = %e, "a model's query does not fit the metrics layer; the local reader reads the question");
+            return None;
+        }
+        Some((query, method))
     }
 
     /// Runs a structured query (reports, and what a model wrote for a question), answering in `lang`.
