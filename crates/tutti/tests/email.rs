@@ -253,6 +253,12 @@ fn opens_and_clicks_come_back_as_events_that_flows_trigger_on() {
     assert_eq!((totals["opened"].as_u64(), totals["clicked"].as_u64()), (Some(1), Some(1)), "{report}");
     assert_eq!(report["rates"]["open"], 1.0);
     assert_eq!(report["days"].as_array().unwrap().len(), 31, "30 days back and today: {report}");
+    let (status, answer) = common::post_admin(
+        &server,
+        "/api/v1/questions",
+        &json!({"question": "How many emails were opened in the promo flow today?"}),
+    );
+    assert_eq!((status, &answer["rows"]), (200, &json!([[1]])), "a message's metric, asked: {answer}");
     let (ok, out) = common::cli(&server, &["analytics", "messages", "promo"]);
     assert!(ok && out.contains("sent 1 · delivered 1 · opened 1 · clicked 1"), "{out}");
     let (viewer, _) = common::browser::signed_in(&server, "an@shop.vn", "viewer");

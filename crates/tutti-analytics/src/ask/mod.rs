@@ -262,11 +262,27 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
         spot.take(s, e);
         return Ok(Reading { query: Query::Segment { segment: cx.segments[i].clone() }, language: lang, assumptions });
     }
+    // A measure asked of one flow ("emails opened in the welcome flow") is the measure filtered by the flow;
+    // the flow alone ("how is the welcome flow doing") is its totals.
+    let measure_words: Vec<(String, String)> = cx
+        .layer
+        .measures
+        .values()
+        .flat_map(|m| entry_words(&m.names, &m.name, lang).into_iter().map(move |w| (m.name.clone(), w)))
+        .collect();
+    let mut flow_filter = None;
     if let Some((s, e, i)) = named(cx.flows)
         && flow_word.is_some()
     {
         spot.take(s, e);
-        return Ok(Reading { query: Query::Flow { flow: cx.flows[i].clone() }, language: lang, assumptions });
+        let asks_a_measure = spot.longest(measure_words.iter().map(|(_, w)| w.as_str()).enumerate()).is_some();
+        if !asks_a_measure || !cx.layer.dimensions.contains_key("flow") {
+            return Ok(Reading { query: Query::Flow { flow: cx.flows[i].clone() }, language: lang, assumptions });
+        }
+        if let Some((ws, we)) = flow_word {
+            spot.take(ws, we);
+        }
+        flow_filter = Some(cx.flows[i].clone());
     }
     if segment_word.is_some() && cx.layer.dimensions.values().all(|d| d.name != "segment") {
         let known = if cx.segments.is_empty() { "-".to_owned() } else { cx.segments.join(", ") };
@@ -307,12 +323,6 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
     }
 
     // A measure over a period.
-    let measure_words: Vec<(String, String)> = cx
-        .layer
-        .measures
-        .values()
-        .flat_map(|m| entry_words(&m.names, &m.name, lang).into_iter().map(move |w| (m.name.clone(), w)))
-        .collect();
     let dimension_words: Vec<(String, String)> = cx
         .layer
         .dimensions
@@ -360,6 +370,9 @@ pub fn read(question: &str, cx: &Context<'_>) -> Result<Reading, NotUnderstood> 
         order: if least.is_some() { Order::Asc } else { Order::Desc },
         limit: None,
     };
+    if let Some(flow) = flow_filter {
+        q.filters.push(crate::query::Filter { dimension: "flow".into(), equals: flow });
+    }
     if let Some((_, word)) = &dimension {
         q.limit = Some(limit(&spot, lang, word).unwrap_or(10));
         if q.grain.is_some() {

@@ -219,7 +219,8 @@ fn work_out(m: Meaning, lang: &str, now: i64, tz: &TimeZone, zone_name: &str) ->
     let from = start(from_day, tz)?;
     let mut to = start(to_day, tz)?;
     if up_to_now {
-        to = to.min(now.max(from + 1));
+        // Up to now, rounded up to the whole second the instant is written in, so this second's events count.
+        to = to.min(now.max(from + 1).div_euclid(1000) * 1000 + if now.rem_euclid(1000) == 0 { 0 } else { 1000 });
     }
     let last_day = to_day.yesterday().ok()?;
     let name = name_of(m, lang);

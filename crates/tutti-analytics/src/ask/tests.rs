@@ -187,3 +187,17 @@ fn daily_active_is_a_series_by_day() {
         assert!(m.grain.is_some(), "{q}");
     }
 }
+
+#[test]
+fn a_measure_of_one_flow_is_filtered_by_it() {
+    for q in [
+        "How many emails were opened in the welcome flow last week?",
+        "Luồng welcome có bao nhiêu lượt mở email tuần trước?",
+        "上周welcome流程的邮件打开次数",
+    ] {
+        let m = metric(q);
+        assert_eq!(m.measure, "emails_opened", "{q}");
+        assert_eq!(m.filters, vec![crate::query::Filter { dimension: "flow".into(), equals: "welcome".into() }], "{q}");
+    }
+    assert_eq!(read_at("How is the welcome flow doing?").unwrap().query, Query::Flow { flow: "welcome".into() });
+}
