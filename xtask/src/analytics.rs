@@ -39,8 +39,8 @@ const NOW: &str = "2026-12-06T10:00:00+07:00";
 const ZONE: &str = "Asia/Ho_Chi_Minh";
 const DAY_MS: i64 = 86_400_000;
 
-/// splitmix64: a fixed sequence, so every run writes the same data.
-struct Rng(u64);
+/// splitmix64: a fixed sequence, so every run writes the same data (the question suite's shop too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -51,7 +51,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

@@ -13,6 +13,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use tutti_analytics::MetricsLayer;
+
+use crate::analytics::Rng;
 use tutti_analytics::answer::{Facts, Runner};
 use tutti_analytics::ask::{self, Context as AskContext};
 use tutti_analytics::project::project;
@@ -39,18 +41,6 @@ struct Ev {
     currency: Option<&'static str>,
     items: Vec<(String, String, f64, f64)>,
     source: Option<&'static str>,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
 }
 
 const CITIES: [&str; 8] = ["Hà Nội", "Hồ Chí Minh", "Đà Nẵng", "Cần Thơ", "Huế", "上海", "深圳", "Singapore"];

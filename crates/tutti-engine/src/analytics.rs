@@ -56,8 +56,13 @@ fn owner(sources: &Sources<'_>, event: &Event) -> Result<Option<ProfileId>, Stor
 }
 
 /// Projects the next batch of events up to `upto` (the processor's checkpoint) and the merges recorded since
-/// the cursor, under the writer's lock. Returns how many events were read (0: nothing to do).
-pub fn step(writer: &Mutex<SqliteAnalytics>, sources: &Sources<'_>, upto: u64) -> Result<usize, AnalyticsError> {
+/// the cursor, under the writer's lock. Returns how many events and merges were read (0: nothing to do) and the
+/// cursor after them.
+pub fn step(
+    writer: &Mutex<SqliteAnalytics>,
+    sources: &Sources<'_>,
+    upto: u64,
+) -> Result<(usize, Cursor), AnalyticsError> {
     let mut store = writer.lock().unwrap_or_else(|e| e.into_inner());
     let cursor = store.cursor()?;
     let mut batch: Vec<Projected> = Vec::new();
@@ -84,10 +89,10 @@ pub fn step(writer: &Mutex<SqliteAnalytics>, sources: &Sources<'_>, upto: u64) -
         next.merges = last.id;
     }
     if next == cursor {
-        return Ok(0);
+        return Ok((0, cursor));
     }
     store.apply(&batch, &merges, next)?;
-    Ok(read.max(merges.len()))
+    Ok((read.max(merges.len()), next))
 }
 
 /// Starts the projection over when the tables were made for another layer (or never made).
@@ -120,20 +125,17 @@ impl Projector {
         loop {
             let upto = self.processed.head();
             match step(&self.writer, &sources, upto) {
-                Ok(0) => {
+                Ok((read, at)) => {
+                    failing = false;
+                    self.metrics.analytics_seq.store(at.log, std::sync::atomic::Ordering::Relaxed);
+                    if read > 0 {
+                        continue;
+                    }
                     if self.processed.is_closed() {
                         break;
                     }
-                    let seen = self.writer.lock().map(|w| w.cursor().map(|c| c.log).unwrap_or(0)).unwrap_or(0);
-                    self.metrics.analytics_seq.store(seen, std::sync::atomic::Ordering::Relaxed);
                     // Merges come without the checkpoint moving; a second is soon enough for them.
-                    self.processed.wait_beyond(seen.max(upto), Duration::from_secs(1));
-                }
-                Ok(_) => {
-                    failing = false;
-                    if let Ok(c) = cursor(&self.writer) {
-                        self.metrics.analytics_seq.store(c.log, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    self.processed.wait_beyond(at.log.max(upto), Duration::from_secs(1));
                 }
                 Err(e) => {
                     if !failing {

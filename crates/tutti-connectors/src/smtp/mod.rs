@@ -89,7 +89,7 @@ struct Smtp {
 pub fn unsubscribe_token(key: &[u8], address: &str) -> String {
     let tag = address_tag(key, address);
     let mut token = tag[..16].to_vec();
-    token.extend(keystream_xor(key, &tag[..16], address.as_bytes()));
+    token.extend(keystream_xor(key, UNSUBSCRIBE_STREAM, &tag[..16], address.as_bytes()));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
 }
 
@@ -106,7 +106,7 @@ pub fn verify_unsubscribe(key: &[u8], token: &str) -> Option<String> {
                 return None;
             }
             let (tag, sealed) = bytes.split_at(16);
-            (String::from_utf8(keystream_xor(key, tag, sealed)).ok()?, tag.to_vec())
+            (String::from_utf8(keystream_xor(key, UNSUBSCRIBE_STREAM, tag, sealed)).ok()?, tag.to_vec())
         }
     };
     if tag.len() != 16 {
@@ -128,12 +128,16 @@ fn address_tag(key: &[u8], address: &str) -> [u8; 32] {
     address_mac(key, address).finalize().into_bytes().into()
 }
 
-/// `data` XORed with the keystream that `tag` seeds under `key` (its own inverse).
-fn keystream_xor(key: &[u8], tag: &[u8], data: &[u8]) -> Vec<u8> {
+/// What the unsubscribe tokens' keystream is made under.
+const UNSUBSCRIBE_STREAM: &[u8] = b"tutti-unsubscribe-stream\0";
+
+/// `data` XORed with the keystream that `tag` seeds under `key` and `label` (its own inverse): HMAC-SHA256
+/// blocks over the label, the tag and a counter. Unsubscribe and tracking tokens each have their label.
+fn keystream_xor(key: &[u8], label: &[u8], tag: &[u8], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     for (counter, chunk) in data.chunks(32).enumerate() {
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(b"tutti-unsubscribe-stream\0");
+        mac.update(label);
         mac.update(tag);
         mac.update(&(counter as u32).to_be_bytes());
         let block = mac.finalize().into_bytes();

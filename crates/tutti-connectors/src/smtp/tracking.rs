@@ -41,17 +41,8 @@ fn mac(key: &[u8], label: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
-fn keystream_xor(key: &[u8], tag: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    for (counter, chunk) in data.chunks(32).enumerate() {
-        let mut m = mac(key, b"tutti-track-stream\0");
-        m.update(tag);
-        m.update(&(counter as u32).to_be_bytes());
-        let block = m.finalize().into_bytes();
-        out.extend(chunk.iter().zip(block.iter()).map(|(d, k)| d ^ k));
-    }
-    out
-}
+/// What tracking tokens' keystream is made under.
+const TRACK_STREAM: &[u8] = b"tutti-track-stream\0";
 
 /// The token of an open (no `url`) or a click: `base64url(tag || sealed JSON)`.
 pub fn token(key: &[u8], tracked: &Tracked) -> String {
@@ -60,7 +51,7 @@ pub fn token(key: &[u8], tracked: &Tracked) -> String {
     m.update(&json);
     let tag = m.finalize().into_bytes();
     let mut out = tag[..16].to_vec();
-    out.extend(keystream_xor(key, &tag[..16], &json));
+    out.extend(super::keystream_xor(key, TRACK_STREAM, &tag[..16], &json));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
 }
 
@@ -74,7 +65,7 @@ pub fn verify(key: &[u8], token: &str) -> Option<Tracked> {
         return None;
     }
     let (tag, sealed) = bytes.split_at(16);
-    let json = keystream_xor(key, tag, sealed);
+    let json = super::keystream_xor(key, TRACK_STREAM, tag, sealed);
     let mut m = mac(key, b"tutti-track\0");
     m.update(&json);
     m.verify_truncated_left(tag).ok()?;

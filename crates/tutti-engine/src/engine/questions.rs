@@ -260,22 +260,6 @@ impl Engine {
     pub fn analytics_position(&self) -> Result<u64, crate::EngineError> {
         Ok(crate::analytics::cursor(&self.analytics_writer)?.log)
     }
-
-    /// Waits until the analytics store has projected everything the processor had finished when called, or
-    /// `timeout` passes; returns whether it got there. Blocking.
-    pub fn analytics_caught_up(&self, timeout: std::time::Duration) -> bool {
-        let target = self.metrics.processed_seq.load(std::sync::atomic::Ordering::Relaxed);
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if self.analytics_position().is_ok_and(|p| p >= target) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::park_timeout(std::time::Duration::from_millis(5));
-        }
-    }
 }
 
 #[cfg(test)]

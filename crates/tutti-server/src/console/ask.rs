@@ -91,17 +91,13 @@ fn chart(columns: &[String], rows: &[Vec<Value>]) -> String {
     );
     for (i, (row, value)) in rows.iter().zip(&values).enumerate() {
         let label: Vec<String> = row[..row.len() - 1].iter().map(cell).collect();
-        let title = escape(&format!("{}: {}", label.join(" "), cell(row.last().unwrap_or(&Value::Null))));
+        let title = super::graph::escape(&format!("{}: {}", label.join(" "), cell(row.last().unwrap_or(&Value::Null))));
         let w = (value.max(0.0) / top * width).max(1.0);
         let y = i * (bar_h + gap);
         let _ = write!(svg, r#"<rect x="0" y="{y}" width="{w:.1}" height="{bar_h}"><title>{title}</title></rect>"#);
     }
     svg.push_str("</svg>");
     svg
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// `GET /ask?q=...`.
@@ -115,8 +111,7 @@ pub async fn ask(
     let lang = Lang::of(&headers);
     let words = lang.words();
     let question: String = field(&pairs, "q").chars().take(tutti_analytics::ask::MAX_QUESTION_CHARS).collect();
-    let zone =
-        crate::sessions::cookie(&headers, "tutti_zone").and_then(super::Zone::named).map(|z| z.name().to_owned());
+    let zone = super::Zone::chosen(&headers).map(|z| z.name().to_owned());
     let (mut answer, mut problem) = (None, None);
     if !question.trim().is_empty() {
         let asked = question.clone();

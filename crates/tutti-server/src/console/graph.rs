@@ -16,8 +16,8 @@ const LEFT: usize = 20;
 /// Room on the right for arrows that skip steps or go back.
 const LANES: usize = 220;
 
-/// Text for an SVG text node or attribute.
-fn escape(text: &str) -> String {
+/// Text for an SVG text node or attribute (control characters dropped).
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -85,7 +85,7 @@ fn bars(arms: &[tutti_engine::ArmReport]) -> String {
         let y = i * (h + gap);
         let x = |v: f64| v / top * width;
         // Arm names are checked names in a flow file (no markup); escaped anyway.
-        let name = a.arm.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let name = super::graph::escape(&a.arm);
         let _ = write!(
             svg,
             r#"<rect x="0" y="{y}" width="{:.1}" height="{h}"><title>{name}: {}</title></rect><line class="whisker" x1="{:.1}" x2="{:.1}" y1="{}" y2="{}"/>"#,
@@ -112,8 +112,7 @@ pub async fn show(
     let lang = Lang::of(&headers);
     let words = lang.words();
     let flow_id = id.clone();
-    let zone =
-        crate::sessions::cookie(&headers, "tutti_zone").and_then(super::Zone::named).map(|z| z.name().to_owned());
+    let zone = super::Zone::chosen(&headers).map(|z| z.name().to_owned());
     let found = blocking(move || {
         let report = engine.flow_report(&flow_id, None)?;
         let now = engine.clock.now_ms();

@@ -13,9 +13,12 @@ pub struct Zone {
 
 impl Zone {
     pub fn of(headers: &HeaderMap) -> Zone {
-        crate::sessions::cookie(headers, "tutti_zone")
-            .and_then(Zone::named)
-            .unwrap_or_else(|| Zone { name: "UTC".into(), zone: TimeZone::UTC })
+        Zone::chosen(headers).unwrap_or_else(|| Zone { name: "UTC".into(), zone: TimeZone::UTC })
+    }
+
+    /// The zone the person chose, if they chose one the bundled database knows.
+    pub fn chosen(headers: &HeaderMap) -> Option<Zone> {
+        crate::sessions::cookie(headers, "tutti_zone").and_then(Zone::named)
     }
 
     /// The zone with this IANA name, if the bundled database knows it.
