@@ -8,6 +8,7 @@ pub mod lexicon;
 pub mod provider;
 pub mod review;
 pub mod sentiment;
+pub mod sms;
 pub mod tagger;
 pub mod text;
 pub mod topics;

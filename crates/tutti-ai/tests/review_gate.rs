@@ -198,3 +198,49 @@ fn pack_files_are_checked_with_line_and_column() {
     let e = gate.select(&["general", "brand"]).unwrap_err().to_string();
     assert!(e.contains("`brand`") && e.contains("general, finance, health"), "{e}");
 }
+
+#[test]
+fn sms_rules_follow_the_country_the_category_and_the_encoding() {
+    let gate = gate();
+    let general = gate.select(&["general"]).unwrap();
+    let rules = |draft: &Draft| -> Vec<String> {
+        gate.review(draft, &Recipient::default(), general).violations.into_iter().map(|v| v.rule).collect()
+    };
+    // Vietnam: an advertising SMS opens with QC and says how to refuse; a transactional one needs neither.
+    let promo = Draft::new("sms", &[("body", "Acme: giảm 20% áo khoác đến Chủ nhật.")]).of_category("promotional");
+    assert_eq!(rules(&promo), ["general.sms_vn_advertising_marker", "general.sms_vn_opt_out"]);
+    let marked = Draft::new("sms", &[("body", "[QC] Acme: giảm 20% áo khoác. Từ chối QC soạn TC gửi 789")])
+        .of_category("promotional");
+    assert!(rules(&marked).is_empty(), "{:?}", rules(&marked));
+    let late_marker =
+        Draft::new("sms", &[("body", "Acme QC: giảm 20%. Từ chối: TC gửi 789")]).of_category("promotional");
+    assert_eq!(rules(&late_marker), ["general.sms_vn_advertising_marker"], "QC must open the message");
+    let receipt = Draft::new("sms", &[("body", "Acme: đơn hàng đã được giao.")]).of_category("transactional");
+    assert!(rules(&receipt).is_empty());
+    // Unknown category: checked as advertising.
+    assert_eq!(rules(&Draft::new("sms", &[("body", "Acme: giảm 20% áo khoác.")])).len(), 2);
+    // The marker is added at the start, before the rest.
+    let review = gate.review(&promo, &Recipient::default(), general);
+    let revised = gate.revise(&promo, &review).unwrap();
+    assert!(revised.fields[0].1.starts_with("[QC] Acme: giảm"), "{}", revised.fields[0].1);
+    // China: every SMS opens with its signature; marketing ones say how to unsubscribe.
+    let zh = Draft::new("sms", &[("body", "春季大促，外套七折。")]).of_category("promotional");
+    assert_eq!(rules(&zh), ["general.sms_cn_signature", "general.sms_cn_opt_out"]);
+    let zh_ok = Draft::new("sms", &[("body", "【Acme】春季大促，外套七折。回T退订")]).of_category("promotional");
+    assert!(rules(&zh_ok).is_empty());
+    let zh_receipt = Draft::new("sms", &[("body", "您的订单已发货。")]).of_category("transactional");
+    assert_eq!(rules(&zh_receipt), ["general.sms_cn_signature"]);
+    // Email is not SMS.
+    assert!(rules(&Draft::new("email", &[("subject", "Giảm 20%"), ("body", "Giảm 20% áo khoác.")])).is_empty());
+    // Length by encoding: 100 unmarked Latin characters are one GSM-7 part; the same with tone marks are two
+    // UCS-2 parts.
+    let gsm = format!("Acme: {}", "giam gia ".repeat(10));
+    let ucs = format!("Acme: {}", "giảm giá ".repeat(10));
+    let transactional = |body: &str| Draft::new("sms", &[("body", body)]).of_category("transactional");
+    assert!(rules(&transactional(&gsm)).is_empty());
+    let review = gate.review(&transactional(&ucs), &Recipient::default(), general);
+    let length = review.violations.iter().find(|v| v.rule == "general.length").expect("too long in UCS-2");
+    assert!(length.detail.contains("2 parts in UCS-2"), "{}", length.detail);
+    let revised = gate.revise(&transactional(&ucs), &review).unwrap();
+    assert_eq!(tutti_ai::sms::segments(&revised.fields[0].1).parts, 1);
+}

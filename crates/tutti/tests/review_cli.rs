@@ -35,11 +35,16 @@ fn failing_copy_exits_1_naming_rule_and_span_and_the_revision_passes() {
     assert!(out.contains("Đầu tư có rủi ro") && !out.contains("  body: Quỹ Vàng: lợi nhuận"), "{out}");
 
     // Clean copy from standard input passes with exit 0; JSON output for scripts.
-    let (code, out, err) = review(&["--json", "--channel", "sms", "-"], Some("Acme: đơn hàng #48213 đã được giao.\n"));
+    let receipt = Some("Acme: đơn hàng #48213 đã được giao.\n");
+    let (code, out, err) = review(&["--json", "--channel", "sms", "--category", "transactional", "-"], receipt);
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["passed"], true);
     assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+    // Without a category, a Vietnamese SMS is checked as advertising: it must open with QC.
+    let (code, out, _) = review(&["--json", "--channel", "sms", "-"], receipt);
+    assert_eq!(code, 1);
+    assert!(out.contains("general.sms_vn_advertising_marker"), "{out}");
 }
 
 #[test]

@@ -200,7 +200,14 @@ pub async fn generate_with(
     request.input = json!({"context": ctx, "ask": ask, "n": n});
     let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
     let mut calls = vec![CallNote::of("variants", &request, &completion)];
-    let drafts = drafts_of(&completion, &channel, ctx.language)?;
+    let category = input["category"].as_str();
+    let drafts: Vec<Draft> = drafts_of(&completion, &channel, ctx.language)?
+        .into_iter()
+        .map(|d| match category {
+            Some(c) => d.of_category(c),
+            None => d,
+        })
+        .collect();
     let recipient = recipient_of(&input["profile"]);
     let mut chosen: Option<(usize, Draft, bool, usize)> = None;
     let mut last_failure: Option<(usize, Draft, Review)> = None;
@@ -324,6 +331,7 @@ async fn revise_by_model(
         _ => Draft::new(channel, &[("body", body)]),
     };
     out.language = draft.language;
+    out.category = draft.category.clone();
     Some(out)
 }
 

@@ -12,7 +12,7 @@ use crate::text;
 impl Gate {
     /// Reviews a draft for a recipient against the selected packs.
     pub fn review(&self, draft: &Draft, recipient: &Recipient, selection: Selection) -> Review {
-        let on = |rule: &Rule| selection.0 & (1 << rule.pack) != 0;
+        let on = |rule: &Rule| selection.0 & (1 << rule.pack) != 0 && rule.applies(draft);
         let mut violations = Vec::new();
         // For `require` rules, over all fields: what made each required (first hit) and whether it is met.
         let mut required: BTreeMap<u32, Requirement> = BTreeMap::new();
@@ -65,7 +65,7 @@ impl Gate {
                             flag(s, e, String::new());
                         }
                     }
-                    Check::Require { .. } => {
+                    Check::Require { at_start, .. } => {
                         let entry = required.entry(r).or_default();
                         if entry.because.is_none()
                             && let Some((s, e)) = kept(hits.get(&(r, Role::When))).first().copied()
@@ -73,7 +73,19 @@ impl Gate {
                             let (s, e) = view.original(s, e);
                             entry.because = Some((fi, s, e));
                         }
-                        entry.met |= hits.contains_key(&(r, Role::AnyOf));
+                        let opening = value.len() - value.trim_start().len();
+                        entry.met |= match at_start {
+                            false => hits.contains_key(&(r, Role::AnyOf)),
+                            // Only in the body, and only as its first words.
+                            true => {
+                                Some(fi) == draft.body_index()
+                                    && hits
+                                        .get(&(r, Role::AnyOf))
+                                        .into_iter()
+                                        .flatten()
+                                        .any(|(s, e)| view.original(*s, *e).0 == opening)
+                            }
+                        };
                     }
                     Check::PersonalData => {
                         for (s, e) in scan::emails(value) {
@@ -140,7 +152,25 @@ impl Gate {
                             }
                         }
                     }
-                    Check::Length { max } => {
+                    Check::Length { max, segments } => {
+                        let is_body = fi + 1 == draft.fields.len() || field == "body" || field == "text";
+                        if let Some(limit) = segments.get(&draft.channel).filter(|_| is_body) {
+                            let parts = crate::sms::segments(value);
+                            if parts.parts > *limit {
+                                let keep = crate::sms::fits(value, *limit);
+                                let cut = value.char_indices().nth(keep).map_or(value.len(), |(i, _)| i);
+                                flag(
+                                    cut,
+                                    value.len(),
+                                    format!(
+                                        "{} parts in {} ({} characters); at most {limit}",
+                                        parts.parts,
+                                        parts.encoding.name(),
+                                        parts.chars
+                                    ),
+                                );
+                            }
+                        }
                         let key = format!("{}.{field}", draft.channel);
                         let limit = max.get(&key).or_else(|| {
                             (fi + 1 == draft.fields.len() || field == "body" || field == "text")
@@ -160,7 +190,7 @@ impl Gate {
         }
         for (r, Requirement { because, met }) in required {
             let rule = &self.rules[r as usize];
-            let Check::Require { conditional } = rule.check else { continue };
+            let Check::Require { conditional, .. } = rule.check else { continue };
             if met || (conditional && because.is_none()) {
                 continue;
             }

@@ -13,6 +13,9 @@ pub struct Labelled {
     pub id: String,
     pub lang: String,
     pub channel: String,
+    /// The flow's category (`promotional`, `transactional`), where a rule depends on it.
+    #[serde(default)]
+    pub category: Option<String>,
     pub packs: Vec<String>,
     #[serde(default)]
     pub subject: Option<String>,
@@ -45,6 +48,7 @@ impl Labelled {
         fields.push(("body", self.body.as_str()));
         let mut d = Draft::new(&self.channel, &fields);
         d.language = Language::from_code(&self.lang);
+        d.category = self.category.clone();
         d
     }
 

@@ -64,6 +64,10 @@ pub struct Draft {
     /// The language it is written in; detected from the body when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<Language>,
+    /// The flow's category (`promotional`, `transactional`, ...), when known: rules for advertising check only
+    /// promotional drafts, and every draft whose category is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub fields: Vec<(String, String)>,
 }
 
@@ -72,8 +76,15 @@ impl Draft {
         Draft {
             channel: channel.to_owned(),
             language: None,
+            category: None,
             fields: fields.iter().map(|(k, v)| ((*k).to_owned(), text::nfc(v))).collect(),
         }
+    }
+
+    /// The same draft, of a known category.
+    pub fn of_category(mut self, category: &str) -> Draft {
+        self.category = Some(category.to_owned());
+        self
     }
 
     pub fn field(&self, name: &str) -> Option<&str> {
@@ -160,10 +171,10 @@ pub struct PackInfo {
 #[derive(Debug)]
 enum Check {
     Phrases { patterns: Vec<Regex> },
-    Require { conditional: bool },
+    Require { conditional: bool, at_start: bool },
     PersonalData,
     Tone { shouted: usize, run: usize, total: usize },
-    Length { max: BTreeMap<String, usize> },
+    Length { max: BTreeMap<String, usize>, segments: BTreeMap<String, usize> },
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +183,11 @@ enum Fix {
     DropSentence,
     Calm,
     Shorten,
-    Add(BTreeMap<Option<Language>, String>),
+    /// Text to add by language: at the start of the body for a rule whose phrase must open it, else at the end.
+    Add {
+        texts: BTreeMap<Option<Language>, String>,
+        at_start: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -182,8 +197,20 @@ struct Rule {
     says: String,
     why: String,
     severity: Severity,
+    scope: pack::Scope,
     check: Check,
     fix: Fix,
+}
+
+impl Rule {
+    /// Whether the rule checks this draft at all (its `applies_to`).
+    fn applies(&self, draft: &Draft) -> bool {
+        let scope = &self.scope;
+        (scope.channels.is_empty() || scope.channels.contains(&draft.channel))
+            && (scope.languages.is_empty() || scope.languages.contains(&draft.language()))
+            && (scope.categories.is_empty()
+                || draft.category.as_ref().is_none_or(|c| scope.categories.iter().any(|s| s == c)))
+    }
 }
 
 /// A `require` rule over a whole draft: the first phrase that made it required (field, byte span), and whether
@@ -326,19 +353,23 @@ impl Gate {
                 add(&r.any_of, Role::AnyOf);
                 let check = match r.kind {
                     Kind::Phrases => Check::Phrases { patterns: std::mem::take(&mut r.compiled) },
-                    Kind::Require => Check::Require { conditional: r.when.values().any(|l| !l.is_empty()) },
+                    Kind::Require => Check::Require {
+                        conditional: r.when.values().any(|l| !l.is_empty()),
+                        at_start: r.at == pack::At::Start,
+                    },
                     Kind::PersonalData => Check::PersonalData,
                     Kind::Tone => Check::Tone {
                         shouted: r.max_shouted_words.unwrap_or(2),
                         run: r.max_exclamation_run.unwrap_or(2),
                         total: r.max_exclamations.unwrap_or(4),
                     },
-                    Kind::Length => Check::Length { max: r.max_chars.clone() },
+                    Kind::Length => Check::Length { max: r.max_chars.clone(), segments: r.max_segments.clone() },
                 };
                 let fix = match (&r.fix, r.kind) {
-                    (Some(FixFile::Add(texts)), _) => {
-                        Fix::Add(texts.iter().map(|(w, t)| (w.language(), text::nfc(t))).collect())
-                    }
+                    (Some(FixFile::Add(texts)), _) => Fix::Add {
+                        texts: texts.iter().map(|(w, t)| (w.language(), text::nfc(t))).collect(),
+                        at_start: r.at == pack::At::Start,
+                    },
                     (Some(FixFile::Named(n)), _) if n == "none" => Fix::None,
                     (_, Kind::Phrases | Kind::PersonalData) => Fix::DropSentence,
                     (_, Kind::Tone) => Fix::Calm,
@@ -351,6 +382,7 @@ impl Gate {
                     says: r.says,
                     why: r.why.unwrap_or_default(),
                     severity: r.severity,
+                    scope: r.applies_to,
                     check,
                     fix,
                 });

@@ -12,7 +12,18 @@
 //!     patterns: { en: ['\d+ ?% guaranteed'] }   # regular expressions over lower-cased text
 //!     except: { en: [not risk-free] }           # a hit overlapping one of these is not a violation
 //!     fix: drop_sentence
+//!   - id: sms_opt_out
+//!     kind: require
+//!     applies_to: { channels: [sms], languages: [vi], categories: [promotional] }   # only these drafts
+//!     any_of: { vi: [từ chối] }
+//!     at: start                                 # the phrase must open the body (default: anywhere)
+//!     fix: { vi: "QC " }                        # added at the start when `at: start`, else at the end
 //! ```
+//!
+//! A rule with `applies_to` checks only drafts of those channels, languages and categories; a draft whose
+//! category is not known is checked (a rule for advertising is not skipped because nobody said what it was).
+//! `length` rules take `max_chars` (characters per channel or `channel.field`) and `max_segments` (SMS parts,
+//! counted in the message's own encoding, GSM-7 or UCS-2: see [`crate::sms`]).
 //!
 //! Languages are `en`, `vi`, `zh` and `any`; every phrase applies to every message whatever its language (a
 //! Vietnamese email may quote a Chinese slogan), the key only says how the phrase is written.
@@ -112,19 +123,47 @@ pub struct RuleFile {
     pub max_exclamations: Option<usize>,
     #[serde(default)]
     pub max_chars: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub max_segments: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub applies_to: Scope,
+    #[serde(default)]
+    pub at: At,
     /// `patterns`, compiled when the file is checked.
     #[serde(skip)]
     pub compiled: Vec<regex::Regex>,
+}
+
+/// Which drafts a rule checks: each list, when given, must name the draft's channel, language or category.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+/// Where a `require` rule's phrase must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum At {
+    #[default]
+    Anywhere,
+    /// Opening the body (after spaces).
+    Start,
 }
 
 /// Which members each kind of rule takes (besides id, kind, says, why, severity and fix).
 fn members_of(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Phrases => &["phrases", "patterns", "except"],
-        Kind::Require => &["when", "any_of", "except"],
+        Kind::Require => &["when", "any_of", "except", "at"],
         Kind::PersonalData => &[],
         Kind::Tone => &["max_shouted_words", "max_exclamation_run", "max_exclamations"],
-        Kind::Length => &["max_chars"],
+        Kind::Length => &["max_chars", "max_segments"],
     }
 }
 
@@ -184,7 +223,7 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
         let allowed = members_of(rule.kind);
         if let Some(members) = raw_rules.get(i).and_then(|r| r.as_object()) {
             for key in members.keys() {
-                let common = ["id", "kind", "says", "why", "severity", "fix"].contains(&key.as_str());
+                let common = ["id", "kind", "says", "why", "severity", "fix", "applies_to"].contains(&key.as_str());
                 if !common && !allowed.contains(&key.as_str()) {
                     return Err(at_key(
                         &push_token(&base, key),
@@ -205,8 +244,12 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
             Kind::Require if empty(&rule.any_of) => {
                 return Err(at(&base, "a `require` rule needs `any_of`: the phrases that satisfy it".into()));
             }
-            Kind::Length if rule.max_chars.is_empty() => {
-                return Err(at(&base, "a `length` rule needs `max_chars`, such as `{sms: 160}`".into()));
+            Kind::Length if rule.max_chars.is_empty() && rule.max_segments.is_empty() => {
+                return Err(at(
+                    &base,
+                    "a `length` rule needs `max_chars`, such as `{sms: 160}`, or `max_segments`, such as `{sms: 2}`"
+                        .into(),
+                ));
             }
             _ => {}
         }

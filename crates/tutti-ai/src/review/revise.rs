@@ -13,6 +13,7 @@ impl Gate {
         let mut out = draft.clone();
         let mut changed = false;
         let mut additions: Vec<String> = Vec::new();
+        let mut openings: Vec<String> = Vec::new();
         let rule_of = |id: &str| self.rules.iter().find(|r| r.id == id);
         // Drops first (they need the spans as reviewed), then calming, additions and shortening.
         for (fi, (field, value)) in draft.fields.iter().enumerate() {
@@ -51,18 +52,25 @@ impl Gate {
                     changed |= calmed != out.fields[fi].1;
                     out.fields[fi].1 = calmed;
                 }
-                Fix::Add(texts) => {
+                Fix::Add { texts, at_start } => {
+                    let list = if *at_start { &mut openings } else { &mut additions };
                     if let Some(t) =
                         texts.get(&Some(language)).or_else(|| texts.get(&None)).or_else(|| texts.values().next())
-                        && !additions.contains(t)
+                        && !list.contains(t)
                     {
-                        additions.push(t.clone());
+                        list.push(t.clone());
                     }
                 }
                 _ => {}
             }
         }
         if let Some(bi) = out.body_index() {
+            for t in openings.iter().rev() {
+                let body = &mut out.fields[bi].1;
+                let trimmed = body.trim_start().to_owned();
+                *body = format!("{t}{trimmed}");
+                changed = true;
+            }
             for t in &additions {
                 let body = &mut out.fields[bi].1;
                 let joiner = if body.is_empty() || language == Language::Zh { "" } else { " " };

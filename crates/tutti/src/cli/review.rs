@@ -15,6 +15,10 @@ pub(crate) struct ReviewArgs {
     /// The channel, for length limits (email, sms, push, zalo, ...).
     #[arg(long, default_value = "email")]
     channel: String,
+    /// The flow's category (promotional, transactional, ...): rules for advertising check promotional copy, and
+    /// copy whose category is not given.
+    #[arg(long)]
+    category: Option<String>,
     /// The packs to apply, comma-separated (built in: general, finance, health).
     #[arg(long, value_delimiter = ',', default_value = "general")]
     packs: Vec<String>,
@@ -46,7 +50,8 @@ pub(crate) fn review(args: ReviewArgs) -> anyhow::Result<()> {
         fields.push(("subject", subject.as_str()));
     }
     fields.push(("body", body.trim_end_matches('\n')));
-    let draft = Draft::new(&args.channel, &fields);
+    let mut draft = Draft::new(&args.channel, &fields);
+    draft.category = args.category.clone();
     let review = gate.review(&draft, &Recipient::default(), selection);
     let revised = if args.revise && !review.passed { gate.revise(&draft, &review) } else { None };
     if args.json {

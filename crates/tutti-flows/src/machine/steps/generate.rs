@@ -28,6 +28,7 @@ impl Machine<'_, '_> {
                 // Everything the personalisation context is built from travels with the request.
                 let payload = json!({
                     "request": request, "profile": self.world.profile, "event": run.trigger,
+                    "category": flow.category,
                     "run": {"id": run.id, "flow": run.flow, "version": run.version, "step": step.id,
                             "steps": run.results, "last_event": run.last_event},
                 });
