@@ -31,13 +31,16 @@ pub mod http;
 pub mod hubspot;
 pub mod llm;
 pub mod log;
+pub mod phone;
 pub mod slack;
+pub mod sms;
 pub mod smtp;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topics;
 pub mod trello;
 pub mod webhook;
+pub mod zalo;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -363,6 +366,8 @@ pub static ALL: &[&Kind] = &[
     &log::KIND,
     &webhook::KIND,
     &smtp::KIND,
+    &sms::KIND,
+    &zalo::KIND,
     &slack::KIND,
     &trello::KIND,
     &asana::KIND,
@@ -609,7 +614,10 @@ mod tests {
         let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(
             names,
-            ["log", "webhook", "smtp", "slack", "trello", "asana", "hubspot", "audience", "decide", "ai"]
+            [
+                "log", "webhook", "smtp", "sms", "zalo", "slack", "trello", "asana", "hubspot", "audience", "decide",
+                "ai"
+            ]
         );
         assert!(infos.iter().all(|i| !i.operations.is_empty() && !i.channel.is_empty()));
     }

@@ -31,16 +31,8 @@ fn start(vendors: &Vendors, story: &str, extra_env: &[(&str, &str)]) -> (Server,
     std::fs::write(data.path().join("tutti.toml"), toml::to_string(&config).unwrap()).unwrap();
     let flows = repo_root().join("examples").join(story);
     let flows = flows.to_str().unwrap().to_owned();
-    let mut env: Vec<(&str, &str)> = vec![
-        ("TUTTI_FLOWS__DIR", flows.as_str()),
-        ("T_SLACK_TOKEN", testing::SLACK_TOKEN),
-        ("T_TRELLO_KEY", testing::TRELLO_KEY),
-        ("T_TRELLO_TOKEN", testing::TRELLO_TOKEN),
-        ("T_ASANA_TOKEN", testing::ASANA_TOKEN),
-        ("T_HUBSPOT_TOKEN", testing::HUBSPOT_TOKEN),
-        ("T_WEBHOOK_SECRET", testing::WEBHOOK_SECRET),
-        ("T_AUDIENCE_TOKEN", testing::AUDIENCE_TOKEN),
-    ];
+    let mut env: Vec<(&str, &str)> = vec![("TUTTI_FLOWS__DIR", flows.as_str())];
+    env.extend_from_slice(testing::ENV);
     env.extend_from_slice(extra_env);
     let server = Server::start_in(data.path(), &env);
     (server, data)

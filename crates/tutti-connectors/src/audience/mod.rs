@@ -97,21 +97,7 @@ fn normal_email(raw: &str, format: Format) -> Option<String> {
 
 /// A phone as the platform hashes it: digits with the country code (Meta), or E.164 with `+` (Google).
 fn normal_phone(raw: &str, default_cc: Option<&str>, format: Format) -> Option<String> {
-    let trimmed = raw.trim();
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    let international = if trimmed.starts_with('+') {
-        digits
-    } else if let Some(rest) = digits.strip_prefix("00") {
-        rest.to_owned()
-    } else if let Some(national) = digits.strip_prefix('0') {
-        format!("{}{national}", default_cc?)
-    } else {
-        digits
-    };
-    let international = international.trim_start_matches('0').to_owned();
-    if !(8..=15).contains(&international.len()) {
-        return None;
-    }
+    let international = crate::phone::international(raw, default_cc)?;
     Some(match format {
         Format::Meta => international,
         Format::Google => format!("+{international}"),

@@ -16,6 +16,11 @@
 //! strings, `encoding_format` `float` or `base64`, nothing else but `dimensions` and `user`), answering with
 //! the vectors of the test's [`Embedder`].
 //!
+//! It plays the channels of Vietnam and China too: Twilio's Messages API (`/twilio/...`), eSMS's brandname SMS
+//! (`/esms/...`), Alibaba Cloud SMS with its RPC signature checked (`/alibaba-sms/`), and Zalo's OAuth token
+//! refresh (refresh tokens good once), ZNS and Official Account messages (`/zalo-oauth`, `/zalo-zns`,
+//! `/zalo-oa`).
+//!
 //! Faults can be injected per vendor: answer the next requests with a status (with or without `Retry-After`),
 //! hang, or be down (503) until told otherwise.
 //!
@@ -26,8 +31,10 @@ mod audiences;
 mod hubspot;
 mod openai;
 mod slack;
+mod sms;
 mod trello;
 mod webhook;
+mod zalo;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -46,6 +53,9 @@ use slack::{slack, slack_hook};
 use trello::trello;
 use webhook::hook;
 
+pub use sms::SmsSent;
+pub use zalo::ZaloSent;
+
 pub const SLACK_TOKEN: &str = "xoxb-test-123";
 
 pub const TRELLO_KEY: &str = "trello-key-abc";
@@ -60,6 +70,36 @@ pub const WEBHOOK_SECRET: &str = "whsec-test";
 
 pub const AUDIENCE_TOKEN: &str = "EAAB-audience-token";
 pub const OPENAI_KEY: &str = "sk-test-openai";
+
+pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+pub const TWILIO_TOKEN: &str = "twilio-auth-token";
+
+pub const ESMS_API_KEY: &str = "esms-api-key";
+
+pub const ESMS_SECRET_KEY: &str = "esms-secret-key";
+
+/// The brandname the eSMS stand-in has registered.
+pub const ESMS_BRANDNAME: &str = "ACME";
+
+pub const ALIBABA_KEY_ID: &str = "LTAI-test-key";
+
+pub const ALIBABA_SECRET: &str = "alibaba-secret";
+
+/// The signature and template the Alibaba Cloud stand-in has registered.
+pub const ALIBABA_SIGN: &str = "Acme";
+
+pub const ALIBABA_TEMPLATE: &str = "SMS_123456789";
+
+pub const ZALO_APP_ID: &str = "4291763606161179100";
+
+pub const ZALO_APP_SECRET: &str = "zalo-app-secret";
+
+/// The refresh token the Zalo stand-in starts with (each refresh replaces it).
+pub const ZALO_REFRESH_TOKEN: &str = "zrt-initial";
+
+/// The ZNS template the Zalo stand-in has approved.
+pub const ZALO_TEMPLATE: &str = "231677";
 
 /// The platform id the stand-in gives the `pricing-visitors` audience.
 pub const AUDIENCE_ID: &str = "23850000000001";
@@ -94,20 +134,29 @@ pub fn tool_installed(path: &std::path::Path, what: &str) -> bool {
     false
 }
 
-/// The environment variables [`Vendors::connectors`] names, with the stand-in's credentials.
+/// The environment variables [`Vendors::connectors`] names, with the stand-in's credentials: for a server
+/// started as a process, set them all.
+pub const ENV: &[(&str, &str)] = &[
+    ("T_SLACK_TOKEN", SLACK_TOKEN),
+    ("T_TRELLO_KEY", TRELLO_KEY),
+    ("T_TRELLO_TOKEN", TRELLO_TOKEN),
+    ("T_ASANA_TOKEN", ASANA_TOKEN),
+    ("T_HUBSPOT_TOKEN", HUBSPOT_TOKEN),
+    ("T_WEBHOOK_SECRET", WEBHOOK_SECRET),
+    ("T_AUDIENCE_TOKEN", AUDIENCE_TOKEN),
+    ("T_OPENAI_KEY", OPENAI_KEY),
+    ("T_TWILIO_TOKEN", TWILIO_TOKEN),
+    ("T_ESMS_API_KEY", ESMS_API_KEY),
+    ("T_ESMS_SECRET_KEY", ESMS_SECRET_KEY),
+    ("T_ALIBABA_KEY_ID", ALIBABA_KEY_ID),
+    ("T_ALIBABA_SECRET", ALIBABA_SECRET),
+    ("T_ZALO_APP_SECRET", ZALO_APP_SECRET),
+    ("T_ZALO_REFRESH_TOKEN", ZALO_REFRESH_TOKEN),
+];
+
+/// [`ENV`] as an environment for [`context`].
 pub fn env(name: &str) -> Option<String> {
-    let value = match name {
-        "T_SLACK_TOKEN" => SLACK_TOKEN,
-        "T_TRELLO_KEY" => TRELLO_KEY,
-        "T_TRELLO_TOKEN" => TRELLO_TOKEN,
-        "T_ASANA_TOKEN" => ASANA_TOKEN,
-        "T_HUBSPOT_TOKEN" => HUBSPOT_TOKEN,
-        "T_WEBHOOK_SECRET" => WEBHOOK_SECRET,
-        "T_AUDIENCE_TOKEN" => AUDIENCE_TOKEN,
-        "T_OPENAI_KEY" => OPENAI_KEY,
-        _ => return None,
-    };
-    Some(value.to_owned())
+    ENV.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
 }
 
 /// One request as the stand-in saw it.
@@ -156,6 +205,15 @@ struct State {
     replies: VecDeque<Reply>,
     /// What the embeddings endpoint answers with.
     embedder: Option<Embedder>,
+    /// Messages the SMS providers accepted.
+    sms: Vec<SmsSent>,
+    esms_requests: std::collections::BTreeSet<String>,
+    alibaba_nonces: std::collections::BTreeSet<String>,
+    /// Zalo: the refresh token that works now, the access tokens valid now, refreshes made, messages accepted.
+    zalo_refresh: String,
+    zalo_access: Vec<String>,
+    zalo_refreshes: usize,
+    zalo: Vec<ZaloSent>,
 }
 
 /// A test's embedding model: a text's vector.
@@ -186,7 +244,7 @@ impl Vendors {
     pub async fn start() -> Vendors {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State { zalo_refresh: ZALO_REFRESH_TOKEN.into(), ..State::default() }));
         let shared = state.clone();
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = shared.clone();
@@ -213,8 +271,46 @@ impl Vendors {
             "audience": {"allow_private": local, "format": "meta", "token_env": "T_AUDIENCE_TOKEN",
                          "endpoint": format!("{base}/meta/{{audience_id}}/users"), "default_country_code": "84",
                          "audiences": {"pricing-visitors": AUDIENCE_ID}, "flush_every": "1s"},
+            "sms": self.sms_table("twilio"),
+            "zalo": {"allow_private": local, "app_id": ZALO_APP_ID, "app_secret_env": "T_ZALO_APP_SECRET",
+                     "refresh_token_env": "T_ZALO_REFRESH_TOKEN", "oauth_base": format!("{base}/zalo-oauth"),
+                     "zns_base": format!("{base}/zalo-zns"), "oa_base": format!("{base}/zalo-oa")},
         }))
         .expect("tables")
+    }
+
+    /// A `[connectors.sms]` table for one provider (`twilio`, `esms` or `alibaba`) pointed at this stand-in.
+    pub fn sms_table(&self, provider: &str) -> Value {
+        let base = format!("http://{}", self.addr);
+        let local = json!(["127.0.0.1"]);
+        match provider {
+            "twilio" => json!({"allow_private": local, "provider": "twilio", "account_sid": TWILIO_SID,
+                               "auth_token_env": "T_TWILIO_TOKEN", "from": "+15005550006",
+                               "api_base": format!("{base}/twilio"), "default_country_code": "84"}),
+            "esms" => json!({"allow_private": local, "provider": "esms", "api_key_env": "T_ESMS_API_KEY",
+                             "secret_key_env": "T_ESMS_SECRET_KEY", "brandname": ESMS_BRANDNAME,
+                             "api_base": format!("{base}/esms")}),
+            _ => json!({"allow_private": local, "provider": "alibaba", "access_key_id_env": "T_ALIBABA_KEY_ID",
+                        "access_key_secret_env": "T_ALIBABA_SECRET", "sign_name": ALIBABA_SIGN,
+                        "api_base": format!("{base}/alibaba-sms")}),
+        }
+    }
+
+    /// Messages the SMS providers accepted, in order.
+    pub fn sms(&self) -> Vec<SmsSent> {
+        self.state.lock().unwrap().sms.clone()
+    }
+
+    /// Messages Zalo accepted, in order.
+    pub fn zalo(&self) -> Vec<ZaloSent> {
+        self.state.lock().unwrap().zalo.clone()
+    }
+
+    /// Every Zalo access token given so far stops working (as a day later), and how many refreshes were made.
+    pub fn expire_zalo_tokens(&self) -> usize {
+        let mut s = self.state.lock().unwrap();
+        s.zalo_access.clear();
+        s.zalo_refreshes
     }
 
     /// The URL of a webhook receiver path (`/hook/...`).
@@ -278,6 +374,12 @@ fn vendor_of(path: &str) -> Option<(&'static str, &str)> {
         ("/google/", "google"),
         ("/hook/", "hook"),
         ("/openai/v1", "openai"),
+        ("/twilio", "twilio"),
+        ("/esms", "esms"),
+        ("/alibaba-sms", "alibaba"),
+        ("/zalo-oauth", "zalo-oauth"),
+        ("/zalo-zns", "zalo-zns"),
+        ("/zalo-oa", "zalo-oa"),
     ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return Some((vendor, rest));
@@ -299,7 +401,11 @@ async fn handle(state: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Hea
             s.faults.get_mut(vendor).and_then(VecDeque::pop_front)
         }
     };
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        // A form body is recorded as its fields.
+        let fields = sms::form(&body);
+        if fields.is_empty() { Value::Null } else { json!(fields) }
+    });
     let record = |status: u16, refused: Option<String>| Received {
         vendor,
         method: method.to_string(),
@@ -343,6 +449,12 @@ async fn handle(state: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Hea
             "hubspot" => hubspot(&mut s, &method, rest, query, &headers, &body),
             "meta" => meta(&mut s, &method, rest, &headers, &body),
             "google" => google(&mut s, &method, rest, &headers, &body),
+            "twilio" => sms::twilio(&mut s, &method, rest, &headers, &body),
+            "esms" => sms::esms(&mut s, &method, rest, &headers, &body),
+            "alibaba" => sms::alibaba(&mut s, &method, &headers, &body),
+            "zalo-oauth" => zalo::oauth(&mut s, &method, rest, &headers, &body),
+            "zalo-zns" => zalo::zns(&mut s, &method, rest, &headers, &body),
+            "zalo-oa" => zalo::oa(&mut s, &method, rest, &headers, &body),
             _ => hook(&method, rest, &headers, &body),
         }
     };
