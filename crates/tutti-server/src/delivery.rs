@@ -310,7 +310,8 @@ pub(crate) async fn read_small_body(headers: &axum::http::HeaderMap, body: axum:
 /// The most an inbound webhook body may be.
 const MAX_HOOK_BYTES: usize = 1024 * 1024;
 
-/// An inbound webhook. Public: the source's signature (or its explicit `verify: none`) decides.
+/// An inbound webhook, POSTed (JSON or a form) or, for providers that report by GET, in the query. Public: the
+/// source's signature (or its explicit `verify: none`) decides.
 pub async fn hook(
     State(engine): State<Arc<Engine>>,
     Path(source): Path<String>,
@@ -348,7 +349,11 @@ pub async fn hook(
         Ok(_) if slack_challenge.is_some() => Ok(Json(json!({"challenge": slack_challenge}))),
         Ok(appended) => {
             let duplicates = appended.iter().filter(|a| matches!(a, tutti_engine::Appended::Duplicate)).count();
-            Ok(Json(json!({"accepted": appended.len() - duplicates, "duplicates": duplicates})))
+            let mut answer = json!({"accepted": appended.len() - duplicates, "duplicates": duplicates});
+            if let (Some(extra), Some(object)) = (engine.connectors().hook_answer(&source), answer.as_object_mut()) {
+                object.extend(extra.clone());
+            }
+            Ok(Json(answer))
         }
         Err(HookError::UnknownSource) => {
             Err(ApiError::new(ErrorCode::UnknownHook, format!("no hook file serves the source `{source}`")))

@@ -143,7 +143,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/insights/budget/proposals", get(insights::proposals).post(insights::keep_proposal))
         .route("/api/v1/insights/budget/proposals/{id}/{verdict}", post(insights::decide))
         .route("/api/v1/insights/competitors", get(insights::competitors))
-        .route("/hooks/{source}", post(delivery::hook))
+        .route("/hooks/{source}", post(delivery::hook).get(delivery::hook))
         .route("/u/{token}", get(delivery::unsubscribe_page).post(delivery::unsubscribe))
         .route("/t/o/{token}", get(delivery::opened))
         .route("/t/c/{token}", get(delivery::clicked))

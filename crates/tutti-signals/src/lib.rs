@@ -28,8 +28,12 @@
 //! `message_id`, one is derived from the source and the item, so a vendor retrying the same delivery changes
 //! nothing.
 //!
+//! A form body (Twilio's callbacks) is mapped as an object of its fields, and a `GET` without a body (eSMS's
+//! callbacks) as its query's parameters; `answer:` adds members to the answer of an accepted delivery.
+//!
 //! Signatures ([`Verify`]): HubSpot's v3, Slack's v0, Zendesk's, a plain HMAC-SHA256 of the body (GitHub and
-//! Shopify style), and Tutti's own `t=,v1=`; all compared in constant time and, where the vendor signs a
+//! Shopify style), Tutti's own `t=,v1=`, Twilio's, Zalo's, and a `token` in the query for providers that sign
+//! nothing; all compared in constant time and, where the vendor signs a
 //! timestamp, refused when older than five minutes. `none` must be written out.
 
 pub mod verify;
@@ -44,12 +48,16 @@ use tutti_flows::def::Payload;
 pub use verify::Verify;
 
 /// The mappings shipped with Tutti, by name.
-pub const BUILTINS: [(&str, &str); 5] = [
+pub const BUILTINS: [(&str, &str); 9] = [
     ("crm-objection", include_str!("builtin/crm-objection.yaml")),
     ("support-complaint", include_str!("builtin/support-complaint.yaml")),
     ("content-published", include_str!("builtin/content-published.yaml")),
     ("content-engagement", include_str!("builtin/content-engagement.yaml")),
     ("email-events", include_str!("builtin/email-events.yaml")),
+    ("sms-twilio", include_str!("builtin/sms-twilio.yaml")),
+    ("sms-esms", include_str!("builtin/sms-esms.yaml")),
+    ("sms-alibaba", include_str!("builtin/sms-alibaba.yaml")),
+    ("zalo-events", include_str!("builtin/zalo-events.yaml")),
 ];
 
 /// A compiled hook: where it is served, how requests are verified, and how payloads become events.
@@ -59,6 +67,9 @@ pub struct Hook {
     pub verify: Verify,
     /// A dot path to the list of items inside the payload.
     items: Option<String>,
+    /// Members added to the answer of an accepted delivery, for vendors that read it (Alibaba Cloud wants
+    /// `{"code": 0}`, or it pushes again).
+    pub answer: Option<Map<String, Value>>,
     events: Vec<EventMap>,
 }
 
@@ -180,7 +191,7 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
     })?;
     let Value::Object(top) = &doc else { return Err(at("a hook file is a map".into())) };
     let mut cx = Cx { origin, positions: &positions, problems: Vec::new() };
-    only(&mut cx, top, "", &["source", "verify", "builtin", "items", "events"]);
+    only(&mut cx, top, "", &["source", "verify", "builtin", "items", "events", "answer"]);
     let source_name = match top.get("source").and_then(Value::as_str) {
         Some(s)
             if !s.is_empty()
@@ -238,6 +249,14 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
             (None, "", None)
         }
     };
+    let answer = match top.get("answer").or_else(|| builtin.as_ref().and_then(|(b, _)| b.get("answer"))) {
+        None => None,
+        Some(Value::Object(o)) => Some(o.clone()),
+        Some(_) => {
+            cx.problem("/answer", "`answer` is a map of members added to the answer (such as `{code: 0}`)");
+            None
+        }
+    };
     let items = match items_value {
         None => None,
         Some(Value::String(path)) if !path.is_empty() => Some(path),
@@ -263,7 +282,7 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
-    Ok(Hook { source: source_name, verify: verify.expect("no problems"), items, events })
+    Ok(Hook { source: source_name, verify: verify.expect("no problems"), items, answer, events })
 }
 
 const EVENT_KEYS: [&str; 11] = [

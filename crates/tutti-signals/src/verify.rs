@@ -14,6 +14,14 @@
 //!   (GitHub) or base64 (Shopify).
 //! - `tutti`: `Tutti-Signature: t=<seconds>,v1=<hex HMAC-SHA256 of "t." + body>`, what Tutti's own webhook
 //!   connector sends.
+//! - `twilio` (<https://www.twilio.com/docs/usage/webhooks/webhooks-security>): `X-Twilio-Signature` is
+//!   base64(HMAC-SHA1(auth token, the full URL + each form field's name and value, sorted by name)); the URL as
+//!   for `hubspot_v3`.
+//! - `zalo` (<https://developers.zalo.me/docs/official-account/webhook/tong-quan>): `X-ZEvent-Signature` is
+//!   `mac=` + hex(SHA-256(app id + body + the body's `timestamp` + the Official Account's secret key)); `app_id`
+//!   is given beside the secret.
+//! - `token`: for providers that sign nothing (eSMS's callbacks, Alibaba Cloud's receipt pushes), the callback
+//!   URL given to the provider carries `?token=<secret>`, compared in constant time.
 //!
 //! Signatures are compared in constant time; signed timestamps older (or newer) than five minutes are refused,
 //! so a captured request cannot be replayed later.
@@ -22,7 +30,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use hyper::HeaderMap;
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use tutti_core::secret::{Env, Secret};
 
@@ -48,6 +56,17 @@ pub enum Verify {
         header: String,
     },
     Tutti {
+        secret: Secret,
+    },
+    Twilio {
+        secret: Secret,
+        public_url: Option<String>,
+    },
+    Zalo {
+        secret: Secret,
+        app_id: String,
+    },
+    Token {
         secret: Secret,
     },
 }
@@ -101,8 +120,10 @@ impl Verify {
             return Err("`verify` is `none` or a map with `scheme` and `secret_env`".into());
         };
         for key in o.keys() {
-            if !["scheme", "secret_env", "header", "public_url"].contains(&key.as_str()) {
-                return Err(format!("unknown key `verify.{key}`; expected scheme, secret_env, header, public_url"));
+            if !["scheme", "secret_env", "header", "public_url", "app_id"].contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown key `verify.{key}`; expected scheme, secret_env, header, public_url, app_id"
+                ));
             }
         }
         let scheme = o.get("scheme").and_then(Value::as_str).unwrap_or("");
@@ -124,9 +145,18 @@ impl Verify {
                 Verify::HmacSha256 { secret, header: text("header").unwrap_or_else(|| "X-Signature".into()) }
             }
             "tutti" => Verify::Tutti { secret },
+            "twilio" => {
+                Verify::Twilio { secret, public_url: text("public_url").map(|u| u.trim_end_matches('/').to_owned()) }
+            }
+            "zalo" => match text("app_id") {
+                Some(app_id) if !app_id.is_empty() => Verify::Zalo { secret, app_id },
+                _ => return Err("`verify.app_id` is the Zalo app's id, which Zalo signs with".into()),
+            },
+            "token" => Verify::Token { secret },
             other => {
                 return Err(format!(
-                    "`verify.scheme` `{other}` is not one of hubspot_v3, slack, zendesk, hmac_sha256, tutti, none"
+                    "`verify.scheme` `{other}` is not one of hubspot_v3, slack, zendesk, hmac_sha256, tutti, twilio, \
+                     zalo, token, none"
                 ));
             }
         })
@@ -141,10 +171,7 @@ impl Verify {
                 let signature = b64.decode(header(r.headers, "x-hubspot-signature-v3")?).map_err(|_| BAD.to_owned())?;
                 let timestamp = header(r.headers, "x-hubspot-request-timestamp")?;
                 fresh(timestamp.parse().map_err(|_| "the HubSpot timestamp is not a number".to_owned())?, r.now_ms)?;
-                let uri = match public_url {
-                    Some(base) => format!("{base}{}", r.path_and_query),
-                    None => format!("https://{}{}", header(r.headers, "host")?, r.path_and_query),
-                };
+                let uri = full_url(public_url, r)?;
                 let mut m = mac(secret);
                 m.update(r.method.as_bytes());
                 m.update(uri.as_bytes());
@@ -202,8 +229,64 @@ impl Verify {
                 m.update(r.body);
                 m.verify_slice(&v1).map_err(|_| BAD.to_owned())
             }
+            Verify::Twilio { secret, public_url } => {
+                let signature = b64.decode(header(r.headers, "x-twilio-signature")?).map_err(|_| BAD.to_owned())?;
+                let mut fields: Vec<(String, String)> =
+                    form_urlencoded::parse(r.body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                fields.sort();
+                let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret.expose().as_bytes())
+                    .expect("HMAC takes keys of any length");
+                m.update(full_url(public_url, r)?.as_bytes());
+                for (name, value) in &fields {
+                    m.update(name.as_bytes());
+                    m.update(value.as_bytes());
+                }
+                m.verify_slice(&signature).map_err(|_| BAD.to_owned())
+            }
+            Verify::Zalo { secret, app_id } => {
+                let given = header(r.headers, "x-zevent-signature")?;
+                let given = hex(given.strip_prefix("mac=").unwrap_or(given)).ok_or_else(|| BAD.to_owned())?;
+                let body: Value = serde_json::from_slice(r.body).map_err(|_| "the body is not JSON".to_owned())?;
+                let timestamp = match &body["timestamp"] {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Err("the body has no `timestamp`, which Zalo signs".into()),
+                };
+                fresh(timestamp.parse().map_err(|_| "the Zalo timestamp is not a number".to_owned())?, r.now_ms)?;
+                let mut digest = Sha256::new();
+                digest.update(app_id.as_bytes());
+                digest.update(r.body);
+                digest.update(timestamp.as_bytes());
+                digest.update(secret.expose().as_bytes());
+                let expected = digest.finalize();
+                let same = expected.len() == given.len()
+                    && expected.iter().zip(&given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+                if same { Ok(()) } else { Err(BAD.into()) }
+            }
+            Verify::Token { secret } => {
+                let query = r.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+                let given = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+                    .ok_or_else(|| "the `token` query parameter is missing".to_owned())?;
+                // Compared as MACs of both sides: constant time whatever the lengths.
+                let mut m = mac(secret);
+                m.update(given.as_bytes());
+                let mut expected = mac(secret);
+                expected.update(secret.expose().as_bytes());
+                m.verify_slice(&expected.finalize().into_bytes()).map_err(|_| "the token does not match".to_owned())
+            }
         }
     }
+}
+
+/// The URL the vendor sent the request to, as it signs it: `public_url` and the path when Tutti sits behind a
+/// proxy, else `https://` and the `Host` header.
+fn full_url(public_url: &Option<String>, r: &Request<'_>) -> Result<String, String> {
+    Ok(match public_url {
+        Some(base) => format!("{base}{}", r.path_and_query),
+        None => format!("https://{}{}", header(r.headers, "host")?, r.path_and_query),
+    })
 }
 
 #[cfg(test)]
@@ -293,6 +376,43 @@ mod tests {
         let signed = format!("t={},v1={}", NOW / 1000, hexs(&sign(&[format!("{}.", NOW / 1000).as_bytes(), body])));
         h.insert("tutti-signature", signed.parse().unwrap());
         assert_eq!(tutti.check(&req(&h, body)), Ok(()));
+    }
+
+    #[test]
+    fn twilio_zalo_and_token() {
+        // Expected values computed outside Rust: `printf '%s' '<url><sorted name+value pairs>' | openssl dgst -sha1
+        // -hmac s3cret -binary | base64`, and `printf '%s' '<app id><body><timestamp>s3cret' | sha256sum`.
+        let twilio = scheme(serde_json::json!({"scheme": "twilio", "secret_env": "X",
+                                               "public_url": "https://mkt.example.vn/"}));
+        let body = b"To=%2B84912345678&MessageStatus=delivered&MessageSid=SM1";
+        let mut h = HeaderMap::new();
+        h.insert("x-twilio-signature", HeaderValue::from_static("nUi4pW21J5JUlW3YWN4SIaHP7Gs="));
+        let r = Request { method: "POST", path_and_query: "/hooks/sms?x=1", headers: &h, body, now_ms: NOW };
+        assert_eq!(twilio.check(&r), Ok(()));
+        let r = Request { body: b"To=%2B84912345678&MessageStatus=failed&MessageSid=SM1", ..r };
+        assert_eq!(twilio.check(&r), Err(BAD.into()), "another status");
+
+        let zalo = scheme(serde_json::json!({"scheme": "zalo", "secret_env": "X", "app_id": "4291"}));
+        let body = br#"{"event_name":"user_received_message","timestamp":"1790000000000"}"#;
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-zevent-signature",
+            HeaderValue::from_static("mac=feedfad1ff9ef7df3cedcaab8eca708420e739422dcab9ea90142e6723e65b4c"),
+        );
+        assert_eq!(zalo.check(&req(&h, body)), Ok(()));
+        let late = Request { now_ms: NOW + MAX_SKEW_MS + 1, ..req(&h, body) };
+        assert!(zalo.check(&late).unwrap_err().contains("five minutes"));
+        h.insert("x-zevent-signature", HeaderValue::from_static("mac=00"));
+        assert_eq!(zalo.check(&req(&h, body)), Err(BAD.into()));
+        assert!(Verify::from_value(&serde_json::json!({"scheme": "zalo", "secret_env": "X"}), &secret).is_err());
+
+        let token = scheme(serde_json::json!({"scheme": "token", "secret_env": "X"}));
+        let h = HeaderMap::new();
+        let with =
+            |pq: &'static str| Request { method: "GET", path_and_query: pq, headers: &h, body: b"", now_ms: NOW };
+        assert_eq!(token.check(&with("/hooks/esms?SMSID=1&token=s3cret")), Ok(()));
+        assert!(token.check(&with("/hooks/esms?SMSID=1&token=s3cre")).is_err());
+        assert!(token.check(&with("/hooks/esms?SMSID=1")).unwrap_err().contains("missing"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use common::{ADMIN_TOKEN, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 const SECRET: &str = "hook-secret-xyz";
 
@@ -237,4 +237,109 @@ fn hooks_test_maps_a_sample_payload_without_a_server() {
     let out = dry_run();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("desk.yaml:4:5: name the person"));
+}
+
+#[test]
+fn sms_and_zalo_receipts_arrive_as_forms_queries_and_lists() {
+    let hooks = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(hooks.path().join(name), text).unwrap();
+    write(
+        "sms.yaml",
+        "source: sms\nverify: { scheme: twilio, secret_env: T_HOOK_SECRET, public_url: 'https://mkt.example.vn' }\nbuiltin: sms-twilio\n",
+    );
+    write("esms.yaml", "source: esms\nverify: { scheme: token, secret_env: T_HOOK_SECRET }\nbuiltin: sms-esms\n");
+    write("ali.yaml", "source: ali\nverify: { scheme: token, secret_env: T_HOOK_SECRET }\nbuiltin: sms-alibaba\n");
+    write(
+        "zalo.yaml",
+        "source: zalo\nverify: { scheme: zalo, secret_env: T_HOOK_SECRET, app_id: '4291' }\nbuiltin: zalo-events\n",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let hooks_dir = hooks.path().to_str().unwrap().to_owned();
+    let server = Server::start_in(
+        data.path(),
+        &[
+            ("TUTTI_HOOKS__DIR", hooks_dir.as_str()),
+            ("T_HOOK_SECRET", SECRET),
+            ("TUTTI_IDENTITY__IDENTIFIER_TRAITS", "[\"zalo_id\"]"),
+        ],
+    );
+    // The customer, known by phone and Zalo id.
+    let (status, _) = server.track(
+        "/v1/identify",
+        &json!({"userId": "lan", "traits": {"phone": "+84 912 345 678", "zalo_id": "2512523625412515"}}),
+    );
+    assert_eq!(status, 200);
+
+    // Twilio: a signed form.
+    let form = "MessageSid=SM0123&MessageStatus=delivered&To=%2B84912345678&From=%2B15005550006";
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("From", "+15005550006"),
+        ("MessageSid", "SM0123"),
+        ("MessageStatus", "delivered"),
+        ("To", "+84912345678"),
+    ];
+    fields.sort();
+    let mut m = Hmac::<sha1::Sha1>::new_from_slice(SECRET.as_bytes()).unwrap();
+    m.update(b"https://mkt.example.vn/hooks/sms");
+    for (k, v) in &fields {
+        m.update(k.as_bytes());
+        m.update(v.as_bytes());
+    }
+    let signature = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+    let headers = vec![
+        ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+        ("X-Twilio-Signature".to_owned(), signature),
+    ];
+    let (status, answer) = post(&server, "/hooks/sms", form.as_bytes(), &headers);
+    assert_eq!((status, &answer), (200, &json!({"accepted": 1, "duplicates": 0})), "{answer}");
+    let tampered = form.replace("delivered", "failed");
+    let (status, _) = post(&server, "/hooks/sms", tampered.as_bytes(), &headers);
+    assert_eq!(status, 401, "another status under the same signature");
+
+    // eSMS: a GET with the token in the query.
+    let query = format!(
+        "/hooks/esms?SMSID=e-1&SendFailed=0&SendStatus=5&SendSuccess=1&RequestId=r1&phonenumber=0912345678&token={SECRET}"
+    );
+    let (status, answer) = server.request("GET", &query, None);
+    assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+    let (status, _) = server.request(
+        "GET",
+        "/hooks/esms?SMSID=e-2&SendStatus=5&SendSuccess=1&phonenumber=0912345678&token=guess",
+        None,
+    );
+    assert_eq!(status, 401);
+
+    // Alibaba Cloud: a list, answered with the code it waits for.
+    let list = json!([{"phone_number": "13800138000", "success": false, "err_code": "MK:0001", "err_msg": "停机",
+                       "biz_id": "901^0", "out_id": "r9", "sms_size": "1"}]);
+    let (status, answer) = post(
+        &server,
+        &format!("/hooks/ali?token={SECRET}"),
+        list.to_string().as_bytes(),
+        &[("Content-Type".to_owned(), "application/json".to_owned())],
+    );
+    assert_eq!((status, &answer["code"], &answer["accepted"]), (200, &json!(0), &json!(1)), "{answer}");
+
+    // Zalo: signed with the app id, the body and its timestamp.
+    let ts = now_ms().to_string();
+    let body = json!({"app_id": "4291", "event_name": "user_received_message", "sender": {"id": "oa1"},
+                      "recipient": {"id": "2512523625412515"}, "message": {"msg_id": "m1", "tracking_id": "r1"},
+                      "timestamp": ts})
+    .to_string();
+    let digest = sha2::Sha256::digest(format!("4291{body}{ts}{SECRET}").as_bytes());
+    let mac_hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let headers = vec![
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("X-ZEvent-Signature".to_owned(), format!("mac={mac_hex}")),
+    ];
+    let (status, answer) = post(&server, "/hooks/zalo", body.as_bytes(), &headers);
+    assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+
+    // Every receipt joined the one profile: by phone, and by Zalo id.
+    let (status, profile) = server.profile("user_id:lan");
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["event_counts"]["SMS Delivered"], 2, "{profile}");
+    assert_eq!(profile["event_counts"]["Zalo Message Delivered"], 1, "{profile}");
+    let (_, other) = server.profile("phone:+8613800138000");
+    assert_eq!(other["event_counts"]["SMS Failed"], 1, "{other}");
 }

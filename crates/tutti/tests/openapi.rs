@@ -54,6 +54,9 @@ fn every_documented_operation_exists_and_is_guarded_as_declared() {
             // A signed link with a made-up token is refused as such (`invalid_link`), which shows it is routed.
             if open && method == "get" && path.contains("{token}") {
                 assert_eq!(code.as_deref(), Some("invalid_link"), "{what}");
+            } else if open && path.starts_with("/hooks/") {
+                // No hook file serves the made-up source: refused as such, which shows it is routed.
+                assert_eq!(code.as_deref(), Some("unknown_hook"), "{what}");
             } else if open && method == "get" {
                 assert_eq!(status, 200, "declared open: {what}");
             } else if !open {

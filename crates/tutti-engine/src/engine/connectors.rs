@@ -122,8 +122,7 @@ impl<'e> ConnectorsHandle<'e> {
         self.verify_hook(source, request)?;
         let hook = &self.engine.hooks[source];
         let now = self.engine.clock.now_ms();
-        let payload: serde_json::Value = serde_json::from_slice(request.body)
-            .map_err(|e| HookError::Payload(format!("the body is not JSON: {e}")))?;
+        let payload = hook_payload(request)?;
         let events = hook.apply(&payload).map_err(|e| HookError::Payload(e.0))?;
         let mut new = Vec::with_capacity(events.len());
         for (i, value) in events.into_iter().enumerate() {
@@ -162,6 +161,11 @@ impl<'e> ConnectorsHandle<'e> {
         self.engine.decisions.get(profile.0, slot, self.engine.clock.now_ms())
     }
 
+    /// Members a source's hook file adds to the answer of an accepted delivery (`answer:`).
+    pub fn hook_answer(&self, source: &str) -> Option<&'e serde_json::Map<String, serde_json::Value>> {
+        self.engine.hooks.get(source).and_then(|h| h.answer.as_ref())
+    }
+
     /// The sources served under `/hooks/{source}`.
     pub fn hook_sources(&self) -> Vec<&'e str> {
         self.engine.hooks.keys().map(String::as_str).collect()
@@ -187,4 +191,33 @@ impl<'e> ConnectorsHandle<'e> {
             Err(_) => Err(tutti_connectors::Failure::transient(format!("no answer within {timeout:?}"))),
         })
     }
+}
+
+/// What a hook maps: the JSON body; a form body (Twilio's callbacks) as an object of its fields; or, with no
+/// body, the query's parameters (eSMS reports by GET), without the `token` that authenticated them.
+fn hook_payload(request: &HookRequest<'_>) -> Result<serde_json::Value, HookError> {
+    let content_type = request
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let fields = |bytes: &[u8], skip_token: bool| {
+        let mut object = serde_json::Map::new();
+        for (k, v) in form_urlencoded::parse(bytes) {
+            if !(skip_token && k == "token") {
+                object.insert(k.into_owned(), serde_json::Value::String(v.into_owned()));
+            }
+        }
+        serde_json::Value::Object(object)
+    };
+    if content_type == "application/x-www-form-urlencoded" {
+        return Ok(fields(request.body, false));
+    }
+    if request.body.is_empty() && request.method == "GET" {
+        let query = request.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
+        return Ok(fields(query.as_bytes(), true));
+    }
+    serde_json::from_slice(request.body).map_err(|e| HookError::Payload(format!("the body is not JSON: {e}")))
 }
