@@ -283,11 +283,25 @@ pub struct Settings {
     /// Whether each delivered or dead action is recorded on its profile as an `Action Delivered` or
     /// `Action Failed` event (with the connector and the reason), for flows to react to.
     pub record_outcomes: bool,
+    /// What one delivered action costs (`{amount, currency}`), per unit the connector bills (an SMS part for
+    /// `sms`, else the action): charged to the flow's spend and checked against its budget.
+    #[serde(deserialize_with = "price")]
+    pub price: Option<tutti_core::money::Money>,
+}
+
+fn price<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<tutti_core::money::Money>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    value
+        .map(|v| {
+            tutti_core::money::Money::from_value(&v).map_err(|e| serde::de::Error::custom(format!("`price`: {e}")))
+        })
+        .transpose()
 }
 
 /// The keys of [`Settings`], taken out of a connector's table before the rest goes to the connector.
-const SETTINGS_KEYS: [&str; 10] = [
+const SETTINGS_KEYS: [&str; 11] = [
     "record_outcomes",
+    "price",
     "concurrency",
     "unrecorded",
     "rate_per_second",
@@ -312,6 +326,7 @@ impl Default for Settings {
             breaker_cooldown: Duration::from_secs(30),
             allow_private: Vec::new(),
             record_outcomes: true,
+            price: None,
         }
     }
 }
@@ -357,8 +372,23 @@ pub struct Kind {
     pub operations: &'static [Operation],
     /// Whether it runs without a `[connectors.<name>]` table (`log` and `webhook` need no credentials).
     pub default_on: bool,
+    /// How many units of its `price` an action costs (an SMS's parts); most connectors bill per action.
+    pub units: fn(&Action<'_>) -> u64,
     /// Validates the connector's own keys (settings already taken out), without network I/O.
     pub validate: Validate,
+}
+
+/// One unit per action: what most connectors bill.
+pub fn per_action(_: &Action<'_>) -> u64 {
+    1
+}
+
+impl Kind {
+    /// What delivering `action` costs at `price` (the price times the units the connector bills).
+    pub fn cost(&self, action: &Action<'_>, price: &tutti_core::money::Money) -> tutti_core::money::Money {
+        let units = (self.units)(action).max(1);
+        tutti_core::money::Money::new(price.micros.saturating_mul(units as i64), &price.currency)
+    }
 }
 
 /// Every connector. The one list: adding a connector means adding a module and a line here.

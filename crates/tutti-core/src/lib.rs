@@ -20,6 +20,7 @@ pub mod event;
 pub mod event_match;
 pub mod hash;
 pub mod json;
+pub mod money;
 pub mod profile_id;
 pub mod secret;
 pub mod template;

@@ -9,7 +9,7 @@ use tutti_connectors::{Action, Built, Failure};
 use tutti_core::Millis;
 use tutti_flows::Dispatch;
 use tutti_flows::policy::Verdict;
-use tutti_store::{OutboxRow, Outcome};
+use tutti_store::{Cost, OutboxRow, Outcome};
 
 use super::circuit_breaker::CircuitBreaker;
 use super::rate_limiter::RateLimiter;
@@ -55,6 +55,7 @@ pub(super) struct GuardedConnector {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) policy: Arc<DeliveryPolicy>,
+    pub(super) budgets: Arc<crate::budgets::Budgets>,
 }
 
 impl GuardedConnector {
@@ -98,6 +99,19 @@ impl GuardedConnector {
             }
         }
         let action = Action::of(dispatch, row.profile.0, self.clock.now_ms());
+        // The budget in money, last: a priced action holds its cost until it is delivered or fails.
+        let reservation = match &built.settings.price {
+            Some(price) => match self.budgets.reserve(&dispatch.flow, built.kind.cost(&action, price)) {
+                Ok(r) => Some(r),
+                Err(reason) => return skipped(reason, dispatch.await_result),
+            },
+            None => None,
+        };
+        let settle = |delivered: bool| {
+            if let Some(r) = &reservation {
+                self.budgets.settle(r, delivered);
+            }
+        };
         let timeout = built.settings.timeout;
         let started = Instant::now();
         let sent = match tokio::time::timeout(timeout, built.sender.send(action)).await {
@@ -111,14 +125,18 @@ impl GuardedConnector {
             Ok(result) => {
                 self.breaker.lock().expect("never poisoned").answered();
                 self.policy.delivered(row.profile, dispatch, now);
-                Attempt::new(Outcome::Done { result: result.to_string() }, answer(result))
+                settle(true);
+                let cost = reservation.map(|r| Cost { flow: r.flow, micros: r.cost.micros, currency: r.cost.currency });
+                Attempt::new(Outcome::Done { result: result.to_string(), cost }, answer(result))
             }
             Err(Failure::Permanent(error)) => {
                 self.breaker.lock().expect("never poisoned").answered();
+                settle(false);
                 dead(error, dispatch.await_result)
             }
             Err(Failure::Transient { error, retry_after }) => {
                 self.breaker.lock().expect("never poisoned").failed(now, retry_after);
+                settle(false);
                 let attempts = row.attempts + 1;
                 if attempts >= built.settings.max_attempts {
                     return dead(format!("{error} (after {attempts} attempts)"), dispatch.await_result);

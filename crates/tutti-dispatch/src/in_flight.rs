@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(held.read_room(), None, "caught up");
         // The hand-off of a row the read already took (queued before the read, handed over after) is ignored,
         // even once that row is recorded and let go.
-        held.recorded(row(1, 1, 0), &Outcome::Done { result: "{}".into() }, true);
+        held.recorded(row(1, 1, 0), &Outcome::Done { result: "{}".into(), cost: None }, true);
         assert!(held.queued(vec![row(1, 1, 0)], 10).is_empty());
         assert!(held.queued(vec![row(3, 1, 0)], 10).is_empty(), "still held");
         assert_eq!(seqs(&held.queued(vec![row(4, 3, 0)], 10)), [4]);
@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(seqs(&ready), [1, 2, 3, 4], "5 and 6 stay in the table");
         assert_eq!(held.read_room(), None, "no room to read into");
         for r in ready.into_iter().take(3) {
-            held.recorded(r, &Outcome::Done { result: "{}".into() }, true);
+            held.recorded(r, &Outcome::Done { result: "{}".into(), cost: None }, true);
         }
         let room = held.read_room().expect("room again, and behind");
         assert_eq!(room, 3);

@@ -43,6 +43,7 @@ pub fn start_delivery(
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     policy: Arc<DeliveryPolicy>,
+    budgets: Arc<crate::budgets::Budgets>,
     answers: mpsc::Sender<Incoming>,
 ) -> std::io::Result<DeliveryLanes> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -56,6 +57,7 @@ pub fn start_delivery(
             clock: clock.clone(),
             metrics: metrics.clone(),
             policy: policy.clone(),
+            budgets: budgets.clone(),
         })
     };
     let mut work = Vec::new();

@@ -45,6 +45,7 @@
 //! [`recorder`] (outcomes to the journal) and [`settler`] (the journal into the outbox).
 
 mod attempt;
+pub mod budgets;
 mod circuit_breaker;
 pub mod delivery_policy;
 mod in_flight;
@@ -148,6 +149,8 @@ pub struct Dispatcher {
     pub outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
     /// The policies checked before each attempt, and for revisits.
     pub policy: Arc<DeliveryPolicy>,
+    /// Flows' budgets in money, loaded once the journal is settled, before any attempt.
+    pub budgets: Arc<budgets::Budgets>,
 }
 
 /// The dispatcher thread's working state.
@@ -178,6 +181,9 @@ impl Dispatcher {
             // Before the first read of the outbox, so that nothing journalled is taken for pending.
             if let Err(e) = settle_journalled(&mut *journal, &mut *outbox) {
                 tracing::error!(error = %e, "cannot settle the outcome journal; those actions are delivered again");
+            }
+            if let Err(e) = self.budgets.load() {
+                tracing::error!(error = %e, "cannot read flows' spend; budgets count from zero until restarted");
             }
             let settled = Arc::new(AtomicU64::new(0));
             let (settle, journalled) = mpsc::channel();

@@ -148,9 +148,9 @@ mod tests {
         let (mut journal, mut outbox) = journal_and_outbox(&dir, 3);
         // Journalled, and the first two settled (the journal not yet told to forget them), when the process died.
         let retry = Outcome::Retry { at: 9_000, error: "503".into() };
-        journal.append(&[(1, Outcome::Done { result: "{}".into() })], 0).unwrap();
+        journal.append(&[(1, Outcome::Done { result: "{}".into(), cost: None })], 0).unwrap();
         let second = journal.append(&[(2, retry.clone())], 0).unwrap();
-        outbox.settle(&[(1, Outcome::Done { result: "{}".into() }), (2, retry)], second).unwrap();
+        outbox.settle(&[(1, Outcome::Done { result: "{}".into(), cost: None }), (2, retry)], second).unwrap();
         journal.append(&[(3, Outcome::Dead { error: "400".into() })], 0).unwrap();
         assert_eq!(outbox.pending_after(0, 10).unwrap().len(), 2, "rows 2 (to retry) and 3 pending in the table");
 

@@ -183,6 +183,8 @@ pub struct Engine {
     metrics_layer: Arc<tutti_analytics::MetricsLayer>,
     analytics_reader: tutti_analytics::sqlite::SqliteAnalyticsReader,
     analytics_writer: analytics::SharedWriter,
+    /// Flows' spend against their budgets, as the dispatcher charges it.
+    budgets: Arc<dispatch::budgets::Budgets>,
 }
 
 impl Engine {

@@ -311,8 +311,8 @@ pub struct Delivery {
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Delivered; the connector's result (JSON).
-    Done { result: String },
+    /// Delivered; the connector's result (JSON), and what it cost the flow when the connector has a price.
+    Done { result: String, cost: Option<Cost> },
     /// Try again at `at`.
     Retry { at: Millis, error: String },
     /// Given up: a dead letter, kept for inspection and replay.
@@ -323,6 +323,24 @@ pub enum Outcome {
     /// Not attempted, and never will be: a policy stopped it right before the attempt (an unsubscribe, a
     /// suppression, a cap, an erasure, its run exited); the reason says which.
     Skipped { reason: String },
+}
+
+/// What a delivered action cost, charged to its flow's spend when the outcome is settled (once, whatever the
+/// retries).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cost {
+    pub flow: String,
+    pub micros: i64,
+    pub currency: String,
+}
+
+/// A flow's spend in one currency: what its delivered actions cost, and how many were charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub flow: String,
+    pub currency: String,
+    pub micros: i64,
+    pub actions: u64,
 }
 
 /// A run as stored for inspection.
@@ -470,6 +488,8 @@ pub trait FlowReader: Send + Sync {
     fn run(&self, id: &str) -> Result<Option<(ProfileId, Vec<u8>)>>;
     /// A profile's committed flow state (its machine state as JSON), as the processor last wrote it.
     fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>>;
+    /// What flows have spent, per currency (one flow's, or every flow's), as settled.
+    fn spend(&self, flow: Option<&str>) -> Result<Vec<Spend>>;
 }
 
 /// The append-only audit trail: model calls, approvals, and what people did (see `tutti_core::audit`).

@@ -53,6 +53,7 @@ pub static KIND: Kind = Kind {
     channel: "ai",
     operations: &[Operation::open("generate"), Operation::open("classify"), Operation::open("question")],
     default_on: true,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -40,6 +40,7 @@ pub static KIND: Kind = Kind {
         ),
     ],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

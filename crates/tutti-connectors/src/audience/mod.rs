@@ -46,6 +46,7 @@ pub static KIND: Kind = Kind {
     channel: "ads",
     operations: &[Operation::taking("add", &CHANGE_FIELDS), Operation::taking("remove", &CHANGE_FIELDS)],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

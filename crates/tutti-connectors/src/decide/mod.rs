@@ -23,6 +23,7 @@ pub static KIND: Kind = Kind {
     channel: "web",
     operations: &[Operation::taking("set", &["slot", "content", "data", "ttl"]), Operation::taking("clear", &["slot"])],
     default_on: true,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -37,6 +37,7 @@ pub static KIND: Kind = Kind {
         Operation::taking("task", &["contact_id", "email", "subject", "body", "due", "priority", "owner_id"]),
     ],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -16,6 +16,7 @@ pub static KIND: Kind = Kind {
     channel: "log",
     operations: &[Operation::open("write")],
     default_on: true,
+    units: crate::per_action,
     validate: config::validate,
 };
 

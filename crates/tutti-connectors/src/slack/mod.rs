@@ -32,6 +32,7 @@ pub static KIND: Kind = Kind {
     channel: "slack",
     operations: &[Operation::taking("post_message", &MESSAGE_ARGS), Operation::taking("webhook", &WEBHOOK_ARGS)],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

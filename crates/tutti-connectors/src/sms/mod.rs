@@ -37,6 +37,7 @@ pub static KIND: Kind = Kind {
     channel: "sms",
     operations: &[Operation::taking("send", &["to", "body", "template", "params"])],
     default_on: false,
+    units: parts,
     validate: config::validate,
 };
 
@@ -163,6 +164,14 @@ impl Sms {
         };
         answer["provider"] = json!(self.provider_name());
         Ok(answer)
+    }
+}
+
+/// An SMS bills per part: the body's parts in its encoding; a template (Alibaba Cloud) counts one.
+fn parts(action: &Action<'_>) -> u64 {
+    match action.payload.get("body").and_then(Value::as_str) {
+        Some(body) => tutti_ai::sms::segments(body).parts.max(1) as u64,
+        None => 1,
     }
 }
 

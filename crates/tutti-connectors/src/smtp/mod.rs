@@ -50,6 +50,7 @@ pub static KIND: Kind = Kind {
     channel: "email",
     operations: &[Operation::taking("send", &EMAIL_FIELDS)],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -43,6 +43,7 @@ pub static KIND: Kind = Kind {
         ),
     ],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 impl CheckedConfig for config::Checked {

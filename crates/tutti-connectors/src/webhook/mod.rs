@@ -29,6 +29,7 @@ pub static KIND: Kind = Kind {
     channel: "webhook",
     operations: &[Operation::open("post")],
     default_on: true,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -42,6 +42,7 @@ pub static KIND: Kind = Kind {
         Operation::taking("message", &["user_id", "text", "kind", "elements", "buttons", "language"]),
     ],
     default_on: false,
+    units: crate::per_action,
     validate: config::validate,
 };
 

@@ -1,7 +1,7 @@
 //! A flow's report, per version: runs entered, how they ended, what each step did, goal conversion with its 95%
 //! interval, each split's arms against the control arm (the holdout, else the arm named `control`) with the
 //! difference's interval, and order revenue within the attribution window (the goal's `within`, else 7 days),
-//! per currency. Worked out from the runs' own records (their path of decisions and their goal), the newest
+//! per currency; and what the flow spent against its budget. Worked out from the runs' own records (their path of decisions and their goal), the newest
 //! [`MAX_RUNS`] of them, and from the analytics tables for revenue.
 
 use std::collections::BTreeMap;
@@ -31,6 +31,9 @@ pub struct FlowReport {
     /// How many runs were read, and whether they were all (false: only the newest [`MAX_RUNS`]).
     pub runs_read: usize,
     pub complete: bool,
+    /// What its delivered actions cost, per currency (at the connectors' prices), and its budget if it has one.
+    pub spend: Vec<tutti_core::money::Money>,
+    pub budget: Option<tutti_core::money::Money>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,7 +192,15 @@ impl Engine {
             });
         }
         versions.reverse();
-        Ok(Some(FlowReport { flow: flow.to_owned(), window_ms: window, versions, runs_read: runs.len(), complete }))
+        Ok(Some(FlowReport {
+            flow: flow.to_owned(),
+            window_ms: window,
+            versions,
+            runs_read: runs.len(),
+            complete,
+            spend: self.budgets.spent(flow),
+            budget: current.budget.clone(),
+        }))
     }
 }
 

@@ -137,8 +137,18 @@ impl Engine {
             .collect();
         let policy =
             Arc::new(delivery_policy::DeliveryPolicy::new(definitions.clone(), profiles.clone(), flow_store.clone()));
-        let lanes =
-            dispatch::start_delivery(registry, clock.clone(), metrics.clone(), policy.clone(), to_dispatcher.clone())?;
+        let budgets = Arc::new(dispatch::budgets::Budgets::new(
+            definitions.clone(),
+            Some(flow_store.clone() as Arc<dyn tutti_store::FlowReader>),
+        ));
+        let lanes = dispatch::start_delivery(
+            registry,
+            clock.clone(),
+            metrics.clone(),
+            policy.clone(),
+            budgets.clone(),
+            to_dispatcher.clone(),
+        )?;
         let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
         let journal_checkpointer = journal.checkpointer()?;
         let dispatcher = dispatch::Dispatcher {
@@ -151,6 +161,7 @@ impl Engine {
             lanes,
             outcomes: Some((intake.clone(), recording)),
             policy: policy.clone(),
+            budgets: budgets.clone(),
         };
         let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
         let (commands_tx, commands) = mpsc::channel();
@@ -211,6 +222,7 @@ impl Engine {
         let mut boot = [0u8; 6];
         getrandom::fill(&mut boot).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Engine {
+            budgets,
             config,
             secrets,
             metrics,

@@ -61,6 +61,9 @@ pub struct Flow {
     pub quiet_hours: QuietMode,
     /// Opens and clicks of its emails may be tracked (`tracking: false` turns it off).
     pub tracking: bool,
+    /// What its actions may cost in all (`budget: {amount, currency}`), charged at the connectors' prices when
+    /// they are delivered; the dispatcher skips what would go past it.
+    pub budget: Option<tutti_core::money::Money>,
     /// What each step's templates and conditions may do (`limits:`), the defaults or lower.
     pub limits: Limits,
     pub steps: Vec<Step>,

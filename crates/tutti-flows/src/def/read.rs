@@ -76,6 +76,13 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
         }
     };
     let tracking = top.get("tracking").and_then(|(v, p)| cx.boolean(v, &p)).unwrap_or(true);
+    let budget = top.get("budget").and_then(|(v, p)| match tutti_core::money::Money::from_value(v) {
+        Ok(money) => Some(money),
+        Err(e) => {
+            cx.problem(&p, &e, "such as `budget: { amount: 50000000, currency: VND }`");
+            None
+        }
+    });
     let limits = match top.get("limits") {
         None => Limits::default(),
         Some((v, p)) => read_limits(cx, v, &p),
@@ -96,6 +103,7 @@ fn read_flow(cx: &mut Cx<'_>, value: &Value, connectors: &[ConnectorInfo]) -> Op
         goal,
         quiet_hours,
         tracking,
+        budget,
         limits,
         steps: steps?,
         retired,

@@ -49,6 +49,8 @@ struct ReportPage {
     partial: bool,
     /// The last 30 days of the flow's messages: totals and rates, then the days anything was sent.
     messages: Option<Messages>,
+    /// What the flow spent (per currency, joined) and its budget, when it has a price or a budget.
+    spend: Option<(String, Option<String>)>,
 }
 
 fn percent(x: f64) -> String {
@@ -187,5 +189,10 @@ pub async fn show(
         partial: !report.complete,
         versions,
         messages,
+        spend: (!report.spend.is_empty() || report.budget.is_some()).then(|| {
+            let spent: Vec<String> = report.spend.iter().map(ToString::to_string).collect();
+            let spent = if spent.is_empty() { words.no_spend.to_owned() } else { spent.join(" + ") };
+            (spent, report.budget.as_ref().map(ToString::to_string))
+        }),
     })
 }

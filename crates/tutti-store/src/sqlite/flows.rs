@@ -17,7 +17,7 @@ use tutti_flows::StepKey;
 
 use crate::{
     Backfill, Broadcast, DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox,
-    OutboxRow, Outcome, Result, StoredDefinition,
+    OutboxRow, Outcome, Result, Spend, StoredDefinition,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -332,6 +332,7 @@ impl SqliteOutbox {
         // The outbox lives in profiles.db, whose `meta` table keeps the settled journal id.
         conn.execute_batch(super::profiles::SCHEMA)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::history::SPEND_SCHEMA)?;
         Ok(SqliteOutbox { conn })
     }
 }
@@ -366,10 +367,18 @@ impl Outbox for SqliteOutbox {
             let mut skip = tx.prepare_cached(
                 "UPDATE outbox SET state = 'skipped', error = ?2 WHERE seq = ?1 AND state = 'pending'",
             )?;
+            let mut charge = tx.prepare_cached(super::history::CHARGE)?;
             for (seq, outcome) in outcomes {
                 let seq = *seq as i64;
                 let changed = match outcome {
-                    Outcome::Done { result } => done.execute(params![seq, result])?,
+                    Outcome::Done { result, cost } => {
+                        let changed = done.execute(params![seq, result])?;
+                        // Charged once: only when this settles the row (a repeat finds it done).
+                        if let (1, Some(c)) = (changed, cost) {
+                            charge.execute(params![c.flow, c.currency, c.micros])?;
+                        }
+                        changed
+                    }
                     Outcome::Retry { at, error } => retry.execute(params![seq, at, error])?,
                     Outcome::Dead { error } => dead.execute(params![seq, error])?,
                     Outcome::Defer { at } => defer.execute(params![seq, at])?,
@@ -585,6 +594,10 @@ impl FlowReader for SqliteFlowReader {
             )?
             .execute([id])?;
         Ok(changed == 1)
+    }
+
+    fn spend(&self, flow: Option<&str>) -> Result<Vec<Spend>> {
+        self.pool.with(|conn| super::history::spend(conn, flow))
     }
 
     fn flow_stats(&self, flow: &str) -> Result<Vec<(String, String, u64)>> {

@@ -1,10 +1,38 @@
 //! What happened, read back for people: the delivery history of actions, a profile's segments, a flow's
-//! running totals, and segments' sizes day by day. Each a read on the flow tables (`flows.rs` writes them).
+//! running totals and spend, and segments' sizes day by day. Each a read on the flow tables (`flows.rs` writes
+//! them; the spend as it settles outcomes).
 
 use rusqlite::{Connection, params};
 use tutti_core::ProfileId;
 
-use crate::{Delivery, DeliveryFilter, Result};
+use crate::{Delivery, DeliveryFilter, Result, Spend};
+
+/// What each flow's delivered actions cost, per currency. Kept apart from the outbox, whose rows go with an
+/// erased person: money spent stays spent.
+pub(super) const SPEND_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS spend (
+    flow     TEXT    NOT NULL,
+    currency TEXT    NOT NULL,
+    micros   INTEGER NOT NULL,
+    actions  INTEGER NOT NULL,
+    PRIMARY KEY (flow, currency)
+) WITHOUT ROWID;
+";
+
+/// Adds one delivered action's cost (`flow`, `currency`, `micros`) to its flow's spend.
+pub(super) const CHARGE: &str = "INSERT INTO spend (flow, currency, micros, actions) VALUES (?1, ?2, ?3, 1)
+     ON CONFLICT (flow, currency) DO UPDATE SET micros = micros + excluded.micros, actions = actions + 1";
+
+/// Spend per flow and currency, one flow's or all.
+pub(super) fn spend(conn: &Connection, flow: Option<&str>) -> Result<Vec<Spend>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT flow, currency, micros, actions FROM spend WHERE ?1 IS NULL OR flow = ?1 ORDER BY flow, currency",
+    )?;
+    let rows = stmt.query_map(params![flow], |r| {
+        Ok(Spend { flow: r.get(0)?, currency: r.get(1)?, micros: r.get(2)?, actions: r.get::<_, i64>(3)? as u64 })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
 
 use super::flows::outbox_row;
 

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 ";
 
+/// Added after the first release: what a delivered action cost (JSON), for journals made before it too.
+const COST_COLUMN: &str = "ALTER TABLE journal ADD COLUMN cost TEXT";
+
 /// The journal's one writer (the dispatcher's recorder) and its reads at start.
 pub struct SqliteOutcomeJournal {
     conn: Connection,
@@ -37,6 +40,13 @@ impl SqliteOutcomeJournal {
         // with its idempotency key, which at-least-once allows; an action lost cannot come of it.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        let has_cost: bool =
+            conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('journal') WHERE name = 'cost'", [], |r| {
+                r.get(0)
+            })?;
+        if !has_cost {
+            conn.execute_batch(COST_COLUMN)?;
+        }
         Ok(SqliteOutcomeJournal { conn, path: path.to_owned(), wal: WalBound::new() })
     }
 
@@ -46,21 +56,32 @@ impl SqliteOutcomeJournal {
     }
 }
 
-fn encode(outcome: &Outcome) -> (&'static str, Option<i64>, Option<&str>) {
+fn encode(outcome: &Outcome) -> (&'static str, Option<i64>, Option<&str>, Option<String>) {
     match outcome {
-        Outcome::Done { result } => ("done", None, Some(result)),
-        Outcome::Retry { at, error } => ("retry", Some(*at), Some(error)),
-        Outcome::Dead { error } => ("dead", None, Some(error)),
-        Outcome::Defer { at } => ("defer", Some(*at), None),
-        Outcome::Skipped { reason } => ("skipped", None, Some(reason)),
+        Outcome::Done { result, cost } => {
+            ("done", None, Some(result), cost.as_ref().map(|c| serde_json::to_string(c).expect("serialises")))
+        }
+        Outcome::Retry { at, error } => ("retry", Some(*at), Some(error), None),
+        Outcome::Dead { error } => ("dead", None, Some(error), None),
+        Outcome::Defer { at } => ("defer", Some(*at), None, None),
+        Outcome::Skipped { reason } => ("skipped", None, Some(reason), None),
     }
 }
 
-fn decode(kind: &str, at: Option<i64>, text: Option<String>) -> Result<Outcome> {
+fn decode(kind: &str, at: Option<i64>, text: Option<String>, cost: Option<String>) -> Result<Outcome> {
     let text = || text.clone().unwrap_or_default();
     let at = || at.ok_or_else(|| StoreError::Corrupt(format!("a journalled `{kind}` outcome has no time")));
     Ok(match kind {
-        "done" => Outcome::Done { result: text() },
+        "done" => Outcome::Done {
+            result: text(),
+            cost: match cost {
+                Some(c) => Some(
+                    serde_json::from_str(&c)
+                        .map_err(|e| StoreError::Corrupt(format!("a journalled cost cannot be read: {e}")))?,
+                ),
+                None => None,
+            },
+        },
         "retry" => Outcome::Retry { at: at()?, error: text() },
         "dead" => Outcome::Dead { error: text() },
         "defer" => Outcome::Defer { at: at()? },
@@ -75,10 +96,11 @@ impl OutcomeJournal for SqliteOutcomeJournal {
         let mut last = 0;
         {
             tx.prepare_cached("DELETE FROM journal WHERE id <= ?1")?.execute(params![forget as i64])?;
-            let mut insert = tx.prepare_cached("INSERT INTO journal (seq, kind, at, text) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO journal (seq, kind, at, text, cost) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for (seq, outcome) in outcomes {
-                let (kind, at, text) = encode(outcome);
-                insert.execute(params![*seq as i64, kind, at, text])?;
+                let (kind, at, text, cost) = encode(outcome);
+                insert.execute(params![*seq as i64, kind, at, text, cost])?;
                 last = tx.last_insert_rowid() as u64;
             }
         }
@@ -88,14 +110,15 @@ impl OutcomeJournal for SqliteOutcomeJournal {
     }
 
     fn after(&self, after: u64) -> Result<Vec<JournalEntry>> {
-        let mut stmt = self.conn.prepare("SELECT id, seq, kind, at, text FROM journal WHERE id > ?1 ORDER BY id")?;
+        let mut stmt =
+            self.conn.prepare("SELECT id, seq, kind, at, text, cost FROM journal WHERE id > ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![after as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?;
         let mut entries = Vec::new();
         for row in rows {
-            let (id, seq, kind, at, text) = row?;
-            entries.push(JournalEntry { id: id as u64, seq: seq as u64, outcome: decode(&kind, at, text)? });
+            let (id, seq, kind, at, text, cost) = row?;
+            entries.push(JournalEntry { id: id as u64, seq: seq as u64, outcome: decode(&kind, at, text, cost)? });
         }
         Ok(entries)
     }
@@ -132,7 +155,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = journal(&dir);
         let outcomes = vec![
-            (7, Outcome::Done { result: "{\"ok\":true}".into() }),
+            (7, Outcome::Done { result: "{\"ok\":true}".into(), cost: None }),
+            (
+                8,
+                Outcome::Done {
+                    result: "{}".into(),
+                    cost: Some(crate::Cost { flow: "winback".into(), micros: 850_000_000, currency: "VND".into() }),
+                },
+            ),
             (3, Outcome::Retry { at: 1_000, error: "503".into() }),
             (9, Outcome::Dead { error: "400 bad request".into() }),
             (4, Outcome::Defer { at: 2_000 }),
@@ -142,7 +172,7 @@ mod tests {
         let back = j.after(0).unwrap();
         assert_eq!(back.last().unwrap().id, last);
         assert_eq!(back.iter().map(|e| (e.seq, e.outcome.clone())).collect::<Vec<_>>(), outcomes);
-        assert_eq!(j.after(back[1].id).unwrap().len(), 3, "entries after an id only");
+        assert_eq!(j.after(back[1].id).unwrap().len(), 4, "entries after an id only");
     }
 
     #[test]
@@ -173,7 +203,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = journal(&dir);
         let secret = "nguyen.van.a@example.vn";
-        let id = j.append(&[(1, Outcome::Done { result: format!("{{\"echo\":\"{secret}\"}}") })], 0).unwrap();
+        let id =
+            j.append(&[(1, Outcome::Done { result: format!("{{\"echo\":\"{secret}\"}}"), cost: None })], 0).unwrap();
         j.append(&[(2, Outcome::Defer { at: 1 })], id).unwrap();
         let on_disk = |dir: &tempfile::TempDir| {
             std::fs::read_dir(dir.path()).unwrap().any(|f| {

@@ -193,6 +193,11 @@ fn rate(r: &Value) -> String {
     format!("{:.1}% ({}/{}; 95% {:.1}-{:.1}%)", pct("rate"), r["successes"], r["trials"], pct("low"), pct("high"))
 }
 
+/// `{micros, currency}` as people write it (`3,000 VND`).
+fn money(m: &Value) -> String {
+    tutti_core::money::Money::new(m["micros"].as_i64().unwrap_or(0), m["currency"].as_str().unwrap_or("")).to_string()
+}
+
 fn flow_report(report: &Value) -> anyhow::Result<()> {
     let days = report["window_ms"].as_f64().unwrap_or(0.0) / 86_400_000.0;
     say!(
@@ -200,6 +205,12 @@ fn flow_report(report: &Value) -> anyhow::Result<()> {
         report["flow"].as_str().unwrap_or(""),
         report["runs_read"]
     );
+    let spent: Vec<String> = report["spend"].as_array().into_iter().flatten().map(money).collect();
+    if !spent.is_empty() || !report["budget"].is_null() {
+        let budget = &report["budget"];
+        let of = if budget.is_null() { String::new() } else { format!(" of the budget {}", money(budget)) };
+        say!("  spend: {}{of}", if spent.is_empty() { "0".to_owned() } else { spent.join(" + ") });
+    }
     for v in report["versions"].as_array().into_iter().flatten() {
         say!("\nversion {}: {} entered, goal {}", v["version"], v["entered"], rate(&v["conversion"]));
         let revenue: Vec<String> = v["revenue"]
