@@ -23,6 +23,7 @@
 //! (concurrency), a rate limit, a timeout per attempt, the attempts before a dead letter, and the circuit
 //! breaker.
 
+pub mod ads;
 pub mod ai;
 pub mod asana;
 pub mod audience;
@@ -403,6 +404,7 @@ pub static ALL: &[&Kind] = &[
     &asana::KIND,
     &hubspot::KIND,
     &audience::KIND,
+    &ads::KIND,
     &decide::KIND,
     &ai::KIND,
 ];
@@ -645,8 +647,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "log", "webhook", "smtp", "sms", "zalo", "slack", "trello", "asana", "hubspot", "audience", "decide",
-                "ai"
+                "log", "webhook", "smtp", "sms", "zalo", "slack", "trello", "asana", "hubspot", "audience", "ads",
+                "decide", "ai"
             ]
         );
         assert!(infos.iter().all(|i| !i.operations.is_empty() && !i.channel.is_empty()));

@@ -159,3 +159,31 @@ fn s3_objections_from_the_crm_become_one_card_per_topic() {
     assert_eq!(comments[0].body["text"], "#2: 李娜 (Vinamart): 客户担心数据安全和合规。", "the second report");
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }
+
+#[test]
+fn s4_a_viral_post_pauses_the_topics_ad_spend_on_both_platforms() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let (server, _data) = start(&vendors, "s4-viral-content", &[]);
+    let events = std::fs::read_to_string(repo_root().join("examples/s4-viral-content/events.jsonl")).unwrap();
+    for line in events.lines().filter(|l| l.starts_with('{')) {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let (status, body) = server.track("/v1/track", &event);
+        assert_eq!(status, 200, "{body}");
+    }
+    let adset = format!("meta:{}", testing::META_ADSET);
+    let campaign = format!("google:campaign:{}", testing::GOOGLE_CAMPAIGN);
+    wait_until("the topic's spend paused", || {
+        vendors.ad_state(&adset)["status"] == "PAUSED" && vendors.ad_state(&campaign)["status"] == "PAUSED"
+    });
+    // Recorded with what it replaced.
+    let deliveries = || server.request("GET", "/api/v1/deliveries?connector=ads", Some(common::ADMIN_TOKEN)).1;
+    wait_until("the change recorded", || deliveries()["deliveries"][0]["outcome"] == "done");
+    let list = deliveries();
+    let row = &list["deliveries"][0];
+    assert_eq!(row["outcome"], "done", "{list}");
+    assert_eq!(row["result"]["changes"][0]["before"]["status"], "ACTIVE", "{row}");
+    assert_eq!(row["result"]["changes"][0]["after"]["status"], "PAUSED", "{row}");
+    assert_eq!(list["deliveries"].as_array().unwrap().len(), 1, "once a week at most: {list}");
+    assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
+}

@@ -21,11 +21,15 @@
 //! refresh (refresh tokens good once), ZNS and Official Account messages (`/zalo-oauth`, `/zalo-zns`,
 //! `/zalo-oa`).
 //!
+//! And the ad platforms' management APIs: Meta's campaign and ad set nodes (`/meta-ads/...`) and the Google Ads
+//! API's search and mutate calls (`/google-ads/...`), holding a few campaigns whose state a test reads back.
+//!
 //! Faults can be injected per vendor: answer the next requests with a status (with or without `Retry-After`),
 //! hang, or be down (503) until told otherwise.
 //!
 //! One file per vendor; this one holds the server, its state and faults, and what the vendors share.
 
+mod ads;
 mod asana;
 mod audiences;
 mod hubspot;
@@ -101,6 +105,24 @@ pub const ZALO_REFRESH_TOKEN: &str = "zrt-initial";
 /// The ZNS template the Zalo stand-in has approved.
 pub const ZALO_TEMPLATE: &str = "231677";
 
+pub const META_ADS_TOKEN: &str = "EAAB-ads-token";
+
+/// The ad set and campaign the Meta stand-in holds (an ad account in VND).
+pub const META_ADSET: &str = "23850000000101";
+
+pub const META_CAMPAIGN: &str = "120210000000001";
+
+pub const GOOGLE_ADS_TOKEN: &str = "ya29.google-ads-token";
+
+pub const GOOGLE_ADS_DEVELOPER_TOKEN: &str = "google-dev-token";
+
+/// The customer, campaign and ad group the Google Ads stand-in holds.
+pub const GOOGLE_CUSTOMER: &str = "1234567890";
+
+pub const GOOGLE_CAMPAIGN: &str = "456";
+
+pub const GOOGLE_AD_GROUP: &str = "321";
+
 /// The platform id the stand-in gives the `pricing-visitors` audience.
 pub const AUDIENCE_ID: &str = "23850000000001";
 
@@ -152,6 +174,9 @@ pub const ENV: &[(&str, &str)] = &[
     ("T_ALIBABA_SECRET", ALIBABA_SECRET),
     ("T_ZALO_APP_SECRET", ZALO_APP_SECRET),
     ("T_ZALO_REFRESH_TOKEN", ZALO_REFRESH_TOKEN),
+    ("T_META_ADS_TOKEN", META_ADS_TOKEN),
+    ("T_GOOGLE_ADS_TOKEN", GOOGLE_ADS_TOKEN),
+    ("T_GOOGLE_ADS_DEVELOPER_TOKEN", GOOGLE_ADS_DEVELOPER_TOKEN),
 ];
 
 /// [`ENV`] as an environment for [`context`].
@@ -214,6 +239,9 @@ struct State {
     zalo_access: Vec<String>,
     zalo_refreshes: usize,
     zalo: Vec<ZaloSent>,
+    /// The ad platforms' campaigns and ad sets by target (`meta:<id>`, `google:campaign:<id>`, ...), and
+    /// Google's budgets by resource name.
+    ads: BTreeMap<String, Value>,
 }
 
 /// A test's embedding model: a text's vector.
@@ -244,7 +272,11 @@ impl Vendors {
     pub async fn start() -> Vendors {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let state = Arc::new(Mutex::new(State { zalo_refresh: ZALO_REFRESH_TOKEN.into(), ..State::default() }));
+        let state = Arc::new(Mutex::new(State {
+            zalo_refresh: ZALO_REFRESH_TOKEN.into(),
+            ads: ads::seed(),
+            ..State::default()
+        }));
         let shared = state.clone();
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = shared.clone();
@@ -275,6 +307,13 @@ impl Vendors {
             "zalo": {"allow_private": local, "app_id": ZALO_APP_ID, "app_secret_env": "T_ZALO_APP_SECRET",
                      "refresh_token_env": "T_ZALO_REFRESH_TOKEN", "oauth_base": format!("{base}/zalo-oauth"),
                      "zns_base": format!("{base}/zalo-zns"), "oa_base": format!("{base}/zalo-oa")},
+            "ads": {"allow_private": local, "meta_token_env": "T_META_ADS_TOKEN",
+                    "meta_api_base": format!("{base}/meta-ads"), "meta_currency": "VND",
+                    "google_token_env": "T_GOOGLE_ADS_TOKEN", "google_developer_token_env": "T_GOOGLE_ADS_DEVELOPER_TOKEN",
+                    "google_customer_id": "123-456-7890", "google_api_base": format!("{base}/google-ads"),
+                    "topics": {"sunscreen": [format!("meta:adset:{META_ADSET}"), format!("google:campaign:{GOOGLE_CAMPAIGN}")]},
+                    "creatives": {"ad-tet-1": format!("meta:adset:{META_ADSET}"),
+                                  "ad-tet-2": format!("google:campaign:{GOOGLE_CAMPAIGN}")}},
         }))
         .expect("tables")
     }
@@ -304,6 +343,12 @@ impl Vendors {
     /// Messages Zalo accepted, in order.
     pub fn zalo(&self) -> Vec<ZaloSent> {
         self.state.lock().unwrap().zalo.clone()
+    }
+
+    /// A campaign's or ad set's state on the ad platforms' stand-in (`meta:<id>`, `google:campaign:<id>`,
+    /// `google:ad_group:<id>`, or a Google budget's resource name).
+    pub fn ad_state(&self, key: &str) -> Value {
+        self.state.lock().unwrap().ads.get(key).cloned().unwrap_or(Value::Null)
     }
 
     /// Every Zalo access token given so far stops working (as a day later), and how many refreshes were made.
@@ -380,6 +425,8 @@ fn vendor_of(path: &str) -> Option<(&'static str, &str)> {
         ("/zalo-oauth", "zalo-oauth"),
         ("/zalo-zns", "zalo-zns"),
         ("/zalo-oa", "zalo-oa"),
+        ("/meta-ads", "meta-ads"),
+        ("/google-ads", "google-ads"),
     ] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return Some((vendor, rest));
@@ -455,6 +502,8 @@ async fn handle(state: Arc<Mutex<State>>, method: Method, uri: Uri, headers: Hea
             "zalo-oauth" => zalo::oauth(&mut s, &method, rest, &headers, &body),
             "zalo-zns" => zalo::zns(&mut s, &method, rest, &headers, &body),
             "zalo-oa" => zalo::oa(&mut s, &method, rest, &headers, &body),
+            "meta-ads" => ads::meta(&mut s, &method, rest, query, &headers, &body),
+            "google-ads" => ads::google(&mut s, &method, rest, &headers, &body),
             _ => hook(&method, rest, &headers, &body),
         }
     };

@@ -1,7 +1,10 @@
 //! Budget proposals kept for a person to decide: a split of a channel's budget across creatives (computed by
 //! `tutti_insights`), stored as proposed, then approved or rejected once, by a person, on the audit log.
-//! Approving records the decision; applying the split to an ad platform is the next step's (none is wired).
-//! They are kept as one snapshot in `creatives.db`, written under one lock.
+//! Approving applies the split when the `ads` connector is configured: each creative's share becomes the daily
+//! budget of the ad set or campaign `[connectors.ads] creatives` names for it, on Meta or Google Ads, each change
+//! read before and after and kept on the proposal (`applied`) and in the audit record. A creative without a
+//! target, or a change the platform refuses, is kept with why, and the rest still goes. They are kept as one
+//! snapshot in `creatives.db`, written under one lock.
 
 use std::sync::Mutex;
 
@@ -84,12 +87,60 @@ impl InsightsHandle<'_> {
         if !reason.is_empty() {
             found["reason"] = json!(reason);
         }
+        if approve && let Some(applied) = self.apply_split(id, &found["proposal"]) {
+            found["applied"] = json!(applied);
+        }
         let decided = found.clone();
         self.write(&all)?;
         let p = &decided["proposal"];
         let detail = json!({"proposal": id, "decision": status, "channel": p["channel"], "campaign": p["campaign"],
-                            "budget_micros": p["budget_micros"], "reason": reason});
+                            "budget_micros": p["budget_micros"], "reason": reason, "applied": decided["applied"]});
         self.engine.record(AuditKind::Budget, by, None, None, detail)?;
         Ok(decided)
+    }
+
+    /// Each creative's share as the daily budget of its ad set or campaign, through the `ads` connector; `None`
+    /// when it is not configured (the decision is recorded only). Blocking: called on a blocking thread.
+    fn apply_split(&self, id: &str, proposal: &Value) -> Option<Vec<Value>> {
+        let ads = self.engine.checks.get("ads")?;
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => return Some(vec![json!({"error": format!("cannot reach the ad platforms: {e}")})]),
+        };
+        let now = self.engine.clock.now_ms();
+        let allocations = proposal["allocations"].as_array().cloned().unwrap_or_default();
+        let applied = allocations
+            .iter()
+            .map(|a| {
+                let creative = a["creative"].as_str().unwrap_or_default();
+                let micros = a["budget_micros"].as_i64().unwrap_or(0);
+                let amount = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+                let payload =
+                    json!({"creative": creative, "amount": amount, "reason": format!("budget proposal {id}")});
+                let key = format!("budget:{id}:{creative}");
+                let action = tutti_connectors::Action {
+                    key: &key,
+                    profile: 0,
+                    flow: "budget-proposals",
+                    step: id,
+                    operation: "set_daily_budget",
+                    category: "internal",
+                    channel: "ads",
+                    payload: &payload,
+                    now,
+                    tracking: false,
+                };
+                let sent = runtime.block_on(tokio::time::timeout(ads.settings.timeout, ads.sender.send(action)));
+                match sent {
+                    Ok(Ok(done)) => json!({"creative": creative, "budget_micros": micros, "changes": done["changes"]}),
+                    Ok(Err(failure)) => {
+                        json!({"creative": creative, "budget_micros": micros, "error": failure.message()})
+                    }
+                    Err(_) => json!({"creative": creative, "budget_micros": micros,
+                                     "error": format!("no answer within {:?}", ads.settings.timeout)}),
+                }
+            })
+            .collect();
+        Some(applied)
     }
 }
