@@ -60,19 +60,6 @@ struct Hubspot {
     api_base: String,
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, for a value inside a path.
-fn encode_path(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Properties as HubSpot takes them: text values (numbers and booleans written as text).
 fn properties(payload: &Value) -> Result<Map<String, Value>, Failure> {
     let mut out = Map::new();
@@ -141,7 +128,10 @@ impl Hubspot {
         let Some(email) = optional_text(payload, "email")? else {
             return Err(Failure::permanent("name the contact with `contact_id` or `email`"));
         };
-        let path = format!("/crm/v3/objects/contacts/{}?idProperty=email", encode_path(&email.trim().to_lowercase()));
+        let path = format!(
+            "/crm/v3/objects/contacts/{}?idProperty=email",
+            crate::http::percent_encode(&email.trim().to_lowercase())
+        );
         match self.call(hyper::Method::GET, &path, None, now).await {
             Ok(found) => found["body"]["id"]
                 .as_str()
@@ -226,6 +216,6 @@ impl Sender for Hubspot {
 mod tests {
     #[test]
     fn emails_are_encoded_for_a_path() {
-        assert_eq!(super::encode_path("an+tag@ví.vn"), "an%2Btag%40v%C3%AD.vn");
+        assert_eq!(crate::http::percent_encode("an+tag@ví.vn"), "an%2Btag%40v%C3%AD.vn");
     }
 }

@@ -18,24 +18,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 
 use super::Outgoing;
-use crate::http::{Http, truncate};
+use crate::http::{Http, percent_encode, truncate};
 use crate::{Failure, Secret};
 
 /// Makes every `SignatureNonce` of this process different, retries included.
 static NONCE: AtomicU64 = AtomicU64::new(0);
-
-/// RFC 3986 percent-encoding as Alibaba Cloud's signature requires it.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// The signature of a POST with these parameters (the `Signature` itself not among them).
 pub fn signature(secret: &str, params: &[(String, String)]) -> String {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub use alibaba::{percent_encode as alibaba_percent_encode, signature as alibaba_signature};
+pub use alibaba::signature as alibaba_signature;
 
 use crate::CheckedConfig;
 use crate::http::{Http, parse_url};
