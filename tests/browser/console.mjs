@@ -67,7 +67,8 @@ const approver = await signedIn('approver@shop.vn');
 for (const [path, shot] of [['/', 'overview-en'], ['/flows', 'flows-en'], ['/flows/personal-thanks', 'flow-en'],
   ['/segments', 'segments-en'], ['/segments/pro', 'segment-en'], ['/broadcasts', 'broadcasts-en'],
   ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
-  ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/settings', 'settings-en']]) {
+  ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/copilot', 'copilot-en'],
+  ['/settings', 'settings-en']]) {
   await visit(approver.page, path, shot);
 }
 noTroubles('the pages');
@@ -121,6 +122,26 @@ await visit(marketer.page, '/deliveries?outcome=dead');
 await marketer.page.check(`input[name=seq][value="${deadSeq}"]`);
 await Promise.all([marketer.page.waitForURL(/replayed=1/), marketer.page.click('#replay button:not([name])')]);
 step('a dead letter replayed');
+
+// The copilot: a marketer makes a plan of a goal in Vietnamese and changes it in words; an approver approves it.
+await visit(marketer.page, '/copilot');
+await marketer.page.fill('textarea[name=goal]',
+  'Kéo lại khách VIP lâu không mua ở Hà Nội, ngân sách 50 triệu, email và Zalo, trong hai tuần');
+await Promise.all([marketer.page.waitForURL(/copilot\?plan=/), marketer.page.click('form.goal button')]);
+const planned = await marketer.page.locator('section.plan').innerText();
+assert.ok(planned.includes('Hà Nội') && planned.includes('50,000,000 VND'), planned);
+assert.ok(await marketer.page.locator('ul.assumptions li').count() >= 4, 'the assumptions are listed');
+assert.equal(await marketer.page.locator('form[action$="/approve"]').count(), 0, 'a marketer has no approve form');
+await marketer.page.screenshot({ path: join(shots, 'copilot-plan-en.png'), fullPage: true });
+await marketer.page.fill('input[name=change]', 'only customers who bought twice');
+await Promise.all([marketer.page.waitForURL(/copilot\?plan=/), marketer.page.click('form.change button')]);
+assert.ok((await marketer.page.locator('section.plan h2').innerText()).includes('v2'));
+await approver.page.goto(marketer.page.url());
+await Promise.all([approver.page.waitForURL(/copilot\?plan=/),
+  approver.page.click('form[action$="/approve"] button')]);
+assert.equal(await approver.page.locator('section.plan .status').innerText(), 'approved');
+noTroubles('the copilot');
+step('a plan made, changed in words and approved');
 
 // A viewer sees no approve button, and the route refuses them even with their own CSRF token.
 const viewer = await signedIn('viewer@shop.vn');

@@ -27,6 +27,8 @@ pub enum AuditKind {
     Erasure,
     /// A budget proposal approved or rejected.
     Budget,
+    /// A copilot plan approved (its segment and flow created) or rejected.
+    Plan,
 }
 
 impl AuditKind {
@@ -40,10 +42,11 @@ impl AuditKind {
             AuditKind::Replay => "replay",
             AuditKind::Erasure => "erasure",
             AuditKind::Budget => "budget",
+            AuditKind::Plan => "plan",
         }
     }
 
-    pub const ALL: [AuditKind; 8] = [
+    pub const ALL: [AuditKind; 9] = [
         AuditKind::ModelCall,
         AuditKind::Approval,
         AuditKind::SignIn,
@@ -52,6 +55,7 @@ impl AuditKind {
         AuditKind::Replay,
         AuditKind::Erasure,
         AuditKind::Budget,
+        AuditKind::Plan,
     ];
 
     pub fn from_name(name: &str) -> Option<AuditKind> {

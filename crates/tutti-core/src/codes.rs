@@ -105,6 +105,8 @@ error_codes! {
         "The question is not one of the shapes Tutti answers (or names one person); the message, in the question's language, lists what it can answer.";
     QueryTimeout = "query_timeout", 503,
         "The question's query ran longer than `[analytics] query_timeout` and was stopped; ask about a shorter period or a coarser grain.";
+    GoalNotUnderstood = "goal_not_understood", 422,
+        "The copilot could not plan the goal (or read the change asked); the message, in the goal's language, lists the goals it plans.";
     Unavailable = "unavailable", 503,
         "The engine could not store the request (shutting down or storage failure); retry.";
     Internal = "internal", 500, "Unexpected failure; details are in the server log.";

@@ -44,7 +44,8 @@ pub use crate::config::Config;
 pub use crate::engine::{
     ArmReport, AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ChannelDay,
     ConnectorsHandle, DEFAULT_TOKEN_DAYS, FlowReport, InsightsHandle, MAX_TOKEN_DAYS, MessageDay, MessageReport,
-    PeopleHandle, Person, PreviewError, Session, SignedIn, SplitReport, TOKEN_PREFIX, TokenInfo, VersionReport,
+    PeopleHandle, Person, PlanError, PreviewError, Session, SignedIn, SplitReport, TOKEN_PREFIX, TokenInfo,
+    VersionReport,
 };
 pub use crate::processor::ErasureReport;
 pub use crate::secrets::Secrets;
@@ -178,6 +179,8 @@ pub struct Engine {
     creatives: Arc<dyn tutti_store::CreativeStore>,
     tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
     people: tutti_store::sqlite::SqlitePeople,
+    /// The copilot's plans, every version (`plans.db`).
+    plans: tutti_store::sqlite::SqlitePlans,
     sign_in_failures: engine::SignInFailures,
     /// The metrics layer in force, and the analytics store's readers and writer.
     metrics_layer: Arc<tutti_analytics::MetricsLayer>,

@@ -60,7 +60,10 @@ pub fn needed_role(method: &axum::http::Method, route: &str) -> Role {
     if admin_only {
         return Role::Admin;
     }
-    if route.starts_with("/api/v1/approvals/") || route == "/api/v1/insights/budget/proposals/{id}/{verdict}" {
+    if route.starts_with("/api/v1/approvals/")
+        || route == "/api/v1/insights/budget/proposals/{id}/{verdict}"
+        || route == "/api/v1/plans/{id}/{verdict}"
+    {
         return Role::Approver;
     }
     // A preview changes nothing: anyone who may read a flow may see what an edit of it would do. Questions

@@ -12,6 +12,7 @@ pub mod error;
 pub mod flows;
 pub mod insights;
 pub mod people;
+pub mod plans;
 pub mod questions;
 pub mod sessions;
 pub mod tokens;
@@ -123,6 +124,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/broadcasts/review", post(broadcasts::review))
         .route("/api/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/api/v1/questions", post(questions::ask))
+        .route("/api/v1/plans", get(plans::list).post(plans::propose))
+        .route("/api/v1/plans/{id}", get(plans::show))
+        .route("/api/v1/plans/{id}/versions", post(plans::change))
+        .route("/api/v1/plans/{id}/{verdict}", post(plans::decide))
         .route("/api/v1/analytics/query", post(questions::query))
         .route("/api/v1/analytics/metrics", get(questions::metrics))
         .route("/api/v1/analytics/status", get(questions::status))
@@ -167,6 +172,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/creatives/proposals/{id}/{verdict}", post(console::decide_budget))
         .route("/audit", get(console::audit))
         .route("/ask", get(console::ask))
+        .route("/copilot", get(console::copilot).post(console::propose_plan))
+        .route("/copilot/{id}/change", post(console::change_plan))
+        .route("/copilot/{id}/{verdict}", post(console::decide_plan))
         .route("/flows/{id}/report", get(console::flow_report))
         .route("/settings", get(console::settings))
         .route("/settings/zone", post(console::choose_zone))

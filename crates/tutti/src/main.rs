@@ -13,6 +13,7 @@ use cli::connectors::{ConnectorsCommand, HooksCommand, connectors, hooks_test};
 use cli::dead_letters::{DeadLettersCommand, dead_letters};
 use cli::flows::{FlowsCommand, flows};
 use cli::insights::{InsightsCommand, insights};
+use cli::plan::{PlanArgs, plan};
 use cli::profiles::{EventsCommand, ProfilesCommand, profiles, tail};
 use cli::review::{ReviewArgs, review};
 use cli::serve::{ServeArgs, load_config, serve};
@@ -96,6 +97,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The copilot: a goal made into a plan shown for approval, changed, approved or rejected.
+    Plan {
+        #[command(flatten)]
+        args: PlanArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Reports' and questions' tables: the metrics layer, their progress, rebuilding them from the log.
     Analytics {
         #[command(subcommand)]
@@ -168,6 +176,7 @@ fn main() -> anyhow::Result<()> {
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
         Command::Ask { args, client } => ask(args, &Client::new(client)?),
         Command::Analytics { command, client } => analytics(command, &Client::new(client)?),
+        Command::Plan { args, client } => plan(args, &Client::new(client)?),
         Command::Approvals { command, client } => approvals(command, &Client::new(client)?),
         Command::Audit { filter, client } => audit(&filter, &Client::new(client)?),
         Command::Users { command, client } => users(command, &Client::new(client)?),

@@ -4,76 +4,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{Server, repo_root};
-use serde_json::{Value, json};
-
-/// aiosmtpd on a free port, storing messages in a maildir.
-struct Smtp {
-    child: Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Smtp {
-    /// The SMTP server on a free port, or `None` (the test is skipped) when it is not installed.
-    fn start() -> Option<Smtp> {
-        let maildir = tempfile::tempdir().unwrap();
-        let python = repo_root().join(".venv/bin/python");
-        if !tutti_connectors::testing::tool_installed(&python, "aiosmtpd (in .venv)") {
-            return None;
-        }
-        let mut child = Command::new(&python)
-            .arg(repo_root().join("tests/smtp/server.py"))
-            .arg(maildir.path().join("box"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("the SMTP server did not start: {line:?}"));
-        Some(Smtp { child, port, maildir })
-    }
-
-    /// Every message received, parsed by Python's email package.
-    fn messages(&self) -> Vec<Value> {
-        let dir = self.maildir.path().join("box");
-        if !dir.join("new").exists() {
-            return Vec::new();
-        }
-        let out = Command::new(repo_root().join(".venv/bin/python"))
-            .arg(repo_root().join("tests/smtp/read.py"))
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(Instant::now() < deadline, "{} message(s) arrived, waiting for {n}", got.len());
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Server;
+use serde_json::json;
+use tutti_connectors::testing::SmtpServer as Smtp;
 
 /// A server sending through `smtp`, with the flows in `flows`, after its data directory (which must outlive it).
 fn serve(smtp: &Smtp, flows: &std::path::Path) -> (tempfile::TempDir, Server) {

@@ -36,6 +36,7 @@ mod hubspot;
 mod openai;
 mod slack;
 mod sms;
+mod smtp_server;
 mod trello;
 mod webhook;
 mod zalo;
@@ -58,6 +59,7 @@ use trello::trello;
 use webhook::hook;
 
 pub use sms::SmsSent;
+pub use smtp_server::SmtpServer;
 pub use zalo::ZaloSent;
 
 pub const SLACK_TOKEN: &str = "xoxb-test-123";

@@ -55,6 +55,7 @@ impl Engine {
         let identity = config.identity.to_core();
 
         let people = sqlite::SqlitePeople::open(&dir.join(sqlite::PEOPLE_FILE))?;
+        let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
         // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
@@ -248,6 +249,7 @@ impl Engine {
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
             creatives,
             people,
+            plans,
             sign_in_failures: Default::default(),
             tagger,
             metrics_layer,

@@ -13,6 +13,7 @@ mod flows;
 mod history;
 mod outcomes;
 mod people;
+mod plans;
 mod profiles;
 mod sweeps;
 
@@ -29,6 +30,7 @@ pub use events::{SqliteEventLog, SqliteEventReader};
 pub use flows::{SqliteFlowReader, SqliteOutbox};
 pub use outcomes::{OUTCOMES_FILE, SqliteOutcomeJournal};
 pub use people::{PEOPLE_FILE, SqlitePeople, StoredPerson, StoredSession, StoredToken};
+pub use plans::{PLANS_FILE, SqlitePlans, StoredPlan};
 pub use profiles::{SqliteProfileReader, SqliteProfileStore};
 
 use crate::Result;

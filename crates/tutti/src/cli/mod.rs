@@ -8,6 +8,7 @@ pub(crate) mod connectors;
 pub(crate) mod dead_letters;
 pub(crate) mod flows;
 pub(crate) mod insights;
+pub(crate) mod plan;
 pub(crate) mod profiles;
 pub(crate) mod review;
 pub(crate) mod serve;
