@@ -5,6 +5,7 @@ mod ai;
 mod analytics;
 mod insights;
 mod load;
+mod plans;
 mod questions;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +14,7 @@ use ai::{AiArgs, ai};
 use analytics::{AnalyticsArgs, analytics};
 use insights::{InsightsArgs, insights};
 use load::{LoadArgs, load};
+use plans::{PlansArgs, plans};
 use questions::{QuestionsArgs, questions};
 
 #[derive(Parser)]
@@ -33,6 +35,8 @@ enum Task {
     Analytics(AnalyticsArgs),
     /// Ask the labelled question suite of a generated shop and print the share answered exactly.
     Questions(QuestionsArgs),
+    /// Plan the copilot's goal suite: the local planner's share, and a model's pass^k with `--config`.
+    Plans(PlansArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Task::Ai(args) => ai(args),
         Task::Analytics(args) => analytics(args),
         Task::Questions(args) => questions(args),
+        Task::Plans(args) => plans(args),
     }
 }

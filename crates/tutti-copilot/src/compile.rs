@@ -139,6 +139,22 @@ pub fn flow_yaml(plan: &Plan) -> String {
     out.push_str(&format!("exit_when: [ {{ event: {} }} ]\n", q(&plan.goal_event)));
     out.push_str(&format!("goal: {{ event: {}, within: {}d }}\n", q(&plan.goal_event), plan.schedule.days));
     out.push_str("steps:\n");
+    // Members who enter once the plan's timeframe is over get nothing (the times are written when approved).
+    let treated_share = ((1.0 - plan.holdout) * 100.0).round() as u32;
+    let first = match plan.briefs.first() {
+        _ if treated_share < 100 => "holdout".to_owned(),
+        Some(b) if b.day > 0 => format!("{}_wait", b.channel),
+        Some(b) => format!("{}_reachable", b.channel),
+        None => "done".to_owned(),
+    };
+    if let Some(end) = &plan.schedule.ends_at {
+        out.push_str(&format!(
+            "  - id: within_timeframe\n    branch:\n      - {{ when: {}, next: ended }}\n      - {{ next: {first} }}\n",
+            sq(&format!("run.started_at >= {}", q(end)))
+        ));
+    } else {
+        out.push_str("  # (when approved: runs that start after the plan's timeframe end at once)\n");
+    }
     let treated = ((1.0 - plan.holdout) * 100.0).round() as u32;
     if treated < 100 {
         out.push_str(&format!(
@@ -176,6 +192,9 @@ pub fn flow_yaml(plan: &Plan) -> String {
         out.push_str(&format!("  - id: {c}_send\n    action: {action}\n    with: {with}\n    next: {next}\n"));
     }
     out.push_str("  - id: done\n    exit: plan finished\n");
+    if plan.schedule.ends_at.is_some() {
+        out.push_str("  - id: ended\n    exit: the plan's timeframe is over\n");
+    }
     out
 }
 

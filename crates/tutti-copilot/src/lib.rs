@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planner;
 pub mod read;
 pub mod suite;
+pub mod tool;
 
 pub use plan::{Audience, Brief, ChannelBudget, Condition, Plan, Schedule, Shape};
-pub use planner::{Context, Refusal, plan};
+pub use planner::{Context, Refusal, plan, plan_reading};

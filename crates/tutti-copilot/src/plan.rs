@@ -80,6 +80,12 @@ pub struct Schedule {
     pub days: u32,
     /// Quiet hours: the policies in force defer messages met by them (`quiet_hours: defer`).
     pub quiet_hours: String,
+    /// When it started and ends (RFC 3339, UTC): set when it is approved. A member who enters after the end
+    /// gets nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
 }
 
 /// One channel's share of the budget.

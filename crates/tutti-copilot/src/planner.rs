@@ -61,9 +61,13 @@ pub const LAPSED_DAYS: u32 = 90;
 /// How long a plan runs when the goal says not.
 pub const DEFAULT_DAYS: u32 = 14;
 
-/// Makes a plan (version 1, `proposed`) of a goal, as `id`.
+/// Makes a plan (version 1, `proposed`) of a goal, as `id`, with the local reader.
 pub fn plan(id: &str, goal: &str, cx: &Context) -> Result<Plan, Refusal> {
-    let r = read::read(goal);
+    plan_reading(id, goal, read::read(goal), cx)
+}
+
+/// Makes a plan of a goal from a reading of it (the local reader's, or a model's through the typed tool).
+pub fn plan_reading(id: &str, goal: &str, r: Reading, cx: &Context) -> Result<Plan, Refusal> {
     let lang = r.language;
     let mut assumptions = Vec::new();
     let shape = match r.shapes.iter().find(|s| **s != Shape::Promote).or(r.shapes.first()) {
@@ -169,13 +173,18 @@ pub fn plan(id: &str, goal: &str, cx: &Context) -> Result<Plan, Refusal> {
         holdout,
         channels,
         briefs,
-        schedule: Schedule { days, quiet_hours: "defer".into() },
+        schedule: Schedule { days, quiet_hours: "defer".into(), starts_at: None, ends_at: None },
         budget,
         budget_split: Vec::new(),
         goal_event,
         flow,
         status: "proposed".into(),
     })
+}
+
+/// The refusal of a goal outside the shapes, in its language (what a model that found it so gets said too).
+pub fn refuse(goal: &str) -> Refusal {
+    refusal(read::read(goal).language)
 }
 
 fn refusal(lang: Language) -> Refusal {
@@ -330,6 +339,14 @@ fn briefs(shape: Shape, channels: &[String], days: u32) -> Vec<Brief> {
 }
 
 impl Plan {
+    /// The plan as approved at `now`: it starts then and ends `days` later.
+    pub fn starting(mut self, now: tutti_core::time::Millis) -> Plan {
+        let days = i64::from(self.schedule.days);
+        self.schedule.starts_at = Some(tutti_core::time::format_timestamp(now));
+        self.schedule.ends_at = Some(tutti_core::time::format_timestamp(now + days * 86_400_000));
+        self
+    }
+
     /// Splits the budget across the channels from the price table and who can be reached on each: `reach`
     /// gives, per channel, how many of the audience can be reached there. The treated share is `1 - holdout`.
     pub fn split_budget(&mut self, reach: &[(String, u64)], prices: &[(String, Money)]) {

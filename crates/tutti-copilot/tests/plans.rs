@@ -38,6 +38,12 @@ fn the_s8_goal_in_each_language_is_a_plan_that_compiles() {
         assert!(flow.contains("action: zalo.message") && flow.contains("action: smtp.send"), "{flow}");
         assert!(flow.contains("holdout: true"), "{flow}");
     }
+    // Approved: it starts now and ends 14 days later; a member entering after that gets nothing.
+    let started = plan("p1", "Win back lapsed customers by email, two weeks", &cx).unwrap().starting(1_795_143_600_000);
+    assert_eq!(started.schedule.ends_at.as_deref(), Some("2026-12-04T03:00:00.000Z"));
+    let flow = flow_yaml(&started);
+    assert!(flow.contains("run.started_at >= \"2026-12-04T03:00:00.000Z\"") && flow.contains("id: ended"), "{flow}");
+    compiles(&started);
     // Assumptions are written in the goal's language.
     let vi = plan("p1", "Kéo lại khách VIP lâu không mua ở Hà Nội", &cx).unwrap();
     assert!(vi.assumptions.iter().any(|a| a.starts_with("lâu không mua")), "{:?}", vi.assumptions);

@@ -321,5 +321,10 @@ fn s8_the_goal_in_three_languages_is_planned_approved_and_run_within_budget() {
     };
     assert!(counts.0 >= mailable as i64 && counts.1 >= zalo as i64, "{counts:?}");
     assert!(spent > 0 && spent <= 50_000_000_000_000, "200 VND an email, 500 a Zalo message, within the budget");
+    // The plan's report follows it: the flow's conversion against the holdout and its spend against the budget.
+    let shown = engine.plan(&ids[0]).unwrap().unwrap();
+    assert_eq!(shown["report"]["spend"][0]["micros"], json!(spent), "{}", shown["report"]);
+    assert_eq!(shown["report"]["budget"]["amount"], json!(50_000_000.0));
+    assert_eq!(shown["plan"]["schedule"]["ends_at"], "2026-12-04T03:00:00.000Z", "two weeks from approval");
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }

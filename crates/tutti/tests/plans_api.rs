@@ -95,3 +95,57 @@ fn a_goal_becomes_a_plan_a_change_a_version_and_an_approval_a_flow() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["shape"], "win_back");
 }
+
+#[test]
+fn a_model_reads_the_goal_through_the_typed_tool_and_a_bad_reading_falls_back() {
+    use tutti_connectors::testing::{OPENAI_KEY, Reply, Vendors};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let base = vendors.openai_base();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+            ("TUTTI_CONNECTORS__AI__ROUTES__PLAN", "openai"),
+            ("T_OPENAI_KEY", OPENAI_KEY),
+        ],
+    );
+    let marketer = personal_token(&server, "mai@shop.vn", "marketer");
+    // A goal the local reader would not read ("customers we have not heard from"); the model reads it.
+    let goal = json!({"goal": "Re-engage the people we have not heard from since summer in Da Nang, SMS, ten days"});
+    let reading = json!({"shape": "win_back", "vip": false, "city": "Đà Nẵng", "bought_at_least": null,
+                         "channels": ["sms"], "budget": {"amount": 5000000, "currency": "VND"}, "days": 10, "holdout": 0.2});
+    vendors.reply([Reply::Call { name: "propose_plan".into(), arguments: reading.to_string() }]);
+    let (status, plan) = post_as(&server, &marketer, "/api/v1/plans", &goal);
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["method"], "openai/gpt-4o-mini");
+    assert_eq!((plan["shape"].as_str(), plan["holdout"].as_f64()), (Some("win_back"), Some(0.2)));
+    assert_eq!(plan["channels"], json!(["sms"]));
+    assert!(plan["assumptions"].as_array().unwrap().iter().any(|a| a == "read by openai/gpt-4o-mini"), "{plan}");
+    let asked = vendors.received("openai");
+    let request = &asked.last().expect("the model was asked").body;
+    assert_eq!(request["tool_choice"]["function"]["name"], "propose_plan", "{request}");
+    assert_eq!(request["tools"][0]["function"]["parameters"]["properties"]["shape"]["enum"][0], "win_back");
+
+    // Arguments outside the tool's schema are refused before anything reads them: the local planner plans.
+    let bad = json!({"shape": "win_back", "vip": false, "city": "Atlantis", "bought_at_least": null,
+                     "channels": ["fax"], "budget": null, "days": 10, "holdout": null});
+    vendors.reply([Reply::Call { name: "propose_plan".into(), arguments: bad.to_string() }]);
+    let goal = json!({"goal": "Win back lapsed customers by email, two weeks"});
+    let (status, plan) = post_as(&server, &marketer, "/api/v1/plans", &goal);
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["method"], "local");
+    assert_eq!(plan["channels"], json!(["email"]));
+    // The model may say a goal is outside: refused, in the goal's language.
+    let outside = json!({"shape": "outside", "vip": false, "city": null, "bought_at_least": null, "channels": [],
+                         "budget": null, "days": null, "holdout": null});
+    vendors.reply([Reply::Call { name: "propose_plan".into(), arguments: outside.to_string() }]);
+    let (status, body) = post_as(&server, &marketer, "/api/v1/plans", &json!({"goal": "Viết cho tôi một bài thơ"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("goal_not_understood")), "{body}");
+    let audit = server.admin("/api/v1/audit?kind=model_call&limit=10");
+    assert!(audit["records"].as_array().unwrap().iter().any(|r| r["detail"]["task"] == "plan"), "{audit}");
+}

@@ -252,10 +252,19 @@ impl Engine {
             return Err(PlanError::Invalid("a goal is 1 to 2,000 characters".into()));
         }
         let id = self.plans.next_id().map_err(EngineError::from)?;
-        let mut plan =
-            tutti_copilot::plan(&id, goal, &self.plan_context()).map_err(|r| PlanError::NotUnderstood(r.0))?;
         let now = self.clock.now_ms();
-        let view = self.plan_view(&mut plan, None, now)?;
+        let cx = self.plan_context();
+        let (reading, method, note) = self.goal_reading(goal, now);
+        let mut plan = match reading {
+            ModelReading::Plan(r) => tutti_copilot::plan_reading(&id, goal, r, &cx),
+            // The model found the goal outside what the planner does: the local planner says so in its words.
+            ModelReading::Outside => Err(tutti_copilot::planner::refuse(goal)),
+            ModelReading::None => tutti_copilot::plan(&id, goal, &cx),
+        }
+        .map_err(|r| PlanError::NotUnderstood(r.0))?;
+        plan.assumptions.push(note);
+        let mut view = self.plan_view(&mut plan, None, now)?;
+        view["method"] = json!(method);
         self.keep_plan(&view, "proposed", by)?;
         Ok(with_meta(view, by, now))
     }
@@ -265,6 +274,13 @@ impl Engine {
         let versions = self.plans.versions(id).map_err(EngineError::from)?;
         let Some(newest) = versions.first() else { return Ok(None) };
         let mut view = stored_view(newest);
+        // Once it runs, its report follows it: conversion against the holdout, spend against the budget.
+        if newest.status == "approved"
+            && let Some(flow) = view["flow"].as_str()
+            && let Some(report) = self.flow_report(flow, None)?
+        {
+            view["report"] = serde_json::to_value(report).unwrap_or(Value::Null);
+        }
         view["versions"] = versions
             .iter()
             .map(|v| {
@@ -323,7 +339,12 @@ impl Engine {
         let mut body: Value = serde_json::from_str(&stored.body).map_err(|e| PlanError::Invalid(e.to_string()))?;
         let now = self.clock.now_ms();
         let status = if approve { "approved" } else { "rejected" };
+        let plan = if approve { plan.starting(now) } else { plan };
         if approve {
+            body["plan"] = json!(plan);
+            body["schedule"]["starts_at"] = json!(plan.schedule.starts_at);
+            body["schedule"]["ends_at"] = json!(plan.schedule.ends_at);
+            body["flow_yaml"] = json!(flow_yaml(&plan));
             let definition_error = |e: DefinitionError| PlanError::Definitions(e.to_string());
             let segment = self
                 .put_definition("segment", &plan.audience.segment, &segment_yaml(&plan), Some(by))
@@ -347,6 +368,61 @@ impl Engine {
                             "flow": plan.flow, "budget": plan.budget, "reason": reason});
         self.record(AuditKind::Plan, by, Some(&plan.flow), None, detail)?;
         Ok(body)
+    }
+}
+
+/// What the model made of a goal.
+enum ModelReading {
+    Plan(tutti_copilot::read::Reading),
+    Outside,
+    /// No model for plans, or its answer could not be used: the local reader reads the goal.
+    None,
+}
+
+impl Engine {
+    /// The goal read by the model routed for `plan` through the copilot's typed tool, when one is; with how it
+    /// was read (`local` or provider/model) and an assumption saying so.
+    fn goal_reading(&self, goal: &str, now: Millis) -> (ModelReading, String, String) {
+        let local = |why: Option<&str>| {
+            let note = match why {
+                Some(why) => format!("read by the local planner ({why})"),
+                None => "read by the local planner (no model is routed for plans)".to_owned(),
+            };
+            (ModelReading::None, "local".to_owned(), note)
+        };
+        let Some(ai) = self.checks.get("ai").map(|b| b.sender.clone()) else { return local(None) };
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return local(None);
+        };
+        let payload = json!({"goal": goal, "tool": {"name": tutti_copilot::tool::NAME,
+                             "description": tutti_copilot::tool::DESCRIPTION,
+                             "parameters": tutti_copilot::tool::parameters()}});
+        let action = tutti_connectors::Action {
+            key: "copilot:plan",
+            profile: 0,
+            flow: "copilot",
+            step: "plan",
+            operation: "plan",
+            category: "internal",
+            channel: "ai",
+            payload: &payload,
+            now,
+            tracking: false,
+        };
+        let answered = std::thread::scope(|s| s.spawn(|| runtime.block_on(ai.send(action))).join().ok());
+        let Some(Ok(answer)) = answered else { return local(Some("the model could not be asked")) };
+        let method = answer["method"].as_str().unwrap_or("local").to_owned();
+        if answer["reading"].is_null() {
+            return match answer["why"].as_str() {
+                Some(why) => local(Some(why)),
+                None => local(None),
+            };
+        }
+        match tutti_copilot::tool::reading(&answer["reading"], goal) {
+            Ok(Some(r)) => (ModelReading::Plan(r), method.clone(), format!("read by {method}")),
+            Ok(None) => (ModelReading::Outside, method.clone(), format!("read by {method}")),
+            Err(e) => local(Some(&format!("{method}'s reading was refused: {e}"))),
+        }
     }
 }
 
