@@ -182,23 +182,8 @@ impl Ai {
             Ok(c) => return Ok(json!({"query": null, "method": "local", "why": c.fallback_reason})),
             Err(e) => return Ok(json!({"query": null, "method": "local", "why": e.to_string()})),
         };
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(question.as_bytes());
-        let question_sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let detail = json!({
-            "task": "question", "provider": completion.provider, "model": completion.model,
-            "question_sha256": question_sha256, "usage": completion.usage, "cost_micros": completion.cost_micros,
-            "latency_ms": completion.latency_ms, "cached": completion.cached, "output": completion.structured,
-        });
-        self.record(vec![AuditRecord {
-            at: action.now,
-            kind: AuditKind::ModelCall,
-            flow: None,
-            run: None,
-            profile: None,
-            detail,
-        }])
-        .await?;
+        let output = completion.structured.clone().unwrap_or(Value::Null);
+        self.record(vec![reading_record("question", question, &completion, output, action.now)]).await?;
         Ok(json!({"query": completion.structured, "method": format!("{}/{}", completion.provider, completion.model)}))
     }
 
@@ -239,22 +224,8 @@ impl Ai {
             .iter()
             .find(|c| c.name == name)
             .and_then(|c| serde_json::from_str::<Value>(&c.arguments).ok());
-        use sha2::Digest;
-        let goal_sha256: String = sha2::Sha256::digest(goal.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        let detail = json!({
-            "task": "plan", "provider": completion.provider, "model": completion.model, "goal_sha256": goal_sha256,
-            "usage": completion.usage, "cost_micros": completion.cost_micros, "latency_ms": completion.latency_ms,
-            "cached": completion.cached, "output": reading,
-        });
-        self.record(vec![AuditRecord {
-            at: action.now,
-            kind: AuditKind::ModelCall,
-            flow: None,
-            run: None,
-            profile: None,
-            detail,
-        }])
-        .await?;
+        let output = reading.clone().unwrap_or(Value::Null);
+        self.record(vec![reading_record("plan", goal, &completion, output, action.now)]).await?;
         match reading {
             Some(reading) => {
                 Ok(json!({"reading": reading, "method": format!("{}/{}", completion.provider, completion.model)}))
@@ -276,6 +247,25 @@ impl Ai {
 
 /// One audit record per provider call made for a message: who was asked what (by hash), what it cost, what
 /// came back and what the review said of the message.
+/// The audit record of a model reading a marketer's words (a question, a goal): the words only as their SHA-256,
+/// with who read them, what it cost and what they were read into.
+fn reading_record(
+    task: &str,
+    words: &str,
+    completion: &tutti_ai::provider::Completion,
+    output: Value,
+    now: i64,
+) -> AuditRecord {
+    use sha2::Digest;
+    let sha256: String = sha2::Sha256::digest(words.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let detail = json!({
+        "task": task, "provider": completion.provider, "model": completion.model, format!("{task}_sha256"): sha256,
+        "usage": completion.usage, "cost_micros": completion.cost_micros, "latency_ms": completion.latency_ms,
+        "cached": completion.cached, "output": output,
+    });
+    AuditRecord { at: now, kind: AuditKind::ModelCall, flow: None, run: None, profile: None, detail }
+}
+
 fn audit_records(payload: &Value, g: &generate::Generated, now: i64) -> Vec<AuditRecord> {
     let run = &payload["run"];
     let text = |v: &Value| v.as_str().map(str::to_owned);
