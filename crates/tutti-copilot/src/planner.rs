@@ -54,6 +54,22 @@ fn say(language: Language, en: String, vi: String, zh: String) -> String {
     }
 }
 
+/// Money as the goal's language writes it: Vietnamese groups thousands with `.` and marks decimals with `,`.
+fn written(money: &Money, lang: Language) -> String {
+    let shown = money.to_string();
+    match lang {
+        Language::Vi => shown
+            .chars()
+            .map(|c| match c {
+                ',' => '.',
+                '.' => ',',
+                c => c,
+            })
+            .collect(),
+        _ => shown,
+    }
+}
+
 /// The default holdout: a tenth of the audience gets nothing, so the report can say what the plan added.
 pub const HOLDOUT: f64 = 0.1;
 /// Days without an order after which a customer counts as lapsed.
@@ -278,7 +294,7 @@ fn modifiers(
         let found = words::VALUE_TRAITS.iter().find(|t| cx.traits.iter().any(|k| k == *t));
         let trait_name = found.copied().unwrap_or(words::VALUE_TRAITS[0]).to_owned();
         let at_least = words::vip_threshold(currency);
-        let shown = Money::new((at_least * 1e6) as i64, currency).to_string();
+        let shown = written(&Money::new((at_least * 1e6) as i64, currency), lang);
         assumptions.push(say(
             lang,
             format!("VIP = lifetime value (trait `{trait_name}`) at least {shown}"),
