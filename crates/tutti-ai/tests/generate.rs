@@ -72,7 +72,10 @@ fn each_language_gets_its_own_personalised_reviewed_copy() {
         assert_eq!(g.language, language, "{traits}");
         assert_eq!(g.context.address, address);
         assert!(g.body.contains(address) && g.body.contains(item), "{traits}: {}", g.body);
-        assert!(g.subject.as_deref().is_some_and(|s| s.contains(address)), "{:?}", g.subject);
+        // A subject starts with a capital: "Anh Minh ơi, ...".
+        let subject = g.subject.clone().unwrap_or_default();
+        assert!(subject.to_lowercase().contains(&address.to_lowercase()), "{subject}");
+        assert!(!subject.starts_with(char::is_lowercase), "{subject}");
         assert!(!g.body.contains("cus_8842") && !g.body.contains("4711"), "no ids in copy");
         assert_eq!(g.variants, 3);
     }
@@ -148,4 +151,34 @@ fn a_draft_that_breaks_a_pack_is_revised_or_reported() {
     let bad = json!({"prompt": "x", "variants": 50});
     let e = block_on(generate::generate(&input(json!({}), json!({}), bad), &router(), &gate, &stats, NOW)).unwrap_err();
     assert!(e.contains("`variants`"), "{e}");
+}
+
+#[test]
+fn names_are_said_as_people_say_them() {
+    let gate = Gate::builtin();
+    let stats = Stats::default();
+    let ask = json!({"prompt": "Remind them of their cart", "channel": "email"});
+    let cart = |item: &str| json!({"type": "track", "event": "Cart Abandoned", "properties": {"item": item}});
+    let address = |traits: Value, item: &str| {
+        let g = block_on(generate::generate(&input(traits, cart(item), ask.clone()), &router(), &gate, &stats, NOW))
+            .unwrap();
+        (g.context.address.clone(), g.subject.clone().unwrap_or_default(), g.body.clone())
+    };
+    // A compound surname keeps both characters; a name in Latin letters is kept as written, with no honorific
+    // made of its first letter.
+    assert_eq!(address(json!({"name": "欧阳婷", "gender": "female", "language": "zh"}), "丝巾").0, "欧阳女士");
+    assert_eq!(address(json!({"name": "司马光", "gender": "male", "language": "zh"}), "茶具").0, "司马先生");
+    let (pinyin, subject, _) = address(json!({"name": "Wang Fang", "gender": "female", "language": "zh"}), "茶具");
+    assert_eq!(pinyin, "Wang Fang");
+    assert!(!subject.contains("W女士"), "{subject}");
+    // Vietnamese with no gender known: the name alone; with no name, Quý khách, capitalised at the start.
+    assert_eq!(address(json!({"name": "Nguyễn Văn Bình", "language": "vi"}), "Áo dài").0, "Bình");
+    let (_, subject, _) = address(json!({"language": "vi"}), "Áo dài");
+    assert!(subject.starts_with('Q') || subject.starts_with('D') || subject.starts_with('T'), "{subject}");
+    assert!(!subject.starts_with("quý"), "{subject}");
+    // English with no name: no "there, ..." in a subject; a plural item agrees.
+    let (_, subject, body) = address(json!({"language": "en"}), "coffee beans");
+    assert!(!subject.starts_with("there") && !subject.contains(", there"), "{subject}");
+    assert!(body.starts_with("Hi there,") || body.starts_with("Hello there,"), "{body}");
+    assert!(!body.contains("coffee beans is"), "{body}");
 }

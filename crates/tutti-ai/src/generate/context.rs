@@ -31,6 +31,24 @@ pub struct Context {
     pub sentiment: Sentiment,
 }
 
+/// The family names of two characters (复姓) in use today.
+const COMPOUND_SURNAMES: [&str; 24] = [
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "长孙", "宇文", "司徒", "夏侯",
+    "轩辕", "端木", "独孤", "南宫", "西门", "百里", "呼延", "澹台", "申屠", "钟离",
+];
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x9FFF | 0xF900..=0xFAFF)
+}
+
+/// The family name of a Chinese name written in characters: a compound surname, or the first character.
+fn family_name(full: &str) -> String {
+    match COMPOUND_SURNAMES.iter().find(|s| full.starts_with(**s) && full.chars().count() > 2) {
+        Some(s) => (*s).to_owned(),
+        None => full.chars().next().map(String::from).unwrap_or_default(),
+    }
+}
+
 pub(super) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -73,18 +91,22 @@ pub fn context(input: &Value, now_ms: i64) -> Context {
             } else {
                 None
             };
+            // With no gender known, the name alone (a guess at anh or chị can offend); with no name, Quý khách.
             let address = match (h, &given) {
                 (Some(h), Some(n)) => format!("{h} {n}"),
-                (None, Some(n)) => format!("bạn {n}"),
+                (None, Some(n)) => n.clone(),
                 (Some(h), None) => h.to_owned(),
                 (None, None) => "quý khách".to_owned(),
             };
             (given, h.map(str::to_owned), address)
         }
         Language::Zh => {
-            // Chinese names run family name first; the honorific follows the family name.
+            // Chinese names run family name first; the honorific follows the family name, which may be two
+            // characters (欧阳, 司马, 诸葛). A name written in Latin letters (pinyin, "Wang Fang") is kept as written:
+            // which part is the family name cannot be told from it.
+            let han = full_name.as_deref().is_some_and(|n| n.chars().next().is_some_and(is_han));
             let family = trait_text(traits, &["last_name", "lastName", "family_name", "姓"])
-                .or_else(|| full_name.as_deref().and_then(|n| n.chars().next().map(String::from)));
+                .or_else(|| full_name.as_deref().filter(|_| han).map(family_name));
             let h = if male {
                 Some("先生")
             } else if female {

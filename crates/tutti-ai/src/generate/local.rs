@@ -107,6 +107,16 @@ pub(super) const EN: Phrases = Phrases {
     joiner: " ",
 };
 
+/// The text with its first letter in capitals, as a sentence or a subject starts ("quý khách, ..." → "Quý
+/// khách, ..."); scripts without capitals are left as they are.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
+        _ => text.to_owned(),
+    }
+}
+
 /// A phrase with its placeholders filled, in one pass (a value that itself holds `{i}` stays as written).
 pub(super) fn fill(phrase: &str, values: &[(char, &str)]) -> String {
     let mut out = String::with_capacity(phrase.len() + 32);
@@ -164,7 +174,27 @@ pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>
         ('o', offer.as_deref().unwrap_or_default()),
         ('l', link.as_deref().unwrap_or_default()),
     ];
-    let say = |phrase: &str| fill(phrase, &values);
+    // English with no name: "there" only after a greeting; elsewhere the name is left out, not replaced.
+    let nameless = ctx.language == Language::En && ctx.name.is_none();
+    // A plural item is waiting, not is waiting ("your coffee beans are waiting").
+    let plural = ctx.language == Language::En
+        && item.as_deref().and_then(|i| i.split_whitespace().last()).is_some_and(|w| {
+            let w = w.to_lowercase();
+            w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
+        });
+    let say = |phrase: &str| {
+        let phrase = if nameless && !phrase.starts_with("Hi {a}") && !phrase.starts_with("Hello {a}") {
+            phrase.replace("{a}, ", "").replace(", {a}", "")
+        } else {
+            phrase.to_owned()
+        };
+        let phrase = if plural {
+            phrase.replace("{i} is ", "{i} are ").replace("{i} is waiting", "{i} are waiting")
+        } else {
+            phrase
+        };
+        capitalised(&fill(&phrase, &values))
+    };
     (0..n.max(1))
         .map(|v| {
             let mut parts = vec![say(phrases.hello[v % 2])];
