@@ -244,3 +244,29 @@ fn sms_rules_follow_the_country_the_category_and_the_encoding() {
     let revised = gate.revise(&transactional(&ucs), &review).unwrap();
     assert_eq!(tutti_ai::sms::segments(&revised.fields[0].1).parts, 1);
 }
+
+#[test]
+fn a_disclosure_is_added_before_the_sign_off() {
+    let gate = gate();
+    let finance = gate.select(&["general", "finance"]).unwrap();
+    for (body, sign) in [
+        ("Chào anh Minh,\n\nQuỹ Vàng mở đăng ký đầu tư từ hôm nay.\n\nTrân trọng.", "Trân trọng."),
+        ("Hi Sam,\n\nOur gold fund is open for investment today.\n\nBest regards,\nAcme", "Best regards,\nAcme"),
+        ("王先生，您好！\n\n黄金基金今天开放投资。\n\n祝好。", "祝好。"),
+    ] {
+        let draft = Draft::new("email", &[("subject", "Quỹ Vàng"), ("body", body)]);
+        let review = gate.review(&draft, &Recipient::default(), finance);
+        assert!(review.violations.iter().any(|v| v.rule == "finance.risk_disclosure"), "{body}: {review:?}");
+        let revised = gate.revise(&draft, &review).unwrap();
+        let text = &revised.fields[1].1;
+        assert!(text.ends_with(sign), "the sign-off stays last: {text}");
+        let disclosure_at = text.rfind("\n\n").unwrap();
+        assert!(
+            text[..disclosure_at].contains("rủi ro")
+                || text[..disclosure_at].contains("risk")
+                || text[..disclosure_at].contains("风险"),
+            "{text}"
+        );
+        assert!(gate.review(&revised, &Recipient::default(), finance).passed, "{text}");
+    }
+}

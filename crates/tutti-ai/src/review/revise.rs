@@ -73,6 +73,13 @@ impl Gate {
             }
             for t in &additions {
                 let body = &mut out.fields[bi].1;
+                // A disclosure goes before the sign-off, as its own paragraph, not after "Trân trọng.".
+                if let Some(at) = sign_off_at(body) {
+                    let (before, sign) = body.split_at(at);
+                    *body = format!("{}\n\n{t}\n\n{sign}", before.trim_end());
+                    changed = true;
+                    continue;
+                }
                 let joiner = if body.is_empty() || language == Language::Zh { "" } else { " " };
                 if !body.ends_with(['.', '!', '?', '。', '！', '？']) && !body.is_empty() {
                     body.push(if language == Language::Zh { '。' } else { '.' });
@@ -95,6 +102,33 @@ impl Gate {
         let body_left = out.body_index().is_some_and(|bi| !out.fields[bi].1.trim().is_empty());
         (changed && body_left).then_some(out)
     }
+}
+
+/// Closing lines a message ends with, lower-cased, in the three languages.
+const SIGN_OFFS: [&str; 14] = [
+    "trân trọng",
+    "thân ái",
+    "thân mến",
+    "best regards",
+    "kind regards",
+    "regards",
+    "best",
+    "cheers",
+    "thanks",
+    "thank you",
+    "祝好",
+    "此致敬礼",
+    "谢谢",
+    "敬上",
+];
+
+/// Where the body's last paragraph starts, when that paragraph is a sign-off ("Trân trọng.", "Best regards,
+/// Acme", "祝好。").
+fn sign_off_at(body: &str) -> Option<usize> {
+    let at = body.trim_end().rfind("\n\n")? + 2;
+    let last = body[at..].trim().to_lowercase();
+    let first_line = last.lines().next().unwrap_or("").trim_end_matches(['.', ',', '!', '。', '，', '！']);
+    (last.chars().count() <= 60 && SIGN_OFFS.contains(&first_line)).then_some(at)
 }
 
 /// Sentence case for shouted runs, one exclamation mark where there were several.
