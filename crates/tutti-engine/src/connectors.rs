@@ -108,3 +108,42 @@ impl tutti_connectors::Audit for StoreAudit {
         self.0.append(&records).map_err(|e| format!("the audit log: {e}"))
     }
 }
+
+/// Sends actions through a connector from blocking code (an approval, a plan's dry run, a flow's dry run) and
+/// waits for each answer: on a current-thread runtime of its own, kept for many sends, each driven from a
+/// thread of its own since the caller may be on a runtime already.
+pub(crate) struct BlockingSender {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingSender {
+    /// `None` when no runtime can be made.
+    pub(crate) fn new() -> Option<BlockingSender> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()
+            .map(|runtime| BlockingSender { runtime })
+    }
+
+    /// The connector's answer, or its failure (a `timeout` passed is a transient one, "no answer within ...");
+    /// `None` when the thread sending it failed.
+    pub(crate) fn send(
+        &self,
+        sender: &dyn tutti_connectors::Sender,
+        action: tutti_connectors::Action<'_>,
+        timeout: Option<std::time::Duration>,
+    ) -> Option<Result<serde_json::Value, tutti_connectors::Failure>> {
+        let run = || {
+            self.runtime.block_on(async {
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, sender.send(action)).await.unwrap_or_else(|_| {
+                        Err(tutti_connectors::Failure::transient(format!("no answer within {t:?}")))
+                    }),
+                    None => sender.send(action).await,
+                }
+            })
+        };
+        std::thread::scope(|s| s.spawn(run).join().ok())
+    }
+}

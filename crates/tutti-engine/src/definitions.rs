@@ -188,15 +188,14 @@ fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
     let ai = tutti_connectors::Registry::build(&BTreeMap::new(), &cx)
         .ok()
         .and_then(|registry| registry.get("ai").map(|built| built.sender.clone()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok();
+    let blocking = connectors::BlockingSender::new();
     Box::new(move |dispatch| {
         let dry = json!({"dry_run": true});
-        let (Some(ai), Some(runtime)) = (ai.as_ref().filter(|_| dispatch.connector == "ai"), runtime.as_ref()) else {
+        let (Some(ai), Some(blocking)) = (ai.as_ref().filter(|_| dispatch.connector == "ai"), blocking.as_ref()) else {
             return dry;
         };
         let action = tutti_connectors::Action::of(dispatch, 0, 0);
-        let answered = std::thread::scope(|s| s.spawn(|| runtime.block_on(ai.send(action))).join().ok());
-        match answered {
+        match blocking.send(&**ai, action, None) {
             Some(Ok(mut answer)) => {
                 answer["dry_run"] = json!(true);
                 answer

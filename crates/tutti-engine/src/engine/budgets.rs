@@ -103,9 +103,8 @@ impl InsightsHandle<'_> {
     /// when it is not configured (the decision is recorded only). Blocking: called on a blocking thread.
     fn apply_split(&self, id: &str, proposal: &Value) -> Option<Vec<Value>> {
         let ads = self.engine.checks.get("ads")?;
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(r) => r,
-            Err(e) => return Some(vec![json!({"error": format!("cannot reach the ad platforms: {e}")})]),
+        let Some(blocking) = crate::connectors::BlockingSender::new() else {
+            return Some(vec![json!({"error": "cannot reach the ad platforms: no runtime"})]);
         };
         let now = self.engine.clock.now_ms();
         let allocations = proposal["allocations"].as_array().cloned().unwrap_or_default();
@@ -130,14 +129,14 @@ impl InsightsHandle<'_> {
                     now,
                     tracking: false,
                 };
-                let sent = runtime.block_on(tokio::time::timeout(ads.settings.timeout, ads.sender.send(action)));
-                match sent {
-                    Ok(Ok(done)) => json!({"creative": creative, "budget_micros": micros, "changes": done["changes"]}),
-                    Ok(Err(failure)) => {
+                match blocking.send(&*ads.sender, action, Some(ads.settings.timeout)) {
+                    Some(Ok(done)) => {
+                        json!({"creative": creative, "budget_micros": micros, "changes": done["changes"]})
+                    }
+                    Some(Err(failure)) => {
                         json!({"creative": creative, "budget_micros": micros, "error": failure.message()})
                     }
-                    Err(_) => json!({"creative": creative, "budget_micros": micros,
-                                     "error": format!("no answer within {:?}", ads.settings.timeout)}),
+                    None => json!({"creative": creative, "budget_micros": micros, "error": "the change failed"}),
                 }
             })
             .collect();

@@ -155,7 +155,7 @@ impl Engine {
     /// model unless one is configured) and checked by the review gate.
     fn sample_messages(&self, plan: &Plan, languages: &[(String, u64)], now: Millis) -> Vec<Value> {
         let Some(ai) = self.checks.get("ai").map(|b| b.sender.clone()) else { return Vec::new() };
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
+        let Some(blocking) = crate::connectors::BlockingSender::new() else { return Vec::new() };
         let mut langs: Vec<String> = languages.iter().take(LANGUAGES).map(|(l, _)| l.clone()).collect();
         if langs.is_empty() {
             langs.push(plan.language.clone());
@@ -182,8 +182,7 @@ impl Engine {
                     now,
                     tracking: false,
                 };
-                let answered = std::thread::scope(|s| s.spawn(|| runtime.block_on(ai.send(action))).join().ok());
-                out.push(match answered {
+                out.push(match blocking.send(&*ai, action, None) {
                     Some(Ok(copy)) => json!({"channel": brief.channel, "language": language, "day": brief.day,
                                              "subject": copy["subject"], "body": copy["body"],
                                              "review": {"passed": copy["passed"], "violations": copy["violations"]},
@@ -391,9 +390,7 @@ impl Engine {
             (ModelReading::None, "local".to_owned(), note)
         };
         let Some(ai) = self.checks.get("ai").map(|b| b.sender.clone()) else { return local(None) };
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return local(None);
-        };
+        let Some(blocking) = crate::connectors::BlockingSender::new() else { return local(None) };
         let payload = json!({"goal": goal, "tool": {"name": tutti_copilot::tool::NAME,
                              "description": tutti_copilot::tool::DESCRIPTION,
                              "parameters": tutti_copilot::tool::parameters()}});
@@ -409,8 +406,9 @@ impl Engine {
             now,
             tracking: false,
         };
-        let answered = std::thread::scope(|s| s.spawn(|| runtime.block_on(ai.send(action))).join().ok());
-        let Some(Ok(answer)) = answered else { return local(Some("the model could not be asked")) };
+        let Some(Ok(answer)) = blocking.send(&*ai, action, None) else {
+            return local(Some("the model could not be asked"));
+        };
         let method = answer["method"].as_str().unwrap_or("local").to_owned();
         if answer["reading"].is_null() {
             return match answer["why"].as_str() {
