@@ -22,6 +22,16 @@ pub fn international(raw: &str, default_cc: Option<&str>) -> Option<String> {
     (8..=15).contains(&international.len()).then_some(international)
 }
 
+/// Checks a table's `default_country_code`: a calling code's one to three digits, such as 84.
+pub fn check_country_code(cc: Option<&str>) -> Result<(), String> {
+    match cc {
+        Some(cc) if !(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) => {
+            Err("`default_country_code` is the calling code's digits, such as 84".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

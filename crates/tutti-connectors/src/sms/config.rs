@@ -137,15 +137,6 @@ fn url(key: &str, value: &str) -> Result<(), String> {
     parse_url(value).map(|_| ()).map_err(|e| format!("`{key}`: {e}"))
 }
 
-fn country_code(cc: &Option<String>) -> Result<(), String> {
-    match cc {
-        Some(cc) if !(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) => {
-            Err("`default_country_code` is the calling code's digits, such as 84".into())
-        }
-        _ => Ok(()),
-    }
-}
-
 pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn CheckedConfig>, String> {
     if table.get("provider").is_none() {
         return Err("`provider` is twilio, esms or alibaba".into());
@@ -168,7 +159,7 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
                 url("status_callback", cb)?;
             }
             url("api_base", &c.api_base)?;
-            country_code(&c.default_country_code)?;
+            crate::phone::check_country_code(c.default_country_code.as_deref())?;
             use base64::Engine as _;
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.account_sid, token.expose()));
@@ -198,7 +189,7 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
                 url("callback_url", cb)?;
             }
             url("api_base", &c.api_base)?;
-            country_code(&c.default_country_code)?;
+            crate::phone::check_country_code(c.default_country_code.as_deref())?;
             Checked {
                 provider: Provider::Esms {
                     api_key,
@@ -219,7 +210,7 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
                 return Err("`sign_name` is the registered signature, without 【】".into());
             }
             url("api_base", &c.api_base)?;
-            country_code(&c.default_country_code)?;
+            crate::phone::check_country_code(c.default_country_code.as_deref())?;
             Checked {
                 provider: Provider::Alibaba {
                     access_key_id,

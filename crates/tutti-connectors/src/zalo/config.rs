@@ -59,11 +59,7 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
     {
         parse_url(base).map_err(|e| format!("`{key}`: {e}"))?;
     }
-    if let Some(cc) = &config.default_country_code
-        && (!(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err("`default_country_code` is the calling code's digits, such as 84".into());
-    }
+    crate::phone::check_country_code(config.default_country_code.as_deref())?;
     let trim = |s: String| s.trim_end_matches('/').to_owned();
     Ok(Box::new(Checked {
         app_id: config.app_id,
