@@ -1,8 +1,10 @@
 //! Developer tasks: `cargo xtask load` (the load harness for the tracking API and flows, `load/`), `cargo xtask
-//! insights` (the creative analysis benchmark) and `cargo xtask ai` (the review gate's throughput).
+//! insights` (the creative analysis benchmark), `cargo xtask ai` (the review gate's throughput) and `cargo xtask
+//! copy` (the copy the AI layer writes and checks, measured, with every message printed for a person to read).
 
 mod ai;
 mod analytics;
+mod copy;
 mod insights;
 mod load;
 mod plans;
@@ -12,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use ai::{AiArgs, ai};
 use analytics::{AnalyticsArgs, analytics};
+use copy::{CopyArgs, copy};
 use insights::{InsightsArgs, insights};
 use load::{LoadArgs, load};
 use plans::{PlansArgs, plans};
@@ -37,6 +40,8 @@ enum Task {
     Questions(QuestionsArgs),
     /// Plan the copilot's goal suite: the local planner's share, and a model's pass^k with `--config`.
     Plans(PlansArgs),
+    /// Measure the copy: the review gate, the tagger, generation's first-pass rate, and the messages written.
+    Copy(CopyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Task::Analytics(args) => analytics(args),
         Task::Questions(args) => questions(args),
         Task::Plans(args) => plans(args),
+        Task::Copy(args) => copy(args),
     }
 }

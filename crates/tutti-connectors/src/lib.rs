@@ -218,6 +218,24 @@ pub struct Shared {
     pub ai: Arc<tutti_ai::generate::Stats>,
     /// Where model calls are recorded (the append-only audit log).
     pub audit: Arc<dyn Audit>,
+    /// A profile's recent events (the `ai` connector looks in them for an earlier complaint).
+    pub history: Arc<dyn History>,
+}
+
+/// A profile's recent events as connectors see them: read only.
+pub trait History: Send + Sync {
+    /// Up to `limit` of the profile's events, newest first, as the JSON they arrived as. `profile` is the
+    /// profile's id as text; an unknown one has none.
+    fn recent(&self, profile: &str, limit: usize) -> Result<Vec<serde_json::Value>, String>;
+}
+
+/// No history: tools and dry runs, which hold no log.
+pub struct NoHistory;
+
+impl History for NoHistory {
+    fn recent(&self, _: &str, _: usize) -> Result<Vec<serde_json::Value>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// The audit log as connectors see it: they append, nothing else.
@@ -250,6 +268,7 @@ impl Shared {
             decisions: Arc::new(decide::Decisions::default()),
             ai: Arc::default(),
             audit: Arc::new(AuditMemory::default()),
+            history: Arc::new(NoHistory),
         }
     }
 }

@@ -109,6 +109,21 @@ impl tutti_connectors::Audit for StoreAudit {
     }
 }
 
+/// The log as the connectors' [`History`](tutti_connectors::History): a profile's newest events.
+pub struct StoreHistory {
+    pub profiles: Arc<dyn tutti_store::ProfileReader>,
+    pub events: Arc<dyn tutti_store::EventReader>,
+}
+
+impl tutti_connectors::History for StoreHistory {
+    fn recent(&self, profile: &str, limit: usize) -> Result<Vec<serde_json::Value>, String> {
+        let Ok(id) = profile.parse::<tutti_core::profile_id::ProfileId>() else { return Ok(Vec::new()) };
+        let seqs = self.profiles.event_seqs(id, None, limit).map_err(|e| e.to_string())?;
+        let events = self.events.read_seqs(&seqs).map_err(|e| e.to_string())?;
+        Ok(events.iter().rev().filter_map(|e| serde_json::from_slice(&e.body).ok()).collect())
+    }
+}
+
 /// Sends actions through a connector from blocking code (an approval, a plan's dry run, a flow's dry run) and
 /// waits for each answer: on a current-thread runtime of its own, kept for many sends, each driven from a
 /// thread of its own since the caller may be on a runtime already.

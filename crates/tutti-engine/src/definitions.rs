@@ -194,7 +194,10 @@ fn local_answers() -> Box<dyn FnMut(&Dispatch) -> Value> {
         let (Some(ai), Some(blocking)) = (ai.as_ref().filter(|_| dispatch.connector == "ai"), blocking.as_ref()) else {
             return dry;
         };
-        let action = tutti_connectors::Action::of(dispatch, 0, 0);
+        // The dry run's clock is the triggering event's time: days since an order or a visit count from it.
+        let now =
+            dispatch.payload["event"]["timestamp"].as_str().and_then(tutti_core::time::parse_timestamp).unwrap_or(0);
+        let action = tutti_connectors::Action::of(dispatch, 0, now);
         match blocking.send(&**ai, action, None) {
             Some(Ok(mut answer)) => {
                 answer["dry_run"] = json!(true);

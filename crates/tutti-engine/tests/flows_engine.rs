@@ -307,7 +307,7 @@ fn s6_in_the_engine_copy_in_three_languages_and_the_big_spender_waits_for_a_pers
     assert_eq!(lan["results"]["review"]["approval"], "pending");
     assert_eq!(lan["results"]["copy"]["language"], "vi");
     let lan_body = lan["results"]["copy"]["body"].as_str().unwrap();
-    assert!(lan_body.contains("chị Lan") && lan_body.contains("Cảm ơn chị đã đặt"), "{lan_body}");
+    assert!(lan_body.contains("chị Lan") && lan_body.contains("Cảm ơn chị đã mua"), "{lan_body}");
     assert!(lan["results"]["copy"]["passed"].as_bool().unwrap());
 
     // Edited and approved: sent once, as edited, with the approver on it.

@@ -51,7 +51,9 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
     let sam = &sent()[0];
     assert_eq!(sam.body["to"], "sam@example.com");
     let text = sam.body["text"].as_str().unwrap();
-    assert!(text.contains("Sam") && text.ends_with("This message was written with the help of AI."), "{text}");
+    // The disclosure goes before the sign-off, as every required line does.
+    let disclosure = text.find("This message was written with the help of AI.").expect("the disclosure");
+    assert!(text.contains("Sam") && disclosure < text.find("Best regards").expect("a sign-off"), "{text}");
 
     let mut inbox = Value::Null;
     wait_until("two approvals", || {
@@ -66,7 +68,8 @@ fn messages_wait_for_a_person_and_every_decision_is_audited() {
     assert_eq!(lan_item["step"], "review");
     assert_eq!(lan_item["reason"], "a customer worth 5000");
     let body = lan_item["content"]["body"].as_str().unwrap();
-    assert!(body.contains("chị Lan") && body.ends_with("Nội dung này được soạn với sự hỗ trợ của AI."), "{body}");
+    let disclosure = body.find("Nội dung này được soạn với sự hỗ trợ của AI.").expect("the disclosure");
+    assert!(body.contains("chị Lan") && disclosure < body.find("Trân trọng").expect("a sign-off"), "{body}");
 
     let (ok, out) = cli(&server, &["approvals", "list"]);
     assert!(ok && out.contains(&lan_run) && out.contains("why: a customer worth 5000"), "{out}");

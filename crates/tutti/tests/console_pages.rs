@@ -235,6 +235,16 @@ fn a_flow_page_counts_its_steps_locates_problems_previews_and_saves_a_version() 
         &[("Cookie", &viewer)],
     );
     assert!(junk.status == 200 && junk.body.contains("events:1: not JSON"), "{}", junk.body);
+    // A `generate` step previews the copy the local generator writes, and says who wrote it.
+    let generating = "flow: welcome\ntrigger: { event: Signed Up }\nsteps:\n  - id: copy\n    generate: { prompt: 'Welcome them', channel: email }\n  - id: done\n    exit: greeted\n";
+    let preview = post_form(
+        &server,
+        "/flows/welcome",
+        &[("csrf", &viewer_csrf), ("source", generating), ("intent", "preview"), ("events", given)],
+        &[("Cookie", &viewer)],
+    );
+    assert!(preview.body.contains("the local generator"), "who wrote it: {}", preview.body);
+    assert!(preview.body.contains("Welcome aboard"), "the copy: {}", preview.body);
 
     // Saved: a new version, on the audit log with who saved it.
     let saved = post_form(

@@ -103,6 +103,35 @@ fn s6_dry_run_writes_the_copy_offline_and_plays_the_approval_out() {
 }
 
 #[test]
+fn a_dry_run_previews_the_generated_copy_and_says_who_wrote_it() {
+    let (ok, stdout, stderr) =
+        tutti(&["flows", "test", "examples/s6-personal-copy", "--events", "examples/s6-personal-copy/events.jsonl"]);
+    assert!(ok, "{stderr}");
+    // Lan's copy waits for approval and is never sent in the dry run, but it is shown: a thank-you in
+    // Vietnamese, written by the local generator.
+    assert!(stdout.contains("COPY of p1-1:copy:1, written by the local generator:"), "{stdout}");
+    assert!(stdout.contains("subject: Cảm ơn Lan đã mua áo dài lụa"), "{stdout}");
+    assert!(stdout.contains("https://shop.example/orders/o-1"), "{stdout}");
+    let (ok, json, _) = tutti(&[
+        "flows",
+        "test",
+        "examples/s6-personal-copy",
+        "--events",
+        "examples/s6-personal-copy/events.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!(ok);
+    let copy: Vec<Value> = json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|d| d["decision"] == "result")
+        .collect();
+    assert_eq!(copy.len(), 2, "{json}");
+    assert!(copy.iter().all(|d| d["copy"]["by"] == "the local generator" && d["copy"]["passed"] == true), "{json}");
+}
+
+#[test]
 fn validate_names_file_line_and_hint() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");

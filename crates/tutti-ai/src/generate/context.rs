@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::DAY_MS;
+use super::kind::{self, Kind};
 use crate::sentiment::{self, Sentiment};
 use crate::text::{self, Language};
 
@@ -29,7 +30,68 @@ pub struct Context {
     /// 0 (active) to 1 (gone).
     pub churn_risk: f64,
     pub sentiment: Sentiment,
+    /// A complaint or an unhappy support exchange among the profile's recent events (within the configured
+    /// days): which event, how many days ago. It makes the message an apology, however the event is worded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_complaint: Option<RecentComplaint>,
+    /// What kind of message this is (from the brief, the event, the need, a complaint).
+    pub kind: Kind,
+    /// The levels of personalisation the copy uses: only those the data holds.
+    pub levels: Vec<Level>,
 }
+
+/// An earlier event that says the person is unhappy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentComplaint {
+    pub event: String,
+    pub days_ago: i64,
+}
+
+/// The five levels of personalisation of the design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Name, language, honorific.
+    Attributes,
+    /// What the profile does most, what it last viewed.
+    Behaviour,
+    /// The triggering event and its item.
+    Intent,
+    /// Replenishment or win-back, predicted from the order history and the days unseen.
+    Need,
+    /// A recent complaint or unhappy exchange.
+    Emotion,
+}
+
+/// How many days back a complaint still makes a message an apology, unless configured.
+pub const COMPLAINT_DAYS: i64 = 14;
+
+/// Whether an event the profile sent says it is unhappy: a complaint named as such, a text that reads as a
+/// complaint, or a low rating (two of five or less; six of ten or less, a detractor).
+fn unhappy(event: &Value) -> bool {
+    let name = event["event"].as_str().unwrap_or_default();
+    let props = &event["properties"];
+    if kind::names_a_complaint(name) {
+        return true;
+    }
+    let mut said = String::new();
+    for k in TEXT_KEYS {
+        if let Some(t) = props[*k].as_str() {
+            said.push_str(t);
+            said.push('\n');
+        }
+    }
+    if !said.is_empty() && sentiment::analyse(&said).complaint {
+        return true;
+    }
+    let number = |k: &str| props[k].as_f64().or_else(|| props[k].as_str()?.trim().parse().ok());
+    let low_of_five = ["rating", "csat", "stars"].iter().filter_map(|k| number(k)).any(|r| (0.0..=2.0).contains(&r));
+    let detractor = ["nps", "nps_score"].iter().filter_map(|k| number(k)).any(|r| (0.0..=6.0).contains(&r));
+    low_of_five || detractor
+}
+
+/// The properties that hold what a person said (a ticket, a chat message, a review).
+const TEXT_KEYS: &[&str] = &["text", "message", "comment", "body", "description", "subject", "nội_dung", "内容"];
 
 /// The family names of two characters (复姓) in use today.
 const COMPOUND_SURNAMES: [&str; 24] = [
@@ -49,6 +111,36 @@ fn family_name(full: &str) -> String {
     }
 }
 
+/// Family names that open a Vietnamese name written in Latin letters, with or without marks ("Nguyen Van
+/// Minh" is called Minh).
+const VIETNAMESE_FAMILY_NAMES: [&str; 16] = [
+    "nguyen", "tran", "le", "pham", "hoang", "huynh", "phan", "vu", "vo", "dang", "bui", "do", "ho", "ngo", "duong",
+    "ly",
+];
+
+/// The commonest Chinese family names in pinyin: a name such as "Wang Fang" is written family name first, so
+/// the first word is not a first name.
+const PINYIN_FAMILY_NAMES: [&str; 40] = [
+    "wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu", "hu", "guo",
+    "he", "lin", "gao", "luo", "zheng", "liang", "xie", "song", "tang", "han", "feng", "deng", "cao", "peng", "zeng",
+    "xiao", "tian", "dong", "pan", "yuan", "cai", "jiang", "ouyang", "zhuge",
+];
+
+/// How English copy addresses someone known only by a full name: the first word ("Emma Clarke" is Emma), the
+/// last for a Vietnamese name ("Nguyen Van Minh" is Minh), and the whole name for a Chinese one in pinyin
+/// ("Wang Fang"), whose first word is the family name.
+fn english_address(full: &str) -> Option<String> {
+    let words: Vec<&str> = full.split_whitespace().collect();
+    let first = crate::text::fold(&words.first()?.to_lowercase());
+    if words.len() >= 2 && VIETNAMESE_FAMILY_NAMES.contains(&first.as_str()) {
+        return words.last().map(|w| (*w).to_owned());
+    }
+    if (2..=3).contains(&words.len()) && PINYIN_FAMILY_NAMES.contains(&first.as_str()) {
+        return Some(words.join(" "));
+    }
+    words.first().map(|w| (*w).to_owned())
+}
+
 pub(super) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -61,8 +153,14 @@ pub(super) fn trait_text(traits: &Value, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| text_of(&traits[*k]))
 }
 
-/// Builds the context from the `ai` connector's payload (`request`, `profile`, `event`, `run`).
+/// Builds the context from the `ai` connector's payload (`request`, `profile`, `event`, `run`, and `history`:
+/// the profile's recent events, newest first), with complaints counted for [`COMPLAINT_DAYS`].
 pub fn context(input: &Value, now_ms: i64) -> Context {
+    context_within(input, now_ms, COMPLAINT_DAYS)
+}
+
+/// [`context`], with a complaint among the last `complaint_days` days of history making it an apology.
+pub fn context_within(input: &Value, now_ms: i64, complaint_days: i64) -> Context {
     let profile = &input["profile"];
     let traits = &profile["traits"];
     let event = &input["event"];
@@ -121,8 +219,7 @@ pub fn context(input: &Value, now_ms: i64) -> Context {
             (family, h.map(str::to_owned), address)
         }
         _ => {
-            let given =
-                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().next().map(str::to_owned)));
+            let given = first.or_else(|| full_name.as_deref().and_then(english_address));
             let address = given.clone().unwrap_or_else(|| "there".to_owned());
             (given, None, address)
         }
@@ -154,12 +251,47 @@ pub fn context(input: &Value, now_ms: i64) -> Context {
     // Recent support and chat text: the event's own text, and the event that last resumed the run.
     let mut said = String::new();
     for source in [props, &input["run"]["last_event"]["properties"]] {
-        for k in ["text", "message", "comment", "body", "description", "subject", "nội_dung", "内容"] {
-            if let Some(t) = source[k].as_str() {
+        for k in TEXT_KEYS {
+            if let Some(t) = source[*k].as_str() {
                 said.push_str(t);
                 said.push('\n');
             }
         }
+    }
+    let sentiment = sentiment::analyse(&said);
+    // Earlier events: the newest unhappy one within the window.
+    let recent_complaint = input["history"].as_array().into_iter().flatten().find_map(|e| {
+        let at = e["timestamp"].as_str().or(e["receivedAt"].as_str()).and_then(tutti_core::time::parse_timestamp)?;
+        let days_ago = (now_ms - at).div_euclid(DAY_MS);
+        (days_ago <= complaint_days && unhappy(e)).then(|| RecentComplaint {
+            event: e["event"].as_str().or(e["type"].as_str()).unwrap_or("event").chars().take(80).collect(),
+            days_ago: days_ago.max(0),
+        })
+    });
+    let complained = sentiment.complaint
+        || sentiment.score <= -0.5
+        || recent_complaint.is_some()
+        || kind::names_a_complaint(&intent);
+    let prompt = input["request"]["prompt"].as_str().unwrap_or_default();
+    let kind = kind::decide(prompt, &intent, need.as_deref(), complained);
+    // The levels this kind of message uses, of those the data holds.
+    let mut levels = Vec::new();
+    if name.is_some() {
+        levels.push(Level::Attributes);
+    }
+    let event_item = item.is_some();
+    let viewed_item = !event_item && last_viewed.is_some();
+    if viewed_item && matches!(kind, Kind::Recommendation | Kind::AbandonedCart | Kind::Replenishment) {
+        levels.push(Level::Behaviour);
+    }
+    if kind != Kind::Apology && (event_item || kind::of_event(&intent).is_some()) {
+        levels.push(Level::Intent);
+    }
+    if matches!((kind, need.as_deref()), (Kind::Replenishment, Some("replenish")) | (Kind::WinBack, Some("win_back"))) {
+        levels.push(Level::Need);
+    }
+    if kind == Kind::Apology && complained {
+        levels.push(Level::Emotion);
     }
     Context {
         language,
@@ -173,6 +305,9 @@ pub fn context(input: &Value, now_ms: i64) -> Context {
         need,
         need_days,
         churn_risk,
-        sentiment: sentiment::analyse(&said),
+        sentiment,
+        recent_complaint,
+        kind,
+        levels,
     }
 }

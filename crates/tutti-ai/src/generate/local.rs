@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use super::Ask;
 use super::context::{Context, text_of};
+use super::kind::Kind;
+use super::phrases::{EN, VI, ZH};
 use crate::provider::{AiError, Request, Schema};
 use crate::text::Language;
 
@@ -20,92 +22,6 @@ pub fn variants_schema(n: usize, sms: bool) -> Schema {
         schema: json!({"type": "object", "properties": {"variants": {"type": "array", "items": variant, "minItems": 1, "maxItems": n}}, "required": ["variants"], "additionalProperties": false}),
     }
 }
-
-/// The local generator's phrases in one language. `{a}` is how the person is addressed, `{p}` how the copy
-/// says "you" (Vietnamese), `{i}` the item, `{d}` days, `{o}` the offer, `{l}` the link.
-pub(super) struct Phrases {
-    /// Greetings, by variant (even, odd).
-    hello: [&'static str; 2],
-    /// An apology and what happens next, for someone who just complained.
-    sorry: [&'static str; 2],
-    cart: &'static str,
-    ordered: &'static str,
-    viewed: &'static str,
-    /// When there is no item to speak of.
-    thanks: &'static str,
-    replenish: &'static str,
-    win_back: &'static str,
-    offer: &'static str,
-    link: &'static str,
-    sign_off: &'static str,
-    /// Subjects: to someone who complained, about the item, picked for them, news.
-    subject_sorry: &'static str,
-    subject_item: &'static str,
-    subject_picked: &'static str,
-    subject_news: &'static str,
-    /// What joins the lines of an SMS.
-    joiner: &'static str,
-}
-
-pub(super) const VI: Phrases = Phrases {
-    hello: ["Chào {a},", "Xin chào {a},"],
-    sorry: [
-        "Chúng tôi rất tiếc về trải nghiệm vừa qua và đang xử lý ngay cho {p}.",
-        "Đội chăm sóc khách hàng sẽ liên hệ trong hôm nay.",
-    ],
-    cart: "{i} vẫn đang chờ trong giỏ hàng.",
-    ordered: "Cảm ơn {p} đã đặt {i}.",
-    viewed: "Có thể {p} sẽ thích {i}.",
-    thanks: "Cảm ơn {p} đã đồng hành cùng chúng tôi.",
-    replenish: "Đã {d} ngày kể từ đơn gần nhất, đến lúc bổ sung rồi.",
-    win_back: "Lâu rồi không gặp, chúng tôi nhớ {p}.",
-    offer: "Ưu đãi {o} cho đơn tiếp theo.",
-    link: "Xem chi tiết: {l}",
-    sign_off: "Trân trọng.",
-    subject_sorry: "{a}, chúng tôi xin lỗi",
-    subject_item: "{a} ơi, {i} đang chờ",
-    subject_picked: "Dành riêng cho {a}",
-    subject_news: "Tin mới cho {a}",
-    joiner: " ",
-};
-
-pub(super) const ZH: Phrases = Phrases {
-    hello: ["{a}，您好！", "亲爱的{a}："],
-    sorry: ["对于您最近的不愉快体验，我们深表歉意，正在尽快处理。", "客服团队今天会与您联系。"],
-    cart: "您的购物车里还有{i}。",
-    ordered: "感谢您购买{i}。",
-    viewed: "您可能会喜欢{i}。",
-    thanks: "感谢您一直以来的支持。",
-    replenish: "距离上次下单已有{d}天，该补货了。",
-    win_back: "好久不见，我们很想念您。",
-    offer: "下次下单可享{o}。",
-    link: "详情：{l}",
-    sign_off: "祝好。",
-    subject_sorry: "{a}，我们向您致歉",
-    subject_item: "{a}，您的{i}还在等您",
-    subject_picked: "{a}的专属消息",
-    subject_news: "{a}，来看看新消息",
-    joiner: "",
-};
-
-pub(super) const EN: Phrases = Phrases {
-    hello: ["Hi {a},", "Hello {a},"],
-    sorry: ["We're sorry about your recent experience, and we're on it.", "Our support team will reach out today."],
-    cart: "{i} is still waiting in your cart.",
-    ordered: "Thanks for ordering {i}.",
-    viewed: "You might like {i}.",
-    thanks: "Thanks for being with us.",
-    replenish: "It has been {d} days since your last order: time to restock.",
-    win_back: "It's been a while, and we've missed you.",
-    offer: "Enjoy {o} on your next order.",
-    link: "See more: {l}",
-    sign_off: "Best regards.",
-    subject_sorry: "{a}, we're sorry",
-    subject_item: "{a}, your {i} is waiting",
-    subject_picked: "Picked for you, {a}",
-    subject_news: "News for you, {a}",
-    joiner: " ",
-};
 
 /// The text with its first letter in capitals, as a sentence or a subject starts ("quý khách, ..." → "Quý
 /// khách, ..."); scripts without capitals are left as they are.
@@ -141,24 +57,68 @@ pub(super) fn fill(phrase: &str, values: &[(char, &str)]) -> String {
     out
 }
 
-/// The local generator: copy composed from phrase templates per language, channel and variant style, from the
-/// context and the brief. Deterministic: the same input, the same copy. Someone who just complained is
-/// apologised to and not sold to.
-pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>, String)> {
+/// An offer as the language says it: a bare percentage becomes "10% off", "giảm 10%", "9折".
+fn offer_words(offer: &str, language: Language) -> String {
+    let percent =
+        offer.trim().strip_suffix('%').and_then(|n| n.trim().parse::<f64>().ok()).filter(|p| *p > 0.0 && *p < 100.0);
+    match (percent, language) {
+        (Some(p), Language::Zh) => {
+            let tenths = (100.0 - p) / 10.0;
+            let tenths = if tenths.fract() == 0.0 { format!("{tenths:.0}") } else { format!("{tenths:.1}") };
+            format!("{tenths}折优惠")
+        }
+        (Some(_), Language::Vi) => format!("giảm {}", offer.trim()),
+        (Some(_), _) => format!("{} off", offer.trim()),
+        (None, _) => offer.trim().to_owned(),
+    }
+}
+
+/// Whether an English item is plural ("coffee beans are", not "is").
+fn plural(item: &str) -> bool {
+    item.split_whitespace().last().is_some_and(|w| {
+        let w = w.to_lowercase();
+        w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
+    })
+}
+
+/// The local generator: copy composed from phrase templates per language, kind of message, channel and
+/// variant, from the context and the brief. Deterministic: the same input, the same copy. The kind decides
+/// subject and body together; an apology sells nothing. An SMS is one part where it can be: the greeting,
+/// the point, the offer and the link, with the country's rules for advertising (`category` promotional or
+/// unknown): Vietnam's `[QC]` and refusal line, China's 【signature】 (the brief's `brand`) and 回T退订; a
+/// Vietnamese SMS that does not fit one part with its marks is written without them, as most are.
+pub fn local_variants(ctx: &Context, ask: &Ask, category: Option<&str>, n: usize) -> Vec<(Option<String>, String)> {
     let sms = ask.channel.as_deref() == Some("sms");
-    let offer = ask.brief.get("offer").and_then(text_of);
-    let link = ask.brief.get("link").and_then(text_of);
-    let sign = ask.brief.get("sign_off").and_then(text_of);
-    let complaint = ctx.sentiment.complaint || ctx.sentiment.score <= -0.5;
-    let item = ctx.item.clone().or_else(|| ctx.last_viewed.clone());
-    let cart = matches!(ctx.intent.as_str(), "Cart Abandoned" | "Checkout Started" | "Cart Viewed");
-    let ordered = matches!(ctx.intent.as_str(), "Order Completed" | "Order Delivered");
+    let brief = |k: &str| ask.brief.get(k).and_then(text_of);
+    let offer = brief("offer").filter(|_| ctx.kind.may_offer()).map(|o| offer_words(&o, ctx.language));
+    let link = brief("link");
+    let brand = brief("brand").or_else(|| brief("sender"));
     let phrases = match ctx.language {
         Language::Vi => &VI,
         Language::Zh => &ZH,
         _ => &EN,
     };
-    let days = ctx.need_days.map(|d| d.to_string()).unwrap_or_default();
+    let lines = phrases.lines(ctx.kind);
+    // The item: the brief's, else the event's, else what they last viewed when this kind of message uses
+    // behaviour. An apology names none: the complaint may be about something else.
+    let item = match ctx.kind {
+        Kind::Apology => None,
+        _ => brief("item").or_else(|| ctx.item.clone()).or_else(|| {
+            ctx.levels.contains(&super::context::Level::Behaviour).then(|| ctx.last_viewed.clone()).flatten()
+        }),
+    };
+    // English phrases bring their own article ("the linen shirt", "your coffee beans").
+    let item = match ctx.language {
+        Language::En => item.map(|i| {
+            let lower = i.to_lowercase();
+            ["the ", "a ", "an ", "your "]
+                .iter()
+                .find(|a| lower.starts_with(**a))
+                .map_or(i.clone(), |a| i[a.len()..].to_owned())
+        }),
+        _ => item,
+    };
+    let days = ctx.need_days.filter(|_| ctx.kind == Kind::Replenishment).map(|d| d.to_string());
     // How the copy says "you" after the greeting: Vietnamese repeats the honorific (anh, chị), else `bạn`, or
     // `quý khách` for someone unnamed.
     let you = match (&ctx.honorific, &ctx.name) {
@@ -166,74 +126,156 @@ pub fn local_variants(ctx: &Context, ask: &Ask, n: usize) -> Vec<(Option<String>
         (None, Some(_)) => "bạn",
         (None, None) => "quý khách",
     };
+    let code = brief("opt_out_code");
     let values = [
         ('a', ctx.address.as_str()),
         ('p', you),
         ('i', item.as_deref().unwrap_or_default()),
-        ('d', days.as_str()),
+        ('d', days.as_deref().unwrap_or_default()),
         ('o', offer.as_deref().unwrap_or_default()),
         ('l', link.as_deref().unwrap_or_default()),
+        ('c', code.as_deref().unwrap_or_default()),
     ];
+    let known = |phrase: &str| {
+        !phrase.is_empty()
+            && [('i', &item), ('d', &days), ('o', &offer), ('l', &link), ('c', &code)]
+                .iter()
+                .all(|(k, v)| v.is_some() || !phrase.contains(&format!("{{{k}}}")))
+    };
     // English with no name: "there" only after a greeting; elsewhere the name is left out, not replaced.
     let nameless = ctx.language == Language::En && ctx.name.is_none();
-    // A plural item is waiting, not is waiting ("your coffee beans are waiting").
-    let plural = ctx.language == Language::En
-        && item.as_deref().and_then(|i| i.split_whitespace().last()).is_some_and(|w| {
-            let w = w.to_lowercase();
-            w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
-        });
+    let plural = ctx.language == Language::En && item.as_deref().is_some_and(plural);
     let say = |phrase: &str| {
-        let phrase = if nameless && !phrase.starts_with("Hi {a}") && !phrase.starts_with("Hello {a}") {
-            phrase.replace("{a}, ", "").replace(", {a}", "")
+        let mut phrase = phrase.to_owned();
+        if nameless && !phrase.starts_with("Hi {a}") && !phrase.starts_with("Hello {a}") {
+            phrase = phrase.replace("{a}, ", "").replace(", {a}", "");
+        }
+        if plural {
+            phrase = phrase.replace("{i} is ", "{i} are ").replace("{i} has ", "{i} have ");
+        }
+        capitalised(&fill(&phrase, &values))
+    };
+    let main = if item.is_some() && known(lines.main_item) { lines.main_item } else { lines.main };
+    let more = Some(lines.more).filter(|m| known(m));
+    let offer_line = offer.as_ref().map(|o| {
+        let phrase = if ctx.kind == Kind::Onboarding { phrases.offer_first } else { phrases.offer };
+        // "10% off your next order", not "10% off on".
+        let phrase = if ctx.language == Language::En && o.ends_with(" off") {
+            phrase.replace(" on your", " your")
         } else {
             phrase.to_owned()
         };
-        let phrase = if plural {
-            phrase.replace("{i} is ", "{i} are ").replace("{i} is waiting", "{i} are waiting")
-        } else {
-            phrase
-        };
-        capitalised(&fill(&phrase, &values))
-    };
+        say(&phrase)
+    });
+    let link_line = link.as_ref().map(|_| say(phrases.link));
+    // Advertising as the flow's category says: an apology sent by a promotional flow still carries the
+    // country's markers, since the category, not the copy, is what the rules and the carriers go by.
+    let advertising = matches!(category, None | Some("promotional"));
+    let joiner = phrases.joiner;
     (0..n.max(1))
         .map(|v| {
-            let mut parts = vec![say(phrases.hello[v % 2])];
-            if complaint {
-                parts.extend(phrases.sorry.iter().map(|p| say(p)));
-            } else {
-                parts.push(match (&item, cart, ordered) {
-                    (Some(_), true, _) => say(phrases.cart),
-                    (Some(_), _, true) => say(phrases.ordered),
-                    (Some(_), _, _) => say(phrases.viewed),
-                    (None, _, _) => say(phrases.thanks),
-                });
-                match (ctx.need.as_deref(), ctx.need_days) {
-                    (Some("replenish"), Some(_)) => parts.push(say(phrases.replenish)),
-                    (Some("win_back"), _) => parts.push(say(phrases.win_back)),
-                    _ => {}
-                }
-                if offer.is_some() {
-                    parts.push(say(phrases.offer));
-                }
-            }
-            let link_line = link.as_ref().map(|_| say(phrases.link));
-            parts.extend(link_line.clone());
-            parts.push(sign.clone().unwrap_or_else(|| phrases.sign_off.to_owned()));
             if sms {
-                // One short message: greeting, the point, the link.
-                let mut short: Vec<String> = parts.into_iter().take(2).collect();
-                short.extend(link_line);
-                return (None, short.join(phrases.joiner));
+                // An SMS carries the bare link: the label costs characters a link explains by itself.
+                return (
+                    None,
+                    sms_text(ctx, phrases, &say, main, more, &offer_line, &link, &brand, &code, advertising),
+                );
             }
-            let subject = match (complaint, &item, v % 3) {
-                (true, _, _) => phrases.subject_sorry,
-                (false, Some(_), 0) => phrases.subject_item,
-                (false, _, 1) => phrases.subject_picked,
-                _ => phrases.subject_news,
+            let hello = if ctx.name.is_none() { phrases.hello[0] } else { phrases.hello[v % 2] };
+            let mut point = vec![say(main)];
+            point.extend(more.map(&say));
+            point.extend(offer_line.clone());
+            let mut paragraphs = vec![say(hello), point.join(joiner)];
+            paragraphs.extend(link_line.clone());
+            let sign = brief("sign_off").unwrap_or_else(|| match &brand {
+                Some(b) => format!("{}\n{b}", phrases.sign_off),
+                None => {
+                    phrases.sign_off.trim_end_matches(',').to_owned()
+                        + if ctx.language == Language::Zh { "" } else { "." }
+                }
+            });
+            paragraphs.push(sign);
+            let subject = match (v % 2, item.is_some() && known(lines.subject_item)) {
+                (0, true) => lines.subject_item,
+                (k, _) => lines.subjects[k],
             };
-            (Some(say(subject)), parts.join("\n\n"))
+            (Some(say(subject)), paragraphs.join("\n\n"))
         })
         .collect()
+}
+
+/// One SMS: the longest form that fits one part, trying with and without the greeting, the second sentence
+/// and (Vietnamese) the marks, in that order of sacrifice.
+#[allow(clippy::too_many_arguments)]
+fn sms_text(
+    ctx: &Context,
+    phrases: &super::phrases::Phrases,
+    say: &dyn Fn(&str) -> String,
+    main: &str,
+    more: Option<&str>,
+    offer: &Option<String>,
+    link: &Option<String>,
+    brand: &Option<String>,
+    code: &Option<String>,
+    advertising: bool,
+) -> String {
+    let joiner = phrases.joiner;
+    let opt_out = advertising.then(|| say(if code.is_some() { phrases.opt_out_code } else { phrases.opt_out_reply }));
+    let compose = |greet: bool, second: bool| {
+        let mut parts: Vec<String> = Vec::new();
+        if greet {
+            parts.push(say(phrases.hello_sms));
+        }
+        parts.push(if greet && ctx.language != Language::Zh { lower_first(&say(main)) } else { say(main) });
+        // A second sentence that speaks of email ("reply to this email") has no place in a text message.
+        if second && more.is_some_and(|m| !m.contains("email") && !m.contains("邮件")) {
+            parts.extend(more.map(say));
+        }
+        parts.extend(offer.clone());
+        // A link is followed by a space, so that what comes next (回T退订) is not read as part of it.
+        parts.extend(link.as_ref().map(|l| if joiner.is_empty() { format!("{l} ") } else { l.clone() }));
+        // English carriers' STOP line matters for promotions; Vietnam and China require theirs.
+        if ctx.language != Language::En || advertising {
+            parts.extend(opt_out.clone());
+        }
+        let mut text = parts.join(joiner).trim_end().to_owned();
+        match ctx.language {
+            Language::Vi if advertising => text = format!("[QC] {text}"),
+            Language::Zh => {
+                if let Some(b) = brand {
+                    text = format!("【{b}】{text}");
+                }
+            }
+            _ => {}
+        }
+        text
+    };
+    let shapes = [compose(true, true), compose(true, false), compose(false, false)];
+    // Vietnamese: with its marks a text fits 70 characters, without them 160; the greeting is worth more than
+    // the marks, so each shape is tried with its marks, then without, before the next gives something up.
+    let tries: Vec<String> = match ctx.language {
+        Language::Vi => shapes.iter().flat_map(|t| [t.clone(), crate::text::fold(t)]).collect(),
+        _ => shapes.to_vec(),
+    };
+    tries
+        .iter()
+        .find(|t| crate::sms::segments(t).parts <= 1)
+        .cloned()
+        .unwrap_or_else(|| tries.last().cloned().unwrap_or_default())
+}
+
+/// The first letter in lower case, for a sentence that follows a greeting in an SMS ("Hi Sam, your cart ..."),
+/// unless it is a name or an item (a word with a capital after its first letter, or "I").
+fn lower_first(text: &str) -> String {
+    let first_word = text.split_whitespace().next().unwrap_or("");
+    if first_word == "I" || first_word.starts_with("I'") || first_word.chars().skip(1).any(char::is_uppercase) {
+        return text.to_owned();
+    }
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) if c.is_uppercase() => c.to_lowercase().chain(chars).collect(),
+        _ => text.to_owned(),
+    }
 }
 
 /// The local provider's `generate` skill: variants from [`local_variants`].
@@ -242,7 +284,8 @@ pub fn local_skill(request: &Request) -> Result<Value, AiError> {
         .map_err(|e| AiError::Unsupported(format!("the local generator needs the context: {e}")))?;
     let ask: Ask = serde_json::from_value(request.input["ask"].clone()).unwrap_or_default();
     let n = request.input["n"].as_u64().unwrap_or(1) as usize;
-    let variants: Vec<Value> = local_variants(&ctx, &ask, n)
+    let category = request.input["category"].as_str();
+    let variants: Vec<Value> = local_variants(&ctx, &ask, category, n)
         .into_iter()
         .map(|(subject, body)| match subject {
             Some(s) => json!({"subject": s, "body": body}),

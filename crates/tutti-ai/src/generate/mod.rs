@@ -18,7 +18,9 @@
 
 mod audit;
 mod context;
+pub mod kind;
 mod local;
+mod phrases;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -33,7 +35,7 @@ use crate::review::{Draft, Gate, Recipient, Review, Violation};
 use crate::text::{self, Language};
 
 pub use audit::{CallNote, prompt_hash};
-pub use context::{Context, context};
+pub use context::{COMPLAINT_DAYS, Context, Level, RecentComplaint, context, context_within};
 pub use local::{local_skill, local_variants, variants_schema};
 pub use policy::{Disclose, GenerationPolicy};
 
@@ -192,12 +194,12 @@ pub async fn generate_with(
     } else {
         gate.select(&ask.packs).map_err(|e| e.to_string())?
     };
-    let ctx = context(input, now_ms);
+    let ctx = context_within(input, now_ms, policy.complaint_days);
     let sms = channel == "sms";
     let mut request = Request::new(Task::Generate, prompt(&ctx, &ask, n, &channel));
     request.schema = Some(variants_schema(n, sms));
     request.temperature = Some(0.7);
-    request.input = json!({"context": ctx, "ask": ask, "n": n});
+    request.input = json!({"context": ctx, "ask": ask, "n": n, "category": input["category"]});
     let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
     let mut calls = vec![CallNote::of("variants", &request, &completion)];
     let category = input["category"].as_str();
@@ -262,8 +264,14 @@ pub async fn generate_with(
     let mut body = draft.field("body").unwrap_or_default().to_owned();
     let disclosure = policy.disclosure(&channel, draft.language(), !completion.local);
     if let Some(d) = &disclosure {
-        body.push_str(if channel == "sms" { " " } else { "\n\n" });
-        body.push_str(d);
+        // Before the sign-off, as every required line goes; at the end when there is none (an SMS).
+        match crate::review::sign_off_at(&body).filter(|_| channel != "sms") {
+            Some(at) => body.insert_str(at, &format!("{d}\n\n")),
+            None => {
+                body.push_str(if channel == "sms" { " " } else { "\n\n" });
+                body.push_str(d);
+            }
+        }
     }
     let generated = Generated {
         subject: draft.field("subject").map(str::to_owned),

@@ -20,7 +20,7 @@ pub enum Disclose {
 }
 
 /// The installation's generation policy: disclosures per channel and the optional model-as-judge.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GenerationPolicy {
     /// Channel -> when its messages carry the disclosure.
     pub disclosure: BTreeMap<String, Disclose>,
@@ -28,6 +28,19 @@ pub struct GenerationPolicy {
     pub disclosure_text: BTreeMap<String, String>,
     /// Ask the provider routed for `judge` to review the chosen copy too (when one is configured).
     pub judge: bool,
+    /// How many days back a complaint or unhappy support exchange makes any message an apology.
+    pub complaint_days: i64,
+}
+
+impl Default for GenerationPolicy {
+    fn default() -> Self {
+        GenerationPolicy {
+            disclosure: BTreeMap::new(),
+            disclosure_text: BTreeMap::new(),
+            judge: false,
+            complaint_days: super::COMPLAINT_DAYS,
+        }
+    }
 }
 
 impl GenerationPolicy {

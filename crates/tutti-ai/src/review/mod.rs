@@ -24,6 +24,8 @@ mod pack;
 mod revise;
 mod scan;
 
+pub(crate) use revise::sign_off_at;
+
 pub(crate) use pack::json_pointer;
 
 use std::collections::BTreeMap;

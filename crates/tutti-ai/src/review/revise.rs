@@ -105,7 +105,7 @@ impl Gate {
 }
 
 /// Closing lines a message ends with, lower-cased, in the three languages.
-const SIGN_OFFS: [&str; 14] = [
+const SIGN_OFFS: [&str; 15] = [
     "trân trọng",
     "thân ái",
     "thân mến",
@@ -117,6 +117,7 @@ const SIGN_OFFS: [&str; 14] = [
     "thanks",
     "thank you",
     "祝好",
+    "祝您生活愉快",
     "此致敬礼",
     "谢谢",
     "敬上",
@@ -124,7 +125,7 @@ const SIGN_OFFS: [&str; 14] = [
 
 /// Where the body's last paragraph starts, when that paragraph is a sign-off ("Trân trọng.", "Best regards,
 /// Acme", "祝好。").
-fn sign_off_at(body: &str) -> Option<usize> {
+pub(crate) fn sign_off_at(body: &str) -> Option<usize> {
     let at = body.trim_end().rfind("\n\n")? + 2;
     let last = body[at..].trim().to_lowercase();
     let first_line = last.lines().next().unwrap_or("").trim_end_matches(['.', ',', '!', '。', '，', '！']);

@@ -32,6 +32,13 @@ pub(super) struct Config {
     /// A taxonomy file for `classify` (else the shipped objections).
     #[serde(default)]
     pub(super) taxonomy: Option<String>,
+    /// How many days back a complaint makes any generated message an apology.
+    #[serde(default = "complaint_days")]
+    pub(super) complaint_days: i64,
+}
+
+fn complaint_days() -> i64 {
+    generate::COMPLAINT_DAYS
 }
 
 fn thousand() -> usize {
@@ -45,6 +52,7 @@ pub(super) struct Checked {
     pub policy: generate::GenerationPolicy,
     pub stats: Arc<generate::Stats>,
     pub audit: Arc<dyn Audit>,
+    pub history: Arc<dyn crate::History>,
     pub taxonomy: Option<TopicTaxonomy>,
 }
 
@@ -94,7 +102,11 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
         disclosure: config.disclosure.clone(),
         disclosure_text: config.disclosure_text.clone(),
         judge: config.judge,
+        complaint_days: config.complaint_days,
     };
+    if !(0..=365).contains(&config.complaint_days) {
+        return Err("`complaint_days` must be a number of days from 0 to 365".into());
+    }
     let taxonomy = match &config.taxonomy {
         None => None,
         Some(path) => {
@@ -108,6 +120,7 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
         policy,
         stats: cx.shared.ai.clone(),
         audit: cx.shared.audit.clone(),
+        history: cx.shared.history.clone(),
         taxonomy,
     }))
 }

@@ -21,6 +21,7 @@
 //! taxonomy = "taxonomy/objections.yaml"   # the topics `ai.classify` files texts under (else the shipped one)
 //! disclosure = { email = "model", sms = "always" }   # the AI-use disclosure per channel (`*`: any)
 //! disclosure_text = { vi = "Nội dung có sự hỗ trợ của AI." }
+//! complaint_days = 14                # a complaint this recent makes any message an apology
 //! [connectors.ai.prices]
 //! "gpt-4o-mini" = { input = 0.15, output = 0.60 }   # per million tokens
 //! [connectors.ai.providers.openai]
@@ -62,6 +63,9 @@ pub static KIND: Kind = Kind {
     validate: config::validate,
 };
 
+/// How many of a profile's newest events `generate` reads for an earlier complaint.
+const HISTORY_EVENTS: usize = 50;
+
 /// The longest text `classify` takes.
 const MAX_CLASSIFY_BYTES: usize = 16 * 1024;
 
@@ -77,6 +81,7 @@ impl CheckedConfig for config::Checked {
             policy: self.policy,
             stats: self.stats,
             audit: self.audit,
+            history: self.history,
             taxonomy: self.taxonomy,
             semantic: SemanticCache::default(),
         })
@@ -89,6 +94,8 @@ struct Ai {
     policy: generate::GenerationPolicy,
     stats: Arc<generate::Stats>,
     audit: Arc<dyn Audit>,
+    /// The profile's recent events, where an earlier complaint is looked for.
+    history: Arc<dyn crate::History>,
     /// `classify`'s taxonomy when configured (else the shipped one), and its examples in the provider's space.
     taxonomy: Option<TopicTaxonomy>,
     semantic: SemanticCache,
@@ -234,6 +241,24 @@ impl Ai {
         }
     }
 
+    /// The payload with the profile's recent events as `history` (unless it carries its own, as a dry run's
+    /// does), read off the runtime's threads; a failed read is a transient failure, since a complaint missed
+    /// would send a promotion to someone unhappy.
+    async fn with_history(&self, payload: &Value) -> Result<Value, Failure> {
+        let mut payload = payload.clone();
+        let Some(profile) = payload["profile"]["id"].as_str().map(str::to_owned) else { return Ok(payload) };
+        if payload.get("history").is_some_and(Value::is_array) {
+            return Ok(payload);
+        }
+        let history = self.history.clone();
+        let recent = tokio::task::spawn_blocking(move || history.recent(&profile, HISTORY_EVENTS))
+            .await
+            .map_err(|e| Failure::transient(format!("the profile's history: {e}")))?
+            .map_err(Failure::transient)?;
+        payload["history"] = Value::Array(recent);
+        Ok(payload)
+    }
+
     /// Appends to the audit log off the runtime's threads; a failed write is a transient failure (the action
     /// is retried), so nothing answered goes unrecorded.
     async fn record(&self, records: Vec<AuditRecord>) -> Result<(), Failure> {
@@ -313,19 +338,13 @@ impl Sender for Ai {
                 "plan" => return self.plan(&action).await,
                 other => return Err(crate::unknown_operation("ai", other)),
             }
-            let g = generate::generate_with(
-                action.payload,
-                &self.router,
-                &self.gate,
-                &self.stats,
-                &self.policy,
-                action.now,
-            )
-            .await
-            .map_err(Failure::permanent)?;
+            let payload = self.with_history(action.payload).await?;
+            let g = generate::generate_with(&payload, &self.router, &self.gate, &self.stats, &self.policy, action.now)
+                .await
+                .map_err(Failure::permanent)?;
             // Recorded before the message is handed back: a message without its audit record never goes out
             // (a failed write is retried with the action).
-            self.record(audit_records(action.payload, &g, action.now)).await?;
+            self.record(audit_records(&payload, &g, action.now)).await?;
             serde_json::to_value(g).map_err(|e| Failure::permanent(e.to_string()))
         })
     }

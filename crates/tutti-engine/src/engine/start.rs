@@ -40,11 +40,19 @@ impl Engine {
         };
         let paths = sqlite::Paths::in_dir(&dir);
         let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
+        // The writers first: they make the schemas the readers (and the connectors' history) read.
+        let log = SqliteEventLog::open(&paths.events)?;
+        let log_checkpointer = log.checkpointer()?;
+        let store = SqliteProfileStore::open(&paths.profiles)?;
+        let store_checkpointer = store.checkpointer()?;
+        let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
+        let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
         let shared = tutti_connectors::Shared {
             memory: Arc::new(memory),
             decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
             ai: Arc::default(),
             audit: Arc::new(connectors::StoreAudit(flow_store.clone())),
+            history: Arc::new(connectors::StoreHistory { profiles: profiles.clone(), events: events.clone() }),
         };
         shared.decisions.load(&*shared.memory).map_err(EngineError::Connectors)?;
         let registry = connectors::registry(&config, env, &link_key, &shared)?;
@@ -72,12 +80,6 @@ impl Engine {
         if crate::analytics::ensure_layer(&analytics_writer, &metrics_layer)? {
             tracing::info!("the analytics tables are being made from the log for the metrics layer in force");
         }
-        let log = SqliteEventLog::open(&paths.events)?;
-        let log_checkpointer = log.checkpointer()?;
-        let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
-        let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
-        let store = SqliteProfileStore::open(&paths.profiles)?;
-        let store_checkpointer = store.checkpointer()?;
         let head = events.head()?;
         metrics.log_head.store(head, Ordering::Relaxed);
 

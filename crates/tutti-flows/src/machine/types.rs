@@ -181,6 +181,10 @@ pub enum DecisionKind {
     },
     Result {
         key: String,
+        /// What a `generate` step wrote (`subject`, `body`, `passed`, and who wrote it: `by`, "the local
+        /// generator" or the provider and model), so a dry run and the run's history show the copy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy: Option<Value>,
     },
     Exited {
         reason: String,

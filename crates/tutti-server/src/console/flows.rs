@@ -439,12 +439,14 @@ fn played_of(d: &Decision, zone: &Zone) -> Played {
             detail.push(format!("{key}: {}", text(v)));
         }
     }
+    // An action's rendered fields, or the copy a `generate` step wrote (with `by`: who wrote it).
     let message = value["payload"]
         .as_object()
+        .or(value["copy"].as_object())
         .map(|fields| {
             fields
                 .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "url" | "headers"))
+                .filter(|(k, v)| !matches!(k.as_str(), "url" | "headers") && !v.is_null())
                 .map(|(k, v)| (k.clone(), text(v)))
                 .collect()
         })

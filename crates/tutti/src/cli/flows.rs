@@ -124,7 +124,21 @@ pub(crate) fn decision_text(decision: &tutti_flows::Decision) -> String {
         K::Branch { arm, reason } => format!("branch arm {arm}: {reason}"),
         K::Split { arm, holdout } => format!("split arm {arm}{}", if *holdout { " (holdout)" } else { "" }),
         K::ProfileUpdated { traits } => format!("profile updated {traits}"),
-        K::Result { key } => format!("result of {key}"),
+        K::Result { key, copy: None } => format!("result of {key}"),
+        K::Result { key, copy: Some(copy) } => match copy["body"].as_str() {
+            Some(body) => format!(
+                "COPY of {key}, written by {}{}:\n    subject: {}\n    {}",
+                copy["by"].as_str().unwrap_or("?"),
+                if copy["passed"] == false { " (did not pass review)" } else { "" },
+                copy["subject"].as_str().unwrap_or("-"),
+                body.lines()
+                    .map(|l| if l.is_empty() { String::new() } else { format!("    {l}") })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .trim_start()
+            ),
+            None => format!("result of {key}: no copy ({})", copy["error"].as_str().unwrap_or("no answer")),
+        },
         K::Exited { reason } => format!("EXITED {reason}"),
         K::Failed { reason } => format!("FAILED {reason}"),
         K::Completed => "completed".to_owned(),

@@ -30,10 +30,23 @@ impl Machine<'_, '_> {
         {
             let step_id = flow.steps[i].id.clone();
             run.results.insert(step_id.clone(), result.clone());
-            self.note(&mut run, Some(&step_id), DecisionKind::Result { key: key.to_owned() });
+            let copy = matches!(flow.steps[i].kind, crate::def::StepKind::Generate(_)).then(|| copy_of(result));
+            self.note(&mut run, Some(&step_id), DecisionKind::Result { key: key.to_owned(), copy });
             run.step = flow.steps[i].next;
             self.run_steps(&flow, &mut run, true);
         }
         self.state.runs.push(run);
     }
+}
+
+/// The part of a `generate` step's answer a person previews: the copy, whether it passed review, and who
+/// wrote it (the local generator's copy is labelled as such).
+fn copy_of(result: &Value) -> Value {
+    let by = if result["local"] == json!(true) {
+        "the local generator".to_owned()
+    } else {
+        format!("{}/{}", result["provider"].as_str().unwrap_or("?"), result["model"].as_str().unwrap_or("?"))
+    };
+    json!({"subject": result["subject"], "body": result["body"], "passed": result["passed"], "by": by,
+           "error": result.get("error")})
 }
