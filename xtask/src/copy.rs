@@ -17,6 +17,7 @@ use tutti_ai::tagger::{LocalTagger, evaluate, read_examples};
 
 const CUSTOMERS: &str = include_str!("../../crates/tutti-ai/data/generate/customers.jsonl");
 const GATE_SET: &str = include_str!("../../crates/tutti-ai/data/review/labelled.jsonl");
+const GATE_HELD_OUT: &str = include_str!("../../crates/tutti-ai/data/review/heldout.jsonl");
 const TAGGER_SET: &str = include_str!("../../crates/tutti-ai/data/creatives/eval.jsonl");
 
 /// The suite's "now": 1 December 2026, 09:00 UTC. Days in the suite (last order, last seen, history) count
@@ -47,31 +48,36 @@ pub(crate) fn copy(args: CopyArgs) -> anyhow::Result<()> {
 }
 
 fn gate_report() -> anyhow::Result<()> {
-    let set = read_labelled(GATE_SET).map_err(|e| anyhow::anyhow!(e))?;
     let brand = include_str!("../../crates/tutti-ai/data/review/acme.yaml");
     // The company's own contact details, which the set's clean messages quote, as the gate's test allows them.
     let own = ["+1 415 555 0100", "400-820-8820", "help@acme.example"].map(str::to_owned);
     let gate = Gate::from_sources(&[("acme.yaml".into(), brand.into())])?.allow_contacts(own);
-    let measured = measure(&gate, &set)?;
-    println!("## Review gate: the labelled set ({} messages, crates/tutti-ai/data/review/labelled.jsonl)\n", set.len());
-    println!("| language | violating | caught | recall | clean | false positives |");
-    println!("|---|---|---|---|---|---|");
-    for (lang, m) in &measured {
-        println!(
-            "| {lang} | {} | {} | {:.1}% | {} | {:.1}% |",
-            m.violating,
-            m.caught,
-            100.0 * m.recall(),
-            m.clean,
-            100.0 * m.false_positive_rate()
-        );
-    }
-    for (lang, m) in &measured {
-        for (id, what) in &m.misses {
-            println!("- {lang} {id}: {what}");
+    for (title, path, source) in
+        [("the held-out set", "heldout.jsonl", GATE_HELD_OUT), ("the development set", "labelled.jsonl", GATE_SET)]
+    {
+        let set = read_labelled(source).map_err(|e| anyhow::anyhow!(e))?;
+        let measured = measure(&gate, &set)?;
+        println!("## Review gate: {title} ({} messages, crates/tutti-ai/data/review/{path})\n", set.len());
+        println!("| language | violating | caught | recall | clean | false positives |");
+        println!("|---|---|---|---|---|---|");
+        for (lang, m) in &measured {
+            println!(
+                "| {lang} | {} | {} | {:.1}% | {} | {:.1}% |",
+                m.violating,
+                m.caught,
+                100.0 * m.recall(),
+                m.clean,
+                100.0 * m.false_positive_rate()
+            );
         }
+        println!();
+        for (lang, m) in &measured {
+            for (id, what) in &m.misses {
+                println!("- {lang} {id}: {what}");
+            }
+        }
+        println!();
     }
-    println!();
     Ok(())
 }
 
