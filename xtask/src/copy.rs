@@ -52,10 +52,17 @@ fn gate_report() -> anyhow::Result<()> {
     // The company's own contact details, which the set's clean messages quote, as the gate's test allows them.
     let own = ["+1 415 555 0100", "400-820-8820", "help@acme.example"].map(str::to_owned);
     let gate = Gate::from_sources(&[("acme.yaml".into(), brand.into())])?.allow_contacts(own);
-    for (title, path, source) in
-        [("the held-out set", "heldout.jsonl", GATE_HELD_OUT), ("the development set", "labelled.jsonl", GATE_SET)]
-    {
-        let set = read_labelled(source).map_err(|e| anyhow::anyhow!(e))?;
+    let held_out = read_labelled(GATE_HELD_OUT).map_err(|e| anyhow::anyhow!(e))?;
+    let development = read_labelled(GATE_SET).map_err(|e| anyhow::anyhow!(e))?;
+    // The held-out set's two batches apart: the second was written after the classifier was tuned on the
+    // first, and is the only one it had never been measured on.
+    let (second, first): (Vec<_>, Vec<_>) = held_out.iter().cloned().partition(|m| m.id.starts_with("h2-"));
+    for (title, path, set) in [
+        ("the held-out set, both batches", "heldout.jsonl", held_out.clone()),
+        ("the held-out set, first batch", "heldout.jsonl, ids h-", first),
+        ("the held-out set, second batch", "heldout.jsonl, ids h2-", second),
+        ("the development set", "labelled.jsonl", development),
+    ] {
         let measured = measure(&gate, &set)?;
         println!("## Review gate: {title} ({} messages, crates/tutti-ai/data/review/{path})\n", set.len());
         println!("| language | violating | caught | recall | clean | false positives |");

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use aho_corasick::AhoCorasick;
 
+use super::meaning;
 use super::scan::{self, View};
 use super::{Check, Draft, Gate, Meta, Recipient, Requirement, Review, Role, Rule, Selection, Severity, Violation};
 use crate::text;
@@ -18,6 +19,8 @@ impl Gate {
         let mut required: BTreeMap<u32, Requirement> = BTreeMap::new();
         for (fi, (field, value)) in draft.fields.iter().enumerate() {
             let view = View::new(value);
+            // The meaning classifier's reading of the field's sentences, made once when a rule needs it.
+            let mut readings: Option<Vec<(usize, usize, usize, f32)>> = None;
             // (rule, role) -> spans in `view.lower`
             let mut hits: BTreeMap<(u32, Role), Vec<(usize, usize)>> = BTreeMap::new();
             let mut collect = |automaton: &AhoCorasick, meta: &[Meta]| {
@@ -186,6 +189,26 @@ impl Gate {
                         }
                     }
                 }
+                // The rule's family, read in the field's sentences: those its phrases did not already flag
+                // and no `except` phrase excuses.
+                if let Some(family) = rule.meaning {
+                    let readings = readings.get_or_insert_with(|| {
+                        meaning::read_sentences(&self.meaning, &self.without_own_contacts(value, recipient))
+                    });
+                    let excused: Vec<(usize, usize)> = excepts.iter().map(|(s, e)| view.original(*s, *e)).collect();
+                    for &(s, e, f, p) in readings.iter().filter(|r| r.2 == family) {
+                        let overlaps = |(a, b): (usize, usize)| a < e && s < b;
+                        let flagged = violations.iter().any(|v: &Violation| {
+                            v.rule == rule.id
+                                && v.field == *field
+                                && overlaps(char_span_to_bytes(value, v.start, v.end))
+                        });
+                        if !flagged && !excused.iter().copied().any(overlaps) {
+                            let detail = format!("read as {} ({:.0}%)", meaning::FAMILIES[f], p * 100.0);
+                            violations.push(self.violation(rule, field, value, (s, e), detail));
+                        }
+                    }
+                }
             }
         }
         for (r, Requirement { because, met }) in required {
@@ -209,6 +232,29 @@ impl Gate {
         Review { passed, violations }
     }
 
+    /// The text with the recipient's own contact details and the company's allowed ones blanked out (spaces of
+    /// the same length, so spans still line up): the classifier reads what is left, since a message may carry
+    /// those.
+    fn without_own_contacts(&self, value: &str, recipient: &Recipient) -> String {
+        let mut out = value.to_owned();
+        let mut blank = |s: usize, e: usize| out.replace_range(s..e, &" ".repeat(e - s));
+        for (s, e) in scan::emails(value) {
+            let address = value[s..e].to_lowercase();
+            if recipient.emails.iter().any(|m| m.trim().eq_ignore_ascii_case(&address))
+                || self.allowed.contains(&address)
+            {
+                blank(s, e);
+            }
+        }
+        for n in scan::long_numbers(value) {
+            let own = recipient.phones.iter().any(|p| scan::same_phone(p, &n.digits));
+            if own || self.allowed.iter().any(|a| scan::same_phone(a, &n.digits)) {
+                blank(n.start, n.end);
+            }
+        }
+        out
+    }
+
     fn violation(&self, rule: &Rule, field: &str, value: &str, (s, e): (usize, usize), detail: String) -> Violation {
         let start = value[..s].chars().count();
         Violation {
@@ -223,4 +269,10 @@ impl Gate {
             detail,
         }
     }
+}
+
+/// A span in characters as bytes of `value`.
+fn char_span_to_bytes(value: &str, start: usize, end: usize) -> (usize, usize) {
+    let at = |n: usize| value.char_indices().nth(n).map_or(value.len(), |(i, _)| i);
+    (at(start), at(end))
 }

@@ -20,6 +20,7 @@
 
 mod check;
 mod labelled;
+pub mod meaning;
 mod pack;
 mod revise;
 mod scan;
@@ -202,6 +203,8 @@ struct Rule {
     scope: pack::Scope,
     check: Check,
     fix: Fix,
+    /// The classifier family whose sentences break it too.
+    meaning: Option<usize>,
 }
 
 impl Rule {
@@ -250,6 +253,8 @@ pub struct Gate {
     folded_meta: Vec<Meta>,
     /// Contact details the company itself uses (its hotline, its support address), allowed in any message.
     allowed: Vec<String>,
+    /// The meaning classifier (the shipped one, or one trained with the packs' examples too).
+    meaning: std::sync::Arc<meaning::Meaning>,
 }
 
 impl Gate {
@@ -323,6 +328,7 @@ impl Gate {
         let mut plain_meta = Vec::new();
         let mut folded: Vec<String> = Vec::new();
         let mut folded_meta = Vec::new();
+        let mut examples: Vec<meaning::Example> = Vec::new();
         for (index, (source, file)) in parsed.into_iter().enumerate() {
             packs.push(PackInfo {
                 name: file.pack.clone(),
@@ -351,6 +357,15 @@ impl Gate {
                 };
                 add(&r.phrases, Role::Hit);
                 add(&r.except, Role::Except);
+                let family = r.meaning.as_deref().and_then(meaning::family_index);
+                for (written, list) in r.examples.iter().filter(|_| family.is_some()) {
+                    let lang = written.language().map_or("any", Language::code);
+                    examples.extend(list.iter().map(|t| meaning::Example {
+                        lang: lang.to_owned(),
+                        label: r.meaning.clone().unwrap_or_default(),
+                        text: text::nfc(t),
+                    }));
+                }
                 add(&r.when, Role::When);
                 add(&r.any_of, Role::AnyOf);
                 let check = match r.kind {
@@ -387,6 +402,7 @@ impl Gate {
                     scope: r.applies_to,
                     check,
                     fix,
+                    meaning: family,
                 });
             }
         }
@@ -399,6 +415,11 @@ impl Gate {
             folded: build(&folded),
             folded_meta,
             allowed: Vec::new(),
+            meaning: if examples.is_empty() {
+                meaning::Meaning::builtin()
+            } else {
+                std::sync::Arc::new(meaning::Meaning::with_extra(&examples))
+            },
         })
     }
 

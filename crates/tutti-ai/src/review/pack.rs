@@ -129,6 +129,12 @@ pub struct RuleFile {
     pub applies_to: Scope,
     #[serde(default)]
     pub at: At,
+    /// The family of the meaning classifier whose sentences break this rule too (see `meaning.rs`).
+    #[serde(default)]
+    pub meaning: Option<String>,
+    /// Sentences of the rule's family, to train the classifier on beside the shipped ones.
+    #[serde(default)]
+    pub examples: ByLanguage,
     /// `patterns`, compiled when the file is checked.
     #[serde(skip)]
     pub compiled: Vec<regex::Regex>,
@@ -159,9 +165,9 @@ pub enum At {
 /// Which members each kind of rule takes (besides id, kind, says, why, severity and fix).
 fn members_of(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Phrases => &["phrases", "patterns", "except"],
+        Kind::Phrases => &["phrases", "patterns", "except", "meaning", "examples"],
         Kind::Require => &["when", "any_of", "except", "at"],
-        Kind::PersonalData => &[],
+        Kind::PersonalData => &["meaning", "examples"],
         Kind::Tone => &["max_shouted_words", "max_exclamation_run", "max_exclamations"],
         Kind::Length => &["max_chars", "max_segments"],
     }
@@ -238,8 +244,8 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
         }
         let empty = |lists: &ByLanguage| lists.values().all(Vec::is_empty);
         match rule.kind {
-            Kind::Phrases if empty(&rule.phrases) && empty(&rule.patterns) => {
-                return Err(at(&base, "a `phrases` rule needs `phrases` or `patterns`".into()));
+            Kind::Phrases if empty(&rule.phrases) && empty(&rule.patterns) && rule.meaning.is_none() => {
+                return Err(at(&base, "a `phrases` rule needs `phrases`, `patterns` or `meaning`".into()));
             }
             Kind::Require if empty(&rule.any_of) => {
                 return Err(at(&base, "a `require` rule needs `any_of`: the phrases that satisfy it".into()));
@@ -252,6 +258,20 @@ pub fn parse(file: &str, source: &str) -> Result<PackFile, PackError> {
                 ));
             }
             _ => {}
+        }
+        if let Some(family) = &rule.meaning
+            && super::meaning::family_index(family).is_none()
+        {
+            return Err(at(
+                &format!("{base}/meaning"),
+                format!("`{family}` is not a family the classifier knows: {}", super::meaning::FAMILIES.join(", ")),
+            ));
+        }
+        if rule.meaning.is_none() && rule.examples.values().any(|l| !l.is_empty()) {
+            return Err(at(
+                &format!("{base}/examples"),
+                "`examples` train the classifier for `meaning`: name it".into(),
+            ));
         }
         for (w, list) in rule.patterns.iter() {
             for (j, p) in list.iter().enumerate() {
