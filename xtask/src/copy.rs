@@ -19,6 +19,7 @@ const CUSTOMERS: &str = include_str!("../../crates/tutti-ai/data/generate/custom
 const GATE_SET: &str = include_str!("../../crates/tutti-ai/data/review/labelled.jsonl");
 const GATE_HELD_OUT: &str = include_str!("../../crates/tutti-ai/data/review/heldout.jsonl");
 const TAGGER_SET: &str = include_str!("../../crates/tutti-ai/data/creatives/eval.jsonl");
+const TAGGER_HELD_OUT: &str = include_str!("../../crates/tutti-ai/data/creatives/heldout.jsonl");
 
 /// The suite's "now": 1 December 2026, 09:00 UTC. Days in the suite (last order, last seen, history) count
 /// back from it, so the output is the same on every run.
@@ -89,19 +90,29 @@ fn gate_report() -> anyhow::Result<()> {
 }
 
 fn tagger_report() -> anyhow::Result<()> {
-    let eval = read_examples(TAGGER_SET)?;
-    let result = evaluate(&LocalTagger::new_default(), &eval);
-    println!(
-        "## Creative tagger: the evaluation set ({} creatives, crates/tutti-ai/data/creatives/eval.jsonl)\n",
-        eval.len()
-    );
-    println!("| trait | all | vi | zh | en |");
-    println!("|---|---|---|---|---|");
-    for name in result.by_trait.keys() {
-        let cell = |l: Option<&str>| result.accuracy(name, l).map_or("-".to_owned(), |a| format!("{:.1}%", 100.0 * a));
-        println!("| {name} | {} | {} | {} | {} |", cell(None), cell(Some("vi")), cell(Some("zh")), cell(Some("en")));
+    let tagger = LocalTagger::new_default();
+    for (title, path, source) in [
+        ("the held-out set in another style", "heldout.jsonl", TAGGER_HELD_OUT),
+        ("the evaluation set", "eval.jsonl", TAGGER_SET),
+    ] {
+        let set = read_examples(source)?;
+        let result = evaluate(&tagger, &set);
+        println!("## Creative tagger: {title} ({} creatives, crates/tutti-ai/data/creatives/{path})\n", set.len());
+        println!("| trait | all | vi | zh | en |");
+        println!("|---|---|---|---|---|");
+        for name in result.by_trait.keys() {
+            let cell =
+                |l: Option<&str>| result.accuracy(name, l).map_or("-".to_owned(), |a| format!("{:.1}%", 100.0 * a));
+            println!(
+                "| {name} | {} | {} | {} | {} |",
+                cell(None),
+                cell(Some("vi")),
+                cell(Some("zh")),
+                cell(Some("en"))
+            );
+        }
+        println!();
     }
-    println!();
     Ok(())
 }
 

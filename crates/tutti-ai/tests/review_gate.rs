@@ -159,7 +159,11 @@ fn pack_files_are_checked_with_line_and_column() {
             "6:5",
             "unknown field `phrase`",
         ),
-        ("pack: x\nrules:\n  - id: a\n    kind: phrases\n    says: s\n", "3:5", "needs `phrases`, `patterns` or `meaning`"),
+        (
+            "pack: x\nrules:\n  - id: a\n    kind: phrases\n    says: s\n",
+            "3:5",
+            "needs `phrases`, `patterns` or `meaning`",
+        ),
         (
             "pack: x\nrules:\n  - id: a\n    kind: tone\n    says: s\n    max_chars: {sms: 1}\n",
             "6:5",
