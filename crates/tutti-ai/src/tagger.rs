@@ -294,7 +294,10 @@ impl LocalTagger {
             }
         }
         let all = format!("{headline}\n{rest}");
+        // A headline in quotation marks is somebody's words: a testimonial.
+        let quoted = ['"', '“', '「', '『'].iter().any(|q| headline.trim_start().starts_with(*q));
         let shapes = [
+            ("shape:headline_quoted", quoted),
             ("shape:headline_question", headline.contains('?') || headline.contains('？')),
             ("shape:exclamation", all.contains('!') || all.contains('！')),
             ("shape:percent", all.contains('%') || all.contains('％')),

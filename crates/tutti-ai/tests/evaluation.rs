@@ -4,6 +4,9 @@
 use tutti_ai::tagger::{LocalTagger, evaluate, read_examples};
 
 const EVALUATION_SET: &str = include_str!("../data/creatives/eval.jsonl");
+/// Creatives in styles the training set had few of (guides, pain openers, number-citing value claims,
+/// testimonials), written after the tagger and measured before it was changed for them.
+const HELD_OUT: &str = include_str!("../data/creatives/heldout.jsonl");
 
 #[test]
 fn the_evaluation_set_is_big_enough_and_apart_from_the_training_set() {
@@ -46,4 +49,31 @@ fn tone_and_purpose_reach_80_percent() {
     let (least, most) = (result.by_confidence[0], result.by_confidence[4]);
     assert!(most.1 >= 100 && rate(most) >= 0.9, "confidence 0.9 and over: {most:?}");
     assert!(rate(most) > rate(least) + 0.1, "{least:?} vs {most:?}");
+}
+
+#[test]
+fn the_held_out_creatives_in_another_style_are_apart_and_above_their_floors() {
+    let held_out = read_examples(HELD_OUT).unwrap();
+    let train = read_examples(tutti_ai::tagger::TRAINING_SET).unwrap();
+    for e in &held_out {
+        assert!(
+            !train.iter().any(|t| t.headline == e.headline || t.body == e.body),
+            "{} also appears in the training set",
+            e.id
+        );
+    }
+    let result = evaluate(&LocalTagger::new_default(), &held_out);
+    for name in ["tone", "purpose", "structure", "offer"] {
+        let line: Vec<String> = [None, Some("vi"), Some("zh"), Some("en")]
+            .iter()
+            .map(|l| format!("{}: {:.1}%", l.unwrap_or("all"), 100.0 * result.accuracy(name, *l).unwrap()))
+            .collect();
+        eprintln!("{name:<10} {}", line.join("  "));
+        // Floors under what is reached, against regressions; the design's target is 90% overall and 85% in
+        // every language (`cargo xtask copy` prints the figures).
+        assert!(result.accuracy(name, None).unwrap() >= 0.85, "{name}: {}", line.join("  "));
+        for language in ["vi", "zh", "en"] {
+            assert!(result.accuracy(name, Some(language)).unwrap() >= 0.80, "{name}: {}", line.join("  "));
+        }
+    }
 }
