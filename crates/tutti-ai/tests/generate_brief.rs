@@ -139,6 +139,7 @@ fn an_earlier_complaint_makes_any_message_an_apology_in_every_language() {
         assert_eq!((recent.event.as_str(), recent.days_ago), ("Support Message", 3));
         assert!(g.context.levels.contains(&Level::Emotion));
         assert!(g.body.contains(sorry), "{}", g.body);
+        assert!(!g.body.contains("生活愉快"), "no cheerful sign-off on an apology: {}", g.body);
         assert!(
             !g.body.to_lowercase().contains(item) && !g.body.contains("15") && !g.body.contains("9折"),
             "nothing sold: {}",
@@ -162,6 +163,17 @@ fn an_earlier_complaint_makes_any_message_an_apology_in_every_language() {
         write(json!({"first_name": "Al"}), viewed("kettle"), ask, filed, "promotional").context.kind,
         Kind::Apology
     );
+}
+
+#[test]
+fn a_vietnamese_name_that_is_also_a_word_of_address_keeps_two_words() {
+    let ask = json!({"prompt": "Bring them back to their cart"});
+    let cart = track("Cart Abandoned", json!({"item": "sữa rửa mặt"}));
+    let g =
+        write(json!({"name": "Bùi Ngọc Anh", "language": "vi"}), cart.clone(), ask.clone(), json!([]), "promotional");
+    assert_eq!(g.context.address, "Ngọc Anh");
+    let g = write(json!({"name": "Trần Văn Minh", "language": "vi"}), cart, ask, json!([]), "promotional");
+    assert_eq!(g.context.address, "Minh");
 }
 
 #[test]

@@ -141,6 +141,21 @@ fn english_address(full: &str) -> Option<String> {
     words.first().map(|w| (*w).to_owned())
 }
 
+/// Given names that are also words of address (Anh, Em, Chị...): people so named are called by the last two
+/// words of their name ("Ngọc Anh", "Tuấn Anh"), since "Chào Anh" reads as a pronoun.
+const ADDRESS_LIKE_NAMES: [&str; 9] = ["anh", "em", "chị", "cô", "chú", "bác", "ông", "bà", "út"];
+
+/// The name a Vietnamese full name is called by: its last word, or its last two when the last is a word of
+/// address.
+fn vietnamese_given_name(full: &str) -> Option<String> {
+    let words: Vec<&str> = full.split_whitespace().collect();
+    let last = *words.last()?;
+    if words.len() >= 2 && ADDRESS_LIKE_NAMES.contains(&last.to_lowercase().as_str()) {
+        return Some(words[words.len() - 2..].join(" "));
+    }
+    Some(last.to_owned())
+}
+
 pub(super) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -180,8 +195,7 @@ pub fn context_within(input: &Value, now_ms: i64, complaint_days: i64) -> Contex
     let (name, honorific, address) = match language {
         Language::Vi => {
             // Vietnamese names run family, middle, given: people are called by the last word.
-            let given =
-                first.or_else(|| full_name.as_deref().and_then(|n| n.split_whitespace().last().map(str::to_owned)));
+            let given = first.or_else(|| full_name.as_deref().and_then(vietnamese_given_name));
             let h = if male {
                 Some("anh")
             } else if female {

@@ -187,12 +187,10 @@ pub fn local_variants(ctx: &Context, ask: &Ask, category: Option<&str>, n: usize
             point.extend(offer_line.clone());
             let mut paragraphs = vec![say(hello), point.join(joiner)];
             paragraphs.extend(link_line.clone());
+            let sign_off = if ctx.kind == Kind::Apology { phrases.sign_off_apology } else { phrases.sign_off };
             let sign = brief("sign_off").unwrap_or_else(|| match &brand {
-                Some(b) => format!("{}\n{b}", phrases.sign_off),
-                None => {
-                    phrases.sign_off.trim_end_matches(',').to_owned()
-                        + if ctx.language == Language::Zh { "" } else { "." }
-                }
+                Some(b) => format!("{sign_off}\n{b}"),
+                None => sign_off.trim_end_matches(',').to_owned() + if ctx.language == Language::Zh { "" } else { "." },
             });
             paragraphs.push(sign);
             let subject = match (v % 2, item.is_some() && known(lines.subject_item)) {

@@ -28,6 +28,8 @@ pub(super) struct Phrases {
     pub offer_first: &'static str,
     pub link: &'static str,
     pub sign_off: &'static str,
+    /// The sign-off of an apology, where a cheerful one would jar (Chinese "祝您生活愉快！").
+    pub sign_off_apology: &'static str,
     /// How an SMS says how to refuse further messages: with the brand's short code, and by replying.
     pub opt_out_code: &'static str,
     pub opt_out_reply: &'static str,
@@ -71,6 +73,7 @@ pub(super) const EN: Phrases = Phrases {
     offer_first: "Enjoy {o} your first order.",
     link: "See more: {l}",
     sign_off: "Best regards,",
+    sign_off_apology: "Best regards,",
     opt_out_code: "Text STOP to {c} to opt out.",
     opt_out_reply: "Reply STOP to opt out.",
     joiner: " ",
@@ -145,7 +148,7 @@ pub(super) const EN: Phrases = Phrases {
         more: "",
     },
     update: Lines {
-        subjects: ["News for you, {a}", "A note from us, {a}"],
+        subjects: ["Thank you, {a}", "A note of thanks, {a}"],
         subject_item: "",
         main_item: "Thank you for being with us.",
         main: "Thank you for being with us.",
@@ -160,6 +163,7 @@ pub(super) const VI: Phrases = Phrases {
     offer_first: "Ưu đãi {o} cho đơn đầu tiên của {p}.",
     link: "Xem chi tiết: {l}",
     sign_off: "Trân trọng,",
+    sign_off_apology: "Trân trọng,",
     opt_out_code: "Từ chối: soạn TC gửi {c}",
     opt_out_reply: "Từ chối nhận tin: trả lời TC.",
     joiner: " ",
@@ -234,7 +238,7 @@ pub(super) const VI: Phrases = Phrases {
         more: "",
     },
     update: Lines {
-        subjects: ["Tin mới cho {a}", "Đôi lời gửi {a}"],
+        subjects: ["Lời cảm ơn gửi {a}", "Đôi lời cảm ơn gửi {a}"],
         subject_item: "",
         main_item: "Cảm ơn {p} đã đồng hành cùng chúng tôi.",
         main: "Cảm ơn {p} đã đồng hành cùng chúng tôi.",
@@ -249,6 +253,7 @@ pub(super) const ZH: Phrases = Phrases {
     offer_first: "首单可享{o}。",
     link: "详情：{l}",
     sign_off: "祝您生活愉快！",
+    sign_off_apology: "再次向您致歉。",
     opt_out_code: "回T退订",
     opt_out_reply: "回T退订",
     joiner: "",
@@ -323,7 +328,7 @@ pub(super) const ZH: Phrases = Phrases {
         more: "",
     },
     update: Lines {
-        subjects: ["{a}，来看看新消息", "{a}，感谢一路相伴"],
+        subjects: ["{a}，感谢一路相伴", "致{a}的一封感谢信"],
         subject_item: "",
         main_item: "感谢您一直以来的支持。",
         main: "感谢您一直以来的支持。",

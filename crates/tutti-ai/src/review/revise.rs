@@ -105,7 +105,7 @@ impl Gate {
 }
 
 /// Closing lines a message ends with, lower-cased, in the three languages.
-const SIGN_OFFS: [&str; 15] = [
+const SIGN_OFFS: [&str; 16] = [
     "trân trọng",
     "thân ái",
     "thân mến",
@@ -118,6 +118,7 @@ const SIGN_OFFS: [&str; 15] = [
     "thank you",
     "祝好",
     "祝您生活愉快",
+    "再次向您致歉",
     "此致敬礼",
     "谢谢",
     "敬上",
