@@ -9,6 +9,7 @@ pub mod provider;
 pub mod review;
 pub mod sentiment;
 pub mod sms;
+mod softmax;
 pub mod tagger;
 pub mod text;
 pub mod topics;

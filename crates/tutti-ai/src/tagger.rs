@@ -17,6 +17,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::DEFAULT_CUES;
+use crate::softmax::{Softmax, Training};
 use crate::text::{self, is_han, is_word_char, stands_alone};
 
 /// A trait the tagger decides, with its values and the phrases that point at each.
@@ -146,8 +147,8 @@ const EPOCHS: usize = 40;
 
 struct Model {
     values: Vec<String>,
-    /// `values.len() * DIM`, value-major.
-    weights: Vec<f32>,
+    /// One row of `DIM` weights per value.
+    softmax: Softmax,
     trained: bool,
 }
 
@@ -232,7 +233,7 @@ impl LocalTagger {
             models: taxonomy
                 .traits
                 .iter()
-                .map(|t| Model { values: t.values.clone(), weights: vec![0.0; t.values.len() * DIM], trained: false })
+                .map(|t| Model { values: t.values.clone(), softmax: Softmax::new(t.values.len(), DIM), trained: false })
                 .collect(),
             taxonomy,
             cues,
@@ -411,61 +412,16 @@ fn hash(bytes: &[u8]) -> u32 {
 }
 
 impl Model {
-    fn scores(&self, features: &[(u32, f32)]) -> Vec<f64> {
-        (0..self.values.len())
-            .map(|v| {
-                let w = &self.weights[v * DIM..(v + 1) * DIM];
-                features.iter().map(|&(i, x)| (w[i as usize] * x) as f64).sum()
-            })
-            .collect()
-    }
-
     fn probabilities(&self, features: &[(u32, f32)]) -> Vec<f64> {
-        softmax(self.scores(features))
+        self.softmax.probabilities(features)
     }
 }
 
-fn softmax(mut s: Vec<f64>) -> Vec<f64> {
-    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    s.iter_mut().for_each(|x| *x = (*x - max).exp());
-    let total: f64 = s.iter().sum();
-    s.iter_mut().for_each(|x| *x /= total);
-    s
-}
-
-/// Stochastic gradient descent on the softmax loss, examples in a seeded shuffled order each epoch, with a
-/// decaying step and a light L2 penalty on the weights it touches.
+/// Trains a trait's model on its labelled examples (example index, value index).
 fn train_model(model: &mut Model, seen: &[Seen], labelled: &[(usize, usize)], seed: u64) {
-    let mut order: Vec<usize> = (0..labelled.len()).collect();
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    const L2: f32 = 1e-4;
-    for epoch in 0..EPOCHS {
-        for i in (1..order.len()).rev() {
-            let j = (next() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-        let rate = 1.0 / (1.0 + 0.1 * epoch as f32);
-        for &k in &order {
-            let (example, label) = labelled[k];
-            let features = &seen[example].features;
-            let p = model.probabilities(features);
-            for (v, pv) in p.iter().enumerate() {
-                let gradient = (if v == label { 1.0 } else { 0.0 }) - *pv as f32;
-                let w = &mut model.weights[v * DIM..(v + 1) * DIM];
-                for &(i, x) in features {
-                    let wi = &mut w[i as usize];
-                    *wi += rate * (gradient * x - L2 * *wi);
-                }
-            }
-        }
-    }
+    let examples: Vec<(&[(u32, f32)], usize)> =
+        labelled.iter().map(|&(example, value)| (seen[example].features.as_slice(), value)).collect();
+    model.softmax.train(&examples, &Training { epochs: EPOCHS, rate: 1.0, l2: 1e-4, seed });
     model.trained = true;
 }
 

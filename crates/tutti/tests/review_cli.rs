@@ -55,7 +55,7 @@ fn pack_files_and_unknown_packs_are_reported_clearly() {
     let d = dir.path().to_str().unwrap();
     let (code, _, err) = review(&["--dir", d, "--packs", "brand", "hi"], None);
     assert_ne!(code, 0);
-    assert!(err.contains("brand.yaml:3:5") && err.contains("needs `phrases` or `patterns`"), "{err}");
+    assert!(err.contains("brand.yaml:3:5") && err.contains("needs `phrases`, `patterns` or `meaning`"), "{err}");
     std::fs::write(
         dir.path().join("brand.yaml"),
         "pack: brand\nrules:\n  - id: cheap\n    kind: phrases\n    says: never say cheap\n    phrases: {en: [cheap], zh: [廉价]}\n",

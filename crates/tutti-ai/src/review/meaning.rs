@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
+use crate::softmax::{Softmax, Training};
 use crate::text;
 
 /// The rule families the classifier knows, in class order after `clean`.
@@ -70,10 +71,9 @@ pub struct Reading {
     pub probability: f32,
 }
 
-/// The trained classifier.
+/// The trained classifier: `clean` and one class per family.
 pub struct Meaning {
-    /// CLASSES rows of DIM weights.
-    weights: Vec<f32>,
+    softmax: Softmax,
 }
 
 impl std::fmt::Debug for Meaning {
@@ -101,65 +101,26 @@ impl Meaning {
         Meaning::train(&examples)
     }
 
-    /// Trains on labelled sentences: stochastic gradient descent on the softmax loss, shuffled the same way
-    /// every time.
+    /// Trains on labelled sentences.
     pub fn train(examples: &[Example]) -> Meaning {
         let labelled: Vec<(Vec<(u32, f32)>, usize)> =
             examples.iter().map(|e| (features(&e.text), family_index(&e.label).map_or(0, |f| f + 1))).collect();
-        let mut model = Meaning { weights: vec![0.0; CLASSES * DIM] };
-        let mut order: Vec<usize> = (0..labelled.len()).collect();
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        const L2: f32 = 1e-5;
-        for epoch in 0..EPOCHS {
-            for i in (1..order.len()).rev() {
-                let j = (next() % (i as u64 + 1)) as usize;
-                order.swap(i, j);
-            }
-            let rate = 0.5 / (1.0 + 0.1 * epoch as f32);
-            for &k in &order {
-                let (x, label) = &labelled[k];
-                let p = model.probabilities(x);
-                for (class, pc) in p.iter().enumerate() {
-                    let gradient = if class == *label { 1.0 } else { 0.0 } - pc;
-                    let row = &mut model.weights[class * DIM..(class + 1) * DIM];
-                    for &(i, v) in x {
-                        let w = &mut row[i as usize];
-                        *w += rate * (gradient * v - L2 * *w);
-                    }
-                }
-            }
-        }
-        model
-    }
-
-    fn probabilities(&self, x: &[(u32, f32)]) -> [f32; CLASSES] {
-        let mut scores = [0f32; CLASSES];
-        for (class, score) in scores.iter_mut().enumerate() {
-            let row = &self.weights[class * DIM..(class + 1) * DIM];
-            *score = x.iter().map(|&(i, v)| row[i as usize] * v).sum();
-        }
-        let max = scores.iter().copied().fold(f32::MIN, f32::max);
-        let mut total = 0.0;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            total += *s;
-        }
-        scores.iter_mut().for_each(|s| *s /= total);
-        scores
+        let pairs: Vec<(&[(u32, f32)], usize)> = labelled.iter().map(|(x, c)| (x.as_slice(), *c)).collect();
+        let mut softmax = Softmax::new(CLASSES, DIM);
+        softmax.train(&pairs, &Training { epochs: EPOCHS, rate: 0.5, l2: 1e-5, seed: 7 });
+        Meaning { softmax }
     }
 
     /// How a sentence reads.
     pub fn read(&self, sentence: &str) -> Reading {
-        let p = self.probabilities(&features(sentence));
-        let (best, probability) =
-            p.iter().copied().enumerate().skip(1).fold((0, 0.0), |a, (i, v)| if v > a.1 { (i, v) } else { a });
-        Reading { family: (probability > p[0] && best > 0).then_some(best - 1), probability }
+        let p = self.softmax.probabilities(&features(sentence));
+        let (best, probability) = p
+            .iter()
+            .map(|v| *v as f32)
+            .enumerate()
+            .skip(1)
+            .fold((0, 0.0), |a, (i, v)| if v > a.1 { (i, v) } else { a });
+        Reading { family: (probability > p[0] as f32 && best > 0).then_some(best - 1), probability }
     }
 }
 
