@@ -138,6 +138,8 @@ fn an_earlier_complaint_makes_any_message_an_apology_in_every_language() {
         let recent = g.context.recent_complaint.clone().expect("the earlier complaint is found");
         assert_eq!((recent.event.as_str(), recent.days_ago), ("Support Message", 3));
         assert!(g.context.levels.contains(&Level::Emotion));
+        let why = g.explanation.clone().unwrap_or_default();
+        assert!(why.contains("apology") && why.contains("Support Message"), "the copy says why: {why}");
         assert!(g.body.contains(sorry), "{}", g.body);
         assert!(!g.body.contains("生活愉快"), "no cheerful sign-off on an apology: {}", g.body);
         assert!(

@@ -239,6 +239,7 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
     let policy = GenerationPolicy {
         disclosure: BTreeMap::from([("email".to_owned(), Disclose::Model)]),
         judge: true,
+        voice: Some("Warm and brief; never pushy. We say \"chúng mình\", not \"chúng tôi\".".into()),
         ..GenerationPolicy::default()
     };
     let input = json!({
@@ -281,8 +282,19 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
         "{}",
         g.body
     );
-    // The revision request carried the gate's findings; the judge's asked for its verdict's shape.
+    // The request for variants carried the kind of message, the brand's voice and what the packs ask.
     let sent = vendors.received("openai");
+    let system = sent[0].body["messages"][0]["content"].as_str().unwrap();
+    let asked = sent[0].body["messages"][1]["content"].as_str().unwrap();
+    assert!(system.contains("a thank you message") && system.contains("anh Minh"), "{system}");
+    assert!(asked.contains("The brand's voice:\nWarm and brief"), "{asked}");
+    assert!(asked.contains("general.superlatives: never write copy that an unproven superlative"), "{asked}");
+    assert!(
+        sent[0].body["response_format"]["json_schema"]["schema"]["properties"]["variants"]["items"]["properties"]
+            ["explanation"]
+            .is_object()
+    );
+    // The revision request carried the gate's findings; the judge's asked for its verdict's shape.
     let revision_prompt = sent[1].body["messages"][1]["content"].as_str().unwrap();
     assert!(
         revision_prompt.contains("general.superlatives") && revision_prompt.contains("tốt nhất"),
@@ -293,11 +305,16 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
 
     // A judge that finds nothing leaves the verdict to the rules; a model that cannot revise is not asked again.
     vendors.reply([
-        Reply::Text(json!({"variants": [{"subject": "Chào anh Minh", "body": fixed}]}).to_string()),
+        Reply::Text(
+            json!({"variants": [{"subject": "Chào anh Minh", "body": fixed,
+                                  "explanation": "a thank-you after his order, warm as the voice asks"}]})
+            .to_string(),
+        ),
         Reply::Text(json!({"passed": true, "objections": []}).to_string()),
     ]);
     let g = generate::generate_with(&input, &router, &gate, &stats, &policy, 0).await.unwrap();
     assert!(g.passed && g.first_pass && g.violations.is_empty(), "{g:?}");
+    assert_eq!(g.explanation.as_deref(), Some("a thank-you after his order, warm as the voice asks"));
     assert_eq!(g.calls.len(), 2);
     no_refusals(&vendors);
 }

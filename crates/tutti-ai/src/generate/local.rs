@@ -13,9 +13,9 @@ use crate::text::Language;
 /// The structured answer every provider gives: the variants.
 pub fn variants_schema(n: usize, sms: bool) -> Schema {
     let variant = if sms {
-        json!({"type": "object", "properties": {"body": {"type": "string", "minLength": 1}}, "required": ["body"], "additionalProperties": false})
+        json!({"type": "object", "properties": {"body": {"type": "string", "minLength": 1}, "explanation": {"type": "string"}}, "required": ["body"], "additionalProperties": false})
     } else {
-        json!({"type": "object", "properties": {"subject": {"type": "string", "minLength": 1}, "body": {"type": "string", "minLength": 1}}, "required": ["subject", "body"], "additionalProperties": false})
+        json!({"type": "object", "properties": {"subject": {"type": "string", "minLength": 1}, "body": {"type": "string", "minLength": 1}, "explanation": {"type": "string"}}, "required": ["subject", "body"], "additionalProperties": false})
     };
     Schema {
         name: "variants".into(),
@@ -276,6 +276,29 @@ fn lower_first(text: &str) -> String {
     }
 }
 
+/// Why the local generator wrote what it did: the kind of message, what decided it, the levels it used.
+fn explain(ctx: &Context) -> String {
+    let kind = serde_json::to_value(ctx.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let levels: Vec<String> = ctx
+        .levels
+        .iter()
+        .filter_map(|l| serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_owned)))
+        .collect();
+    let why = match &ctx.recent_complaint {
+        Some(c) => {
+            format!("an apology: `{}` {} day(s) ago reads as a complaint, so nothing is sold", c.event, c.days_ago)
+        }
+        None if ctx.sentiment.complaint => {
+            "an apology: the event's text reads as a complaint, so nothing is sold".to_owned()
+        }
+        None => format!("a {} message (the brief, else the event `{}`)", kind.replace('_', " "), ctx.intent),
+    };
+    format!(
+        "{why}; personalised from: {}",
+        if levels.is_empty() { "nothing known".to_owned() } else { levels.join(", ") }
+    )
+}
+
 /// The local provider's `generate` skill: variants from [`local_variants`].
 pub fn local_skill(request: &Request) -> Result<Value, AiError> {
     let ctx: Context = serde_json::from_value(request.input["context"].clone())
@@ -283,11 +306,12 @@ pub fn local_skill(request: &Request) -> Result<Value, AiError> {
     let ask: Ask = serde_json::from_value(request.input["ask"].clone()).unwrap_or_default();
     let n = request.input["n"].as_u64().unwrap_or(1) as usize;
     let category = request.input["category"].as_str();
+    let explanation = explain(&ctx);
     let variants: Vec<Value> = local_variants(&ctx, &ask, category, n)
         .into_iter()
         .map(|(subject, body)| match subject {
-            Some(s) => json!({"subject": s, "body": body}),
-            None => json!({"body": body}),
+            Some(s) => json!({"subject": s, "body": body, "explanation": explanation}),
+            None => json!({"body": body, "explanation": explanation}),
         })
         .collect();
     Ok(json!({"variants": variants}))

@@ -140,6 +140,9 @@ pub struct Generated {
     /// A model judged the chosen copy as well as the rules (and what it said, when it objected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judged_by: Option<String>,
+    /// What the writer (the model, or the local generator) says it used and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
     /// The context it was personalised from (for the audit trail and the approver).
     pub context: Context,
     /// Every provider call made for it, for the audit trail (not part of the message).
@@ -147,21 +150,34 @@ pub struct Generated {
     pub calls: Vec<CallNote>,
 }
 
-/// The instructions a large model gets.
-fn prompt(ctx: &Context, ask: &Ask, n: usize, channel: &str) -> Vec<Message> {
+/// The instructions a large model gets: the kind of message and how to address the person, the brief, what
+/// is known of them (only the levels the data holds), the brand's voice, and what the review packs ask.
+fn prompt(ctx: &Context, ask: &Ask, n: usize, channel: &str, voice: Option<&str>, rules: &[String]) -> Vec<Message> {
     let lang = match ctx.language {
         Language::Vi => "Vietnamese",
         Language::Zh => "Simplified Chinese",
         _ => "English",
     };
+    let kind = serde_json::to_value(ctx.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let system = format!(
-        "You write {channel} marketing copy for one customer, in {lang}. Address them as \"{}\". Write {n} \
-         distinct variants. Never promise guaranteed results, never invent facts, never include ids or \
-         internal notes. If the customer is unhappy, apologise and do not sell. Answer in JSON with the given schema.",
+        "You write {channel} marketing copy for one customer, in {lang}: a {} message. Address them as \"{}\". \
+         Write {n} distinct variants; the subject and the body say the same thing. Use only the facts given; never \
+         promise guaranteed results, never include ids or internal notes. If the customer is unhappy, apologise \
+         and do not sell. Put any required line before the sign-off. Follow the brand's voice and the review \
+         rules below; in `explanation`, say in one sentence what you used and why. Answer in JSON with the \
+         given schema.",
+        kind.replace('_', " "),
         ctx.address
     );
     let facts = json!({"context": ctx, "brief": ask.brief, "tone": ask.tone});
-    vec![Message::system(system), Message::user(format!("{}\n\nWhat we know: {facts}", ask.prompt))]
+    let mut user = format!("{}\n\nWhat we know: {facts}", ask.prompt);
+    if let Some(voice) = voice.filter(|v| !v.trim().is_empty()) {
+        user.push_str(&format!("\n\nThe brand's voice:\n{voice}"));
+    }
+    if !rules.is_empty() {
+        user.push_str(&format!("\n\nReview rules:\n- {}", rules.join("\n- ")));
+    }
+    vec![Message::system(system), Message::user(user)]
 }
 
 /// Generates, reviews and revises one message with no disclosure and no judge. `input` is the `ai`
@@ -196,13 +212,20 @@ pub async fn generate_with(
     };
     let ctx = context_within(input, now_ms, policy.complaint_days);
     let sms = channel == "sms";
-    let mut request = Request::new(Task::Generate, prompt(&ctx, &ask, n, &channel));
+    let rules = gate.rules_in_words(selection);
+    let mut request = Request::new(Task::Generate, prompt(&ctx, &ask, n, &channel, policy.voice.as_deref(), &rules));
     request.schema = Some(variants_schema(n, sms));
     request.temperature = Some(0.7);
     request.input = json!({"context": ctx, "ask": ask, "n": n, "category": input["category"]});
     let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
     let mut calls = vec![CallNote::of("variants", &request, &completion)];
     let category = input["category"].as_str();
+    let explanations: Vec<Option<String>> = completion
+        .structured
+        .as_ref()
+        .and_then(|v| v["variants"].as_array())
+        .map(|vs| vs.iter().map(|v| v["explanation"].as_str().map(|e| e.chars().take(500).collect())).collect())
+        .unwrap_or_default();
     let drafts: Vec<Draft> = drafts_of(&completion, &channel, ctx.language)?
         .into_iter()
         .map(|d| match category {
@@ -292,6 +315,7 @@ pub async fn generate_with(
         cost_micros: calls.iter().map(|c| c.cost_micros).sum(),
         disclosure,
         judged_by,
+        explanation: explanations.get(variant).cloned().flatten(),
         context: ctx,
         calls,
     };

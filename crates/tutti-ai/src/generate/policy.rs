@@ -30,6 +30,8 @@ pub struct GenerationPolicy {
     pub judge: bool,
     /// How many days back a complaint or unhappy support exchange makes any message an apology.
     pub complaint_days: i64,
+    /// The brand's voice (a style guide in words), given to a model that writes copy.
+    pub voice: Option<String>,
 }
 
 impl Default for GenerationPolicy {
@@ -39,6 +41,7 @@ impl Default for GenerationPolicy {
             disclosure_text: BTreeMap::new(),
             judge: false,
             complaint_days: super::COMPLAINT_DAYS,
+            voice: None,
         }
     }
 }

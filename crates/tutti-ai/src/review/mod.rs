@@ -429,6 +429,22 @@ impl Gate {
         self
     }
 
+    /// What the selected packs ask of copy, one line a rule ("finance.guaranteed_returns: never: promises a
+    /// return, or says there is no risk"), for a model's instructions.
+    pub fn rules_in_words(&self, selection: Selection) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| selection.0 & (1 << r.pack) != 0)
+            .map(|r| {
+                let how = match r.check {
+                    Check::Require { .. } => "include what is missing when",
+                    _ => "never write copy that",
+                };
+                format!("{}: {how} {}", r.id, r.says)
+            })
+            .collect()
+    }
+
     pub fn packs(&self) -> &[PackInfo] {
         &self.packs
     }

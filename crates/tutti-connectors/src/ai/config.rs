@@ -35,7 +35,13 @@ pub(super) struct Config {
     /// How many days back a complaint makes any generated message an apology.
     #[serde(default = "complaint_days")]
     pub(super) complaint_days: i64,
+    /// A file with the brand's voice (a style guide in words), given to a model that writes copy.
+    #[serde(default)]
+    pub(super) voice: Option<String>,
 }
+
+/// The longest voice file read (a style guide, not a book).
+const MAX_VOICE_BYTES: u64 = 16 * 1024;
 
 fn complaint_days() -> i64 {
     generate::COMPLAINT_DAYS
@@ -103,6 +109,16 @@ pub(super) fn validate(table: &Value, cx: &Context<'_>) -> Result<Box<dyn Checke
         disclosure_text: config.disclosure_text.clone(),
         judge: config.judge,
         complaint_days: config.complaint_days,
+        voice: match &config.voice {
+            None => None,
+            Some(path) => {
+                let size = std::fs::metadata(path).map_err(|e| format!("`voice`: cannot read {path}: {e}"))?.len();
+                if size > MAX_VOICE_BYTES {
+                    return Err(format!("`voice`: {path} is {size} bytes; the limit is {MAX_VOICE_BYTES}"));
+                }
+                Some(std::fs::read_to_string(path).map_err(|e| format!("`voice`: cannot read {path}: {e}"))?)
+            }
+        },
     };
     if !(0..=365).contains(&config.complaint_days) {
         return Err("`complaint_days` must be a number of days from 0 to 365".into());

@@ -22,6 +22,7 @@
 //! disclosure = { email = "model", sms = "always" }   # the AI-use disclosure per channel (`*`: any)
 //! disclosure_text = { vi = "Nội dung có sự hỗ trợ của AI." }
 //! complaint_days = 14                # a complaint this recent makes any message an apology
+//! voice = "brand/voice.md"           # the brand's voice, given to a model that writes copy (16 KB at most)
 //! [connectors.ai.prices]
 //! "gpt-4o-mini" = { input = 0.15, output = 0.60 }   # per million tokens
 //! [connectors.ai.providers.openai]
