@@ -176,10 +176,20 @@ pub fn local_variants(ctx: &Context, ask: &Ask, category: Option<&str>, n: usize
         .map(|v| {
             if sms {
                 // An SMS carries the bare link: the label costs characters a link explains by itself.
-                return (
-                    None,
-                    sms_text(ctx, phrases, &say, main, more, &offer_line, &link, &brand, &code, advertising),
-                );
+                let opt_out =
+                    advertising.then(|| say(if code.is_some() { phrases.opt_out_code } else { phrases.opt_out_reply }));
+                let parts = SmsParts {
+                    hello: say(phrases.hello_sms),
+                    main: say(main),
+                    // A second sentence that speaks of email ("reply to this email") has no place in a text.
+                    more: more.filter(|m| !m.contains("email") && !m.contains("邮件")).map(&say),
+                    offer: offer_line.clone(),
+                    link: link.clone(),
+                    opt_out,
+                    brand: brand.clone(),
+                    advertising,
+                };
+                return (None, sms_text(ctx.language, phrases.joiner, &parts));
             }
             let hello = if ctx.name.is_none() { phrases.hello[0] } else { phrases.hello[v % 2] };
             let mut point = vec![say(main)];
@@ -202,48 +212,40 @@ pub fn local_variants(ctx: &Context, ask: &Ask, category: Option<&str>, n: usize
         .collect()
 }
 
+/// What an SMS is made of, each sentence already in the person's words.
+struct SmsParts {
+    hello: String,
+    main: String,
+    more: Option<String>,
+    offer: Option<String>,
+    link: Option<String>,
+    /// The country's refusal line, for advertising.
+    opt_out: Option<String>,
+    /// The sender's name, for China's 【signature】.
+    brand: Option<String>,
+    advertising: bool,
+}
+
 /// One SMS: the longest form that fits one part, trying with and without the greeting, the second sentence
 /// and (Vietnamese) the marks, in that order of sacrifice.
-#[allow(clippy::too_many_arguments)]
-fn sms_text(
-    ctx: &Context,
-    phrases: &super::phrases::Phrases,
-    say: &dyn Fn(&str) -> String,
-    main: &str,
-    more: Option<&str>,
-    offer: &Option<String>,
-    link: &Option<String>,
-    brand: &Option<String>,
-    code: &Option<String>,
-    advertising: bool,
-) -> String {
-    let joiner = phrases.joiner;
-    let opt_out = advertising.then(|| say(if code.is_some() { phrases.opt_out_code } else { phrases.opt_out_reply }));
+fn sms_text(language: Language, joiner: &str, p: &SmsParts) -> String {
     let compose = |greet: bool, second: bool| {
         let mut parts: Vec<String> = Vec::new();
         if greet {
-            parts.push(say(phrases.hello_sms));
+            parts.push(p.hello.clone());
         }
-        parts.push(if greet && ctx.language != Language::Zh { lower_first(&say(main)) } else { say(main) });
-        // A second sentence that speaks of email ("reply to this email") has no place in a text message.
-        if second && more.is_some_and(|m| !m.contains("email") && !m.contains("邮件")) {
-            parts.extend(more.map(say));
+        parts.push(if greet && language != Language::Zh { lower_first(&p.main) } else { p.main.clone() });
+        if second {
+            parts.extend(p.more.clone());
         }
-        parts.extend(offer.clone());
+        parts.extend(p.offer.clone());
         // A link is followed by a space, so that what comes next (回T退订) is not read as part of it.
-        parts.extend(link.as_ref().map(|l| if joiner.is_empty() { format!("{l} ") } else { l.clone() }));
-        // English carriers' STOP line matters for promotions; Vietnam and China require theirs.
-        if ctx.language != Language::En || advertising {
-            parts.extend(opt_out.clone());
-        }
+        parts.extend(p.link.as_ref().map(|l| if joiner.is_empty() { format!("{l} ") } else { l.clone() }));
+        parts.extend(p.opt_out.clone());
         let mut text = parts.join(joiner).trim_end().to_owned();
-        match ctx.language {
-            Language::Vi if advertising => text = format!("[QC] {text}"),
-            Language::Zh => {
-                if let Some(b) = brand {
-                    text = format!("【{b}】{text}");
-                }
-            }
+        match (language, &p.brand) {
+            (Language::Vi, _) if p.advertising => text = format!("[QC] {text}"),
+            (Language::Zh, Some(b)) => text = format!("【{b}】{text}"),
             _ => {}
         }
         text
@@ -251,7 +253,7 @@ fn sms_text(
     let shapes = [compose(true, true), compose(true, false), compose(false, false)];
     // Vietnamese: with its marks a text fits 70 characters, without them 160; the greeting is worth more than
     // the marks, so each shape is tried with its marks, then without, before the next gives something up.
-    let tries: Vec<String> = match ctx.language {
+    let tries: Vec<String> = match language {
         Language::Vi => shapes.iter().flat_map(|t| [t.clone(), crate::text::fold(t)]).collect(),
         _ => shapes.to_vec(),
     };
