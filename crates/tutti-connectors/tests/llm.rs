@@ -319,6 +319,62 @@ async fn a_model_revises_with_the_gates_feedback_and_a_judge_can_object() {
     no_refusals(&vendors);
 }
 
+#[tokio::test]
+async fn a_model_gives_its_second_opinion_on_what_the_classifier_was_unsure_of() {
+    use tutti_ai::generate::{self, GenerationPolicy, Stats};
+    use tutti_ai::review::{Draft, Gate, Recipient};
+
+    let vendors = Vendors::start().await;
+    let router = Router::new(
+        tutti_connectors::ai::local(),
+        vec![Arc::new(stand_in(&vendors, json!({})))],
+        Routes { default: Some("openai".into()), ..Routes::default() },
+    )
+    .unwrap();
+    let gate = Gate::load(None).unwrap();
+    let body = "This tea may help you relax and sleep better.";
+    // The premise: the classifier leans towards a cure claim without reaching it, and the rules pass it.
+    let review = gate.review(
+        &Draft::new("email", &[("body", body)]),
+        &Recipient::default(),
+        gate.select(&["general", "health"]).unwrap(),
+    );
+    assert!(review.passed && review.uncertain.iter().any(|v| v.rule == "health.cure_claims"), "{review:?}");
+    let input = json!({
+        "request": {"prompt": "Announce the new tea", "channel": "email", "variants": 1, "revisions": 0,
+                    "packs": ["general", "health"]},
+        "profile": {"id": "p9", "traits": {"first_name": "Ann"}},
+        "event": {"type": "track", "event": "Page Viewed"},
+        "run": {"id": "p9-1", "flow": "tea", "version": 1, "step": "copy"},
+    });
+    let variants = json!({"variants": [{"subject": "New: chamomile tea", "body": body}]}).to_string();
+    vendors.reply([
+        Reply::Text(variants.clone()),
+        Reply::Text(json!({"answers": [{"index": 0, "breaks": true, "why": "it promises better sleep"}]}).to_string()),
+    ]);
+    let g = generate::generate_with(&input, &router, &gate, &Stats::default(), &GenerationPolicy::default(), 0)
+        .await
+        .unwrap();
+    no_refusals(&vendors);
+    let purposes: Vec<&str> = g.calls.iter().map(|c| c.purpose).collect();
+    assert_eq!(purposes, ["variants", "second_opinion"]);
+    assert!(!g.passed && g.judged_by.as_deref() == Some("openai"), "{g:?}");
+    assert_eq!(g.violations[0].rule, "health.cure_claims");
+    assert!(g.violations[0].detail.contains("agreed: it promises better sleep"), "{:?}", g.violations[0]);
+    let sent = vendors.received("openai");
+    assert_eq!(sent[1].body["response_format"]["json_schema"]["name"], "second_opinion");
+    assert!(sent[1].body["messages"][1]["content"].as_str().unwrap().contains("health.cure_claims"));
+    // A model that finds nothing wrong lets it pass.
+    vendors.reply([
+        Reply::Text(variants),
+        Reply::Text(json!({"answers": [{"index": 0, "breaks": false, "why": "a mild wellness claim"}]}).to_string()),
+    ]);
+    let g = generate::generate_with(&input, &router, &gate, &Stats::default(), &GenerationPolicy::default(), 0)
+        .await
+        .unwrap();
+    assert!(g.passed && g.first_pass, "{g:?}");
+}
+
 /// The model server's Python, or `None` (the test is skipped) when it is not installed.
 fn python() -> Option<PathBuf> {
     let path = std::env::var_os("TUTTI_LLM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {

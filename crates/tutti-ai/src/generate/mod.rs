@@ -18,6 +18,7 @@
 
 mod audit;
 mod context;
+mod judge;
 pub mod kind;
 mod local;
 mod phrases;
@@ -32,7 +33,7 @@ use serde_json::{Value, json};
 use crate::provider::route::Router;
 use crate::provider::{Completion, Message, Request, Schema, Task};
 use crate::review::{Draft, Gate, Recipient, Review, Violation};
-use crate::text::{self, Language};
+use crate::text::Language;
 
 pub use audit::{CallNote, prompt_hash};
 pub use context::{COMPLAINT_DAYS, Context, Level, RecentComplaint, context, context_within};
@@ -277,11 +278,22 @@ pub async fn generate_with(
     let mut judged_by = None;
     if policy.judge
         && passed
-        && let Some((judge, objections)) = judge_by_model(router, &draft, &channel, now_ms, &mut calls).await
+        && let Some((judge, objections)) = judge::whole_copy(router, &draft, &channel, now_ms, &mut calls).await
     {
         judged_by = Some(judge);
         if !objections.is_empty() {
             (passed, first_pass, violations) = (false, false, objections);
+        }
+    }
+    // Sentences the meaning classifier leaned towards a rule without reaching it: a model, when one is routed
+    // for `judge`, gives its second opinion on each.
+    if passed {
+        let uncertain = gate.review(&draft, &recipient, selection).uncertain;
+        if let Some((judge, broken)) = judge::uncertain(router, &draft, &uncertain, now_ms, &mut calls).await {
+            judged_by.get_or_insert(judge);
+            if !broken.is_empty() {
+                (passed, first_pass, violations) = (false, false, broken);
+            }
         }
     }
     let mut body = draft.field("body").unwrap_or_default().to_owned();
@@ -365,78 +377,6 @@ async fn revise_by_model(
     out.language = draft.language;
     out.category = draft.category.clone();
     Some(out)
-}
-
-/// The model-as-judge: the provider routed for `judge` reviews the copy. Returns who judged and what they
-/// objected to (as violations of `judge.<rule>`), or `None` when no model judged (none configured, or it
-/// failed: the rules' verdict stands).
-async fn judge_by_model(
-    router: &Router,
-    draft: &Draft,
-    channel: &str,
-    now_ms: i64,
-    calls: &mut Vec<CallNote>,
-) -> Option<(String, Vec<Violation>)> {
-    if !router.has_remote_for(Task::Judge) {
-        return None;
-    }
-    let system = "You are a compliance reviewer of marketing copy. Object only to real problems: false or \
-                  guaranteed claims, missing risk disclosure, health claims, pressure, personal data that does not \
-                  belong, anything offensive. Quote the offending words exactly. Answer in JSON with the given schema.";
-    let user = format!("{channel} copy:\n{}", fields_json(draft));
-    let mut request = Request::new(Task::Judge, vec![Message::system(system), Message::user(user)]);
-    request.schema = Some(Schema {
-        name: "verdict".into(),
-        schema: json!({"type": "object", "properties": {
-            "passed": {"type": "boolean"},
-            "objections": {"type": "array", "items": {"type": "object", "properties": {
-                "rule": {"type": "string"}, "quote": {"type": "string"}, "says": {"type": "string"}},
-                "required": ["rule", "quote", "says"], "additionalProperties": false}}},
-            "required": ["passed", "objections"], "additionalProperties": false}),
-    });
-    request.temperature = Some(0.0);
-    let c = router.complete(&request, now_ms).await.ok()?;
-    calls.push(CallNote::of("judge", &request, &c));
-    if c.local {
-        return None;
-    }
-    let v = c.structured.as_ref()?;
-    let body_len = draft.field("body").unwrap_or_default().chars().count();
-    let objection =
-        |rule: String, says: String, (field, start, end): (String, usize, usize), excerpt: String| Violation {
-            rule,
-            says,
-            why: format!("{} judged it", c.model),
-            severity: crate::review::Severity::Block,
-            field,
-            start,
-            end,
-            excerpt,
-            detail: String::new(),
-        };
-    let mut objections = Vec::new();
-    for o in v["objections"].as_array().into_iter().flatten() {
-        let quote = text::nfc(o["quote"].as_str().unwrap_or_default());
-        let quote = quote.as_str();
-        // Where the quote is, in characters of the field that holds it (the whole body when it is nowhere).
-        let span = draft
-            .fields
-            .iter()
-            .find_map(|(k, text)| {
-                let at = text.find(quote).filter(|_| !quote.is_empty())?;
-                let start = text[..at].chars().count();
-                Some((k.clone(), start, start + quote.chars().count()))
-            })
-            .unwrap_or_else(|| ("body".to_owned(), 0, body_len));
-        let rule: String = o["rule"].as_str().unwrap_or("objection").chars().take(60).collect();
-        let says = o["says"].as_str().unwrap_or_default().chars().take(300).collect();
-        objections.push(objection(format!("judge.{rule}"), says, span, quote.chars().take(200).collect()));
-    }
-    if v["passed"] == json!(false) && objections.is_empty() {
-        let says = "the judge rejected the copy without naming why".to_owned();
-        objections.push(objection("judge.rejected".into(), says, ("body".into(), 0, body_len), String::new()));
-    }
-    Some((c.provider.clone(), objections))
 }
 
 /// A draft's fields as a JSON object, for a model to read.

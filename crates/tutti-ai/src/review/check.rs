@@ -15,6 +15,8 @@ impl Gate {
     pub fn review(&self, draft: &Draft, recipient: &Recipient, selection: Selection) -> Review {
         let on = |rule: &Rule| selection.0 & (1 << rule.pack) != 0 && rule.applies(draft);
         let mut violations = Vec::new();
+        // Sentences the classifier leans towards a rule's family without reaching the threshold.
+        let mut uncertain = Vec::new();
         // For `require` rules, over all fields: what made each required (first hit) and whether it is met.
         let mut required: BTreeMap<u32, Requirement> = BTreeMap::new();
         for (fi, (field, value)) in draft.fields.iter().enumerate() {
@@ -203,9 +205,15 @@ impl Gate {
                                 && v.field == *field
                                 && overlaps(char_span_to_bytes(value, v.start, v.end))
                         });
-                        if !flagged && !excused.iter().copied().any(overlaps) {
-                            let detail = format!("read as {} ({:.0}%)", meaning::FAMILIES[f], p * 100.0);
-                            violations.push(self.violation(rule, field, value, (s, e), detail));
+                        if flagged || excused.iter().copied().any(overlaps) {
+                            continue;
+                        }
+                        let detail = format!("read as {} ({:.0}%)", meaning::FAMILIES[f], p * 100.0);
+                        let v = self.violation(rule, field, value, (s, e), detail);
+                        if p >= meaning::THRESHOLD {
+                            violations.push(v);
+                        } else {
+                            uncertain.push(v);
                         }
                     }
                 }
@@ -229,7 +237,7 @@ impl Gate {
             }
         }
         let passed = violations.iter().all(|v| v.severity == Severity::Warn);
-        Review { passed, violations }
+        Review { passed, violations, uncertain }
     }
 
     /// The text with the recipient's own contact details and the company's allowed ones blanked out (spaces of

@@ -30,6 +30,9 @@ pub const FAMILIES: [&str; 6] =
 /// The probability from which a sentence is read as a family.
 pub const THRESHOLD: f32 = 0.5;
 
+/// The probability from which a sentence is uncertain: not a violation, but worth a model's second opinion.
+pub const UNCERTAIN: f32 = 0.3;
+
 /// The shipped training sentences.
 pub const TRAINING_SET: &str = include_str!("../../data/review/meaning.jsonl");
 
@@ -64,7 +67,8 @@ pub fn family_index(name: &str) -> Option<usize> {
     FAMILIES.iter().position(|f| *f == name)
 }
 
-/// How a sentence reads: the likeliest family (if not clean) and its probability.
+/// How a sentence reads: the likeliest family and its probability (the rest is `clean` and the other
+/// families).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     pub family: Option<usize>,
@@ -120,7 +124,7 @@ impl Meaning {
             .enumerate()
             .skip(1)
             .fold((0, 0.0), |a, (i, v)| if v > a.1 { (i, v) } else { a });
-        Reading { family: (probability > p[0] as f32 && best > 0).then_some(best - 1), probability }
+        Reading { family: (best > 0).then(|| best - 1), probability }
     }
 }
 
@@ -390,7 +394,8 @@ fn internal_id(sentence: &str) -> bool {
     })
 }
 
-/// The sentences of `text` that read as each family, as (byte span, family, probability).
+/// The sentences of `text` that lean towards a family (at least [`UNCERTAIN`]), as (byte span, family,
+/// probability); those at [`THRESHOLD`] or more read as it.
 pub(super) fn read_sentences(meaning: &Meaning, text_in: &str) -> Vec<(usize, usize, usize, f32)> {
     let mut out = Vec::new();
     for (start, end) in super::scan::sentences(text_in) {
@@ -402,7 +407,7 @@ pub(super) fn read_sentences(meaning: &Meaning, text_in: &str) -> Vec<(usize, us
         if reading.family.is_none_or(|_| reading.probability < THRESHOLD) && internal_id(sentence) {
             reading = Reading { family: family_index("internal_ids"), probability: 1.0 };
         }
-        if let Some(f) = reading.family.filter(|_| reading.probability >= THRESHOLD) {
+        if let Some(f) = reading.family.filter(|_| reading.probability >= UNCERTAIN) {
             let lead = sentence.len() - sentence.trim_start().len();
             out.push((start + lead, start + sentence.trim_end().len(), f, reading.probability));
         }

@@ -147,6 +147,10 @@ pub struct Review {
     /// No violation that blocks.
     pub passed: bool,
     pub violations: Vec<Violation>,
+    /// Sentences the meaning classifier leans towards a rule's family (from [`meaning::UNCERTAIN`] up to the
+    /// threshold), as the violations they would be: not failures, but what a model can be asked about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncertain: Vec<Violation>,
 }
 
 /// Which packs a review applies (at most 64 packs are loaded).
