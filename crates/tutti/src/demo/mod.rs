@@ -90,6 +90,8 @@ async fn run(args: DemoArgs, data_dir: PathBuf) -> anyhow::Result<()> {
     calls.sort_by_key(|c| c.at);
     let day_end = calls.iter().map(|c| c.at).max().unwrap_or(start).max(start + 86_400_000);
     let clock = Arc::new(DemoClock::new(start, args.speed, day_end));
+    // Held from the start: the engine's start takes real time, and the first call must not be overtaken.
+    clock.hold_at(calls.first().map_or(tutti_core::Millis::MAX, |c| c.at));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -133,7 +135,10 @@ async fn run(args: DemoArgs, data_dir: PathBuf) -> anyhow::Result<()> {
 async fn play(engine: &Arc<Engine>, clock: &DemoClock, calls: Vec<day::Call>) -> anyhow::Result<usize> {
     let mut played = 0;
     let mut hour = -1;
+    let times: Vec<tutti_core::Millis> = calls.iter().map(|c| c.at).collect();
     for (i, call) in calls.into_iter().enumerate() {
+        // The clock may not pass this call until it is in (see clock.rs).
+        clock.hold_at(call.at);
         // The demo paces the day on the wall clock: waiting here is the point, not a synchronisation.
         tokio::time::sleep(clock.real_until(call.at)).await;
         let this_hour = (call.at - parse_timestamp(DAY).unwrap_or(0)) / 3_600_000;
@@ -152,7 +157,9 @@ async fn play(engine: &Arc<Engine>, clock: &DemoClock, calls: Vec<day::Call>) ->
                 tracing::warn!(story = call.story, field = %e.field, reason = %e.reason, "a demo call was refused")
             }
         }
+        clock.hold_at(times.get(i + 1).copied().unwrap_or(tutti_core::Millis::MAX));
     }
+    clock.hold_at(tutti_core::Millis::MAX);
     Ok(played)
 }
 
