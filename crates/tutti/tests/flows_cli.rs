@@ -14,6 +14,14 @@ fn tutti(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
+/// `tutti flows test` over the S6 example and its events, with more arguments.
+fn s6_dry_run(more: &[&str]) -> (bool, String, String) {
+    let mut args =
+        vec!["flows", "test", "examples/s6-personal-copy", "--events", "examples/s6-personal-copy/events.jsonl"];
+    args.extend_from_slice(more);
+    tutti(&args)
+}
+
 #[test]
 fn every_example_validates() {
     let (ok, stdout, stderr) = tutti(&["flows", "validate", "examples"]);
@@ -76,15 +84,7 @@ fn s5_text_dry_run_names_every_decision() {
 
 #[test]
 fn s6_dry_run_writes_the_copy_offline_and_plays_the_approval_out() {
-    let (ok, stdout, stderr) = tutti(&[
-        "flows",
-        "test",
-        "examples/s6-personal-copy",
-        "--events",
-        "examples/s6-personal-copy/events.jsonl",
-        "--format",
-        "json",
-    ]);
+    let (ok, stdout, stderr) = s6_dry_run(&["--format", "json"]);
     assert!(ok, "{stderr}");
     let decisions: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let sends: Vec<&Value> =
@@ -104,23 +104,14 @@ fn s6_dry_run_writes_the_copy_offline_and_plays_the_approval_out() {
 
 #[test]
 fn a_dry_run_previews_the_generated_copy_and_says_who_wrote_it() {
-    let (ok, stdout, stderr) =
-        tutti(&["flows", "test", "examples/s6-personal-copy", "--events", "examples/s6-personal-copy/events.jsonl"]);
+    let (ok, stdout, stderr) = s6_dry_run(&[]);
     assert!(ok, "{stderr}");
     // Lan's copy waits for approval and is never sent in the dry run, but it is shown: a thank-you in
     // Vietnamese, written by the local generator.
     assert!(stdout.contains("COPY of p1-1:copy:1, written by the local generator:"), "{stdout}");
     assert!(stdout.contains("subject: Cảm ơn Lan đã mua áo dài lụa"), "{stdout}");
     assert!(stdout.contains("https://shop.example/orders/o-1"), "{stdout}");
-    let (ok, json, _) = tutti(&[
-        "flows",
-        "test",
-        "examples/s6-personal-copy",
-        "--events",
-        "examples/s6-personal-copy/events.jsonl",
-        "--format",
-        "json",
-    ]);
+    let (ok, json, _) = s6_dry_run(&["--format", "json"]);
     assert!(ok);
     let copy: Vec<Value> = json
         .lines()
