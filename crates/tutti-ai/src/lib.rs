@@ -11,6 +11,7 @@ pub mod sentiment;
 pub mod sms;
 mod softmax;
 pub mod tagger;
+pub mod tagger_model;
 pub mod text;
 pub mod topics;
 

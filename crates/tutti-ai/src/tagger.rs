@@ -132,7 +132,7 @@ pub fn read_examples(jsonl: &str) -> Result<Vec<Example>, TaggerError> {
 pub const TRAINING_SET: &str = include_str!("../data/creatives/train.jsonl");
 
 /// One decided trait.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraitDecision {
     pub name: String,
     pub value: String,
@@ -448,9 +448,15 @@ impl Evaluation {
 
 /// Tags every example and counts the traits it got right, per language (`language` is checked too).
 pub fn evaluate(tagger: &LocalTagger, examples: &[Example]) -> Evaluation {
+    let decided: Vec<Vec<TraitDecision>> = examples.iter().map(|e| tagger.tag(e.text())).collect();
+    evaluate_decisions(examples, &decided)
+}
+
+/// Accuracy of decisions already made (by the local tagger or a model), one list per example in order.
+pub fn evaluate_decisions(examples: &[Example], decisions: &[Vec<TraitDecision>]) -> Evaluation {
     let mut eval = Evaluation::default();
-    for e in examples {
-        let decided = tagger.tag(e.text());
+    for (e, decided) in examples.iter().zip(decisions) {
+        let decided = decided.clone();
         let mut labels = e.labels.clone();
         labels.insert("language".to_owned(), e.language.clone());
         for d in decided {

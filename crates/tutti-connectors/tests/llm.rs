@@ -375,6 +375,81 @@ async fn a_model_gives_its_second_opinion_on_what_the_classifier_was_unsure_of()
     assert!(g.passed && g.first_pass, "{g:?}");
 }
 
+#[tokio::test]
+async fn a_model_tags_creatives_with_justifications_and_the_local_tagger_stands_in() {
+    use tutti_connectors::{Action, AuditMemory, Registry, Shared};
+
+    let vendors = Vendors::start().await;
+    let audit = Arc::new(AuditMemory::default());
+    let shared = Shared { audit: audit.clone(), ..Shared::in_memory() };
+    let provider = json!({"openai": {"base_url": vendors.openai_base(), "model": "gpt-4o-mini",
+                          "api_key_env": "T_OPENAI_KEY", "allow_private": ["127.0.0.1"]}});
+    let routed = Registry::build(
+        &BTreeMap::from([("ai".to_owned(), json!({"providers": provider, "routes": {"tag": "openai"}}))]),
+        &tutti_connectors::testing::context(&shared),
+    )
+    .unwrap();
+    let unrouted =
+        Registry::build(&BTreeMap::from([("ai".to_owned(), json!({}))]), &tutti_connectors::testing::context(&shared))
+            .unwrap();
+    let creative = json!({"headline": "How to stop overpaying for electricity",
+                          "body": "Most homes waste a third of their heating. Our guide shows where.",
+                          "call_to_action": "Read the guide"});
+    async fn tag(registry: &Registry, creative: &Value) -> Result<Value, tutti_connectors::Failure> {
+        let action = Action {
+            key: "tag-1",
+            profile: 0,
+            flow: "insights",
+            step: "tag",
+            operation: "tag",
+            category: "internal",
+            channel: "ai",
+            payload: creative,
+            now: 0,
+            tracking: false,
+        };
+        registry.get("ai").unwrap().sender.send(action).await
+    }
+    let said = |value: &str, why: &str| json!({"value": value, "confidence": 0.9, "justification": why});
+    vendors.reply([Reply::Text(
+        json!({"tone": said("rational", "it cites a third of heating wasted"),
+               "purpose": said("educational", "\"Read the guide\""),
+               "structure": said("problem_first", "opens on overpaying"),
+               "offer": said("none", "no price or limit")})
+        .to_string(),
+    )]);
+    let a = tag(&routed, &creative).await.unwrap();
+    no_refusals(&vendors);
+    assert_eq!(a["method"], "openai/gpt-4o-mini");
+    let structure = a["tags"].as_array().unwrap().iter().find(|t| t["name"] == "structure").unwrap().clone();
+    assert_eq!(
+        (structure["value"].as_str(), structure["why"].as_str()),
+        (Some("problem_first"), Some("model: opens on overpaying"))
+    );
+    // The request offered exactly the taxonomy's values.
+    let sent = vendors.received("openai");
+    let schema = &sent[0].body["response_format"]["json_schema"]["schema"];
+    assert_eq!(schema["properties"]["offer"]["properties"]["value"]["enum"].as_array().unwrap().len(), 6);
+    assert_eq!(audit.records().len(), 1, "the call is on the audit log");
+    // A value outside the taxonomy: the local tagger answers and says why.
+    vendors.reply([Reply::Text(
+        json!({"tone": said("sarcastic", "?"), "purpose": said("educational", ""), "structure": said("problem_first", ""),
+               "offer": said("none", "")})
+        .to_string(),
+    )]);
+    // (Another creative: the router answers a request it has seen from its cache.)
+    let other = json!({"headline": "Power bills too high?", "body": "Seal the draughts.", "call_to_action": "Read"});
+    let b = tag(&routed, &other).await.unwrap();
+    assert_eq!(b["method"], "local");
+    // (The answer is checked against the schema, whose values are the taxonomy's: the router itself refuses it.)
+    assert!(b["why"].as_str().is_some_and(|w| w.contains("sarcastic") || w.contains("enum")), "{b}");
+    // Nothing routed for `tag`: local, no model asked.
+    let before = vendors.received("openai").len();
+    let c = tag(&unrouted, &creative).await.unwrap();
+    assert_eq!((c["method"].as_str(), vendors.received("openai").len()), (Some("local"), before));
+    assert!(c["tags"].as_array().unwrap().iter().any(|t| t["name"] == "offer"));
+}
+
 /// The model server's Python, or `None` (the test is skipped) when it is not installed.
 fn python() -> Option<PathBuf> {
     let path = std::env::var_os("TUTTI_LLM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {

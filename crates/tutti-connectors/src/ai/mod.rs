@@ -8,6 +8,9 @@
 //! when one is. Its answer: `topic`, `label`, `score`, `example`, `method`, and `key` (`topic:<id>`, else the
 //! text's words), which a later step can pass as Trello's or Asana's `topic_key`.
 //!
+//! `ai.tag` (`with: { headline, body, call_to_action }`, `await: true`) tags a creative with the default
+//! taxonomy: by the model routed for `tag`, with a justification per trait, else by the local tagger.
+//!
 //! `[connectors.ai]` configures the models, beside the settings every connector has:
 //!
 //! ```toml
@@ -58,6 +61,7 @@ pub static KIND: Kind = Kind {
         Operation::open("classify"),
         Operation::open("question"),
         Operation::open("plan"),
+        Operation::open("tag"),
     ],
     default_on: true,
     units: crate::per_action,
@@ -242,6 +246,41 @@ impl Ai {
         }
     }
 
+    /// Tags a creative (`headline`, `body`, `call_to_action`) with the default taxonomy: by the model routed for
+    /// `tag`, each trait with a confidence and a justification, else (none routed, or an answer outside the
+    /// taxonomy) by the local tagger, saying why. The answer: `tags`, `method`, and `why` when it fell back.
+    async fn tag(&self, action: &Action<'_>) -> Result<Value, Failure> {
+        let p = action.payload;
+        let field = |k: &str| p[k].as_str().unwrap_or_default();
+        let (headline, body, call_to_action) = (field("headline"), field("body"), field("call_to_action"));
+        if headline.len() + body.len() + call_to_action.len() > MAX_CLASSIFY_BYTES {
+            return Err(Failure::permanent(format!("`tag` takes at most {MAX_CLASSIFY_BYTES} bytes of copy")));
+        }
+        let text = tutti_ai::tagger::Text { headline, body, call_to_action };
+        let taxonomy = tutti_ai::Taxonomy::default();
+        let local = |why: Option<String>| {
+            static TAGGER: std::sync::OnceLock<tutti_ai::LocalTagger> = std::sync::OnceLock::new();
+            let tags = TAGGER.get_or_init(tutti_ai::LocalTagger::new_default).tag(text);
+            json!({"tags": tags, "method": "local", "why": why})
+        };
+        if !self.router.has_remote_for(Task::Tag) {
+            return Ok(local(None));
+        }
+        let request = tutti_ai::tagger_model::tag_request(&taxonomy, text);
+        let completion = match self.router.complete(&request, action.now).await {
+            Ok(c) if !c.local => c,
+            Ok(c) => return Ok(local(c.fallback_reason)),
+            Err(e) => return Ok(local(Some(e.to_string()))),
+        };
+        let answer = completion.structured.clone().unwrap_or(Value::Null);
+        let words = format!("{headline}\n{body}\n{call_to_action}");
+        self.record(vec![reading_record("tag", &words, &completion, answer.clone(), action.now)]).await?;
+        match tutti_ai::tagger_model::decisions_of(&taxonomy, &answer) {
+            Ok(tags) => Ok(json!({"tags": tags, "method": format!("{}/{}", completion.provider, completion.model)})),
+            Err(why) => Ok(local(Some(format!("the model's tags were unusable: {why}")))),
+        }
+    }
+
     /// The payload with the profile's recent events as `history` (unless it carries its own, as a dry run's
     /// does), read off the runtime's threads; a failed read is a transient failure, since a complaint missed
     /// would send a promotion to someone unhappy.
@@ -337,6 +376,7 @@ impl Sender for Ai {
                 "classify" => return self.classify(&action).await,
                 "question" => return self.question(&action).await,
                 "plan" => return self.plan(&action).await,
+                "tag" => return self.tag(&action).await,
                 other => return Err(crate::unknown_operation("ai", other)),
             }
             let payload = self.with_history(action.payload).await?;
