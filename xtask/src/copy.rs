@@ -123,42 +123,17 @@ fn tagger_report() -> anyhow::Result<()> {
 
 /// The held-out creatives tagged by the model `--config` routes `tag` to, side by side with the local tagger.
 fn model_tagger_report(config: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use anyhow::Context;
     let Some(config) = config else {
         println!("(no --config: tagging by a model is not measured)\n");
         return Ok(());
     };
-    let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
-    let toml: toml::Table = text.parse().context("tutti.toml")?;
-    let ai = toml.get("connectors").and_then(|c| c.get("ai")).cloned().context("no [connectors.ai] in the config")?;
-    let tables = BTreeMap::from([("ai".to_owned(), serde_json::to_value(ai)?)]);
-    let shared = tutti_connectors::Shared::in_memory();
-    let env = |name: &str| std::env::var(name).ok();
-    let registry = tutti_connectors::Registry::build(
-        &tables,
-        &tutti_connectors::Context { env: &env, link_key: &[0; 32], shared: &shared },
-    )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let sender = registry.get("ai").context("the ai connector")?.sender.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let model = crate::model::ModelConnector::from_config(config)?;
     let set = read_examples(TAGGER_HELD_OUT)?;
     let (mut decisions, mut fell_back) = (Vec::new(), 0);
     for (i, e) in set.iter().enumerate() {
         let payload = json!({"headline": e.headline, "body": e.body, "call_to_action": e.call_to_action});
         let key = format!("copy-report:tag:{i}");
-        let action = tutti_connectors::Action {
-            key: &key,
-            profile: 0,
-            flow: "copy-report",
-            step: "tag",
-            operation: "tag",
-            category: "internal",
-            channel: "ai",
-            payload: &payload,
-            now: NOW,
-            tracking: false,
-        };
-        let answer = runtime.block_on(sender.send(action)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let answer = model.ask("copy-report", "tag", &key, &payload, NOW)?;
         fell_back += usize::from(answer["method"] == "local");
         decisions
             .push(serde_json::from_value::<Vec<tutti_ai::TraitDecision>>(answer["tags"].clone()).unwrap_or_default());

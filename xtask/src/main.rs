@@ -7,6 +7,7 @@ mod analytics;
 mod copy;
 mod insights;
 mod load;
+mod model;
 mod plans;
 mod questions;
 

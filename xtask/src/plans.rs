@@ -3,11 +3,9 @@
 //! to a model, pass^k: the share of goals the model's plans get right in every one of `--k` runs (a goal passes
 //! only if all k do). The model reads each goal through the copilot's typed tool, as the server does.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use serde_json::{Value, json};
+use serde_json::json;
 use tutti_copilot::suite::{GOALS, cases, check, measure};
 use tutti_copilot::{Context as PlanContext, plan_reading, tool};
 
@@ -50,20 +48,7 @@ pub(crate) fn plans(args: PlansArgs) -> anyhow::Result<()> {
         println!("(no --config: the model's pass^k is not measured)");
         return Ok(());
     };
-    let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
-    let toml: toml::Table = text.parse().context("tutti.toml")?;
-    let ai = toml.get("connectors").and_then(|c| c.get("ai")).cloned().context("no [connectors.ai] in the config")?;
-    let ai: Value = serde_json::to_value(ai)?;
-    let tables = BTreeMap::from([("ai".to_owned(), ai)]);
-    let shared = tutti_connectors::Shared::in_memory();
-    let env = |name: &str| std::env::var(name).ok();
-    let registry = tutti_connectors::Registry::build(
-        &tables,
-        &tutti_connectors::Context { env: &env, link_key: &[0; 32], shared: &shared },
-    )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let sender = registry.get("ai").context("the ai connector")?.sender.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let model = crate::model::ModelConnector::from_config(&config)?;
     let payload_tool = json!({"name": tool::NAME, "description": tool::DESCRIPTION, "parameters": tool::parameters()});
     let (mut all_k, mut runs_ok, mut fell_back) = (0, 0, 0);
     for case in &cases {
@@ -71,19 +56,7 @@ pub(crate) fn plans(args: PlansArgs) -> anyhow::Result<()> {
         for run in 0..args.k {
             let payload = json!({"goal": case.goal, "tool": payload_tool});
             let key = format!("suite:{}:{run}", case.id);
-            let action = tutti_connectors::Action {
-                key: &key,
-                profile: 0,
-                flow: "copilot-suite",
-                step: "plan",
-                operation: "plan",
-                category: "internal",
-                channel: "ai",
-                payload: &payload,
-                now: jiff::Timestamp::now().as_millisecond(),
-                tracking: false,
-            };
-            let answer = runtime.block_on(sender.send(action)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let answer = model.ask("copilot-suite", "plan", &key, &payload, jiff::Timestamp::now().as_millisecond())?;
             let result = if answer["reading"].is_null() {
                 fell_back += 1;
                 Err(tutti_copilot::Refusal(format!("no reading: {}", answer["why"])))
