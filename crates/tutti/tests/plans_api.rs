@@ -98,22 +98,10 @@ fn a_goal_becomes_a_plan_a_change_a_version_and_an_approval_a_flow() {
 
 #[test]
 fn a_model_reads_the_goal_through_the_typed_tool_and_a_bad_reading_falls_back() {
-    use tutti_connectors::testing::{OPENAI_KEY, Reply, Vendors};
+    use tutti_connectors::testing::{Reply, Vendors};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(Vendors::start());
-    let base = vendors.openai_base();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(
-        dir.path(),
-        &[
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-            ("TUTTI_CONNECTORS__AI__ROUTES__PLAN", "openai"),
-            ("T_OPENAI_KEY", OPENAI_KEY),
-        ],
-    );
+    let server = Server::start_with_model(&vendors, "plan");
     let marketer = personal_token(&server, "mai@shop.vn", "marketer");
     // A goal the local reader would not read ("customers we have not heard from"); the model reads it.
     let goal = json!({"goal": "Re-engage the people we have not heard from since summer in Da Nang, SMS, ten days"});

@@ -228,22 +228,10 @@ fn sql_and_instructions_in_event_names_and_traits_are_only_data() {
 
 #[test]
 fn a_model_reads_questions_into_queries_that_are_checked_before_they_run() {
-    use tutti_connectors::testing::{OPENAI_KEY, Reply, Vendors};
+    use tutti_connectors::testing::{Reply, Vendors};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(Vendors::start());
-    let base = vendors.openai_base();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(
-        dir.path(),
-        &[
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
-            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-            ("TUTTI_CONNECTORS__AI__ROUTES__QUESTION", "openai"),
-            ("T_OPENAI_KEY", OPENAI_KEY),
-        ],
-    );
+    let server = Server::start_with_model(&vendors, "question");
     let events = shop();
     assert_eq!(server.track("/v1/batch", &json!({"batch": events})).0, 200);
     caught_up(&server, events.len() as f64);

@@ -47,6 +47,27 @@ impl Server {
         Server::start_from(dir, dir, env)
     }
 
+    /// Starts a server with a fresh data directory whose `[connectors.ai]` routes `task` (`plan`, `question`,
+    /// ...) to the OpenAI stand-in of `vendors`.
+    pub fn start_with_model(vendors: &tutti_connectors::testing::Vendors, task: &str) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let base = vendors.openai_base();
+        let route = format!("TUTTI_CONNECTORS__AI__ROUTES__{}", task.to_uppercase());
+        let mut server = Server::start_in(
+            temp.path(),
+            &[
+                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
+                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
+                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+                (route.as_str(), "openai"),
+                ("T_OPENAI_KEY", tutti_connectors::testing::OPENAI_KEY),
+            ],
+        );
+        server._temp = Some(temp);
+        server
+    }
+
     /// A server running the S6 flow (`examples/s6-personal-copy`), its emails posted to the `send` receiver of
     /// `vendors`, with `extra` environment variables besides.
     pub fn start_s6(vendors: &tutti_connectors::testing::Vendors, extra: &[(&str, &str)]) -> Server {
