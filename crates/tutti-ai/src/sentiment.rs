@@ -277,6 +277,24 @@ const PROBLEMS: &[&str] = &[
 
 const NEGATIONS: &[&str] = &["not ", "no ", "never ", "không ", "chẳng ", "chưa ", "不", "没"];
 
+/// A cue of more than one word as typed without Vietnamese marks, when that differs from the cue: worked out
+/// once for every cue list.
+fn unmarked(cue: &str) -> Option<&'static str> {
+    static UNMARKED: std::sync::OnceLock<std::collections::HashMap<&'static str, String>> = std::sync::OnceLock::new();
+    UNMARKED
+        .get_or_init(|| {
+            [NEGATIVE, POSITIVE, COMPLAINT, PROBLEMS]
+                .iter()
+                .flat_map(|cues| cues.iter())
+                .filter(|cue| cue.contains(' '))
+                .map(|cue| (*cue, text::fold(cue)))
+                .filter(|(cue, plain)| cue != plain)
+                .collect()
+        })
+        .get(cue)
+        .map(String::as_str)
+}
+
 /// Reads the sentiment of `text`.
 pub fn analyse(text_in: &str) -> Sentiment {
     let lower = text::normalize(text_in);
@@ -286,9 +304,10 @@ pub fn analyse(text_in: &str) -> Sentiment {
     let count = |cues: &[&str], negatable: bool| -> (u32, u32) {
         let (mut hits, mut negated) = (0, 0);
         for cue in cues {
-            let plain = text::fold(cue);
-            let spellings: &[&str] =
-                if folded && plain != *cue && cue.contains(' ') { &[cue, plain.as_str()] } else { &[cue] };
+            let spellings: &[&str] = match unmarked(cue) {
+                Some(plain) if folded => &[cue, plain],
+                _ => &[cue],
+            };
             for spelling in spellings {
                 for (at, _) in lower.match_indices(spelling) {
                     if !text::stands_alone(&lower, at, at + spelling.len()) {

@@ -456,7 +456,6 @@ pub fn evaluate(tagger: &LocalTagger, examples: &[Example]) -> Evaluation {
 pub fn evaluate_decisions(examples: &[Example], decisions: &[Vec<TraitDecision>]) -> Evaluation {
     let mut eval = Evaluation::default();
     for (e, decided) in examples.iter().zip(decisions) {
-        let decided = decided.clone();
         let mut labels = e.labels.clone();
         labels.insert("language".to_owned(), e.language.clone());
         for d in decided {

@@ -75,12 +75,7 @@ fn unhappy(event: &Value) -> bool {
         return true;
     }
     let mut said = String::new();
-    for k in TEXT_KEYS {
-        if let Some(t) = props[*k].as_str() {
-            said.push_str(t);
-            said.push('\n');
-        }
-    }
+    what_was_said(props, &mut said);
     if !said.is_empty() && sentiment::analyse(&said).complaint {
         return true;
     }
@@ -92,6 +87,14 @@ fn unhappy(event: &Value) -> bool {
 
 /// The properties that hold what a person said (a ticket, a chat message, a review).
 const TEXT_KEYS: &[&str] = &["text", "message", "comment", "body", "description", "subject", "nội_dung", "内容"];
+
+/// Appends what an event's properties say (its [`TEXT_KEYS`]), a line each.
+fn what_was_said(props: &Value, into: &mut String) {
+    for t in TEXT_KEYS.iter().filter_map(|k| props[*k].as_str()) {
+        into.push_str(t);
+        into.push('\n');
+    }
+}
 
 /// The family names of two characters (复姓) in use today.
 const COMPOUND_SURNAMES: [&str; 24] = [
@@ -265,12 +268,7 @@ pub fn context_within(input: &Value, now_ms: i64, complaint_days: i64) -> Contex
     // Recent support and chat text: the event's own text, and the event that last resumed the run.
     let mut said = String::new();
     for source in [props, &input["run"]["last_event"]["properties"]] {
-        for k in TEXT_KEYS {
-            if let Some(t) = source[*k].as_str() {
-                said.push_str(t);
-                said.push('\n');
-            }
-        }
+        what_was_said(source, &mut said);
     }
     let sentiment = sentiment::analyse(&said);
     // Earlier events: the newest unhappy one within the window.

@@ -220,22 +220,12 @@ pub async fn generate_with(
     request.input = json!({"context": ctx, "ask": ask, "n": n, "category": input["category"]});
     let completion = router.complete(&request, now_ms).await.map_err(|e| e.to_string())?;
     let mut calls = vec![CallNote::of("variants", &request, &completion)];
-    let category = input["category"].as_str();
-    let explanations: Vec<Option<String>> = completion
-        .structured
-        .as_ref()
-        .and_then(|v| v["variants"].as_array())
-        .map(|vs| vs.iter().map(|v| v["explanation"].as_str().map(|e| e.chars().take(500).collect())).collect())
-        .unwrap_or_default();
-    let drafts: Vec<Draft> = drafts_of(&completion, &channel, ctx.language)?
-        .into_iter()
-        .map(|d| match category {
-            Some(c) => d.of_category(c),
-            None => d,
-        })
-        .collect();
+    let (drafts, explanations): (Vec<Draft>, Vec<Option<String>>) =
+        drafts_of(&completion, &channel, ctx.language, input["category"].as_str())?.into_iter().unzip();
     let recipient = recipient_of(&input["profile"]);
-    let mut chosen: Option<(usize, Draft, bool, usize)> = None;
+    // The chosen variant: its index, the draft, whether it passed as written, and the review's uncertain
+    // sentences.
+    let mut chosen: Option<(usize, Draft, bool, Vec<Violation>)> = None;
     let mut last_failure: Option<(usize, Draft, Review)> = None;
     let mut revisions = 0;
     // A model that wrote the copy revises it with the gate's feedback; the gate's own repairs come after.
@@ -243,11 +233,11 @@ pub async fn generate_with(
     for (i, draft) in drafts.iter().enumerate() {
         let review = gate.review(draft, &recipient, selection);
         if review.passed {
-            chosen = Some((i, draft.clone(), true, 0));
+            chosen = Some((i, draft.clone(), true, review.uncertain));
             break;
         }
         let (mut current, mut verdict) = (draft.clone(), review);
-        for round in 1..=rounds {
+        for _ in 0..rounds {
             let by_model = if model_revises {
                 let revised = revise_by_model(router, &ctx, &channel, &current, &verdict, now_ms, &mut calls).await;
                 // A provider that cannot revise (it fell back, or answered nonsense) is not asked again.
@@ -261,7 +251,7 @@ pub async fn generate_with(
             current = next;
             verdict = gate.review(&current, &recipient, selection);
             if verdict.passed {
-                chosen = Some((i, current.clone(), false, round));
+                chosen = Some((i, current.clone(), false, std::mem::take(&mut verdict.uncertain)));
                 break;
             }
         }
@@ -270,9 +260,9 @@ pub async fn generate_with(
         }
         last_failure.get_or_insert((i, current, verdict));
     }
-    let (variant, draft, mut first_pass, mut passed, mut violations) = match (chosen, last_failure) {
-        (Some((i, d, first, _)), _) => (i, d, first, true, Vec::new()),
-        (None, Some((i, d, r))) => (i, d, false, false, r.violations),
+    let (variant, draft, mut first_pass, mut passed, mut violations, uncertain) = match (chosen, last_failure) {
+        (Some((i, d, first, uncertain)), _) => (i, d, first, true, Vec::new(), uncertain),
+        (None, Some((i, d, r))) => (i, d, false, false, r.violations, Vec::new()),
         (None, None) => return Err("the provider gave no variants".into()),
     };
     let mut judged_by = None;
@@ -287,13 +277,10 @@ pub async fn generate_with(
     }
     // Sentences the meaning classifier leaned towards a rule without reaching it: a model, when one is routed
     // for `judge`, gives its second opinion on each.
-    if passed {
-        let uncertain = gate.review(&draft, &recipient, selection).uncertain;
-        if let Some((judge, broken)) = judge::uncertain(router, &draft, &uncertain, now_ms, &mut calls).await {
-            judged_by.get_or_insert(judge);
-            if !broken.is_empty() {
-                (passed, first_pass, violations) = (false, false, broken);
-            }
+    if passed && let Some((judge, broken)) = judge::uncertain(router, &draft, &uncertain, now_ms, &mut calls).await {
+        judged_by.get_or_insert(judge);
+        if !broken.is_empty() {
+            (passed, first_pass, violations) = (false, false, broken);
         }
     }
     let mut body = draft.field("body").unwrap_or_default().to_owned();
@@ -385,7 +372,13 @@ fn fields_json(draft: &Draft) -> String {
     serde_json::to_string(&fields).unwrap_or_default()
 }
 
-fn drafts_of(c: &Completion, channel: &str, language: Language) -> Result<Vec<Draft>, String> {
+/// The variants of an answer as drafts of the flow's category, each with the writer's explanation, if any.
+fn drafts_of(
+    c: &Completion,
+    channel: &str,
+    language: Language,
+    category: Option<&str>,
+) -> Result<Vec<(Draft, Option<String>)>, String> {
     let variants = c
         .structured
         .as_ref()
@@ -400,7 +393,8 @@ fn drafts_of(c: &Completion, channel: &str, language: Language) -> Result<Vec<Dr
                 None => Draft::new(channel, &[("body", body)]),
             };
             d.language = Some(language);
-            d
+            d.category = category.map(str::to_owned);
+            (d, v["explanation"].as_str().map(|e| e.chars().take(500).collect()))
         })
         .collect())
 }

@@ -215,10 +215,12 @@ fn shapes(sentence: &str) -> Vec<&'static str> {
     if phone_like {
         out.push("shapephone");
     }
-    if !super::scan::emails(trimmed).is_empty() {
+    let email = !super::scan::emails(trimmed).is_empty();
+    if email {
         out.push("shapeemail");
     }
-    if street_address(trimmed) {
+    let address = street_address(trimmed);
+    if address {
         out.push("shapeaddress");
     }
     if trimmed.contains('%') || trimmed.contains('％') {
@@ -227,7 +229,7 @@ fn shapes(sentence: &str) -> Vec<&'static str> {
     if superlative_form(trimmed) {
         out.push("shapesuperlative");
     }
-    if titled_person(trimmed) && (phone_like || street_address(trimmed) || !super::scan::emails(trimmed).is_empty()) {
+    if (phone_like || address || email) && titled_person(trimmed) {
         out.push("shapepersoncontact");
     }
     out
