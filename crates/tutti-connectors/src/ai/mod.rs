@@ -189,10 +189,9 @@ impl Ai {
         );
         request.schema = Some(tutti_ai::provider::Schema { name: "structured_query".into(), schema });
         request.temperature = Some(0.0);
-        let completion = match self.router.complete(&request, action.now).await {
-            Ok(c) if !c.local => c,
-            Ok(c) => return Ok(json!({"query": null, "method": "local", "why": c.fallback_reason})),
-            Err(e) => return Ok(json!({"query": null, "method": "local", "why": e.to_string()})),
+        let completion = match self.remote(&request, action.now).await {
+            Ok(c) => c,
+            Err(why) => return Ok(json!({"query": null, "method": "local", "why": why})),
         };
         let output = completion.structured.clone().unwrap_or(Value::Null);
         self.record(vec![reading_record("question", question, &completion, output, action.now)]).await?;
@@ -226,10 +225,9 @@ impl Ai {
         }];
         request.tool_choice = tutti_ai::provider::ToolChoice::Named(name.clone());
         request.temperature = Some(0.0);
-        let completion = match self.router.complete(&request, action.now).await {
-            Ok(c) if !c.local => c,
-            Ok(c) => return Ok(json!({"reading": null, "method": "local", "why": c.fallback_reason})),
-            Err(e) => return Ok(json!({"reading": null, "method": "local", "why": e.to_string()})),
+        let completion = match self.remote(&request, action.now).await {
+            Ok(c) => c,
+            Err(why) => return Ok(json!({"reading": null, "method": "local", "why": why})),
         };
         let reading = completion
             .tool_calls
@@ -267,10 +265,9 @@ impl Ai {
             return Ok(local(None));
         }
         let request = tutti_ai::tagger_model::tag_request(&taxonomy, text);
-        let completion = match self.router.complete(&request, action.now).await {
-            Ok(c) if !c.local => c,
-            Ok(c) => return Ok(local(c.fallback_reason)),
-            Err(e) => return Ok(local(Some(e.to_string()))),
+        let completion = match self.remote(&request, action.now).await {
+            Ok(c) => c,
+            Err(why) => return Ok(local(why)),
         };
         let answer = completion.structured.clone().unwrap_or(Value::Null);
         let words = format!("{headline}\n{body}\n{call_to_action}");
@@ -297,6 +294,20 @@ impl Ai {
             .map_err(Failure::transient)?;
         payload["history"] = Value::Array(recent);
         Ok(payload)
+    }
+
+    /// A remote model's completion, or why there is none (the router answered locally, or failed): the
+    /// caller then answers locally and says so.
+    async fn remote(
+        &self,
+        request: &tutti_ai::provider::Request,
+        now: i64,
+    ) -> Result<tutti_ai::provider::Completion, Option<String>> {
+        match self.router.complete(request, now).await {
+            Ok(c) if !c.local => Ok(c),
+            Ok(c) => Err(c.fallback_reason),
+            Err(e) => Err(Some(e.to_string())),
+        }
     }
 
     /// Appends to the audit log off the runtime's threads; a failed write is a transient failure (the action
