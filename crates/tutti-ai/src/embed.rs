@@ -58,26 +58,49 @@ pub type Feature = (u64, f32);
 
 /// The features of a text, each once (weights of repeats added), in hash order.
 pub fn features(text: &str) -> Vec<Feature> {
-    let normal = text::normalize(text);
-    let tokens = text::tokens(&normal);
+    normalized_features(&text::normalize(text))
+}
+
+/// [`features`] of a text already normalised ([`text::normalize`]: NFC, lower case).
+pub fn normalized_features(normal: &str) -> Vec<Feature> {
+    let tokens = text::tokens(normal);
     let mut out: Vec<Feature> = Vec::with_capacity(tokens.len() * 6);
-    // The low three bits of a feature's hash say its kind.
-    let mut push = |kind: u64, feature: &str, weight: f32| {
-        out.push(((Fnv1a::seeded(kind).write(feature.as_bytes()).finish() & !7) | kind, weight))
+    // The low three bits of a feature's hash say its kind. A feature is hashed from its parts as they come
+    // (a trigram's three characters, a pair's two words), with no string built for it.
+    let mut push = |kind: u64, parts: &[&[u8]], weight: f32| {
+        let mut h = Fnv1a::seeded(kind);
+        parts.iter().for_each(|p| {
+            h.write(p);
+        });
+        out.push(((h.finish() & !7) | kind, weight))
     };
-    let mut previous: Option<String> = None;
+    let mut previous: Option<(String, bool)> = None;
     for token in &tokens {
         let han = token.chars().next().is_some_and(is_han);
         let word = if han {
-            push(KIND_HAN, token, 0.7);
+            push(KIND_HAN, &[token.as_bytes()], 0.7);
             token.clone()
         } else if token.chars().all(char::is_alphanumeric) {
             let plain = unmarked(token).unwrap_or_else(|| token.clone());
-            push(KIND_WORD, &plain, 1.0);
-            let padded: Vec<char> = format!("^{plain}$").chars().collect();
-            if padded.len() > 5 {
-                for w in padded.windows(3) {
-                    push(KIND_TRIGRAM, &w.iter().collect::<String>(), 0.25);
+            push(KIND_WORD, &[plain.as_bytes()], 1.0);
+            if plain.chars().count() + 2 > 5 {
+                // Trigrams of "^word$", each as the bytes of its three characters.
+                let mut chars: Vec<(usize, usize)> = Vec::with_capacity(plain.len() + 2);
+                chars.push((0, 0));
+                chars.extend(plain.char_indices().map(|(i, c)| (i, i + c.len_utf8())));
+                chars.push((0, 0));
+                let last = chars.len() - 1;
+                let piece = |k: usize| -> &[u8] {
+                    if k == 0 {
+                        b"^"
+                    } else if k == last {
+                        b"$"
+                    } else {
+                        &plain.as_bytes()[chars[k].0..chars[k].1]
+                    }
+                };
+                for k in 0..chars.len() - 2 {
+                    push(KIND_TRIGRAM, &[piece(k), piece(k + 1), piece(k + 2)], 0.25);
                 }
             }
             plain
@@ -85,15 +108,14 @@ pub fn features(text: &str) -> Vec<Feature> {
             previous = None;
             continue;
         };
-        if let Some(p) = &previous {
-            let p_han = p.chars().next().is_some_and(is_han);
-            match (p_han, han) {
-                (true, true) => push(KIND_HAN_PAIR, &format!("{p}{word}"), 1.0),
-                (false, false) => push(KIND_PAIR, &format!("{p} {word}"), 0.7),
+        if let Some((p, p_han)) = &previous {
+            match (*p_han, han) {
+                (true, true) => push(KIND_HAN_PAIR, &[p.as_bytes(), word.as_bytes()], 1.0),
+                (false, false) => push(KIND_PAIR, &[p.as_bytes(), b" ", word.as_bytes()], 0.7),
                 _ => {}
             }
         }
-        previous = Some(word);
+        previous = Some((word, han));
     }
     out.sort_unstable_by_key(|f| f.0);
     out.dedup_by(|later, first| {

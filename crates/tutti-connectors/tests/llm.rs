@@ -332,7 +332,7 @@ async fn a_model_gives_its_second_opinion_on_what_the_classifier_was_unsure_of()
     )
     .unwrap();
     let gate = Gate::load(None).unwrap();
-    let body = "This tea may help you relax and sleep better.";
+    let body = "Our tea can ease restless nights.";
     // The premise: the classifier leans towards a cure claim without reaching it, and the rules pass it.
     let review = gate.review(
         &Draft::new("email", &[("body", body)]),

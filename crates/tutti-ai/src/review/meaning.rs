@@ -15,7 +15,6 @@
 //! sentence. The held-out set it is measured on (`data/review/heldout.jsonl`) was written before it and is
 //! never trained on.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
@@ -130,21 +129,49 @@ impl Meaning {
 
 /// The features of a sentence, sublinear in counts and scaled to unit length.
 fn features(sentence: &str) -> Vec<(u32, f32)> {
-    let mut counts: HashMap<u32, f32> = HashMap::new();
-    for (h, w) in crate::embed::features(sentence) {
-        *counts.entry(((h >> 3) % DIM as u64) as u32).or_default() += w;
+    // (index, weight) pairs, summed per index after sorting: cheaper than a map for a few dozen features.
+    let mut counts: Vec<(u32, f32)> = Vec::with_capacity(128);
+    let lower = text::normalize(sentence);
+    for (h, w) in crate::embed::normalized_features(&lower) {
+        counts.push((((h >> 3) % DIM as u64) as u32, w));
     }
-    for shape in shapes(sentence) {
-        // FNV-1a of the shape's name.
-        let h = shape.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        *counts.entry((h % DIM as u64) as u32).or_default() += 1.5;
+    // The shapes and the ideas, each a feature, and each pair of them another: the pairing ("your money" and
+    // "can't shrink") is what makes most claims.
+    let ideas = super::concepts::ideas(&lower);
+    let mut present: Vec<u64> = shapes(sentence).into_iter().map(fnv).collect();
+    for shape in &present {
+        counts.push(((shape % DIM as u64) as u32, 1.5));
     }
-    *counts.entry(0).or_default() += 1.0;
-    let mut out: Vec<(u32, f32)> = counts.into_iter().map(|(k, v)| (k, v.signum() * (1.0 + v.abs()).ln())).collect();
-    out.sort_unstable_by_key(|f| f.0);
+    let shape_count = present.len();
+    present
+        .extend((0..super::concepts::count()).filter(|i| ideas & (1 << i) != 0).map(|i| fnv(super::concepts::name(i))));
+    for (k, a) in present.iter().enumerate() {
+        if k >= shape_count {
+            counts.push(((a % DIM as u64) as u32, 1.0));
+        }
+        for b in &present[k + 1..] {
+            let pair = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.rotate_left(17);
+            counts.push(((pair % DIM as u64) as u32, 1.0));
+        }
+    }
+    counts.push((0, 1.0));
+    counts.sort_unstable_by_key(|f| f.0);
+    let mut out: Vec<(u32, f32)> = Vec::with_capacity(counts.len());
+    for (k, v) in counts {
+        match out.last_mut() {
+            Some(last) if last.0 == k => last.1 += v,
+            _ => out.push((k, v)),
+        }
+    }
+    out.iter_mut().for_each(|f| f.1 = f.1.signum() * (1.0 + f.1.abs()).ln());
     let norm = out.iter().map(|f| f.1 * f.1).sum::<f32>().sqrt().max(1e-6);
     out.iter_mut().for_each(|f| f.1 /= norm);
     out
+}
+
+/// FNV-1a of a name: a feature's hash.
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The shapes of a sentence the words do not show, as words of their own.
@@ -298,7 +325,12 @@ fn superlative_form(sentence: &str) -> bool {
                 .next()
                 .is_some_and(|n| text::is_han(n) && !NOT_CHINESE_SUPERLATIVE.contains(&n))
     });
-    let vietnamese = words.windows(2).any(|p| p[1] == "nhất" && !NOT_VIETNAMESE_SUPERLATIVE.contains(&p[0]));
+    // "nhất định" is "certainly", not a superlative.
+    let vietnamese =
+        words.windows(3).any(|p| p[1] == "nhất" && !NOT_VIETNAMESE_SUPERLATIVE.contains(&p[0]) && p[2] != "định")
+            || words.len() >= 2
+                && words[words.len() - 1] == "nhất"
+                && !NOT_VIETNAMESE_SUPERLATIVE.contains(&words[words.len() - 2]);
     english || chinese || vietnamese
 }
 

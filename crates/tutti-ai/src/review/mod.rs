@@ -19,6 +19,7 @@
 //! the pack format in `pack.rs` and the field scanner in `scan.rs`.
 
 mod check;
+mod concepts;
 mod labelled;
 pub mod meaning;
 mod pack;

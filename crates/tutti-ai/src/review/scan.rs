@@ -192,7 +192,8 @@ fn find_uuid(word: &str) -> Option<usize> {
     })
 }
 
-/// A run of 16 or more hexadecimal characters with both letters and digits (an API key, a Mongo id, a hash).
+/// A run of 16 or more hexadecimal characters with both letters and digits, and no other letter or digit
+/// around it (an API key, a Mongo id, a hash).
 fn hex_run(word: &str) -> Option<(usize, usize)> {
     let b = word.as_bytes();
     let mut i = 0;
@@ -206,7 +207,11 @@ fn hex_run(word: &str) -> Option<(usize, usize)> {
             i += 1;
         }
         let run = &b[start..i];
-        if run.len() >= 16 && run.iter().any(u8::is_ascii_digit) && run.iter().any(u8::is_ascii_alphabetic) {
+        // A run that is part of a longer word of other letters ("1Z999AA10123456784", a parcel's tracking
+        // number) is not a key.
+        let whole = (start == 0 || !b[start - 1].is_ascii_alphanumeric())
+            && b.get(i).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if whole && run.len() >= 16 && run.iter().any(u8::is_ascii_digit) && run.iter().any(u8::is_ascii_alphabetic) {
             return Some((start, i));
         }
     }
