@@ -68,6 +68,7 @@ fn gate_report() -> anyhow::Result<()> {
         ("the held-out set, first batch", "heldout.jsonl, ids h-", batch("h-")),
         ("the held-out set, second batch", "heldout.jsonl, ids h2-", batch("h2-")),
         ("the held-out set, third batch", "heldout.jsonl, ids h3-", batch("h3-")),
+        ("the held-out set, fourth batch", "heldout.jsonl, ids h4-", batch("h4-")),
         ("the development set", "labelled.jsonl", development),
     ] {
         let measured = measure(&gate, &set)?;
