@@ -73,6 +73,14 @@ fn paraphrases_the_phrase_lists_missed_are_read_for_what_they_mean() {
         ("INTERNAL: call this one back before noon.", "general.internal_notes"),
         ("Hồ sơ KH-0012345 đã được nâng hạng.", "general.internal_ids"),
         ("Account CU88213409 has a new offer.", "general.internal_ids"),
+        // Placeholders left in the copy, instructions to hold it, and labelled ids.
+        ("Spring is here! [insert hero image]", "general.internal_notes"),
+        ("New arrivals for you: XXX product name XXX.", "general.internal_notes"),
+        ("Do not send this until legal has checked it.", "general.internal_notes"),
+        ("Đừng gửi trước khi chị Lan duyệt giá.", "general.internal_notes"),
+        ("老板审核后再发。", "general.internal_notes"),
+        ("Contact ID: 55128890 has a new offer.", "general.internal_ids"),
+        ("用户ID：55128890 已开通会员。", "general.internal_ids"),
     ] {
         let rules = fails(&gate, &all, body);
         assert!(rules.iter().any(|r| r == rule), "{body}: {rules:?}");

@@ -332,14 +332,29 @@ async fn a_model_gives_its_second_opinion_on_what_the_classifier_was_unsure_of()
     )
     .unwrap();
     let gate = Gate::load(None).unwrap();
-    let body = "Our tea can ease restless nights.";
-    // The premise: the classifier leans towards a cure claim without reaching it, and the rules pass it.
-    let review = gate.review(
-        &Draft::new("email", &[("body", body)]),
-        &Recipient::default(),
-        gate.select(&["general", "health"]).unwrap(),
-    );
-    assert!(review.passed && review.uncertain.iter().any(|v| v.rule == "health.cure_claims"), "{review:?}");
+    // The premise: a sentence the classifier leans towards a cure claim without reaching it, which the rules
+    // pass. Which of these borderline wellness lines it is moves with the training sentences; one must be.
+    let uncertain = |body: &str| {
+        let review = gate.review(
+            &Draft::new("email", &[("body", body)]),
+            &Recipient::default(),
+            gate.select(&["general", "health"]).unwrap(),
+        );
+        review.passed && review.uncertain.iter().any(|v| v.rule == "health.cure_claims")
+    };
+    let body = [
+        "Our tea can ease your restless nights.",
+        "Say goodbye to restless nights tonight.",
+        "Our warm tea can ease restless nights for many.",
+        "Our tea can ease restless nights.",
+        "Say goodbye to restless nights.",
+        "Our tea can help ease restless nights.",
+        "A tea that can ease restless nights.",
+        "Our tea can soothe restless nights.",
+    ]
+    .into_iter()
+    .find(|b| uncertain(b))
+    .expect("one borderline line is uncertain");
     let input = json!({
         "request": {"prompt": "Announce the new tea", "channel": "email", "variants": 1, "revisions": 0,
                     "packs": ["general", "health"]},

@@ -41,6 +41,11 @@ pub(super) fn count() -> usize {
     concepts().len()
 }
 
+/// Whether `bits` (from [`ideas`]) has any of the named ideas.
+pub(super) fn any_of(bits: u32, names: &[&str]) -> bool {
+    concepts().iter().enumerate().any(|(i, (name, _))| bits & (1 << i) != 0 && names.contains(&name.as_str()))
+}
+
 /// An idea's name, for its feature.
 pub(super) fn name(index: usize) -> &'static str {
     &concepts()[index].0

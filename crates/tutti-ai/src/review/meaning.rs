@@ -107,7 +107,7 @@ impl Meaning {
     /// Trains on labelled sentences.
     pub fn train(examples: &[Example]) -> Meaning {
         let labelled: Vec<(Vec<(u32, f32)>, usize)> =
-            examples.iter().map(|e| (features(&e.text), family_index(&e.label).map_or(0, |f| f + 1))).collect();
+            examples.iter().map(|e| (features(&e.text).0, family_index(&e.label).map_or(0, |f| f + 1))).collect();
         let pairs: Vec<(&[(u32, f32)], usize)> = labelled.iter().map(|(x, c)| (x.as_slice(), *c)).collect();
         let mut softmax = Softmax::new(CLASSES, DIM);
         softmax.train(&pairs, &Training { epochs: EPOCHS, rate: 0.5, l2: 1e-5, seed: 7 });
@@ -116,19 +116,25 @@ impl Meaning {
 
     /// How a sentence reads.
     pub fn read(&self, sentence: &str) -> Reading {
-        let p = self.softmax.probabilities(&features(sentence));
+        let (features, ideas) = features(sentence);
+        let p = self.softmax.probabilities(&features);
+        // A promise of returns speaks of money, its growth or its loss: a sentence that names none of them ("we
+        // never share your details") is not read as one, however certain it sounds.
+        let money = super::concepts::any_of(ideas, &["money", "gain", "loss"]);
+        let returns = family_index("guaranteed_returns").map(|f| f + 1);
         let (best, probability) = p
             .iter()
             .map(|v| *v as f32)
             .enumerate()
             .skip(1)
+            .filter(|(i, _)| money || Some(*i) != returns)
             .fold((0, 0.0), |a, (i, v)| if v > a.1 { (i, v) } else { a });
         Reading { family: (best > 0).then(|| best - 1), probability }
     }
 }
 
-/// The features of a sentence, sublinear in counts and scaled to unit length.
-fn features(sentence: &str) -> Vec<(u32, f32)> {
+/// The features of a sentence, sublinear in counts and scaled to unit length, and the ideas it names.
+fn features(sentence: &str) -> (Vec<(u32, f32)>, u32) {
     // (index, weight) pairs, summed per index after sorting: cheaper than a map for a few dozen features.
     let mut counts: Vec<(u32, f32)> = Vec::with_capacity(128);
     let lower = text::normalize(sentence);
@@ -166,7 +172,7 @@ fn features(sentence: &str) -> Vec<(u32, f32)> {
     out.iter_mut().for_each(|f| f.1 = f.1.signum() * (1.0 + f.1.abs()).ln());
     let norm = out.iter().map(|f| f.1 * f.1).sum::<f32>().sqrt().max(1e-6);
     out.iter_mut().for_each(|f| f.1 /= norm);
-    out
+    (out, ideas)
 }
 
 /// FNV-1a of a name: a feature's hash.
@@ -326,11 +332,19 @@ fn superlative_form(sentence: &str) -> bool {
                 .is_some_and(|n| text::is_han(n) && !NOT_CHINESE_SUPERLATIVE.contains(&n))
     });
     // "nhất định" is "certainly", not a superlative.
-    let vietnamese =
-        words.windows(3).any(|p| p[1] == "nhất" && !NOT_VIETNAMESE_SUPERLATIVE.contains(&p[0]) && p[2] != "định")
-            || words.len() >= 2
-                && words[words.len() - 1] == "nhất"
-                && !NOT_VIETNAMESE_SUPERLATIVE.contains(&words[words.len() - 2]);
+    // Typed without marks: "gioi nhat", "re nhat".
+    let unmarked = !text::has_diacritics(&lower)
+        && words.windows(2).any(|p| {
+            p[1] == "nhat"
+                && !NOT_VIETNAMESE_SUPERLATIVE.iter().any(|n| text::fold(n) == p[0])
+                && !["duy", "dong", "thong", "it"].contains(&p[0])
+        })
+        && !lower.contains("nhat dinh");
+    let vietnamese = unmarked
+        || words.windows(3).any(|p| p[1] == "nhất" && !NOT_VIETNAMESE_SUPERLATIVE.contains(&p[0]) && p[2] != "định")
+        || words.len() >= 2
+            && words[words.len() - 1] == "nhất"
+            && !NOT_VIETNAMESE_SUPERLATIVE.contains(&words[words.len() - 2]);
     english || chinese || vietnamese
 }
 
@@ -428,6 +442,36 @@ fn internal_id(sentence: &str) -> bool {
     })
 }
 
+/// Words that introduce a date of birth.
+const BIRTH: [&str; 12] = [
+    "born on",
+    "born in",
+    "date of birth",
+    "dob",
+    "birthday is",
+    "sinh ngày",
+    "ngày sinh",
+    "sinh năm",
+    "生日是",
+    "出生于",
+    "出生日期",
+    "生于",
+];
+
+/// A date of birth beyond doubt: a birth word and a year from 1900 to 2099 ("Emma's date of birth is
+/// 14/03/1992", "sinh ngày 14/03/1992", "生日是1992年3月14日"). A greeting on the recipient's birthday names no
+/// year.
+fn date_of_birth(sentence: &str) -> bool {
+    let lower = sentence.to_lowercase();
+    let year = lower.as_bytes().windows(4).enumerate().any(|(i, w)| {
+        (w.starts_with(b"19") || w.starts_with(b"20"))
+            && w.iter().all(u8::is_ascii_digit)
+            && (i == 0 || !lower.as_bytes()[i - 1].is_ascii_digit())
+            && lower.as_bytes().get(i + 4).is_none_or(|c| !c.is_ascii_digit())
+    });
+    year && BIRTH.iter().any(|w| lower.match_indices(w).any(|(i, _)| text::stands_alone(&lower, i, i + w.len())))
+}
+
 /// The sentences of `text` that lean towards a family (at least [`UNCERTAIN`]), as (byte span, family,
 /// probability); those at [`THRESHOLD`] or more read as it.
 pub(super) fn read_sentences(meaning: &Meaning, text_in: &str) -> Vec<(usize, usize, usize, f32)> {
@@ -440,6 +484,9 @@ pub(super) fn read_sentences(meaning: &Meaning, text_in: &str) -> Vec<(usize, us
         let mut reading = meaning.read(&text::nfc(sentence));
         if reading.family.is_none_or(|_| reading.probability < THRESHOLD) && internal_id(sentence) {
             reading = Reading { family: family_index("internal_ids"), probability: 1.0 };
+        }
+        if reading.family.is_none_or(|_| reading.probability < THRESHOLD) && date_of_birth(sentence) {
+            reading = Reading { family: family_index("personal_data"), probability: 1.0 };
         }
         if let Some(f) = reading.family.filter(|_| reading.probability >= UNCERTAIN) {
             let lead = sentence.len() - sentence.trim_start().len();
@@ -472,6 +519,26 @@ mod tests {
             })
             .count();
         assert!(right as f64 >= 0.95 * examples.len() as f64, "{right} of {} on the training set", examples.len());
+    }
+
+    #[test]
+    fn a_date_of_birth_needs_a_birth_word_and_a_year() {
+        assert!(date_of_birth("Your sister Emma's date of birth is 14/03/1992."));
+        assert!(date_of_birth("Em gái chị sinh ngày 14/03/1992."));
+        assert!(date_of_birth("您妹妹的生日是1992年3月14日。"));
+        assert!(!date_of_birth("Happy birthday, Emma!"));
+        assert!(!date_of_birth("Our shop was born in a garage, and 2,000 customers later we still pack by hand."));
+    }
+
+    #[test]
+    fn a_promise_of_returns_speaks_of_money() {
+        let model = Meaning::builtin();
+        let returns = family_index("guaranteed_returns");
+        let certain = model.read("We will never, ever share your details with anyone.");
+        assert!(certain.family != returns || certain.probability < THRESHOLD, "{certain:?}");
+        let promise = model.read("Your money can never shrink here, whatever the market does.");
+        assert_eq!(promise.family, returns);
+        assert!(promise.probability >= THRESHOLD, "{promise:?}");
     }
 
     #[test]
