@@ -69,6 +69,7 @@ fn gate_report() -> anyhow::Result<()> {
         ("the held-out set, second batch", "heldout.jsonl, ids h2-", batch("h2-")),
         ("the held-out set, third batch", "heldout.jsonl, ids h3-", batch("h3-")),
         ("the held-out set, fourth batch", "heldout.jsonl, ids h4-", batch("h4-")),
+        ("the held-out set, fifth batch", "heldout.jsonl, ids h5-", batch("h5-")),
         ("the development set", "labelled.jsonl", development),
     ] {
         let measured = measure(&gate, &set)?;
