@@ -41,9 +41,13 @@ pub(super) fn count() -> usize {
     concepts().len()
 }
 
-/// Whether `bits` (from [`ideas`]) has any of the named ideas.
-pub(super) fn any_of(bits: u32, names: &[&str]) -> bool {
-    concepts().iter().enumerate().any(|(i, (name, _))| bits & (1 << i) != 0 && names.contains(&name.as_str()))
+/// The bits (as [`ideas`] sets them) of the named ideas.
+pub(super) fn mask(names: &[&str]) -> u32 {
+    concepts()
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| names.contains(&name.as_str()))
+        .fold(0, |m, (i, _)| m | 1 << i)
 }
 
 /// An idea's name, for its feature.

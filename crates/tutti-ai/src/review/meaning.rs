@@ -120,7 +120,8 @@ impl Meaning {
         let p = self.softmax.probabilities(&features);
         // A promise of returns speaks of money, its growth or its loss: a sentence that names none of them ("we
         // never share your details") is not read as one, however certain it sounds.
-        let money = super::concepts::any_of(ideas, &["money", "gain", "loss"]);
+        static MONEY: OnceLock<u32> = OnceLock::new();
+        let money = ideas & *MONEY.get_or_init(|| super::concepts::mask(&["money", "gain", "loss"])) != 0;
         let returns = family_index("guaranteed_returns").map(|f| f + 1);
         let (best, probability) = p
             .iter()
@@ -462,14 +463,19 @@ const BIRTH: [&str; 12] = [
 /// 14/03/1992", "sinh ngày 14/03/1992", "生日是1992年3月14日"). A greeting on the recipient's birthday names no
 /// year.
 fn date_of_birth(sentence: &str) -> bool {
-    let lower = sentence.to_lowercase();
-    let year = lower.as_bytes().windows(4).enumerate().any(|(i, w)| {
+    // The year first: it is cheap, and most sentences have none.
+    let bytes = sentence.as_bytes();
+    let year = bytes.windows(4).enumerate().any(|(i, w)| {
         (w.starts_with(b"19") || w.starts_with(b"20"))
             && w.iter().all(u8::is_ascii_digit)
-            && (i == 0 || !lower.as_bytes()[i - 1].is_ascii_digit())
-            && lower.as_bytes().get(i + 4).is_none_or(|c| !c.is_ascii_digit())
+            && (i == 0 || !bytes[i - 1].is_ascii_digit())
+            && bytes.get(i + 4).is_none_or(|c| !c.is_ascii_digit())
     });
-    year && BIRTH.iter().any(|w| lower.match_indices(w).any(|(i, _)| text::stands_alone(&lower, i, i + w.len())))
+    if !year {
+        return false;
+    }
+    let lower = sentence.to_lowercase();
+    BIRTH.iter().any(|w| lower.match_indices(w).any(|(i, _)| text::stands_alone(&lower, i, i + w.len())))
 }
 
 /// The sentences of `text` that lean towards a family (at least [`UNCERTAIN`]), as (byte span, family,
