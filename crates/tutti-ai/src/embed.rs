@@ -83,24 +83,14 @@ pub fn normalized_features(normal: &str) -> Vec<Feature> {
         } else if token.chars().all(char::is_alphanumeric) {
             let plain = unmarked(token).unwrap_or_else(|| token.clone());
             push(KIND_WORD, &[plain.as_bytes()], 1.0);
-            if plain.chars().count() + 2 > 5 {
-                // Trigrams of "^word$", each as the bytes of its three characters.
-                let mut chars: Vec<(usize, usize)> = Vec::with_capacity(plain.len() + 2);
-                chars.push((0, 0));
-                chars.extend(plain.char_indices().map(|(i, c)| (i, i + c.len_utf8())));
-                chars.push((0, 0));
-                let last = chars.len() - 1;
-                let piece = |k: usize| -> &[u8] {
-                    if k == 0 {
-                        b"^"
-                    } else if k == last {
-                        b"$"
-                    } else {
-                        &plain.as_bytes()[chars[k].0..chars[k].1]
-                    }
-                };
-                for k in 0..chars.len() - 2 {
-                    push(KIND_TRIGRAM, &[piece(k), piece(k + 1), piece(k + 2)], 0.25);
+            // Trigrams of "^word$", each hashed from the bytes of its three characters.
+            let mut pieces: Vec<&[u8]> = Vec::with_capacity(plain.len() + 2);
+            pieces.push(b"^");
+            pieces.extend(plain.char_indices().map(|(i, c)| &plain.as_bytes()[i..i + c.len_utf8()]));
+            pieces.push(b"$");
+            if pieces.len() > 5 {
+                for w in pieces.windows(3) {
+                    push(KIND_TRIGRAM, w, 0.25);
                 }
             }
             plain

@@ -19,6 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
+use tutti_core::hash::fnv1a;
+
 use crate::softmax::{Softmax, Training};
 use crate::text;
 
@@ -145,13 +147,16 @@ fn features(sentence: &str) -> (Vec<(u32, f32)>, u32) {
     // The shapes and the ideas, each a feature, and each pair of them another: the pairing ("your money" and
     // "can't shrink") is what makes most claims.
     let ideas = super::concepts::ideas(&lower);
-    let mut present: Vec<u64> = shapes(sentence).into_iter().map(fnv).collect();
+    let mut present: Vec<u64> = shapes(sentence).into_iter().map(|shape| fnv1a(shape.as_bytes())).collect();
     for shape in &present {
         counts.push(((shape % DIM as u64) as u32, 1.5));
     }
     let shape_count = present.len();
-    present
-        .extend((0..super::concepts::count()).filter(|i| ideas & (1 << i) != 0).map(|i| fnv(super::concepts::name(i))));
+    present.extend(
+        (0..super::concepts::count())
+            .filter(|i| ideas & (1 << i) != 0)
+            .map(|i| fnv1a(super::concepts::name(i).as_bytes())),
+    );
     for (k, a) in present.iter().enumerate() {
         if k >= shape_count {
             counts.push(((a % DIM as u64) as u32, 1.0));
@@ -174,11 +179,6 @@ fn features(sentence: &str) -> (Vec<(u32, f32)>, u32) {
     let norm = out.iter().map(|f| f.1 * f.1).sum::<f32>().sqrt().max(1e-6);
     out.iter_mut().for_each(|f| f.1 /= norm);
     (out, ideas)
-}
-
-/// FNV-1a of a name: a feature's hash.
-fn fnv(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The shapes of a sentence the words do not show, as words of their own.
@@ -332,15 +332,14 @@ fn superlative_form(sentence: &str) -> bool {
                 .next()
                 .is_some_and(|n| text::is_han(n) && !NOT_CHINESE_SUPERLATIVE.contains(&n))
     });
-    // "nhất định" is "certainly", not a superlative.
-    // Typed without marks: "gioi nhat", "re nhat".
+    // Typed without marks: "gioi nhat", "re nhat"; the words before it that make no claim are the list's,
+    // folded, and "dong" ("đồng nhất", uniform), which only loses its meaning without marks.
     let unmarked = !text::has_diacritics(&lower)
         && words.windows(2).any(|p| {
-            p[1] == "nhat"
-                && !NOT_VIETNAMESE_SUPERLATIVE.iter().any(|n| text::fold(n) == p[0])
-                && !["duy", "dong", "thong", "it"].contains(&p[0])
+            p[1] == "nhat" && p[0] != "dong" && !NOT_VIETNAMESE_SUPERLATIVE.iter().any(|n| text::fold(n) == p[0])
         })
         && !lower.contains("nhat dinh");
+    // "nhất định" is "certainly", not a superlative.
     let vietnamese = unmarked
         || words.windows(3).any(|p| p[1] == "nhất" && !NOT_VIETNAMESE_SUPERLATIVE.contains(&p[0]) && p[2] != "định")
         || words.len() >= 2
