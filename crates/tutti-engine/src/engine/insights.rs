@@ -22,7 +22,7 @@ impl<'e> InsightsHandle<'e> {
         self.engine.creatives.clone()
     }
 
-    /// The local creative tagger, trained on first use (a few milliseconds).
+    /// The local creative tagger, trained on first use (`tutti serve` asks for it as soon as the engine is up).
     pub fn tagger(&self) -> &'e tutti_ai::LocalTagger {
         self.engine.tagger.get_or_init(tutti_ai::LocalTagger::new_default)
     }

@@ -47,6 +47,12 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let engine =
             Arc::new(tokio::task::spawn_blocking(move || Engine::start(config, Arc::new(SystemClock))).await??);
+        // The default creative tagger trains while the server starts listening, not inside the first request
+        // that tags a creative (a second or more on a busy two-core machine).
+        let warming = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            warming.insights().tagger();
+        });
         if !engine.secrets.generated.is_empty() {
             // Shown once, on the terminal only (never through the log); afterwards they live in the data dir.
             println!(
