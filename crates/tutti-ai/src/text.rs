@@ -81,7 +81,7 @@ pub fn fold(phrase: &str) -> String {
 }
 
 /// A Han (Chinese) character: the unified ideographs, extension A and B, and the compatibility block.
-pub(crate) fn is_han(c: char) -> bool {
+pub fn is_han(c: char) -> bool {
     matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF)
 }
 

@@ -1,0 +1,12 @@
+//! Conversations between customers and reps (calls, chats, meetings): imported, kept apart from events, and
+//! mined for what customers ask and object to, how often, how that moves week to week, and which replies come
+//! before a sale.
+
+pub mod import;
+pub mod mine;
+pub mod model;
+pub mod service;
+pub mod store;
+pub mod synth;
+
+pub use model::{Conversation, Outcome, Role, Turn};
