@@ -1,9 +1,11 @@
 //! Developer tasks: `cargo xtask load` (the load harness for the tracking API and flows, `load/`), `cargo xtask
 //! insights` (the creative analysis benchmark), `cargo xtask ai` (the review gate's throughput) and `cargo xtask
-//! copy` (the copy the AI layer writes and checks, measured, with every message printed for a person to read).
+//! copy` (the copy the AI layer writes and checks, measured, with every message printed for a person to read),
+//! `cargo xtask conversations` (the conversation miner on a million turns).
 
 mod ai;
 mod analytics;
+mod conversations;
 mod copy;
 mod insights;
 mod load;
@@ -15,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 use ai::{AiArgs, ai};
 use analytics::{AnalyticsArgs, analytics};
+use conversations::{ConversationsArgs, conversations};
 use copy::{CopyArgs, copy};
 use insights::{InsightsArgs, insights};
 use load::{LoadArgs, load};
@@ -43,6 +46,8 @@ enum Task {
     Plans(PlansArgs),
     /// Measure the copy: the review gate, the tagger, generation's first-pass rate, and the messages written.
     Copy(CopyArgs),
+    /// Time the conversation miner on a million generated turns and print how the planted topics were found.
+    Conversations(ConversationsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Task::Questions(args) => questions(args),
         Task::Plans(args) => plans(args),
         Task::Copy(args) => copy(args),
+        Task::Conversations(args) => conversations(args),
     }
 }

@@ -249,8 +249,14 @@ mod tests {
     fn mined_edited_kept_and_suggested() {
         let dir = tempfile::tempdir().unwrap();
         let store = ConversationStore::open(&dir.path().join(CONVERSATIONS_FILE)).unwrap();
-        let (conversations, _) =
-            synth::generate(&Shape { conversations: 1_500, turns: 12, seed: 3, start: 1_790_000_000_000, weeks: 6 });
+        let (conversations, _) = synth::generate(&Shape {
+            conversations: 1_500,
+            turns: 12,
+            seed: 3,
+            start: 1_790_000_000_000,
+            weeks: 6,
+            noise: 0,
+        });
         let lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect();
         let bad = "{\"id\":\"broken\",\"turns\":[]}\nnot json\n";
         let summary = import_lines(&store, std::io::Cursor::new(format!("{lines}{bad}")), &mut |_| {}).unwrap();

@@ -276,8 +276,14 @@ mod tests {
     fn imports_are_idempotent_and_a_person_is_erased_with_their_conversations() {
         let dir = tempfile::tempdir().unwrap();
         let store = ConversationStore::open(&dir.path().join(CONVERSATIONS_FILE)).unwrap();
-        let (mut conversations, _) =
-            synth::generate(&Shape { conversations: 20, turns: 6, seed: 1, start: 1_790_000_000_000, weeks: 2 });
+        let (mut conversations, _) = synth::generate(&Shape {
+            conversations: 20,
+            turns: 6,
+            seed: 1,
+            start: 1_790_000_000_000,
+            weeks: 2,
+            noise: 0,
+        });
         assert_eq!(store.put(&conversations).unwrap(), Changes { inserted: 20, updated: 0, unchanged: 0 });
         assert_eq!(store.put(&conversations).unwrap(), Changes { inserted: 0, updated: 0, unchanged: 20 });
         conversations[3].turns[0].text.push_str(" (edited)");

@@ -225,7 +225,7 @@ pub const TOPICS: &[Planted] = &[
 ];
 
 /// What customers and reps say that is no topic.
-const CUSTOMER_CHATTER: [&[&str]; 3] = [
+pub const CUSTOMER_CHATTER: [&[&str]; 3] = [
     &[
         "Hi, thanks for calling.",
         "Yes, that's right.",
@@ -331,7 +331,101 @@ pub struct Shape {
     /// When the first conversation starts; the rest spread over `weeks`.
     pub start: Millis,
     pub weeks: u32,
+    /// Questions per conversation drawn from a large vocabulary, nearly all worded differently: for the
+    /// benchmark, so grouping meets as many distinct sentences as real calls give it (0 in the tests).
+    pub noise: usize,
 }
+
+/// Words the noise questions are made of: 30 × 40 × 40 × 100 ways to ask.
+const NOISE_VERBS: [&str; 30] = [
+    "change", "move", "export", "import", "share", "print", "delete", "rename", "copy", "sync", "archive", "merge",
+    "split", "track", "tag", "filter", "sort", "lock", "unlock", "schedule", "resend", "reopen", "assign", "clone",
+    "label", "pin", "hide", "restore", "download", "upload",
+];
+const NOISE_THINGS: [&str; 40] = [
+    "invoice",
+    "report",
+    "dashboard",
+    "folder",
+    "ticket",
+    "order",
+    "receipt",
+    "calendar",
+    "contact",
+    "campaign",
+    "template",
+    "signature",
+    "voucher",
+    "shipment",
+    "parcel",
+    "playlist",
+    "album",
+    "survey",
+    "form",
+    "catalog",
+    "coupon",
+    "badge",
+    "bundle",
+    "deck",
+    "memo",
+    "note",
+    "draft",
+    "quote",
+    "booking",
+    "itinerary",
+    "roster",
+    "ledger",
+    "budget sheet",
+    "price list",
+    "brochure",
+    "manual",
+    "license",
+    "warranty card",
+    "gift card",
+    "menu",
+];
+const NOISE_PLACES: [&str; 40] = [
+    "Hanoi",
+    "Da Nang",
+    "Hue",
+    "Can Tho",
+    "Hai Phong",
+    "Saigon",
+    "Shanghai",
+    "Beijing",
+    "Shenzhen",
+    "Chengdu",
+    "London",
+    "Berlin",
+    "Paris",
+    "Madrid",
+    "Rome",
+    "Lisbon",
+    "Dublin",
+    "Oslo",
+    "Vienna",
+    "Prague",
+    "Warsaw",
+    "Athens",
+    "Cairo",
+    "Lagos",
+    "Nairobi",
+    "Lima",
+    "Quito",
+    "Bogota",
+    "Denver",
+    "Austin",
+    "Boston",
+    "Miami",
+    "Seattle",
+    "Toronto",
+    "Montreal",
+    "Sydney",
+    "Perth",
+    "Auckland",
+    "Manila",
+    "Jakarta",
+];
 
 /// Conversations and what was planted in them. Each raises each topic of its language with probability 0.3, and
 /// each topic raised gets the winning, the neutral or an ordinary reply, one time in three each. A conversation
@@ -376,6 +470,17 @@ pub fn generate(shape: &Shape) -> (Vec<Conversation>, Truth) {
                 if dice.chance(0.5) {
                     say(&mut turns, Role::Customer, dice.pick(CUSTOMER_CHATTER[lang]));
                 }
+            }
+            for _ in 0..shape.noise {
+                let question = format!(
+                    "Can I {} the {} from {} after {} pm?",
+                    dice.pick(&NOISE_VERBS),
+                    dice.pick(&NOISE_THINGS),
+                    dice.pick(&NOISE_PLACES),
+                    1 + dice.below(100)
+                );
+                say(&mut turns, Role::Customer, &question);
+                say(&mut turns, Role::Rep, dice.pick(REP_CHATTER[lang]));
             }
             while turns.len() < shape.turns {
                 say(&mut turns, Role::Rep, dice.pick(REP_CHATTER[lang]));

@@ -9,7 +9,7 @@ use tutti_conversations::synth::{self, Shape, TOPICS};
 
 #[test]
 fn planted_topics_are_found_counted_and_their_winning_replies_ranked_first() {
-    let shape = Shape { conversations: 6_000, turns: 20, seed: 7, start: 1_790_000_000_000, weeks: 12 };
+    let shape = Shape { conversations: 6_000, turns: 20, seed: 7, start: 1_790_000_000_000, weeks: 12, noise: 2 };
     let (conversations, truth) = synth::generate(&shape);
     let mined = mine::mine(&conversations, &mine::Options::default(), &mut |_| {});
     let found_turns: Vec<BTreeSet<(u32, u32)>> =

@@ -88,6 +88,50 @@ const INDEX_TERMS: usize = 12;
 const CANDIDATES_PER_TERM: usize = 256;
 const PROBE_TERMS: usize = 4;
 
+/// Candidates scored by the weight of the terms they share with a phrasing (through the index), then the best
+/// few measured exactly: the cost is the length of the posting lists, not the number of groups.
+#[derive(Default)]
+struct Scratch {
+    score: Vec<f32>,
+    touched: Vec<usize>,
+}
+
+/// Candidates measured exactly per phrasing.
+const EXACT: usize = 8;
+
+impl Scratch {
+    fn nearest(
+        &mut self,
+        v: &[(Term, f32)],
+        centres: &[Centre],
+        index: &HashMap<Term, Vec<usize>>,
+    ) -> Option<(usize, f32)> {
+        if self.score.len() < centres.len() {
+            self.score.resize(centres.len(), 0.0);
+        }
+        for (t, w) in v {
+            for &g in index.get(t).map(Vec::as_slice).unwrap_or_default().iter().take(CANDIDATES_PER_TERM) {
+                if self.score[g] == 0.0 {
+                    self.touched.push(g);
+                }
+                self.score[g] += w;
+            }
+        }
+        let score = &self.score;
+        if self.touched.len() > EXACT {
+            self.touched.select_nth_unstable_by(EXACT - 1, |a, b| score[*b].total_cmp(&score[*a]).then(a.cmp(b)));
+        }
+        let best = self.touched[..self.touched.len().min(EXACT)]
+            .iter()
+            .map(|&g| (g, centres[g].cosine(v)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        for g in self.touched.drain(..) {
+            self.score[g] = 0.0;
+        }
+        best
+    }
+}
+
 /// The group of each item (`None` for an item with no terms), groups numbered from 0.
 pub fn group(items: &[Item<'_>], thresholds: Thresholds) -> Vec<Option<usize>> {
     let idf = idf(items);
@@ -100,40 +144,22 @@ pub fn group(items: &[Item<'_>], thresholds: Thresholds) -> Vec<Option<usize>> {
     let mut index: HashMap<Term, Vec<usize>> = HashMap::new();
     let mut indexed: Vec<Vec<Term>> = Vec::new();
     let mut assigned: Vec<Option<usize>> = vec![None; items.len()];
-    let nearest = |i: usize, centres: &[Centre], index: &HashMap<Term, Vec<usize>>| -> Option<(usize, f32)> {
-        let mut best: Option<(usize, f32)> = None;
-        let mut seen: Vec<usize> = Vec::new();
-        for (t, _) in &vectors[i] {
-            for &g in index.get(t).map(Vec::as_slice).unwrap_or_default().iter().take(CANDIDATES_PER_TERM) {
-                if seen.contains(&g) {
-                    continue;
-                }
-                seen.push(g);
-                let c = centres[g].cosine(&vectors[i]);
-                if best.is_none_or(|(_, b)| c > b) {
-                    best = Some((g, c));
-                }
+    let mut scratch = Scratch::default();
+    let reindex = |g: usize, centres: &[Centre], index: &mut HashMap<Term, Vec<usize>>, indexed: &mut [Vec<Term>]| {
+        // Terms only join a group's index entries, never leave them: a stale entry only makes a candidate that
+        // scores low, and removing it would cost a scan of the term's whole list.
+        for t in centres[g].top(INDEX_TERMS) {
+            if !indexed[g].contains(&t) {
+                indexed[g].push(t);
+                index.entry(t).or_default().push(g);
             }
         }
-        best
     };
-    let reindex =
-        |g: usize, centres: &[Centre], index: &mut HashMap<Term, Vec<usize>>, indexed: &mut Vec<Vec<Term>>| {
-            for t in &indexed[g] {
-                if let Some(list) = index.get_mut(t) {
-                    list.retain(|&x| x != g);
-                }
-            }
-            indexed[g] = centres[g].top(INDEX_TERMS);
-            for t in &indexed[g] {
-                index.entry(*t).or_default().push(g);
-            }
-        };
 
     // First pass: join the nearest group, or found one.
     for &i in &order {
         let weight = items[i].weight as f32;
-        let g = match nearest(i, &centres, &index) {
+        let g = match scratch.nearest(&vectors[i], &centres, &index) {
             Some((g, c)) if c >= thresholds.join => g,
             _ => {
                 centres.push(Centre::default());
@@ -154,7 +180,7 @@ pub fn group(items: &[Item<'_>], thresholds: Thresholds) -> Vec<Option<usize>> {
     for &i in &order {
         let own = assigned[i].expect("every phrasing with terms was assigned");
         let stay = centres[own].cosine(&vectors[i]);
-        let g = match nearest(i, &centres, &index) {
+        let g = match scratch.nearest(&vectors[i], &centres, &index) {
             Some((g, c)) if c > stay + 1e-6 && c >= thresholds.join => g,
             _ => own,
         };

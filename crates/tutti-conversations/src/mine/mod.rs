@@ -119,6 +119,22 @@ fn language_of(c: &Conversation) -> usize {
     language_index(text::detect(&sample))
 }
 
+/// The language of one sentence: Chinese when it has Han characters, Vietnamese when it has its marks or its
+/// function words, English when it reads as English; otherwise the conversation's (Vietnamese typed without marks in a Vietnamese call).
+fn language_of_sentence(lower: &str, conversation: usize) -> usize {
+    if lower.chars().any(text::is_han) {
+        2
+    } else if text::has_diacritics(lower) || terms::reads_as_unmarked_vietnamese(lower) {
+        1
+    } else if text::detect(lower) == Language::En {
+        0
+    } else if conversation == 2 {
+        3
+    } else {
+        conversation
+    }
+}
+
 /// Mines `conversations`. `progress` is told how many conversations have been read.
 pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dyn FnMut(usize)) -> Mined {
     let mut phrases: Vec<Phrase> = Vec::new();
@@ -150,6 +166,7 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
                     continue;
                 }
                 sentences += 1;
+                let language = language_of_sentence(&lower, language);
                 let n = *index.entry((language, lower)).or_insert_with_key(|(_, lower)| {
                     let mut found = Vec::new();
                     terms::terms(lower, &mut found);

@@ -6,9 +6,8 @@
 use tutti_ai::text::is_han;
 use tutti_core::hash::fnv1a;
 
-/// English and Vietnamese (unmarked) words that carry no topic: pronouns, particles, auxiliaries, politeness.
-const STOP_WORDS: &[&str] = &[
-    // English
+/// English words that carry no topic: pronouns, particles, auxiliaries, politeness.
+const ENGLISH_STOP: &[&str] = &[
     "a", "an", "the", "i", "i'm", "im", "me", "my", "we", "our", "us", "you", "your", "it", "its", "it's", "this",
     "that", "these", "those", "is", "are", "was", "were", "be", "been", "am", "do", "does", "did", "have", "has",
     "had", "to", "of", "in", "on", "for", "with", "at", "by", "from", "and", "or", "but", "so", "if", "about", "just",
@@ -17,7 +16,11 @@ const STOP_WORDS: &[&str] = &[
     "okay", "well", "um", "uh", "oh", "please", "thanks", "thank", "hi", "hello", "they", "them", "he", "she", "his",
     "her", "one", "not", "no", "that's", "there's", "what's", "want", "need", "know", "like", "make", "use", "go",
     "see", "say", "said", "tell", "let", "more", "much", "many", "now", "right", "don't", "dont", "also", "then",
-    "than", "too", "as", "into", "up", // Vietnamese, marks taken off
+    "than", "too", "as", "into", "up",
+];
+
+/// Vietnamese words that carry no topic, with their marks taken off.
+const VIETNAMESE_STOP: &[&str] = &[
     "toi", "minh", "em", "anh", "chi", "ban", "ben", "ho", "no", "ta", "chung", "cac", "nhung", "mot", "cai", "con",
     "la", "va", "thi", "ma", "cua", "cho", "voi", "o", "tai", "tu", "den", "de", "nay", "kia", "do", "ay", "a", "ah",
     "da", "vang", "nhe", "nha", "nhi", "ha", "ne", "oi", "roi", "dang", "se", "duoc", "co", "khong", "chua", "cung",
@@ -34,7 +37,22 @@ fn is_stop_han(c: char) -> bool {
 }
 
 fn is_stop_word(word: &str) -> bool {
-    STOP_WORDS.contains(&word)
+    ENGLISH_STOP.contains(&word) || VIETNAMESE_STOP.contains(&word)
+}
+
+/// Whether a sentence without marks reads as Vietnamese typed without them rather than as English: more of its
+/// words are Vietnamese function words than English ones ("bao hanh bao lau vay em" against "can I export it").
+pub fn reads_as_unmarked_vietnamese(lower: &str) -> bool {
+    let (mut vietnamese, mut english) = (0, 0);
+    for word in lower.split(|c: char| !c.is_alphanumeric() && c != '\'') {
+        let (vi, en) = (VIETNAMESE_STOP.contains(&word), ENGLISH_STOP.contains(&word));
+        if vi && !en {
+            vietnamese += 1;
+        } else if en && !vi {
+            english += 1;
+        }
+    }
+    vietnamese > english
 }
 
 /// One term (a word, a pair of words, a Chinese character or pair of characters): its hash. The lowest bit says
