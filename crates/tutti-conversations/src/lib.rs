@@ -5,6 +5,7 @@
 pub mod import;
 pub mod mine;
 pub mod model;
+pub mod playbook;
 pub mod service;
 pub mod store;
 pub mod synth;

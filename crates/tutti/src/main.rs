@@ -10,6 +10,7 @@ use cli::approvals::{ApprovalsCommand, approvals};
 use cli::audit::{AuditArgs, audit};
 use cli::client::{Client, ClientArgs};
 use cli::connectors::{ConnectorsCommand, HooksCommand, connectors, hooks_test};
+use cli::conversations::{ConversationsCommand, conversations};
 use cli::dead_letters::{DeadLettersCommand, dead_letters};
 use cli::flows::{FlowsCommand, flows};
 use cli::insights::{InsightsCommand, insights};
@@ -153,6 +154,14 @@ enum Command {
         #[arg(long, global = true)]
         examples: Option<PathBuf>,
     },
+    /// Sales and support conversations: import calls and chats, the topics customers raise, the replies that win.
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+        /// Data directory holding conversations.db.
+        #[arg(long, global = true, default_value = "./tutti-data")]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -172,6 +181,7 @@ fn main() -> anyhow::Result<()> {
             let config = tutti_engine::config::InsightsConfig { taxonomy, examples };
             insights(command, &data_dir, &config)
         }
+        Command::Conversations { command, data_dir } => conversations(command, &data_dir),
         Command::Connectors { command, client } => connectors(command, &Client::new(client)?),
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
         Command::Ask { args, client } => ask(args, &Client::new(client)?),

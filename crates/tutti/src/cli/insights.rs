@@ -374,14 +374,19 @@ pub(crate) fn window(from: Option<String>, to: Option<String>) -> anyhow::Result
 /// A progress bar on standard error, drawn only when it is a terminal.
 pub(crate) struct Progress {
     total: u64,
+    unit: &'static str,
     tty: bool,
     drawn: bool,
 }
 
 impl Progress {
     pub(crate) fn new(total: u64) -> Progress {
+        Progress::with_unit(total, "bytes")
+    }
+
+    pub(crate) fn with_unit(total: u64, unit: &'static str) -> Progress {
         use std::io::IsTerminal;
-        Progress { total: total.max(1), tty: std::io::stderr().is_terminal(), drawn: false }
+        Progress { total: total.max(1), unit, tty: std::io::stderr().is_terminal(), drawn: false }
     }
 
     pub(crate) fn show(&mut self, done: u64) {
@@ -391,12 +396,13 @@ impl Progress {
         let share = (done as f64 / self.total as f64).min(1.0);
         let filled = (share * 30.0) as usize;
         eprint!(
-            "\r[{}{}] {:>3.0}%  {} / {} bytes",
+            "\r[{}{}] {:>3.0}%  {} / {} {}",
             "#".repeat(filled),
             " ".repeat(30 - filled),
             share * 100.0,
             done.min(self.total),
-            self.total
+            self.total,
+            self.unit
         );
         self.drawn = true;
     }

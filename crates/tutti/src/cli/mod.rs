@@ -5,6 +5,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod client;
 pub(crate) mod connectors;
+pub(crate) mod conversations;
 pub(crate) mod dead_letters;
 pub(crate) mod flows;
 pub(crate) mod insights;
