@@ -149,6 +149,10 @@ impl ConversationStore {
                 }
             }
         }
+        if changes.inserted + changes.updated > 0 {
+            // The last mining no longer holds every conversation.
+            tx.execute("DELETE FROM snapshots", [])?;
+        }
         tx.commit()?;
         Ok(changes)
     }
@@ -216,8 +220,11 @@ impl ConversationStore {
         Ok(ids.len())
     }
 
+    /// Keeps a person's change to a topic; the last mining is made again with it.
     pub fn put_edit(&self, edit: &TopicEdit) -> Result<()> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute("DELETE FROM snapshots", [])?;
+        conn.execute(
             "INSERT INTO topic_edits (topic, label, label_en, merged_into, by, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (topic) DO UPDATE SET label = coalesce(excluded.label, label),
              label_en = coalesce(excluded.label_en, label_en), merged_into = coalesce(excluded.merged_into, merged_into),
@@ -299,6 +306,12 @@ mod tests {
         assert!(store.get(&conversations[3].id).unwrap().is_none());
         assert_eq!(store.count().unwrap().0, 19);
         assert!(store.snapshot("mined").unwrap().is_none(), "the mined examples may have quoted them");
+        store.put_snapshot("mined", "{}").unwrap();
+        assert_eq!(store.put(&conversations[..2]).unwrap().unchanged, 2);
+        assert!(store.snapshot("mined").unwrap().is_some(), "an import that changed nothing keeps the mining");
+        conversations[1].turns[0].text.push_str(" (again)");
+        store.put(&conversations[1..2]).unwrap();
+        assert!(store.snapshot("mined").unwrap().is_none(), "a changed conversation is mined again");
         drop(store);
         let bytes = std::fs::read(dir.path().join(CONVERSATIONS_FILE)).unwrap();
         let needle = b"buyer3@example.com";

@@ -72,6 +72,7 @@ error_codes! {
     UnknownSegment = "unknown_segment", 404, "No segment has this id.";
     UnknownPolicy = "unknown_policy", 404, "No policy has this id.";
     UnknownCreative = "unknown_creative", 404, "No creative has this id.";
+    UnknownTopic = "unknown_topic", 404, "No topic has this id in the last mining of conversations.";
     InvalidImport = "invalid_import", 400,
         "The CSV is not a Meta Ads Manager, Google Ads or generic export, or cannot be read; the message says why.";
     UnknownConnector = "unknown_connector", 404,

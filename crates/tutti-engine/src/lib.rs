@@ -83,6 +83,8 @@ pub enum EngineError {
     Connectors(String),
     #[error("analytics: {0}")]
     Analytics(#[from] analytics::AnalyticsError),
+    #[error(transparent)]
+    Conversations(#[from] tutti_conversations::store::StoreError),
 }
 
 /// The local tagger for a configured taxonomy and examples (`[insights]`).
@@ -178,6 +180,9 @@ pub struct Engine {
     boot_id: String,
     creatives: Arc<dyn tutti_store::CreativeStore>,
     tagger: std::sync::OnceLock<tutti_ai::LocalTagger>,
+    /// Imported calls and chats (`conversations.db`), and one mining at a time over them.
+    conversations: Arc<tutti_conversations::store::ConversationStore>,
+    mining: Mutex<()>,
     people: tutti_store::sqlite::SqlitePeople,
     /// The copilot's plans, every version (`plans.db`).
     plans: tutti_store::sqlite::SqlitePlans,

@@ -6,7 +6,8 @@ pub mod admin;
 pub mod approvals;
 pub mod broadcasts;
 pub mod console;
-pub mod cors;
+pub mod conversations;
+mod cors;
 pub mod delivery;
 pub mod error;
 pub mod flows;
@@ -134,6 +135,11 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/analytics/rebuild", post(questions::rebuild))
         .route("/api/v1/flows/{id}/report", get(questions::flow_report))
         .route("/api/v1/flows/{id}/messages", get(questions::messages))
+        .route("/api/v1/conversations/import", post(conversations::import))
+        .route("/api/v1/conversations/topics", get(conversations::topics))
+        .route("/api/v1/conversations/topics/{id}", put(conversations::edit))
+        .route("/api/v1/conversations/scripts", get(conversations::scripts))
+        .route("/api/v1/conversations/suggest", get(conversations::suggest))
         .route("/api/v1/creatives", get(insights::list))
         .route("/api/v1/creatives/import", post(insights::import))
         .route("/api/v1/creatives/tag", post(insights::tag))

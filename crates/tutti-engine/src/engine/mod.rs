@@ -4,6 +4,7 @@
 mod broadcasts;
 mod budgets;
 mod connectors;
+mod conversations;
 mod flows;
 mod history;
 mod insights;

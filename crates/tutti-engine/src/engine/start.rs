@@ -66,6 +66,9 @@ impl Engine {
         let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
+        let conversations = Arc::new(tutti_conversations::store::ConversationStore::open(
+            &dir.join(tutti_conversations::store::CONVERSATIONS_FILE),
+        )?);
         // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
         let tagger = std::sync::OnceLock::new();
         if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {
@@ -184,6 +187,7 @@ impl Engine {
             dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
             policy,
             analytics: Some(analytics_writer.clone()),
+            conversations: Some(conversations.clone()),
         };
         // Up from here: the thread marks itself down when it ends.
         metrics.processor_up.store(true, Ordering::Relaxed);
@@ -250,6 +254,8 @@ impl Engine {
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),
             creatives,
+            conversations,
+            mining: Mutex::new(()),
             people,
             plans,
             sign_in_failures: Default::default(),

@@ -76,6 +76,11 @@ impl Processor {
                 .unwrap_or_else(|e| e.into_inner())
                 .erase(&people.iter().map(|p| p.0).collect::<Vec<_>>())?;
         }
+        if let Some(conversations) = &self.conversations {
+            let identifiers: Vec<(String, String)> =
+                profile.identities.iter().map(|i| (i.kind.as_str().to_owned(), i.value.clone())).collect();
+            conversations.erase_person(&identifiers)?;
+        }
         self.store.erase(id, &tombstones)?;
         self.intake.scrub_blocking()?;
         self.store.scrub()?;

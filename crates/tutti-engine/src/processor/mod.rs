@@ -45,6 +45,8 @@ pub enum ProcessorError {
     Closed,
     #[error(transparent)]
     Analytics(#[from] tutti_analytics::sqlite::StoreError),
+    #[error(transparent)]
+    Conversations(#[from] tutti_conversations::store::StoreError),
     /// Running the flows of one profile on one input panicked. The batch is dropped and run again with that
     /// input failed (see [`InputId`]).
     #[error("handling {input} for profile {profile} failed: {reason}")]
@@ -163,6 +165,8 @@ pub(crate) struct Processor {
     pub policy: Arc<DeliveryPolicy>,
     /// The analytics store, whose rows about a person go with them on erasure.
     pub analytics: Option<crate::analytics::SharedWriter>,
+    /// The conversations store, whose conversations with a person go with them on erasure.
+    pub conversations: Option<Arc<tutti_conversations::store::ConversationStore>>,
 }
 
 struct State {
