@@ -2,6 +2,7 @@
 //! mined for what customers ask and object to, how often, how that moves week to week, and which replies come
 //! before a sale.
 
+pub mod events;
 pub mod import;
 pub mod mine;
 pub mod model;

@@ -78,4 +78,18 @@ fn planted_topics_are_found_counted_and_their_winning_replies_ranked_first() {
         mined.topics.iter().map(|t| &t.label).collect::<Vec<_>>()
     );
     println!("{report}");
+
+    // A topic keeps its id as conversations come in (tasks and people's edits are keyed by it): the first half
+    // of the calls, mined alone, names each planted topic as the whole set does.
+    let half = mine::mine(&conversations[..3_000], &mine::Options::default(), &mut |_| {});
+    for (p, planted) in TOPICS.iter().enumerate() {
+        let id_in = |mined: &mine::Mined| {
+            mined
+                .topics
+                .iter()
+                .max_by_key(|t| t.raised.iter().filter(|r| truth.raised[p].contains(r)).count())
+                .map(|t| t.id.clone())
+        };
+        assert_eq!(id_in(&half), id_in(&mined), "{}", planted.id);
+    }
 }

@@ -38,6 +38,9 @@ pub struct Config {
     pub hooks: HooksConfig,
     pub insights: InsightsConfig,
     pub analytics: AnalyticsConfig,
+    /// When a topic mined from conversations is counted to flows (`Conversation Topic Counted`) and when it has
+    /// risen (`Conversation Topic Rose`): `task_threshold`, `rise_factor`, `rise_minimum`.
+    pub conversations: tutti_conversations::events::TopicSignals,
 }
 
 /// Reports and questions over Tutti's own events.

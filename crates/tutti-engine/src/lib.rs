@@ -183,6 +183,7 @@ pub struct Engine {
     /// Imported calls and chats (`conversations.db`), and one mining at a time over them.
     conversations: Arc<tutti_conversations::store::ConversationStore>,
     mining: Mutex<()>,
+    conversation_signals: tutti_conversations::events::TopicSignals,
     people: tutti_store::sqlite::SqlitePeople,
     /// The copilot's plans, every version (`plans.db`).
     plans: tutti_store::sqlite::SqlitePlans,

@@ -46,8 +46,18 @@ pub async fn import(_: Admin, State(engine): State<Arc<Engine>>, body: Body) -> 
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(ErrorCode::InvalidRequest, "the body is empty: send conversations as JSON lines"));
     }
+    let importer = engine.clone();
     let summary =
-        blocking(move || engine.conversations().import_lines(std::io::Cursor::new(bytes)).map_err(store_error)).await?;
+        blocking(move || importer.conversations().import_lines(std::io::Cursor::new(bytes)).map_err(store_error))
+            .await?;
+    if summary.changes.inserted + summary.changes.updated > 0 {
+        // Mined at once, so flows hear of topics without waiting for someone to read them.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = engine.conversations().report() {
+                tracing::error!(error = %e, "mining after an import failed; the next read of topics mines again");
+            }
+        });
+    }
     to_json("import summary", &summary)
 }
 

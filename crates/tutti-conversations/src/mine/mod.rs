@@ -195,6 +195,7 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
 
     // Group each language's phrasings apart: words of different languages are different terms anyway.
     let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut heads: Vec<Option<Term>> = Vec::new();
     for language in 0..LANGUAGES.len() {
         let mine: Vec<usize> = (0..phrases.len()).filter(|&p| phrases[p].language == language).collect();
         let items: Vec<Item<'_>> =
@@ -210,7 +211,7 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
             }
         }
         let background = Background { df: &background[language], sentences: background_sentences[language] };
-        merge_by_head(&mut groups[first..], &phrases, &background);
+        heads.extend(merge_by_head(&mut groups[first..], &phrases, &background));
     }
 
     // Known objections worded apart, in one language, are one topic.
@@ -221,11 +222,15 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
     for g in 0..groups.len() {
         let Some(topic) = &known[g] else { continue };
         let Some(language) = groups[g].first().map(|&p| phrases[p].language) else { continue };
-        match merged.get(&(language, topic.clone())) {
-            Some(&into) => {
-                let moved = std::mem::take(&mut groups[g]);
-                groups[into].extend(moved);
-                keep[g] = false;
+        match merged.get(&(language, topic.clone())).copied() {
+            // The larger absorbs the smaller, so the topic keeps the head (and so the id) of most of its sentences.
+            Some(into) => {
+                let weight = |g: &Vec<usize>| g.iter().map(|&p| phrases[p].said.len()).sum::<usize>();
+                let (big, small) = if weight(&groups[g]) > weight(&groups[into]) { (g, into) } else { (into, g) };
+                let moved = std::mem::take(&mut groups[small]);
+                groups[big].extend(moved);
+                keep[small] = false;
+                merged.insert((language, topic.clone()), big);
             }
             None => {
                 merged.insert((language, topic.clone()), g);
@@ -249,7 +254,8 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
             continue;
         }
         assigned_sentences += members.iter().map(|&p| phrases[p].kinds.iter().sum::<u32>() as usize).sum::<usize>();
-        topics.push(topic(conversations, &phrases, members, raised, known[g].as_deref(), &weeks, options));
+        let identity = Identity { known: known[g].as_deref(), head: heads[g] };
+        topics.push(topic(conversations, &phrases, members, raised, identity, &weeks, options));
     }
     topics.sort_by(|a, b| b.conversations.cmp(&a.conversations).then(a.id.cmp(&b.id)));
     Mined { conversations: conversations.len(), turns, sentences, unassigned: sentences - assigned_sentences, topics }
@@ -265,7 +271,8 @@ struct Background<'a> {
 /// does the onboarding process look like" share only "onboarding", too little for likeness, but it is the word
 /// both are about. A group's head is the word most said across the language's questions and objections among
 /// those in at least half of the group's sentences and said at least as often, relatively, there as in small talk.
-fn merge_by_head(groups: &mut [Vec<usize>], phrases: &[Phrase], background: &Background<'_>) {
+/// Returns each group's head (`None` for a group without one, or merged into another).
+fn merge_by_head(groups: &mut [Vec<usize>], phrases: &[Phrase], background: &Background<'_>) -> Vec<Option<Term>> {
     let mut df: HashMap<Term, u64> = HashMap::new();
     let mut units = 0u64;
     for p in groups.iter().flatten() {
@@ -281,6 +288,7 @@ fn merge_by_head(groups: &mut [Vec<usize>], phrases: &[Phrase], background: &Bac
         here >= there
     };
     let mut by_head: HashMap<Term, usize> = HashMap::new();
+    let mut heads = vec![None; groups.len()];
     for g in 0..groups.len() {
         let total: u64 = groups[g].iter().map(|&p| phrases[p].said.len() as u64).sum();
         let mut coverage: HashMap<Term, u64> = HashMap::new();
@@ -303,9 +311,21 @@ fn merge_by_head(groups: &mut [Vec<usize>], phrases: &[Phrase], background: &Bac
             }
             None => {
                 by_head.insert(head, g);
+                heads[g] = Some(head);
             }
         }
     }
+    heads
+}
+
+/// What names a topic from one mining to the next: the word it is about, else the known objection it is, else
+/// (neither) its most said sentence. More conversations rarely change the first two, so a topic's id, and the
+/// edits keyed by it, stay. (Whether a group is a known objection is a vote of its sentences that can tip
+/// either way as they come in; its head word is steadier.)
+#[derive(Clone, Copy)]
+struct Identity<'a> {
+    known: Option<&'a str>,
+    head: Option<Term>,
 }
 
 /// The shipped taxonomy's topic of a group: the one most of its most said phrasings are.
@@ -329,7 +349,7 @@ fn topic(
     phrases: &[Phrase],
     members: &[usize],
     raised: Vec<(u32, u32)>,
-    known: Option<&str>,
+    identity: Identity<'_>,
     weeks: &[i64],
     options: &Options,
 ) -> Topic {
@@ -340,6 +360,7 @@ fn topic(
     let questions: u32 = members.iter().map(|&p| phrases[p].kinds[1]).sum();
     let objections: u32 = members.iter().map(|&p| phrases[p].kinds[0]).sum();
     let kind = if objections >= questions { Kind::Objection } else { Kind::Question };
+    let known = identity.known;
     let label = label_of(&head.display);
     let taxonomy = TopicTaxonomy::builtin();
     let known_label =
@@ -360,7 +381,12 @@ fn topic(
     let mut centre: Vec<(Term, f32)> = centre.into_iter().map(|(t, w)| (t, w / norm)).collect();
     centre.sort_unstable_by_key(|(t, _)| *t);
     let mut key = tutti_core::hash::Fnv1a::new();
-    key.write(language.as_bytes()).write(head.display.to_lowercase().as_bytes());
+    key.write(language.as_bytes());
+    match (identity.head, known) {
+        (Some(term), _) => key.write(b"head:").write(&term.0.to_le_bytes()),
+        (None, Some(id)) => key.write(b"known:").write(id.as_bytes()),
+        (None, None) => key.write(b"said:").write(head.display.to_lowercase().as_bytes()),
+    };
     let mut topic = Topic {
         id: format!("t{:012x}", key.finish() >> 16),
         label,

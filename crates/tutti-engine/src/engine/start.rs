@@ -66,6 +66,7 @@ impl Engine {
         let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
+        let conversation_signals = config.conversations.clone();
         let conversations = Arc::new(tutti_conversations::store::ConversationStore::open(
             &dir.join(tutti_conversations::store::CONVERSATIONS_FILE),
         )?);
@@ -256,6 +257,7 @@ impl Engine {
             creatives,
             conversations,
             mining: Mutex::new(()),
+            conversation_signals,
             people,
             plans,
             sign_in_failures: Default::default(),
