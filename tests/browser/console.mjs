@@ -67,7 +67,7 @@ const approver = await signedIn('approver@shop.vn');
 for (const [path, shot] of [['/', 'overview-en'], ['/flows', 'flows-en'], ['/flows/personal-thanks', 'flow-en'],
   ['/segments', 'segments-en'], ['/segments/pro', 'segment-en'], ['/broadcasts', 'broadcasts-en'],
   ['/profiles', 'profiles-en'], [`/profiles/${hostile}`, 'profile-en'], ['/deliveries', 'deliveries-en'],
-  ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/copilot', 'copilot-en'],
+  ['/approvals', 'approvals-en'], ['/creatives', 'creatives-en'], ['/conversations', 'conversations-en'], ['/copilot', 'copilot-en'],
   ['/settings', 'settings-en']]) {
   await visit(approver.page, path, shot);
 }

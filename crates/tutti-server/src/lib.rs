@@ -174,6 +174,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/broadcasts", get(console::broadcasts).post(console::submit_broadcast))
         .route("/broadcasts/{id}/cancel", post(console::cancel_broadcast))
         .route("/creatives", get(console::creatives))
+        .route("/conversations", get(console::conversations))
         .route("/creatives/proposals", post(console::propose_budget))
         .route("/creatives/proposals/{id}/{verdict}", post(console::decide_budget))
         .route("/audit", get(console::audit))

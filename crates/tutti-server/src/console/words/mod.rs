@@ -355,6 +355,21 @@ pub struct Words {
     pub assumed: &'static str,
     pub the_query: &'static str,
     pub try_asking: &'static str,
+    pub conversations_page: &'static str,
+    pub conversations_help: &'static str,
+    pub no_conversations: &'static str,
+    pub conversations_count: &'static str,
+    pub questions_and_objections: &'static str,
+    pub in_no_topic: &'static str,
+    pub topic: &'static str,
+    pub mentions: &'static str,
+    pub won: &'static str,
+    pub weekly: &'static str,
+    pub customers_said: &'static str,
+    pub best_reply: &'static str,
+    pub no_winning_reply: &'static str,
+    pub kind_objection: &'static str,
+    pub kind_question: &'static str,
 }
 
 #[cfg(test)]
