@@ -124,8 +124,8 @@ impl From<&Topic> for TopicView {
 /// The name of the kept report in the store.
 const REPORT: &str = "mined";
 
-/// Mines every stored conversation, lays people's edits over the topics (merges, then labels), works out the
-/// golden scripts, and keeps the result. `progress` is told how many conversations have been read.
+/// Mines every stored conversation, lays people's edits over the topics (merges, labels, splits, and the labels
+/// of split-off topics), works out the golden scripts, and keeps the result. `progress` is told how many conversations have been read.
 pub fn mine(
     store: &ConversationStore,
     options: &mine::Options,
@@ -142,16 +142,13 @@ pub fn mine(
             mine::merge_topics(&mut mined, &conversations, &edit.topic, into);
         }
     }
+    relabel(&mut mined, &edits);
     for edit in &edits {
-        if let Some(topic) = mined.topics.iter_mut().find(|t| t.id == edit.topic) {
-            if let Some(label) = &edit.label {
-                topic.label = label.clone();
-            }
-            if let Some(label) = &edit.label_en {
-                topic.label_en = label.clone();
-            }
+        if let Some(word) = &edit.split_on {
+            mine::split_topic(&mut mined, &conversations, &edit.topic, word);
         }
     }
+    relabel(&mut mined, &edits);
     let scripts = scripts::scripts(&conversations, &mined, script_options);
     let report = Report {
         mined_at: now,
@@ -170,6 +167,20 @@ pub fn mine(
     let body = serde_json::to_string(&report).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
     store.put_snapshot(REPORT, &body)?;
     Ok(report)
+}
+
+/// People's names for topics, laid over the mined ones.
+fn relabel(mined: &mut Mined, edits: &[crate::store::TopicEdit]) {
+    for edit in edits {
+        if let Some(topic) = mined.topics.iter_mut().find(|t| t.id == edit.topic) {
+            if let Some(label) = &edit.label {
+                topic.label = label.clone();
+            }
+            if let Some(label) = &edit.label_en {
+                topic.label_en = label.clone();
+            }
+        }
+    }
 }
 
 /// The kept report, if conversations were mined since the last import or erasure that cleared it.
@@ -286,6 +297,7 @@ mod tests {
                 label: Some("Giá cao".into()),
                 label_en: Some("Price too high".into()),
                 merged_into: None,
+                split_on: None,
                 by: "mai".into(),
                 at: 1,
             })
@@ -296,6 +308,7 @@ mod tests {
                 label: None,
                 label_en: None,
                 merged_into: Some(price_id.clone()),
+                split_on: None,
                 by: "mai".into(),
                 at: 2,
             })
@@ -309,5 +322,32 @@ mod tests {
                 && price.conversations <= price_count + warranty_count
         );
         assert_eq!(kept_report(&store).unwrap().unwrap().mined_at, 1);
+
+        // A split: the price topic's sentences about the budget become a topic of their own, kept too.
+        let before = price.conversations;
+        store
+            .put_edit(&TopicEdit {
+                topic: price_id.clone(),
+                label: None,
+                label_en: None,
+                merged_into: None,
+                split_on: Some("ngân sách".into()),
+                by: "mai".into(),
+                at: 3,
+            })
+            .unwrap();
+        let report = mine(&store, &Default::default(), &Default::default(), 2, &mut |_, _| {}).unwrap();
+        let price = report.topics.iter().find(|t| t.id == price_id).unwrap();
+        let budget = report.topics.iter().find(|t| t.label == "Giá cao · ngân sách").expect("the split-off topic");
+        assert!(budget.conversations > 0 && price.conversations < before, "{} of {before}", price.conversations);
+        assert!(
+            budget
+                .examples
+                .iter()
+                .all(|e| e.to_lowercase().contains("ngân sách") || e.to_lowercase().contains("ngan sach")),
+            "{:?}",
+            budget.examples
+        );
+        assert!(price.examples.iter().all(|e| !e.to_lowercase().contains("ngân sách")), "{:?}", price.examples);
     }
 }

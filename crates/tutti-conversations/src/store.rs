@@ -32,12 +32,14 @@ CREATE TABLE IF NOT EXISTS conversation_people (
     PRIMARY KEY (kind, value, conversation)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversation_people_by_conversation ON conversation_people (conversation);
--- What people changed about topics: a new label, or the topic merged into another.
+-- What people changed about topics: a new label, the topic merged into another, or the sentences holding a
+-- word split off into a topic of their own.
 CREATE TABLE IF NOT EXISTS topic_edits (
     topic       TEXT PRIMARY KEY,
     label       TEXT,
     label_en    TEXT,
     merged_into TEXT,
+    split_on    TEXT,
     by          TEXT NOT NULL,
     at          INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -78,6 +80,9 @@ pub struct TopicEdit {
     pub label_en: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// The topic's sentences holding this word become a topic of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_on: Option<String>,
     pub by: String,
     pub at: i64,
 }
@@ -225,27 +230,29 @@ impl ConversationStore {
         let conn = self.conn();
         conn.execute("DELETE FROM snapshots", [])?;
         conn.execute(
-            "INSERT INTO topic_edits (topic, label, label_en, merged_into, by, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO topic_edits (topic, label, label_en, merged_into, split_on, by, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (topic) DO UPDATE SET label = coalesce(excluded.label, label),
              label_en = coalesce(excluded.label_en, label_en), merged_into = coalesce(excluded.merged_into, merged_into),
-             by = excluded.by, at = excluded.at",
-            params![edit.topic, edit.label, edit.label_en, edit.merged_into, edit.by, edit.at],
+             split_on = coalesce(excluded.split_on, split_on), by = excluded.by, at = excluded.at",
+            params![edit.topic, edit.label, edit.label_en, edit.merged_into, edit.split_on, edit.by, edit.at],
         )?;
         Ok(())
     }
 
     pub fn edits(&self) -> Result<Vec<TopicEdit>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT topic, label, label_en, merged_into, by, at FROM topic_edits ORDER BY topic")?;
+        let mut stmt = conn
+            .prepare("SELECT topic, label, label_en, merged_into, split_on, by, at FROM topic_edits ORDER BY topic")?;
         let rows = stmt.query_map([], |r| {
             Ok(TopicEdit {
                 topic: r.get(0)?,
                 label: r.get(1)?,
                 label_en: r.get(2)?,
                 merged_into: r.get(3)?,
-                by: r.get(4)?,
-                at: r.get(5)?,
+                split_on: r.get(4)?,
+                by: r.get(5)?,
+                at: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -327,6 +334,7 @@ mod tests {
             label: label.map(str::to_owned),
             label_en: None,
             merged_into: merged.map(str::to_owned),
+            split_on: None,
             by: "mai@shop.vn".into(),
             at: 1,
         };

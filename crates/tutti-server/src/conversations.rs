@@ -116,10 +116,11 @@ pub struct EditBody {
     label: Option<String>,
     label_en: Option<String>,
     merged_into: Option<String>,
+    split_on: Option<String>,
 }
 
-/// `PUT /api/v1/conversations/topics/{id}` `{"label"?, "label_en"?, "merged_into"?}`: a rename or a merge,
-/// kept on every later mining.
+/// `PUT /api/v1/conversations/topics/{id}` `{"label"?, "label_en"?, "merged_into"?, "split_on"?}`: a rename, a
+/// merge, or the sentences holding a word split off into a topic of their own, kept on every later mining.
 pub async fn edit(
     admin: Admin,
     State(engine): State<Arc<Engine>>,
@@ -128,10 +129,10 @@ pub async fn edit(
 ) -> Result<Json<Value>, ApiError> {
     let b = json_body::<EditBody>(&body)?;
     let invalid = |m: String| ApiError::new(ErrorCode::InvalidRequest, m);
-    if b.label.is_none() && b.label_en.is_none() && b.merged_into.is_none() {
-        return Err(invalid("give `label`, `label_en` or `merged_into`".into()));
+    if b.label.is_none() && b.label_en.is_none() && b.merged_into.is_none() && b.split_on.is_none() {
+        return Err(invalid("give `label`, `label_en`, `merged_into` or `split_on`".into()));
     }
-    for (name, value) in [("label", &b.label), ("label_en", &b.label_en)] {
+    for (name, value) in [("label", &b.label), ("label_en", &b.label_en), ("split_on", &b.split_on)] {
         if let Some(v) = value
             && (v.trim().is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control))
         {
@@ -155,6 +156,7 @@ pub async fn edit(
             label: b.label.map(|l| l.trim().to_owned()),
             label_en: b.label_en.map(|l| l.trim().to_owned()),
             merged_into: b.merged_into,
+            split_on: b.split_on.map(|w| w.trim().to_owned()),
             by,
             at: now,
         };

@@ -1,6 +1,6 @@
 //! `tutti conversations`: the real binary on a temporary data directory. Generated conversations with planted
 //! topics imported as JSON lines (twice), a WebVTT transcript, hostile files refused with their reason, the topics
-//! as JSON, the playbook, suggestions, and a rename kept on the next mining.
+//! as JSON, the playbook, suggestions, and a rename and a split kept on the next mining.
 
 use std::process::Command;
 
@@ -89,4 +89,8 @@ fn import_mine_playbook_suggest_and_rename() {
     assert!(ok, "{out}");
     let (ok, out, _) = tutti(&data, &["topics"]);
     assert!(ok && out.contains("Giá cao (Price too high)"), "{out}");
+    let (ok, out, _) = tutti(&data, &["split", price_id, "ngân sách"]);
+    assert!(ok, "{out}");
+    let (ok, out, _) = tutti(&data, &["topics"]);
+    assert!(ok && out.contains("Giá cao · ngân sách (Price too high · ngân sách)"), "{out}");
 }

@@ -435,6 +435,69 @@ fn restat(topic: &mut Topic, conversations: &[Conversation], weeks: &[i64]) {
         .collect();
 }
 
+/// Where a topic was raised: (conversation, turn).
+type Raised = (u32, u32);
+
+/// Splits off topic `from`'s sentences that hold `word` (a person's edit; in lower case, Vietnamese also without
+/// marks) into a topic of their own, named after it. False when the topic is not in this run or no sentence, or
+/// every sentence, holds the word.
+pub fn split_topic(mined: &mut Mined, conversations: &[Conversation], from: &str, word: &str) -> bool {
+    let Some(at) = mined.topics.iter().position(|t| t.id == from) else { return false };
+    let word = text::normalize(word.trim());
+    if word.is_empty() {
+        return false;
+    }
+    let folded = text::fold(&word);
+    let holds = |(c, t): &(u32, u32)| {
+        let said = text::normalize(&conversations[*c as usize].turns[*t as usize].text);
+        said.contains(&word) || text::fold(&said).contains(&folded)
+    };
+    let (with, without): (Vec<Raised>, Vec<Raised>) = mined.topics[at].raised.iter().partition(|r| holds(r));
+    if with.is_empty() || without.is_empty() {
+        return false;
+    }
+    let weeks = all_weeks(conversations);
+    let source = &mut mined.topics[at];
+    source.raised = without;
+    source.examples.retain(|e| !text::normalize(e).contains(&word));
+    restat(source, conversations, &weeks);
+    let mut key = tutti_core::hash::Fnv1a::new();
+    key.write(source.id.as_bytes()).write(b"split:").write(word.as_bytes());
+    let examples: Vec<String> = with
+        .iter()
+        .filter_map(|(c, t)| {
+            let nfc = text::nfc(&conversations[*c as usize].turns[*t as usize].text);
+            units::sentences(&nfc)
+                .find(|s| text::normalize(s).contains(&word) || text::fold(&text::normalize(s)).contains(&folded))
+                .map(str::to_owned)
+        })
+        .fold(Vec::new(), |mut kept, s| {
+            if kept.len() < 3 && !kept.contains(&s) {
+                kept.push(s);
+            }
+            kept
+        });
+    let mut split = Topic {
+        id: format!("t{:012x}", key.finish() >> 16),
+        label: format!("{} · {word}", source.label),
+        label_en: format!("{} · {word}", source.label_en),
+        language: source.language.clone(),
+        kind: source.kind,
+        conversations: 0,
+        turns: 0,
+        win_rate: wilson(0, 0),
+        trend: Vec::new(),
+        examples,
+        taxonomy: source.taxonomy.clone(),
+        raised: with,
+        centre: source.centre.clone(),
+    };
+    restat(&mut split, conversations, &weeks);
+    mined.topics.push(split);
+    mined.topics.sort_by(|a, b| b.conversations.cmp(&a.conversations).then(a.id.cmp(&b.id)));
+    true
+}
+
 /// Merges topic `from` into topic `into` (a person's edit): one topic with both's sentences, counted again.
 /// False when either is not in this run.
 pub fn merge_topics(mined: &mut Mined, conversations: &[Conversation], from: &str, into: &str) -> bool {

@@ -74,6 +74,8 @@ pub(crate) enum ConversationsCommand {
     },
     /// Merge a topic into another; kept on every later mining.
     Merge { topic: String, into: String },
+    /// Split a topic: its sentences holding WORD become a topic of their own; kept on every later mining.
+    Split { topic: String, word: String },
 }
 
 fn open(data_dir: &Path) -> anyhow::Result<ConversationStore> {
@@ -261,6 +263,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                 label,
                 label_en,
                 merged_into: None,
+                split_on: None,
                 by,
                 at: now(),
             })?;
@@ -276,11 +279,29 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                 label: None,
                 label_en: None,
                 merged_into: Some(into.clone()),
+                split_on: None,
                 by,
                 at: now(),
             };
             open(data_dir)?.put_edit(&edit)?;
             say!("{topic} merged into {into}; the next mining shows it");
+        }
+        ConversationsCommand::Split { topic, word } => {
+            if word.trim().is_empty() || word.chars().count() > 100 || word.chars().any(char::is_control) {
+                bail!("the word: 1 to 100 characters, no control characters");
+            }
+            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let edit = TopicEdit {
+                topic: topic.clone(),
+                label: None,
+                label_en: None,
+                merged_into: None,
+                split_on: Some(word.clone()),
+                by,
+                at: now(),
+            };
+            open(data_dir)?.put_edit(&edit)?;
+            say!("{topic}'s sentences with {word:?} split off; the next mining shows it");
         }
     }
     Ok(())
