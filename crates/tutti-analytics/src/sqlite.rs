@@ -130,7 +130,8 @@ impl Default for Limits {
     }
 }
 
-fn private_file(path: &Path) -> std::io::Result<()> {
+/// Makes a database file readable and writable by its owner only (0600), creating it empty if missing.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use tutti_core::html::escape;
+
 use crate::service::Report;
 
 fn percent(x: f64) -> String {
@@ -60,21 +62,6 @@ pub fn markdown(report: &Report) -> String {
 
 fn topic_kind(t: &crate::service::TopicView) -> &'static str {
     t.kind.as_str()
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The playbook as one HTML page.

@@ -91,21 +91,10 @@ pub struct ConversationStore {
     conn: Mutex<Connection>,
 }
 
-fn private_file(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
 impl ConversationStore {
     pub fn open(path: &Path) -> Result<ConversationStore> {
-        private_file(path)?;
+        // Readable and writable by its owner only, as every file of the data directory.
+        tutti_analytics::sqlite::private_file(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

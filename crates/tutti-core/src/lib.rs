@@ -19,6 +19,7 @@ pub mod decode;
 pub mod event;
 pub mod event_match;
 pub mod hash;
+pub mod html;
 pub mod json;
 pub mod money;
 pub mod profile_id;

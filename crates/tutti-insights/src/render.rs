@@ -1,6 +1,7 @@
 //! Reports as text for a terminal.
 
 use std::fmt::Write as _;
+use tutti_core::html::escape;
 
 use crate::analysis::{Comparison, Interval, Report, Verdict};
 
@@ -143,23 +144,6 @@ pub fn text(report: &Report) -> String {
             "\n{} performance row(s) name creatives that are not known; left out.",
             report.unknown_creatives
         );
-    }
-    out
-}
-
-/// Text made safe for HTML (element content and quoted attributes): creative text and channel names come from
-/// imported files.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }

@@ -29,12 +29,8 @@ fn topics_are_shown_with_their_trend_and_winning_reply_escaped() {
             text: "Is the <script>alert(1)</script> widget safe?".into(),
         });
     }
-    let lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect();
-    let (status, summary) = server.post_raw(
-        "/api/v1/conversations/import",
-        lines.as_bytes(),
-        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "application/x-ndjson")],
-    );
+    let (status, summary) =
+        common::import_conversations(&server, ADMIN_TOKEN, &common::conversation_lines(&conversations));
     assert_eq!(status, 200, "{summary}");
 
     let page = get(&server, "/conversations", &[("Cookie", &viewer)]);

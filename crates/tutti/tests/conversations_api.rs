@@ -9,14 +9,6 @@ use common::{ADMIN_TOKEN, Server, personal_token};
 use serde_json::{Value, json};
 use tutti_conversations::synth::{self, Shape};
 
-fn post_lines(server: &Server, token: &str, body: &str) -> (u16, Value) {
-    server.post_raw(
-        "/api/v1/conversations/import",
-        body.as_bytes(),
-        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/x-ndjson")],
-    )
-}
-
 fn put_json(server: &Server, token: &str, path: &str, body: &Value) -> (u16, Value) {
     let mut response = common::agent()
         .put(format!("{}{path}", server.url))
@@ -42,13 +34,14 @@ fn import_topics_scripts_suggest_edit_and_erase() {
     let viewer = personal_token(&server, "an@shop.vn", "viewer");
     let shape = Shape { conversations: 2_000, turns: 8, seed: 5, start: 1_790_000_000_000, weeks: 3, noise: 0 };
     let (conversations, _) = synth::generate(&shape);
-    let lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect();
+    let lines = common::conversation_lines(&conversations);
 
     // A small body: a request refused before its body is read ends its connection, and a large one would still
     // be on its way.
-    let (status, body) = post_lines(&server, &viewer, "{\"id\": \"c\", \"turns\": []}\n");
+    let (status, body) = common::import_conversations(&server, &viewer, "{\"id\": \"c\", \"turns\": []}\n");
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
-    let (status, summary) = post_lines(&server, &marketer, &format!("{lines}\u{0}\u{1}binary\n{{\"id\": 7}}\n"));
+    let (status, summary) =
+        common::import_conversations(&server, &marketer, &format!("{lines}\u{0}\u{1}binary\n{{\"id\": 7}}\n"));
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["changes"]["inserted"], 2_000, "{summary}");
     assert_eq!(summary["rejected_count"], 2, "{summary}");

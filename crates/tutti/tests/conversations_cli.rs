@@ -27,7 +27,7 @@ fn import_mine_playbook_suggest_and_rename() {
     let data = dir.path().join("data");
     let shape = Shape { conversations: 1_200, turns: 10, seed: 11, start: 1_790_000_000_000, weeks: 4, noise: 0 };
     let (conversations, _) = synth::generate(&shape);
-    let mut lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect();
+    let mut lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect::<String>();
     lines.push_str("{\"id\": \"c-bad\", \"outcome\": \"maybe\", \"turns\": [{\"role\": \"rep\", \"text\": \"hi\"}]}\n");
     let file = dir.path().join("calls.jsonl");
     std::fs::write(&file, &lines).unwrap();

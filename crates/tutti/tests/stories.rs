@@ -19,23 +19,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tutti_connectors::testing::{self, Vendors};
 
-/// A data directory whose tutti.toml points every connector at the stand-ins, with the examples' flows.
 fn start(vendors: &Vendors, story: &str, extra_env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let mut connectors = toml::Table::new();
-    for (name, table) in vendors.connectors() {
-        connectors.insert(name, toml::Value::try_from(table).unwrap());
-    }
-    let mut config = toml::Table::new();
-    config.insert("connectors".into(), toml::Value::Table(connectors));
-    std::fs::write(data.path().join("tutti.toml"), toml::to_string(&config).unwrap()).unwrap();
-    let flows = repo_root().join("examples").join(story);
-    let flows = flows.to_str().unwrap().to_owned();
-    let mut env: Vec<(&str, &str)> = vec![("TUTTI_FLOWS__DIR", flows.as_str())];
-    env.extend_from_slice(testing::ENV);
-    env.extend_from_slice(extra_env);
-    let server = Server::start_in(data.path(), &env);
-    (server, data)
+    common::start_story(vendors, story, extra_env)
 }
 
 fn decide(server: &Server, profile: &str, slot: &str) -> (u16, Value) {

@@ -7,35 +7,14 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ADMIN_TOKEN, Server, repo_root, wait_until};
+use common::{ADMIN_TOKEN, Server, wait_until};
 use serde_json::Value;
-use tutti_connectors::testing::{self, Vendors};
+use tutti_connectors::testing::Vendors;
 use tutti_conversations::synth::{self, Shape};
 
-fn start(vendors: &Vendors) -> (Server, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let mut connectors = toml::Table::new();
-    for (name, table) in vendors.connectors() {
-        connectors.insert(name, toml::Value::try_from(table).unwrap());
-    }
-    let mut config = toml::Table::new();
-    config.insert("connectors".into(), toml::Value::Table(connectors));
-    std::fs::write(data.path().join("tutti.toml"), toml::to_string(&config).unwrap()).unwrap();
-    let flows = repo_root().join("examples").join("s10-conversations");
-    let flows = flows.to_str().unwrap().to_owned();
-    let mut env: Vec<(&str, &str)> = vec![("TUTTI_FLOWS__DIR", flows.as_str())];
-    env.extend_from_slice(testing::ENV);
-    let server = Server::start_in(data.path(), &env);
-    (server, data)
-}
-
 fn import(server: &Server, conversations: &[tutti_conversations::Conversation]) -> Value {
-    let lines: String = conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect();
-    let (status, summary) = server.post_raw(
-        "/api/v1/conversations/import",
-        lines.as_bytes(),
-        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "application/x-ndjson")],
-    );
+    let (status, summary) =
+        common::import_conversations(server, ADMIN_TOKEN, &common::conversation_lines(conversations));
     assert_eq!(status, 200, "{summary}");
     summary
 }
@@ -56,7 +35,7 @@ fn counted(topics: &Value) -> BTreeSet<String> {
 fn s10_topics_from_calls_become_one_card_each_and_new_counts_comments() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vendors = runtime.block_on(Vendors::start());
-    let (server, _data) = start(&vendors);
+    let (server, _data) = common::start_story(&vendors, "s10-conversations", &[]);
     let shape = Shape { conversations: 1_500, turns: 8, seed: 21, start: 1_790_000_000_000, weeks: 6, noise: 0 };
     let (conversations, _) = synth::generate(&shape);
     let (first, second) = conversations.split_at(1_000);

@@ -16,22 +16,7 @@ const LEFT: usize = 20;
 /// Room on the right for arrows that skip steps or go back.
 const LANES: usize = 220;
 
-/// Text for an SVG text node or attribute (control characters dropped).
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(super) use tutti_core::html::escape;
 
 fn clip(text: &str, most: usize) -> String {
     if text.chars().count() <= most {

@@ -345,3 +345,40 @@ pub fn post_admin(server: &Server, path: &str, body: &Value) -> (u16, Value) {
         &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "application/json")],
     )
 }
+
+/// A server whose tutti.toml points every connector at the stand-ins, with the flows of `examples/<story>`.
+pub fn start_story(
+    vendors: &tutti_connectors::testing::Vendors,
+    story: &str,
+    extra_env: &[(&str, &str)],
+) -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut connectors = toml::Table::new();
+    for (name, table) in vendors.connectors() {
+        connectors.insert(name, toml::Value::try_from(table).unwrap());
+    }
+    let mut config = toml::Table::new();
+    config.insert("connectors".into(), toml::Value::Table(connectors));
+    std::fs::write(data.path().join("tutti.toml"), toml::to_string(&config).unwrap()).unwrap();
+    let flows = repo_root().join("examples").join(story);
+    let flows = flows.to_str().unwrap().to_owned();
+    let mut env: Vec<(&str, &str)> = vec![("TUTTI_FLOWS__DIR", flows.as_str())];
+    env.extend_from_slice(tutti_connectors::testing::ENV);
+    env.extend_from_slice(extra_env);
+    let server = Server::start_in(data.path(), &env);
+    (server, data)
+}
+
+/// POSTs conversations as JSON lines to the import route with a bearer token; the status and the summary.
+pub fn import_conversations(server: &Server, token: &str, lines: &str) -> (u16, Value) {
+    server.post_raw(
+        "/api/v1/conversations/import",
+        lines.as_bytes(),
+        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/x-ndjson")],
+    )
+}
+
+/// Conversations as JSON lines, as `tutti conversations import` reads them.
+pub fn conversation_lines(conversations: &[tutti_conversations::Conversation]) -> String {
+    conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect()
+}
