@@ -46,6 +46,9 @@ fn planted_topics_are_found_counted_and_their_winning_replies_ranked_first() {
             continue;
         }
         found += 1;
+        // Named in English: the taxonomy's name of a known objection, else the glossary's subject.
+        let label_en = &mined.topics[best].label_en;
+        assert!(!label_en.starts_with('('), "{}: {label_en:?}", planted.id);
         let scripts = &all_scripts[best].scripts;
         let first = scripts.first().expect("replies were counted");
         let lower = |s: &str| s.to_lowercase();

@@ -8,6 +8,7 @@
 //! the same known objection worded apart ("too expensive" and "the price is too high").
 
 pub mod cluster;
+pub mod glossary;
 pub mod scripts;
 pub mod terms;
 pub mod units;
@@ -368,7 +369,13 @@ fn topic(
     let label_en = match (known_label, head.language) {
         (Some(l), _) => l,
         (None, 0) => label.clone(),
-        (None, _) => format!("({language}) {label}"),
+        (None, _) => {
+            let said = by_use.iter().take(5).map(|&p| phrases[p].display.as_str());
+            match glossary::english_name(said) {
+                Some(name) => name.to_owned(),
+                None => format!("({language}) {label}"),
+            }
+        }
     };
     let mut centre: HashMap<Term, f32> = HashMap::new();
     for &p in members {
