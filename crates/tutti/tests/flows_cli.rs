@@ -26,7 +26,31 @@ fn s6_dry_run(more: &[&str]) -> (bool, String, String) {
 fn every_example_validates() {
     let (ok, stdout, stderr) = tutti(&["flows", "validate", "examples"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.starts_with("ok: 7 flow(s)"), "{stdout}");
+    assert!(stdout.starts_with("ok: 9 flow(s)"), "{stdout}");
+}
+
+#[test]
+fn s10_dry_run_opens_a_card_per_topic_and_tells_of_a_rise() {
+    let (ok, stdout, stderr) = tutti(&[
+        "flows",
+        "test",
+        "examples/s10-conversations",
+        "--events",
+        "examples/s10-conversations/events.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{stderr}");
+    let decisions: Vec<Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let actions: Vec<&Value> = decisions.iter().filter(|d| d["decision"] == "action").collect();
+    let names: Vec<String> =
+        actions.iter().map(|a| format!("{}.{}", a["connector"], a["operation"]).replace('"', "")).collect();
+    assert_eq!(names, ["trello.upsert_card", "slack.post_message", "trello.upsert_card"], "{stdout}");
+    // Both counts of the topic go to one card, keyed by the topic's id; the rise says the week's jump.
+    assert_eq!(actions[0]["payload"]["topic_key"], actions[2]["payload"]["topic_key"]);
+    assert_eq!(actions[0]["payload"]["name"], "Customers objection: Price");
+    assert!(actions[1]["payload"]["text"].as_str().unwrap().contains("18 conversations in the week of 2026-11-23"));
 }
 
 #[test]
