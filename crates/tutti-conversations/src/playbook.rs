@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use tutti_core::html::escape;
 
-use crate::service::Report;
+use crate::mine::scripts::TopicScripts;
+use crate::service::{Report, TopicView};
 
 fn percent(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
@@ -25,16 +26,14 @@ pub fn markdown(report: &Report) -> String {
          others, with a 95% interval above zero.\n",
         report.conversations
     );
-    for (topic, scripts) in
-        report.topics.iter().filter_map(|t| report.scripts.iter().find(|s| s.topic == t.id).map(|s| (t, s)))
-    {
+    for (topic, scripts) in with_scripts(report) {
         let _ = writeln!(out, "## {} ({})\n", topic.label.replace('\n', " "), topic.label_en.replace('\n', " "));
         let rate = topic.win_rate.map(percent).unwrap_or_else(|| "no ended conversations".into());
         let _ = writeln!(
             out,
             "{} {}, {} conversations, won {rate}.\n",
             topic.language,
-            topic_kind(topic),
+            topic.kind.as_str(),
             topic.conversations
         );
         if scripts.scripts.is_empty() {
@@ -60,8 +59,9 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-fn topic_kind(t: &crate::service::TopicView) -> &'static str {
-    t.kind.as_str()
+/// Each topic, most raised first, with its replies.
+fn with_scripts(report: &Report) -> impl Iterator<Item = (&TopicView, &TopicScripts)> {
+    report.topics.iter().filter_map(|t| report.scripts.iter().find(|s| s.topic == t.id).map(|s| (t, s)))
 }
 
 /// The playbook as one HTML page.
@@ -72,9 +72,7 @@ pub fn html(report: &Report) -> String {
          .wins{color:#0a6b2d;font-weight:600}.meta{color:#555}li{margin:.4rem 0}</style></head><body><h1>Playbook</h1>",
     );
     let _ = write!(out, "<p class=\"meta\">From {} conversations.</p>", report.conversations);
-    for (topic, scripts) in
-        report.topics.iter().filter_map(|t| report.scripts.iter().find(|s| s.topic == t.id).map(|s| (t, s)))
-    {
+    for (topic, scripts) in with_scripts(report) {
         let rate = topic.win_rate.map(percent).unwrap_or_else(|| "no ended conversations".into());
         let _ = write!(
             out,
@@ -82,7 +80,7 @@ pub fn html(report: &Report) -> String {
             escape(&topic.label),
             escape(&topic.label_en),
             escape(&topic.language),
-            topic_kind(topic),
+            topic.kind.as_str(),
             topic.conversations
         );
         for s in &scripts.scripts {

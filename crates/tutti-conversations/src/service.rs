@@ -29,6 +29,17 @@ impl ImportSummary {
             self.rejected.push(r);
         }
     }
+
+    /// Another import's summary added to this one (several files imported as one), the listed rejections still
+    /// bounded.
+    pub fn absorb(&mut self, other: ImportSummary) {
+        self.changes.add(other.changes);
+        let unlisted = other.rejected_count - other.rejected.len() as u64;
+        for r in other.rejected {
+            self.reject(r);
+        }
+        self.rejected_count += unlisted;
+    }
 }
 
 /// Imports JSON lines, 500 conversations a transaction. `progress` is told the bytes read so far.
@@ -40,10 +51,7 @@ pub fn import_lines(
     let mut reader = JsonLines::new(input);
     let mut summary = ImportSummary::default();
     while let Some(chunk) = reader.next_chunk(500) {
-        let changes = store.put(&chunk.conversations)?;
-        summary.changes.inserted += changes.inserted;
-        summary.changes.updated += changes.updated;
-        summary.changes.unchanged += changes.unchanged;
+        summary.changes.add(store.put(&chunk.conversations)?);
         for r in chunk.rejected {
             summary.reject(r);
         }
@@ -255,6 +263,22 @@ mod tests {
     use super::*;
     use crate::store::{CONVERSATIONS_FILE, TopicEdit};
     use crate::synth::{self, Shape};
+
+    #[test]
+    fn summaries_add_up_and_keep_their_list_bounded() {
+        let many = |n: u64| {
+            let mut s = ImportSummary::default();
+            s.changes.inserted = n;
+            for line in 0..n {
+                s.reject(Rejected { line, id: None, reason: "bad".into() });
+            }
+            s
+        };
+        let mut total = many(60);
+        total.absorb(many(150));
+        assert_eq!((total.changes.inserted, total.rejected_count), (210, 210));
+        assert_eq!(total.rejected.len(), REJECTED_SHOWN);
+    }
 
     #[test]
     fn mined_edited_kept_and_suggested() {

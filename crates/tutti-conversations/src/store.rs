@@ -70,6 +70,14 @@ pub struct Changes {
     pub unchanged: u64,
 }
 
+impl Changes {
+    pub fn add(&mut self, other: Changes) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
 /// A change a person made to a topic, kept across mining runs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TopicEdit {

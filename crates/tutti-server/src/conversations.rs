@@ -15,7 +15,7 @@ use tutti_core::ErrorCode;
 use tutti_engine::Engine;
 
 use crate::admin::{Admin, ApiQuery, bad_query, blocking};
-use crate::error::{ApiError, json_body};
+use crate::error::{ApiError, json_body, to_json};
 
 /// Largest body of JSON lines accepted through the API; bigger files go through `tutti conversations import`,
 /// which streams.
@@ -26,10 +26,6 @@ const MAX_SUGGEST_CHARS: usize = 2_000;
 
 fn store_error(e: StoreError) -> ApiError {
     ApiError::internal("conversation store", e)
-}
-
-fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Json<Value>, ApiError> {
-    Ok(Json(serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))?))
 }
 
 /// `POST /api/v1/conversations/import`: conversations as JSON lines; the answer is the import's summary.

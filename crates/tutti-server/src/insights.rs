@@ -14,7 +14,7 @@ use tutti_insights::import::ImportOptions;
 use tutti_insights::service::{self, ServiceError};
 
 use crate::admin::{Admin, ApiQuery, bad_query, blocking};
-use crate::error::{ApiError, json_body};
+use crate::error::{ApiError, json_body, to_json};
 
 /// Largest CSV accepted through the API; bigger files go through `tutti insights import`, which streams.
 const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
@@ -163,10 +163,6 @@ fn options(q: InsightsQuery) -> Result<tutti_insights::Options, ApiError> {
 }
 
 /// A response body from what the service returned.
-fn to_json(what: &str, value: &impl serde::Serialize) -> Result<Json<Value>, ApiError> {
-    Ok(Json(serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))?))
-}
-
 pub async fn report_html(
     _: Admin,
     State(engine): State<Arc<Engine>>,

@@ -22,6 +22,15 @@ fn s6_dry_run(more: &[&str]) -> (bool, String, String) {
     tutti(&args)
 }
 
+/// An example's dry run on its own events, as JSON decisions (and the output they were read from).
+fn dry_run_json(example: &str) -> (Vec<Value>, String) {
+    let (dir, events) = (format!("examples/{example}"), format!("examples/{example}/events.jsonl"));
+    let (ok, stdout, stderr) = tutti(&["flows", "test", &dir, "--events", &events, "--format", "json"]);
+    assert!(ok, "{stderr}");
+    let decisions = stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    (decisions, stdout)
+}
+
 #[test]
 fn every_example_validates() {
     let (ok, stdout, stderr) = tutti(&["flows", "validate", "examples"]);
@@ -31,18 +40,7 @@ fn every_example_validates() {
 
 #[test]
 fn s10_dry_run_opens_a_card_per_topic_and_tells_of_a_rise() {
-    let (ok, stdout, stderr) = tutti(&[
-        "flows",
-        "test",
-        "examples/s10-conversations",
-        "--events",
-        "examples/s10-conversations/events.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert!(ok, "{stderr}");
-    let decisions: Vec<Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let (decisions, stdout) = dry_run_json("s10-conversations");
     let actions: Vec<&Value> = decisions.iter().filter(|d| d["decision"] == "action").collect();
     let names: Vec<String> =
         actions.iter().map(|a| format!("{}.{}", a["connector"], a["operation"]).replace('"', "")).collect();
@@ -55,18 +53,7 @@ fn s10_dry_run_opens_a_card_per_topic_and_tells_of_a_rise() {
 
 #[test]
 fn s2_dry_run_stops_the_promo_and_sends_the_receipt() {
-    let (ok, stdout, stderr) = tutti(&[
-        "flows",
-        "test",
-        "examples/s2-complaint",
-        "--events",
-        "examples/s2-complaint/events.jsonl",
-        "--format",
-        "json",
-    ]);
-    assert!(ok, "{stderr}");
-    let decisions: Vec<Value> =
-        stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let (decisions, stdout) = dry_run_json("s2-complaint");
     let actions: Vec<&Value> = decisions.iter().filter(|d| d["decision"] == "action").collect();
     assert_eq!(actions.len(), 1, "{stdout}");
     assert_eq!(actions[0]["flow"], "receipt");

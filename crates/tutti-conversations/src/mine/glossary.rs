@@ -31,18 +31,7 @@ fn holds(text: &str, entry: &str) -> bool {
     if entry.chars().next().is_some_and(text::is_han) {
         return text.contains(entry);
     }
-    let mut from = 0;
-    while let Some(at) = text[from..].find(entry) {
-        let start = from + at;
-        let end = start + entry.len();
-        let before = text[..start].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-        let after = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
-        if before && after {
-            return true;
-        }
-        from = end;
-    }
-    false
+    text.match_indices(entry).any(|(start, _)| super::units::whole_word_at(text, start, start + entry.len()))
 }
 
 /// The English name of what `sentences` are about: the entry found in most of them, the longest on a tie.

@@ -335,7 +335,8 @@ pub fn kind(sentence: &str) -> Kind {
     if asked || opens || ends || question_han { Kind::Question } else { Kind::Other }
 }
 
-fn whole_word_at(text: &str, start: usize, end: usize) -> bool {
+/// Whether `text[start..end]` stands as whole words: no letter or digit just before or after it.
+pub(super) fn whole_word_at(text: &str, start: usize, end: usize) -> bool {
     let before = text[..start].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
     let after = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
     before && after

@@ -167,11 +167,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                     };
                     service::import_transcript(&store, format, &bytes, &options)?
                 };
-                total.changes.inserted += summary.changes.inserted;
-                total.changes.updated += summary.changes.updated;
-                total.changes.unchanged += summary.changes.unchanged;
-                total.rejected_count += summary.rejected_count;
-                total.rejected.extend(summary.rejected);
+                total.absorb(summary);
             }
             print_summary(&total)?;
         }
