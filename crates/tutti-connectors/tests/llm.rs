@@ -818,3 +818,93 @@ async fn a_real_model_server_embeds() {
     assert!(fallback.local && fallback.fallback_reason.is_some(), "{fallback:?}");
     assert_eq!(fallback.vectors[0].len(), tutti_ai::embed::DIM);
 }
+
+#[tokio::test]
+async fn the_ai_connector_embeds_and_names_topics_for_the_miner() {
+    use base64::Engine as _;
+    use tutti_connectors::testing::Reply;
+    use tutti_connectors::{Action, AuditMemory, Registry, Shared};
+
+    let vendors = Vendors::start().await;
+    vendors.embed_with(Arc::new(concept_model));
+    let audit = Arc::new(AuditMemory::default());
+    let shared = Shared { audit: audit.clone(), ..Shared::in_memory() };
+    let build = |routes: Value| {
+        let ai = json!({"providers": {"openai": {"base_url": vendors.openai_base(), "model": "gpt-4o-mini",
+                        "api_key_env": "T_OPENAI_KEY", "allow_private": ["127.0.0.1"], "retries": 0}},
+                        "routes": routes});
+        Registry::build(&BTreeMap::from([("ai".to_owned(), ai)]), &tutti_connectors::testing::context(&shared)).unwrap()
+    };
+    let send = |registry: &Registry, operation: &'static str, payload: Value| {
+        let registry = registry.get("ai").unwrap().sender.clone();
+        async move {
+            let action = Action {
+                key: operation,
+                profile: 0,
+                flow: "",
+                step: "",
+                operation,
+                category: "transactional",
+                channel: "ai",
+                payload: &payload,
+                now: 0,
+                tracking: false,
+            };
+            registry.send(action).await
+        }
+    };
+
+    // Nothing routed: the miner is told to stay local, and nothing is sent.
+    let local = build(json!({}));
+    let a = send(&local, "embed", json!({"texts": ["lo ngại bảo mật"]})).await.unwrap();
+    assert_eq!((a["vectors"].is_null(), a["method"].as_str()), (true, Some("local")));
+    let topics =
+        json!({"topics": [{"id": "t1", "language": "vi", "kind": "objection", "examples": ["lo ngại bảo mật"]}]});
+    let a = send(&local, "label", topics.clone()).await.unwrap();
+    assert_eq!((a["labels"].is_null(), a["method"].as_str()), (true, Some("local")));
+    assert!(vendors.received("openai").is_empty());
+
+    // Routed: vectors as little-endian f32, in order, of unit length; names through the schema; both audited.
+    let routed = build(json!({"embed": "openai", "label": "openai"}));
+    let texts = ["lo ngại bảo mật dữ liệu", "担心数据安全", "too expensive"];
+    let a = send(&routed, "embed", json!({"texts": texts})).await.unwrap();
+    assert_eq!((a["count"].as_u64(), a["dimensions"].as_u64()), (Some(3), Some(66)), "{a}");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(a["vectors"].as_str().unwrap()).unwrap();
+    let numbers: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let vectors: Vec<&[f32]> = numbers.chunks_exact(66).collect();
+    assert!(dot(vectors[0], vectors[1]) > 0.8 && dot(vectors[0], vectors[2]) < 0.5);
+    let names =
+        json!({"labels": [{"id": "t1", "label": "Băn khoăn về an toàn dữ liệu", "label_en": "Security worries"}]});
+    vendors.reply([Reply::Text(names.to_string())]);
+    let a = send(&routed, "label", topics.clone()).await.unwrap();
+    assert_eq!((&a["labels"], a["method"].as_str()), (&names["labels"], Some("openai/gpt-4o-mini")));
+    let chat = vendors.received("openai").into_iter().find(|r| r.path.ends_with("/chat/completions")).unwrap();
+    assert_eq!(chat.body["response_format"]["json_schema"]["strict"], true);
+    assert!(chat.body["messages"][1]["content"].as_str().unwrap().contains("lo ngại bảo mật"));
+    let records = audit.records();
+    let tasks: Vec<&str> = records.iter().map(|r| r.detail["task"].as_str().unwrap_or("")).collect();
+    assert_eq!(tasks, ["embed", "label"]);
+    assert!(!format!("{records:?}").contains("bảo mật"), "the customers' words only as a hash");
+    no_refusals(&vendors);
+
+    // The provider down: why, for the miner's notes.
+    vendors.set_down("openai", true);
+    let a = send(&routed, "embed", json!({"texts": texts})).await.unwrap();
+    assert!(a["method"] == "local" && a["why"].as_str().is_some_and(|w| w.contains("503")), "{a}");
+    // (The same topics again would be answered from the cache: a request not asked before.)
+    let other =
+        json!({"topics": [{"id": "t2", "language": "en", "kind": "question", "examples": ["Is there an API?"]}]});
+    let a = send(&routed, "label", other).await.unwrap();
+    assert!(a["method"] == "local" && a["why"].as_str().is_some_and(|w| w.contains("503")), "{a}");
+
+    // Bad input is a permanent failure that says what is wrong.
+    for (operation, payload, says) in [
+        ("embed", json!({"texts": []}), "`texts`"),
+        ("embed", json!({"texts": ["ok", 5]}), "strings"),
+        ("label", json!({"topics": [{"id": "t"}]}), "`language`"),
+        ("label", json!({"topics": [{"id": "t", "language": "en", "examples": []}]}), "`examples`"),
+    ] {
+        let e = send(&routed, operation, payload).await;
+        assert!(matches!(&e, Err(tutti_connectors::Failure::Permanent(m)) if m.contains(says)), "{e:?}");
+    }
+}

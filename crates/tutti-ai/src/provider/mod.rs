@@ -49,10 +49,12 @@ pub enum Task {
     Embed,
     /// A question about Tutti's data read into a structured query (never SQL) of the metrics layer.
     Question,
+    /// Groups of texts named, in their language and in English (the topics mined from conversations).
+    Label,
 }
 
 impl Task {
-    pub const ALL: [Task; 9] = [
+    pub const ALL: [Task; 10] = [
         Task::Generate,
         Task::Plan,
         Task::Classify,
@@ -62,6 +64,7 @@ impl Task {
         Task::Judge,
         Task::Embed,
         Task::Question,
+        Task::Label,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Task {
             Task::Judge => "judge",
             Task::Embed => "embed",
             Task::Question => "question",
+            Task::Label => "label",
         }
     }
 
@@ -84,7 +88,7 @@ impl Task {
 
     /// Whether the task stays on the local provider unless routed elsewhere: classification, tagging, scoring
     /// and clustering are cheap and certain locally, and so are embeddings (hashed features); generation,
-    /// planning and judging want a large model.
+    /// planning, judging, reading questions and naming topics want a large model.
     pub fn local_by_default(self) -> bool {
         matches!(self, Task::Classify | Task::Tag | Task::Score | Task::Cluster | Task::Embed)
     }

@@ -11,6 +11,9 @@
 //! `ai.tag` (`with: { headline, body, call_to_action }`, `await: true`) tags a creative with the default
 //! taxonomy: by the model routed for `tag`, with a justification per trait, else by the local tagger.
 //!
+//! `ai.embed` and `ai.label` serve the conversations miner: texts in the space of the provider routed for
+//! `embed`, and topics named by the model routed for `label` (`topics.rs`).
+//!
 //! `[connectors.ai]` configures the models, beside the settings every connector has:
 //!
 //! ```toml
@@ -52,6 +55,7 @@ use crate::llm::OpenAi;
 use crate::{Action, Audit, Context, Delivery, Failure, Kind, Operation, Sender, Settings};
 
 mod config;
+mod topics;
 
 pub static KIND: Kind = Kind {
     name: "ai",
@@ -62,6 +66,8 @@ pub static KIND: Kind = Kind {
         Operation::open("question"),
         Operation::open("plan"),
         Operation::open("tag"),
+        Operation::open("embed"),
+        Operation::open("label"),
     ],
     default_on: true,
     units: crate::per_action,
@@ -388,6 +394,8 @@ impl Sender for Ai {
                 "question" => return self.question(&action).await,
                 "plan" => return self.plan(&action).await,
                 "tag" => return self.tag(&action).await,
+                "embed" => return self.embed(&action).await,
+                "label" => return self.label(&action).await,
                 other => return Err(crate::unknown_operation("ai", other)),
             }
             let payload = self.with_history(action.payload).await?;
