@@ -61,7 +61,14 @@ pub fn conversations(args: ConversationsArgs) -> anyhow::Result<()> {
     drop(lines);
 
     let started = Instant::now();
-    let report = service::mine(&store, &Default::default(), &Default::default(), 0, &mut |_, _| {})?;
+    let report = service::mine(
+        &store,
+        &Default::default(),
+        &Default::default(),
+        &mut tutti_conversations::mine::space::Offline,
+        0,
+        &mut |_, _| {},
+    )?;
     let mined = started.elapsed().as_secs_f64();
     println!(
         "mine (read the store, topics, scripts, keep the report): {mined:.2} s ({:.0} turns/s); {} topics; {} of {} questions and objections in none",
@@ -101,8 +108,54 @@ pub fn conversations(args: ConversationsArgs) -> anyhow::Result<()> {
         }
     }
     println!("planted topics found: {found} of {}", TOPICS.len());
+
+    // The same mining with a provider's space: what placing the sentences costs here, without the network.
+    let mut space = HashedSpace { texts: 0 };
+    let started = Instant::now();
+    let spaced = mine::mine_with(&conversations, &Default::default(), &mut space, &mut |_| {});
+    println!(
+        "mine in a provider's space ({DIMENSIONS} dimensions, {} sentences embedded, the network not counted): {:.2} s; {} topics",
+        space.texts,
+        started.elapsed().as_secs_f64(),
+        spaced.topics.len()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The length of OpenAI's `text-embedding-3-small` vectors.
+const DIMENSIONS: usize = 1536;
+
+/// A stand-in provider: each text a pseudo-random unit vector seeded by its words, so that texts point apart, as
+/// unrelated sentences do in a real space (nothing joins: the cost measured is the comparisons').
+struct HashedSpace {
+    texts: usize,
+}
+
+impl mine::space::Model for HashedSpace {
+    fn embed(&mut self, texts: &[String]) -> Result<Option<mine::space::Embedded>, String> {
+        self.texts += texts.len();
+        let vectors = texts
+            .iter()
+            .map(|t| {
+                let mut state = tutti_core::hash::fnv1a(t.as_bytes()) | 1;
+                let v = (0..DIMENSIONS)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                tutti_ai::embed::unit(v)
+            })
+            .collect();
+        Ok(Some(mine::space::Embedded { vectors, method: "bench/hashed".into() }))
+    }
+
+    fn label(&mut self, _: &[mine::space::ToLabel]) -> Result<Option<mine::space::Labels>, String> {
+        Ok(None)
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

@@ -6,28 +6,10 @@
 //! Message ids say what the event states (the topic and its counts; the topic and its week), so a mining that
 //! finds the same again sends nothing new: intake drops a repeated message id.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::service::{Report, TopicView};
-
-/// When a topic is worth a content task, and when it has risen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TopicSignals {
-    /// Conversations raising a topic before it is counted to flows.
-    pub task_threshold: u64,
-    /// The last week's conversations at least this many times the mean of the four weeks before...
-    pub rise_factor: f64,
-    /// ...and at least this many.
-    pub rise_minimum: u64,
-}
-
-impl Default for TopicSignals {
-    fn default() -> TopicSignals {
-        TopicSignals { task_threshold: 20, rise_factor: 2.0, rise_minimum: 5 }
-    }
-}
+use crate::settings::Settings;
 
 /// One line a content task can carry: the counts, the trend and the examples.
 fn summary(t: &TopicView) -> String {
@@ -48,7 +30,7 @@ fn summary(t: &TopicView) -> String {
 }
 
 /// The events a mining sends (Segment track events, ready for intake).
-pub fn topic_events(report: &Report, signals: &TopicSignals) -> Vec<Value> {
+pub fn topic_events(report: &Report, signals: &Settings) -> Vec<Value> {
     let mut events = Vec::new();
     for t in report.topics.iter().filter(|t| t.conversations >= signals.task_threshold) {
         let last = t.trend.last().map_or(0, |w| w.conversations);
@@ -135,13 +117,16 @@ mod tests {
             topics,
             scripts: Vec::new(),
             centres: Vec::new(),
+            grouped_by: "local".into(),
+            labelled_by: "local".into(),
+            notes: Vec::new(),
         }
     }
 
     #[test]
     fn counted_above_the_threshold_and_rose_when_the_last_week_jumps() {
         let r = report(vec![topic("t1", &[5, 6, 5, 4, 16]), topic("t2", &[5, 5, 5, 5, 6]), topic("t3", &[1, 2, 1])]);
-        let events = topic_events(&r, &TopicSignals::default());
+        let events = topic_events(&r, &Settings::default());
         let names: Vec<(&str, &str)> =
             events.iter().map(|e| (e["anonymousId"].as_str().unwrap(), e["event"].as_str().unwrap())).collect();
         assert_eq!(
@@ -159,6 +144,6 @@ mod tests {
         assert!(p["summary"].as_str().unwrap().contains("39 objections in 36 conversations, won 25%"), "{p}");
         assert!(p["summary"].as_str().unwrap().contains("\"Giá bên em đắt quá\""));
         // The same counts give the same message ids: a mining that finds nothing new sends nothing new.
-        assert_eq!(topic_events(&r, &TopicSignals::default()), events);
+        assert_eq!(topic_events(&r, &Settings::default()), events);
     }
 }

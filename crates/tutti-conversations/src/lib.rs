@@ -8,6 +8,7 @@ pub mod mine;
 pub mod model;
 pub mod playbook;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod synth;
 

@@ -157,6 +157,9 @@ mod tests {
             }],
             topics: vec![topic],
             centres: Vec::new(),
+            grouped_by: "local".into(),
+            labelled_by: "local".into(),
+            notes: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tutti_core::time::Millis;
 
 use crate::import::{self, Format, JsonLines, Rejected};
+use crate::mine::space::Model;
 use crate::mine::{self, Kind, Mined, Topic, scripts};
 use crate::store::{Changes, ConversationStore, Result};
 
@@ -88,6 +89,20 @@ pub struct Report {
     /// Each topic's centre, for reading new text against (`suggest`).
     #[serde(default)]
     pub centres: Vec<(String, Vec<(u64, f32)>)>,
+    /// What grouped the sentences: `local` (their words), or `local+<provider>/<model>` (a provider's
+    /// embeddings too).
+    #[serde(default = "local")]
+    pub grouped_by: String,
+    /// What named the topics (people's names aside): `local`, or the model's `<provider>/<model>`.
+    #[serde(default = "local")]
+    pub labelled_by: String,
+    /// Why a configured model was not used, where it was not.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn local() -> String {
+    "local".to_owned()
 }
 
 /// A topic as the CLI's `--format json` and the API print it.
@@ -132,19 +147,24 @@ impl From<&Topic> for TopicView {
 /// The name of the kept report in the store.
 const REPORT: &str = "mined";
 
-/// Mines every stored conversation, lays people's edits over the topics (merges, labels, splits, and the labels
-/// of split-off topics), works out the golden scripts, and keeps the result. `progress` is told how many conversations have been read.
+/// Mines every stored conversation (grouping also in `model`'s space and letting it name the topics, when it
+/// has a provider for either), lays people's edits over the topics (merges, labels, splits, and the labels of
+/// split-off topics: a person's name beats a model's), works out the golden scripts, and keeps the result.
+/// `progress` is told how many conversations have been read.
 pub fn mine(
     store: &ConversationStore,
     options: &mine::Options,
     script_options: &scripts::Options,
+    model: &mut dyn Model,
     now: Millis,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report> {
-    let conversations = store.all()?;
+    let crate::store::ForMining { conversations, edits, generation } = store.for_mining()?;
     let total = conversations.len();
-    let mut mined: Mined = mine::mine(&conversations, options, &mut |n| progress(n, total));
-    let edits = store.edits()?;
+    let mut mined: Mined = mine::mine_with(&conversations, options, model, &mut |n| progress(n, total));
+    let named = mine::labels::name_topics(&mut mined, model);
+    let mut notes = std::mem::take(&mut mined.notes);
+    notes.extend(named.notes);
     for edit in &edits {
         if let Some(into) = &edit.merged_into {
             mine::merge_topics(&mut mined, &conversations, &edit.topic, into);
@@ -171,9 +191,14 @@ pub fn mine(
             .iter()
             .map(|t| (t.id.clone(), t.centre.iter().map(|(term, w)| (term.0, *w)).collect()))
             .collect(),
+        grouped_by: mined.grouped_by,
+        labelled_by: named.method.unwrap_or_else(local),
+        notes,
     };
     let body = serde_json::to_string(&report).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    store.put_snapshot(REPORT, &body)?;
+    // A mining that read the store before an import or an edit is answered but not kept: the next read mines
+    // what is there now.
+    store.put_snapshot(REPORT, &body, generation)?;
     Ok(report)
 }
 
@@ -261,6 +286,7 @@ const SUGGEST_THRESHOLD: f32 = 0.25;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mine::space::Offline;
     use crate::store::{CONVERSATIONS_FILE, TopicEdit};
     use crate::synth::{self, Shape};
 
@@ -300,7 +326,7 @@ mod tests {
         let again = import_lines(&store, std::io::Cursor::new(lines), &mut |_| {}).unwrap();
         assert_eq!(again.changes.unchanged, 1_500, "importing again changes nothing");
 
-        let report = mine(&store, &Default::default(), &Default::default(), 0, &mut |_, _| {}).unwrap();
+        let report = mine(&store, &Default::default(), &Default::default(), &mut Offline, 0, &mut |_, _| {}).unwrap();
         let price =
             report.topics.iter().find(|t| t.language == "vi" && t.taxonomy.as_deref() == Some("price")).unwrap();
         let warranty = report.topics.iter().find(|t| t.examples.iter().any(|e| e.contains("bảo hành"))).unwrap();
@@ -337,7 +363,7 @@ mod tests {
                 at: 2,
             })
             .unwrap();
-        let report = mine(&store, &Default::default(), &Default::default(), 1, &mut |_, _| {}).unwrap();
+        let report = mine(&store, &Default::default(), &Default::default(), &mut Offline, 1, &mut |_, _| {}).unwrap();
         let price = report.topics.iter().find(|t| t.id == price_id).unwrap();
         assert_eq!((price.label.as_str(), price.label_en.as_str()), ("Giá cao", "Price too high"));
         assert!(report.topics.iter().all(|t| t.id != warranty_id), "merged away");
@@ -360,7 +386,7 @@ mod tests {
                 at: 3,
             })
             .unwrap();
-        let report = mine(&store, &Default::default(), &Default::default(), 2, &mut |_, _| {}).unwrap();
+        let report = mine(&store, &Default::default(), &Default::default(), &mut Offline, 2, &mut |_, _| {}).unwrap();
         let price = report.topics.iter().find(|t| t.id == price_id).unwrap();
         let budget = report.topics.iter().find(|t| t.label == "Giá cao · ngân sách").expect("the split-off topic");
         assert!(budget.conversations > 0 && price.conversations < before, "{} of {before}", price.conversations);

@@ -47,7 +47,36 @@ CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
+
+/// Empties the saved results and counts a change, so that a mining that read the store before it does not save
+/// what it found ([`ConversationStore::put_snapshot`]).
+fn invalidate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM snapshots", [])?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('generation', 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        [],
+    )?;
+    Ok(())
+}
+
+fn generation(conn: &Connection) -> rusqlite::Result<u64> {
+    let g: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0)).optional()?;
+    Ok(g.unwrap_or(0) as u64)
+}
+
+/// What a mining reads, at one moment: the conversations, people's edits, and the store's generation.
+pub struct ForMining {
+    pub conversations: Vec<Conversation>,
+    pub edits: Vec<TopicEdit>,
+    pub generation: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -153,22 +182,22 @@ impl ConversationStore {
         }
         if changes.inserted + changes.updated > 0 {
             // The last mining no longer holds every conversation.
-            tx.execute("DELETE FROM snapshots", [])?;
+            invalidate(&tx)?;
         }
         tx.commit()?;
         Ok(changes)
     }
 
-    /// Every conversation, oldest first (by start, then id), for mining.
-    pub fn all(&self) -> Result<Vec<Conversation>> {
+    /// Every conversation, oldest first, people's edits and the generation, read together: nothing changes the
+    /// store in between.
+    pub fn for_mining(&self) -> Result<ForMining> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT body FROM conversations ORDER BY started_at, id")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|body| {
-            let body = body?;
-            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .collect()
+        Ok(ForMining { conversations: all(&conn)?, edits: edits(&conn)?, generation: generation(&conn)? })
+    }
+
+    /// Every conversation, oldest first (by start, then id).
+    pub fn all(&self) -> Result<Vec<Conversation>> {
+        all(&self.conn())
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Conversation>> {
@@ -216,7 +245,7 @@ impl ConversationStore {
         tx.commit()?;
         if !ids.is_empty() {
             // The last mining's examples may quote them: it is mined again on the next run.
-            conn.execute("DELETE FROM snapshots", [])?;
+            invalidate(&conn)?;
             conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
         }
         Ok(ids.len())
@@ -225,8 +254,9 @@ impl ConversationStore {
     /// Keeps a person's change to a topic; the last mining is made again with it.
     pub fn put_edit(&self, edit: &TopicEdit) -> Result<()> {
         let conn = self.conn();
-        conn.execute("DELETE FROM snapshots", [])?;
-        conn.execute(
+        let tx = conn.unchecked_transaction()?;
+        invalidate(&tx)?;
+        tx.execute(
             "INSERT INTO topic_edits (topic, label, label_en, merged_into, split_on, by, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (topic) DO UPDATE SET label = coalesce(excluded.label, label),
@@ -234,25 +264,12 @@ impl ConversationStore {
              split_on = coalesce(excluded.split_on, split_on), by = excluded.by, at = excluded.at",
             params![edit.topic, edit.label, edit.label_en, edit.merged_into, edit.split_on, edit.by, edit.at],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
     pub fn edits(&self) -> Result<Vec<TopicEdit>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT topic, label, label_en, merged_into, split_on, by, at FROM topic_edits ORDER BY topic")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(TopicEdit {
-                topic: r.get(0)?,
-                label: r.get(1)?,
-                label_en: r.get(2)?,
-                merged_into: r.get(3)?,
-                split_on: r.get(4)?,
-                by: r.get(5)?,
-                at: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        edits(&self.conn())
     }
 
     /// A saved result (JSON), such as the last mining's topics and scripts.
@@ -260,13 +277,51 @@ impl ConversationStore {
         Ok(self.conn().query_row("SELECT body FROM snapshots WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
-    pub fn put_snapshot(&self, name: &str, body: &str) -> Result<()> {
-        self.conn().execute(
+    /// Saves a result made from the store as it was at `generation` ([`ConversationStore::for_mining`]); when
+    /// the store has changed since, nothing is saved (the result is already out of date) and the answer is false.
+    pub fn put_snapshot(&self, name: &str, body: &str, generation: u64) -> Result<bool> {
+        let conn = self.conn();
+        if self::generation(&conn)? != generation {
+            return Ok(false);
+        }
+        conn.execute(
             "INSERT INTO snapshots (name, body) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
             params![name, body],
         )?;
-        Ok(())
+        Ok(true)
     }
+
+    /// The store's count of changes that invalidate a mining.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(generation(&self.conn())?)
+    }
+}
+
+fn all(conn: &Connection) -> Result<Vec<Conversation>> {
+    let mut stmt = conn.prepare("SELECT body FROM conversations ORDER BY started_at, id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|body| {
+        let body = body?;
+        serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
+    .collect()
+}
+
+fn edits(conn: &Connection) -> Result<Vec<TopicEdit>> {
+    let mut stmt =
+        conn.prepare("SELECT topic, label, label_en, merged_into, split_on, by, at FROM topic_edits ORDER BY topic")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TopicEdit {
+            topic: r.get(0)?,
+            label: r.get(1)?,
+            label_en: r.get(2)?,
+            merged_into: r.get(3)?,
+            split_on: r.get(4)?,
+            by: r.get(5)?,
+            at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// An identifier as it is matched: emails in lower case, phones with only their digits and a leading `+`.
@@ -305,17 +360,24 @@ mod tests {
 
         let person = [("email".to_owned(), "BUYER3@example.com".to_owned())];
         assert_eq!(store.of_person(&person).unwrap(), [conversations[3].id.clone()]);
-        store.put_snapshot("mined", "{}").unwrap();
+        store.put_snapshot("mined", "{}", store.generation().unwrap()).unwrap();
         assert_eq!(store.erase_person(&person).unwrap(), 1);
         assert!(store.get(&conversations[3].id).unwrap().is_none());
         assert_eq!(store.count().unwrap().0, 19);
         assert!(store.snapshot("mined").unwrap().is_none(), "the mined examples may have quoted them");
-        store.put_snapshot("mined", "{}").unwrap();
+        store.put_snapshot("mined", "{}", store.generation().unwrap()).unwrap();
         assert_eq!(store.put(&conversations[..2]).unwrap().unchanged, 2);
         assert!(store.snapshot("mined").unwrap().is_some(), "an import that changed nothing keeps the mining");
         conversations[1].turns[0].text.push_str(" (again)");
         store.put(&conversations[1..2]).unwrap();
         assert!(store.snapshot("mined").unwrap().is_none(), "a changed conversation is mined again");
+        // A mining that read the store before a change is not kept: it would hide the change.
+        let read = store.for_mining().unwrap();
+        conversations[2].turns[0].text.push_str(" (meanwhile)");
+        store.put(&conversations[2..3]).unwrap();
+        assert!(!store.put_snapshot("mined", "{}", read.generation).unwrap());
+        assert!(store.snapshot("mined").unwrap().is_none());
+        assert!(store.put_snapshot("mined", "{}", store.for_mining().unwrap().generation).unwrap());
         drop(store);
         let bytes = std::fs::read(dir.path().join(CONVERSATIONS_FILE)).unwrap();
         let needle = b"buyer3@example.com";

@@ -39,8 +39,9 @@ pub struct Config {
     pub insights: InsightsConfig,
     pub analytics: AnalyticsConfig,
     /// When a topic mined from conversations is counted to flows (`Conversation Topic Counted`) and when it has
-    /// risen (`Conversation Topic Rose`): `task_threshold`, `rise_factor`, `rise_minimum`.
-    pub conversations: tutti_conversations::events::TopicSignals,
+    /// risen (`Conversation Topic Rose`): `task_threshold`, `rise_factor`, `rise_minimum`; and how a provider's
+    /// embeddings group sentences: `embedding_threshold`, `embedding_texts`.
+    pub conversations: tutti_conversations::settings::Settings,
 }
 
 /// Reports and questions over Tutti's own events.

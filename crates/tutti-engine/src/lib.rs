@@ -79,6 +79,8 @@ pub enum EngineError {
     Definitions(String),
     #[error("insights: {0}")]
     Insights(String),
+    #[error("conversations: {0}")]
+    ConversationSettings(String),
     #[error("{0}")]
     Connectors(String),
     #[error("analytics: {0}")]
@@ -129,6 +131,13 @@ pub struct HookRequest<'a> {
     pub path_and_query: &'a str,
     pub headers: &'a hyper::HeaderMap,
     pub body: &'a [u8],
+}
+
+/// What an inbound webhook stored: its events, and the conversations its hook maps (`None` when it maps none).
+#[derive(Debug)]
+pub struct HookDelivery {
+    pub appended: Vec<Appended>,
+    pub conversations: Option<tutti_conversations::store::Changes>,
 }
 
 /// Why an inbound webhook was refused.
@@ -183,7 +192,9 @@ pub struct Engine {
     /// Imported calls and chats (`conversations.db`), and one mining at a time over them.
     conversations: Arc<tutti_conversations::store::ConversationStore>,
     mining: Mutex<()>,
-    conversation_signals: tutti_conversations::events::TopicSignals,
+    /// A mining of conversations is due (`Engine::mine_conversations_soon`).
+    mining_scheduled: std::sync::atomic::AtomicBool,
+    conversation_settings: tutti_conversations::settings::Settings,
     people: tutti_store::sqlite::SqlitePeople,
     /// The copilot's plans, every version (`plans.db`).
     plans: tutti_store::sqlite::SqlitePlans,

@@ -57,6 +57,22 @@ pub async fn import(_: Admin, State(engine): State<Arc<Engine>>, body: Body) -> 
     to_json("import summary", &summary)
 }
 
+/// `GET /api/v1/conversations/mining`: the last mining in brief, with what grouped and named its topics.
+pub async fn mining(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
+    let r = blocking(move || engine.conversations().report().map_err(store_error)).await?;
+    Ok(Json(json!({
+        "mined_at": tutti_core::time::format_timestamp(r.mined_at),
+        "conversations": r.conversations,
+        "turns": r.turns,
+        "sentences": r.sentences,
+        "unassigned": r.unassigned,
+        "topics": r.topics.len(),
+        "grouped_by": r.grouped_by,
+        "labelled_by": r.labelled_by,
+        "notes": r.notes,
+    })))
+}
+
 /// `GET /api/v1/conversations/topics`: the topics, most raised first.
 pub async fn topics(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
     let report = blocking(move || engine.conversations().report().map_err(store_error)).await?;

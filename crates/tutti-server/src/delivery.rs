@@ -341,15 +341,24 @@ pub async fn hook(
         body: &body,
     };
     let stored = if slack_challenge.is_some() {
-        engine.connectors().verify_hook(&source, &request).map(|()| Vec::new())
+        engine
+            .connectors()
+            .verify_hook(&source, &request)
+            .map(|()| tutti_engine::HookDelivery { appended: Vec::new(), conversations: None })
     } else {
         engine.connectors().hook(&source, &request).await
     };
     match stored {
         Ok(_) if slack_challenge.is_some() => Ok(Json(json!({"challenge": slack_challenge}))),
-        Ok(appended) => {
+        Ok(tutti_engine::HookDelivery { appended, conversations }) => {
             let duplicates = appended.iter().filter(|a| matches!(a, tutti_engine::Appended::Duplicate)).count();
             let mut answer = json!({"accepted": appended.len() - duplicates, "duplicates": duplicates});
+            if let Some(changes) = conversations {
+                answer["conversations"] = json!(changes);
+                if changes.inserted + changes.updated > 0 {
+                    engine.mine_conversations_soon();
+                }
+            }
             if let (Some(extra), Some(object)) = (engine.connectors().hook_answer(&source), answer.as_object_mut()) {
                 object.extend(extra.clone());
             }

@@ -136,6 +136,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/v1/flows/{id}/report", get(questions::flow_report))
         .route("/api/v1/flows/{id}/messages", get(questions::messages))
         .route("/api/v1/conversations/import", post(conversations::import))
+        .route("/api/v1/conversations/mining", get(conversations::mining))
         .route("/api/v1/conversations/topics", get(conversations::topics))
         .route("/api/v1/conversations/topics/{id}", put(conversations::edit))
         .route("/api/v1/conversations/scripts", get(conversations::scripts))

@@ -36,6 +36,7 @@
 //! nothing; all compared in constant time and, where the vendor signs a
 //! timestamp, refused when older than five minutes. `none` must be written out.
 
+mod conversation;
 pub mod verify;
 
 use serde_json::{Map, Value, json};
@@ -45,6 +46,7 @@ use tutti_core::template::Template;
 use tutti_core::yaml::{Positions, push_token};
 use tutti_flows::def::Payload;
 
+pub use conversation::MAX_CONVERSATIONS;
 pub use verify::Verify;
 
 /// The mappings shipped with Tutti, by name.
@@ -71,6 +73,8 @@ pub struct Hook {
     /// `{"code": 0}`, or it pushes again).
     pub answer: Option<Map<String, Value>>,
     events: Vec<EventMap>,
+    /// What becomes a conversation for the miner (`conversation.rs`).
+    conversations: Vec<conversation::ConversationMap>,
 }
 
 #[derive(Debug)]
@@ -191,7 +195,7 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
     })?;
     let Value::Object(top) = &doc else { return Err(at("a hook file is a map".into())) };
     let mut cx = Cx { origin, positions: &positions, problems: Vec::new() };
-    only(&mut cx, top, "", &["source", "verify", "builtin", "items", "events", "answer"]);
+    only(&mut cx, top, "", &["source", "verify", "builtin", "items", "events", "conversations", "answer"]);
     let source_name = match top.get("source").and_then(Value::as_str) {
         Some(s)
             if !s.is_empty()
@@ -244,10 +248,16 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
         (None, Some((b, _))) => {
             (b.get("events").cloned(), "/builtin", top.get("items").cloned().or_else(|| b.get("items").cloned()))
         }
+        (None, None) if top.contains_key("conversations") => (None, "", top.get("items").cloned()),
         (None, None) => {
-            cx.problem("", "give `events` (the mapping) or `builtin` (a shipped one)");
+            cx.problem("", "give `events` (the mapping), `conversations`, or `builtin` (a shipped one)");
             (None, "", None)
         }
+    };
+    let (conversations_value, conversations_pointer) = match (top.get("conversations"), &builtin) {
+        (Some(c), _) => (Some(c.clone()), "/conversations"),
+        (None, Some((b, _))) => (b.get("conversations").cloned(), "/builtin"),
+        (None, None) => (None, ""),
     };
     let answer = match top.get("answer").or_else(|| builtin.as_ref().and_then(|(b, _)| b.get("answer"))) {
         None => None,
@@ -279,10 +289,26 @@ pub fn compile(origin: &str, source: &str, env: tutti_core::secret::Env<'_>) -> 
         Some(_) => cx.problem(events_pointer, "`events` is a list of event mappings"),
         None => {}
     }
+    let mut conversations = Vec::new();
+    match conversations_value {
+        Some(Value::Array(list)) if !list.is_empty() => {
+            for (i, c) in list.iter().enumerate() {
+                let pointer = match conversations_pointer {
+                    "/conversations" => format!("/conversations/{i}"),
+                    other => other.to_owned(),
+                };
+                if let Some(map) = conversation::conversation_map(&mut cx, c, &pointer) {
+                    conversations.push(map);
+                }
+            }
+        }
+        Some(_) => cx.problem(conversations_pointer, "`conversations` is a list of conversation mappings"),
+        None => {}
+    }
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
-    Ok(Hook { source: source_name, verify: verify.expect("no problems"), items, answer, events })
+    Ok(Hook { source: source_name, verify: verify.expect("no problems"), items, answer, events, conversations })
 }
 
 const EVENT_KEYS: [&str; 11] = [
@@ -422,23 +448,7 @@ impl Hook {
     /// The Segment events (JSON, ready for the tracking path's validation) a payload maps to. Items no mapping
     /// matches produce nothing; an item that matches but names nobody is an error naming the item.
     pub fn apply(&self, payload: &Value) -> Result<Vec<Value>, MapError> {
-        let items: Vec<&Value> = match &self.items {
-            Some(path) => {
-                let mut at = payload;
-                for part in path.split('.') {
-                    at = at.get(part).ok_or_else(|| MapError(format!("the payload has no `{path}`")))?;
-                }
-                match at {
-                    Value::Array(list) => list.iter().collect(),
-                    Value::Object(_) => vec![at],
-                    _ => return Err(MapError(format!("`{path}` in the payload is not a list or an object"))),
-                }
-            }
-            None => match payload {
-                Value::Array(list) => list.iter().collect(),
-                other => vec![other],
-            },
-        };
+        let items = self.items_of(payload)?;
         let mut out = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let vars: [(&str, &Value); 2] = [("item", item), ("payload", payload)];
@@ -458,6 +468,28 @@ impl Hook {
             }
         }
         Ok(out)
+    }
+
+    /// The items a payload holds: the list or object at `items`, else the payload's own items (a list) or the
+    /// payload.
+    fn items_of<'p>(&self, payload: &'p Value) -> Result<Vec<&'p Value>, MapError> {
+        Ok(match &self.items {
+            Some(path) => {
+                let mut at = payload;
+                for part in path.split('.') {
+                    at = at.get(part).ok_or_else(|| MapError(format!("the payload has no `{path}`")))?;
+                }
+                match at {
+                    Value::Array(list) => list.iter().collect(),
+                    Value::Object(_) => vec![at],
+                    _ => return Err(MapError(format!("`{path}` in the payload is not a list or an object"))),
+                }
+            }
+            None => match payload {
+                Value::Array(list) => list.iter().collect(),
+                other => vec![other],
+            },
+        })
     }
 
     fn event(

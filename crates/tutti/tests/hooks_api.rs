@@ -27,14 +27,7 @@ fn now_ms() -> i64 {
 }
 
 fn hubspot_headers(path: &str, body: &[u8]) -> Vec<(String, String)> {
-    let ts = now_ms().to_string();
-    let uri = format!("https://mkt.example.vn{path}");
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac(&[b"POST", uri.as_bytes(), body, ts.as_bytes()]));
-    vec![
-        ("X-HubSpot-Request-Timestamp".into(), ts),
-        ("X-HubSpot-Signature-v3".into(), sig),
-        ("Content-Type".into(), "application/json".into()),
-    ]
+    common::hubspot_headers(SECRET, path, body)
 }
 
 fn post(server: &Server, path: &str, body: &[u8], headers: &[(String, String)]) -> (u16, Value) {
@@ -70,12 +63,15 @@ fn signed_webhooks_become_events_once_and_bad_ones_are_refused() {
     let body = note.to_string();
     let (status, answer) =
         post(&server, "/hooks/crm", body.as_bytes(), &hubspot_headers("/hooks/crm", body.as_bytes()));
-    // Two events: the owner's name on their profile, then the objection.
-    assert_eq!((status, &answer), (200, &json!({"accepted": 2, "duplicates": 0})), "{answer}");
+    // Two events: the owner's name on their profile, then the objection; and the note as a conversation.
+    let stored =
+        json!({"accepted": 2, "duplicates": 0, "conversations": {"inserted": 1, "updated": 0, "unchanged": 0}});
+    assert_eq!((status, &answer), (200, &stored), "{answer}");
     // HubSpot retries the same delivery: stored once.
     let (status, answer) =
         post(&server, "/hooks/crm", body.as_bytes(), &hubspot_headers("/hooks/crm", body.as_bytes()));
-    assert_eq!((status, &answer), (200, &json!({"accepted": 0, "duplicates": 2})), "{answer}");
+    let again = json!({"accepted": 0, "duplicates": 2, "conversations": {"inserted": 0, "updated": 0, "unchanged": 1}});
+    assert_eq!((status, &answer), (200, &again), "{answer}");
     // A consistent read first: the events are durable, and folded into the profile once the processor catches up.
     let (status, profile) = server.profile("email:hoa@shop.example.vn");
     assert_eq!(status, 200, "{profile}");
@@ -232,6 +228,28 @@ fn hooks_test_maps_a_sample_payload_without_a_server() {
     assert_eq!(events[0]["event"], "Complaint Filed");
     assert_eq!(events[0]["properties"]["ticket_id"], 7);
     assert_eq!(events[1]["properties"]["subject"], "Giao hàng trễ 延迟");
+    // A CRM note: its event, then the conversation the miner will read, as the server would store it.
+    std::fs::write(
+        &file,
+        "source: crm\nverify: { scheme: hubspot_v3, secret_env: NOT_SET_HERE }\nbuiltin: crm-objection\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &payload,
+        json!({"note_id": "n-1", "type": "objection", "body": "Khách lo ngại bảo mật dữ liệu.", "outcome": "won",
+               "owner": {"email": "hoa@shop.example.vn"}, "contact": {"email": "Lan@Example.vn"}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = dry_run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((lines.len(), &lines[0]["event"]), (2, &json!("Objection Logged")));
+    let conversation = &lines[1]["conversation"];
+    assert_eq!((&conversation["id"], &conversation["outcome"]), (&json!("hook:crm:note-n-1"), &json!("won")));
+    assert_eq!(conversation["customer"]["email"], "Lan@Example.vn", "kept as sent; linked in lower case");
+    assert_eq!(conversation["turns"][0]["text"], "Khách lo ngại bảo mật dữ liệu.");
     // A broken file: its problems, located, and a failure.
     std::fs::write(&file, "source: desk\nverify: none\nevents:\n  - event: X\n").unwrap();
     let out = dry_run();

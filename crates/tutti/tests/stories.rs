@@ -10,13 +10,8 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine as _;
 use common::{Server, repo_root, wait_until};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tutti_connectors::testing::{self, Vendors};
 
 fn start(vendors: &Vendors, story: &str, extra_env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
@@ -87,21 +82,9 @@ const CRM_SECRET: &str = "crm-client-secret";
 
 fn signed_note(server: &Server, note: &Value) -> (u16, Value) {
     let body = note.to_string();
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(CRM_SECRET.as_bytes()).unwrap();
-    for part in [b"POST".as_slice(), b"https://mkt.example.vn/hooks/crm", body.as_bytes(), ts.as_bytes()] {
-        mac.update(part);
-    }
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    server.post_raw(
-        "/hooks/crm",
-        body.as_bytes(),
-        &[
-            ("Content-Type", "application/json"),
-            ("X-HubSpot-Request-Timestamp", ts.as_str()),
-            ("X-HubSpot-Signature-v3", signature.as_str()),
-        ],
-    )
+    let headers = common::hubspot_headers(CRM_SECRET, "/hooks/crm", body.as_bytes());
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    server.post_raw("/hooks/crm", body.as_bytes(), &headers)
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! conversation: any problem in it (not text, a broken time, a speaker whose side cannot be told, too many turns)
 //! refuses the whole file with the line where it is.
 
+pub mod hook;
 pub mod jsonl;
 pub mod roles;
 pub mod transcript;

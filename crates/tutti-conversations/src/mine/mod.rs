@@ -9,7 +9,9 @@
 
 pub mod cluster;
 pub mod glossary;
+pub mod labels;
 pub mod scripts;
+pub mod space;
 pub mod terms;
 pub mod units;
 
@@ -33,11 +35,22 @@ pub struct Options {
     pub min_conversations: usize,
     /// Example sentences kept per topic.
     pub examples: usize,
+    /// With a provider's embeddings: the cosine to a group's centre that joins it ([`space`]). Spaces differ by
+    /// model: a model whose unrelated sentences sit close needs a higher one.
+    pub embedding_threshold: f32,
+    /// With a provider's embeddings: the most sentences embedded per mining.
+    pub embedding_texts: usize,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { thresholds: Thresholds { join: 0.35, merge: 0.5 }, min_conversations: 5, examples: 3 }
+        Options {
+            thresholds: Thresholds { join: 0.35, merge: 0.5 },
+            min_conversations: 5,
+            examples: 3,
+            embedding_threshold: 0.8,
+            embedding_texts: 4_000,
+        }
     }
 }
 
@@ -85,6 +98,10 @@ pub struct Mined {
     /// Of those, in no topic (said too rarely, or alone).
     pub unassigned: usize,
     pub topics: Vec<Topic>,
+    /// What grouped the sentences: `local` (their words), or a provider's `<provider>/<model>` embeddings too.
+    pub grouped_by: String,
+    /// Why a configured model was not used, when it was not.
+    pub notes: Vec<String>,
 }
 
 /// One distinct sentence (lower case), where it was said, and what it does.
@@ -136,8 +153,18 @@ fn language_of_sentence(lower: &str, conversation: usize) -> usize {
     }
 }
 
-/// Mines `conversations`. `progress` is told how many conversations have been read.
+/// Mines `conversations` locally. `progress` is told how many conversations have been read.
 pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dyn FnMut(usize)) -> Mined {
+    mine_with(conversations, options, &mut space::Offline, progress)
+}
+
+/// Mines `conversations`, grouping also in the space of `model`'s embeddings when it has them ([`space`]).
+pub fn mine_with(
+    conversations: &[Conversation],
+    options: &Options,
+    model: &mut dyn space::Model,
+    progress: &mut dyn FnMut(usize),
+) -> Mined {
     let mut phrases: Vec<Phrase> = Vec::new();
     let mut index: HashMap<(usize, String), usize> = HashMap::new();
     let mut turns = 0usize;
@@ -197,6 +224,7 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
     // Group each language's phrasings apart: words of different languages are different terms anyway.
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut heads: Vec<Option<Term>> = Vec::new();
+    let mut leftovers: Vec<usize> = Vec::new();
     for language in 0..LANGUAGES.len() {
         let mine: Vec<usize> = (0..phrases.len()).filter(|&p| phrases[p].language == language).collect();
         let items: Vec<Item<'_>> =
@@ -204,15 +232,27 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
         let assigned = cluster::group(&items, options.thresholds);
         let first = groups.len();
         for (k, g) in assigned.into_iter().enumerate() {
-            if let Some(g) = g {
-                while groups.len() <= first + g {
-                    groups.push(Vec::new());
+            match g {
+                Some(g) => {
+                    while groups.len() <= first + g {
+                        groups.push(Vec::new());
+                    }
+                    groups[first + g].push(mine[k]);
                 }
-                groups[first + g].push(mine[k]);
+                None => leftovers.push(mine[k]),
             }
         }
         let background = Background { df: &background[language], sentences: background_sentences[language] };
         heads.extend(merge_by_head(&mut groups[first..], &phrases, &background));
+    }
+
+    let mut grouped_by = "local".to_owned();
+    let mut notes = Vec::new();
+    let (threshold, budget) = (options.embedding_threshold, options.embedding_texts);
+    match space::join(&mut groups, &mut heads, &leftovers, &phrases, model, threshold, budget) {
+        Ok(Some(method)) => grouped_by = format!("local+{method}"),
+        Ok(None) => {}
+        Err(why) => notes.push(format!("sentences were grouped by their words alone: {why}")),
     }
 
     // Known objections worded apart, in one language, are one topic.
@@ -259,7 +299,15 @@ pub fn mine(conversations: &[Conversation], options: &Options, progress: &mut dy
         topics.push(topic(conversations, &phrases, members, raised, identity, &weeks, options));
     }
     topics.sort_by(|a, b| b.conversations.cmp(&a.conversations).then(a.id.cmp(&b.id)));
-    Mined { conversations: conversations.len(), turns, sentences, unassigned: sentences - assigned_sentences, topics }
+    Mined {
+        conversations: conversations.len(),
+        turns,
+        sentences,
+        unassigned: sentences - assigned_sentences,
+        topics,
+        grouped_by,
+        notes,
+    }
 }
 
 /// Words said outside questions and objections, in one language.

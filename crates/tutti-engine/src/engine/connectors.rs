@@ -3,7 +3,7 @@
 
 use tutti_core::ProfileId;
 
-use crate::{Appended, Engine, EngineError, HookError, HookRequest, NewEvent, ProfileKey};
+use crate::{Engine, EngineError, HookDelivery, HookError, HookRequest, NewEvent, ProfileKey};
 
 /// Connectors as the server reaches them: [`Engine::connectors`].
 pub struct ConnectorsHandle<'e> {
@@ -118,12 +118,23 @@ impl<'e> ConnectorsHandle<'e> {
 
     /// An inbound webhook: checks the source's signature, maps the payload to events and stores them durably
     /// (each with a message id stable across the vendor's retries, so a retried delivery changes nothing).
-    pub async fn hook(&self, source: &str, request: &HookRequest<'_>) -> Result<Vec<Appended>, HookError> {
+    pub async fn hook(&self, source: &str, request: &HookRequest<'_>) -> Result<HookDelivery, HookError> {
         self.verify_hook(source, request)?;
         let hook = &self.engine.hooks[source];
         let now = self.engine.clock.now_ms();
         let payload = hook_payload(request)?;
         let events = hook.apply(&payload).map_err(|e| HookError::Payload(e.0))?;
+        // Conversations are checked before anything is stored, so a bad one refuses the delivery whole.
+        let conversations = hook
+            .conversations(&payload)
+            .map_err(|e| HookError::Payload(e.0))?
+            .iter()
+            .enumerate()
+            .map(|(i, mapped)| {
+                tutti_conversations::import::hook::conversation(mapped)
+                    .map_err(|e| HookError::Payload(format!("mapped conversation {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut new = Vec::with_capacity(events.len());
         for (i, value) in events.into_iter().enumerate() {
             let event = tutti_core::Event::from_json(value, None, &tutti_core::BatchDefaults::default(), now, || {
@@ -137,10 +148,24 @@ impl<'e> ConnectorsHandle<'e> {
             }
             new.push(NewEvent::of(event, true));
         }
-        if new.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.engine.ingest(new).await.map_err(HookError::Engine)
+        let appended =
+            if new.is_empty() { Vec::new() } else { self.engine.ingest(new).await.map_err(HookError::Engine)? };
+        // After the events: a failure here is answered with an error, the vendor retries, and the events of the
+        // retry are duplicates while the conversations are stored then (a put of the same conversation changes
+        // nothing).
+        let conversations = match conversations.len() {
+            0 => None,
+            n => {
+                let store = self.engine.conversations.clone();
+                let changes = tokio::task::spawn_blocking(move || store.put(&conversations))
+                    .await
+                    .map_err(|e| HookError::Engine(EngineError::Io(std::io::Error::other(e.to_string()))))?
+                    .map_err(|e| HookError::Engine(e.into()))?;
+                tracing::debug!(source, conversations = n, "a hook delivered conversations");
+                Some(changes)
+            }
+        };
+        Ok(HookDelivery { appended, conversations })
     }
 
     /// Only the signature check of [`Engine::hook`] (Slack's `url_verification` handshake stores nothing).

@@ -1,12 +1,44 @@
 //! Conversations as the API sees them: the store, and the last mining, made again when the conversations or
-//! people's topic edits changed since.
+//! people's topic edits changed since. A mining groups also in the space of the provider the `ai` connector
+//! routes `embed` to, and lets the model it routes `label` to name the topics, when it has them
+//! ([`ThroughAi`]).
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tutti_conversations::mine::space::{Embedded, Labels, Model, ToLabel};
 use tutti_conversations::service::{self, ImportSummary, Report};
 use tutti_conversations::store::{ConversationStore, StoreError};
 
 use crate::{Engine, NewEvent};
+
+/// How long a mining a configured model failed (it fell back to the words) is kept before the model is tried
+/// again.
+pub const MODEL_RETRY_MS: i64 = 15 * 60 * 1000;
+
+impl Engine {
+    /// Mines the conversations in the background `[conversations] mine_after` from now, once for any number of
+    /// calls meanwhile: notes that arrive one at a time through hooks are mined together, and flows hear of their
+    /// topics. Needs a Tokio runtime.
+    pub fn mine_conversations_soon(self: &Arc<Self>) {
+        if self.mining_scheduled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(engine.conversation_settings.mine_after).await;
+            // Cleared before the mining starts: what arrives during it schedules the next.
+            engine.mining_scheduled.store(false, std::sync::atomic::Ordering::SeqCst);
+            let mined = tokio::task::spawn_blocking(move || engine.conversations().report().map(|_| ())).await;
+            match mined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "mining conversations failed; the next read of topics mines"),
+                Err(e) => tracing::error!(error = %e, "mining conversations stopped"),
+            }
+        });
+    }
+}
 
 /// Conversations as the server reaches them: [`Engine::conversations`].
 pub struct ConversationsHandle<'e> {
@@ -30,17 +62,21 @@ impl ConversationsHandle<'_> {
         service::import_lines(&self.engine.conversations, input, &mut |_| {})
     }
 
-    /// The last mining when nothing changed since (an import, an erasure or a topic edit clears it), else a new
-    /// one, kept, whose topics are then told to flows ([`tutti_conversations::events`]). One mining runs at a
+    /// The last mining when nothing changed since (an import, an erasure or a topic edit clears it) and no
+    /// configured model failed it in the last [`MODEL_RETRY_MS`], else a new one, kept, whose topics are then told to flows ([`tutti_conversations::events`]). One mining runs at a
     /// time; a request that comes during one waits for it and reads its result. Blocking.
     pub fn report(&self) -> Result<Report, StoreError> {
         let _one = self.engine.mining.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(report) = service::kept_report(&self.engine.conversations)? {
+        let now = self.engine.clock.now_ms();
+        if let Some(report) = service::kept_report(&self.engine.conversations)?
+            && (report.notes.is_empty() || now - report.mined_at < MODEL_RETRY_MS)
+        {
             return Ok(report);
         }
-        let now = self.engine.clock.now_ms();
+        let options = self.engine.conversation_settings.mining();
+        let mut model = ThroughAi { engine: self.engine };
         let report =
-            service::mine(&self.engine.conversations, &Default::default(), &Default::default(), now, &mut |_, _| {})?;
+            service::mine(&self.engine.conversations, &options, &Default::default(), &mut model, now, &mut |_, _| {})?;
         self.tell_flows(&report, now);
         Ok(report)
     }
@@ -49,7 +85,7 @@ impl ConversationsHandle<'_> {
     /// mining that finds the same counts sends nothing new). A failure is logged; the report stands.
     fn tell_flows(&self, report: &Report, now: i64) {
         let events: Vec<NewEvent> =
-            tutti_conversations::events::topic_events(report, &self.engine.conversation_signals)
+            tutti_conversations::events::topic_events(report, &self.engine.conversation_settings)
                 .into_iter()
                 .filter_map(|body| {
                     let event =
@@ -71,5 +107,84 @@ impl ConversationsHandle<'_> {
         if let Err(e) = self.engine.intake.append_blocking(events) {
             tracing::error!(error = %e, "topic events were not stored; flows do not hear of this mining");
         }
+    }
+}
+
+/// The miner's model: the `ai` connector's `embed` and `label` (which route, fall back, cost and audit like every
+/// model call), called from the mining's blocking thread.
+struct ThroughAi<'e> {
+    engine: &'e Engine,
+}
+
+impl ThroughAi<'_> {
+    /// The `ai` connector's answer to `operation`, `Ok(None)` without the connector or a runtime to call it on.
+    fn call(&self, operation: &'static str, payload: Value) -> Result<Option<Value>, String> {
+        let Some(ai) = self.engine.checks.connectors.get("ai") else { return Ok(None) };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Ok(None) };
+        let action = tutti_connectors::Action {
+            key: operation,
+            profile: 0,
+            flow: "",
+            step: "",
+            operation,
+            category: "transactional",
+            channel: "ai",
+            payload: &payload,
+            now: self.engine.clock.now_ms(),
+            tracking: false,
+        };
+        let answer = runtime.block_on(ai.sender.send(action)).map_err(|e| format!("{e:?}"))?;
+        Ok(Some(answer))
+    }
+}
+
+/// `Ok(None)` for an answer that says the local provider gave it without a reason (nothing routed), `Err` with
+/// the reason when it fell back.
+fn local_answer(answer: &Value) -> Option<Result<Option<()>, String>> {
+    (answer["method"] == "local").then(|| match answer["why"].as_str() {
+        Some(why) => Err(why.to_owned()),
+        None => Ok(None),
+    })
+}
+
+impl Model for ThroughAi<'_> {
+    fn embed(&mut self, texts: &[String]) -> Result<Option<Embedded>, String> {
+        let Some(answer) = self.call("embed", json!({"texts": texts}))? else { return Ok(None) };
+        if let Some(local) = local_answer(&answer) {
+            return local.map(|_| None);
+        }
+        let (count, dimensions) = (answer["count"].as_u64().unwrap_or(0), answer["dimensions"].as_u64().unwrap_or(0));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(answer["vectors"].as_str().unwrap_or_default())
+            .map_err(|e| format!("the vectors are not base64: {e}"))?;
+        if count as usize != texts.len() || dimensions == 0 || bytes.len() as u64 != count * dimensions * 4 {
+            return Err(format!("{count} vectors of {dimensions} numbers came for {} texts", texts.len()));
+        }
+        let numbers: Vec<f32> =
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("chunks of four"))).collect();
+        let vectors = numbers.chunks_exact(dimensions as usize).map(<[f32]>::to_vec).collect();
+        let method = answer["method"].as_str().unwrap_or("model").to_owned();
+        Ok(Some(Embedded { vectors, method }))
+    }
+
+    fn label(&mut self, topics: &[ToLabel]) -> Result<Option<Labels>, String> {
+        let Some(answer) = self.call("label", json!({"topics": topics}))? else { return Ok(None) };
+        if let Some(local) = local_answer(&answer) {
+            return local.map(|_| None);
+        }
+        let names = answer["labels"]
+            .as_array()
+            .ok_or("the model answered no labels")?
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l["id"].as_str()?.to_owned(),
+                    l["label"].as_str()?.to_owned(),
+                    l["label_en"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let method = answer["method"].as_str().unwrap_or("model").to_owned();
+        Ok(Some(Labels { names, method }))
     }
 }

@@ -66,7 +66,8 @@ impl Engine {
         let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
         let creatives: Arc<dyn tutti_store::CreativeStore> =
             Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
-        let conversation_signals = config.conversations.clone();
+        config.conversations.check().map_err(EngineError::ConversationSettings)?;
+        let conversation_settings = config.conversations.clone();
         let conversations = Arc::new(tutti_conversations::store::ConversationStore::open(
             &dir.join(tutti_conversations::store::CONVERSATIONS_FILE),
         )?);
@@ -257,7 +258,8 @@ impl Engine {
             creatives,
             conversations,
             mining: Mutex::new(()),
-            conversation_signals,
+            conversation_settings,
+            mining_scheduled: Default::default(),
             people,
             plans,
             sign_in_failures: Default::default(),

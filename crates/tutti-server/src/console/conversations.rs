@@ -40,6 +40,9 @@ struct ConversationsPage {
     conversations: usize,
     sentences: usize,
     unassigned: usize,
+    grouped_by: String,
+    labelled_by: String,
+    notes: Vec<String>,
     topics: Vec<TopicRow>,
 }
 
@@ -117,6 +120,9 @@ pub async fn show(signed_in: Option<SignedIn>, State(engine): State<Arc<Engine>>
         conversations: report.conversations,
         sentences: report.sentences,
         unassigned: report.unassigned,
+        grouped_by: report.grouped_by.clone(),
+        labelled_by: report.labelled_by.clone(),
+        notes: report.notes.clone(),
         topics: rows(&report, words),
     })
 }

@@ -75,11 +75,18 @@ pub(crate) fn hooks_test(file: &std::path::Path, payload: &std::path::Path) -> a
     let text = std::fs::read_to_string(payload).with_context(|| format!("cannot read {}", payload.display()))?;
     let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", payload.display()))?;
     let events = hook.apply(&value).map_err(|e| anyhow::anyhow!("{}: {e}", payload.display()))?;
-    if events.is_empty() {
-        eprintln!("no mapping matched: the payload becomes no event");
+    let conversations = hook.conversations(&value).map_err(|e| anyhow::anyhow!("{}: {e}", payload.display()))?;
+    if events.is_empty() && conversations.is_empty() {
+        eprintln!("no mapping matched: the payload becomes no event and no conversation");
     }
     for event in events {
         say!("{}", serde_json::to_string(&event)?);
+    }
+    // Conversations as the server would store them, checked the same way.
+    for (i, mapped) in conversations.iter().enumerate() {
+        let conversation = tutti_conversations::import::hook::conversation(mapped)
+            .map_err(|e| anyhow::anyhow!("{}: mapped conversation {i}: {e}", payload.display()))?;
+        say!("{}", serde_json::to_string(&serde_json::json!({ "conversation": conversation }))?);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use tutti_conversations::import::{Format, transcript};
+use tutti_conversations::mine::space::Offline;
 use tutti_conversations::service::{self, ImportSummary, Report};
 use tutti_conversations::store::{CONVERSATIONS_FILE, ConversationStore, TopicEdit};
 use tutti_conversations::{Outcome, playbook};
@@ -92,7 +93,9 @@ fn mine(store: &ConversationStore) -> anyhow::Result<Report> {
     let (conversations, _) = store.count()?;
     let mut bar = Progress::with_unit(conversations, "conversations");
     let report =
-        service::mine(store, &Default::default(), &Default::default(), now(), &mut |done, _| bar.show(done as u64))?;
+        service::mine(store, &Default::default(), &Default::default(), &mut Offline, now(), &mut |done, _| {
+            bar.show(done as u64)
+        })?;
     bar.finish();
     Ok(report)
 }

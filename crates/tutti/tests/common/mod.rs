@@ -50,20 +50,30 @@ impl Server {
     /// Starts a server with a fresh data directory whose `[connectors.ai]` routes `task` (`plan`, `question`,
     /// ...) to the OpenAI stand-in of `vendors`.
     pub fn start_with_model(vendors: &tutti_connectors::testing::Vendors, task: &str) -> Server {
+        Server::start_with_models(vendors, &[task], &[])
+    }
+
+    /// Starts a server with a fresh data directory whose `[connectors.ai]` routes each of `tasks` to the OpenAI
+    /// stand-in of `vendors`, with `extra` environment variables besides.
+    pub fn start_with_models(
+        vendors: &tutti_connectors::testing::Vendors,
+        tasks: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let base = vendors.openai_base();
-        let route = format!("TUTTI_CONNECTORS__AI__ROUTES__{}", task.to_uppercase());
-        let mut server = Server::start_in(
-            temp.path(),
-            &[
-                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
-                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
-                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
-                ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-                (route.as_str(), "openai"),
-                ("T_OPENAI_KEY", tutti_connectors::testing::OPENAI_KEY),
-            ],
-        );
+        let routes: Vec<String> =
+            tasks.iter().map(|t| format!("TUTTI_CONNECTORS__AI__ROUTES__{}", t.to_uppercase())).collect();
+        let mut env = vec![
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__MODEL", "gpt-4o-mini"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__API_KEY_ENV", "T_OPENAI_KEY"),
+            ("TUTTI_CONNECTORS__AI__PROVIDERS__OPENAI__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+            ("T_OPENAI_KEY", tutti_connectors::testing::OPENAI_KEY),
+        ];
+        env.extend(routes.iter().map(|r| (r.as_str(), "openai")));
+        env.extend_from_slice(extra);
+        let mut server = Server::start_in(temp.path(), &env);
         server._temp = Some(temp);
         server
     }
@@ -381,4 +391,23 @@ pub fn import_conversations(server: &Server, token: &str, lines: &str) -> (u16, 
 /// Conversations as JSON lines, as `tutti conversations import` reads them.
 pub fn conversation_lines(conversations: &[tutti_conversations::Conversation]) -> String {
     conversations.iter().map(|c| serde_json::to_string(c).unwrap() + "\n").collect()
+}
+
+/// HubSpot's v3 signature headers (with the JSON content type) for a POST of `body` to `path` under
+/// `https://mkt.example.vn`, the public URL the tests' hook files give, signed now with `secret`.
+#[allow(dead_code)]
+pub fn hubspot_headers(secret: &str, path: &str, body: &[u8]) -> Vec<(String, String)> {
+    use hmac::Mac;
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis().to_string();
+    let uri = format!("https://mkt.example.vn{path}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for part in [b"POST".as_slice(), uri.as_bytes(), body, ts.as_bytes()] {
+        mac.update(part);
+    }
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    vec![
+        ("X-HubSpot-Request-Timestamp".into(), ts),
+        ("X-HubSpot-Signature-v3".into(), signature),
+        ("Content-Type".into(), "application/json".into()),
+    ]
 }

@@ -247,6 +247,8 @@ pub(super) static EN: Words = Words {
     conversations_count: "conversations",
     questions_and_objections: "questions and objections",
     in_no_topic: "in no topic",
+    grouped_by: "grouped by",
+    named_by: "named by",
     topic: "Topic",
     mentions: "Mentions",
     won: "Won",

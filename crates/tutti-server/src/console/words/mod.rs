@@ -361,6 +361,9 @@ pub struct Words {
     pub conversations_count: &'static str,
     pub questions_and_objections: &'static str,
     pub in_no_topic: &'static str,
+    /// What grouped and named the topics: the words, or a model.
+    pub grouped_by: &'static str,
+    pub named_by: &'static str,
     pub topic: &'static str,
     pub mentions: &'static str,
     pub won: &'static str,

@@ -247,6 +247,8 @@ pub(super) static VI: Words = Words {
     conversations_count: "hội thoại",
     questions_and_objections: "câu hỏi và băn khoăn",
     in_no_topic: "không thuộc chủ đề nào",
+    grouped_by: "nhóm bởi",
+    named_by: "đặt tên bởi",
     topic: "Chủ đề",
     mentions: "Lượt nhắc",
     won: "Chốt đơn",

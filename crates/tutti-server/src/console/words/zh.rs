@@ -247,6 +247,8 @@ pub(super) static ZH: Words = Words {
     conversations_count: "个对话",
     questions_and_objections: "个问题和异议",
     in_no_topic: "不属于任何主题",
+    grouped_by: "分组方式",
+    named_by: "命名方式",
     topic: "主题",
     mentions: "提及次数",
     won: "成交",
