@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use tutti_conversations::mine;
+use tutti_conversations::mine::space::Model;
 use tutti_conversations::service;
 use tutti_conversations::store::{CONVERSATIONS_FILE, ConversationStore};
 use tutti_conversations::synth::{self, Shape, TOPICS};
@@ -119,6 +120,25 @@ pub fn conversations(args: ConversationsArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         spaced.topics.len()
     );
+    // The worst case the cap allows: every one of the embedded sentences compared with every other.
+    let cap = mine::Options::default().embedding_texts;
+    let vectors = HashedSpace { texts: 0 }
+        .embed(&(0..cap).map(|i| format!("sentence {i}")).collect::<Vec<_>>())
+        .map_err(anyhow::Error::msg)?
+        .expect("vectors")
+        .vectors;
+    let started = Instant::now();
+    let mut sum = 0f32;
+    for (i, a) in vectors.iter().enumerate() {
+        for b in &vectors[..i] {
+            sum += tutti_ai::embed::dot(a, b);
+        }
+    }
+    println!(
+        "worst case at the cap: {} comparisons of {cap} sentences in {:.2} s (checksum {sum:.1})",
+        cap * (cap - 1) / 2,
+        started.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -132,7 +152,7 @@ struct HashedSpace {
     texts: usize,
 }
 
-impl mine::space::Model for HashedSpace {
+impl Model for HashedSpace {
     fn embed(&mut self, texts: &[String]) -> Result<Option<mine::space::Embedded>, String> {
         self.texts += texts.len();
         let vectors = texts

@@ -23,9 +23,21 @@ pub const DIM: usize = 512;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding(pub Vec<f32>);
 
-/// The dot product: the cosine of two unit vectors.
+/// The dot product: the cosine of two unit vectors (over the shorter's length). Summed in eight lanes, which
+/// the compiler turns into vector instructions: a provider's 1,536-number vectors are compared millions of
+/// times in a mining.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a_lanes, a_rest) = a[..n].as_chunks::<8>();
+    let (b_lanes, b_rest) = b[..n].as_chunks::<8>();
+    let mut lanes = [0f32; 8];
+    for (x, y) in a_lanes.iter().zip(b_lanes) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let rest: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + rest
 }
 
 /// `v` scaled to length 1 (all zeros stays all zeros).
@@ -144,6 +156,16 @@ pub fn embed(text: &str) -> Embedding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dot_product_in_lanes_is_the_plain_sum() {
+        for (n, m) in [(0, 0), (1, 1), (7, 7), (8, 8), (9, 9), (17, 17), (1536, 1536), (20, 13), (5, 30)] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+            let b: Vec<f32> = (0..m).map(|i| ((i * 5 % 13) as f32 - 6.0) / 4.0).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-3 * (1.0 + plain.abs()), "{n}x{m}");
+        }
+    }
 
     #[test]
     fn similar_texts_are_near_and_unrelated_ones_far() {
