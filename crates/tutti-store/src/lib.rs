@@ -507,7 +507,12 @@ pub trait DefinitionStore: Send + Sync {
     /// Every stored version of every definition.
     fn all(&self) -> Result<Vec<StoredDefinition>>;
     /// Stores a new version and returns its number (one above the highest).
-    fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32>;
+    fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32> {
+        Ok(self.put_all(&[(kind, id, source)], at)?[0])
+    }
+    /// Stores a new version of each `(kind, id, source)` in one transaction: all or none. Returns their numbers,
+    /// in order.
+    fn put_all(&self, definitions: &[(&str, &str, &str)], at: Millis) -> Result<Vec<u32>>;
     /// Marks a definition deleted (its versions stay for the runs that use them). Returns whether it existed.
     fn delete(&self, kind: &str, id: &str) -> Result<bool>;
     /// Flows paused: they start no runs until resumed.

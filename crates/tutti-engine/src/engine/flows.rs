@@ -15,27 +15,50 @@ impl Engine {
     /// `admin token`) who saved it, for the audit log; `None` for the engine's own saves, which record
     /// themselves (a broadcast's flow) or need no record (tests). Blocking.
     pub fn put_definition(&self, kind: &str, id: &str, source: &str, by: Option<&str>) -> Result<u32, DefinitionError> {
-        let definition = tutti_flows::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
-        if definition.kind() != kind {
-            return Err(DefinitionError::KindMismatch { expected: kind.into(), found: definition.kind().into() });
-        }
-        if definition.id() != id {
-            return Err(DefinitionError::IdMismatch { expected: id.into(), found: definition.id().into() });
+        Ok(self.put_definitions(&[(kind, id, source)], by)?[0])
+    }
+
+    /// Stores new versions of several definitions as one change: checked together, stored in one transaction,
+    /// and put in force at once, so the processor never runs with some of them (a segment whose backfill would
+    /// run before the flow it triggers exists, and its first members would never enter). Returns the versions,
+    /// in order. Blocking.
+    pub fn put_definitions(
+        &self,
+        definitions: &[(&str, &str, &str)],
+        by: Option<&str>,
+    ) -> Result<Vec<u32>, DefinitionError> {
+        let mut compiled = Vec::with_capacity(definitions.len());
+        for (kind, id, source) in definitions {
+            let definition = tutti_flows::compile(source, &connectors::all()).map_err(DefinitionError::Invalid)?;
+            if definition.kind() != *kind {
+                return Err(DefinitionError::KindMismatch {
+                    expected: (*kind).into(),
+                    found: definition.kind().into(),
+                });
+            }
+            if definition.id() != *id {
+                return Err(DefinitionError::IdMismatch { expected: (*id).into(), found: definition.id().into() });
+            }
+            compiled.push(definition);
         }
         let _guard = self.definitions_write.lock().unwrap_or_else(|e| e.into_inner());
         let mut trial = (*self.definitions.get()).clone();
-        trial.insert(definition);
+        for definition in compiled {
+            trial.insert(definition);
+        }
         let problems: Vec<tutti_flows::Problem> = trial.check().into_iter().map(|(_, p)| p).collect();
         if !problems.is_empty() {
             return Err(DefinitionError::Invalid(problems));
         }
-        let version = self.flow_store.put(kind, id, source, self.clock.now_ms()).map_err(EngineError::from)?;
+        let versions = self.flow_store.put_all(definitions, self.clock.now_ms()).map_err(EngineError::from)?;
         self.reload_definitions()?;
         if let Some(by) = by {
-            let detail = serde_json::json!({"kind": kind, "id": id, "version": version, "change": "saved"});
-            self.record(AuditKind::Definition, by, (kind == "flow").then_some(id), None, detail)?;
+            for ((kind, id, _), version) in definitions.iter().zip(&versions) {
+                let detail = serde_json::json!({"kind": kind, "id": id, "version": version, "change": "saved"});
+                self.record(AuditKind::Definition, by, (*kind == "flow").then_some(*id), None, detail)?;
+            }
         }
-        Ok(version)
+        Ok(versions)
     }
 
     /// Deletes a definition: a flow starts no new runs (runs going finish on their version); a segment or

@@ -345,11 +345,15 @@ impl Engine {
             body["schedule"]["ends_at"] = json!(plan.schedule.ends_at);
             body["flow_yaml"] = json!(flow_yaml(&plan));
             let definition_error = |e: DefinitionError| PlanError::Definitions(e.to_string());
-            let segment = self
-                .put_definition("segment", &plan.audience.segment, &segment_yaml(&plan), Some(by))
+            // One change: a segment in force before its flow would be backfilled with nobody to enter.
+            let (segment_source, flow_source) = (segment_yaml(&plan), flow_yaml(&plan));
+            let versions = self
+                .put_definitions(
+                    &[("segment", &plan.audience.segment, &segment_source), ("flow", &plan.flow, &flow_source)],
+                    Some(by),
+                )
                 .map_err(definition_error)?;
-            let flow =
-                self.put_definition("flow", &plan.flow, &flow_yaml(&plan), Some(by)).map_err(definition_error)?;
+            let (segment, flow) = (versions[0], versions[1]);
             body["created"] = json!({"segment": {"id": plan.audience.segment, "version": segment},
                                      "flow": {"id": plan.flow, "version": flow}});
         }

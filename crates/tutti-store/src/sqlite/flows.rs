@@ -16,8 +16,8 @@ use super::{ReadPool, Role, open};
 use tutti_flows::StepKey;
 
 use crate::{
-    Backfill, Broadcast, DeadLetterFilter, DefinitionStore, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox,
-    OutboxRow, Outcome, Result, Spend, StoredDefinition,
+    Backfill, Broadcast, DeadLetterFilter, Delivery, DeliveryFilter, FlowBatch, FlowReader, Outbox, OutboxRow, Outcome,
+    Result, Spend,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -431,7 +431,7 @@ fn dead_letter_query(
     (sql, values)
 }
 
-/// Flow queries for the API, and the definitions table.
+/// Flow queries for the API, and the definitions table (`definitions.rs`).
 pub struct SqliteFlowReader {
     pub(super) pool: ReadPool,
     pub(super) writer: Mutex<Connection>,
@@ -634,66 +634,5 @@ impl FlowReader for SqliteFlowReader {
                 .query_row([id], |r| Ok((ProfileId(r.get::<_, i64>(0)? as u64), r.get::<_, Vec<u8>>(1)?)))
                 .optional()?)
         })
-    }
-}
-
-impl DefinitionStore for SqliteFlowReader {
-    fn all(&self) -> Result<Vec<StoredDefinition>> {
-        self.pool.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT kind, id, version, source, created_at, deleted FROM definitions ORDER BY kind, id, version",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(StoredDefinition {
-                    kind: r.get(0)?,
-                    id: r.get(1)?,
-                    version: r.get(2)?,
-                    source: r.get(3)?,
-                    created_at: r.get(4)?,
-                    deleted: r.get::<_, i64>(5)? != 0,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-    }
-
-    fn put(&self, kind: &str, id: &str, source: &str, at: Millis) -> Result<u32> {
-        let mut conn = self.writer.lock().expect("the definitions writer is never poisoned");
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let top: Option<i64> =
-            tx.query_row("SELECT max(version) FROM definitions WHERE kind = ?1 AND id = ?2", [kind, id], |r| r.get(0))?;
-        let version = top.unwrap_or(0) + 1;
-        tx.execute(
-            "INSERT INTO definitions (kind, id, version, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![kind, id, version, source, at],
-        )?;
-        tx.execute("UPDATE definitions SET deleted = 0 WHERE kind = ?1 AND id = ?2", [kind, id])?;
-        tx.commit()?;
-        Ok(version as u32)
-    }
-
-    fn paused(&self) -> Result<Vec<String>> {
-        self.pool.with(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT flow FROM flow_pauses ORDER BY flow")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
-        })
-    }
-
-    fn set_paused(&self, flow: &str, paused: bool, at: Millis) -> Result<bool> {
-        let conn = self.writer.lock().expect("the definitions writer is never poisoned");
-        let changed = if paused {
-            conn.execute("INSERT OR IGNORE INTO flow_pauses (flow, paused_at) VALUES (?1, ?2)", params![flow, at])?
-        } else {
-            conn.execute("DELETE FROM flow_pauses WHERE flow = ?1", [flow])?
-        };
-        Ok(changed == 1)
-    }
-
-    fn delete(&self, kind: &str, id: &str) -> Result<bool> {
-        let conn = self.writer.lock().expect("the definitions writer is never poisoned");
-        let n =
-            conn.execute("UPDATE definitions SET deleted = 1 WHERE kind = ?1 AND id = ?2 AND deleted = 0", [kind, id])?;
-        Ok(n > 0)
     }
 }

@@ -8,6 +8,7 @@
 mod audit;
 mod connectors;
 mod creatives;
+mod definitions;
 mod events;
 mod flows;
 mod history;
