@@ -40,6 +40,12 @@ export TUTTI_LLM_PYTHON="$LLM_VENV/bin/python"
 # Everything is installed now: a test that finds a tool missing fails instead of skipping.
 export TUTTI_TEST_REQUIRE_TOOLS=1
 
+# Postgres for the Postgres backend's tests (127.0.0.1:5432, trust auth, database `test`, as this kind of machine
+# has it): started with the machine's own command when it is down.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets

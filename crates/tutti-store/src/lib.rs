@@ -7,8 +7,11 @@
 //!   tombstones, plus the processing checkpoint, all changed in one transaction per [`ProfileBatch`].
 //!
 //! Readers ([`EventReader`], [`ProfileReader`]) are separate handles so the HTTP API never waits on a writer.
-//! A Postgres backend implements the same traits; nothing above this crate knows which backend it talks to.
+//! A Postgres backend is to implement the same traits, so that nothing above this crate knows which backend it
+//! talks to; so far it has its migrations and the partition leases of several workers ([`postgres`]).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +31,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[cfg(feature = "postgres")]
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A write of a partition by a worker that no longer holds it (its lease was taken over).
+    #[error("partition {partition} is held under token {current}, not {token}: this worker lost it")]
+    Fenced { partition: u32, token: i64, current: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

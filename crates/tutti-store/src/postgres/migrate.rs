@@ -1,0 +1,76 @@
+//! Versioned schema migrations, applied at start: each once, in order, each in its own transaction, recorded in
+//! `tutti_migrations`. Workers starting together take a session advisory lock first, so one applies them and the
+//! others find them applied. A database migrated by a newer Tutti (a version above the last one known here) is
+//! refused: this version does not know what the schema means.
+
+use postgres::Client;
+
+use crate::{Result, StoreError};
+
+/// One change of the schema.
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Append only: a released migration is never edited.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "partition leases and workers",
+    sql: "
+CREATE TABLE partition_leases (
+    partition  INTEGER PRIMARY KEY,
+    owner      TEXT,                      -- the worker holding it; NULL when free
+    token      BIGINT  NOT NULL DEFAULT 0, -- the fencing token: one more at every change of owner
+    expires_at BIGINT  NOT NULL DEFAULT 0  -- milliseconds since the epoch
+);
+CREATE TABLE workers (
+    id         TEXT PRIMARY KEY,
+    role       TEXT   NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL
+);
+",
+}];
+
+/// The key of the advisory lock migrations run under ("tutti" in ASCII).
+const LOCK: i64 = 0x0074_7574_7469;
+
+/// Applies the migrations not applied yet. Returns the schema's version after.
+pub fn migrate(client: &mut Client) -> Result<u32> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK])?;
+    let applied = apply(client);
+    // Unlocked whatever happened; the session's end would release it too.
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]);
+    let version = applied?;
+    unlocked?;
+    Ok(version)
+}
+
+fn apply(client: &mut Client) -> Result<u32> {
+    client.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tutti_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT        NOT NULL,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let row = client.query_one("SELECT coalesce(max(version), 0) FROM tutti_migrations", &[])?;
+    let mut current = row.get::<_, i32>(0) as u32;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database's schema is at version {current}, made by a newer Tutti; this one knows up to {known}"
+        )));
+    }
+    let applied = current;
+    for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
+        let mut tx = client.transaction()?;
+        tx.batch_execute(m.sql)?;
+        tx.execute("INSERT INTO tutti_migrations (version, name) VALUES ($1, $2)", &[&(m.version as i32), &m.name])?;
+        tx.commit()?;
+        current = m.version;
+    }
+    Ok(current)
+}

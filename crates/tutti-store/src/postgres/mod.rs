@@ -1,0 +1,26 @@
+//! The Postgres backend, for Tutti on several machines (`storage = postgres`): several `tutti serve` processes
+//! share one database. What is here so far: connecting, versioned schema migrations applied at start
+//! ([`migrate`]), and which worker owns which partition of the event stream ([`leases`]).
+//!
+//! The client is the synchronous `postgres` crate: the stores' traits are synchronous and are called from the
+//! engine's own threads (the intake writer, the processor), as SQLite's are.
+
+pub mod leases;
+pub mod migrate;
+
+pub use postgres::{Client, Transaction};
+
+use crate::Result;
+
+/// Connects to `url` (`postgres://user@host:5432/db`, or `host=... user=... dbname=...`). Without TLS: the
+/// database is expected on the machine or its private network; `sslmode` other than `disable` is refused
+/// rather than silently ignored.
+pub fn connect(url: &str) -> Result<Client> {
+    let config: postgres::Config = url.parse()?;
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(crate::StoreError::Corrupt(
+            "`sslmode=require` needs TLS, which this build does not have; reach Postgres on a private network".into(),
+        ));
+    }
+    Ok(config.connect(postgres::NoTls)?)
+}
