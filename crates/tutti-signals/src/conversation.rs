@@ -71,20 +71,7 @@ pub(crate) fn conversation_map(cx: &mut Cx<'_>, value: &Value, pointer: &str) ->
     };
     only(cx, o, pointer, &KEYS);
     let at = |key: &str| push_token(pointer, key);
-    let when = match o.get("when") {
-        None => None,
-        Some(Value::String(source)) => match Condition::compile(source) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                cx.problem(&at("when"), format!("condition: {e}"));
-                None
-            }
-        },
-        Some(_) => {
-            cx.problem(&at("when"), "`when` is a CEL condition (text)");
-            None
-        }
-    };
+    let when = cx.condition(o.get("when"), &at("when"));
     for key in ["id", "text"] {
         if !o.contains_key(key) {
             cx.problem(pointer, format!("a conversation mapping needs `{key}`"));

@@ -149,6 +149,23 @@ impl Cx<'_> {
         }
     }
 
+    /// A mapping's `when`: a CEL condition, compiled.
+    fn condition(&mut self, value: Option<&Value>, pointer: &str) -> Option<Condition> {
+        match value? {
+            Value::String(source) => match Condition::compile(source) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.problem(pointer, format!("condition: {e}"));
+                    None
+                }
+            },
+            _ => {
+                self.problem(pointer, "`when` is a CEL condition (text)");
+                None
+            }
+        }
+    }
+
     fn payload(&mut self, value: &Value, pointer: &str) -> Option<Payload> {
         Some(match value {
             Value::String(s) if s.contains("{{") || s.contains("{%") => Payload::Text(match Template::parse(s) {
@@ -332,20 +349,7 @@ fn event_map(cx: &mut Cx<'_>, value: &Value, pointer: &str) -> Option<EventMap> 
     };
     only(cx, o, pointer, &EVENT_KEYS);
     let at = |key: &str| push_token(pointer, key);
-    let when = match o.get("when") {
-        None => None,
-        Some(Value::String(source)) => match Condition::compile(source) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                cx.problem(&at("when"), format!("condition: {e}"));
-                None
-            }
-        },
-        Some(_) => {
-            cx.problem(&at("when"), "`when` is a CEL condition (text)");
-            None
-        }
-    };
+    let when = cx.condition(o.get("when"), &at("when"));
     let identify = match o.get("type").and_then(Value::as_str) {
         None | Some("track") => false,
         Some("identify") => true,
