@@ -1,10 +1,11 @@
 //! Grouping in a provider's space: what the words alone cannot join. The lexical grouping needs the sentences of
 //! a topic to share a word; "hackers might steal our data" and "is my information kept safe" share none. With a
-//! provider routed for embeddings, the groups the words found (each by its most said phrasings) and the
-//! phrasings they left out (said at least twice) are placed in the provider's space, heaviest first; each joins
-//! the heaviest group of its language whose centre is within the threshold, else leads a group of its own. So
-//! the words' groups are kept whole, paraphrases with no shared word come together, and sentences said too
-//! rarely to group by words join the topic they mean.
+//! provider routed for embeddings, the groups the words found, the smallest included (each placed by its most
+//! said phrasings), and the phrasings without a term they could group (said at least twice) are placed in the
+//! provider's space, heaviest first; each joins the closest group of its language placed before it, when the
+//! cosine reaches the threshold, else leads a group of its own. So the words' groups are kept whole, paraphrases
+//! with no shared word come together, and sentences said too rarely to make a topic by their words join the
+//! topic they mean.
 //!
 //! A group's centre in the space is fixed when it first leads (no drift as members join, so chains of
 //! almost-alike sentences do not wander off their topic). Cost: texts at most [`super::Options::embedding_texts`],
