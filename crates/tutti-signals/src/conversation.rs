@@ -27,7 +27,7 @@ use tutti_core::condition::Condition;
 use tutti_core::template::Template;
 use tutti_core::yaml::push_token;
 
-use super::{Cx, Hook, MapError, only};
+use super::{Cx, Hook, MapError, only, render_text, time_text};
 
 /// The most conversations one delivery may produce.
 pub const MAX_CONVERSATIONS: usize = 500;
@@ -143,16 +143,7 @@ impl Hook {
     }
 
     fn conversation(&self, map: &ConversationMap, index: usize, vars: &[(&str, &Value)]) -> Result<Value, MapError> {
-        let render = |t: Option<&Template>| -> Result<Option<String>, MapError> {
-            match t {
-                None => Ok(None),
-                Some(t) => {
-                    let text = t.render(vars).map_err(|e| MapError(format!("item {index}: {e}")))?;
-                    let text = text.trim();
-                    Ok((!text.is_empty()).then(|| text.to_owned()))
-                }
-            }
-        };
+        let render = |t: Option<&Template>| render_text(t, vars, index);
         let id = render(map.id.as_ref())?
             .ok_or_else(|| MapError(format!("item {index}: the conversation's id rendered empty")))?;
         let text = render(map.text.as_ref())?
@@ -168,12 +159,7 @@ impl Hook {
         };
         c.insert("outcome".into(), json!(outcome));
         if let Some(at) = render(map.started_at.as_ref())? {
-            let at = match at.parse::<i64>() {
-                Ok(n) if n > 100_000_000_000 => tutti_core::time::format_timestamp(n),
-                Ok(n) => tutti_core::time::format_timestamp(n.saturating_mul(1000)),
-                Err(_) => at,
-            };
-            c.insert("started_at".into(), json!(at));
+            c.insert("started_at".into(), json!(time_text(at)));
         }
         if let Some(v) = render(map.value.as_ref())? {
             let number: f64 = v.parse().map_err(|_| MapError(format!("item {index}: `value` is not a number: {v}")))?;
