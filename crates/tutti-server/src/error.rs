@@ -70,12 +70,12 @@ pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
     given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-/// A JSON request body as `T`; what does not parse is `invalid_json` with serde's message.
 /// A value answered as JSON; one that cannot be made JSON is an internal error naming `what`.
 pub(crate) fn to_json(what: &str, value: &impl serde::Serialize) -> Result<axum::Json<serde_json::Value>, ApiError> {
     Ok(axum::Json(serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))?))
 }
 
+/// A JSON request body as `T`; what does not parse is `invalid_json` with serde's message.
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
