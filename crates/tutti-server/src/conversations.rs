@@ -48,11 +48,7 @@ pub async fn import(_: Admin, State(engine): State<Arc<Engine>>, body: Body) -> 
             .await?;
     if summary.changes.inserted + summary.changes.updated > 0 {
         // Mined at once, so flows hear of topics without waiting for someone to read them.
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = engine.conversations().report() {
-                tracing::error!(error = %e, "mining after an import failed; the next read of topics mines again");
-            }
-        });
+        engine.mine_conversations_now();
     }
     to_json("import summary", &summary)
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+
+use crate::connectors::BlockingSender;
 use tutti_conversations::mine::space::{Embedded, Labels, Model, ToLabel};
 use tutti_conversations::service::{self, ImportSummary, Report};
 use tutti_conversations::store::{ConversationStore, StoreError};
@@ -18,6 +20,17 @@ use crate::{Engine, NewEvent};
 pub const MODEL_RETRY_MS: i64 = 15 * 60 * 1000;
 
 impl Engine {
+    /// Mines the conversations now, on a blocking thread, so flows hear of their topics without anyone reading
+    /// them. A failure is logged; the next read of topics mines again. Needs a Tokio runtime.
+    pub fn mine_conversations_now(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = engine.conversations().report() {
+                tracing::error!(error = %e, "mining conversations failed; the next read of topics mines again");
+            }
+        })
+    }
+
     /// Mines the conversations in the background `[conversations] mine_after` from now, once for any number of
     /// calls meanwhile: notes that arrive one at a time through hooks are mined together, and flows hear of their
     /// topics. Needs a Tokio runtime.
@@ -30,11 +43,8 @@ impl Engine {
             tokio::time::sleep(engine.conversation_settings.mine_after).await;
             // Cleared before the mining starts: what arrives during it schedules the next.
             engine.mining_scheduled.store(false, std::sync::atomic::Ordering::SeqCst);
-            let mined = tokio::task::spawn_blocking(move || engine.conversations().report().map(|_| ())).await;
-            match mined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "mining conversations failed; the next read of topics mines"),
-                Err(e) => tracing::error!(error = %e, "mining conversations stopped"),
+            if let Err(e) = engine.mine_conversations_now().await {
+                tracing::error!(error = %e, "mining conversations stopped");
             }
         });
     }
@@ -63,8 +73,9 @@ impl ConversationsHandle<'_> {
     }
 
     /// The last mining when nothing changed since (an import, an erasure or a topic edit clears it) and no
-    /// configured model failed it in the last [`MODEL_RETRY_MS`], else a new one, kept, whose topics are then told to flows ([`tutti_conversations::events`]). One mining runs at a
-    /// time; a request that comes during one waits for it and reads its result. Blocking.
+    /// configured model failed it in the last [`MODEL_RETRY_MS`], else a new one, kept, whose topics are then
+    /// told to flows ([`tutti_conversations::events`]). One mining runs at a time; a request that comes during
+    /// one waits for it and reads its result. Blocking.
     pub fn report(&self) -> Result<Report, StoreError> {
         let _one = self.engine.mining.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.engine.clock.now_ms();
@@ -74,7 +85,7 @@ impl ConversationsHandle<'_> {
             return Ok(report);
         }
         let options = self.engine.conversation_settings.mining();
-        let mut model = ThroughAi { engine: self.engine };
+        let mut model = ThroughAi { engine: self.engine, sender: None };
         let report =
             service::mine(&self.engine.conversations, &options, &Default::default(), &mut model, now, &mut |_, _| {})?;
         self.tell_flows(&report, now);
@@ -111,16 +122,21 @@ impl ConversationsHandle<'_> {
 }
 
 /// The miner's model: the `ai` connector's `embed` and `label` (which route, fall back, cost and audit like every
-/// model call), called from the mining's blocking thread.
+/// model call), called from the mining's thread through a [`BlockingSender`], made at the first call.
 struct ThroughAi<'e> {
     engine: &'e Engine,
+    sender: Option<BlockingSender>,
 }
 
 impl ThroughAi<'_> {
-    /// The `ai` connector's answer to `operation`, `Ok(None)` without the connector or a runtime to call it on.
-    fn call(&self, operation: &'static str, payload: Value) -> Result<Option<Value>, String> {
-        let Some(ai) = self.engine.checks.connectors.get("ai") else { return Ok(None) };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Ok(None) };
+    /// The `ai` connector's answer to `operation`, `Ok(None)` when it answered locally with nothing routed (or
+    /// there is no connector to ask); `Err` with why when the routed provider failed.
+    fn call(&mut self, operation: &'static str, payload: Value) -> Result<Option<Value>, String> {
+        let Some(ai) = self.engine.checks.get("ai").map(|b| b.sender.clone()) else { return Ok(None) };
+        if self.sender.is_none() {
+            self.sender = BlockingSender::new();
+        }
+        let Some(blocking) = &self.sender else { return Err("no runtime to ask the model on".into()) };
         let action = tutti_connectors::Action {
             key: operation,
             profile: 0,
@@ -133,26 +149,23 @@ impl ThroughAi<'_> {
             now: self.engine.clock.now_ms(),
             tracking: false,
         };
-        let answer = runtime.block_on(ai.sender.send(action)).map_err(|e| format!("{e:?}"))?;
-        Ok(Some(answer))
+        let answer = match blocking.send(&*ai, action, None) {
+            Some(answer) => answer.map_err(|e| e.message().to_owned())?,
+            None => return Err("the call to the model failed".into()),
+        };
+        if answer["method"] != "local" {
+            return Ok(Some(answer));
+        }
+        match answer["why"].as_str() {
+            Some(why) => Err(why.to_owned()),
+            None => Ok(None),
+        }
     }
-}
-
-/// `Ok(None)` for an answer that says the local provider gave it without a reason (nothing routed), `Err` with
-/// the reason when it fell back.
-fn local_answer(answer: &Value) -> Option<Result<Option<()>, String>> {
-    (answer["method"] == "local").then(|| match answer["why"].as_str() {
-        Some(why) => Err(why.to_owned()),
-        None => Ok(None),
-    })
 }
 
 impl Model for ThroughAi<'_> {
     fn embed(&mut self, texts: &[String]) -> Result<Option<Embedded>, String> {
         let Some(answer) = self.call("embed", json!({"texts": texts}))? else { return Ok(None) };
-        if let Some(local) = local_answer(&answer) {
-            return local.map(|_| None);
-        }
         let (count, dimensions) = (answer["count"].as_u64().unwrap_or(0), answer["dimensions"].as_u64().unwrap_or(0));
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(answer["vectors"].as_str().unwrap_or_default())
@@ -169,9 +182,6 @@ impl Model for ThroughAi<'_> {
 
     fn label(&mut self, topics: &[ToLabel]) -> Result<Option<Labels>, String> {
         let Some(answer) = self.call("label", json!({"topics": topics}))? else { return Ok(None) };
-        if let Some(local) = local_answer(&answer) {
-            return local.map(|_| None);
-        }
         let names = answer["labels"]
             .as_array()
             .ok_or("the model answered no labels")?
