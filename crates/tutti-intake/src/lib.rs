@@ -368,7 +368,13 @@ mod tests {
     }
 
     fn event(id: &str) -> NewEvent {
-        NewEvent { message_id: id.into(), client_message_id: true, received_at: 0, body: b"{}".to_vec() }
+        NewEvent {
+            message_id: id.into(),
+            client_message_id: true,
+            received_at: 0,
+            body: b"{}".to_vec(),
+            routing_key: String::new(),
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! graph, which on one machine is simply the processor thread. A [`LogFeed`] tells that processor how far the
 //! durable log has grown, so it can read new events without polling.
 
+pub mod jetstream_log;
+pub mod nats;
+
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 

@@ -34,6 +34,9 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
+    /// The event log on NATS JetStream failed (connection, refusal or timeout); nothing was acknowledged.
+    #[error("the event bus: {0}")]
+    Bus(String),
     /// A write of a partition by a worker that no longer holds it (its lease was taken over).
     #[error("partition {partition} is held under token {current}, not {token}: this worker lost it")]
     Fenced { partition: u32, token: i64, current: i64 },
@@ -49,13 +52,27 @@ pub struct NewEvent {
     pub client_message_id: bool,
     pub received_at: Millis,
     pub body: Vec<u8>,
+    /// What places the event in a partition of a partitioned log: its `userId`, or else its `anonymousId`, so
+    /// one person's events stay in order on one partition.
+    pub routing_key: String,
 }
 
 impl NewEvent {
     /// An accepted event as the log stores it. `client_message_id`: its message id came from the client (and so
     /// takes part in deduplication) rather than being made up by Tutti.
     pub fn of(event: tutti_core::Event, client_message_id: bool) -> NewEvent {
-        NewEvent { message_id: event.message_id, client_message_id, received_at: event.received_at, body: event.body }
+        let routing_key = match (event.user_id, event.anonymous_id) {
+            (Some(user), _) => format!("u:{user}"),
+            (None, Some(anonymous)) => format!("a:{anonymous}"),
+            (None, None) => format!("m:{}", event.message_id),
+        };
+        NewEvent {
+            message_id: event.message_id,
+            client_message_id,
+            received_at: event.received_at,
+            body: event.body,
+            routing_key,
+        }
     }
 }
 

@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use tutti_log::LocalFeed;
-use tutti_store::sqlite::{
-    self, SqliteEventLog, SqliteEventReader, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
-};
+use tutti_store::sqlite::{self, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore};
 use tutti_store::{DefinitionStore, EventReader, ProfileReader};
 
 use crate::delivery_summary::DeliverySummary;
@@ -41,11 +39,10 @@ impl Engine {
         let paths = sqlite::Paths::in_dir(&dir);
         let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
         // The writers first: they make the schemas the readers (and the connectors' history) read.
-        let log = SqliteEventLog::open(&paths.events)?;
-        let log_checkpointer = log.checkpointer()?;
+        let log = crate::bus::open_log(&config.bus, &paths.events, config.intake.dedup_retention)?;
         let store = SqliteProfileStore::open(&paths.profiles)?;
         let store_checkpointer = store.checkpointer()?;
-        let events: Arc<dyn EventReader> = Arc::new(SqliteEventReader::open(&paths.events)?);
+        let events: Arc<dyn EventReader> = log.reader.clone();
         let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
         let shared = tutti_connectors::Shared {
             memory: Arc::new(memory),
@@ -91,7 +88,7 @@ impl Engine {
         let feed = Arc::new(LocalFeed::new(head));
         let processed = Arc::new(LocalFeed::new(0));
         let (intake, writer) = Intake::start(
-            Box::new(log),
+            log.writer,
             feed.clone(),
             metrics.clone(),
             clock.clone(),
@@ -209,7 +206,8 @@ impl Engine {
         let stop_checkpointer = Arc::new(AtomicU64::new(0));
         let checkpointer = {
             let stop = stop_checkpointer.clone();
-            let targets = [log_checkpointer, store_checkpointer, journal_checkpointer];
+            let targets: Vec<_> =
+                log.checkpointer.into_iter().chain([store_checkpointer, journal_checkpointer]).collect();
             let (clock, metrics) = (clock.clone(), metrics.clone());
             let every = config.log.delivery_summary.as_millis() as i64;
             let mut summary = DeliverySummary::new(every, clock.now_ms(), &metrics);

@@ -390,7 +390,13 @@ mod tests {
     use super::*;
 
     fn ev(mid: &str, client: bool) -> NewEvent {
-        NewEvent { message_id: mid.into(), client_message_id: client, received_at: 1, body: b"{}".to_vec() }
+        NewEvent {
+            message_id: mid.into(),
+            client_message_id: client,
+            received_at: 1,
+            body: b"{}".to_vec(),
+            routing_key: String::new(),
+        }
     }
 
     #[test]
@@ -430,6 +436,7 @@ mod tests {
             client_message_id: true,
             received_at: 1,
             body: format!(r#"{{"messageId":"{mid}","event":"Order"}}"#).into_bytes(),
+            routing_key: String::new(),
         };
         let out = log.append(&[with_id("order-lan@example.vn"), with_id("order-2")]).unwrap();
         assert_eq!(out, [Appended::Stored(1), Appended::Stored(2)]);
@@ -495,6 +502,7 @@ mod tests {
                     client_message_id: true,
                     received_at: round as i64,
                     body: body(round * 150 + i + 1),
+                    routing_key: String::new(),
                 })
                 .collect();
             log.append(&batch).unwrap();
@@ -517,7 +525,13 @@ mod tests {
         log.delete(&[450, 449]).unwrap();
         drop(log);
         let mut log = SqliteEventLog::open(&path).unwrap();
-        let again = NewEvent { message_id: "new".into(), client_message_id: true, received_at: 9, body: body(0) };
+        let again = NewEvent {
+            message_id: "new".into(),
+            client_message_id: true,
+            received_at: 9,
+            body: body(0),
+            routing_key: String::new(),
+        };
         assert_eq!(log.append(&[again]).unwrap(), [Appended::Stored(451)]);
     }
 
@@ -535,6 +549,7 @@ mod tests {
                     client_message_id: false,
                     received_at: 1,
                     body: vec![b'x'; 2000],
+                    routing_key: String::new(),
                 })
                 .collect()
         };

@@ -23,6 +23,14 @@ pub struct Server {
     agent: ureq::Agent,
     /// What the server wrote to stdout after it started listening (its log), line by line.
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The NATS server its log is on, when the suite runs on NATS (`TUTTI_TEST_BUS=nats`).
+    pub nats: Option<tutti_log::nats::testing::NatsServer>,
+}
+
+/// Whether the suite runs with the event log on NATS JetStream (`TUTTI_TEST_BUS=nats`, as the second
+/// configuration of `scripts/test.sh`) rather than SQLite.
+pub fn on_nats() -> bool {
+    std::env::var("TUTTI_TEST_BUS").is_ok_and(|bus| bus == "nats")
 }
 
 pub fn agent() -> ureq::Agent {
@@ -124,6 +132,15 @@ impl Server {
             .env("TUTTI_LOG__LEVEL", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // On NATS, each data directory has its own NATS server, its store inside the directory, so a server
+        // started again on the same directory finds the same log.
+        let nats = on_nats().then(|| {
+            tutti_log::nats::testing::NatsServer::start_at(&dir.join("nats"), true)
+                .expect("TUTTI_TEST_BUS=nats needs nats-server (./scripts/test.sh installs it)")
+        });
+        if let Some(nats) = &nats {
+            command.env("TUTTI_BUS__NATS", nats.url());
+        }
         for (k, v) in env {
             command.env(k, v);
         }
@@ -144,7 +161,7 @@ impl Server {
                 kept.lock().unwrap().push(line);
             }
         });
-        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent(), output }
+        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent(), output, nats }
     }
 
     /// The server's log so far (what it wrote to stdout after it started listening).
