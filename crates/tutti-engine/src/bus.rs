@@ -108,12 +108,53 @@ impl BusConfig {
     }
 }
 
+/// Refuses a role that cannot work with this configuration: an intake or a worker shares its log with other
+/// processes, so it needs `[bus] nats`; an intake must take the write key the others take, so it needs it set.
+pub(crate) fn check_role(config: &crate::Config) -> Result<(), EngineError> {
+    use crate::config::Role;
+    let role = config.server.role;
+    if role != Role::All && config.bus.nats.is_none() {
+        return Err(EngineError::Definitions(format!(
+            "--role {} needs [bus] nats: the processes share their event log on NATS JetStream (docs/scale.md)",
+            if role == Role::Intake { "intake" } else { "worker" }
+        )));
+    }
+    if role == Role::Intake && config.auth.write_key.is_none() {
+        return Err(EngineError::Definitions(
+            "--role intake needs the write key the other processes take: set TUTTI_WRITE_KEY or [auth] write_key"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The event log opened: its writer for the intake, a reader for everyone else, and the SQLite log's
 /// checkpointer (a JetStream log has none).
 pub(crate) struct OpenedLog {
     pub writer: Box<dyn EventLog>,
     pub reader: Arc<dyn EventReader>,
     pub checkpointer: Option<Checkpointer>,
+    /// The connection and layout of a log on JetStream, which other processes may append to too.
+    pub shared: Option<(Arc<Link>, StreamLayout)>,
+}
+
+impl OpenedLog {
+    /// The feed the intake publishes its durable heads to: `local`, and on JetStream an announcement to the
+    /// other processes as well.
+    pub fn intake_feed(&self, local: Arc<tutti_log::LocalFeed>) -> Arc<dyn tutti_log::LogFeed> {
+        match &self.shared {
+            Some((link, layout)) => Arc::new(jetstream_log::AnnouncingFeed::new(local, link.clone(), layout)),
+            None => local,
+        }
+    }
+
+    /// On JetStream, a thread that keeps `local` at the head other processes' appends reach.
+    pub fn watch(&self, local: Arc<tutti_log::LocalFeed>) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+        match &self.shared {
+            Some((link, layout)) => Ok(Some(jetstream_log::watch_head(link.clone(), layout.clone(), local)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Opens the log `[bus]` names: SQLite at `events_path`, or the JetStream stream (made if missing, checked if
@@ -131,6 +172,7 @@ pub(crate) fn open_log(
             writer: Box::new(writer),
             reader: Arc::new(SqliteEventReader::open(events_path)?),
             checkpointer: Some(checkpointer),
+            shared: None,
         });
     };
     let options = tutti_log::nats::Options::parse(url, "tutti").map_err(EngineError::Definitions)?;
@@ -140,8 +182,9 @@ pub(crate) fn open_log(
     tracing::info!(stream = %layout.stream, partitions = layout.partitions, "the event log is on NATS JetStream");
     Ok(OpenedLog {
         writer: Box::new(JetStreamLog::new(link.clone(), layout.clone())),
-        reader: Arc::new(JetStreamReader::new(link, layout)),
+        reader: Arc::new(JetStreamReader::new(link.clone(), layout.clone())),
         checkpointer: None,
+        shared: Some((link, layout)),
     })
 }
 

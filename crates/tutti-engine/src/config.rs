@@ -134,6 +134,47 @@ pub struct ServerConfig {
     pub tracking_origins: Vec<String>,
     /// Web origins whose pages may call `GET /api/v1/decide` with the write key from a browser.
     pub decide_origins: Vec<String>,
+    /// What this process does: `all` (the default), `intake` or `worker` (`docs/scale.md`).
+    pub role: Role,
+}
+
+/// What one `tutti serve` process does when several share a log on NATS JetStream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything: the tracking API, processing, deliveries, the admin API and the console.
+    #[default]
+    All,
+    /// Only the tracking API (`/v1/*`), `/healthz` and `/metrics`: validates events and appends them to the
+    /// shared log. It keeps no state.
+    Intake,
+    /// Everything but the tracking API: processing, deliveries, hooks, the admin API and the console.
+    Worker,
+}
+
+impl Role {
+    /// Whether the process folds events into profiles and delivers actions.
+    pub fn processes(self) -> bool {
+        self != Role::Intake
+    }
+
+    /// Whether the process serves the tracking API.
+    pub fn takes_events(self) -> bool {
+        self != Role::Worker
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        match text {
+            "all" => Ok(Role::All),
+            "intake" => Ok(Role::Intake),
+            "worker" => Ok(Role::Worker),
+            _ => Err(format!("{text:?} is not a role: all, intake or worker")),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -144,6 +185,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             tracking_origins: vec!["*".into()],
             decide_origins: vec!["*".into()],
+            role: Role::All,
         }
     }
 }
@@ -302,6 +344,7 @@ fn redacted_connectors<S: Serializer>(tables: &BTreeMap<String, toml::Value>, s:
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub role: Option<Role>,
     pub data_dir: Option<PathBuf>,
     pub flows_dir: Option<PathBuf>,
 }
@@ -357,6 +400,9 @@ impl Config {
                 if env_names.is_empty() { origin.clone() } else { format!("{origin} with {}", env_names.join(", ")) };
             ConfigError::Invalid { origin, message: e.to_string().trim().replace('\n', " ") }
         })?;
+        if let Some(role) = overrides.role {
+            config.server.role = role;
+        }
         if let Some(listen) = overrides.listen {
             config.server.listen = listen;
         }

@@ -26,7 +26,7 @@ use tutti_store::{Appended, EventLog, EventReader, LogSyncer, NewEvent, StoreErr
 
 use crate::nats::jetstream::{ATOMIC_BATCH_MAX, BATCH_DUPLICATE, Publish, StoredMessage};
 use crate::nats::{JetStream, NatsError, Options};
-use crate::{HashPartitioner, Partitioner};
+use crate::{HashPartitioner, LogFeed, Partitioner};
 
 /// The header that carries an event's server receive time (milliseconds since the epoch).
 const RECEIVED_AT: &str = "Tutti-Received-At";
@@ -302,4 +302,100 @@ impl EventReader for JetStreamReader {
         let info = js.stream_info(&self.layout.stream).map_err(bus)?;
         Ok(info.map_or(0, |i| i.state.last_seq))
     }
+}
+
+/// The core NATS subject on which processes announce the log's new head: outside the stream's subjects, so
+/// announcements are not stored. At most once: [`watch_head`] also asks the stream now and then.
+pub fn head_subject(layout: &StreamLayout) -> String {
+    format!("{}-head.{}", layout.prefix, layout.stream)
+}
+
+/// A [`LogFeed`] for a process whose intake writes a shared log: it publishes heads to the feed of its own
+/// threads, and announces them to the other processes ([`watch_head`]).
+pub struct AnnouncingFeed {
+    local: Arc<dyn LogFeed>,
+    link: Arc<Link>,
+    subject: String,
+}
+
+impl AnnouncingFeed {
+    pub fn new(local: Arc<dyn LogFeed>, link: Arc<Link>, layout: &StreamLayout) -> AnnouncingFeed {
+        AnnouncingFeed { local, link, subject: head_subject(layout) }
+    }
+}
+
+impl LogFeed for AnnouncingFeed {
+    fn publish(&self, head: u64) {
+        self.local.publish(head);
+        // Best effort: a lost announcement delays the others by at most their poll.
+        if let Ok(js) = self.link.get() {
+            let _ = js.connection().publish(&self.subject, &[], head.to_string().as_bytes());
+        }
+    }
+
+    fn head(&self) -> u64 {
+        self.local.head()
+    }
+
+    fn wait_beyond(&self, seen: u64, timeout: Duration) -> u64 {
+        self.local.wait_beyond(seen, timeout)
+    }
+
+    fn close(&self) {
+        self.local.close();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.local.is_closed()
+    }
+}
+
+/// How often [`watch_head`] asks the stream for its head when no announcement came: the longest a processor
+/// waits to hear of an event another process appended, if its announcement was lost.
+pub const HEAD_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps `feed` at the shared log's head, on a thread of its own, until the feed closes: announcements from
+/// the processes that append ([`AnnouncingFeed`]), and the stream's own head every [`HEAD_POLL`] without one.
+/// NATS going away pauses it; it subscribes again once NATS is back.
+pub fn watch_head(
+    link: Arc<Link>,
+    layout: StreamLayout,
+    feed: Arc<dyn LogFeed>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("tutti-head".into()).spawn(move || {
+        let subject = head_subject(&layout);
+        while !feed.is_closed() {
+            let js = match link.get() {
+                Ok(js) => js,
+                Err(_) => {
+                    std::thread::park_timeout(HEAD_POLL);
+                    continue;
+                }
+            };
+            let Ok((sid, announcements)) = js.connection().subscribe(&subject) else { continue };
+            loop {
+                if feed.is_closed() {
+                    let _ = js.connection().unsubscribe(sid);
+                    return;
+                }
+                match announcements.recv_timeout(HEAD_POLL) {
+                    Ok(message) => {
+                        if let Some(head) = std::str::from_utf8(&message.payload).ok().and_then(|h| h.parse().ok()) {
+                            feed.publish(head);
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => match js.stream_info(&layout.stream) {
+                        Ok(Some(info)) => feed.publish(info.state.last_seq),
+                        Ok(None) => {}
+                        Err(e) if e.is_transient() => {
+                            let _ = js.connection().unsubscribe(sid);
+                            break;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the log's head failed"),
+                    },
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+    })
 }

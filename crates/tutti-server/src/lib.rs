@@ -74,6 +74,29 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
 }
 
+/// What a process of one role does not serve answers 404 with the reason: an intake serves only the tracking
+/// API, a worker everything else; `/healthz` and `/metrics` are everyone's.
+async fn role_routes(
+    State(engine): State<Arc<Engine>>,
+    request: axum::http::Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let tracking = path.starts_with("/v1/");
+    let role = engine.config.server.role;
+    if path != "/healthz" && path != "/metrics" {
+        if tracking && !role.takes_events() {
+            let why = "this process is a worker: send events to an intake (tutti serve --role intake or all)";
+            return ApiError::new(ErrorCode::NotFound, why).into_response();
+        }
+        if !tracking && !role.processes() {
+            let why = "this process is an intake: it serves only the tracking API (/v1/*)";
+            return ApiError::new(ErrorCode::NotFound, why).into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The router: tracking API, admin API, health and metrics.
 pub fn app(engine: Arc<Engine>) -> Router {
     let mut router = Router::new();
@@ -200,6 +223,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(engine.clone(), cors::cors))
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), role_routes))
         .with_state(engine)
 }
 

@@ -28,6 +28,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         env: tutti_connectors::Env<'_>,
     ) -> Result<Engine, EngineError> {
+        crate::bus::check_role(&config)?;
         let dir = config.storage.data_dir.clone();
         sqlite::private_dir(&dir)?;
         let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
@@ -87,9 +88,11 @@ impl Engine {
 
         let feed = Arc::new(LocalFeed::new(head));
         let processed = Arc::new(LocalFeed::new(0));
+        let intake_feed = log.intake_feed(feed.clone());
+        let head_watcher = if config.server.role.processes() { log.watch(feed.clone())? } else { None };
         let (intake, writer) = Intake::start(
             log.writer,
-            feed.clone(),
+            intake_feed,
             metrics.clone(),
             clock.clone(),
             intake::WriterSettings {
@@ -146,68 +149,80 @@ impl Engine {
             definitions.clone(),
             Some(flow_store.clone() as Arc<dyn tutti_store::FlowReader>),
         ));
-        let lanes = dispatch::start_delivery(
-            registry,
-            clock.clone(),
-            metrics.clone(),
-            policy.clone(),
-            budgets.clone(),
-            to_dispatcher.clone(),
-        )?;
-        let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
-        let journal_checkpointer = journal.checkpointer()?;
-        let dispatcher = dispatch::Dispatcher {
-            outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
-            recorder: Some((Box::new(journal), Box::new(SqliteOutbox::open(&paths.profiles)?))),
-            clock: clock.clone(),
-            metrics: metrics.clone(),
-            incoming,
-            answers: to_dispatcher.clone(),
-            lanes,
-            outcomes: Some((intake.clone(), recording)),
-            policy: policy.clone(),
-            budgets: budgets.clone(),
+        // An intake only writes the log: no processing, no deliveries, no analytics.
+        let processes = config.server.role.processes();
+        let (journal_checkpointer, processing, commands_tx) = if processes {
+            let lanes = dispatch::start_delivery(
+                registry,
+                clock.clone(),
+                metrics.clone(),
+                policy.clone(),
+                budgets.clone(),
+                to_dispatcher.clone(),
+            )?;
+            let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
+            let journal_checkpointer = journal.checkpointer()?;
+            let dispatcher = dispatch::Dispatcher {
+                outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
+                recorder: Some((Box::new(journal), Box::new(SqliteOutbox::open(&paths.profiles)?))),
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                incoming,
+                answers: to_dispatcher.clone(),
+                lanes,
+                outcomes: Some((intake.clone(), recording)),
+                policy: policy.clone(),
+                budgets: budgets.clone(),
+            };
+            let dispatcher =
+                std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
+            let (commands_tx, commands) = mpsc::channel();
+            let worker = processor::Processor {
+                store: Box::new(store),
+                events: events.clone(),
+                intake: intake.clone(),
+                feed: feed.clone(),
+                processed: processed.clone(),
+                commands,
+                identity: identity.clone(),
+                erasure_key: secrets.erasure_key,
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+                settings: processor::ProcessorSettings::default(),
+                definitions: definitions.clone(),
+                dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
+                policy,
+                analytics: Some(analytics_writer.clone()),
+                conversations: Some(conversations.clone()),
+            };
+            // Up from here: the thread marks itself down when it ends.
+            metrics.processor_up.store(true, Ordering::Relaxed);
+            metrics.processor_beat.store(clock::SystemClock.now_ms(), Ordering::Relaxed);
+            let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
+            let projector = crate::analytics::Projector {
+                writer: analytics_writer.clone(),
+                events: events.clone(),
+                profiles: profiles.clone(),
+                processed: processed.clone(),
+                identity: identity.clone(),
+                layer: metrics_layer.clone(),
+                metrics: metrics.clone(),
+            };
+            let projector =
+                std::thread::Builder::new().name("tutti-analytics".into()).spawn(move || projector.run())?;
+            (Some(journal_checkpointer), vec![dispatcher, processor, projector], Some(commands_tx))
+        } else {
+            (None, Vec::new(), None)
         };
-        let dispatcher = std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
-        let (commands_tx, commands) = mpsc::channel();
-        let worker = processor::Processor {
-            store: Box::new(store),
-            events: events.clone(),
-            intake: intake.clone(),
-            feed: feed.clone(),
-            processed: processed.clone(),
-            commands,
-            identity: identity.clone(),
-            erasure_key: secrets.erasure_key,
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-            settings: processor::ProcessorSettings::default(),
-            definitions: definitions.clone(),
-            dispatcher: dispatch::ToDispatcher(to_dispatcher.clone()),
-            policy,
-            analytics: Some(analytics_writer.clone()),
-            conversations: Some(conversations.clone()),
-        };
-        // Up from here: the thread marks itself down when it ends.
-        metrics.processor_up.store(true, Ordering::Relaxed);
-        metrics.processor_beat.store(clock::SystemClock.now_ms(), Ordering::Relaxed);
-        let processor = std::thread::Builder::new().name("tutti-processor".into()).spawn(move || worker.run())?;
-        let projector = crate::analytics::Projector {
-            writer: analytics_writer.clone(),
-            events: events.clone(),
-            profiles: profiles.clone(),
-            processed: processed.clone(),
-            identity: identity.clone(),
-            layer: metrics_layer.clone(),
-            metrics: metrics.clone(),
-        };
-        let projector = std::thread::Builder::new().name("tutti-analytics".into()).spawn(move || projector.run())?;
 
         let stop_checkpointer = Arc::new(AtomicU64::new(0));
         let checkpointer = {
             let stop = stop_checkpointer.clone();
-            let targets: Vec<_> =
-                log.checkpointer.into_iter().chain([store_checkpointer, journal_checkpointer]).collect();
+            let targets: Vec<_> = log
+                .checkpointer
+                .into_iter()
+                .chain([Some(store_checkpointer), journal_checkpointer].into_iter().flatten())
+                .collect();
             let (clock, metrics) = (clock.clone(), metrics.clone());
             let every = config.log.delivery_summary.as_millis() as i64;
             let mut summary = DeliverySummary::new(every, clock.now_ms(), &metrics);
@@ -239,7 +254,7 @@ impl Engine {
             events,
             profiles,
             processed,
-            processor: Mutex::new(Some(commands_tx)),
+            processor: Mutex::new(commands_tx),
             replays: Mutex::new(to_dispatcher),
             checks,
             hooks,
@@ -249,7 +264,7 @@ impl Engine {
             flow_store,
             definitions,
             definitions_write: Mutex::new(()),
-            threads: Mutex::new(vec![writer, processor, dispatcher, checkpointer, projector]),
+            threads: Mutex::new([writer, checkpointer].into_iter().chain(processing).chain(head_watcher).collect()),
             stop_checkpointer,
             message_ids: AtomicU64::new(0),
             boot_id: boot.iter().map(|b| format!("{b:02x}")).collect(),

@@ -23,11 +23,18 @@ pub(crate) struct ServeArgs {
     /// Flow, segment and policy files loaded at start (default ./flows when present).
     #[arg(long)]
     flows_dir: Option<PathBuf>,
+    /// What this process does when several share a log on NATS: all (default), intake or worker.
+    #[arg(long)]
+    role: Option<tutti_engine::config::Role>,
 }
 
 pub(crate) fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let overrides =
-        Overrides { listen: args.listen, data_dir: args.data_dir.clone(), flows_dir: args.flows_dir.clone() };
+    let overrides = Overrides {
+        listen: args.listen,
+        role: args.role,
+        data_dir: args.data_dir.clone(),
+        flows_dir: args.flows_dir.clone(),
+    };
     Ok(Config::load(args.config.as_deref(), std::env::vars(), &overrides)?)
 }
 

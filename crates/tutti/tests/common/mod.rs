@@ -50,6 +50,14 @@ impl Server {
         server
     }
 
+    /// Starts a server with a fresh data directory and extra environment variables.
+    pub fn start_from_temp(env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(temp.path(), env);
+        server._temp = Some(temp);
+        server
+    }
+
     /// Starts a server on an existing data directory, with extra environment variables.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Server {
         Server::start_from(dir, dir, env)
