@@ -41,7 +41,14 @@ pub(super) struct OutcomeRecorder {
     answers: mpsc::Sender<Incoming>,
     outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
     clock: Arc<dyn Clock>,
+    /// Outcome events the log could not take yet (it is on a NATS server that is away): written with the next
+    /// batch, the oldest let go past [`WAITING_EVENTS`].
+    waiting: Vec<tutti_store::NewEvent>,
 }
+
+/// The most outcome events kept for a log that cannot take them: they are a courtesy to flows and reports, and
+/// an outage must not grow memory without bound.
+const WAITING_EVENTS: usize = 100_000;
 
 impl OutcomeRecorder {
     /// `settled` is shared with the settler, `scrub` with the dispatcher; journalled attempts go to `settle`.
@@ -54,7 +61,18 @@ impl OutcomeRecorder {
         outcomes: Option<(tutti_intake::Intake, HashSet<String>)>,
         clock: Arc<dyn Clock>,
     ) -> OutcomeRecorder {
-        OutcomeRecorder { journal, settled, settle, scrub, scrub_after: None, last: 0, answers, outcomes, clock }
+        OutcomeRecorder {
+            journal,
+            settled,
+            settle,
+            scrub,
+            scrub_after: None,
+            last: 0,
+            answers,
+            outcomes,
+            clock,
+            waiting: Vec::new(),
+        }
     }
 
     pub(super) fn run(mut self, attempts: mpsc::Receiver<Vec<(OutboxRow, Attempt)>>) {
@@ -64,6 +82,9 @@ impl OutcomeRecorder {
             let first = match attempts.recv_timeout(FORGET_AFTER) {
                 Ok(first) => first,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !self.waiting.is_empty() {
+                        self.record_courtesy(Vec::new());
+                    }
                     // Quiet: settled entries (which may hold a vendor's answer about a person) are not kept
                     // waiting for the next append to forget them.
                     let settled = self.settled.load(Ordering::Acquire);
@@ -131,9 +152,7 @@ impl OutcomeRecorder {
                             );
                             abandon(&self.answers, lost);
                         }
-                        if let Err(e) = self.append(courtesy, false) {
-                            tracing::warn!(error = %e, "outcome events not recorded (the engine is stopping?)");
-                        }
+                        self.record_courtesy(courtesy);
                         break;
                     }
                     Err(e) => {
@@ -158,6 +177,36 @@ impl OutcomeRecorder {
             match self.journal.scrub() {
                 Ok(()) => self.scrub_after = None,
                 Err(e) => tracing::warn!(error = %e, "cannot scrub the outcome journal; trying again"),
+            }
+        }
+    }
+
+    /// Appends outcome events, with those that waited for the log. When the log cannot take them they wait for
+    /// the next batch, unless the engine is stopping (then they are let go: a courtesy, not a record).
+    fn record_courtesy(&mut self, courtesy: Vec<tutti_store::NewEvent>) {
+        let was_waiting = !self.waiting.is_empty();
+        self.waiting.extend(courtesy);
+        // A copy goes to the intake, so that what it could not take is still here.
+        match self.append(self.waiting.clone(), false) {
+            Ok(()) => {
+                if was_waiting {
+                    tracing::info!(count = self.waiting.len(), "outcome events that waited for the log are recorded");
+                }
+                self.waiting.clear();
+            }
+            Err(tutti_intake::IntakeError::Closed) => {
+                tracing::warn!(count = self.waiting.len(), "outcome events not recorded: the engine is stopping");
+                self.waiting.clear();
+            }
+            Err(e) => {
+                if !was_waiting {
+                    tracing::warn!(error = %e, "outcome events wait for the log to take them");
+                }
+                let over = self.waiting.len().saturating_sub(WAITING_EVENTS);
+                if over > 0 {
+                    tracing::warn!(count = over, "outcome events let go: too many waited for the log");
+                    self.waiting.drain(..over);
+                }
             }
         }
     }

@@ -167,6 +167,9 @@ fn writer(
     let mut last_prune = clock.now_ms();
     let (mut pruning, mut pruned) = (false, 0);
     let mut deferred: Option<Command> = None;
+    // Group commits failed in a row: the first is logged as an error, the rest at debug until one succeeds (a
+    // log on a NATS server that is away fails every group until it is back).
+    let mut failing: u64 = 0;
     loop {
         let Some(command) = deferred.take().or_else(|| rx.blocking_recv()) else {
             break;
@@ -192,6 +195,10 @@ fn writer(
                 metrics.commit_events.observe(all.len() as f64);
                 match log.append(&all) {
                     Ok(outcomes) => {
+                        if failing > 0 {
+                            tracing::info!(failed = failing, "the log takes events again after failed group commits");
+                            failing = 0;
+                        }
                         let mut waiting = Vec::with_capacity(replies.len());
                         let mut at = 0;
                         for (n, reply, flushed) in replies {
@@ -209,7 +216,12 @@ fn writer(
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, events = all.len(), "group commit failed; nothing was acknowledged");
+                        failing += 1;
+                        if failing == 1 {
+                            tracing::error!(error = %e, events = all.len(), "group commit failed; nothing was acknowledged");
+                        } else {
+                            tracing::debug!(error = %e, events = all.len(), failing, "group commit failed again");
+                        }
                         let err = storage(e);
                         for (_, reply, _) in replies {
                             let _ = reply.send(Err(err.clone()));

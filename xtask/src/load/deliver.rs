@@ -49,7 +49,7 @@ pub(crate) fn start_prefilled(
     std::fs::create_dir_all(&dir)?;
     let count = fill(&dir)?;
     let (child, addr) = spawn_server(root, &dir, env)?;
-    Ok((Server { child, addr, _dir: dir }, count))
+    Ok((Server::on(child, addr, dir), count))
 }
 
 /// Waits (bounded) until `counter` reaches `target`; returns the time from the first to the last step, and the

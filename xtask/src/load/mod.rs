@@ -86,6 +86,11 @@ pub(crate) struct LoadArgs {
     /// Which half of the `flows` scenario to run: `throughput`, `latency` or both (the default).
     #[arg(long, value_enum, default_value = "both")]
     pub(crate) half: Half,
+    /// The event log on NATS JetStream: each scenario's server gets a NATS server of its own, with
+    /// `sync_interval: always` (`.venv/bin/nats-server`, which `scripts/test.sh` installs, or
+    /// `TUTTI_NATS_SERVER`).
+    #[arg(long)]
+    pub(crate) nats: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,7 +113,11 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
         bail!("building tutti failed");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    server::ON_NATS.store(args.nats, std::sync::atomic::Ordering::Relaxed);
     println!("# Tutti load report");
+    if args.nats {
+        println!("event log: NATS JetStream ({}), sync_interval: always", tutti_log::nats::testing::binary().display());
+    }
     println!(
         "machine: {} cores, harness and server on the same machine over loopback\n",
         std::thread::available_parallelism()?

@@ -12,14 +12,28 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: String,
     pub(crate) _dir: PathBuf,
+    /// The NATS server the event log is on, with `--nats`.
+    _nats: Option<tutti_log::nats::testing::NatsServer>,
 }
 
+/// `--nats`: every server gets a NATS server of its own and keeps its event log there.
+pub(crate) static ON_NATS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Server {
+    /// A server started on a prepared data directory, with its log wherever its environment says.
+    pub(crate) fn on(child: Child, addr: String, dir: PathBuf) -> Server {
+        Server { child, addr, _dir: dir, _nats: None }
+    }
+
     /// Kills the process with SIGKILL and starts it again on the same data directory.
     pub(crate) fn kill_and_restart(&mut self, root: &std::path::Path, env: &[(&str, String)]) -> anyhow::Result<()> {
         self.child.kill()?;
         self.child.wait()?;
-        let (child, addr) = spawn_server(root, &self._dir, env)?;
+        let mut env = env.to_vec();
+        if let Some(nats) = &self._nats {
+            env.push(("TUTTI_BUS__NATS", nats.url()));
+        }
+        let (child, addr) = spawn_server(root, &self._dir, &env)?;
         self.child = child;
         self.addr = addr;
         Ok(())
@@ -42,8 +56,17 @@ pub(crate) fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) 
     let dir = std::env::temp_dir().join(format!("tutti-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let (child, addr) = spawn_server(root, &dir, env)?;
-    Ok(Server { child, addr, _dir: dir })
+    let mut env = env.to_vec();
+    let nats = if ON_NATS.load(std::sync::atomic::Ordering::Relaxed) {
+        let nats = tutti_log::nats::testing::NatsServer::start_at(&dir.join("nats"), true)
+            .context("--nats needs nats-server (./scripts/test.sh installs it into .venv)")?;
+        env.push(("TUTTI_BUS__NATS", nats.url()));
+        Some(nats)
+    } else {
+        None
+    };
+    let (child, addr) = spawn_server(root, &dir, &env)?;
+    Ok(Server { child, addr, _dir: dir, _nats: nats })
 }
 
 /// The cargo profile the server under test is built and run with: `release`, or `TUTTI_PROFILE` (`profiling`

@@ -107,6 +107,11 @@ pub(crate) enum Command {
     },
 }
 
+/// The wait after a failed step, doubled with each failure after it up to [`MAX_FAILED_WAIT`].
+const FAILED_STEP_WAIT: Duration = Duration::from_millis(20);
+
+const MAX_FAILED_WAIT: Duration = Duration::from_secs(1);
+
 /// Tunables.
 pub struct ProcessorSettings {
     pub batch_events: usize,
@@ -213,13 +218,21 @@ impl Processor {
             }
         };
         self.processed.publish(state.checkpoint);
+        // Consecutive failed steps: each waits longer before the next try, and only the first is logged as an
+        // error, so a log or store that is away for a while (a NATS restart) neither spins nor floods the log.
+        let mut failures: u32 = 0;
         loop {
             // Liveness is about real time, whatever clock the flows run on.
             self.metrics.processor_beat.store(SystemClock.now_ms(), Ordering::Relaxed);
             while let Ok(command) = self.commands.try_recv() {
                 self.handle(&mut state, command);
             }
-            match self.step(&mut state) {
+            let stepped = self.step(&mut state);
+            if stepped.is_ok() && failures > 0 {
+                tracing::info!(failures, "processing goes on after failed attempts");
+                failures = 0;
+            }
+            match stepped {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) if self.feed.is_closed() => {
@@ -232,7 +245,16 @@ impl Processor {
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "processing failed; retrying from the last checkpoint")
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::error!(error = %e, "processing failed; retrying from the last checkpoint");
+                    } else {
+                        tracing::debug!(error = %e, failures, "processing failed again");
+                    }
+                    std::thread::park_timeout(
+                        FAILED_STEP_WAIT.saturating_mul(1 << (failures - 1).min(6)).min(MAX_FAILED_WAIT),
+                    );
+                    continue;
                 }
             }
             if self.feed.is_closed() && self.feed.head() <= state.checkpoint {

@@ -107,6 +107,7 @@ impl Connection {
         for server in &options.servers {
             match Connection::connect_one(server, options) {
                 Ok(connection) => return Ok(connection),
+                Err(NatsError::Connect(why)) => reasons.push(format!("{}: {why}", server.address())),
                 Err(e) => reasons.push(format!("{}: {e}", server.address())),
             }
         }
