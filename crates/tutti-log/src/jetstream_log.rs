@@ -10,7 +10,7 @@
 //!   batch is stored whole or not at all, and [`EventLog::append`] returns only after JetStream acknowledged
 //!   every batch. With `sync_interval: always` in the server's configuration JetStream writes each batch to
 //!   disk before acknowledging it (one sync per batch); `docs/scale.md` says why that setting is required.
-//! - **Deduplication** is JetStream's: a client's `messageId` is sent as `Nats-Msg-Id`, remembered for the
+//! - **Deduplication** is JetStream's: a client's `messageId` is sent as `Nats-Msg-Id` (its SHA-256), remembered for the
 //!   stream's duplicate window (the intake's `dedup_retention`). A batch holding an id already stored is
 //!   refused whole; it is then published message by message, and the repeats come back as duplicates.
 //! - **Erasure** deletes the person's messages with their bytes overwritten (`no_erase: false`).
@@ -190,13 +190,15 @@ impl EventLog for JetStreamLog {
             .map(|&i| self.layout.subject(self.partitioner.partition_of(events[i].routing_key.as_bytes())))
             .collect();
         let received: Vec<String> = sent.iter().map(|&i| events[i].received_at.to_string()).collect();
+        let ids: Vec<Option<String>> =
+            sent.iter().map(|&i| events[i].client_message_id.then(|| dedup_id(&events[i].message_id))).collect();
         let headers: Vec<[(&str, &str); 1]> = received.iter().map(|r| [(RECEIVED_AT, r.as_str())]).collect();
         let messages: Vec<Publish<'_>> = sent
             .iter()
             .enumerate()
             .map(|(k, &i)| Publish {
                 subject: &subjects[k],
-                message_id: events[i].client_message_id.then_some(events[i].message_id.as_str()),
+                message_id: ids[k].as_deref(),
                 headers: &headers[k],
                 payload: &events[i].body,
             })
@@ -242,6 +244,14 @@ impl EventLog for JetStreamLog {
     fn scrub(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// The `Nats-Msg-Id` of a client's `messageId`: its SHA-256 in hex. A `messageId` is the client's text, of any
+/// characters up to 1 KB; a header value must not hold a line break (it would end the header block and let the
+/// rest pass for other headers, `Nats-Batch-Commit` say), and a hash is one fixed, safe shape for every id.
+fn dedup_id(message_id: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(message_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What JetStream acknowledged is durable already (with `sync_interval: always`): nothing to flush.

@@ -141,3 +141,21 @@ fn what_was_acknowledged_survives_a_killed_server_and_the_log_connects_again() {
     );
     assert_eq!(reader.read_after(0, 5000).unwrap().len(), 1201);
 }
+
+#[test]
+fn a_message_id_cannot_smuggle_headers_into_the_batch() {
+    let Some(server) = NatsServer::start() else { return };
+    let (_link, mut bus, reader) = open(&server, 4);
+    // A client's messageId is any text: here one that would end its header and commit the batch early, in a
+    // group with other clients' events.
+    let hostile = "x\r\nNats-Batch-Commit: 1\r\n\r\n";
+    let mut group: Vec<NewEvent> = (0..5).map(|i| event(&format!("ok-{i}"), true, "a", i)).collect();
+    group.insert(2, event(hostile, true, "b", 9));
+    group.push(event("đơn hàng 订单 #1", true, "c", 10));
+    let outcomes = bus.append(&group).unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Appended::Stored(_))), "{outcomes:?}");
+    assert_eq!(reader.read_after(0, 100).unwrap().len(), 7);
+    // The same ids are still recognised when sent again.
+    let again = bus.append(&[event(hostile, true, "b", 11), event("đơn hàng 订单 #1", true, "c", 12)]).unwrap();
+    assert_eq!(again, [Appended::Duplicate, Appended::Duplicate]);
+}

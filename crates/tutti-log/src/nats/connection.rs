@@ -209,6 +209,9 @@ impl Connection {
     pub fn publish(&self, subject: &str, headers: &[(&str, &str)], payload: &[u8]) -> Result<(), NatsError> {
         let mut out = Vec::with_capacity(payload.len() + 64);
         self.check(subject, payload)?;
+        if let Some((name, _)) = headers.iter().find(|(n, v)| !wire::valid_header(n, v)) {
+            return Err(NatsError::Protocol(format!("the header {name:?} cannot be sent as it is")));
+        }
         wire::write_pub(&mut out, subject, None, headers, payload);
         self.shared.write(&out)
     }
@@ -251,6 +254,9 @@ impl Connection {
         let mut missing = 0;
         for (i, message) in messages.iter().enumerate() {
             self.check(message.subject, message.payload)?;
+            if let Some((name, _)) = message.headers.iter().find(|(n, v)| !wire::valid_header(n, v)) {
+                return Err(NatsError::Protocol(format!("the header {name:?} cannot be sent as it is")));
+            }
             let reply = wants_answer(i).then(|| format!("{}.{}", self.shared.inbox, first + i as u64));
             missing += usize::from(reply.is_some());
             wire::write_pub(&mut out, message.subject, reply.as_deref(), message.headers, message.payload);

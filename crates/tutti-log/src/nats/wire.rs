@@ -211,6 +211,12 @@ pub fn valid_subject(subject: &str) -> bool {
         && subject.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Whether a header can be written into a header block: a name of visible characters without `:`, and a value
+/// without CR or LF (which would end the header early and let the rest be read as other headers).
+pub fn valid_header(name: &str, value: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':') && !value.contains(['\r', '\n'])
+}
+
 /// Appends a `PUB` (no headers) or `HPUB` operation.
 pub fn write_pub(out: &mut Vec<u8>, subject: &str, reply: Option<&str>, headers: &[(&str, &str)], payload: &[u8]) {
     use std::io::Write;
