@@ -70,8 +70,9 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// The first value of a header, its name matched without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        super::wire::header(&self.headers, name)
     }
 }
 
