@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The event log on NATS JetStream failed (connection, refusal or timeout); nothing was acknowledged.
     #[error("the event bus: {0}")]
     Bus(String),
+    /// Another worker changed what this write was worked out from (a profile, an identifier's owner): nothing
+    /// was written, and the work is done again on fresh reads.
+    #[error("changed by another worker meanwhile: {0}")]
+    Conflict(String),
     /// A write of a partition by a worker that no longer holds it (its lease was taken over).
     #[error("partition {partition} is held under token {current}, not {token}: this worker lost it")]
     Fenced { partition: u32, token: i64, current: i64 },

@@ -7,41 +7,12 @@
 
 use tutti_store::StoreError;
 use tutti_store::postgres::leases::{Held, Leases, fence};
-use tutti_store::postgres::{Client, connect, migrate};
+use tutti_store::postgres::migrate;
+
+mod common;
+use common::Schema;
 
 const TTL: i64 = 3_000;
-
-/// A schema of its own, dropped when the test ends.
-struct Schema {
-    name: String,
-}
-
-impl Schema {
-    fn new() -> Schema {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("tutti_test_{}_{n}", std::process::id());
-        let mut admin = Schema::admin();
-        admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).unwrap();
-        Schema { name }
-    }
-
-    fn admin() -> Client {
-        connect("host=127.0.0.1 port=5432 user=root dbname=test")
-            .expect("Postgres on 127.0.0.1:5432 (trust auth, database `test`): `.ci/run` starts it when it is down")
-    }
-
-    fn client(&self) -> Client {
-        connect(&format!("host=127.0.0.1 port=5432 user=root dbname=test options='-c search_path={}'", self.name))
-            .unwrap()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Schema::admin().batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
 
 fn partitions(held: &[Held]) -> Vec<u32> {
     held.iter().map(|h| h.partition).collect()
@@ -51,8 +22,9 @@ fn partitions(held: &[Held]) -> Vec<u32> {
 fn workers_share_partitions_and_a_silent_ones_move_within_the_lease() {
     let schema = Schema::new();
     let (mut a_db, mut b_db) = (schema.client(), schema.client());
-    assert_eq!(migrate::migrate(&mut a_db).unwrap(), 1);
-    assert_eq!(migrate::migrate(&mut b_db).unwrap(), 1, "applied once");
+    let last = migrate::MIGRATIONS.last().unwrap().version;
+    assert_eq!(migrate::migrate(&mut a_db).unwrap(), last);
+    assert_eq!(migrate::migrate(&mut b_db).unwrap(), last, "applied once");
     Leases::setup(&mut a_db, 8).unwrap();
     Leases::setup(&mut b_db, 8).unwrap();
     let refused = Leases::setup(&mut b_db, 16).unwrap_err();

@@ -15,10 +15,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration is never edited.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "partition leases and workers",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "partition leases and workers",
+        sql: "
 CREATE TABLE partition_leases (
     partition  INTEGER PRIMARY KEY,
     owner      TEXT,                      -- the worker holding it; NULL when free
@@ -32,7 +33,9 @@ CREATE TABLE workers (
     seen_at    BIGINT NOT NULL
 );
 ",
-}];
+    },
+    Migration { version: 2, name: "profiles and flows", sql: include_str!("v2_profiles_and_flows.sql") },
+];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).
 const LOCK: i64 = 0x0074_7574_7469;

@@ -1,12 +1,15 @@
 //! The Postgres backend, for Tutti on several machines (`storage = postgres`): several `tutti serve` processes
 //! share one database. What is here so far: connecting, versioned schema migrations applied at start
-//! ([`migrate`]), and which worker owns which partition of the event stream ([`leases`]).
+//! ([`migrate`]), which worker owns which partition of the event stream ([`leases`]), and the processor's store
+//! of profiles and flows ([`profiles`], with `flows.rs`), checked against other workers' writes.
 //!
 //! The client is the synchronous `postgres` crate: the stores' traits are synchronous and are called from the
 //! engine's own threads (the intake writer, the processor), as SQLite's are.
 
+mod flows;
 pub mod leases;
 pub mod migrate;
+pub mod profiles;
 
 pub use postgres::{Client, Transaction};
 

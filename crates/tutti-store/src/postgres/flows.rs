@@ -1,0 +1,239 @@
+//! Flows' rows in Postgres, written inside the processor's commit (`profiles.rs`) and read back for it: flow
+//! states, timers, the outbox, runs, segment members, audit records, step counts, running totals, segment
+//! backfills and history, broadcasts. The same rows and meanings as `sqlite/flows.rs`.
+
+use postgres::{Client, Transaction};
+use tutti_core::ProfileId;
+use tutti_core::audit::AuditRecord;
+use tutti_flows::StepKey;
+
+use crate::{Backfill, Broadcast, FlowBatch, Result};
+
+/// What an erasure blanks in an audit record's detail (as `sqlite/audit.rs`).
+const REDACTED_FIELDS: &str = "'{output}', '{context}', '{message}', '{content}', '{edits}', '{verdict,violations}'";
+
+/// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
+/// item was queued as (`None` for a key already queued).
+pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Option<u64>>> {
+    let put_state = tx.prepare(
+        "INSERT INTO flow_states (profile_id, state) VALUES ($1, $2)
+         ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state",
+    )?;
+    for (pid, state) in &batch.states {
+        match state {
+            Some(bytes) => tx.execute(&put_state, &[&(pid.0 as i64), bytes])?,
+            None => tx.execute("DELETE FROM flow_states WHERE profile_id = $1", &[&(pid.0 as i64)])?,
+        };
+    }
+    let put_timer = tx.prepare(
+        "INSERT INTO timers (profile_id, due) VALUES ($1, $2) ON CONFLICT (profile_id) DO UPDATE SET due = excluded.due",
+    )?;
+    for (pid, due) in &batch.timers {
+        match due {
+            Some(at) => tx.execute(&put_timer, &[&(pid.0 as i64), at])?,
+            None => tx.execute("DELETE FROM timers WHERE profile_id = $1", &[&(pid.0 as i64)])?,
+        };
+    }
+    let queue = tx.prepare(
+        "INSERT INTO outbox (key, profile_id, connector, body, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (key) DO NOTHING RETURNING seq",
+    )?;
+    let mut queued = Vec::with_capacity(batch.outbox.len());
+    for item in &batch.outbox {
+        let row = tx
+            .query_opt(&queue, &[&item.key, &(item.profile.0 as i64), &item.connector, &item.body, &item.created_at])?;
+        queued.push(row.map(|r| r.get::<_, i64>(0) as u64));
+    }
+    let put_run = tx.prepare(
+        "INSERT INTO runs (id, profile_id, flow, version, state, started_at, updated_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (id) DO UPDATE SET profile_id = excluded.profile_id, flow = excluded.flow,
+             version = excluded.version, state = excluded.state, started_at = excluded.started_at,
+             updated_at = excluded.updated_at, body = excluded.body",
+    )?;
+    for run in &batch.runs {
+        let version = run.version as i32;
+        tx.execute(
+            &put_run,
+            &[
+                &run.id,
+                &(run.profile.0 as i64),
+                &run.flow,
+                &version,
+                &run.state,
+                &run.started_at,
+                &run.updated_at,
+                &run.body,
+            ],
+        )?;
+    }
+    for (segment, pid, member) in &batch.members {
+        let pid = pid.0 as i64;
+        if *member {
+            tx.execute(
+                "INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[segment, &pid],
+            )?;
+        } else {
+            tx.execute("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2", &[segment, &pid])?;
+        }
+    }
+    append_audit(tx, &batch.audit)?;
+    for (key, n) in &batch.counts {
+        tx.execute(
+            "INSERT INTO step_counts (flow, version, step, count) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (flow, version, step) DO UPDATE SET count = excluded.count",
+            &[&key.flow, &(key.version as i32), &key.step, &(*n as i64)],
+        )?;
+    }
+    for b in &batch.backfills {
+        tx.execute(
+            "INSERT INTO segment_backfills (segment, source_hash, next_profile, done, total, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (segment) DO UPDATE SET source_hash = excluded.source_hash,
+                 next_profile = excluded.next_profile, done = excluded.done, total = excluded.total,
+                 started_at = excluded.started_at, finished_at = excluded.finished_at",
+            &[
+                &b.segment,
+                &b.source_hash,
+                &(b.next_profile as i64),
+                &(b.done as i64),
+                &(b.total as i64),
+                &b.started_at,
+                &b.finished_at,
+            ],
+        )?;
+    }
+    for (segment, day, count) in &batch.sizes {
+        tx.execute(
+            "INSERT INTO segment_history (segment, day, count) VALUES ($1, $2, $3)
+             ON CONFLICT (segment, day) DO UPDATE SET count = excluded.count",
+            &[segment, day, &(*count as i64)],
+        )?;
+    }
+    for b in &batch.broadcasts {
+        tx.execute(
+            "UPDATE broadcasts SET status = $2, total = $3, done = $4, next_profile = $5, finished_at = $6
+             WHERE id = $1 AND status != 'cancelled'",
+            &[&b.id, &b.status, &(b.total as i64), &(b.done as i64), &(b.next_profile as i64), &b.finished_at],
+        )?;
+    }
+    for (m, n) in &batch.stats {
+        tx.execute(
+            "INSERT INTO flow_stats (flow, step, measure, count) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (flow, step, measure) DO UPDATE SET count = flow_stats.count + excluded.count",
+            &[&m.flow, &m.step, &m.measure, &(*n as i64)],
+        )?;
+    }
+    Ok(queued)
+}
+
+/// Appends audit records inside a transaction.
+pub(super) fn append_audit(tx: &mut Transaction<'_>, records: &[AuditRecord]) -> Result<()> {
+    for r in records {
+        let detail = serde_json::to_string(&r.detail).expect("JSON always serialises");
+        tx.execute(
+            "INSERT INTO audit (at, kind, flow, run, profile_id, detail) VALUES ($1, $2, $3, $4, $5, $6::TEXT::JSONB)",
+            &[&r.at, &r.kind.as_str(), &r.flow, &r.run, &r.profile.map(|p| p.0 as i64), &detail],
+        )?;
+    }
+    Ok(())
+}
+
+/// Blanks an erased person's audit records (the record of the call or decision stays).
+pub(super) fn redact_audit(tx: &mut Transaction<'_>, pid: ProfileId) -> Result<()> {
+    let paths: Vec<&str> = REDACTED_FIELDS.split(", ").map(|p| p.trim_matches('\'')).collect();
+    let removed = paths.iter().map(|p| format!(" #- '{p}'")).collect::<String>();
+    tx.execute(
+        &format!(
+            "UPDATE audit SET redacted = true, detail = jsonb_set(detail{removed}, '{{redacted}}', 'true'::jsonb)
+             WHERE profile_id = $1 AND NOT redacted"
+        ),
+        &[&(pid.0 as i64)],
+    )?;
+    Ok(())
+}
+
+/// Moves a merged-away profile's flow rows to the profile it joined (its state was absorbed by the caller).
+pub(super) fn merge(tx: &mut Transaction<'_>, into: ProfileId, from: ProfileId) -> Result<()> {
+    let (into, from) = (into.0 as i64, from.0 as i64);
+    tx.execute("DELETE FROM flow_states WHERE profile_id = $1", &[&from])?;
+    tx.execute("DELETE FROM timers WHERE profile_id = $1", &[&from])?;
+    tx.execute("UPDATE runs SET profile_id = $1 WHERE profile_id = $2", &[&into, &from])?;
+    tx.execute("DELETE FROM segment_members WHERE profile_id = $1", &[&from])?;
+    Ok(())
+}
+
+/// Forgets everything flows know about a profile (erasure).
+pub(super) fn erase(tx: &mut Transaction<'_>, pid: ProfileId) -> Result<()> {
+    let id = pid.0 as i64;
+    for table in ["flow_states", "timers", "runs", "segment_members", "outbox"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE profile_id = $1"), &[&id])?;
+    }
+    redact_audit(tx, pid)
+}
+
+pub(super) fn flow_state(client: &mut Client, id: ProfileId) -> Result<Option<Vec<u8>>> {
+    let row = client.query_opt("SELECT state FROM flow_states WHERE profile_id = $1", &[&(id.0 as i64)])?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(super) fn step_counts(client: &mut Client) -> Result<Vec<(StepKey, u64)>> {
+    let rows = client.query("SELECT flow, version, step, count FROM step_counts", &[])?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let key = StepKey { flow: r.get(0), version: r.get::<_, i32>(1) as u32, step: r.get(2) };
+            (key, r.get::<_, i64>(3) as u64)
+        })
+        .collect())
+}
+
+/// Broadcasts, newest first; only those not sent nor cancelled when `open`.
+pub(super) fn broadcasts(client: &mut Client, open: bool) -> Result<Vec<Broadcast>> {
+    let filter = if open { "WHERE status IN ('scheduled', 'sending')" } else { "" };
+    let rows = client.query(
+        &format!(
+            "SELECT id, name, segment, status, send_at, created_by, created_at, total, done, next_profile, finished_at
+             FROM broadcasts {filter} ORDER BY created_at DESC, id"
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Broadcast {
+            id: r.get(0),
+            name: r.get(1),
+            segment: r.get(2),
+            status: r.get(3),
+            send_at: r.get(4),
+            created_by: r.get(5),
+            created_at: r.get(6),
+            total: r.get::<_, i64>(7) as u64,
+            done: r.get::<_, i64>(8) as u64,
+            next_profile: r.get::<_, i64>(9) as u64,
+            finished_at: r.get(10),
+        })
+        .collect())
+}
+
+/// Every segment backfill.
+pub(super) fn backfills(client: &mut Client) -> Result<Vec<Backfill>> {
+    let rows = client.query(
+        "SELECT segment, source_hash, next_profile, done, total, started_at, finished_at FROM segment_backfills
+         ORDER BY segment",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Backfill {
+            segment: r.get(0),
+            source_hash: r.get(1),
+            next_profile: r.get::<_, i64>(2) as u64,
+            done: r.get::<_, i64>(3) as u64,
+            total: r.get::<_, i64>(4) as u64,
+            started_at: r.get(5),
+            finished_at: r.get(6),
+        })
+        .collect())
+}

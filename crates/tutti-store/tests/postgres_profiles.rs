@@ -1,0 +1,285 @@
+//! The processor's store on Postgres beside SQLite's: the same batches give the same answers to every read.
+//! Then what only several workers meet: a profile or an identifier changed by another worker since it was
+//! read is a conflict that writes nothing, and a worker that lost its partition is fenced off.
+
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use common::Schema;
+use serde_json::json;
+use tutti_core::ProfileId;
+use tutti_core::audit::{AuditKind, AuditRecord};
+use tutti_flows::StepKey;
+use tutti_profiles::{IdKind, Identifier, Profile};
+use tutti_store::postgres::leases::Leases;
+use tutti_store::postgres::migrate;
+use tutti_store::postgres::profiles::PgProfileStore;
+use tutti_store::sqlite::SqliteProfileStore;
+use tutti_store::{
+    Backfill, FlowBatch, FlowMeasure, MergeRecord, OutboxItem, ProfileBatch, ProfileStore, RunRecord, StoreError,
+    Tombstone,
+};
+
+fn email(value: &str) -> Identifier {
+    Identifier::new(IdKind::Email, value)
+}
+
+fn profile(id: u64, events: u64) -> Profile {
+    let mut p = Profile::new(ProfileId(id));
+    p.event_counts.insert("Đặt hàng".into(), events);
+    p.identities.insert(email(&format!("p{id}@example.vn")));
+    p
+}
+
+fn pg_store(schema: &Schema, fence: Option<(String, tutti_store::postgres::leases::Held)>) -> PgProfileStore {
+    let mut client = schema.client();
+    migrate::migrate(&mut client).unwrap();
+    PgProfileStore::new(client, 0, fence)
+}
+
+/// Everything a store answers, as JSON, for comparing two stores.
+fn reads(store: &dyn ProfileStore, ids: &[u64], identifiers: &[Identifier]) -> serde_json::Value {
+    let owners: Vec<_> = identifiers.iter().map(|i| store.owner(i).unwrap().map(|p| p.0)).collect();
+    let profiles: Vec<_> =
+        ids.iter().map(|&i| store.profile(ProfileId(i)).unwrap().map(|p| serde_json::to_value(p).unwrap())).collect();
+    let seqs: Vec<_> = ids.iter().map(|&i| store.event_seqs(ProfileId(i)).unwrap()).collect();
+    let states: Vec<_> = ids.iter().map(|&i| store.flow_state(ProfileId(i)).unwrap()).collect();
+    let merged: Vec<Vec<u64>> =
+        ids.iter().map(|&i| store.merged_into(ProfileId(i)).unwrap().iter().map(|p| p.0).collect()).collect();
+    let mut counts: Vec<_> =
+        store.step_counts().unwrap().into_iter().map(|(k, n)| (k.flow, k.version, k.step, n)).collect();
+    counts.sort();
+    let backfills: Vec<_> = store
+        .backfills()
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.segment, b.source_hash, b.next_profile, b.done, b.total, b.started_at, b.finished_at))
+        .collect();
+    let mut tombstones: Vec<_> =
+        store.tombstones().unwrap().into_iter().map(|t| (t.hash.to_vec(), t.erased_at, t.erase_seq)).collect();
+    tombstones.sort();
+    json!({
+        "owners": owners, "profiles": profiles, "seqs": seqs, "states": states, "merged": merged,
+        "checkpoint": store.checkpoint().unwrap(), "next_profile_id": store.next_profile_id().unwrap(),
+        "count": store.count_profiles().unwrap(), "counts": counts, "backfills": backfills,
+        "timers": store.due_timers(i64::MAX, 100).unwrap().iter().map(|(at, p)| (*at, p.0)).collect::<Vec<_>>(),
+        "members": store.members_after("vip", 0, 100).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+        "member_count": store.member_count("vip").unwrap(),
+        "ids_after": store.profile_ids_after(1, 100).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+        "tombstones": tombstones,
+    })
+}
+
+fn outbox(key: &str, profile: u64) -> OutboxItem {
+    OutboxItem {
+        key: key.into(),
+        profile: ProfileId(profile),
+        connector: "webhook".into(),
+        body: br#"{"url":"https://example.vn"}"#.to_vec(),
+        created_at: 5,
+    }
+}
+
+/// Batches that touch every kind of row: new profiles and identifiers, events, a merge, flow rows of every
+/// kind, an outbox key queued twice.
+fn batches() -> Vec<ProfileBatch> {
+    let run = |id: &str, profile: u64, state: &str| RunRecord {
+        id: id.into(),
+        profile: ProfileId(profile),
+        flow: "chao-mung".into(),
+        version: 2,
+        state: state.into(),
+        started_at: 10,
+        updated_at: 20,
+        body: format!(r#"{{"run":"{id}"}}"#).into_bytes(),
+    };
+    let first = ProfileBatch {
+        links: vec![(email("p1@example.vn"), ProfileId(1)), (email("p2@example.vn"), ProfileId(2))],
+        attributions: vec![(ProfileId(1), 1), (ProfileId(2), 2), (ProfileId(1), 3)],
+        profiles: vec![profile(1, 2), profile(2, 1)],
+        checkpoint: 3,
+        next_profile_id: 3,
+        flows: FlowBatch {
+            states: vec![(ProfileId(1), Some(b"state-1".to_vec())), (ProfileId(2), Some(b"state-2".to_vec()))],
+            timers: vec![(ProfileId(1), Some(500)), (ProfileId(2), Some(400))],
+            outbox: vec![outbox("r1:send:0", 1), outbox("r2:send:0", 2)],
+            runs: vec![run("r1", 1, "waiting"), run("r2", 2, "approval")],
+            members: vec![("vip".into(), ProfileId(1), true), ("vip".into(), ProfileId(2), true)],
+            audit: vec![AuditRecord {
+                at: 7,
+                kind: AuditKind::Approval,
+                flow: Some("chao-mung".into()),
+                run: Some("r2".into()),
+                profile: Some(ProfileId(2)),
+                detail: json!({"message": "Xin chào 你好", "decision": "approved"}),
+            }],
+            counts: vec![(StepKey { flow: "chao-mung".into(), version: 2, step: "duyet".into() }, 1)],
+            stats: vec![(FlowMeasure { flow: "chao-mung".into(), step: "".into(), measure: "entered".into() }, 2)],
+            backfills: vec![Backfill {
+                segment: "vip".into(),
+                source_hash: "abc".into(),
+                next_profile: 2,
+                done: 2,
+                total: 2,
+                started_at: 1,
+                finished_at: Some(9),
+            }],
+            sizes: vec![("vip".into(), "2026-12-07".into(), 2)],
+            ..FlowBatch::default()
+        },
+        ..ProfileBatch::default()
+    };
+    // Profile 2 merges into 1: its identifier, events and run follow; its flow rows go.
+    let mut merged = profile(1, 3);
+    merged.identities.insert(email("p2@example.vn"));
+    let second = ProfileBatch {
+        links: vec![(email("new@example.vn"), ProfileId(1))],
+        attributions: vec![(ProfileId(1), 4)],
+        moves: vec![MergeRecord { into: ProfileId(1), from: ProfileId(2), at: 30, seq: 4, message_id: "m4".into() }],
+        profiles: vec![merged],
+        deleted: vec![ProfileId(2)],
+        checkpoint: 4,
+        next_profile_id: 3,
+        flows: FlowBatch {
+            states: vec![(ProfileId(1), Some(b"state-1b".to_vec()))],
+            timers: vec![(ProfileId(1), None)],
+            outbox: vec![outbox("r1:send:0", 1), outbox("r1:send:1", 1)],
+            members: vec![("vip".into(), ProfileId(1), false)],
+            counts: vec![(StepKey { flow: "chao-mung".into(), version: 2, step: "duyet".into() }, 2)],
+            stats: vec![(FlowMeasure { flow: "chao-mung".into(), step: "".into(), measure: "entered".into() }, 1)],
+            ..FlowBatch::default()
+        },
+    };
+    vec![first, second]
+}
+
+#[test]
+fn postgres_answers_as_sqlite_does() {
+    let schema = Schema::new();
+    let mut pg = pg_store(&schema, None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = SqliteProfileStore::open(&dir.path().join("profiles.db")).unwrap();
+    let ids = [1, 2, 3];
+    let identifiers = [email("p1@example.vn"), email("p2@example.vn"), email("new@example.vn")];
+    assert_eq!(reads(&pg, &ids, &identifiers), reads(&sqlite, &ids, &identifiers));
+    for batch in batches() {
+        // What the processor reads before it writes.
+        for store in [&pg as &dyn ProfileStore, &sqlite] {
+            for id in &ids {
+                store.profile(ProfileId(*id)).unwrap();
+            }
+            for identifier in &identifiers {
+                store.owner(identifier).unwrap();
+            }
+        }
+        let queued_pg = pg.commit(&batch).unwrap();
+        let queued_sqlite = sqlite.commit(&batch).unwrap();
+        assert_eq!(queued_pg, queued_sqlite);
+        assert_eq!(reads(&pg, &ids, &identifiers), reads(&sqlite, &ids, &identifiers));
+    }
+    // The outbox key queued twice was queued once; the merge moved identifier, events and run.
+    let after = reads(&pg, &ids, &identifiers);
+    assert_eq!(after["owners"], json!([1, 1, 1]));
+    assert_eq!(after["seqs"], json!([[1, 2, 3, 4], [], []]));
+    assert_eq!(after["merged"], json!([[2], [], []]));
+
+    // Erasure: the same events to delete, the same tombstones, the same nothing left.
+    let tombstone = Tombstone { hash: [7; 32], erased_at: 99, erase_seq: 4 };
+    let erased_pg = pg.erase(ProfileId(1), std::slice::from_ref(&tombstone)).unwrap();
+    let erased_sqlite = sqlite.erase(ProfileId(1), std::slice::from_ref(&tombstone)).unwrap();
+    assert_eq!(erased_pg, [1, 2, 3, 4]);
+    assert_eq!(erased_pg, erased_sqlite);
+    assert_eq!(reads(&pg, &ids, &identifiers), reads(&sqlite, &ids, &identifiers));
+    // The audit record about profile 2 (merged into 1) lost what it said about the person.
+    let mut admin = schema.client();
+    let detail: serde_json::Value =
+        admin.query_one("SELECT detail::text FROM audit", &[]).unwrap().get::<_, String>(0).parse().unwrap();
+    assert_eq!(detail, json!({"decision": "approved", "redacted": true}));
+    assert!(admin.execute("DELETE FROM audit", &[]).is_err(), "the audit log is append-only");
+}
+
+#[test]
+fn a_profile_changed_by_another_worker_is_a_conflict_that_writes_nothing() {
+    let schema = Schema::new();
+    let (mut a, mut b) = (pg_store(&schema, None), pg_store(&schema, None));
+    let first = batches().remove(0);
+    for identifier in [email("p1@example.vn"), email("p2@example.vn")] {
+        a.owner(&identifier).unwrap();
+    }
+    a.profile(ProfileId(1)).unwrap();
+    a.profile(ProfileId(2)).unwrap();
+    a.commit(&first).unwrap();
+    // Both workers read profile 1 at version 1; b writes it first.
+    assert!(a.profile(ProfileId(1)).unwrap().is_some());
+    b.profile(ProfileId(1)).unwrap();
+    let by_b =
+        ProfileBatch { profiles: vec![profile(1, 5)], checkpoint: 3, next_profile_id: 3, ..ProfileBatch::default() };
+    b.commit(&by_b).unwrap();
+    let by_a = ProfileBatch {
+        profiles: vec![profile(1, 9)],
+        checkpoint: 8,
+        next_profile_id: 3,
+        flows: FlowBatch { outbox: vec![outbox("lost:0", 1)], ..FlowBatch::default() },
+        ..ProfileBatch::default()
+    };
+    let refused = a.commit(&by_a).unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+    assert_eq!(a.checkpoint().unwrap(), 3, "nothing of the refused batch was written");
+    assert_eq!(a.profile(ProfileId(1)).unwrap().unwrap().event_counts["Đặt hàng"], 5);
+    // Read again, the same batch goes through.
+    a.commit(&by_a).unwrap();
+    assert_eq!(a.checkpoint().unwrap(), 8);
+
+    // An identifier both workers saw free: the second to link it conflicts, the first keeps it.
+    let free = email("moi@example.vn");
+    assert_eq!(a.owner(&free).unwrap(), None);
+    assert_eq!(b.owner(&free).unwrap(), None);
+    b.profile(ProfileId(2)).unwrap();
+    a.profile(ProfileId(7)).unwrap();
+    b.commit(&ProfileBatch {
+        links: vec![(free.clone(), ProfileId(2))],
+        profiles: vec![profile(2, 1)],
+        checkpoint: 8,
+        next_profile_id: 3,
+        ..ProfileBatch::default()
+    })
+    .unwrap();
+    let taken = a.commit(&ProfileBatch {
+        links: vec![(free.clone(), ProfileId(7))],
+        profiles: vec![profile(7, 1)],
+        checkpoint: 9,
+        next_profile_id: 8,
+        ..ProfileBatch::default()
+    });
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(a.owner(&free).unwrap(), Some(ProfileId(2)));
+    assert!(a.profile(ProfileId(7)).unwrap().is_none());
+    // A profile written without being read first is refused too: the worker's picture of it is unknown.
+    let unread =
+        ProfileBatch { profiles: vec![profile(2, 4)], checkpoint: 9, next_profile_id: 8, ..ProfileBatch::default() };
+    assert!(matches!(a.commit(&unread), Err(StoreError::Conflict(_))));
+}
+
+#[test]
+fn a_worker_that_lost_its_partition_writes_nothing_more() {
+    let schema = Schema::new();
+    let mut setup = schema.client();
+    migrate::migrate(&mut setup).unwrap();
+    Leases::setup(&mut setup, 1).unwrap();
+    let old = Leases::new("worker-a", "worker", 1_000);
+    let held = old.balance(&mut setup, 0).unwrap().held[0];
+    let mut store = pg_store(&schema, Some(("worker-a".into(), held)));
+    store.profile(ProfileId(1)).unwrap();
+    let batch =
+        ProfileBatch { profiles: vec![profile(1, 1)], checkpoint: 1, next_profile_id: 2, ..ProfileBatch::default() };
+    store.commit(&batch).unwrap();
+    // worker-a goes silent; worker-b takes the partition once the lease has run out.
+    let new = Leases::new("worker-b", "worker", 1_000);
+    assert_eq!(new.balance(&mut setup, 5_000).unwrap().taken, [0]);
+    store.profile(ProfileId(1)).unwrap();
+    let late =
+        ProfileBatch { profiles: vec![profile(1, 2)], checkpoint: 2, next_profile_id: 2, ..ProfileBatch::default() };
+    assert!(matches!(store.commit(&late), Err(StoreError::Fenced { .. })));
+    assert_eq!(store.checkpoint().unwrap(), 1);
+}
