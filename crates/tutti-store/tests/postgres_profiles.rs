@@ -14,11 +14,13 @@ use tutti_flows::StepKey;
 use tutti_profiles::{IdKind, Identifier, Profile};
 use tutti_store::postgres::leases::Leases;
 use tutti_store::postgres::migrate;
+use tutti_store::postgres::pool::Pool;
 use tutti_store::postgres::profiles::PgProfileStore;
-use tutti_store::sqlite::SqliteProfileStore;
+use tutti_store::postgres::readers::PgProfileReader;
+use tutti_store::sqlite::{SqliteProfileReader, SqliteProfileStore};
 use tutti_store::{
-    Backfill, FlowBatch, FlowMeasure, MergeRecord, OutboxItem, ProfileBatch, ProfileStore, RunRecord, StoreError,
-    Tombstone,
+    Backfill, FlowBatch, FlowMeasure, MergeRecord, OutboxItem, ProfileBatch, ProfileReader, ProfileStore, RunRecord,
+    StoreError, Tombstone,
 };
 
 fn email(value: &str) -> Identifier {
@@ -29,6 +31,10 @@ fn profile(id: u64, events: u64) -> Profile {
     let mut p = Profile::new(ProfileId(id));
     p.event_counts.insert("Đặt hàng".into(), events);
     p.identities.insert(email(&format!("p{id}@example.vn")));
+    let stamped = |value| tutti_profiles::profile::Stamped { value, at: id as i64, message_id: format!("m{id}") };
+    p.traits.insert("plan".into(), stamped(json!(if id % 2 == 1 { "pro" } else { "free" })));
+    p.traits.insert("vip".into(), stamped(json!(id == 1)));
+    p.traits.insert("spend".into(), stamped(json!(id * 1000)));
     p
 }
 
@@ -197,6 +203,57 @@ fn postgres_answers_as_sqlite_does() {
         admin.query_one("SELECT detail::text FROM audit", &[]).unwrap().get::<_, String>(0).parse().unwrap();
     assert_eq!(detail, json!({"decision": "approved", "redacted": true}));
     assert!(admin.execute("DELETE FROM audit", &[]).is_err(), "the audit log is append-only");
+}
+
+#[test]
+fn the_apis_reads_answer_as_sqlites_do() {
+    let schema = Schema::new();
+    let mut pg = pg_store(&schema, None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let mut sqlite = SqliteProfileStore::open(&path).unwrap();
+    let first = batches().remove(0);
+    for store in [&pg as &dyn ProfileStore, &sqlite] {
+        for id in [1, 2] {
+            store.profile(ProfileId(id)).unwrap();
+        }
+        for id in ["p1@example.vn", "p2@example.vn"] {
+            store.owner(&email(id)).unwrap();
+        }
+    }
+    pg.commit(&first).unwrap();
+    sqlite.commit(&first).unwrap();
+    for batch in batches().into_iter().skip(1) {
+        for store in [&pg as &dyn ProfileStore, &sqlite] {
+            store.owner(&email("new@example.vn")).unwrap();
+        }
+        pg.commit(&batch).unwrap();
+        sqlite.commit(&batch).unwrap();
+    }
+    let on_pg = PgProfileReader::new(Pool::new(&schema.url(), 2).unwrap());
+    let on_sqlite = SqliteProfileReader::open(&path).unwrap();
+    let answers = |reader: &dyn ProfileReader| {
+        json!({
+            "owner": reader.owner(&email("p2@example.vn")).unwrap().map(|p| p.0),
+            "profile": serde_json::to_value(reader.profile(ProfileId(1)).unwrap()).unwrap(),
+            "seqs": reader.event_seqs(ProfileId(1), None, 10).unwrap(),
+            "seqs_before": reader.event_seqs(ProfileId(1), Some(3), 1).unwrap(),
+            "merges": reader.merges(ProfileId(1)).unwrap().iter().map(|m| (m.into.0, m.from.0, m.at, m.seq)).collect::<Vec<_>>(),
+            "merges_after": reader.merges_after(0, 10).unwrap().iter().map(|(n, a, b)| (*n, a.0, b.0)).collect::<Vec<_>>(),
+            "count": reader.count_profiles().unwrap(),
+            "last": reader.last_profile_id().unwrap(),
+            "pro": reader.with_trait("plan", "pro", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+            "vip": reader.with_trait("vip", "1", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+            "spend": reader.with_trait("spend", "1000", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+            "hostile": reader.with_trait("plan'; DROP TABLE profiles; --", "pro", 0, 10, 10).unwrap().len(),
+        })
+    };
+    let from_pg = answers(&on_pg);
+    assert_eq!(from_pg, answers(&on_sqlite));
+    assert_eq!(
+        (from_pg["pro"].clone(), from_pg["vip"].clone(), from_pg["count"].clone()),
+        (json!([1]), json!([1]), json!(1))
+    );
 }
 
 #[test]

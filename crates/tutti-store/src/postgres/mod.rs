@@ -9,7 +9,9 @@
 mod flows;
 pub mod leases;
 pub mod migrate;
+pub mod pool;
 pub mod profiles;
+pub mod readers;
 
 pub use postgres::{Client, Transaction};
 

@@ -208,7 +208,7 @@ impl PgProfileStore {
     }
 }
 
-fn owner(client: &mut Client, id: &Identifier) -> Result<Option<ProfileId>> {
+pub(super) fn owner(client: &mut Client, id: &Identifier) -> Result<Option<ProfileId>> {
     let row = client.query_opt(
         "SELECT profile_id FROM identities WHERE kind = $1 AND value = $2",
         &[&id.kind.as_str(), &id.value],

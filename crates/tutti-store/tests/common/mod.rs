@@ -24,9 +24,13 @@ impl Schema {
             .expect("Postgres on 127.0.0.1:5432 (trust auth, database `test`): `.ci/run` starts it when it is down")
     }
 
+    /// The connection string of this schema.
+    pub fn url(&self) -> String {
+        format!("host=127.0.0.1 port=5432 user=root dbname=test options='-c search_path={}'", self.name)
+    }
+
     pub fn client(&self) -> Client {
-        connect(&format!("host=127.0.0.1 port=5432 user=root dbname=test options='-c search_path={}'", self.name))
-            .unwrap()
+        connect(&self.url()).unwrap()
     }
 }
 
