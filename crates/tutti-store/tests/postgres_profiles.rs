@@ -6,42 +6,19 @@
 
 mod common;
 
-use common::Schema;
+use common::{Schema, batches, email, outbox, profile};
 use serde_json::json;
 use tutti_core::ProfileId;
-use tutti_core::audit::{AuditKind, AuditRecord};
-use tutti_flows::StepKey;
-use tutti_profiles::{IdKind, Identifier, Profile};
+use tutti_profiles::Identifier;
 use tutti_store::postgres::leases::Leases;
-use tutti_store::postgres::migrate;
 use tutti_store::postgres::pool::Pool;
 use tutti_store::postgres::profiles::PgProfileStore;
 use tutti_store::postgres::readers::PgProfileReader;
 use tutti_store::sqlite::{SqliteProfileReader, SqliteProfileStore};
-use tutti_store::{
-    Backfill, FlowBatch, FlowMeasure, MergeRecord, OutboxItem, ProfileBatch, ProfileReader, ProfileStore, RunRecord,
-    StoreError, Tombstone,
-};
-
-fn email(value: &str) -> Identifier {
-    Identifier::new(IdKind::Email, value)
-}
-
-fn profile(id: u64, events: u64) -> Profile {
-    let mut p = Profile::new(ProfileId(id));
-    p.event_counts.insert("Đặt hàng".into(), events);
-    p.identities.insert(email(&format!("p{id}@example.vn")));
-    let stamped = |value| tutti_profiles::profile::Stamped { value, at: id as i64, message_id: format!("m{id}") };
-    p.traits.insert("plan".into(), stamped(json!(if id % 2 == 1 { "pro" } else { "free" })));
-    p.traits.insert("vip".into(), stamped(json!(id == 1)));
-    p.traits.insert("spend".into(), stamped(json!(id * 1000)));
-    p
-}
+use tutti_store::{FlowBatch, ProfileBatch, ProfileReader, ProfileStore, StoreError, Tombstone};
 
 fn pg_store(schema: &Schema, fence: Option<(String, tutti_store::postgres::leases::Held)>) -> PgProfileStore {
-    let mut client = schema.client();
-    migrate::migrate(&mut client).unwrap();
-    PgProfileStore::new(client, 0, fence)
+    PgProfileStore::new(schema.migrated(), 0, fence)
 }
 
 /// Everything a store answers, as JSON, for comparing two stores.
@@ -75,89 +52,6 @@ fn reads(store: &dyn ProfileStore, ids: &[u64], identifiers: &[Identifier]) -> s
         "ids_after": store.profile_ids_after(1, 100).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
         "tombstones": tombstones,
     })
-}
-
-fn outbox(key: &str, profile: u64) -> OutboxItem {
-    OutboxItem {
-        key: key.into(),
-        profile: ProfileId(profile),
-        connector: "webhook".into(),
-        body: br#"{"url":"https://example.vn"}"#.to_vec(),
-        created_at: 5,
-    }
-}
-
-/// Batches that touch every kind of row: new profiles and identifiers, events, a merge, flow rows of every
-/// kind, an outbox key queued twice.
-fn batches() -> Vec<ProfileBatch> {
-    let run = |id: &str, profile: u64, state: &str| RunRecord {
-        id: id.into(),
-        profile: ProfileId(profile),
-        flow: "chao-mung".into(),
-        version: 2,
-        state: state.into(),
-        started_at: 10,
-        updated_at: 20,
-        body: format!(r#"{{"run":"{id}"}}"#).into_bytes(),
-    };
-    let first = ProfileBatch {
-        links: vec![(email("p1@example.vn"), ProfileId(1)), (email("p2@example.vn"), ProfileId(2))],
-        attributions: vec![(ProfileId(1), 1), (ProfileId(2), 2), (ProfileId(1), 3)],
-        profiles: vec![profile(1, 2), profile(2, 1)],
-        checkpoint: 3,
-        next_profile_id: 3,
-        flows: FlowBatch {
-            states: vec![(ProfileId(1), Some(b"state-1".to_vec())), (ProfileId(2), Some(b"state-2".to_vec()))],
-            timers: vec![(ProfileId(1), Some(500)), (ProfileId(2), Some(400))],
-            outbox: vec![outbox("r1:send:0", 1), outbox("r2:send:0", 2)],
-            runs: vec![run("r1", 1, "waiting"), run("r2", 2, "approval")],
-            members: vec![("vip".into(), ProfileId(1), true), ("vip".into(), ProfileId(2), true)],
-            audit: vec![AuditRecord {
-                at: 7,
-                kind: AuditKind::Approval,
-                flow: Some("chao-mung".into()),
-                run: Some("r2".into()),
-                profile: Some(ProfileId(2)),
-                detail: json!({"message": "Xin chào 你好", "decision": "approved"}),
-            }],
-            counts: vec![(StepKey { flow: "chao-mung".into(), version: 2, step: "duyet".into() }, 1)],
-            stats: vec![(FlowMeasure { flow: "chao-mung".into(), step: "".into(), measure: "entered".into() }, 2)],
-            backfills: vec![Backfill {
-                segment: "vip".into(),
-                source_hash: "abc".into(),
-                next_profile: 2,
-                done: 2,
-                total: 2,
-                started_at: 1,
-                finished_at: Some(9),
-            }],
-            sizes: vec![("vip".into(), "2026-12-07".into(), 2)],
-            ..FlowBatch::default()
-        },
-        ..ProfileBatch::default()
-    };
-    // Profile 2 merges into 1: its identifier, events and run follow; its flow rows go.
-    let mut merged = profile(1, 3);
-    merged.identities.insert(email("p2@example.vn"));
-    let second = ProfileBatch {
-        links: vec![(email("new@example.vn"), ProfileId(1))],
-        attributions: vec![(ProfileId(1), 4)],
-        moves: vec![MergeRecord { into: ProfileId(1), from: ProfileId(2), at: 30, seq: 4, message_id: "m4".into() }],
-        profiles: vec![merged],
-        deleted: vec![ProfileId(2)],
-        checkpoint: 4,
-        next_profile_id: 3,
-        flows: FlowBatch {
-            states: vec![(ProfileId(1), Some(b"state-1b".to_vec()))],
-            timers: vec![(ProfileId(1), None)],
-            outbox: vec![outbox("r1:send:0", 1), outbox("r1:send:1", 1)],
-            members: vec![("vip".into(), ProfileId(1), false)],
-            counts: vec![(StepKey { flow: "chao-mung".into(), version: 2, step: "duyet".into() }, 2)],
-            stats: vec![(FlowMeasure { flow: "chao-mung".into(), step: "".into(), measure: "entered".into() }, 1)],
-            ..FlowBatch::default()
-        },
-    };
-    vec![first, second]
 }
 
 #[test]
@@ -321,8 +215,7 @@ fn a_profile_changed_by_another_worker_is_a_conflict_that_writes_nothing() {
 #[test]
 fn a_worker_that_lost_its_partition_writes_nothing_more() {
     let schema = Schema::new();
-    let mut setup = schema.client();
-    migrate::migrate(&mut setup).unwrap();
+    let mut setup = schema.migrated();
     Leases::setup(&mut setup, 1).unwrap();
     let old = Leases::new("worker-a", "worker", 1_000);
     let held = old.balance(&mut setup, 0).unwrap().held[0];

@@ -6,12 +6,16 @@
 //! The client is the synchronous `postgres` crate: the stores' traits are synchronous and are called from the
 //! engine's own threads (the intake writer, the processor), as SQLite's are.
 
+mod flow_reader;
 mod flows;
 pub mod leases;
 pub mod migrate;
+pub mod outbox;
 pub mod pool;
 pub mod profiles;
 pub mod readers;
+
+pub use flow_reader::PgFlowReader;
 
 pub use postgres::{Client, Transaction};
 

@@ -157,3 +157,25 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+-- What each flow's delivered actions cost, per currency: apart from the outbox, whose rows go with an erased
+-- person (money spent stays spent).
+CREATE TABLE spend (
+    flow     TEXT   NOT NULL,
+    currency TEXT   NOT NULL,
+    micros   BIGINT NOT NULL,
+    actions  BIGINT NOT NULL,
+    PRIMARY KEY (flow, currency)
+);
+CREATE TABLE flow_pauses (
+    flow      TEXT   PRIMARY KEY,
+    paused_at BIGINT NOT NULL
+);
+CREATE TABLE definitions (
+    kind       TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    source     TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    deleted    BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (kind, id, version)
+);
