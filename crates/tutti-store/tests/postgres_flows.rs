@@ -141,3 +141,72 @@ fn flow_reads_and_the_outbox_answer_as_sqlites_do() {
     assert_eq!(replayed.as_array().unwrap().len(), 1);
     assert_eq!(answers(&pg_reader), answers(&sqlite_reader));
 }
+
+#[test]
+fn definitions_and_the_audit_log_answer_as_sqlites_do() {
+    use tutti_core::audit::{AuditFilter, AuditKind, AuditRecord};
+    use tutti_store::{AuditLog, DefinitionStore};
+
+    let schema = Schema::new();
+    drop(schema.migrated());
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgFlowReader::new(Pool::new(&schema.url(), 2).unwrap());
+    let sqlite = SqliteFlowReader::open(&dir.path().join("profiles.db")).unwrap();
+    let record = |at: i64, kind: AuditKind, flow: &str, profile: u64| AuditRecord {
+        at,
+        kind,
+        flow: Some(flow.into()),
+        run: Some(format!("r{at}")),
+        profile: Some(ProfileId(profile)),
+        detail: json!({"who": "lan@example.vn", "ghi_chu": "Đã duyệt 已批准", "n": at}),
+    };
+    let mut seen = Vec::new();
+    for (definitions, audit) in [(&pg as &dyn DefinitionStore, &pg as &dyn AuditLog), (&sqlite, &sqlite)] {
+        let first = definitions.put_all(&[("flow", "chao-mung", "v1"), ("segment", "vip", "s1")], 10).unwrap();
+        let second = definitions.put("flow", "chao-mung", "v2", 20).unwrap();
+        let deleted = (definitions.delete("segment", "vip").unwrap(), definitions.delete("segment", "vip").unwrap());
+        let again = definitions.put("segment", "vip", "s2", 30).unwrap();
+        let paused = (
+            definitions.set_paused("chao-mung", true, 40).unwrap(),
+            definitions.set_paused("chao-mung", true, 41).unwrap(),
+            definitions.paused().unwrap(),
+            definitions.set_paused("chao-mung", false, 42).unwrap(),
+            definitions.paused().unwrap(),
+        );
+        let all: Vec<_> = definitions
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|d| json!([d.kind, d.id, d.version, d.source, d.created_at, d.deleted]))
+            .collect();
+        audit
+            .append(&[
+                record(1, AuditKind::Approval, "chao-mung", 1),
+                record(2, AuditKind::ModelCall, "chao-mung", 2),
+                record(3, AuditKind::Approval, "khac", 1),
+            ])
+            .unwrap();
+        let read = |filter: AuditFilter| -> Value {
+            let forward: Vec<_> =
+                audit.audit(&filter, 0, 10).unwrap().into_iter().map(|(n, r)| json!([n, r])).collect();
+            let backward: Vec<_> =
+                audit.audit_newest(&filter, 0, 2).unwrap().into_iter().map(|(n, r)| json!([n, r])).collect();
+            let before: Vec<_> = audit.audit_newest(&filter, 3, 10).unwrap().into_iter().map(|(n, _)| n).collect();
+            json!([forward, backward, before])
+        };
+        let audits = json!([
+            read(AuditFilter::default()),
+            read(AuditFilter { kind: Some(AuditKind::Approval), ..AuditFilter::default() }),
+            read(AuditFilter { flow: Some("chao-mung".into()), profile: Some(ProfileId(2)), ..AuditFilter::default() }),
+            read(AuditFilter { since: Some(2), until: Some(3), ..AuditFilter::default() }),
+            read(AuditFilter { run: Some("r3".into()), ..AuditFilter::default() }),
+        ]);
+        seen.push(json!({"first": first, "second": second, "deleted": deleted, "again": again,
+            "paused": [paused.0, paused.1, paused.2, paused.3, paused.4], "all": all, "audit": audits}));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0]["first"], json!([1, 1]));
+    assert_eq!(seen[0]["again"], json!(2));
+    assert_eq!(seen[0]["deleted"], json!([true, false]));
+    assert_eq!(seen[0]["audit"][1][0].as_array().unwrap().len(), 2);
+}

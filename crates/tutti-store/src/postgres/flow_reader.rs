@@ -9,8 +9,9 @@ use super::outbox::{COLUMNS, row};
 use super::pool::Pool;
 use crate::{Backfill, Broadcast, DeadLetterFilter, Delivery, DeliveryFilter, FlowReader, OutboxRow, Result, Spend};
 
+/// Flow queries, definitions and the audit log (`definitions.rs`, `audit.rs`) on one pool.
 pub struct PgFlowReader {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 impl PgFlowReader {
@@ -21,23 +22,23 @@ impl PgFlowReader {
 
 /// Conditions and their values, numbered as they are added.
 #[derive(Default)]
-struct Query {
-    sql: String,
+pub(super) struct Query {
+    pub(super) sql: String,
     values: Vec<Box<dyn ToSql + Sync>>,
 }
 
 impl Query {
-    fn new(sql: &str) -> Query {
+    pub(super) fn new(sql: &str) -> Query {
         Query { sql: sql.to_owned(), values: Vec::new() }
     }
 
     /// Appends `clause` with `$?` standing for the next value.
-    fn and(&mut self, clause: &str, value: impl ToSql + Sync + 'static) {
+    pub(super) fn and(&mut self, clause: &str, value: impl ToSql + Sync + 'static) {
         self.values.push(Box::new(value));
         self.sql.push_str(&clause.replace("$?", &format!("${}", self.values.len())));
     }
 
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.values.iter().map(|v| v.as_ref()).collect()
     }
 }

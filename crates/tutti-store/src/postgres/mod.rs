@@ -6,6 +6,8 @@
 //! The client is the synchronous `postgres` crate: the stores' traits are synchronous and are called from the
 //! engine's own threads (the intake writer, the processor), as SQLite's are.
 
+mod audit;
+mod definitions;
 mod flow_reader;
 mod flows;
 pub mod leases;
