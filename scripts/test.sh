@@ -49,9 +49,10 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
-# The black-box suite again, with the event log on NATS JetStream (each test's server on its own NATS server,
-# started from .venv/bin/nats-server): the same behaviour on the second configuration.
-TUTTI_TEST_BUS=nats cargo test -p tutti --tests
+# The black-box suite again on the second configuration: the event log on NATS JetStream (each test's server on
+# its own NATS server, started from .venv/bin/nats-server) and profiles, flows and the outbox in Postgres (a
+# schema per test in the machine's database `test`). The same behaviour on both.
+TUTTI_TEST_BUS=nats TUTTI_TEST_STORE=postgres cargo test -p tutti --tests
 .venv/bin/python tests/schemas/check_examples.py
 # The HTTP API against its own OpenAPI document, with every Schemathesis check (tests/api/schemathesis.toml).
 cargo build --quiet -p tutti

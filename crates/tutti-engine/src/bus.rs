@@ -114,13 +114,13 @@ pub(crate) fn check_role(config: &crate::Config) -> Result<(), EngineError> {
     use crate::config::Role;
     let role = config.server.role;
     if role != Role::All && config.bus.nats.is_none() {
-        return Err(EngineError::Definitions(format!(
+        return Err(EngineError::Start(format!(
             "--role {} needs [bus] nats: the processes share their event log on NATS JetStream (docs/scale.md)",
             if role == Role::Intake { "intake" } else { "worker" }
         )));
     }
     if role == Role::Intake && config.auth.write_key.is_none() {
-        return Err(EngineError::Definitions(
+        return Err(EngineError::Start(
             "--role intake needs the write key the other processes take: set TUTTI_WRITE_KEY or [auth] write_key"
                 .into(),
         ));

@@ -190,16 +190,38 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Where the embedded databases and generated secrets live.
     pub data_dir: PathBuf,
+    /// A Postgres connection string (`postgres://user@host:5432/db`, or `host=... dbname=...`) for profiles,
+    /// flows and the outbox; unset, they are SQLite in the data directory (`docs/scale.md`).
+    #[serde(serialize_with = "described_postgres")]
+    pub postgres: Option<String>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./tutti-data") }
+        StorageConfig { data_dir: PathBuf::from("./tutti-data"), postgres: None }
+    }
+}
+
+/// Never the connection string itself: it may carry a password.
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("data_dir", &self.data_dir)
+            .field("postgres", &self.postgres.as_deref().map(tutti_store::postgres::describe))
+            .finish()
+    }
+}
+
+/// Where the database is, never its password.
+fn described_postgres<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&tutti_store::postgres::describe(url)),
+        None => s.serialize_none(),
     }
 }
 

@@ -100,11 +100,10 @@ impl Memory for StoreMemory {
 }
 
 /// The audit log connectors append to: the `audit` table beside the runs.
-pub struct StoreAudit(pub Arc<tutti_store::sqlite::SqliteFlowReader>);
+pub struct StoreAudit(pub Arc<dyn tutti_store::FlowStore>);
 
 impl tutti_connectors::Audit for StoreAudit {
     fn append(&self, records: Vec<tutti_core::audit::AuditRecord>) -> Result<(), String> {
-        use tutti_store::AuditLog;
         self.0.append(&records).map_err(|e| format!("the audit log: {e}"))
     }
 }

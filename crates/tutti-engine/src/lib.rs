@@ -25,6 +25,7 @@ pub use tutti_metrics as metrics;
 pub mod people;
 pub mod processor;
 pub mod secrets;
+mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -34,7 +35,6 @@ use std::time::Duration;
 use tutti_core::ProfileId;
 use tutti_log::LocalFeed;
 use tutti_profiles::{Identifier, IdentityConfig};
-use tutti_store::sqlite::SqliteFlowReader;
 pub use tutti_store::{Broadcast, DeadLetterFilter, Delivery, DeliveryFilter};
 use tutti_store::{EventReader, ProfileReader, StoreError};
 
@@ -78,6 +78,9 @@ pub enum EngineError {
     Processing(String),
     #[error("definitions: {0}")]
     Definitions(String),
+    /// This process cannot start as configured, and the message says why.
+    #[error("{0}")]
+    Start(String),
     #[error("insights: {0}")]
     Insights(String),
     #[error("conversations: {0}")]
@@ -180,7 +183,9 @@ pub struct Engine {
     decisions: Arc<tutti_connectors::decide::Decisions>,
     ai_stats: Arc<tutti_ai::generate::Stats>,
     memory: Arc<dyn tutti_connectors::Memory>,
-    flow_store: Arc<SqliteFlowReader>,
+    flow_store: Arc<dyn tutti_store::FlowStore>,
+    /// On Postgres, the connection holding the lock that makes this the one processing worker.
+    _processing_lock: Option<Mutex<tutti_store::postgres::Client>>,
     definitions: Arc<FlowDefinitions>,
     /// Serialises definition changes (store, then rebuild).
     definitions_write: Mutex<()>,

@@ -551,6 +551,12 @@ pub trait DefinitionStore: Send + Sync {
     fn set_paused(&self, flow: &str, paused: bool, at: Millis) -> Result<bool>;
 }
 
+/// Everything flows keep that the API and the engine read and change outside the processor's batches: flow
+/// queries, the definitions, the audit log. One handle, on SQLite or Postgres.
+pub trait FlowStore: FlowReader + DefinitionStore + AuditLog {}
+
+impl<T: FlowReader + DefinitionStore + AuditLog> FlowStore for T {}
+
 /// Read-only profile queries for the API.
 pub trait ProfileReader: Send + Sync {
     fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>>;

@@ -233,3 +233,52 @@ fn a_worker_that_lost_its_partition_writes_nothing_more() {
     assert!(matches!(store.commit(&late), Err(StoreError::Fenced { .. })));
     assert_eq!(store.checkpoint().unwrap(), 1);
 }
+
+#[test]
+fn a_profile_made_and_merged_away_in_one_batch_is_new_not_unread() {
+    let schema = Schema::new();
+    let mut store = pg_store(&schema, None);
+    // The processor asks where new ids start, then works out a batch in which an anonymous visitor's new
+    // profile (2) is merged into the new profile of the person (1) before either was ever written.
+    assert_eq!(store.next_profile_id().unwrap(), 1);
+    let batch = ProfileBatch {
+        links: vec![(email("p1@example.vn"), ProfileId(1))],
+        moves: vec![tutti_store::MergeRecord {
+            into: ProfileId(1),
+            from: ProfileId(2),
+            at: 1,
+            seq: 2,
+            message_id: "alias".into(),
+        }],
+        profiles: vec![profile(1, 2)],
+        deleted: vec![ProfileId(2)],
+        checkpoint: 2,
+        next_profile_id: 3,
+        ..ProfileBatch::default()
+    };
+    store.owner(&email("p1@example.vn")).unwrap();
+    store.commit(&batch).unwrap();
+    assert_eq!(store.count_profiles().unwrap(), 1);
+    // An id from before the batch that the store never handed out is still refused.
+    let old =
+        ProfileBatch { profiles: vec![profile(1, 3)], checkpoint: 3, next_profile_id: 3, ..ProfileBatch::default() };
+    let mut other = pg_store(&schema, None);
+    assert_eq!(other.next_profile_id().unwrap(), 3);
+    assert!(matches!(other.commit(&old), Err(StoreError::Conflict(_))));
+}
+
+#[test]
+fn readers_may_be_called_from_async_tasks() {
+    // The `postgres` client blocks on a runtime of its own; called straight from an async task it would abort
+    // the process. Both kinds of runtime, as an HTTP handler would call.
+    let schema = Schema::new();
+    drop(schema.migrated());
+    let reader = std::sync::Arc::new(PgProfileReader::new(Pool::new(&schema.url(), 1).unwrap()));
+    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let r = reader.clone();
+    assert_eq!(multi.block_on(async move { r.count_profiles().unwrap() }), 0);
+    let r = reader.clone();
+    assert_eq!(multi.block_on(multi.spawn(async move { r.last_profile_id().unwrap() })).unwrap(), 0);
+    let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(single.block_on(async move { reader.count_profiles().unwrap() }), 0);
+}

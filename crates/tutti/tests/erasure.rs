@@ -6,16 +6,28 @@ mod common;
 use common::{ADMIN_TOKEN, Server};
 use serde_json::json;
 
+/// Every file under `dir` (the event log's NATS store included, when the suite runs on NATS) whose bytes hold
+/// `needle`, and, when the suite keeps profiles in Postgres, the data of the test's schema too.
 fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_file() {
+        if path.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if path.is_file() {
             let bytes = std::fs::read(&path).unwrap();
             if bytes.windows(needle.len()).any(|w| w == needle) {
                 hits.push(path.display().to_string());
             }
         }
+    }
+    if common::on_postgres()
+        && common::postgres_data(dir).is_some_and(|data| {
+            let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+            data.windows(needle.len()).any(|w| w == needle) || data.windows(hex.len()).any(|w| w == hex.as_bytes())
+        })
+    {
+        hits.push("the Postgres schema".into());
     }
     hits
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tutti_core::{Millis, ProfileId};
 use tutti_flows::def::StepKind;
 use tutti_flows::{Definition, Problem};
-use tutti_store::{Broadcast, FlowReader};
+use tutti_store::Broadcast;
 
 use crate::{DefinitionError, Engine, EngineError, connectors};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tutti_core::ProfileId;
 use tutti_core::audit::AuditKind;
-use tutti_store::{DeadLetterFilter, DefinitionStore, FlowReader, OutboxRow, StoredDefinition};
+use tutti_store::{DeadLetterFilter, OutboxRow, StoredDefinition};
 
 use crate::{DefinitionError, Engine, EngineError, connectors, definitions, dispatch, processor};
 

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use tutti_core::ProfileId;
 use tutti_core::audit::{AuditKind, AuditRecord};
-use tutti_store::{AuditLog, Delivery, DeliveryFilter, FlowReader};
+use tutti_store::{Delivery, DeliveryFilter};
 
 use crate::{Engine, EngineError};
 

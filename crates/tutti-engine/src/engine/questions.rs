@@ -93,7 +93,6 @@ impl Engine {
     }
 
     fn flow_store_segment_count(&self, segment: &str) -> u64 {
-        use tutti_store::FlowReader;
         self.flow_store.segment_count(segment).unwrap_or(0)
     }
 

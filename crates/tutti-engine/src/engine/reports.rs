@@ -12,7 +12,6 @@ use tutti_analytics::stats::{Difference, Rate, difference, wilson};
 use tutti_core::Millis;
 use tutti_flows::Run;
 use tutti_flows::machine::DecisionKind;
-use tutti_store::FlowReader;
 
 use crate::{Engine, EngineError};
 

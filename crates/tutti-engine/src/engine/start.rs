@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use tutti_log::LocalFeed;
-use tutti_store::sqlite::{self, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore};
-use tutti_store::{DefinitionStore, EventReader, ProfileReader};
+use tutti_store::sqlite;
+use tutti_store::{EventReader, ProfileReader};
 
 use crate::delivery_summary::DeliverySummary;
 use crate::{
@@ -38,13 +38,14 @@ impl Engine {
             clock: clock.clone(),
         };
         let paths = sqlite::Paths::in_dir(&dir);
-        let flow_store = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
         // The writers first: they make the schemas the readers (and the connectors' history) read.
+        let state = crate::storage::open_state(&config.storage, &paths, config.server.role.processes())?;
+        let flow_store = state.flows.clone();
         let log = crate::bus::open_log(&config.bus, &paths.events, config.intake.dedup_retention)?;
-        let store = SqliteProfileStore::open(&paths.profiles)?;
-        let store_checkpointer = store.checkpointer()?;
+        let store = state.store;
+        let store_checkpointer = state.checkpointer;
         let events: Arc<dyn EventReader> = log.reader.clone();
-        let profiles: Arc<dyn ProfileReader> = Arc::new(SqliteProfileReader::open(&paths.profiles)?);
+        let profiles: Arc<dyn ProfileReader> = state.profiles.clone();
         let shared = tutti_connectors::Shared {
             memory: Arc::new(memory),
             decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
@@ -163,8 +164,8 @@ impl Engine {
             let journal = sqlite::SqliteOutcomeJournal::open(&paths.outcomes)?;
             let journal_checkpointer = journal.checkpointer()?;
             let dispatcher = dispatch::Dispatcher {
-                outbox: Box::new(SqliteOutbox::open(&paths.profiles)?),
-                recorder: Some((Box::new(journal), Box::new(SqliteOutbox::open(&paths.profiles)?))),
+                outbox: (state.outbox)()?,
+                recorder: Some((Box::new(journal), (state.outbox)()?)),
                 clock: clock.clone(),
                 metrics: metrics.clone(),
                 incoming,
@@ -178,7 +179,7 @@ impl Engine {
                 std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
             let (commands_tx, commands) = mpsc::channel();
             let worker = processor::Processor {
-                store: Box::new(store),
+                store,
                 events: events.clone(),
                 intake: intake.clone(),
                 feed: feed.clone(),
@@ -221,7 +222,7 @@ impl Engine {
             let targets: Vec<_> = log
                 .checkpointer
                 .into_iter()
-                .chain([Some(store_checkpointer), journal_checkpointer].into_iter().flatten())
+                .chain([store_checkpointer, journal_checkpointer].into_iter().flatten())
                 .collect();
             let (clock, metrics) = (clock.clone(), metrics.clone());
             let every = config.log.delivery_summary.as_millis() as i64;
@@ -262,6 +263,7 @@ impl Engine {
             ai_stats: shared.ai.clone(),
             memory: shared.memory.clone(),
             flow_store,
+            _processing_lock: state.lock,
             definitions,
             definitions_write: Mutex::new(()),
             threads: Mutex::new([writer, checkpointer].into_iter().chain(processing).chain(head_watcher).collect()),

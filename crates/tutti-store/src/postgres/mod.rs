@@ -35,3 +35,24 @@ pub fn connect(url: &str) -> Result<Client> {
     }
     Ok(config.connect(postgres::NoTls)?)
 }
+
+/// Where `url` points, for logs and `tutti config`: host, port, database and user, never the password.
+pub fn describe(url: &str) -> String {
+    let Ok(config) = url.parse::<postgres::Config>() else { return "<not a Postgres connection string>".into() };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "host={} port={} dbname={} user={}",
+        hosts.join(","),
+        if ports.is_empty() { "5432".to_owned() } else { ports.join(",") },
+        config.get_dbname().unwrap_or("-"),
+        config.get_user().unwrap_or("-")
+    )
+}

@@ -21,8 +21,12 @@ impl Pool {
         Ok(Pool { url: url.to_owned(), idle: Mutex::new(vec![first]), keep: keep.max(1) })
     }
 
-    /// Runs `call` on a connection.
-    pub fn with<T>(&self, call: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+    /// Runs `call` on a connection. Safe to call from an async task: see [`outside_async`].
+    pub fn with<T: Send>(&self, call: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
+        outside_async(|| self.with_here(call))
+    }
+
+    fn with_here<T>(&self, call: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut client = match taken {
             Some(client) if !client.is_closed() => client,
@@ -38,4 +42,27 @@ impl Pool {
         }
         result
     }
+}
+
+/// Closing a connection blocks too, and the last handle on a pool may go in an async task.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        outside_async(move || drop(idle));
+    }
+}
+
+/// Runs blocking database work where blocking is allowed. The `postgres` client drives a runtime of its own and
+/// panics (aborting the process) when it blocks on a thread that belongs to another runtime, which a store
+/// method called from an HTTP handler would be; `block_in_place` does not lift that check. Inside a runtime the
+/// work runs on a short-lived thread of its own (tens of microseconds, against a round trip to the database);
+/// elsewhere (the engine's own threads), right here.
+pub fn outside_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(done) => done,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }

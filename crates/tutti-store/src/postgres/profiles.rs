@@ -34,19 +34,27 @@ use crate::{Backfill, Broadcast, MergeRecord, ProfileBatch, ProfileStore, Result
 const REMEMBERED: usize = 1_000_000;
 
 /// What the store handed out, to check commits against.
-#[derive(Default)]
 struct Seen {
     /// Profile versions; 0 for a profile known not to exist.
     versions: HashMap<ProfileId, i64>,
     owners: HashMap<Identifier, Option<ProfileId>>,
     /// Profiles merged away, and where to (their identifiers' owner now).
     moved: HashMap<ProfileId, ProfileId>,
+    /// The first profile id not given out before the last [`ProfileStore::next_profile_id`] or commit: ids
+    /// from here on are new profiles of the batch being worked out. `u64::MAX` until known.
+    fresh_from: u64,
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen { versions: HashMap::new(), owners: HashMap::new(), moved: HashMap::new(), fresh_from: u64::MAX }
+    }
 }
 
 impl Seen {
     fn bound(&mut self) {
         if self.versions.len() > REMEMBERED || self.owners.len() > REMEMBERED || self.moved.len() > REMEMBERED {
-            *self = Seen::default();
+            *self = Seen { fresh_from: self.fresh_from, ..Seen::default() };
         }
     }
 
@@ -115,19 +123,14 @@ impl PgProfileStore {
         let rows =
             tx.query("SELECT id, version FROM profiles WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&touched])?;
         let now: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let created: std::collections::HashSet<i64> = batch
-            .profiles
-            .iter()
-            .map(|p| p.id.0 as i64)
-            .filter(|id| !seen.versions.contains_key(&ProfileId(*id as u64)))
-            .collect();
         for &id in &touched {
             let expected = seen.versions.get(&ProfileId(id as u64)).copied();
             let found = now.get(&id).copied().unwrap_or(0);
             match expected {
                 Some(v) if v == found => {}
-                // Made in this batch: it must not exist yet.
-                None if created.contains(&id) && found == 0 => {}
+                // Made in this batch (its id is one the counter gave out since the last commit): it must not
+                // exist yet. It may be merged away in the same batch and never written.
+                None if id as u64 >= seen.fresh_from && found == 0 => {}
                 Some(v) => return Err(conflict(format!("profile p{id} is at version {found}, not {v}"))),
                 None => return Err(conflict(format!("profile p{id} was not read before this write"))),
             }
@@ -298,6 +301,7 @@ impl ProfileStore for PgProfileStore {
         for m in &batch.moves {
             seen.moved.insert(m.from, m.into);
         }
+        seen.fresh_from = batch.next_profile_id;
         Ok(queued)
     }
 
@@ -308,11 +312,14 @@ impl ProfileStore for PgProfileStore {
     }
 
     fn next_profile_id(&self) -> Result<u64> {
-        let row = self.client().query_one(
+        let mut inner = self.inner.borrow_mut();
+        let row = inner.client.query_one(
             "SELECT GREATEST((SELECT value FROM counters WHERE name = 'next_profile_id'), (SELECT max(id) + 1 FROM profiles), 1)",
             &[],
         )?;
-        Ok(row.get::<_, i64>(0) as u64)
+        let next = row.get::<_, i64>(0) as u64;
+        inner.seen.fresh_from = next;
+        Ok(next)
     }
 
     fn count_profiles(&self) -> Result<u64> {

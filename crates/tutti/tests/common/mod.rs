@@ -27,6 +27,37 @@ pub struct Server {
     pub nats: Option<tutti_log::nats::testing::NatsServer>,
 }
 
+/// Whether the suite keeps profiles, flows and the outbox in Postgres (`TUTTI_TEST_STORE=postgres`, the
+/// machine's server at 127.0.0.1:5432, a schema per data directory) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TUTTI_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// The Postgres schema of a data directory: made if missing, so a server started again on the directory finds
+/// what the last one left.
+fn postgres_schema(dir: &Path) -> String {
+    let name = schema_name(dir);
+    let mut admin = tutti_store::postgres::connect("host=127.0.0.1 port=5432 user=root dbname=test")
+        .expect("TUTTI_TEST_STORE=postgres needs Postgres at 127.0.0.1:5432 (scripts/test.sh starts it)");
+    admin.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}")).expect("a schema for the test");
+    name
+}
+
+/// The rows of a data directory's Postgres schema as `pg_dump` writes them (`BYTEA` in hex), or `None` when the
+/// directory has none.
+pub fn postgres_data(dir: &Path) -> Option<Vec<u8>> {
+    let output = Command::new("pg_dump")
+        .args(["-h", "127.0.0.1", "-U", "root", "-d", "test", "--data-only", "-n"])
+        .arg(schema_name(dir))
+        .output()
+        .ok()?;
+    output.status.success().then_some(output.stdout)
+}
+
+fn schema_name(dir: &Path) -> String {
+    format!("tutti_suite_{:016x}", tutti_core::hash::fnv1a(dir.to_string_lossy().as_bytes()))
+}
+
 /// Whether the suite runs with the event log on NATS JetStream (`TUTTI_TEST_BUS=nats`, as the second
 /// configuration of `scripts/test.sh`) rather than SQLite.
 pub fn on_nats() -> bool {
@@ -148,6 +179,13 @@ impl Server {
         });
         if let Some(nats) = &nats {
             command.env("TUTTI_BUS__NATS", nats.url());
+        }
+        if on_postgres() {
+            let schema = postgres_schema(dir);
+            command.env(
+                "TUTTI_STORAGE__POSTGRES",
+                format!("host=127.0.0.1 port=5432 user=root dbname=test options='-c search_path={schema}'"),
+            );
         }
         for (k, v) in env {
             command.env(k, v);
@@ -282,6 +320,13 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // A server that owned its data directory leaves nothing behind: its Postgres schema goes with it.
+        if on_postgres() && self._temp.is_some() {
+            let name = schema_name(&self.dir);
+            if let Ok(mut admin) = tutti_store::postgres::connect("host=127.0.0.1 port=5432 user=root dbname=test") {
+                let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        }
     }
 }
 

@@ -1,0 +1,89 @@
+//! `[storage]`: where profiles, flows and the outbox live. Without `postgres` they are SQLite in the data
+//! directory (`profiles.db`); with `postgres = "..."` they are the Postgres tables of `tutti-store`'s
+//! `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
+//! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
+//!
+//! One worker processes at a time on a Postgres database: it holds a session advisory lock (per schema) for as long
+//! as it runs, and a second worker refuses to start while the lock is held. The lock goes with the first worker's
+//! connection (its exit, or its machine's), so a worker started after that takes over from the checkpoint.
+
+use std::sync::{Arc, Mutex};
+
+use tutti_store::sqlite::{
+    self, Checkpointer, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
+};
+use tutti_store::{FlowStore, Outbox, ProfileReader, ProfileStore};
+
+use crate::EngineError;
+
+/// The first key of the advisory lock the processing worker holds; the second is the hash of the schema, so
+/// that Tuttis in different schemas of one database do not stand in each other's way.
+const PROCESSING_LOCK: i32 = 0x7475_7474;
+
+/// The stores, opened.
+pub(crate) struct OpenedState {
+    /// The processor's store.
+    pub store: Box<dyn ProfileStore>,
+    /// SQLite's write-ahead-log checkpointer of `profiles.db` (Postgres has none).
+    pub checkpointer: Option<Checkpointer>,
+    pub profiles: Arc<dyn ProfileReader>,
+    pub flows: Arc<dyn FlowStore>,
+    /// Opens an outbox handle for the dispatcher (it takes two: one to read, one to settle).
+    pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
+    /// The connection that holds the processing lock, kept open for as long as the engine runs.
+    pub lock: Option<Mutex<tutti_store::postgres::Client>>,
+}
+
+/// Opens the stores `[storage]` names. `processes`: this process runs the processor (it takes the lock).
+pub(crate) fn open_state(
+    config: &crate::config::StorageConfig,
+    paths: &sqlite::Paths,
+    processes: bool,
+) -> Result<OpenedState, EngineError> {
+    let Some(url) = &config.postgres else {
+        // The flow store first: it makes the schema the others read.
+        let flows: Arc<dyn FlowStore> = Arc::new(SqliteFlowReader::open(&paths.profiles)?);
+        let store = SqliteProfileStore::open(&paths.profiles)?;
+        let checkpointer = store.checkpointer()?;
+        let path = paths.profiles.clone();
+        return Ok(OpenedState {
+            store: Box::new(store),
+            checkpointer: Some(checkpointer),
+            profiles: Arc::new(SqliteProfileReader::open(&paths.profiles)?),
+            flows,
+            outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
+            lock: None,
+        });
+    };
+    use tutti_store::postgres::{self as pg, PgFlowReader, migrate, pool::Pool};
+    let mut client = pg::connect(url)?;
+    let version = migrate::migrate(&mut client)?;
+    tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
+    let lock = if processes {
+        let held: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", &[&PROCESSING_LOCK])
+            .map_err(tutti_store::StoreError::from)?
+            .get(0);
+        if !held {
+            return Err(EngineError::Start(
+                "another Tutti worker is processing on this Postgres database; one worker processes at a time \
+                 (run more processes as intakes: --role intake)"
+                    .into(),
+            ));
+        }
+        Some(Mutex::new(client))
+    } else {
+        None
+    };
+    let url_for_outbox = url.clone();
+    Ok(OpenedState {
+        store: Box::new(pg::profiles::PgProfileStore::new(pg::connect(url)?, 0, None)),
+        checkpointer: None,
+        profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
+        flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
+        outbox: Box::new(move || {
+            Ok(Box::new(pg::outbox::PgOutbox::new(pg::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
+        }),
+        lock,
+    })
+}
