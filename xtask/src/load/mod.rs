@@ -91,6 +91,10 @@ pub(crate) struct LoadArgs {
     /// `TUTTI_NATS_SERVER`).
     #[arg(long)]
     pub(crate) nats: bool,
+    /// Profiles, flows and the outbox in Postgres: each scenario's server gets a schema of its own in this
+    /// database (a connection string such as `host=127.0.0.1 user=root dbname=test`), dropped afterwards.
+    #[arg(long)]
+    pub(crate) postgres: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +118,10 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     server::ON_NATS.store(args.nats, std::sync::atomic::Ordering::Relaxed);
+    if let Some(url) = &args.postgres {
+        let _ = server::POSTGRES.set(url.clone());
+        println!("profiles, flows and the outbox: Postgres ({})", tutti_store::postgres::describe(url));
+    }
     println!("# Tutti load report");
     if args.nats {
         println!("event log: NATS JetStream ({}), sync_interval: always", tutti_log::nats::testing::binary().display());

@@ -14,6 +14,41 @@ pub(crate) struct Server {
     pub(crate) _dir: PathBuf,
     /// The NATS server the event log is on, with `--nats`.
     _nats: Option<tutti_log::nats::testing::NatsServer>,
+    /// The Postgres schema, with `--postgres`.
+    _schema: Option<Schema>,
+}
+
+/// `--postgres`: the database every server gets a schema of its own in.
+pub(crate) static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A schema for one server under `--postgres`, dropped with it.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(url: &str) -> anyhow::Result<Schema> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tutti_load_{}_{n}", std::process::id());
+        let mut admin = tutti_store::postgres::connect(url)?;
+        admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))?;
+        Ok(Schema { url: url.to_owned(), name })
+    }
+
+    /// The connection string of the schema, for the server.
+    fn url(&self) -> String {
+        format!("{} options='-c search_path={}'", self.url, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = tutti_store::postgres::connect(&self.url) {
+            let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
 }
 
 /// `--nats`: every server gets a NATS server of its own and keeps its event log there.
@@ -22,7 +57,7 @@ pub(crate) static ON_NATS: std::sync::atomic::AtomicBool = std::sync::atomic::At
 impl Server {
     /// A server started on a prepared data directory, with its log wherever its environment says.
     pub(crate) fn on(child: Child, addr: String, dir: PathBuf) -> Server {
-        Server { child, addr, _dir: dir, _nats: None }
+        Server { child, addr, _dir: dir, _nats: None, _schema: None }
     }
 
     /// Kills the process with SIGKILL and starts it again on the same data directory.
@@ -32,6 +67,9 @@ impl Server {
         let mut env = env.to_vec();
         if let Some(nats) = &self._nats {
             env.push(("TUTTI_BUS__NATS", nats.url()));
+        }
+        if let Some(schema) = &self._schema {
+            env.push(("TUTTI_STORAGE__POSTGRES", schema.url()));
         }
         let (child, addr) = spawn_server(root, &self._dir, &env)?;
         self.child = child;
@@ -65,8 +103,16 @@ pub(crate) fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) 
     } else {
         None
     };
+    let schema = match POSTGRES.get() {
+        Some(url) => {
+            let schema = Schema::new(url)?;
+            env.push(("TUTTI_STORAGE__POSTGRES", schema.url()));
+            Some(schema)
+        }
+        None => None,
+    };
     let (child, addr) = spawn_server(root, &dir, &env)?;
-    Ok(Server { child, addr, _dir: dir, _nats: nats })
+    Ok(Server { child, addr, _dir: dir, _nats: nats, _schema: schema })
 }
 
 /// The cargo profile the server under test is built and run with: `release`, or `TUTTI_PROFILE` (`profiling`

@@ -15,47 +15,56 @@ const REDACTED_FIELDS: &str = "'{output}', '{context}', '{message}', '{content}'
 /// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
 /// item was queued as (`None` for a key already queued).
 pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Option<u64>>> {
-    let put_state = tx.prepare(
-        "INSERT INTO flow_states (profile_id, state) VALUES ($1, $2)
-         ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state",
-    )?;
-    for (pid, state) in &batch.states {
-        match state {
-            Some(bytes) => tx.execute(&put_state, &[&(pid.0 as i64), bytes])?,
-            None => tx.execute("DELETE FROM flow_states WHERE profile_id = $1", &[&(pid.0 as i64)])?,
-        };
+    // Each statement is prepared once per commit, and only when its rows are there: a prepare is a round trip.
+    if !batch.states.is_empty() {
+        let put = tx.prepare(
+            "INSERT INTO flow_states (profile_id, state) VALUES ($1, $2)
+             ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state",
+        )?;
+        let drop = tx.prepare("DELETE FROM flow_states WHERE profile_id = $1")?;
+        for (pid, state) in &batch.states {
+            match state {
+                Some(bytes) => tx.execute(&put, &[&(pid.0 as i64), bytes])?,
+                None => tx.execute(&drop, &[&(pid.0 as i64)])?,
+            };
+        }
     }
-    let put_timer = tx.prepare(
-        "INSERT INTO timers (profile_id, due) VALUES ($1, $2) ON CONFLICT (profile_id) DO UPDATE SET due = excluded.due",
-    )?;
-    for (pid, due) in &batch.timers {
-        match due {
-            Some(at) => tx.execute(&put_timer, &[&(pid.0 as i64), at])?,
-            None => tx.execute("DELETE FROM timers WHERE profile_id = $1", &[&(pid.0 as i64)])?,
-        };
+    if !batch.timers.is_empty() {
+        let put = tx.prepare(
+            "INSERT INTO timers (profile_id, due) VALUES ($1, $2) ON CONFLICT (profile_id) DO UPDATE SET due = excluded.due",
+        )?;
+        let drop = tx.prepare("DELETE FROM timers WHERE profile_id = $1")?;
+        for (pid, due) in &batch.timers {
+            match due {
+                Some(at) => tx.execute(&put, &[&(pid.0 as i64), at])?,
+                None => tx.execute(&drop, &[&(pid.0 as i64)])?,
+            };
+        }
     }
-    let queue = tx.prepare(
-        "INSERT INTO outbox (key, profile_id, connector, body, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (key) DO NOTHING RETURNING seq",
-    )?;
     let mut queued = Vec::with_capacity(batch.outbox.len());
-    for item in &batch.outbox {
-        let row = tx
-            .query_opt(&queue, &[&item.key, &(item.profile.0 as i64), &item.connector, &item.body, &item.created_at])?;
-        queued.push(row.map(|r| r.get::<_, i64>(0) as u64));
+    if !batch.outbox.is_empty() {
+        let queue = tx.prepare(
+            "INSERT INTO outbox (key, profile_id, connector, body, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (key) DO NOTHING RETURNING seq",
+        )?;
+        for item in &batch.outbox {
+            let values: [&(dyn postgres::types::ToSql + Sync); 5] =
+                [&item.key, &(item.profile.0 as i64), &item.connector, &item.body, &item.created_at];
+            let row = tx.query_opt(&queue, &values)?;
+            queued.push(row.map(|r| r.get::<_, i64>(0) as u64));
+        }
     }
-    let put_run = tx.prepare(
-        "INSERT INTO runs (id, profile_id, flow, version, state, started_at, updated_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (id) DO UPDATE SET profile_id = excluded.profile_id, flow = excluded.flow,
-             version = excluded.version, state = excluded.state, started_at = excluded.started_at,
-             updated_at = excluded.updated_at, body = excluded.body",
-    )?;
-    for run in &batch.runs {
-        let version = run.version as i32;
-        tx.execute(
-            &put_run,
-            &[
+    if !batch.runs.is_empty() {
+        let put = tx.prepare(
+            "INSERT INTO runs (id, profile_id, flow, version, state, started_at, updated_at, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET profile_id = excluded.profile_id, flow = excluded.flow,
+                 version = excluded.version, state = excluded.state, started_at = excluded.started_at,
+                 updated_at = excluded.updated_at, body = excluded.body",
+        )?;
+        for run in &batch.runs {
+            let version = run.version as i32;
+            let values: [&(dyn postgres::types::ToSql + Sync); 8] = [
                 &run.id,
                 &(run.profile.0 as i64),
                 &run.flow,
@@ -64,18 +73,16 @@ pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<
                 &run.started_at,
                 &run.updated_at,
                 &run.body,
-            ],
-        )?;
+            ];
+            tx.execute(&put, &values)?;
+        }
     }
-    for (segment, pid, member) in &batch.members {
-        let pid = pid.0 as i64;
-        if *member {
-            tx.execute(
-                "INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[segment, &pid],
-            )?;
-        } else {
-            tx.execute("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2", &[segment, &pid])?;
+    if !batch.members.is_empty() {
+        let join =
+            tx.prepare("INSERT INTO segment_members (segment, profile_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")?;
+        let leave = tx.prepare("DELETE FROM segment_members WHERE segment = $1 AND profile_id = $2")?;
+        for (segment, pid, member) in &batch.members {
+            tx.execute(if *member { &join } else { &leave }, &[segment, &(pid.0 as i64)])?;
         }
     }
     append_audit(tx, &batch.audit)?;
@@ -118,24 +125,29 @@ pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<
             &[&b.id, &b.status, &(b.total as i64), &(b.done as i64), &(b.next_profile as i64), &b.finished_at],
         )?;
     }
-    for (m, n) in &batch.stats {
-        tx.execute(
+    if !batch.stats.is_empty() {
+        let add = tx.prepare(
             "INSERT INTO flow_stats (flow, step, measure, count) VALUES ($1, $2, $3, $4)
              ON CONFLICT (flow, step, measure) DO UPDATE SET count = flow_stats.count + excluded.count",
-            &[&m.flow, &m.step, &m.measure, &(*n as i64)],
         )?;
+        for (m, n) in &batch.stats {
+            tx.execute(&add, &[&m.flow, &m.step, &m.measure, &(*n as i64)])?;
+        }
     }
     Ok(queued)
 }
 
 /// Appends audit records inside a transaction.
 pub(super) fn append_audit(tx: &mut Transaction<'_>, records: &[AuditRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let put = tx.prepare(
+        "INSERT INTO audit (at, kind, flow, run, profile_id, detail) VALUES ($1, $2, $3, $4, $5, $6::TEXT::JSONB)",
+    )?;
     for r in records {
         let detail = serde_json::to_string(&r.detail).expect("JSON always serialises");
-        tx.execute(
-            "INSERT INTO audit (at, kind, flow, run, profile_id, detail) VALUES ($1, $2, $3, $4, $5, $6::TEXT::JSONB)",
-            &[&r.at, &r.kind.as_str(), &r.flow, &r.run, &r.profile.map(|p| p.0 as i64), &detail],
-        )?;
+        tx.execute(&put, &[&r.at, &r.kind.as_str(), &r.flow, &r.run, &r.profile.map(|p| p.0 as i64), &detail])?;
     }
     Ok(())
 }

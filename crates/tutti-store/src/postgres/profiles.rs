@@ -160,10 +160,14 @@ impl PgProfileStore {
                 }
             }
         }
-        let attribute =
-            tx.prepare("INSERT INTO profile_events (profile_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING")?;
-        for (pid, seq) in &batch.attributions {
-            tx.execute(&attribute, &[&(pid.0 as i64), &(*seq as i64)])?;
+        if !batch.attributions.is_empty() {
+            let (pids, seqs): (Vec<i64>, Vec<i64>) =
+                batch.attributions.iter().map(|(p, seq)| (p.0 as i64, *seq as i64)).unzip();
+            tx.execute(
+                "INSERT INTO profile_events (profile_id, seq) SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[])
+                 ON CONFLICT DO NOTHING",
+                &[&pids, &seqs],
+            )?;
         }
         for m in &batch.moves {
             let (into, from) = (m.into.0 as i64, m.from.0 as i64);
@@ -180,22 +184,28 @@ impl PgProfileStore {
             )?;
             super::flows::merge(tx, m.into, m.from)?;
         }
-        let mut written = Vec::with_capacity(batch.profiles.len());
+        // Every profile in one statement: a batch of thousands is one round trip, not thousands.
+        let mut latest: HashMap<i64, Vec<u8>> = HashMap::with_capacity(batch.profiles.len());
         for p in &batch.profiles {
-            let state = serde_json::to_vec(p).expect("a profile always serialises");
-            let id = p.id.0 as i64;
-            let version: i64 = tx
-                .query_one(
-                    "INSERT INTO profiles (id, state, version) VALUES ($1, $2, 1)
-                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = profiles.version + 1
-                     RETURNING version",
-                    &[&id, &state],
-                )?
-                .get(0);
-            written.push((p.id, version));
+            latest.insert(p.id.0 as i64, serde_json::to_vec(p).expect("a profile always serialises"));
         }
-        for pid in &batch.deleted {
-            tx.execute("DELETE FROM profiles WHERE id = $1", &[&(pid.0 as i64)])?;
+        let (ids, states): (Vec<i64>, Vec<Vec<u8>>) = latest.into_iter().unzip();
+        let written: Vec<(ProfileId, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            tx.query(
+                "INSERT INTO profiles (id, state, version) SELECT id, state, 1 FROM UNNEST($1::BIGINT[], $2::BYTEA[]) AS t(id, state)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, version = profiles.version + 1
+                 RETURNING id, version",
+                &[&ids, &states],
+            )?
+            .iter()
+            .map(|r| (ProfileId(r.get::<_, i64>(0) as u64), r.get(1)))
+            .collect()
+        };
+        if !batch.deleted.is_empty() {
+            let deleted: Vec<i64> = batch.deleted.iter().map(|p| p.0 as i64).collect();
+            tx.execute("DELETE FROM profiles WHERE id = ANY($1)", &[&deleted])?;
         }
         tx.execute(
             "INSERT INTO checkpoints (partition, seq) VALUES ($1, $2) ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
