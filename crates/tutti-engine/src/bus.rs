@@ -164,7 +164,7 @@ pub(crate) fn open_log(
     events_path: &std::path::Path,
     dedup_window: Duration,
 ) -> Result<OpenedLog, EngineError> {
-    config.check().map_err(EngineError::Definitions)?;
+    config.check().map_err(EngineError::Start)?;
     let Some(url) = &config.nats else {
         let writer = SqliteEventLog::open(events_path)?;
         let checkpointer = writer.checkpointer()?;
@@ -175,7 +175,7 @@ pub(crate) fn open_log(
             shared: None,
         });
     };
-    let options = tutti_log::nats::Options::parse(url, "tutti").map_err(EngineError::Definitions)?;
+    let options = tutti_log::nats::Options::parse(url, "tutti").map_err(EngineError::Start)?;
     let link = Arc::new(Link::connect(options)?);
     let layout = config.layout();
     jetstream_log::setup(&link, &layout, dedup_window)?;

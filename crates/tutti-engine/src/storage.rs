@@ -3,9 +3,10 @@
 //! `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
 //! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
 //!
-//! One worker processes at a time on a Postgres database: it holds a session advisory lock (per schema) for as long
-//! as it runs, and a second worker refuses to start while the lock is held. The lock goes with the first worker's
-//! connection (its exit, or its machine's), so a worker started after that takes over from the checkpoint.
+//! One worker processes at a time on a Postgres database: it holds a session advisory lock (per schema) for as
+//! long as it runs, and a second worker refuses to start while the lock is held. The lock goes with the first
+//! worker's connection (its exit, or its machine's), so a worker started after that takes over from the
+//! checkpoint.
 
 use std::sync::{Arc, Mutex};
 

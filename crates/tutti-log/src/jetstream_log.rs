@@ -10,9 +10,10 @@
 //!   batch is stored whole or not at all, and [`EventLog::append`] returns only after JetStream acknowledged
 //!   every batch. With `sync_interval: always` in the server's configuration JetStream writes each batch to
 //!   disk before acknowledging it (one sync per batch); `docs/scale.md` says why that setting is required.
-//! - **Deduplication** is JetStream's: a client's `messageId` is sent as `Nats-Msg-Id` (its SHA-256), remembered for the
-//!   stream's duplicate window (the intake's `dedup_retention`). A batch holding an id already stored is
-//!   refused whole; it is then published message by message, and the repeats come back as duplicates.
+//! - **Deduplication** is JetStream's: a client's `messageId` is sent as `Nats-Msg-Id` (its SHA-256),
+//!   remembered for the stream's duplicate window (the intake's `dedup_retention`). A batch holding an id
+//!   already stored is refused whole; it is then published message by message, and the repeats come back as
+//!   duplicates.
 //! - **Erasure** deletes the person's messages with their bytes overwritten (`no_erase: false`).
 //! - **Connections** are made again after a failure, at the next call; a call that failed acknowledged
 //!   nothing (the intake answers 503 and clients retry).
@@ -54,11 +55,6 @@ impl StreamLayout {
     /// The subject filter of every partition.
     pub fn all(&self) -> String {
         format!("{}.>", self.prefix)
-    }
-
-    /// The partition a subject of this layout names.
-    pub fn partition_of_subject(&self, subject: &str) -> Option<u32> {
-        subject.strip_prefix(&self.prefix)?.strip_prefix('.')?.parse().ok()
     }
 }
 

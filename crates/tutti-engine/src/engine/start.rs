@@ -29,6 +29,8 @@ impl Engine {
         env: tutti_connectors::Env<'_>,
     ) -> Result<Engine, EngineError> {
         crate::bus::check_role(&config)?;
+        // An intake only writes the log: no processing, no deliveries, no analytics.
+        let processes = config.server.role.processes();
         let dir = config.storage.data_dir.clone();
         sqlite::private_dir(&dir)?;
         let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
@@ -39,7 +41,7 @@ impl Engine {
         };
         let paths = sqlite::Paths::in_dir(&dir);
         // The writers first: they make the schemas the readers (and the connectors' history) read.
-        let state = crate::storage::open_state(&config.storage, &paths, config.server.role.processes())?;
+        let state = crate::storage::open_state(&config.storage, &paths, processes)?;
         let flow_store = state.flows.clone();
         let log = crate::bus::open_log(&config.bus, &paths.events, config.intake.dedup_retention)?;
         let store = state.store;
@@ -90,7 +92,7 @@ impl Engine {
         let feed = Arc::new(LocalFeed::new(head));
         let processed = Arc::new(LocalFeed::new(0));
         let intake_feed = log.intake_feed(feed.clone());
-        let head_watcher = if config.server.role.processes() { log.watch(feed.clone())? } else { None };
+        let head_watcher = if processes { log.watch(feed.clone())? } else { None };
         let (intake, writer) = Intake::start(
             log.writer,
             intake_feed,
@@ -150,8 +152,6 @@ impl Engine {
             definitions.clone(),
             Some(flow_store.clone() as Arc<dyn tutti_store::FlowReader>),
         ));
-        // An intake only writes the log: no processing, no deliveries, no analytics.
-        let processes = config.server.role.processes();
         let (journal_checkpointer, processing, commands_tx) = if processes {
             let lanes = dispatch::start_delivery(
                 registry,

@@ -155,14 +155,6 @@ impl JetStream {
         serde_json::from_value(value).map_err(|e| NatsError::Protocol(format!("a stream's info: {e}")))
     }
 
-    pub fn delete_stream(&self, stream: &str) -> Result<bool, NatsError> {
-        match self.api(&format!("STREAM.DELETE.{stream}"), &Value::Null) {
-            Ok(_) => Ok(true),
-            Err(NatsError::Api { code: 404, .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Publishes messages in one write and waits for each one's acknowledgement, in order. The outer error
     /// means none is known to be stored; an inner one, that this message was not.
     pub fn publish_all(&self, messages: &[Publish<'_>]) -> Result<Vec<Result<PubAck, NatsError>>, NatsError> {

@@ -33,11 +33,14 @@ pub fn on_postgres() -> bool {
     std::env::var("TUTTI_TEST_STORE").is_ok_and(|store| store == "postgres")
 }
 
+/// The machine's Postgres, as the suite reaches it (trust auth, database `test`).
+const POSTGRES_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=test";
+
 /// The Postgres schema of a data directory: made if missing, so a server started again on the directory finds
 /// what the last one left.
 fn postgres_schema(dir: &Path) -> String {
     let name = schema_name(dir);
-    let mut admin = tutti_store::postgres::connect("host=127.0.0.1 port=5432 user=root dbname=test")
+    let mut admin = tutti_store::postgres::connect(POSTGRES_ADMIN)
         .expect("TUTTI_TEST_STORE=postgres needs Postgres at 127.0.0.1:5432 (scripts/test.sh starts it)");
     admin.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}")).expect("a schema for the test");
     name
@@ -47,7 +50,7 @@ fn postgres_schema(dir: &Path) -> String {
 /// directory has none.
 pub fn postgres_data(dir: &Path) -> Option<Vec<u8>> {
     let output = Command::new("pg_dump")
-        .args(["-h", "127.0.0.1", "-U", "root", "-d", "test", "--data-only", "-n"])
+        .args(["-d", POSTGRES_ADMIN, "--data-only", "-n"])
         .arg(schema_name(dir))
         .output()
         .ok()?;
@@ -182,10 +185,7 @@ impl Server {
         }
         if on_postgres() {
             let schema = postgres_schema(dir);
-            command.env(
-                "TUTTI_STORAGE__POSTGRES",
-                format!("host=127.0.0.1 port=5432 user=root dbname=test options='-c search_path={schema}'"),
-            );
+            command.env("TUTTI_STORAGE__POSTGRES", format!("{POSTGRES_ADMIN} options='-c search_path={schema}'"));
         }
         for (k, v) in env {
             command.env(k, v);
@@ -323,7 +323,7 @@ impl Drop for Server {
         // A server that owned its data directory leaves nothing behind: its Postgres schema goes with it.
         if on_postgres() && self._temp.is_some() {
             let name = schema_name(&self.dir);
-            if let Ok(mut admin) = tutti_store::postgres::connect("host=127.0.0.1 port=5432 user=root dbname=test") {
+            if let Ok(mut admin) = tutti_store::postgres::connect(POSTGRES_ADMIN) {
                 let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
             }
         }
