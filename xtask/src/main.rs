@@ -1,13 +1,15 @@
 //! Developer tasks: `cargo xtask load` (the load harness for the tracking API and flows, `load/`), `cargo xtask
 //! insights` (the creative analysis benchmark), `cargo xtask ai` (the review gate's throughput) and `cargo xtask
 //! copy` (the copy the AI layer writes and checks, measured, with every message printed for a person to read),
-//! `cargo xtask conversations` (the conversation miner on a million turns).
+//! `cargo xtask conversations` (the conversation miner on a million turns), `cargo xtask jetstream` (what JetStream
+//! takes from one publisher, with and without syncing each write).
 
 mod ai;
 mod analytics;
 mod conversations;
 mod copy;
 mod insights;
+mod jetstream;
 mod load;
 mod model;
 mod plans;
@@ -20,6 +22,7 @@ use analytics::{AnalyticsArgs, analytics};
 use conversations::{ConversationsArgs, conversations};
 use copy::{CopyArgs, copy};
 use insights::{InsightsArgs, insights};
+use jetstream::{JetStreamArgs, jetstream};
 use load::{LoadArgs, load};
 use plans::{PlansArgs, plans};
 use questions::{QuestionsArgs, questions};
@@ -48,6 +51,8 @@ enum Task {
     Copy(CopyArgs),
     /// Time the conversation miner on a million generated turns and print how the planted topics were found.
     Conversations(ConversationsArgs),
+    /// Time JetStream's publishing with and without syncing each write, one event per message and in batches.
+    Jetstream(JetStreamArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Task::Plans(args) => plans(args),
         Task::Copy(args) => copy(args),
         Task::Conversations(args) => conversations(args),
+        Task::Jetstream(args) => jetstream(args),
     }
 }
