@@ -113,6 +113,14 @@ impl InFlight {
         }
     }
 
+    /// Lets rows go unattempted: their partition's new owner delivers them.
+    pub(super) fn let_go(&mut self, rows: &[OutboxRow]) {
+        for row in rows {
+            self.held.remove(&row.seq);
+            self.retries.remove(&(row.due_at, row.seq));
+        }
+    }
+
     /// Forgets a profile's rows waiting for a retry (the processor has deleted them).
     pub(super) fn erased(&mut self, profile: ProfileId) {
         let held = &mut self.held;
@@ -156,6 +164,7 @@ mod tests {
             created_at: 0,
             due_at,
             attempts: 0,
+            partition: 0,
         }
     }
 

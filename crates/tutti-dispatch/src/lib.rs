@@ -151,6 +151,9 @@ pub struct Dispatcher {
     pub policy: Arc<DeliveryPolicy>,
     /// Flows' budgets in money, loaded once the journal is settled, before any attempt.
     pub budgets: Arc<budgets::Budgets>,
+    /// With several workers: whether this worker holds a partition now. A row of a partition it no longer
+    /// holds is let go unattempted (the partition's new owner takes it); `None`: every row is this one's.
+    pub holds: Option<Arc<dyn Fn(u32) -> bool + Send + Sync>>,
 }
 
 /// The dispatcher thread's working state.
@@ -165,6 +168,8 @@ struct DispatcherState {
     /// Raised after an erasure: the recorder scrubs the journal once what it holds now is settled and forgotten.
     scrub_journal: Arc<AtomicBool>,
     closed: bool,
+    /// The last read of the outbox failed.
+    read_failing: bool,
 }
 
 impl Dispatcher {
@@ -176,6 +181,7 @@ impl Dispatcher {
             record: None,
             scrub_journal: Arc::default(),
             closed: false,
+            read_failing: false,
         };
         if let Some((mut journal, mut outbox)) = self.recorder.take() {
             // Before the first read of the outbox, so that nothing journalled is taken for pending.
@@ -219,8 +225,19 @@ impl Dispatcher {
             let mut ready = state.rows.due(now);
             if let Some(room) = state.rows.read_room() {
                 match self.outbox.pending_after(state.rows.read_from, room) {
-                    Ok(rows) => ready.extend(state.rows.read(rows, room, now)),
-                    Err(e) => tracing::error!(error = %e, "cannot read the outbox; retrying"),
+                    Ok(rows) => {
+                        if std::mem::take(&mut state.read_failing) {
+                            tracing::info!("the outbox is read again");
+                        }
+                        ready.extend(state.rows.read(rows, room, now));
+                    }
+                    // Said once, and tried again at the idle pace, so a database away for a while (restarting)
+                    // neither spins nor floods the log.
+                    Err(e) => {
+                        if !std::mem::replace(&mut state.read_failing, true) {
+                            tracing::error!(error = %e, "cannot read the outbox; retrying");
+                        }
+                    }
                 }
             }
             self.send(&mut state, ready);
@@ -229,7 +246,7 @@ impl Dispatcher {
             }
             // Asleep until something arrives or a retry comes due (on the injected clock, so looked at every
             // IDLE).
-            let mut wait = if state.rows.read_room().is_some() { Duration::ZERO } else { IDLE };
+            let mut wait = if state.rows.read_room().is_some() && !state.read_failing { Duration::ZERO } else { IDLE };
             if let Some(at) = state.rows.next_retry() {
                 wait = wait.min(Duration::from_millis((at - self.clock.now_ms()).max(0) as u64));
             }
@@ -306,7 +323,18 @@ impl Dispatcher {
     }
 
     /// Hands rows to their connector's lanes (a profile's to one lane, in order).
-    fn send(&self, state: &mut DispatcherState, rows: Vec<OutboxRow>) {
+    fn send(&self, state: &mut DispatcherState, mut rows: Vec<OutboxRow>) {
+        if let Some(holds) = &self.holds {
+            let (mine, theirs): (Vec<OutboxRow>, Vec<OutboxRow>) = rows.into_iter().partition(|r| holds(r.partition));
+            if !theirs.is_empty() {
+                tracing::debug!(
+                    count = theirs.len(),
+                    "actions of partitions this worker gave up are left to their new owner"
+                );
+                state.rows.let_go(&theirs);
+            }
+            rows = mine;
+        }
         if rows.is_empty() {
             return;
         }

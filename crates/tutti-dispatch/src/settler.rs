@@ -43,6 +43,8 @@ impl OutcomeSettler {
         let mut upto = 0;
         let mut last = Instant::now();
         let mut open = true;
+        // The last settle failed (told once, not at every try).
+        let mut failing = false;
         while open || !waiting.is_empty() {
             // Nothing waiting: sleep until something is journalled.
             let idle = waiting.is_empty();
@@ -67,13 +69,19 @@ impl OutcomeSettler {
             }
             match self.outbox.settle(&outcomes_of(&waiting), upto) {
                 Ok(kept) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("outcomes are settled into the outbox again");
+                    }
                     last = Instant::now();
                     self.settled.store(upto, Ordering::Release);
                     self.recorded(std::mem::take(&mut waiting), kept);
                 }
                 Err(e) => {
-                    // Journalled already: kept and settled with the next try, or at the next start.
-                    tracing::error!(error = %e, "cannot settle outcomes into the outbox; trying again");
+                    // Journalled already: kept and settled with the next try, or at the next start. Said once
+                    // until it works again, so a database away for a while does not flood the log.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::error!(error = %e, "cannot settle outcomes into the outbox; trying again");
+                    }
                     std::thread::sleep(RECORD_RETRY);
                 }
             }

@@ -199,11 +199,16 @@ pub struct StorageConfig {
     /// flows and the outbox; unset, they are SQLite in the data directory (`docs/scale.md`).
     #[serde(serialize_with = "described_postgres")]
     pub postgres: Option<String>,
+    /// With Postgres and `[bus] nats`, how long a worker keeps its partitions of the log without renewing
+    /// them; it renews every third of this. A worker that stops loses its partitions to the others within
+    /// about this plus a third (`docs/scale.md`).
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub lease: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./tutti-data"), postgres: None }
+        StorageConfig { data_dir: PathBuf::from("./tutti-data"), postgres: None, lease: Duration::from_secs(6) }
     }
 }
 

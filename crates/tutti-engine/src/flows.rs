@@ -49,10 +49,12 @@ pub(crate) struct FlowRuntime {
     window: BTreeSet<(Millis, ProfileId)>,
     /// Timers due before this are all in `window`.
     window_end: Millis,
+    /// How far ahead each read of the window reaches.
+    window_length: Millis,
     /// Profiles changed in the current batch.
     touched: BTreeSet<ProfileId>,
     /// Runs that reached each counted step, across profiles: read from the store when first needed, then
-    /// kept here (the processor is their only writer).
+    /// kept here (the processor is their only writer, or the store refuses a total another worker moved).
     counts: Option<StepCounts>,
     /// Counts changed in the current batch.
     counted: BTreeSet<StepKey>,
@@ -69,6 +71,7 @@ impl FlowRuntime {
             states: HashMap::new(),
             window: BTreeSet::new(),
             window_end: Millis::MIN,
+            window_length: WINDOW,
             touched: BTreeSet::new(),
             counts: None,
             counted: BTreeSet::new(),
@@ -77,7 +80,13 @@ impl FlowRuntime {
         }
     }
 
-    /// Whether anything is defined (otherwise events need not go through the machine at all).
+    /// Reads the timer window `length` ahead instead of [`WINDOW`]: a worker among several reads it often, since
+    /// the others set timers of its profiles too.
+    pub fn with_timer_window(mut self, length: Millis) -> FlowRuntime {
+        self.window_length = length.max(1);
+        self
+    }
+
     /// Takes the definitions in force for the batch about to run, so that a change through the API applies
     /// from the next batch on and nothing reads the shared lock per event.
     pub fn begin(&mut self) {
@@ -89,6 +98,7 @@ impl FlowRuntime {
         &self.defs
     }
 
+    /// Whether anything is defined (otherwise events need not go through the machine at all).
     pub fn active(&self) -> bool {
         let defs = &self.defs;
         !(defs.flows.is_empty() && defs.segments.is_empty() && defs.policies.is_empty())
@@ -103,7 +113,7 @@ impl FlowRuntime {
     /// window when it ran out.
     pub fn due(&mut self, store: &dyn ProfileStore, now: Millis) -> Result<Vec<(Millis, ProfileId)>, StoreError> {
         if now >= self.window_end {
-            let horizon = now.saturating_add(WINDOW);
+            let horizon = now.saturating_add(self.window_length);
             let rows = store.due_timers(horizon, WINDOW_LIMIT)?;
             self.window_end = if rows.len() == WINDOW_LIMIT { rows.last().map_or(horizon, |r| r.0) } else { horizon };
             self.window = rows.into_iter().collect();

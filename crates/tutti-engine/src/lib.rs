@@ -12,6 +12,7 @@
 pub use tutti_core::clock;
 pub mod analytics;
 pub mod bus;
+mod cluster;
 pub mod config;
 pub mod connectors;
 pub mod definitions;
@@ -41,6 +42,7 @@ use tutti_store::{EventReader, ProfileReader, StoreError};
 use tutti_dispatch::{self as dispatch, delivery_policy};
 use tutti_flows::FlowDefinitions;
 
+pub use crate::cluster::ClusterView;
 pub use crate::config::Config;
 pub use crate::engine::{
     ArmReport, AskError, BroadcastDraft, BroadcastError, BroadcastReview, BroadcastSample, BudgetError, ChannelDay,
@@ -186,6 +188,8 @@ pub struct Engine {
     flow_store: Arc<dyn tutti_store::FlowStore>,
     /// On Postgres, the connection holding the lock that makes this the one processing worker.
     _processing_lock: Option<Mutex<tutti_store::postgres::Client>>,
+    /// This worker among others, when several share Postgres and the log.
+    cluster: Option<cluster::Cluster>,
     definitions: Arc<FlowDefinitions>,
     /// Serialises definition changes (store, then rebuild).
     definitions_write: Mutex<()>,

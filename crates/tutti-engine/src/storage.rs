@@ -3,10 +3,10 @@
 //! `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
 //! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
 //!
-//! One worker processes at a time on a Postgres database: it holds a session advisory lock (per schema) for as
-//! long as it runs, and a second worker refuses to start while the lock is held. The lock goes with the first
-//! worker's connection (its exit, or its machine's), so a worker started after that takes over from the
-//! checkpoint.
+//! With the log on JetStream too, several workers process at once, each its partitions of the log
+//! ([`crate::cluster`]). With the log in SQLite, one worker processes on a Postgres database: it holds a
+//! session advisory lock (per schema) for as long as it runs, and a second one refuses to start while the lock
+//! is held.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,7 @@ use tutti_store::sqlite::{
 use tutti_store::{FlowStore, Outbox, ProfileReader, ProfileStore};
 
 use crate::EngineError;
+use crate::cluster::Cluster;
 
 /// The first key of the advisory lock the processing worker holds; the second is the hash of the schema, so
 /// that Tuttis in different schemas of one database do not stand in each other's way.
@@ -33,13 +34,23 @@ pub(crate) struct OpenedState {
     pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
     /// The connection that holds the processing lock, kept open for as long as the engine runs.
     pub lock: Option<Mutex<tutti_store::postgres::Client>>,
+    /// This worker among others, when several share the database and the log.
+    pub cluster: Option<Cluster>,
 }
 
-/// Opens the stores `[storage]` names. `processes`: this process runs the processor (it takes the lock).
+/// How this process processes: not at all (an intake), alone, or as one of several workers sharing the log's
+/// partitions (how many, and the role's name).
+pub(crate) enum Processing {
+    None,
+    Alone,
+    Shared { partitions: u32, role: &'static str },
+}
+
+/// Opens the stores `[storage]` names.
 pub(crate) fn open_state(
     config: &crate::config::StorageConfig,
     paths: &sqlite::Paths,
-    processes: bool,
+    processing: Processing,
 ) -> Result<OpenedState, EngineError> {
     let Some(url) = &config.postgres else {
         // The flow store first: it makes the schema the others read.
@@ -54,13 +65,34 @@ pub(crate) fn open_state(
             flows,
             outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
             lock: None,
+            cluster: None,
         });
     };
-    use tutti_store::postgres::{self as pg, PgFlowReader, migrate, pool::Pool};
+    use tutti_store::postgres::pool::{Pool, Reconnecting};
+    use tutti_store::postgres::{self as pg, PgFlowReader, migrate};
     let mut client = pg::connect(url)?;
     let version = migrate::migrate(&mut client)?;
     tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
-    let lock = if processes {
+    if let Processing::Shared { partitions, role } = processing {
+        let cluster = Cluster::open(url, partitions, config.lease, role, &config.data_dir)?;
+        let (ownership, journal) = (cluster.ownership.clone(), cluster.journal.clone());
+        let outbox_ownership = ownership.clone();
+        let url_for_outbox = url.clone();
+        return Ok(OpenedState {
+            store: Box::new(pg::profiles::PgProfileStore::shared(Reconnecting::connect(url)?, ownership)),
+            checkpointer: None,
+            profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
+            flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
+            outbox: Box::new(move || {
+                let client = Reconnecting::connect(&url_for_outbox)?;
+                Ok(Box::new(pg::outbox::PgOutbox::shared(client, outbox_ownership.clone(), &journal))
+                    as Box<dyn Outbox>)
+            }),
+            lock: None,
+            cluster: Some(cluster),
+        });
+    }
+    let lock = if matches!(processing, Processing::Alone) {
         let held: bool = client
             .query_one("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", &[&PROCESSING_LOCK])
             .map_err(tutti_store::StoreError::from)?
@@ -78,13 +110,14 @@ pub(crate) fn open_state(
     };
     let url_for_outbox = url.clone();
     Ok(OpenedState {
-        store: Box::new(pg::profiles::PgProfileStore::new(pg::connect(url)?, 0, None)),
+        store: Box::new(pg::profiles::PgProfileStore::new(Reconnecting::connect(url)?)),
         checkpointer: None,
         profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
         flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
         outbox: Box::new(move || {
-            Ok(Box::new(pg::outbox::PgOutbox::new(pg::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
+            Ok(Box::new(pg::outbox::PgOutbox::new(Reconnecting::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
         }),
         lock,
+        cluster: None,
     })
 }

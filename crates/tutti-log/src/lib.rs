@@ -47,8 +47,15 @@ impl Partitioner for HashPartitioner {
         self.partitions
     }
 
+    /// A key `p:<profile id>` (Tutti's own events about a profile) goes to the profile's home partition, its id
+    /// modulo the count (where new profiles' ids put it, `tutti_store::IdBlock`), so those events are folded by
+    /// the worker that folds the profile's own; any other key by its hash.
     fn partition_of(&self, key: &[u8]) -> u32 {
-        (stable_hash(key) % u64::from(self.partitions)) as u32
+        let profile = key.strip_prefix(b"p:").and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok());
+        match profile {
+            Some(id) => (id % u64::from(self.partitions)) as u32,
+            None => (stable_hash(key) % u64::from(self.partitions)) as u32,
+        }
     }
 }
 
@@ -127,6 +134,9 @@ mod tests {
             counts[p.partition_of(format!("anonymous_id:{i}").as_bytes()) as usize] += 1;
         }
         assert!(counts.iter().all(|c| (800..1200).contains(c)), "uneven spread: {counts:?}");
+        // Tutti's own events about a profile go to its home partition; a key that only looks like one is hashed.
+        assert_eq!((p.partition_of(b"p:13"), p.partition_of(b"p:16")), (5, 0));
+        assert_eq!(p.partition_of(b"p:x13"), (stable_hash(b"p:x13") % 8) as u32);
     }
 
     #[test]

@@ -408,3 +408,13 @@ pub async fn metrics(_: Admin, State(engine): State<Arc<Engine>>) -> ([(header::
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
+
+/// `GET /api/v1/workers`: the workers sharing the event log and each partition's lease; `{"workers": [],
+/// "partitions": []}` when this process has the log alone.
+pub async fn workers(_: Admin, State(engine): State<Arc<Engine>>) -> Result<Json<Value>, ApiError> {
+    let view = blocking(move || Ok(engine.cluster()?)).await?;
+    Ok(Json(match view {
+        Some(view) => serde_json::to_value(view).map_err(|e| ApiError::internal("showing the workers", e))?,
+        None => json!({"workers": [], "partitions": [], "lease_ms": 0}),
+    }))
+}

@@ -33,7 +33,7 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(::postgres::Error),
     /// The event log on NATS JetStream failed (connection, refusal or timeout); nothing was acknowledged.
     #[error("the event bus: {0}")]
     Bus(String),
@@ -45,6 +45,19 @@ pub enum StoreError {
     #[error("partition {partition} is held under token {current}, not {token}: this worker lost it")]
     Fenced { partition: u32, token: i64, current: i64 },
 }
+
+/// Every Postgres error passes here on its way up, so that a lost connection is noticed
+/// ([`postgres::pool::Reconnecting`]).
+#[cfg(feature = "postgres")]
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> StoreError {
+        postgres::pool::noticed(&e);
+        StoreError::Postgres(e)
+    }
+}
+
+mod partitions;
+pub use partitions::{Held, IdBlock, routing_key};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -65,11 +78,7 @@ impl NewEvent {
     /// An accepted event as the log stores it. `client_message_id`: its message id came from the client (and so
     /// takes part in deduplication) rather than being made up by Tutti.
     pub fn of(event: tutti_core::Event, client_message_id: bool) -> NewEvent {
-        let routing_key = match (event.user_id, event.anonymous_id) {
-            (Some(user), _) => format!("u:{user}"),
-            (None, Some(anonymous)) => format!("a:{anonymous}"),
-            (None, None) => format!("m:{}", event.message_id),
-        };
+        let routing_key = routing_key(event.user_id.as_deref(), event.anonymous_id.as_deref(), &event.message_id);
         NewEvent {
             message_id: event.message_id,
             client_message_id,
@@ -286,6 +295,8 @@ pub struct OutboxRow {
     /// When the next attempt is due (the creation time until an attempt fails).
     pub due_at: Millis,
     pub attempts: u32,
+    /// The partition of the log whose worker delivers it (0 with one worker).
+    pub partition: u32,
 }
 
 impl OutboxRow {
@@ -300,6 +311,7 @@ impl OutboxRow {
             created_at: item.created_at,
             due_at: item.created_at,
             attempts: 0,
+            partition: 0,
         }
     }
 }
@@ -413,6 +425,29 @@ pub trait ProfileStore: Send {
     fn checkpoint(&self) -> Result<u64>;
     /// The next unused profile id.
     fn next_profile_id(&self) -> Result<u64>;
+    /// The partitions of the log this store's processor holds now, when several processors share the store:
+    /// its commits are fenced by them, and its timers and checkpoints are theirs. A store with one processor
+    /// has no partitions and ignores this.
+    fn hold(&mut self, _held: &[Held]) {}
+    /// The highest log `seq` processed in each partition held ([`ProfileStore::hold`]); partition 0 alone for a
+    /// store with one processor.
+    fn checkpoints(&self) -> Result<Vec<(u32, u64)>> {
+        Ok(vec![(0, self.checkpoint()?)])
+    }
+    /// Ids for new profiles first seen in `partition`. One processor alone counts from
+    /// [`ProfileStore::next_profile_id`]; see [`IdBlock`].
+    fn reserve_profile_ids(&self, _partition: u32) -> Result<IdBlock> {
+        Ok(IdBlock::from(self.next_profile_id()?))
+    }
+    /// The partition whose worker delivers an action for `profile` queued by this store's commits now (0 for a
+    /// store with one processor).
+    fn outbox_partition(&self, _profile: ProfileId) -> u32 {
+        0
+    }
+    /// How many tombstones there are (so a processor sharing the store knows when another recorded one).
+    fn tombstone_count(&self) -> Result<usize> {
+        Ok(self.tombstones()?.len())
+    }
     /// How many profiles exist.
     fn count_profiles(&self) -> Result<u64>;
     /// Every event sequence number attributed to the profile.

@@ -93,7 +93,7 @@ fn broadcast(id: &str) -> Broadcast {
 #[test]
 fn flow_reads_and_the_outbox_answer_as_sqlites_do() {
     let schema = Schema::new();
-    let mut pg = PgProfileStore::new(schema.migrated(), 0, None);
+    let mut pg = PgProfileStore::new(schema.migrated());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.db");
     let mut sqlite = SqliteProfileStore::open(&path).unwrap();

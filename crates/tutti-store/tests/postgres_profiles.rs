@@ -17,8 +17,8 @@ use tutti_store::postgres::readers::PgProfileReader;
 use tutti_store::sqlite::{SqliteProfileReader, SqliteProfileStore};
 use tutti_store::{FlowBatch, ProfileBatch, ProfileReader, ProfileStore, StoreError, Tombstone};
 
-fn pg_store(schema: &Schema, fence: Option<(String, tutti_store::postgres::leases::Held)>) -> PgProfileStore {
-    PgProfileStore::new(schema.migrated(), 0, fence)
+fn pg_store(schema: &Schema) -> PgProfileStore {
+    PgProfileStore::new(schema.migrated())
 }
 
 /// Everything a store answers, as JSON, for comparing two stores.
@@ -57,7 +57,7 @@ fn reads(store: &dyn ProfileStore, ids: &[u64], identifiers: &[Identifier]) -> s
 #[test]
 fn postgres_answers_as_sqlite_does() {
     let schema = Schema::new();
-    let mut pg = pg_store(&schema, None);
+    let mut pg = pg_store(&schema);
     let dir = tempfile::tempdir().unwrap();
     let mut sqlite = SqliteProfileStore::open(&dir.path().join("profiles.db")).unwrap();
     let ids = [1, 2, 3];
@@ -102,7 +102,7 @@ fn postgres_answers_as_sqlite_does() {
 #[test]
 fn the_apis_reads_answer_as_sqlites_do() {
     let schema = Schema::new();
-    let mut pg = pg_store(&schema, None);
+    let mut pg = pg_store(&schema);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.db");
     let mut sqlite = SqliteProfileStore::open(&path).unwrap();
@@ -153,7 +153,7 @@ fn the_apis_reads_answer_as_sqlites_do() {
 #[test]
 fn a_profile_changed_by_another_worker_is_a_conflict_that_writes_nothing() {
     let schema = Schema::new();
-    let (mut a, mut b) = (pg_store(&schema, None), pg_store(&schema, None));
+    let (mut a, mut b) = (pg_store(&schema), pg_store(&schema));
     let first = batches().remove(0);
     for identifier in [email("p1@example.vn"), email("p2@example.vn")] {
         a.owner(&identifier).unwrap();
@@ -219,7 +219,9 @@ fn a_worker_that_lost_its_partition_writes_nothing_more() {
     Leases::setup(&mut setup, 1).unwrap();
     let old = Leases::new("worker-a", "worker", 1_000);
     let held = old.balance(&mut setup, 0).unwrap().held[0];
-    let mut store = pg_store(&schema, Some(("worker-a".into(), held)));
+    let ownership = std::sync::Arc::new(tutti_store::postgres::leases::Ownership::new("worker-a", 1));
+    let mut store = PgProfileStore::shared(schema.migrated(), ownership);
+    store.hold(&[held]);
     store.profile(ProfileId(1)).unwrap();
     let batch =
         ProfileBatch { profiles: vec![profile(1, 1)], checkpoint: 1, next_profile_id: 2, ..ProfileBatch::default() };
@@ -237,7 +239,7 @@ fn a_worker_that_lost_its_partition_writes_nothing_more() {
 #[test]
 fn a_profile_made_and_merged_away_in_one_batch_is_new_not_unread() {
     let schema = Schema::new();
-    let mut store = pg_store(&schema, None);
+    let mut store = pg_store(&schema);
     // The processor asks where new ids start, then works out a batch in which an anonymous visitor's new
     // profile (2) is merged into the new profile of the person (1) before either was ever written.
     assert_eq!(store.next_profile_id().unwrap(), 1);
@@ -262,7 +264,7 @@ fn a_profile_made_and_merged_away_in_one_batch_is_new_not_unread() {
     // An id from before the batch that the store never handed out is still refused.
     let old =
         ProfileBatch { profiles: vec![profile(1, 3)], checkpoint: 3, next_profile_id: 3, ..ProfileBatch::default() };
-    let mut other = pg_store(&schema, None);
+    let mut other = pg_store(&schema);
     assert_eq!(other.next_profile_id().unwrap(), 3);
     assert!(matches!(other.commit(&old), Err(StoreError::Conflict(_))));
 }

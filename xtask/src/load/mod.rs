@@ -95,6 +95,10 @@ pub(crate) struct LoadArgs {
     /// database (a connection string such as `host=127.0.0.1 user=root dbname=test`), dropped afterwards.
     #[arg(long)]
     pub(crate) postgres: Option<String>,
+    /// Workers sharing the processing (with `--nats` and `--postgres`): the server the load goes to and this
+    /// many less one more processes in the role `worker`, each with its own data directory.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) workers: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +122,17 @@ pub(crate) fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     server::ON_NATS.store(args.nats, std::sync::atomic::Ordering::Relaxed);
+    if args.workers > 1 && !(args.nats && args.postgres.is_some()) {
+        bail!("--workers above 1 needs --nats and --postgres: workers share the log and the state");
+    }
+    server::WORKERS.store(args.workers.max(1), std::sync::atomic::Ordering::Relaxed);
+    if args.workers > 1 {
+        println!(
+            "workers: {} (the server the load goes to, and {} in the role `worker`)",
+            args.workers,
+            args.workers - 1
+        );
+    }
     if let Some(url) = &args.postgres {
         let _ = server::POSTGRES.set(url.clone());
         println!("profiles, flows and the outbox: Postgres ({})", tutti_store::postgres::describe(url));

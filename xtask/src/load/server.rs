@@ -16,6 +16,8 @@ pub(crate) struct Server {
     _nats: Option<tutti_log::nats::testing::NatsServer>,
     /// The Postgres schema, with `--postgres`.
     _schema: Option<Schema>,
+    /// With `--workers`: the other workers, with their addresses and data directories.
+    workers: Vec<(Child, String, PathBuf)>,
 }
 
 /// `--postgres`: the database every server gets a schema of its own in.
@@ -54,10 +56,13 @@ impl Drop for Schema {
 /// `--nats`: every server gets a NATS server of its own and keeps its event log there.
 pub(crate) static ON_NATS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// `--workers`: how many processes share each server's processing (the server itself among them).
+pub(crate) static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
 impl Server {
     /// A server started on a prepared data directory, with its log wherever its environment says.
     pub(crate) fn on(child: Child, addr: String, dir: PathBuf) -> Server {
-        Server { child, addr, _dir: dir, _nats: None, _schema: None }
+        Server { child, addr, _dir: dir, _nats: None, _schema: None, workers: Vec::new() }
     }
 
     /// Kills the process with SIGKILL and starts it again on the same data directory.
@@ -80,6 +85,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        for (child, _, dir) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self._dir);
@@ -112,7 +122,17 @@ pub(crate) fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) 
         None => None,
     };
     let (child, addr) = spawn_server(root, &dir, &env)?;
-    Ok(Server { child, addr, _dir: dir, _nats: nats, _schema: schema })
+    let mut workers = Vec::new();
+    for n in 1..WORKERS.load(std::sync::atomic::Ordering::Relaxed) {
+        let dir = std::env::temp_dir().join(format!("tutti-load-{}-worker-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut env = env.clone();
+        env.push(("TUTTI_SERVER__ROLE", "worker".into()));
+        let (child, addr) = spawn_server(root, &dir, &env)?;
+        workers.push((child, addr, dir));
+    }
+    Ok(Server { child, addr, _dir: dir, _nats: nats, _schema: schema, workers })
 }
 
 /// The cargo profile the server under test is built and run with: `release`, or `TUTTI_PROFILE` (`profiling`
@@ -231,7 +251,11 @@ pub(crate) fn backlog(addr: &str) -> anyhow::Result<f64> {
 pub(crate) fn report_processing(server: &Server) -> anyhow::Result<()> {
     let started = Instant::now();
     let backlog = backlog(&server.addr)?;
+    // Every worker reads the whole log (folding only its partitions' events): all of them caught up is done.
     wait_until_processed(&server.addr)?;
+    for (_, addr, _) in &server.workers {
+        wait_until_processed(addr)?;
+    }
     println!(
         "processing backlog: {backlog:.0} events still to fold into profiles when the load stopped; caught up in {:.1} s\n",
         started.elapsed().as_secs_f64()

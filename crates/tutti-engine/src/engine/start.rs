@@ -41,7 +41,16 @@ impl Engine {
         };
         let paths = sqlite::Paths::in_dir(&dir);
         // The writers first: they make the schemas the readers (and the connectors' history) read.
-        let state = crate::storage::open_state(&config.storage, &paths, processes)?;
+        let processing = match (processes, &config.storage.postgres, &config.bus.nats) {
+            (false, _, _) => crate::storage::Processing::None,
+            (true, Some(_), Some(_)) => crate::storage::Processing::Shared {
+                partitions: config.bus.partitions,
+                role: if config.server.role == crate::config::Role::Worker { "worker" } else { "all" },
+            },
+            (true, _, _) => crate::storage::Processing::Alone,
+        };
+        let state = crate::storage::open_state(&config.storage, &paths, processing)?;
+        let cluster = state.cluster;
         let flow_store = state.flows.clone();
         let log = crate::bus::open_log(&config.bus, &paths.events, config.intake.dedup_retention)?;
         let store = state.store;
@@ -153,6 +162,9 @@ impl Engine {
             Some(flow_store.clone() as Arc<dyn tutti_store::FlowReader>),
         ));
         let (journal_checkpointer, processing, commands_tx) = if processes {
+            // One of several workers folds only its partitions: what callers wait on is the whole cluster's
+            // progress, which a thread of its own follows.
+            let own_processed = if cluster.is_some() { Arc::new(LocalFeed::new(0)) } else { processed.clone() };
             let lanes = dispatch::start_delivery(
                 registry,
                 clock.clone(),
@@ -174,6 +186,11 @@ impl Engine {
                 outcomes: Some((intake.clone(), recording)),
                 policy: policy.clone(),
                 budgets: budgets.clone(),
+                holds: cluster.as_ref().map(|c| {
+                    let ownership = c.ownership.clone();
+                    Arc::new(move |partition| ownership.held().1.iter().any(|h| h.partition == partition))
+                        as Arc<dyn Fn(u32) -> bool + Send + Sync>
+                }),
             };
             let dispatcher =
                 std::thread::Builder::new().name("tutti-dispatch".into()).spawn(move || dispatcher.run())?;
@@ -183,7 +200,7 @@ impl Engine {
                 events: events.clone(),
                 intake: intake.clone(),
                 feed: feed.clone(),
-                processed: processed.clone(),
+                processed: own_processed.clone(),
                 commands,
                 identity: identity.clone(),
                 erasure_key: secrets.erasure_key,
@@ -195,6 +212,10 @@ impl Engine {
                 policy,
                 analytics: Some(analytics_writer.clone()),
                 conversations: Some(conversations.clone()),
+                partitions: cluster.as_ref().map(|c| processor::Partitions {
+                    ownership: c.ownership.clone(),
+                    partitioner: tutti_log::HashPartitioner::new(config.bus.partitions),
+                }),
             };
             // Up from here: the thread marks itself down when it ends.
             metrics.processor_up.store(true, Ordering::Relaxed);
@@ -211,7 +232,12 @@ impl Engine {
             };
             let projector =
                 std::thread::Builder::new().name("tutti-analytics".into()).spawn(move || projector.run())?;
-            (Some(journal_checkpointer), vec![dispatcher, processor, projector], Some(commands_tx))
+            let mut threads = vec![dispatcher, processor, projector];
+            if let Some(cluster) = &cluster {
+                threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone())?);
+                threads.push(cluster.start_progress(feed.clone(), own_processed, processed.clone())?);
+            }
+            (Some(journal_checkpointer), threads, Some(commands_tx))
         } else {
             (None, Vec::new(), None)
         };
@@ -264,6 +290,7 @@ impl Engine {
             memory: shared.memory.clone(),
             flow_store,
             _processing_lock: state.lock,
+            cluster,
             definitions,
             definitions_write: Mutex::new(()),
             threads: Mutex::new([writer, checkpointer].into_iter().chain(processing).chain(head_watcher).collect()),

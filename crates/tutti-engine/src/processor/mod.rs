@@ -10,22 +10,23 @@
 mod backfill;
 mod broadcast;
 mod commands;
+mod fold;
+mod partitions;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub(crate) use partitions::Partitions;
+
+use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::oneshot;
 use tutti_core::{Event, ProfileId};
 use tutti_log::LogFeed;
-use tutti_profiles::identity::resolve;
-use tutti_profiles::{IdKind, Identifier, IdentityConfig, Profile, ResolveInput};
-use tutti_store::{EventReader, MergeRecord, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
+use tutti_profiles::{Identifier, IdentityConfig, Profile};
+use tutti_store::{EventReader, IdBlock, OutboxRow, ProfileBatch, ProfileStore, StoreError, Tombstone};
 
 use crate::flows::{FlowDefinitions, FlowRuntime};
 use tutti_core::clock::{Clock, SystemClock};
@@ -112,6 +113,10 @@ const FAILED_STEP_WAIT: Duration = Duration::from_millis(20);
 
 const MAX_FAILED_WAIT: Duration = Duration::from_secs(1);
 
+/// Conflicts with other workers' commits in a row that are retried at once; more are handled as failures
+/// (waited on, and logged), so a conflict that keeps coming cannot spin.
+const MAX_QUICK_RETRIES: u32 = 16;
+
 /// Tunables.
 pub struct ProcessorSettings {
     pub batch_events: usize,
@@ -172,11 +177,16 @@ pub(crate) struct Processor {
     pub analytics: Option<crate::analytics::SharedWriter>,
     /// The conversations store, whose conversations with a person go with them on erasure.
     pub conversations: Option<Arc<tutti_conversations::store::ConversationStore>>,
+    /// Set when several workers share the log: the partitions this one holds.
+    pub partitions: Option<Partitions>,
 }
 
 struct State {
+    /// Where the next read of the log starts.
     checkpoint: u64,
-    next_id: u64,
+    /// Ids for new profiles, by the partition they are first seen in.
+    ids: HashMap<u32, IdBlock>,
+    held: partitions::HeldState,
     tombstones: HashMap<[u8; 32], Tombstone>,
     owners: HashMap<Identifier, ProfileId>,
     profiles: HashMap<ProfileId, Profile>,
@@ -221,6 +231,8 @@ impl Processor {
         // Consecutive failed steps: each waits longer before the next try, and only the first is logged as an
         // error, so a log or store that is away for a while (a NATS restart) neither spins nor floods the log.
         let mut failures: u32 = 0;
+        // Consecutive conflicts with other workers' commits, retried at once up to a point.
+        let mut conflicts: u32 = 0;
         loop {
             // Liveness is about real time, whatever clock the flows run on.
             self.metrics.processor_beat.store(SystemClock.now_ms(), Ordering::Relaxed);
@@ -228,6 +240,9 @@ impl Processor {
                 self.handle(&mut state, command);
             }
             let stepped = self.step(&mut state);
+            if stepped.is_ok() {
+                conflicts = 0;
+            }
             if stepped.is_ok() && failures > 0 {
                 tracing::info!(failures, "processing goes on after failed attempts");
                 failures = 0;
@@ -238,6 +253,13 @@ impl Processor {
                 Err(e) if self.feed.is_closed() => {
                     tracing::error!(error = %e, "processing failed during shutdown; the rest replays at next start");
                     break;
+                }
+                // Another worker changed what the batch was worked out from (one person's events on two
+                // partitions), or took a partition: run it again at once on fresh reads.
+                Err(ProcessorError::Store(StoreError::Conflict(why))) if conflicts < MAX_QUICK_RETRIES => {
+                    conflicts += 1;
+                    tracing::debug!(why, "a batch met another worker's commit; working it out again");
+                    continue;
                 }
                 Err(ProcessorError::Panicked { input, profile, reason }) => {
                     tracing::error!(%input, %profile, reason, "handling an input panicked; it fails its profile's active runs and processing goes on");
@@ -274,23 +296,33 @@ impl Processor {
         self.metrics.profiles.store(self.store.count_profiles()? as i64, Ordering::Relaxed);
         self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
         self.metrics.log_head.fetch_max(self.events.head()?, Ordering::Relaxed);
-        Ok(State {
+        let mut state = State {
             checkpoint,
-            next_id: self.store.next_profile_id()?,
+            ids: HashMap::new(),
+            held: partitions::HeldState::default(),
             tombstones,
             owners: HashMap::new(),
             profiles: HashMap::new(),
-            flows: FlowRuntime::new(self.definitions.clone()),
+            // Other workers set timers of this worker's profiles too: the window is read again every second.
+            flows: match self.partitions {
+                None => FlowRuntime::new(self.definitions.clone()),
+                Some(_) => FlowRuntime::new(self.definitions.clone()).with_timer_window(1_000),
+            },
             poisoned: HashMap::new(),
             backfills: backfill::Backfills::default(),
             sizes_due: 0,
-        })
+        };
+        self.reload_ids(&mut state)?;
+        Ok(state)
     }
 
     /// Processes one batch: new durable events (action results among them) and due timers. Returns whether
     /// there may be more to do at once.
     fn step(&mut self, state: &mut State) -> Result<bool, ProcessorError> {
         let now = self.clock.now_ms();
+        if !self.follow_ownership(state)? {
+            return Ok(false);
+        }
         // Only what is durable: an event committed but not yet flushed could vanish in a power cut, and its
         // effect on a profile must not outlive it.
         let head = self.feed.head();
@@ -298,13 +330,17 @@ impl Processor {
         state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
         let mut pending = Pending::default();
-        self.compare_backfills(state, &mut pending, now)?;
-        let backfilling = state.backfills.unfinished() || !pending.batch.flows.backfills.is_empty();
-        let broadcasting = self.store.open_broadcasts()?.iter().any(|b| b.send_at <= now);
-        let sizing = now >= state.sizes_due && !state.flows.defs().segments.is_empty();
+        let cluster_work = self.does_cluster_work(state);
+        if cluster_work {
+            self.compare_backfills(state, &mut pending, now)?;
+        }
+        let backfilling = cluster_work && (state.backfills.unfinished() || !pending.batch.flows.backfills.is_empty());
+        let broadcasting = cluster_work && self.store.open_broadcasts()?.iter().any(|b| b.send_at <= now);
+        let sizing = cluster_work && now >= state.sizes_due && !state.flows.defs().segments.is_empty();
         if head <= state.checkpoint && due.is_empty() && !backfilling && !broadcasting && !sizing {
             return Ok(false);
         }
+        self.refresh_tombstones(state)?;
         let mut stored = if head > state.checkpoint {
             self.events.read_after(state.checkpoint, self.settings.batch_events)?
         } else {
@@ -320,7 +356,10 @@ impl Processor {
             for record in stored {
                 last = record.seq;
                 match Event::from_stored(record.body) {
-                    Ok(event) => self.fold(state, &mut pending, record.seq, &event, now)?,
+                    Ok(event) if self.takes(state, record.seq, &event) => {
+                        self.fold(state, &mut pending, record.seq, &event, now)?
+                    }
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!(seq = record.seq, error = %e, "stored event cannot be read; skipped")
                     }
@@ -367,6 +406,7 @@ impl Processor {
             self.store.scrub()?;
         }
         state.checkpoint = checkpoint;
+        self.advance_partitions(state, checkpoint);
         self.metrics.profiles.fetch_add(pending.created - pending.batch.deleted.len() as i64, Ordering::Relaxed);
         self.metrics.merges.fetch_add(pending.batch.moves.len() as u64, Ordering::Relaxed);
         self.metrics.events_processed.fetch_add(pending.batch.attributions.len() as u64, Ordering::Relaxed);
@@ -381,7 +421,7 @@ impl Processor {
     /// dropped (they may hold uncommitted changes) and everything replays from the last checkpoint.
     fn commit(&mut self, state: &mut State, pending: &mut Pending, checkpoint: u64) -> Result<(), ProcessorError> {
         pending.batch.checkpoint = checkpoint;
-        pending.batch.next_profile_id = state.next_id;
+        pending.batch.next_profile_id = state.ids.get(&0).map_or(0, |b| b.next);
         pending.batch.profiles = pending.dirty.iter().filter_map(|id| state.profiles.get(id).cloned()).collect();
         let queued = match self.store.commit(&pending.batch) {
             Ok(queued) => queued,
@@ -411,7 +451,11 @@ impl Processor {
         let rows = std::mem::take(&mut pending.batch.flows.outbox)
             .into_iter()
             .zip(queued)
-            .filter_map(|(item, seq)| Some(OutboxRow::queued(seq?, item)))
+            .filter_map(|(item, seq)| {
+                let mut row = OutboxRow::queued(seq?, item);
+                row.partition = self.store.outbox_partition(row.profile);
+                Some(row)
+            })
             .collect();
         self.dispatcher.queued(rows);
         Ok(())
@@ -458,8 +502,7 @@ impl Processor {
         state.profiles.clear();
         state.flows.forget();
         Self::forget_backfills(state);
-        state.next_id = self.store.next_profile_id()?;
-        Ok(())
+        self.reload_ids(state)
     }
 
     /// Runs one input through the profile's flows, if any are defined.
@@ -524,176 +567,6 @@ impl Processor {
                 reason: tutti_core::budget::panic_text(&*panic),
             }),
         }
-    }
-
-    fn tombstone_hash(&self, id: &Identifier) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.erasure_key).expect("HMAC takes keys of any length");
-        mac.update(id.to_string().as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    fn owner(&self, state: &mut State, id: &Identifier) -> Result<Option<ProfileId>, ProcessorError> {
-        if let Some(p) = state.owners.get(id) {
-            return Ok(Some(*p));
-        }
-        let found = self.store.owner(id)?;
-        if let Some(p) = found {
-            state.owners.insert(id.clone(), p);
-        }
-        Ok(found)
-    }
-
-    fn load_profile<'s>(&self, state: &'s mut State, id: ProfileId) -> Result<&'s mut Profile, ProcessorError> {
-        match state.profiles.entry(id) {
-            std::collections::hash_map::Entry::Occupied(slot) => Ok(slot.into_mut()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                Ok(slot.insert(self.store.profile(id)?.unwrap_or_else(|| Profile::new(id))))
-            }
-        }
-    }
-
-    fn fold(
-        &self,
-        state: &mut State,
-        pending: &mut Pending,
-        seq: u64,
-        event: &Event,
-        now: tutti_core::Millis,
-    ) -> Result<(), ProcessorError> {
-        let previous_is_user = match (&event.kind, &event.previous_id) {
-            (tutti_core::EventType::Alias, Some(prev)) => {
-                self.owner(state, &Identifier::new(IdKind::UserId, prev.trim()))?.is_some()
-            }
-            _ => false,
-        };
-        let ids = self.identity.identifiers(event, previous_is_user);
-        if !state.tombstones.is_empty() {
-            for id in &ids {
-                if let Some(t) = state.tombstones.get(&self.tombstone_hash(id)) {
-                    // Sent before the erasure (in flight, or a client retry of an old event): it must not bring
-                    // the person back. Events that happen after the erasure are a new beginning.
-                    if seq <= t.erase_seq || event.timestamp <= t.erased_at {
-                        pending.dropped.push(seq);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        // Tutti's own events (a delivery's outcome) name their profile by id; they add no identifier.
-        if let Some(pid) = event.internal_profile() {
-            let exists = state.profiles.contains_key(&pid) || self.store.profile(pid)?.is_some();
-            if !exists {
-                // Merged away or erased since the action was queued.
-                self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            if event.name.as_deref() == Some(tutti_core::event::ACTION_RESULT_EVENT) {
-                return self.action_result(state, pending, seq, event, pid, now);
-            }
-            return self.attribute(state, pending, seq, event, pid, now);
-        }
-        if ids.is_empty() {
-            self.metrics.events_unattributed.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let mut input = ResolveInput { identifiers: Vec::with_capacity(ids.len()), user_ids: BTreeMap::new() };
-        for id in ids {
-            let owner = self.owner(state, &id)?;
-            if let Some(p) = owner
-                && let std::collections::btree_map::Entry::Vacant(slot) = input.user_ids.entry(p)
-            {
-                slot.insert(self.load_profile(state, p)?.user_ids());
-            }
-            input.identifiers.push((id, owner));
-        }
-        let decision = resolve(&input, self.identity.max_user_ids);
-        let target = match decision.target {
-            Some(t) => t,
-            None => {
-                let id = ProfileId(state.next_id);
-                state.next_id += 1;
-                state.profiles.insert(id, Profile::new(id));
-                pending.created += 1;
-                id
-            }
-        };
-        for from in decision.merge {
-            self.load_profile(state, from)?;
-            let absorbed = state.profiles.remove(&from).expect("loaded above");
-            for id in &absorbed.identities {
-                state.owners.insert(id.clone(), target);
-            }
-            self.load_profile(state, target)?.absorb(absorbed);
-            state.flows.merge(&*self.store, target, from)?;
-            pending.dirty.remove(&from);
-            pending.batch.deleted.push(from);
-            pending.batch.moves.push(MergeRecord {
-                into: target,
-                from,
-                at: event.received_at,
-                seq,
-                message_id: event.message_id.clone(),
-            });
-        }
-        for id in &decision.link {
-            pending.batch.links.push((id.clone(), target));
-            state.owners.insert(id.clone(), target);
-        }
-        self.load_profile(state, target)?.identities.extend(decision.link);
-        self.attribute(state, pending, seq, event, target, now)
-    }
-
-    /// A connector's answer to an awaited action, from the log: to the run waiting for it, as an input of the
-    /// machine. It is not the person's behaviour, so the profile does not fold it, but it is attributed to
-    /// them, so an erasure removes it with the rest.
-    fn action_result(
-        &self,
-        state: &mut State,
-        pending: &mut Pending,
-        seq: u64,
-        event: &Event,
-        pid: ProfileId,
-        now: tutti_core::Millis,
-    ) -> Result<(), ProcessorError> {
-        pending.batch.attributions.push((pid, seq));
-        let body = event.body_value();
-        let properties = &body["properties"];
-        let Some(key) = properties["action_key"].as_str() else {
-            tracing::error!(seq, "an action result without its key; skipped");
-            return Ok(());
-        };
-        let input = tutti_flows::Input::ActionResult { key, result: &properties["result"] };
-        self.flow_input(state, pending, pid, input, InputId::Result(key.to_owned()), now)
-    }
-
-    /// Folds an event into the profile it was attributed to and runs the profile's flows on it.
-    fn attribute(
-        &self,
-        state: &mut State,
-        pending: &mut Pending,
-        seq: u64,
-        event: &Event,
-        target: ProfileId,
-        now: tutti_core::Millis,
-    ) -> Result<(), ProcessorError> {
-        let profile = self.load_profile(state, target)?;
-        profile.apply(event);
-        pending.batch.attributions.push((target, seq));
-        pending.dirty.insert(target);
-        if state.flows.active() {
-            let profile = state.profiles.get_mut(&target).expect("loaded above");
-            let input = tutti_flows::Input::Event(event);
-            self.run_flows(
-                &mut state.flows,
-                &state.poisoned,
-                profile,
-                input,
-                InputId::Event(seq),
-                now,
-                &mut pending.batch.flows,
-            )?;
-        }
-        Ok(())
     }
 
     /// Caches hold only committed state here, so any entry may go.

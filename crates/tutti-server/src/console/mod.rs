@@ -25,6 +25,7 @@ mod segments;
 mod settings;
 mod time;
 mod words;
+mod workers;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub use segments::{create as create_segment, edit as edit_segment, list as segme
 pub use settings::{change_person, check_connector, choose_zone, create_token, revoke_token, show as settings};
 pub use time::Zone;
 pub use words::{Lang, Words};
+pub use workers::show as workers;
 
 const CSS: &str = include_str!("../../assets/console.css");
 const ICON: &str = include_str!("../../assets/favicon.svg");

@@ -5,7 +5,7 @@
 use postgres::types::ToSql;
 use tutti_core::{Millis, ProfileId};
 
-use super::outbox::{COLUMNS, row};
+use super::outbox::{AFTER, COLUMNS, row};
 use super::pool::Pool;
 use crate::{Backfill, Broadcast, DeadLetterFilter, Delivery, DeliveryFilter, FlowReader, OutboxRow, Result, Spend};
 
@@ -115,7 +115,7 @@ impl FlowReader for PgFlowReader {
                 &format!("SELECT {COLUMNS}, error FROM outbox WHERE state = $1 ORDER BY seq LIMIT $2"),
                 &[&state, &(limit as i64)],
             )?;
-            Ok(rows.iter().map(|r| (row(r), r.get(8))).collect())
+            Ok(rows.iter().map(|r| (row(r), r.get(AFTER))).collect())
         })
     }
 
@@ -123,7 +123,7 @@ impl FlowReader for PgFlowReader {
         let q = dead_letters_query(&format!("SELECT {COLUMNS}, error FROM outbox"), filter, after, limit);
         self.pool.with(|c| {
             let rows = c.query(&q.sql, &q.params())?;
-            Ok(rows.iter().map(|r| (row(r), r.get::<_, Option<String>>(8).unwrap_or_default())).collect())
+            Ok(rows.iter().map(|r| (row(r), r.get::<_, Option<String>>(AFTER).unwrap_or_default())).collect())
         })
     }
 
@@ -172,7 +172,12 @@ impl FlowReader for PgFlowReader {
             let rows = c.query(&q.sql, &q.params())?;
             Ok(rows
                 .iter()
-                .map(|r| Delivery { row: row(r), state: r.get(8), result: r.get(9), error: r.get(10) })
+                .map(|r| Delivery {
+                    row: row(r),
+                    state: r.get(AFTER),
+                    result: r.get(AFTER + 1),
+                    error: r.get(AFTER + 2),
+                })
                 .collect())
         })
     }

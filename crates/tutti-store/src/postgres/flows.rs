@@ -12,9 +12,14 @@ use crate::{Backfill, Broadcast, FlowBatch, Result};
 /// What an erasure blanks in an audit record's detail (as `sqlite/audit.rs`).
 const REDACTED_FIELDS: &str = "'{output}', '{context}', '{message}', '{content}', '{edits}', '{verdict,violations}'";
 
-/// Writes a batch's flow changes inside the processor's transaction. Returns the sequence number each outbox
-/// item was queued as (`None` for a key already queued).
-pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<Option<u64>>> {
+/// Writes a batch's flow changes inside the processor's transaction, but for the step counts (checked by the
+/// caller). Returns the sequence number each outbox item was queued as (`None` for a key already queued).
+/// `partition`: which partition's outbox a profile's row goes to.
+pub(super) fn commit(
+    tx: &mut Transaction<'_>,
+    batch: &FlowBatch,
+    partition: &dyn Fn(ProfileId) -> i32,
+) -> Result<Vec<Option<u64>>> {
     // Each statement is prepared once per commit, and only when its rows are there: a prepare is a round trip.
     if !batch.states.is_empty() {
         let put = tx.prepare(
@@ -44,12 +49,18 @@ pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<
     let mut queued = Vec::with_capacity(batch.outbox.len());
     if !batch.outbox.is_empty() {
         let queue = tx.prepare(
-            "INSERT INTO outbox (key, profile_id, connector, body, created_at, due_at) VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (key) DO NOTHING RETURNING seq",
+            "INSERT INTO outbox (key, profile_id, connector, body, created_at, due_at, partition)
+             VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (key) DO NOTHING RETURNING seq",
         )?;
         for item in &batch.outbox {
-            let values: [&(dyn postgres::types::ToSql + Sync); 5] =
-                [&item.key, &(item.profile.0 as i64), &item.connector, &item.body, &item.created_at];
+            let values: [&(dyn postgres::types::ToSql + Sync); 6] = [
+                &item.key,
+                &(item.profile.0 as i64),
+                &item.connector,
+                &item.body,
+                &item.created_at,
+                &partition(item.profile),
+            ];
             let row = tx.query_opt(&queue, &values)?;
             queued.push(row.map(|r| r.get::<_, i64>(0) as u64));
         }
@@ -86,13 +97,6 @@ pub(super) fn commit(tx: &mut Transaction<'_>, batch: &FlowBatch) -> Result<Vec<
         }
     }
     append_audit(tx, &batch.audit)?;
-    for (key, n) in &batch.counts {
-        tx.execute(
-            "INSERT INTO step_counts (flow, version, step, count) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (flow, version, step) DO UPDATE SET count = excluded.count",
-            &[&key.flow, &(key.version as i32), &key.step, &(*n as i64)],
-        )?;
-    }
     for b in &batch.backfills {
         tx.execute(
             "INSERT INTO segment_backfills (segment, source_hash, next_profile, done, total, started_at, finished_at)

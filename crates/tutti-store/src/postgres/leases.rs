@@ -5,7 +5,9 @@
 //! - **Balance.** Every worker calls [`Leases::balance`] every `renew_every` (a third of the lease's `ttl` is
 //!   usual). In one transaction it records that it is alive, renews the leases it holds, gives up those above
 //!   its share, and takes free or expired ones up to its share. The share is the partition count over the live
-//!   workers (seen within `ttl`), sorted by id; the first `partitions % workers` of them take one more.
+//!   workers (seen within `ttl`), sorted by id; the first `partitions % workers` of them take one more. It
+//!   takes the partitions it held last first (an expired lease still names its last owner), so after Postgres
+//!   was away each worker gets its own back as far as the shares allow.
 //! - **Failure.** A worker that stops balancing keeps its leases until they expire, `ttl` after its last
 //!   balance; the others take them at their next balance after that. So its partitions move within
 //!   `ttl + renew_every`. A worker that comes back is given its share as the others give up their extras, in
@@ -22,6 +24,8 @@
 //! The partition count is fixed when the table is first set up ([`Leases::setup`]); a different count later is
 //! refused, since profiles would change partitions under running workers.
 
+use std::sync::Mutex;
+
 use postgres::{Client, Transaction};
 use tutti_core::Millis;
 
@@ -35,12 +39,7 @@ pub struct Leases {
     ttl: Millis,
 }
 
-/// A partition held, with the token its writes are fenced by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Held {
-    pub partition: u32,
-    pub token: i64,
-}
+pub use crate::Held;
 
 /// What one balance did: what the worker holds now, and what it took and gave up this time (it must stop
 /// working on those at once).
@@ -154,7 +153,7 @@ impl Leases {
                  WHERE partition IN (
                      SELECT partition FROM partition_leases
                      WHERE (owner IS NULL OR expires_at <= $3)
-                     ORDER BY partition LIMIT $4 FOR UPDATE SKIP LOCKED)
+                     ORDER BY owner IS DISTINCT FROM $1, partition LIMIT $4 FOR UPDATE SKIP LOCKED)
                  RETURNING partition, token",
                 &[&self.worker, &expires, &now, &wanted],
             )?;
@@ -218,5 +217,51 @@ pub fn fence(tx: &mut Transaction<'_>, worker: &str, held: Held) -> Result<()> {
         Ok(())
     } else {
         Err(StoreError::Fenced { partition: held.partition, token: held.token, current: token })
+    }
+}
+
+/// What one worker holds now, shared by the thread that balances the leases and the threads that act on them
+/// (the processor's store fences its commits with it; the outbox reads only its partitions' rows).
+#[derive(Debug)]
+pub struct Ownership {
+    worker: String,
+    partitions: u32,
+    held: Mutex<(u64, Vec<Held>)>,
+}
+
+impl Ownership {
+    pub fn new(worker: impl Into<String>, partitions: u32) -> Ownership {
+        Ownership { worker: worker.into(), partitions: partitions.max(1), held: Mutex::new((0, Vec::new())) }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// The partition count of the log.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// What is held now, with a generation that changes whenever it does.
+    pub fn held(&self) -> (u64, Vec<Held>) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records what a balance left held. Returns whether it changed.
+    pub fn set(&self, mut held: Vec<Held>) -> bool {
+        held.sort();
+        let mut slot = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.1 == held {
+            return false;
+        }
+        slot.0 += 1;
+        slot.1 = held;
+        true
+    }
+
+    /// A profile's home partition: its id modulo the partition count (see [`crate::IdBlock`]).
+    pub fn home(&self, profile: u64) -> u32 {
+        (profile % u64::from(self.partitions)) as u32
     }
 }

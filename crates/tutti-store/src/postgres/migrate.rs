@@ -35,6 +35,15 @@ CREATE TABLE workers (
 ",
     },
     Migration { version: 2, name: "profiles and flows", sql: include_str!("v2_profiles_and_flows.sql") },
+    Migration {
+        version: 3,
+        name: "outbox partitions",
+        sql: "
+-- The partition whose owner delivers the row (profiles.rs says which): a worker reads only its partitions' rows.
+ALTER TABLE outbox ADD COLUMN partition INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_pending_partition ON outbox (partition, seq) WHERE state = 'pending';
+",
+    },
 ];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).

@@ -5,6 +5,9 @@ use std::sync::Mutex;
 
 use postgres::Client;
 
+/// How long a check of a connection after trouble may take.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 use crate::{Result, StoreError};
 
 pub struct Pool {
@@ -65,4 +68,65 @@ pub fn outside_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
         Ok(done) => done,
         Err(panic) => std::panic::resume_unwind(panic),
     })
+}
+
+thread_local! {
+    /// Errors on this thread that were not the server's answer to a statement (a lost connection among them).
+    static TROUBLE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `e` when it may mean a lost connection: anything but an error the server reported.
+pub(crate) fn noticed(e: &postgres::Error) {
+    if e.as_db_error().is_none() {
+        TROUBLE.with(|t| t.set(t.get() + 1));
+    }
+}
+
+/// One connection kept by one user on one thread (the processor's store, the dispatcher's outbox), made again
+/// before the next call once it was lost (the server restarted), when it knows where to connect.
+///
+/// The `postgres` client does not always know that its connection is gone (it learns it only while driving
+/// a call), so the connection is checked (`is_valid`) before its next use whenever a call on this thread failed
+/// other than by the server's answer since the last check: a round trip only after trouble.
+pub struct Reconnecting {
+    client: Client,
+    url: Option<String>,
+    /// The thread's trouble count as of the last check.
+    checked: u64,
+}
+
+impl Reconnecting {
+    /// A connection that is not made again: once lost, every call fails.
+    pub fn once(client: Client) -> Reconnecting {
+        Reconnecting { client, url: None, checked: TROUBLE.with(std::cell::Cell::get) }
+    }
+
+    pub fn connect(url: &str) -> Result<Reconnecting> {
+        let client = super::connect(url)?;
+        Ok(Reconnecting { client, url: Some(url.to_owned()), checked: TROUBLE.with(std::cell::Cell::get) })
+    }
+
+    /// The connection as it is (a lost one fails the call).
+    pub fn current(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// The connection, made again first if it was lost.
+    pub fn get(&mut self) -> Result<&mut Client> {
+        let Some(url) = &self.url else { return Ok(&mut self.client) };
+        let trouble = TROUBLE.with(std::cell::Cell::get);
+        if trouble != self.checked || self.client.is_closed() {
+            if self.client.is_closed() || self.client.is_valid(CHECK_TIMEOUT).is_err() {
+                self.client = super::connect(url)?;
+            }
+            self.checked = TROUBLE.with(std::cell::Cell::get);
+        }
+        Ok(&mut self.client)
+    }
+}
+
+impl From<Client> for Reconnecting {
+    fn from(client: Client) -> Reconnecting {
+        Reconnecting::once(client)
+    }
 }

@@ -15,47 +15,63 @@
 //!   processor drops its caches and runs the batch again from its checkpoint, on fresh reads. Profiles are a
 //!   join-semilattice, so the second run reaches the state the two workers' events make together.
 //!
-//! A commit also checks the partition's fence ([`super::leases::fence`]) when the store was given one, so a
-//! worker that lost its partition writes nothing more for it.
+//! - **Step counts are checked too.** An approve step's count of first sends is written as a total, only if
+//!   the row still holds the total the store handed out.
+//!
+//! When several workers share the database ([`PgProfileStore::shared`]), a commit also checks the fence of
+//! every partition the worker holds ([`super::leases::fence`]), so a worker that lost a partition writes
+//! nothing more; its checkpoints, timers and outbox rows are those partitions', and new profile ids come in
+//! blocks per partition ([`crate::IdBlock`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use postgres::Client;
 use tutti_core::{Millis, ProfileId};
 use tutti_flows::StepKey;
 use tutti_profiles::{Identifier, Profile};
 
-use super::leases::{Held, fence};
-use crate::{Backfill, Broadcast, MergeRecord, ProfileBatch, ProfileStore, Result, StoreError, Tombstone};
+use super::leases::{Held, Ownership, fence};
+use super::pool::Reconnecting;
+use crate::{Backfill, Broadcast, IdBlock, MergeRecord, ProfileBatch, ProfileStore, Result, StoreError, Tombstone};
+
+/// How many ids of one partition a shared store reserves at a time.
+const ID_BLOCK: i64 = 1024;
 
 /// The most profiles and identifiers remembered; past it the memory starts over (and the next write of
 /// something forgotten is a conflict, which a reload mends).
 const REMEMBERED: usize = 1_000_000;
 
 /// What the store handed out, to check commits against.
+#[derive(Default)]
 struct Seen {
     /// Profile versions; 0 for a profile known not to exist.
     versions: HashMap<ProfileId, i64>,
     owners: HashMap<Identifier, Option<ProfileId>>,
     /// Profiles merged away, and where to (their identifiers' owner now).
     moved: HashMap<ProfileId, ProfileId>,
-    /// The first profile id not given out before the last [`ProfileStore::next_profile_id`] or commit: ids
-    /// from here on are new profiles of the batch being worked out. `u64::MAX` until known.
-    fresh_from: u64,
-}
-
-impl Default for Seen {
-    fn default() -> Seen {
-        Seen { versions: HashMap::new(), owners: HashMap::new(), moved: HashMap::new(), fresh_from: u64::MAX }
-    }
+    /// Ids the processor may give new profiles: since the last [`ProfileStore::next_profile_id`] or commit
+    /// (one processor), or reserved ([`ProfileStore::reserve_profile_ids`]). New profiles must have one.
+    fresh: Vec<IdBlock>,
+    /// Step counts as handed out or written.
+    counts: HashMap<StepKey, u64>,
 }
 
 impl Seen {
     fn bound(&mut self) {
         if self.versions.len() > REMEMBERED || self.owners.len() > REMEMBERED || self.moved.len() > REMEMBERED {
-            *self = Seen { fresh_from: self.fresh_from, ..Seen::default() };
+            self.forget_reads();
         }
+    }
+
+    /// Forgets what was read, keeping the ids the processor holds (its blocks stay its own).
+    fn forget_reads(&mut self) {
+        *self = Seen { fresh: std::mem::take(&mut self.fresh), ..Seen::default() };
+    }
+
+    fn is_fresh(&self, id: u64) -> bool {
+        self.fresh.iter().any(|b| b.contains(id))
     }
 
     /// The profile an identifier handed out as `owner` belongs to now, following merges recorded since.
@@ -70,19 +86,37 @@ impl Seen {
     }
 }
 
-/// The processor's handle on the Postgres store, for one partition of the log.
+/// The processor's handle on the Postgres store.
 ///
 /// The trait reads through `&self` and Postgres's client needs `&mut`: the processor is the store's one user,
 /// on one thread, so the client and the memory live in a `RefCell`.
 pub struct PgProfileStore {
     inner: RefCell<Inner>,
-    partition: u32,
-    /// The worker and the lease its writes are fenced by; `None` when one processor has the database alone.
-    fence: Option<(String, Held)>,
+    /// The worker's leases, when several workers share the database; `None` when one processor has it alone.
+    ownership: Option<Arc<Ownership>>,
+    /// The partitions held as of the last [`ProfileStore::hold`].
+    held: Vec<Held>,
+}
+
+/// Where a commit writes: partition 0 alone, or the partitions a worker holds.
+struct Scope<'a> {
+    ownership: Option<&'a Ownership>,
+    held: &'a [Held],
+}
+
+impl Scope<'_> {
+    /// The partition an outbox row of `profile` belongs to: its home when held, else the first held (the rows
+    /// of a batch are all handed to this worker's dispatcher, and a partition's next owner adopts its rows).
+    fn outbox_partition(&self, profile: ProfileId) -> i32 {
+        let Some(ownership) = self.ownership else { return 0 };
+        let home = ownership.home(profile.0);
+        let first = self.held.first().map_or(home, |h| h.partition);
+        (if self.held.iter().any(|h| h.partition == home) { home } else { first }) as i32
+    }
 }
 
 struct Inner {
-    client: Client,
+    conn: Reconnecting,
     seen: Seen,
 }
 
@@ -94,25 +128,51 @@ fn conflict(what: String) -> StoreError {
 }
 
 impl PgProfileStore {
-    /// A store for `partition`'s processor. `fence`: the worker id and lease its commits must still hold.
-    pub fn new(client: Client, partition: u32, fence: Option<(String, Held)>) -> PgProfileStore {
-        PgProfileStore { inner: RefCell::new(Inner { client, seen: Seen::default() }), partition, fence }
+    /// The store of the one processor on this database. Given a [`Reconnecting`] that knows where to connect,
+    /// it connects again after losing the connection.
+    pub fn new(conn: impl Into<Reconnecting>) -> PgProfileStore {
+        PgProfileStore {
+            inner: RefCell::new(Inner { conn: conn.into(), seen: Seen::default() }),
+            ownership: None,
+            held: Vec::new(),
+        }
     }
 
-    fn client(&self) -> std::cell::RefMut<'_, Client> {
-        std::cell::RefMut::map(self.inner.borrow_mut(), |i| &mut i.client)
+    /// The store of one of several workers' processors, which holds what `ownership` says at each
+    /// [`ProfileStore::hold`].
+    pub fn shared(conn: impl Into<Reconnecting>, ownership: Arc<Ownership>) -> PgProfileStore {
+        PgProfileStore {
+            inner: RefCell::new(Inner { conn: conn.into(), seen: Seen::default() }),
+            ownership: Some(ownership),
+            held: Vec::new(),
+        }
+    }
+
+    fn held_partitions(&self) -> Vec<i32> {
+        self.held.iter().map(|h| h.partition as i32).collect()
+    }
+
+    /// The connection, made again first if it was lost.
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+        let mut inner = self.inner.borrow_mut();
+        inner.conn.get()?;
+        Ok(std::cell::RefMut::map(inner, |i| i.conn.current()))
     }
 
     /// Runs the commit's checks and writes; the caller commits or rolls back.
     fn write(
         tx: &mut postgres::Transaction<'_>,
         seen: &Seen,
-        partition: u32,
-        fence_by: &Option<(String, Held)>,
+        scope: &Scope<'_>,
         batch: &ProfileBatch,
     ) -> Result<Written> {
-        if let Some((worker, held)) = fence_by {
-            fence(tx, worker, *held)?;
+        if let Some(ownership) = scope.ownership {
+            if scope.held.is_empty() {
+                return Err(conflict("this worker holds no partition of the log now".into()));
+            }
+            for held in scope.held {
+                fence(tx, ownership.worker(), *held)?;
+            }
         }
         // The profiles this batch writes or deletes, locked, at the versions they had when handed out.
         let mut touched: Vec<i64> = batch.profiles.iter().map(|p| p.id.0 as i64).collect();
@@ -130,7 +190,7 @@ impl PgProfileStore {
                 Some(v) if v == found => {}
                 // Made in this batch (its id is one the counter gave out since the last commit): it must not
                 // exist yet. It may be merged away in the same batch and never written.
-                None if id as u64 >= seen.fresh_from && found == 0 => {}
+                None if seen.is_fresh(id as u64) && found == 0 => {}
                 Some(v) => return Err(conflict(format!("profile p{id} is at version {found}, not {v}"))),
                 None => return Err(conflict(format!("profile p{id} was not read before this write"))),
             }
@@ -207,16 +267,38 @@ impl PgProfileStore {
             let deleted: Vec<i64> = batch.deleted.iter().map(|p| p.0 as i64).collect();
             tx.execute("DELETE FROM profiles WHERE id = ANY($1)", &[&deleted])?;
         }
-        tx.execute(
-            "INSERT INTO checkpoints (partition, seq) VALUES ($1, $2) ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
-            &[&(partition as i32), &(batch.checkpoint as i64)],
-        )?;
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('next_profile_id', $1)
-             ON CONFLICT (name) DO UPDATE SET value = GREATEST(counters.value, excluded.value)",
-            &[&(batch.next_profile_id as i64)],
-        )?;
-        let queued = super::flows::commit(tx, &batch.flows)?;
+        if scope.ownership.is_none() {
+            tx.execute(
+                "INSERT INTO checkpoints (partition, seq) VALUES (0, $1) ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
+                &[&(batch.checkpoint as i64)],
+            )?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ('next_profile_id', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = GREATEST(counters.value, excluded.value)",
+                &[&(batch.next_profile_id as i64)],
+            )?;
+        } else {
+            // Each partition's checkpoint only moves forward: a partition taken over may be ahead of the batch.
+            let partitions: Vec<i32> = scope.held.iter().map(|h| h.partition as i32).collect();
+            tx.execute(
+                "INSERT INTO checkpoints (partition, seq) SELECT p, $2 FROM UNNEST($1::INTEGER[]) AS t(p)
+                 ON CONFLICT (partition) DO UPDATE SET seq = GREATEST(checkpoints.seq, excluded.seq)",
+                &[&partitions, &(batch.checkpoint as i64)],
+            )?;
+        }
+        for (key, n) in &batch.flows.counts {
+            // Written only over the total this store saw: another worker's count in between is a conflict.
+            let expected = seen.counts.get(key).copied().unwrap_or(0) as i64;
+            let changed = tx.execute(
+                "INSERT INTO step_counts (flow, version, step, count) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (flow, version, step) DO UPDATE SET count = excluded.count WHERE step_counts.count = $5",
+                &[&key.flow, &(key.version as i32), &key.step, &(*n as i64), &expected],
+            )?;
+            if changed == 0 {
+                return Err(conflict(format!("the count of step {} in flow {} moved meanwhile", key.step, key.flow)));
+            }
+        }
+        let queued = super::flows::commit(tx, &batch.flows, &|p| scope.outbox_partition(p))?;
         Ok((queued, written))
     }
 }
@@ -266,7 +348,7 @@ pub(super) fn profile_of(client: &mut Client, id: ProfileId) -> Result<Option<(P
 impl ProfileStore for PgProfileStore {
     fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>> {
         let mut inner = self.inner.borrow_mut();
-        let found = owner(&mut inner.client, id)?;
+        let found = owner(inner.conn.get()?, id)?;
         inner.seen.bound();
         inner.seen.owners.insert(id.clone(), found);
         Ok(found)
@@ -274,7 +356,7 @@ impl ProfileStore for PgProfileStore {
 
     fn profile(&self, id: ProfileId) -> Result<Option<Profile>> {
         let mut inner = self.inner.borrow_mut();
-        let found = profile_of(&mut inner.client, id)?;
+        let found = profile_of(inner.conn.get()?, id)?;
         inner.seen.bound();
         inner.seen.versions.insert(id, found.as_ref().map_or(0, |(_, v)| *v));
         Ok(found.map(|(p, _)| p))
@@ -282,8 +364,9 @@ impl ProfileStore for PgProfileStore {
 
     fn commit(&mut self, batch: &ProfileBatch) -> Result<Vec<Option<u64>>> {
         let inner = self.inner.get_mut();
-        let mut tx = inner.client.transaction()?;
-        let outcome = PgProfileStore::write(&mut tx, &inner.seen, self.partition, &self.fence, batch);
+        let mut tx = inner.conn.get()?.transaction()?;
+        let scope = Scope { ownership: self.ownership.as_deref(), held: &self.held };
+        let outcome = PgProfileStore::write(&mut tx, &inner.seen, &scope, batch);
         let (queued, written) = match outcome {
             Ok(done) => {
                 tx.commit()?;
@@ -292,7 +375,7 @@ impl ProfileStore for PgProfileStore {
             Err(e) => {
                 drop(tx);
                 if matches!(e, StoreError::Conflict(_) | StoreError::Fenced { .. }) {
-                    inner.seen = Seen::default();
+                    inner.seen.forget_reads();
                 }
                 return Err(e);
             }
@@ -311,42 +394,92 @@ impl ProfileStore for PgProfileStore {
         for m in &batch.moves {
             seen.moved.insert(m.from, m.into);
         }
-        seen.fresh_from = batch.next_profile_id;
+        for (key, n) in &batch.flows.counts {
+            seen.counts.insert(key.clone(), *n);
+        }
+        if self.ownership.is_none() {
+            seen.fresh = vec![IdBlock::from(batch.next_profile_id)];
+        }
         Ok(queued)
     }
 
     fn checkpoint(&self) -> Result<u64> {
-        let row =
-            self.client().query_opt("SELECT seq FROM checkpoints WHERE partition = $1", &[&(self.partition as i32)])?;
-        Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+        Ok(self.checkpoints()?.into_iter().map(|(_, seq)| seq).min().unwrap_or(0))
+    }
+
+    fn hold(&mut self, held: &[Held]) {
+        self.held = held.to_vec();
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u32, u64)>> {
+        let partitions = if self.ownership.is_some() { self.held_partitions() } else { vec![0] };
+        let rows = self.client()?.query(
+            "SELECT p, coalesce(c.seq, 0) FROM UNNEST($1::INTEGER[]) AS t(p) LEFT JOIN checkpoints c ON c.partition = t.p ORDER BY p",
+            &[&partitions],
+        )?;
+        Ok(rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64)).collect())
+    }
+
+    fn reserve_profile_ids(&self, partition: u32) -> Result<IdBlock> {
+        let Some(ownership) = &self.ownership else {
+            return Ok(IdBlock::from(self.next_profile_id()?));
+        };
+        // Rows of ids: row r gives partition p the id r * partitions + p. Rows start above every id a processor
+        // alone may have given out before.
+        let n = i64::from(ownership.partitions());
+        let mut inner = self.inner.borrow_mut();
+        let end: i64 = inner
+            .conn
+            .get()?
+            .query_one(
+                "INSERT INTO counters (name, value)
+                 VALUES ('profile_id_rows', GREATEST(1, (SELECT coalesce(max(id), 0) FROM profiles) / $1 + 1,
+                     (SELECT coalesce(max(value), 0) FROM counters WHERE name = 'next_profile_id') / $1 + 1) + $2)
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + $2 RETURNING value",
+                &[&n, &ID_BLOCK],
+            )?
+            .get(0);
+        let (n, p) = (n as u64, u64::from(partition));
+        let first_row = (end - ID_BLOCK) as u64;
+        let block = IdBlock { start: first_row * n + p, next: first_row * n + p, end: end as u64 * n + p, stride: n };
+        inner.seen.fresh.push(block);
+        Ok(block)
+    }
+
+    fn outbox_partition(&self, profile: ProfileId) -> u32 {
+        Scope { ownership: self.ownership.as_deref(), held: &self.held }.outbox_partition(profile) as u32
+    }
+
+    fn tombstone_count(&self) -> Result<usize> {
+        Ok(self.client()?.query_one("SELECT count(*) FROM tombstones", &[])?.get::<_, i64>(0) as usize)
     }
 
     fn next_profile_id(&self) -> Result<u64> {
         let mut inner = self.inner.borrow_mut();
-        let row = inner.client.query_one(
+        let row = inner.conn.get()?.query_one(
             "SELECT GREATEST((SELECT value FROM counters WHERE name = 'next_profile_id'), (SELECT max(id) + 1 FROM profiles), 1)",
             &[],
         )?;
         let next = row.get::<_, i64>(0) as u64;
-        inner.seen.fresh_from = next;
+        inner.seen.fresh = vec![IdBlock::from(next)];
         Ok(next)
     }
 
     fn count_profiles(&self) -> Result<u64> {
-        Ok(self.client().query_one("SELECT count(*) FROM profiles", &[])?.get::<_, i64>(0) as u64)
+        Ok(self.client()?.query_one("SELECT count(*) FROM profiles", &[])?.get::<_, i64>(0) as u64)
     }
 
     fn event_seqs(&self, id: ProfileId) -> Result<Vec<u64>> {
         let rows = self
-            .client()
+            .client()?
             .query("SELECT seq FROM profile_events WHERE profile_id = $1 ORDER BY seq", &[&(id.0 as i64)])?;
         Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
     }
 
     fn erase(&mut self, id: ProfileId, tombstones: &[Tombstone]) -> Result<Vec<u64>> {
         let inner = self.inner.get_mut();
-        let merged = merges_into(&mut inner.client, id)?;
-        let mut tx = inner.client.transaction()?;
+        let merged = merges_into(inner.conn.get()?, id)?;
+        let mut tx = inner.conn.get()?.transaction()?;
         let pid = id.0 as i64;
         // Locked first, so a batch writing this profile meanwhile waits, then finds it gone (a conflict).
         tx.query("SELECT id FROM profiles WHERE id = $1 FOR UPDATE", &[&pid])?;
@@ -373,18 +506,18 @@ impl ProfileStore for PgProfileStore {
             )?;
         }
         tx.commit()?;
-        inner.seen = Seen::default();
+        inner.seen.forget_reads();
         let mut sorted = seqs;
         sorted.sort_unstable();
         Ok(sorted)
     }
 
     fn merged_into(&self, id: ProfileId) -> Result<Vec<ProfileId>> {
-        Ok(merges_into(&mut self.client(), id)?.into_iter().map(|m| m.from).collect())
+        Ok(merges_into(&mut *self.client()?, id)?.into_iter().map(|m| m.from).collect())
     }
 
     fn tombstones(&self) -> Result<Vec<Tombstone>> {
-        let rows = self.client().query("SELECT hash, erased_at, erase_seq FROM tombstones", &[])?;
+        let rows = self.client()?.query("SELECT hash, erased_at, erase_seq FROM tombstones", &[])?;
         rows.iter()
             .map(|r| {
                 let bytes: Vec<u8> = r.get(0);
@@ -401,27 +534,38 @@ impl ProfileStore for PgProfileStore {
     }
 
     fn flow_state(&self, id: ProfileId) -> Result<Option<Vec<u8>>> {
-        super::flows::flow_state(&mut self.client(), id)
+        super::flows::flow_state(&mut *self.client()?, id)
     }
 
+    /// With several workers, only the timers of profiles whose home partition is held.
     fn due_timers(&self, before: Millis, limit: usize) -> Result<Vec<(Millis, ProfileId)>> {
-        let rows = self.client().query(
-            "SELECT due, profile_id FROM timers WHERE due < $1 ORDER BY due, profile_id LIMIT $2",
-            &[&before, &(limit as i64)],
-        )?;
+        let rows = match &self.ownership {
+            None => self.client()?.query(
+                "SELECT due, profile_id FROM timers WHERE due < $1 ORDER BY due, profile_id LIMIT $2",
+                &[&before, &(limit as i64)],
+            )?,
+            Some(ownership) => self.client()?.query(
+                "SELECT due, profile_id FROM timers WHERE due < $1 AND (profile_id % $3)::INTEGER = ANY($4)
+                 ORDER BY due, profile_id LIMIT $2",
+                &[&before, &(limit as i64), &i64::from(ownership.partitions()), &self.held_partitions()],
+            )?,
+        };
         Ok(rows.iter().map(|r| (r.get(0), ProfileId(r.get::<_, i64>(1) as u64))).collect())
     }
 
     fn step_counts(&self) -> Result<Vec<(StepKey, u64)>> {
-        super::flows::step_counts(&mut self.client())
+        let mut inner = self.inner.borrow_mut();
+        let counts = super::flows::step_counts(inner.conn.get()?)?;
+        inner.seen.counts = counts.iter().cloned().collect();
+        Ok(counts)
     }
 
     fn open_broadcasts(&self) -> Result<Vec<Broadcast>> {
-        super::flows::broadcasts(&mut self.client(), true)
+        super::flows::broadcasts(&mut *self.client()?, true)
     }
 
     fn members_after(&self, segment: &str, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT profile_id FROM segment_members WHERE segment = $1 AND profile_id > $2 ORDER BY profile_id LIMIT $3",
             &[&segment, &(after as i64), &(limit as i64)],
         )?;
@@ -429,18 +573,18 @@ impl ProfileStore for PgProfileStore {
     }
 
     fn member_count(&self, segment: &str) -> Result<u64> {
-        let row = self.client().query_one("SELECT count(*) FROM segment_members WHERE segment = $1", &[&segment])?;
+        let row = self.client()?.query_one("SELECT count(*) FROM segment_members WHERE segment = $1", &[&segment])?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
         let rows = self
-            .client()
+            .client()?
             .query("SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2", &[&(after as i64), &(limit as i64)])?;
         Ok(ids(rows))
     }
 
     fn backfills(&self) -> Result<Vec<Backfill>> {
-        super::flows::backfills(&mut self.client())
+        super::flows::backfills(&mut *self.client()?)
     }
 }

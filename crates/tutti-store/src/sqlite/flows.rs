@@ -312,6 +312,7 @@ pub(super) fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         created_at: r.get(5)?,
         attempts: r.get::<_, i64>(6)? as u32,
         due_at: r.get(7)?,
+        partition: 0,
     })
 }
 

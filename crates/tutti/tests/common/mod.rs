@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod postgres_server;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,30 @@ pub fn postgres_data(dir: &Path) -> Option<Vec<u8>> {
         .output()
         .ok()?;
     output.status.success().then_some(output.stdout)
+}
+
+/// A Postgres schema of its own for processes that share it (several workers), dropped with this.
+pub struct SharedSchema {
+    name: String,
+    /// The connection string the processes take (`TUTTI_STORAGE__POSTGRES`).
+    pub url: String,
+}
+
+impl SharedSchema {
+    pub fn new() -> SharedSchema {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = postgres_schema(dir.path());
+        let url = format!("{POSTGRES_ADMIN} options='-c search_path={name}'");
+        SharedSchema { name, url }
+    }
+}
+
+impl Drop for SharedSchema {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = tutti_store::postgres::connect(POSTGRES_ADMIN) {
+            let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
 }
 
 fn schema_name(dir: &Path) -> String {

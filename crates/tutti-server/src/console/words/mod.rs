@@ -373,6 +373,22 @@ pub struct Words {
     pub no_winning_reply: &'static str,
     pub kind_objection: &'static str,
     pub kind_question: &'static str,
+    pub workers_page: &'static str,
+    pub workers_help: &'static str,
+    pub workers_alone: &'static str,
+    pub partition: &'static str,
+    pub lease_owner: &'static str,
+    pub fencing_token: &'static str,
+    pub lease_until: &'static str,
+    pub worker_id: &'static str,
+    pub worker_role: &'static str,
+    pub worker_started: &'static str,
+    pub worker_seen: &'static str,
+    pub worker_live: &'static str,
+    pub worker_gone: &'static str,
+    pub this_process: &'static str,
+    pub partitions_held: &'static str,
+    pub unowned: &'static str,
 }
 
 #[cfg(test)]

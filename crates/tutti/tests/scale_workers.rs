@@ -1,0 +1,149 @@
+//! Several workers on one Postgres and one NATS JetStream: each partition of the log processed by one worker
+//! at a time, the partitions shared out among the live workers, and taken over when one of them is killed.
+//! Afterwards every event is counted once, each person's in the order sent, and each action is delivered
+//! under one key.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::{Server, SharedSchema, wait_until};
+use serde_json::{Value, json};
+use tutti_connectors::testing::Vendors;
+use tutti_log::nats::testing::NatsServer;
+
+const USERS: usize = 40;
+const PARTITIONS: usize = 16;
+
+/// A flow that calls the receiver once per event, saying whose event and which.
+fn echo_flow(url: &str) -> String {
+    format!(
+        "flow: echo\ncategory: transactional\ntrigger: {{ event: Ticked }}\nentry: {{ every_time: true }}\nsteps:\n  - id: call\n    action: webhook.post\n    with: {{ url: '{url}', who: '{{{{ event.userId }}}}', n: '{{{{ event.properties.n }}}}' }}\n"
+    )
+}
+
+/// Each live worker's partitions, as `GET /api/v1/workers` on `server` shows them.
+fn holdings(server: &Server) -> HashMap<String, usize> {
+    let view = server.admin("/api/v1/workers");
+    let now = view["now"].as_i64().unwrap_or(0);
+    let mut held: HashMap<String, usize> = HashMap::new();
+    for p in view["partitions"].as_array().into_iter().flatten() {
+        if let (Some(owner), Some(until)) = (p["owner"].as_str(), p["expires_at"].as_i64())
+            && until > now
+        {
+            *held.entry(owner.to_owned()).or_default() += 1;
+        }
+    }
+    held
+}
+
+/// Sends `n` (from `from`) of every user's events, one after another, through `server`.
+fn send(server: &Server, from: usize, n: usize) {
+    for i in from..from + n {
+        for u in 0..USERS {
+            let user = format!("khach-{u}");
+            let body =
+                json!({"userId": user, "event": "Ticked", "messageId": format!("{user}-{i}"), "properties": {"n": i}});
+            assert_eq!(server.track("/v1/track", &body).0, 200);
+        }
+    }
+}
+
+/// Every action delivered exactly once per key, `total` of them; returns the repeats of a key.
+fn delivered(vendors: &Vendors, total: usize) -> usize {
+    let ok: Vec<_> = vendors.received("hook").into_iter().filter(|r| r.status == 200).collect();
+    let mut keys_of: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut sends_of_key: HashMap<String, usize> = HashMap::new();
+    for r in &ok {
+        let action = format!("{}-{}", r.body["who"].as_str().unwrap_or(""), r.body["n"].as_str().unwrap_or(""));
+        let key = r.headers["idempotency-key"].to_str().unwrap().to_owned();
+        keys_of.entry(action).or_default().insert(key.clone());
+        *sends_of_key.entry(key).or_default() += 1;
+    }
+    for (action, keys) in &keys_of {
+        assert_eq!(keys.len(), 1, "{action} was delivered under {keys:?}");
+    }
+    assert_eq!(keys_of.len(), total, "actions delivered");
+    sends_of_key.values().map(|n| n - 1).sum()
+}
+
+fn counted(server: &Server, events: u64) -> bool {
+    (0..USERS).all(|u| {
+        let (status, profile) = server.profile(&format!("user_id:khach-{u}"));
+        status == 200 && profile["event_counts"]["Ticked"] == events
+    })
+}
+
+#[test]
+fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed() {
+    let Some(nats) = NatsServer::start() else { return };
+    let schema = SharedSchema::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(flows.path().join("echo.yaml"), echo_flow(&vendors.hook_url("echo"))).unwrap();
+    let (url, flows_dir) = (nats.url(), flows.path().to_str().unwrap().to_owned());
+    let start = |role: &str| {
+        Server::start_from_temp(&[
+            ("TUTTI_BUS__NATS", url.as_str()),
+            ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
+            ("TUTTI_STORAGE__LEASE", "1500ms"),
+            ("TUTTI_SERVER__ROLE", role),
+            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ])
+    };
+    let first = start("all");
+    let mut second = start("worker");
+
+    wait_until("the two workers hold half the partitions each", || {
+        let held = holdings(&first);
+        held.len() == 2 && held.values().all(|n| *n == PARTITIONS / 2)
+    });
+    send(&first, 0, 10);
+    wait_until("both workers folded every event", || counted(&first, 10) && counted(&second, 10));
+    let processed = |server: &Server| server.metric("tutti_events_processed_total") as u64;
+    let (by_first, by_second) = (processed(&first), processed(&second));
+    assert!(by_first > 0 && by_second > 0, "each worker folded its share: {by_first} and {by_second}");
+    wait_until("every action delivered", || {
+        vendors.received("hook").iter().filter(|r| r.status == 200).count() >= USERS * 10
+    });
+    // The log holds the events sent and each delivery's outcome (an event too): each folded by one worker.
+    wait_until("every event in the log folded once", || {
+        processed(&first) + processed(&second) == first.all_events().len() as u64
+    });
+    let (by_first, by_second) = (processed(&first), processed(&second));
+    assert_eq!(delivered(&vendors, USERS * 10), 0, "no repeats without a failure");
+
+    // The console shows both workers and their partitions.
+    let (cookie, _) = common::browser::signed_in(&first, "lan@shop.vn", "viewer");
+    let page = common::browser::get(&first, "/workers", &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let page = page.body;
+    let view: Value = first.admin("/api/v1/workers");
+    for w in view["workers"].as_array().unwrap() {
+        assert!(page.contains(w["id"].as_str().unwrap()), "{page}");
+    }
+
+    // The second is killed; the first takes all its partitions once their leases run out, and folds what
+    // comes next, and what the second had not finished, exactly once.
+    second.kill9();
+    send(&first, 10, 10);
+    wait_until("the first worker holds every partition", || {
+        let held = holdings(&first);
+        held.len() == 1 && held.values().all(|n| *n == PARTITIONS)
+    });
+    wait_until("every event of both rounds counted", || counted(&first, 20));
+    wait_until("every action delivered", || {
+        let ok: HashSet<String> = vendors
+            .received("hook")
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| format!("{}-{}", r.body["who"], r.body["n"]))
+            .collect();
+        ok.len() == USERS * 20
+    });
+    let repeats = delivered(&vendors, USERS * 20);
+    assert!(repeats <= 16, "{repeats} repeated deliveries");
+    println!("{by_first} and {by_second} events folded by each worker; {repeats} repeats after the kill");
+}
