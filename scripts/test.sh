@@ -50,9 +50,10 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
 # The black-box suite again on the second configuration: the event log on NATS JetStream (each test's server on
-# its own NATS server, started from .venv/bin/nats-server) and profiles, flows and the outbox in Postgres (a
-# schema per test in the machine's database `test`). The same behaviour on both.
-TUTTI_TEST_BUS=nats TUTTI_TEST_STORE=postgres cargo test -p tutti --tests
+# its own NATS server, started from .venv/bin/nats-server), profiles, flows and the outbox in Postgres (a
+# schema per test in the machine's database `test`), and two workers sharing the processing (the server and a
+# second `tutti serve --role worker`). The same behaviour on both.
+TUTTI_TEST_BUS=nats TUTTI_TEST_STORE=postgres TUTTI_TEST_WORKERS=2 cargo test -p tutti --tests
 .venv/bin/python tests/schemas/check_examples.py
 # The HTTP API against its own OpenAPI document, with every Schemathesis check (tests/api/schemathesis.toml).
 cargo build --quiet -p tutti

@@ -8,6 +8,11 @@
 //!   When it takes a partition, the thread hands that partition's pending outbox rows to its dispatcher.
 //! - **Losing touch.** A worker that cannot reach Postgres stops counting on its leases before they can
 //!   expire (a lease's length less a renewal), so it stops working on them before anyone else may start.
+//! - **Erasures.** The same thread follows the profiles erased anywhere (`erasures`, ids only) and erases them
+//!   from what this worker keeps in its own data directory: its analytics tables, its connectors' memory and
+//!   its outcome journal.
+//! - **Definitions.** The same thread notices a flow, segment or policy saved, deleted, paused or resumed
+//!   through another worker's API, and builds this worker's definitions again.
 //! - **Progress.** Reading one's own writes (`Engine::sync`) and the analytics projection wait for every
 //!   partition, whoever holds it: a thread follows the lowest checkpoint of all partitions.
 
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use tutti_core::clock::{Clock, SystemClock};
 use tutti_dispatch::Incoming;
 use tutti_log::{LocalFeed, LogFeed};
-use tutti_store::postgres::leases::{Lease, Leases, Ownership, Worker};
+use tutti_store::postgres::leases::{self, Lease, Leases, Ownership, Worker};
 use tutti_store::postgres::{self as pg, pool::Pool};
 
 use crate::EngineError;
@@ -27,8 +32,17 @@ use crate::EngineError;
 /// table as the dispatcher makes room.
 const ADOPT_LIMIT: usize = 10_000;
 
+/// The most erasures followed at once.
+const ERASED_BATCH: usize = 1_000;
+
 /// How often the progress thread looks again while the cluster is behind the log.
 const PROGRESS_POLL: Duration = Duration::from_millis(10);
+
+/// Erases profiles from what this worker keeps in its own data directory; says whether it erased them all.
+pub(crate) type EraseHere = Box<dyn Fn(&[u64]) -> bool + Send>;
+
+/// Builds the definitions again from the database.
+pub(crate) type Reload = Box<dyn Fn() -> Result<(), String> + Send>;
 
 /// This worker's place among the others.
 pub(crate) struct Cluster {
@@ -64,9 +78,18 @@ impl Cluster {
         lease: Duration,
         role: &'static str,
         data_dir: &std::path::Path,
+        erasure_fingerprint: &str,
     ) -> Result<Cluster, EngineError> {
         let mut client = pg::connect(url)?;
         Leases::setup(&mut client, partitions)?;
+        // Tombstones made by one worker must match the identifiers another one hashes.
+        if leases::agree(&mut client, "erasure_key", erasure_fingerprint)? != erasure_fingerprint {
+            return Err(EngineError::Start(
+                "this worker's erasure key is not the one the other workers on this database use: give every \
+                 worker the same [auth] erasure_key (TUTTI_AUTH__ERASURE_KEY, 64 hex digits; docs/scale.md)"
+                    .into(),
+            ));
+        }
         let worker = format!("{}-{}", host_name(), std::process::id());
         Ok(Cluster {
             journal: directory_id(data_dir)?,
@@ -91,11 +114,16 @@ impl Cluster {
     }
 
     /// Starts the thread that balances the leases until `processed` (the processor's own feed) closes, then
-    /// gives them up. `dispatcher` gets the pending rows of partitions taken.
+    /// gives them up. `dispatcher` gets the pending rows of partitions taken; `erase` is given the profiles
+    /// erased by any worker (those erased before this one started too: erasing again changes nothing), and
+    /// says whether it erased them all (if not, they are given again at the next round).
+    /// `reload` builds the definitions again from the database.
     pub fn start_leases(
         &self,
         dispatcher: mpsc::Sender<Incoming>,
         processed: Arc<LocalFeed>,
+        erase: EraseHere,
+        reload: Reload,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let ttl = self.lease.as_millis() as i64;
         let leases = Leases::new(self.ownership.worker(), self.role, ttl);
@@ -106,6 +134,8 @@ impl Cluster {
             let mut client: Option<pg::Client> = None;
             let mut last_balanced = Instant::now();
             let mut failing = false;
+            let mut erased_upto: i64 = 0;
+            let mut definitions: Option<String> = None;
             while !processed.is_closed() {
                 let balanced = client
                     .take()
@@ -131,6 +161,36 @@ impl Cluster {
                                 Ok(_) => {}
                                 Err(e) => tracing::warn!(error = %e, "cannot read the outbox of the partitions taken; they are read as room allows"),
                             }
+                        }
+                        loop {
+                            match leases::erased_after(&mut c, erased_upto, ERASED_BATCH) {
+                                Ok(erased) if !erased.is_empty() => {
+                                    let ids: Vec<u64> = erased.iter().map(|(_, id)| *id).collect();
+                                    if !erase(&ids) {
+                                        break;
+                                    }
+                                    // The dispatcher forgets their retries and scrubs its journal of what
+                                    // vendors answered about them.
+                                    for id in &ids {
+                                        let _ = dispatcher.send(Incoming::Erased(tutti_core::ProfileId(*id)));
+                                    }
+                                    erased_upto = erased.last().map_or(erased_upto, |(seq, _)| *seq);
+                                }
+                                Ok(_) => break,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot read the erasures; trying again");
+                                    break;
+                                }
+                            }
+                        }
+                        match leases::definitions_version(&mut c) {
+                            // The first look builds them too: a change may have landed since the start's build.
+                            Ok(version) if definitions.as_ref() != Some(&version) => match reload() {
+                                Ok(()) => definitions = Some(version),
+                                Err(e) => tracing::warn!(error = %e, "cannot build the definitions changed by another worker; trying again"),
+                            },
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot read whether the definitions changed"),
                         }
                         client = Some(c);
                     }
@@ -166,6 +226,7 @@ impl Cluster {
         head: Arc<LocalFeed>,
         processed: Arc<LocalFeed>,
         cluster: Arc<LocalFeed>,
+        metrics: Arc<tutti_metrics::Metrics>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let url = self.url.clone();
         std::thread::Builder::new().name("tutti-progress".into()).spawn(move || {
@@ -186,6 +247,8 @@ impl Cluster {
                 match lowest {
                     Ok((c, seq)) => {
                         cluster.publish(seq);
+                        // What this worker reports as processed is the cluster's: everything up to it is folded.
+                        metrics.processed_seq.fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
                         client = Some(c);
                     }
                     Err(e) => tracing::debug!(error = %e, "cannot read the partitions' checkpoints"),

@@ -238,6 +238,9 @@ pub struct AuthConfig {
     pub write_key: Option<String>,
     /// The bearer token of the admin API.
     pub admin_token: Option<String>,
+    /// The key of the keyed hash that turns erased identifiers into tombstones (64 hex digits). Workers that
+    /// share a database must share it (`docs/scale.md`); one Tutti alone generates its own.
+    pub erasure_key: Option<String>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -246,6 +249,7 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("write_key", &shown(&self.write_key))
             .field("admin_token", &shown(&self.admin_token))
+            .field("erasure_key", &shown(&self.erasure_key))
             .finish()
     }
 }
@@ -330,8 +334,10 @@ impl Serialize for AuthConfig {
     /// Whether each secret is configured, never its value.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut out = s.serialize_struct("AuthConfig", 2)?;
-        for (name, value) in [("write_key", &self.write_key), ("admin_token", &self.admin_token)] {
+        let mut out = s.serialize_struct("AuthConfig", 3)?;
+        let secrets =
+            [("write_key", &self.write_key), ("admin_token", &self.admin_token), ("erasure_key", &self.erasure_key)];
+        for (name, value) in secrets {
             if value.is_some() {
                 out.serialize_field(name, REDACTED)?;
             } else {

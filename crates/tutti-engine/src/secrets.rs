@@ -29,6 +29,15 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// What identifies the erasure key without revealing it: workers sharing a database compare it, since
+    /// tombstones made with one key do not match identifiers hashed with another.
+    pub fn erasure_key_fingerprint(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.erasure_key).expect("HMAC takes keys of any length");
+        mac.update(b"tutti erasure key fingerprint");
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The key that signs links Tutti serves itself (one-click unsubscribe): derived from the erasure key, so
     /// it is stable across restarts and never stored on its own.
     pub fn link_key(&self) -> [u8; 32] {
@@ -87,13 +96,23 @@ impl Secrets {
         };
         let write_key = pick("write_key", &auth.write_key, || random_hex(16))?;
         let admin_token = pick("admin_token", &auth.admin_token, || Ok(format!("tutti_{}", random_hex(24)?)))?;
-        let erasure_key = match get("erasure_key").as_deref().and_then(parse_hex32) {
-            Some(k) => k,
-            None => {
-                let hex = random_hex(32)?;
-                file.insert("erasure_key".into(), toml::Value::String(hex.clone()));
-                parse_hex32(&hex).expect("64 hex digits")
+        let configured = auth.erasure_key.as_deref().filter(|k| !k.is_empty());
+        let erasure_key = match configured.map(|k| parse_hex32(k.trim())) {
+            Some(Some(k)) => k,
+            Some(None) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "auth.erasure_key is not 64 hexadecimal digits (make one with `openssl rand -hex 32`)",
+                ));
             }
+            None => match get("erasure_key").as_deref().and_then(parse_hex32) {
+                Some(k) => k,
+                None => {
+                    let hex = random_hex(32)?;
+                    file.insert("erasure_key".into(), toml::Value::String(hex.clone()));
+                    parse_hex32(&hex).expect("64 hex digits")
+                }
+            },
         };
         if generated.is_empty() {
             file.remove(UNSHOWN);
@@ -166,11 +185,22 @@ mod tests {
         let again = Secrets::load_or_generate(dir.path(), &AuthConfig::default()).unwrap();
         assert!(again.generated.is_empty(), "shown once");
         assert_eq!((again.write_key.as_str(), again.erasure_key), (first.write_key.as_str(), first.erasure_key));
-        let configured = AuthConfig { write_key: Some("mine".into()), admin_token: None };
+        let configured = AuthConfig { write_key: Some("mine".into()), admin_token: None, erasure_key: None };
         let s = Secrets::load_or_generate(dir.path(), &configured).unwrap();
         assert_eq!(s.write_key, "mine");
         assert!(!std::fs::read_to_string(dir.path().join(SECRETS_FILE)).unwrap().contains("mine"));
         assert!(!format!("{s:?}").contains(&s.admin_token));
+        // A configured erasure key (the one every worker sharing a database takes) wins over the stored one and
+        // is never written; one that is not 64 hex digits is refused.
+        let key = "ab".repeat(32);
+        let shared = AuthConfig { erasure_key: Some(key.clone()), ..AuthConfig::default() };
+        let s = Secrets::load_or_generate(dir.path(), &shared).unwrap();
+        assert_eq!(s.erasure_key, [0xab; 32]);
+        assert_ne!(s.erasure_key_fingerprint(), first.erasure_key_fingerprint());
+        assert!(!std::fs::read_to_string(dir.path().join(SECRETS_FILE)).unwrap().contains(&key));
+        let short = AuthConfig { erasure_key: Some("abc".into()), ..AuthConfig::default() };
+        let refused = Secrets::load_or_generate(dir.path(), &short).unwrap_err().to_string();
+        assert!(refused.contains("64 hexadecimal digits") && !refused.contains("abc"), "{refused}");
     }
 
     #[test]

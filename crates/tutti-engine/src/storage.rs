@@ -43,7 +43,7 @@ pub(crate) struct OpenedState {
 pub(crate) enum Processing {
     None,
     Alone,
-    Shared { partitions: u32, role: &'static str },
+    Shared { partitions: u32, role: &'static str, erasure_fingerprint: String },
 }
 
 /// Opens the stores `[storage]` names.
@@ -73,8 +73,8 @@ pub(crate) fn open_state(
     let mut client = pg::connect(url)?;
     let version = migrate::migrate(&mut client)?;
     tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
-    if let Processing::Shared { partitions, role } = processing {
-        let cluster = Cluster::open(url, partitions, config.lease, role, &config.data_dir)?;
+    if let Processing::Shared { partitions, role, erasure_fingerprint } = processing {
+        let cluster = Cluster::open(url, partitions, config.lease, role, &config.data_dir, &erasure_fingerprint)?;
         let (ownership, journal) = (cluster.ownership.clone(), cluster.journal.clone());
         let outbox_ownership = ownership.clone();
         let url_for_outbox = url.clone();

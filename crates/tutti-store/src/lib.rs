@@ -444,6 +444,11 @@ pub trait ProfileStore: Send {
     fn outbox_partition(&self, _profile: ProfileId) -> u32 {
         0
     }
+    /// What changes whenever definitions are saved, deleted, paused or resumed, when several workers share the
+    /// store (another worker's API may have made the change); `None` for a store with one processor.
+    fn definitions_version(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// How many tombstones there are (so a processor sharing the store knows when another recorded one).
     fn tombstone_count(&self) -> Result<usize> {
         Ok(self.tombstones()?.len())

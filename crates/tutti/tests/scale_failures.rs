@@ -213,7 +213,11 @@ fn the_postgres_server_two_workers_share_killed_and_started_again_under_load_los
     let (url, flows_dir, database) = (nats.url(), flows.path().to_str().unwrap().to_owned(), postgres.url());
     let start = |role| {
         let mut env = env_for(&url, &flows_dir, role);
-        env.extend([("TUTTI_STORAGE__POSTGRES", database.as_str()), ("TUTTI_STORAGE__LEASE", "1500ms")]);
+        env.extend([
+            ("TUTTI_STORAGE__POSTGRES", database.as_str()),
+            ("TUTTI_STORAGE__LEASE", "1500ms"),
+            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
+        ]);
         Server::start_from_temp(&env)
     };
     let workers = [start("worker"), start("worker")];

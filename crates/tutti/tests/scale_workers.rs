@@ -88,6 +88,7 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
             ("TUTTI_BUS__NATS", url.as_str()),
             ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
             ("TUTTI_STORAGE__LEASE", "1500ms"),
+            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
             ("TUTTI_SERVER__ROLE", role),
             ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
             ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
@@ -113,7 +114,10 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
         processed(&first) + processed(&second) == first.all_events().len() as u64
     });
     let (by_first, by_second) = (processed(&first), processed(&second));
-    assert_eq!(delivered(&vendors, USERS * 10), 0, "no repeats without a failure");
+    // A delivery may be repeated only while a partition moves between workers or an attempt times out: at most
+    // the actions in flight (the webhook connector's 16 per worker).
+    let repeats_before = delivered(&vendors, USERS * 10);
+    assert!(repeats_before <= 2 * 16, "{repeats_before} repeated deliveries");
 
     // The console shows both workers and their partitions.
     let (cookie, _) = common::browser::signed_in(&first, "lan@shop.vn", "viewer");
@@ -144,6 +148,35 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
         ok.len() == USERS * 20
     });
     let repeats = delivered(&vendors, USERS * 20);
-    assert!(repeats <= 16, "{repeats} repeated deliveries");
-    println!("{by_first} and {by_second} events folded by each worker; {repeats} repeats after the kill");
+    assert!(repeats <= repeats_before + 2 * 16, "{repeats} repeated deliveries");
+    println!(
+        "{by_first} and {by_second} events folded by each worker; {repeats_before} repeats before the kill, {repeats} in all"
+    );
+}
+
+#[test]
+fn a_worker_with_another_erasure_key_refuses_to_start() {
+    let Some(nats) = NatsServer::start() else { return };
+    let schema = SharedSchema::new();
+    let url = nats.url();
+    let env = [
+        ("TUTTI_BUS__NATS", url.as_str()),
+        ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
+        ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
+    ];
+    let _first = Server::start_from_temp(&env);
+    let other_key = "00".repeat(32);
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["serve", "--role", "worker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TUTTI_WRITE_KEY", common::WRITE_KEY)
+        .envs(env)
+        .env("TUTTI_AUTH__ERASURE_KEY", &other_key)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("erasure key") && said.contains("TUTTI_AUTH__ERASURE_KEY"), "{said}");
+    assert!(!said.contains(&other_key), "the key itself is never shown");
 }

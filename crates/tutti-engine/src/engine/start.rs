@@ -46,6 +46,7 @@ impl Engine {
             (true, Some(_), Some(_)) => crate::storage::Processing::Shared {
                 partitions: config.bus.partitions,
                 role: if config.server.role == crate::config::Role::Worker { "worker" } else { "all" },
+                erasure_fingerprint: secrets.erasure_key_fingerprint(),
             },
             (true, _, _) => crate::storage::Processing::Alone,
         };
@@ -215,6 +216,7 @@ impl Engine {
                 partitions: cluster.as_ref().map(|c| processor::Partitions {
                     ownership: c.ownership.clone(),
                     partitioner: tutti_log::HashPartitioner::new(config.bus.partitions),
+                    reload_definitions: reload_definitions(definitions.clone(), flow_store.clone()),
                 }),
             };
             // Up from here: the thread marks itself down when it ends.
@@ -234,8 +236,28 @@ impl Engine {
                 std::thread::Builder::new().name("tutti-analytics".into()).spawn(move || projector.run())?;
             let mut threads = vec![dispatcher, processor, projector];
             if let Some(cluster) = &cluster {
-                threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone())?);
-                threads.push(cluster.start_progress(feed.clone(), own_processed, processed.clone())?);
+                let (writer, decisions, memory) =
+                    (analytics_writer.clone(), shared.decisions.clone(), shared.memory.clone());
+                let erase = Box::new(move |profiles: &[u64]| {
+                    let analytics = writer.lock().unwrap_or_else(|e| e.into_inner()).erase(profiles);
+                    let memory = profiles.iter().try_for_each(|p| decisions.forget(*p, &*memory).map(drop));
+                    match (analytics, memory) {
+                        (Ok(_), Ok(())) => true,
+                        (a, m) => {
+                            let error = a.err().map(|e| e.to_string()).or(m.err()).unwrap_or_default();
+                            tracing::warn!(error, "cannot erase here what another worker erased; trying again");
+                            false
+                        }
+                    }
+                });
+                let reload = reload_definitions(definitions.clone(), flow_store.clone());
+                threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone(), erase, reload)?);
+                threads.push(cluster.start_progress(
+                    feed.clone(),
+                    own_processed,
+                    processed.clone(),
+                    metrics.clone(),
+                )?);
             }
             (Some(journal_checkpointer), threads, Some(commands_tx))
         } else {
@@ -311,6 +333,20 @@ impl Engine {
             analytics_writer,
         })
     }
+}
+
+/// Builds `definitions` again from the store: for a worker among several, whose peers' APIs change them too.
+fn reload_definitions(
+    definitions: Arc<FlowDefinitions>,
+    flow_store: Arc<dyn tutti_store::FlowStore>,
+) -> crate::cluster::Reload {
+    Box::new(move || {
+        let all = flow_store.all().map_err(|e| e.to_string())?;
+        let paused = flow_store.paused().map_err(|e| e.to_string())?;
+        definitions.set(definitions::build(&all, &paused));
+        tracing::debug!("the definitions are built again from the database");
+        Ok(())
+    })
 }
 
 /// The metrics layer: the shipped one, with `[analytics] metrics` laid over it.

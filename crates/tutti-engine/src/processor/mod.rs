@@ -326,6 +326,7 @@ impl Processor {
         // Only what is durable: an event committed but not yet flushed could vanish in a power cut, and its
         // effect on a profile must not outlive it.
         let head = self.feed.head();
+        self.follow_definitions(state)?;
         // One version of the definitions for the whole batch.
         state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
@@ -410,7 +411,10 @@ impl Processor {
         self.metrics.profiles.fetch_add(pending.created - pending.batch.deleted.len() as i64, Ordering::Relaxed);
         self.metrics.merges.fetch_add(pending.batch.moves.len() as u64, Ordering::Relaxed);
         self.metrics.events_processed.fetch_add(pending.batch.attributions.len() as u64, Ordering::Relaxed);
-        self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
+        // One of several workers reports the cluster's progress instead (cluster.rs).
+        if self.partitions.is_none() {
+            self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
+        }
         self.processed.publish(checkpoint);
         self.evict(state);
         state.flows.evict();
@@ -502,6 +506,8 @@ impl Processor {
         state.profiles.clear();
         state.flows.forget();
         Self::forget_backfills(state);
+        // Sizes recorded in the failed batch were not committed: recorded again at the next one.
+        state.sizes_due = 0;
         self.reload_ids(state)
     }
 

@@ -14,12 +14,16 @@ use tutti_core::{Event, ProfileId};
 use tutti_log::{HashPartitioner, Partitioner};
 use tutti_store::postgres::leases::Ownership;
 
+use tutti_store::StoreError;
+
 use super::{Processor, ProcessorError, State};
 
 /// The partitions a worker holds, and how events map to them.
 pub(crate) struct Partitions {
     pub ownership: Arc<Ownership>,
     pub partitioner: HashPartitioner,
+    /// Builds the definitions again from the database (another worker's API changed them).
+    pub reload_definitions: crate::cluster::Reload,
 }
 
 /// The processor's view of what it holds.
@@ -31,6 +35,8 @@ pub(super) struct HeldState {
     pub checkpoints: BTreeMap<u32, u64>,
     /// The partition of the event being folded (0 when the log has one).
     pub current: u32,
+    /// The definitions' version last built (`None` until the first batch).
+    pub definitions: Option<String>,
 }
 
 impl Processor {
@@ -102,6 +108,19 @@ impl Processor {
         state.ids.clear();
         if self.partitions.is_none() {
             state.ids.insert(0, self.store.reserve_profile_ids(0)?);
+        }
+        Ok(())
+    }
+
+    /// Builds the definitions again when another worker's API changed them. Called after the batch's head is
+    /// read, so an event appended after a change was saved runs on the change.
+    pub(super) fn follow_definitions(&self, state: &mut State) -> Result<(), ProcessorError> {
+        let Some(partitions) = &self.partitions else { return Ok(()) };
+        // The first look builds them too: a change may have landed between the start's build and this batch.
+        let version = self.store.definitions_version()?;
+        if version != state.held.definitions {
+            (partitions.reload_definitions)().map_err(|e| StoreError::Corrupt(format!("definitions: {e}")))?;
+            state.held.definitions = version;
         }
         Ok(())
     }

@@ -265,3 +265,35 @@ impl Ownership {
         (profile % u64::from(self.partitions)) as u32
     }
 }
+
+/// Profiles erased after `after` (an erasure's position), oldest first, at most `limit`: what each worker also
+/// erases from what it keeps in its own data directory.
+pub fn erased_after(client: &mut Client, after: i64, limit: usize) -> Result<Vec<(i64, u64)>> {
+    let rows = client.query(
+        "SELECT seq, profile_id FROM erasures WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&after, &(limit as i64)],
+    )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
+}
+
+/// The value every worker sharing the database must have for `name`: the first one's, which a later worker's
+/// `value` is checked against. Returns the agreed value.
+pub fn agree(client: &mut Client, name: &str, value: &str) -> Result<String> {
+    client.execute(
+        "INSERT INTO cluster_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        &[&name, &value],
+    )?;
+    Ok(client.query_one("SELECT value FROM cluster_settings WHERE name = $1", &[&name])?.get(0))
+}
+
+/// What changes whenever a definition is saved or deleted, or a flow paused or resumed: a worker that sees it
+/// change builds its definitions again (another worker's API took the change).
+pub fn definitions_version(client: &mut Client) -> Result<String> {
+    let row = client.query_one(
+        "SELECT (SELECT count(*) FROM definitions)::TEXT || '/' ||
+                (SELECT coalesce(max(created_at), 0) FROM definitions)::TEXT || '/' ||
+                (SELECT coalesce(string_agg(flow || ':' || paused_at::TEXT, ',' ORDER BY flow), '') FROM flow_pauses)",
+        &[],
+    )?;
+    Ok(row.get(0))
+}

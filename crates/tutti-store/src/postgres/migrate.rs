@@ -44,6 +44,24 @@ ALTER TABLE outbox ADD COLUMN partition INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX outbox_pending_partition ON outbox (partition, seq) WHERE state = 'pending';
 ",
     },
+    Migration {
+        version: 4,
+        name: "erasures and cluster settings",
+        sql: "
+-- The profiles erased, in order, so that every worker also erases them from what it keeps in its own data
+-- directory (its analytics tables, its connectors' memory). Ids only: nothing that names the person.
+CREATE TABLE erasures (
+    seq        BIGSERIAL PRIMARY KEY,
+    profile_id BIGINT NOT NULL,
+    at         BIGINT NOT NULL
+);
+-- What the workers sharing the database must agree on (the erasure key's fingerprint), as the first one set it.
+CREATE TABLE cluster_settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+",
+    },
 ];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).

@@ -450,6 +450,13 @@ impl ProfileStore for PgProfileStore {
         Scope { ownership: self.ownership.as_deref(), held: &self.held }.outbox_partition(profile) as u32
     }
 
+    fn definitions_version(&self) -> Result<Option<String>> {
+        match self.ownership {
+            None => Ok(None),
+            Some(_) => Ok(Some(super::leases::definitions_version(&mut *self.client()?)?)),
+        }
+    }
+
     fn tombstone_count(&self) -> Result<usize> {
         Ok(self.client()?.query_one("SELECT count(*) FROM tombstones", &[])?.get::<_, i64>(0) as usize)
     }
@@ -498,6 +505,12 @@ impl ProfileStore for PgProfileStore {
             )?;
             super::flows::redact_audit(&mut tx, m.from)?;
         }
+        let erased: Vec<i64> = merged.iter().map(|m| m.from.0 as i64).chain([pid]).collect();
+        let at = tombstones.first().map_or(0, |t| t.erased_at);
+        tx.execute(
+            "INSERT INTO erasures (profile_id, at) SELECT p, $2 FROM UNNEST($1::BIGINT[]) AS t(p)",
+            &[&erased, &at],
+        )?;
         for t in tombstones {
             tx.execute(
                 "INSERT INTO tombstones (hash, erased_at, erase_seq) VALUES ($1, $2, $3)

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 pub const WRITE_KEY: &str = "test-write-key";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The erasure key of workers that share a database in a test (64 hex digits).
+pub const SHARED_ERASURE_KEY: &str = "5e1f0000000000000000000000000000000000000000000000000000000000aa";
 
 /// A running `tutti serve`.
 pub struct Server {
@@ -26,6 +28,8 @@ pub struct Server {
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The NATS server its log is on, when the suite runs on NATS (`TUTTI_TEST_BUS=nats`).
     pub nats: Option<tutti_log::nats::testing::NatsServer>,
+    /// The other workers sharing its processing (`TUTTI_TEST_WORKERS`), with their addresses.
+    companions: Vec<(Child, String)>,
 }
 
 /// Whether the suite keeps profiles, flows and the outbox in Postgres (`TUTTI_TEST_STORE=postgres`, the
@@ -90,6 +94,33 @@ fn schema_name(dir: &Path) -> String {
 /// configuration of `scripts/test.sh`) rather than SQLite.
 pub fn on_nats() -> bool {
     std::env::var("TUTTI_TEST_BUS").is_ok_and(|bus| bus == "nats")
+}
+
+/// How many workers share each server's processing when the suite runs on NATS and Postgres
+/// (`TUTTI_TEST_WORKERS`, 1 unless set): the server and as many less one in the role `worker`.
+pub fn test_workers() -> usize {
+    std::env::var("TUTTI_TEST_WORKERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// Starts `tutti serve` and waits until it listens; its log goes on into `output`.
+fn launch(mut command: Command, output: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (Child, String) {
+    let mut child = command.spawn().expect("spawn tutti");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("tutti exited before listening").expect("read stdout");
+        if let Some(rest) = line.strip_prefix("Tutti listening on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe, keeping it for tests of the log.
+    let kept = output.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    (child, url)
 }
 
 pub fn agent() -> ureq::Agent {
@@ -189,50 +220,59 @@ impl Server {
 
     /// [`Server::start_in`], run from the working directory `cwd`.
     pub fn start_from(dir: &Path, cwd: &Path, env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .current_dir(cwd)
-            .env("TUTTI_WRITE_KEY", WRITE_KEY)
-            .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("TUTTI_LOG__LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
         // On NATS, each data directory has its own NATS server, its store inside the directory, so a server
         // started again on the same directory finds the same log.
         let nats = on_nats().then(|| {
             tutti_log::nats::testing::NatsServer::start_at(&dir.join("nats"), true)
                 .expect("TUTTI_TEST_BUS=nats needs nats-server (./scripts/test.sh installs it)")
         });
-        if let Some(nats) = &nats {
-            command.env("TUTTI_BUS__NATS", nats.url());
-        }
-        if on_postgres() {
-            let schema = postgres_schema(dir);
-            command.env("TUTTI_STORAGE__POSTGRES", format!("{POSTGRES_ADMIN} options='-c search_path={schema}'"));
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("spawn tutti");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines.next().expect("tutti exited before listening").expect("read stdout");
-            if let Some(rest) = line.strip_prefix("Tutti listening on ") {
-                break rest.split_whitespace().next().expect("url").to_owned();
+        let schema = on_postgres().then(|| postgres_schema(dir));
+        // With `TUTTI_TEST_WORKERS`, more workers share the server's log and schema, each with a data directory
+        // of its own inside the server's (so what a test finds in the directory covers them too); their log
+        // goes with the server's. Not for tests that place their processes themselves (a role, a log of their
+        // own).
+        let places_itself = env.iter().any(|(k, _)| *k == "TUTTI_SERVER__ROLE" || *k == "TUTTI_BUS__NATS");
+        let shared = nats.is_some() && schema.is_some() && !places_itself && test_workers() > 1;
+        let command = |data: &Path| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_tutti"));
+            command
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data)
+                .current_dir(cwd)
+                .env("TUTTI_WRITE_KEY", WRITE_KEY)
+                .env("TUTTI_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("TUTTI_LOG__LEVEL", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(nats) = &nats {
+                command.env("TUTTI_BUS__NATS", nats.url());
             }
+            if let Some(schema) = &schema {
+                command.env("TUTTI_STORAGE__POSTGRES", format!("{POSTGRES_ADMIN} options='-c search_path={schema}'"));
+            }
+            if shared {
+                // Workers sharing a database share the key their tombstones are made with.
+                command.env("TUTTI_AUTH__ERASURE_KEY", SHARED_ERASURE_KEY);
+            }
+            for (k, v) in env {
+                command.env(k, v);
+            }
+            command
         };
-        // Keep draining stdout so the server never blocks on a full pipe, keeping it for tests of the log.
         let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = output.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap().push(line);
-            }
-        });
-        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent(), output, nats }
+        let (child, url) = launch(command(dir), &output);
+        let companions = if shared {
+            (1..test_workers())
+                .map(|n| {
+                    let mut worker = command(&dir.join(format!("worker-{n}")));
+                    worker.env("TUTTI_SERVER__ROLE", "worker");
+                    launch(worker, &output)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Server { child: Some(child), url, dir: dir.to_owned(), _temp: None, agent: agent(), output, nats, companions }
     }
 
     /// The server's log so far (what it wrote to stdout after it started listening).
@@ -240,11 +280,15 @@ impl Server {
         self.output.lock().unwrap().join("\n")
     }
 
-    /// SIGKILL: no shutdown hook runs.
+    /// SIGKILL: no shutdown hook runs. The workers sharing its processing go too.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill");
             child.wait().expect("wait");
+        }
+        for (mut companion, _) in self.companions.drain(..) {
+            let _ = companion.kill();
+            let _ = companion.wait();
         }
     }
 
@@ -330,15 +374,31 @@ impl Server {
         }
     }
 
+    /// A metric of the server's; a counter (`_total`) summed over the workers sharing its processing, since
+    /// each counts what it did.
     pub fn metric(&self, name: &str) -> f64 {
-        let (_, text) = self.request("GET", "/metrics", Some(ADMIN_TOKEN));
-        let text = text.as_str().expect("metrics text").to_owned();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("metric {name} not found"))
-            .trim()
-            .parse()
-            .expect("metric value")
+        let read = |url: &str| -> f64 {
+            let text = self
+                .agent
+                .get(format!("{url}/metrics"))
+                .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                .call()
+                .expect("metrics")
+                .into_body()
+                .read_to_string()
+                .expect("metrics text");
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("metric {name} not found"))
+                .trim()
+                .parse()
+                .expect("metric value")
+        };
+        let mut value = read(&self.url);
+        if name.ends_with("_total") {
+            value += self.companions.iter().map(|(_, url)| read(url)).sum::<f64>();
+        }
+        value
     }
 }
 
