@@ -121,6 +121,11 @@ pub(crate) fn start_server_with(root: &std::path::Path, env: &[(&str, String)]) 
         }
         None => None,
     };
+    let sharing = WORKERS.load(std::sync::atomic::Ordering::Relaxed) > 1;
+    if sharing {
+        // Workers sharing a database share the key their tombstones are made with.
+        env.push(("TUTTI_AUTH__ERASURE_KEY", "10ad".repeat(16)));
+    }
     let (child, addr) = spawn_server(root, &dir, &env)?;
     let mut workers = Vec::new();
     for n in 1..WORKERS.load(std::sync::atomic::Ordering::Relaxed) {
