@@ -16,18 +16,15 @@
 //! - **Progress.** Reading one's own writes (`Engine::sync`) and the analytics projection wait for every
 //!   partition, whoever holds it: a thread follows the lowest checkpoint of all partitions.
 
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tutti_core::clock::{Clock, SystemClock};
 use tutti_dispatch::Incoming;
 use tutti_log::{LocalFeed, LogFeed};
-use tutti_store::FlowStore;
 use tutti_store::postgres::leases::{self, Lease, Leases, Ownership, Worker};
 use tutti_store::postgres::{self as pg, pool::Pool};
-
-use crate::flows::FlowDefinitions;
 
 use crate::EngineError;
 
@@ -44,32 +41,8 @@ const PROGRESS_POLL: Duration = Duration::from_millis(10);
 /// Erases profiles from what this worker keeps in its own data directory; says whether it erased them all.
 pub(crate) type EraseHere = Box<dyn Fn(&[u64]) -> bool + Send>;
 
-/// The definitions a worker follows: built again from the database whenever their version there changed
-/// (through another worker's API, or this one's). Shared by the processor, which looks before each batch, and
-/// the lease thread, which looks at each round, so that one change is built once.
-pub(crate) struct FollowedDefinitions {
-    definitions: Arc<FlowDefinitions>,
-    store: Arc<dyn FlowStore>,
-    /// The version last built; `None` until the first look (start built them, but a change may have landed
-    /// since).
-    built: Mutex<Option<String>>,
-}
-
-impl FollowedDefinitions {
-    pub fn new(definitions: Arc<FlowDefinitions>, store: Arc<dyn FlowStore>) -> FollowedDefinitions {
-        FollowedDefinitions { definitions, store, built: Mutex::new(None) }
-    }
-
-    /// Builds the definitions again unless `version` is the one last built.
-    pub fn follow(&self, version: String) -> Result<(), tutti_store::StoreError> {
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if built.as_deref() != Some(version.as_str()) {
-            self.definitions.set(crate::definitions::load_stored(&*self.store)?);
-            *built = Some(version);
-        }
-        Ok(())
-    }
-}
+/// Builds the definitions again from the database.
+pub(crate) type Reload = Box<dyn Fn() -> Result<(), String> + Send>;
 
 /// This worker's place among the others.
 pub(crate) struct Cluster {
@@ -144,13 +117,13 @@ impl Cluster {
     /// gives them up. `dispatcher` gets the pending rows of partitions taken; `erase` is given the profiles
     /// erased by any worker (those erased before this one started too: erasing again changes nothing), and
     /// says whether it erased them all (if not, they are given again at the next round).
-    /// `definitions` are followed at each round.
+    /// `reload` builds the definitions again from the database.
     pub fn start_leases(
         &self,
         dispatcher: mpsc::Sender<Incoming>,
         processed: Arc<LocalFeed>,
         erase: EraseHere,
-        definitions: Arc<FollowedDefinitions>,
+        reload: Reload,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let ttl = self.lease.as_millis() as i64;
         let leases = Leases::new(self.ownership.worker(), self.role, ttl);
@@ -162,6 +135,7 @@ impl Cluster {
             let mut last_balanced = Instant::now();
             let mut failing = false;
             let mut erased_upto: i64 = 0;
+            let mut definitions: Option<String> = None;
             while !processed.is_closed() {
                 let balanced = client
                     .take()
@@ -174,17 +148,49 @@ impl Cluster {
                             failing = false;
                         }
                         last_balanced = Instant::now();
+                        let partitions: Vec<u32> = balance.held.iter().map(|h| h.partition).collect();
                         if ownership.set(balance.held.clone()) {
-                            let partitions: Vec<u32> = balance.held.iter().map(|h| h.partition).collect();
                             tracing::info!(?partitions, taken = ?balance.taken, released = ?balance.released,
                                 workers = balance.workers, "this worker's partitions of the log changed");
                         }
                         if !balance.taken.is_empty() {
-                            adopt(&mut c, &balance.taken, &dispatcher);
+                            match pg::outbox::pending_in(&mut c, &balance.taken, ADOPT_LIMIT) {
+                                Ok(rows) if !rows.is_empty() => {
+                                    let _ = dispatcher.send(Incoming::Replayed(rows));
+                                }
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, "cannot read the outbox of the partitions taken; they are read as room allows"),
+                            }
                         }
-                        follow_erasures(&mut c, &mut erased_upto, &erase, &dispatcher);
-                        if let Err(e) = leases::definitions_version(&mut c).and_then(|v| definitions.follow(v)) {
-                            tracing::warn!(error = %e, "cannot follow the definitions in the database; trying again");
+                        loop {
+                            match leases::erased_after(&mut c, erased_upto, ERASED_BATCH) {
+                                Ok(erased) if !erased.is_empty() => {
+                                    let ids: Vec<u64> = erased.iter().map(|(_, id)| *id).collect();
+                                    if !erase(&ids) {
+                                        break;
+                                    }
+                                    // The dispatcher forgets their retries and scrubs its journal of what
+                                    // vendors answered about them.
+                                    for id in &ids {
+                                        let _ = dispatcher.send(Incoming::Erased(tutti_core::ProfileId(*id)));
+                                    }
+                                    erased_upto = erased.last().map_or(erased_upto, |(seq, _)| *seq);
+                                }
+                                Ok(_) => break,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot read the erasures; trying again");
+                                    break;
+                                }
+                            }
+                        }
+                        match leases::definitions_version(&mut c) {
+                            // The first look builds them too: a change may have landed since the start's build.
+                            Ok(version) if definitions.as_ref() != Some(&version) => match reload() {
+                                Ok(()) => definitions = Some(version),
+                                Err(e) => tracing::warn!(error = %e, "cannot build the definitions changed by another worker; trying again"),
+                            },
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot read whether the definitions changed"),
                         }
                         client = Some(c);
                     }
@@ -251,43 +257,6 @@ impl Cluster {
             }
             cluster.close();
         })
-    }
-}
-
-/// Hands the dispatcher the pending outbox rows of partitions just taken.
-fn adopt(client: &mut pg::Client, taken: &[u32], dispatcher: &mpsc::Sender<Incoming>) {
-    match pg::outbox::pending_in(client, taken, ADOPT_LIMIT) {
-        Ok(rows) if !rows.is_empty() => {
-            let _ = dispatcher.send(Incoming::Replayed(rows));
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the outbox of the partitions taken; they are read as room allows")
-        }
-    }
-}
-
-/// Erases here the profiles erased (anywhere) after `upto`, moving it past those erased; the dispatcher forgets
-/// their retries and scrubs its journal of what vendors answered about them. What `erase` could not erase is
-/// given again at the next round.
-fn follow_erasures(client: &mut pg::Client, upto: &mut i64, erase: &EraseHere, dispatcher: &mpsc::Sender<Incoming>) {
-    loop {
-        let erased = match leases::erased_after(client, *upto, ERASED_BATCH) {
-            Ok(erased) if !erased.is_empty() => erased,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the erasures; trying again");
-                return;
-            }
-        };
-        let ids: Vec<u64> = erased.iter().map(|(_, id)| *id).collect();
-        if !erase(&ids) {
-            return;
-        }
-        for id in ids {
-            let _ = dispatcher.send(Incoming::Erased(tutti_core::ProfileId(id)));
-        }
-        *upto = erased.last().map_or(*upto, |(seq, _)| *seq);
     }
 }
 

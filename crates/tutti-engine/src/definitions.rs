@@ -245,11 +245,6 @@ pub fn build(stored: &[tutti_store::StoredDefinition], paused: &[String]) -> Def
     defs
 }
 
-/// The definitions in force as `store` holds them now: every stored version and the paused flows, [`build`].
-pub fn load_stored(store: &dyn tutti_store::FlowStore) -> Result<Definitions, tutti_store::StoreError> {
-    Ok(build(&store.all()?, &store.paused()?))
-}
-
 /// Stores each file's definition as a new version when it differs from the latest stored one, so that runs
 /// started on an earlier file keep the version they started on.
 pub fn store_files(

@@ -84,7 +84,7 @@ impl Engine {
     }
 
     pub(crate) fn reload_definitions(&self) -> Result<(), EngineError> {
-        self.definitions.set(definitions::load_stored(&*self.flow_store)?);
+        self.definitions.set(definitions::build(&self.flow_store.all()?, &self.flow_store.paused()?));
         Ok(())
     }
 

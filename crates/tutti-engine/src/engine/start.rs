@@ -125,7 +125,7 @@ impl Engine {
             }
         }
         let definitions = Arc::new(FlowDefinitions::default());
-        let built = definitions::load_stored(&*flow_store)?;
+        let built = definitions::build(&flow_store.all()?, &flow_store.paused()?);
         // One line per definition in force, so an operator sees at start what the engine will do.
         for flow in built.current_flows() {
             tracing::info!(flow = %flow.id, version = flow.version, retired = flow.retired, "flow loaded");
@@ -166,7 +166,6 @@ impl Engine {
             // One of several workers folds only its partitions: what callers wait on is the whole cluster's
             // progress, which a thread of its own follows.
             let own_processed = if cluster.is_some() { Arc::new(LocalFeed::new(0)) } else { processed.clone() };
-            let followed = Arc::new(crate::cluster::FollowedDefinitions::new(definitions.clone(), flow_store.clone()));
             let lanes = dispatch::start_delivery(
                 registry,
                 clock.clone(),
@@ -190,7 +189,8 @@ impl Engine {
                 budgets: budgets.clone(),
                 holds: cluster.as_ref().map(|c| {
                     let ownership = c.ownership.clone();
-                    Arc::new(move |partition| ownership.holds(partition)) as Arc<dyn Fn(u32) -> bool + Send + Sync>
+                    Arc::new(move |partition| ownership.held().1.iter().any(|h| h.partition == partition))
+                        as Arc<dyn Fn(u32) -> bool + Send + Sync>
                 }),
             };
             let dispatcher =
@@ -216,7 +216,7 @@ impl Engine {
                 partitions: cluster.as_ref().map(|c| processor::Partitions {
                     ownership: c.ownership.clone(),
                     partitioner: tutti_log::HashPartitioner::new(config.bus.partitions),
-                    definitions: followed.clone(),
+                    reload_definitions: reload_definitions(definitions.clone(), flow_store.clone()),
                 }),
             };
             // Up from here: the thread marks itself down when it ends.
@@ -250,7 +250,8 @@ impl Engine {
                         }
                     }
                 });
-                threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone(), erase, followed)?);
+                let reload = reload_definitions(definitions.clone(), flow_store.clone());
+                threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone(), erase, reload)?);
                 threads.push(cluster.start_progress(
                     feed.clone(),
                     own_processed,
@@ -332,6 +333,20 @@ impl Engine {
             analytics_writer,
         })
     }
+}
+
+/// Builds `definitions` again from the store: for a worker among several, whose peers' APIs change them too.
+fn reload_definitions(
+    definitions: Arc<FlowDefinitions>,
+    flow_store: Arc<dyn tutti_store::FlowStore>,
+) -> crate::cluster::Reload {
+    Box::new(move || {
+        let all = flow_store.all().map_err(|e| e.to_string())?;
+        let paused = flow_store.paused().map_err(|e| e.to_string())?;
+        definitions.set(definitions::build(&all, &paused));
+        tracing::debug!("the definitions are built again from the database");
+        Ok(())
+    })
 }
 
 /// The metrics layer: the shipped one, with `[analytics] metrics` laid over it.

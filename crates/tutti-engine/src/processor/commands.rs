@@ -19,16 +19,7 @@ impl Processor {
                 let _ = reply.send(result);
             }
             Command::Approve { profile, run, step, decision, reply } => {
-                // Another worker's commit met (one that moved the step's count, say) left fresh reads behind:
-                // the decision is worked out again on them, as a batch would be.
-                let mut result = self.approve(state, profile, &run, &step, &decision);
-                for _ in 0..super::MAX_QUICK_RETRIES {
-                    if !matches!(result, Err(ProcessorError::Store(tutti_store::StoreError::Conflict(_)))) {
-                        break;
-                    }
-                    result = self.approve(state, profile, &run, &step, &decision);
-                }
-                let result = result.map_err(|e| e.to_string());
+                let result = self.approve(state, profile, &run, &step, &decision).map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     tracing::error!(error = %e, run, "an approval could not be recorded; it can be retried");
                 }

@@ -292,7 +292,7 @@ impl Processor {
 
     fn load(&self) -> Result<State, ProcessorError> {
         let checkpoint = self.store.checkpoint()?;
-        let tombstones = self.load_tombstones()?;
+        let tombstones = self.store.tombstones()?.into_iter().map(|t| (t.hash, t)).collect();
         self.metrics.profiles.store(self.store.count_profiles()? as i64, Ordering::Relaxed);
         self.metrics.processed_seq.store(checkpoint, Ordering::Relaxed);
         self.metrics.log_head.fetch_max(self.events.head()?, Ordering::Relaxed);
@@ -326,7 +326,7 @@ impl Processor {
         // Only what is durable: an event committed but not yet flushed could vanish in a power cut, and its
         // effect on a profile must not outlive it.
         let head = self.feed.head();
-        self.follow_definitions()?;
+        self.follow_definitions(state)?;
         // One version of the definitions for the whole batch.
         state.flows.begin();
         let due = state.flows.due(&*self.store, now)?;
@@ -498,11 +498,6 @@ impl Processor {
             }
         }
         self.dispatcher.revisit(revisit);
-    }
-
-    /// Every tombstone, by its hash.
-    fn load_tombstones(&self) -> Result<HashMap<[u8; 32], Tombstone>, ProcessorError> {
-        Ok(self.store.tombstones()?.into_iter().map(|t| (t.hash, t)).collect())
     }
 
     /// Drops every cache after a failure: everything replays from the last checkpoint.

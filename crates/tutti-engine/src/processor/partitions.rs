@@ -14,14 +14,16 @@ use tutti_core::{Event, ProfileId};
 use tutti_log::{HashPartitioner, Partitioner};
 use tutti_store::postgres::leases::Ownership;
 
+use tutti_store::StoreError;
+
 use super::{Processor, ProcessorError, State};
 
 /// The partitions a worker holds, and how events map to them.
 pub(crate) struct Partitions {
     pub ownership: Arc<Ownership>,
     pub partitioner: HashPartitioner,
-    /// The definitions, followed as the database has them (another worker's API may change them).
-    pub definitions: Arc<crate::cluster::FollowedDefinitions>,
+    /// Builds the definitions again from the database (another worker's API changed them).
+    pub reload_definitions: crate::cluster::Reload,
 }
 
 /// The processor's view of what it holds.
@@ -33,6 +35,8 @@ pub(super) struct HeldState {
     pub checkpoints: BTreeMap<u32, u64>,
     /// The partition of the event being folded (0 when the log has one).
     pub current: u32,
+    /// The definitions' version last built (`None` until the first batch).
+    pub definitions: Option<String>,
 }
 
 impl Processor {
@@ -45,7 +49,7 @@ impl Processor {
             self.store.hold(&held);
             self.reset(state)?;
             state.held.checkpoints = self.store.checkpoints()?.into_iter().collect();
-            state.tombstones = self.load_tombstones()?;
+            state.tombstones = self.store.tombstones()?.into_iter().map(|t| (t.hash, t)).collect();
             state.held.generation = generation;
             state.checkpoint = state.held.checkpoints.values().min().copied().unwrap_or(0);
             let partitions: Vec<u32> = held.iter().map(|h| h.partition).collect();
@@ -110,9 +114,13 @@ impl Processor {
 
     /// Builds the definitions again when another worker's API changed them. Called after the batch's head is
     /// read, so an event appended after a change was saved runs on the change.
-    pub(super) fn follow_definitions(&self) -> Result<(), ProcessorError> {
-        if let (Some(partitions), Some(version)) = (&self.partitions, self.store.definitions_version()?) {
-            partitions.definitions.follow(version)?;
+    pub(super) fn follow_definitions(&self, state: &mut State) -> Result<(), ProcessorError> {
+        let Some(partitions) = &self.partitions else { return Ok(()) };
+        // The first look builds them too: a change may have landed between the start's build and this batch.
+        let version = self.store.definitions_version()?;
+        if version != state.held.definitions {
+            (partitions.reload_definitions)().map_err(|e| StoreError::Corrupt(format!("definitions: {e}")))?;
+            state.held.definitions = version;
         }
         Ok(())
     }
@@ -120,7 +128,7 @@ impl Processor {
     /// Reads the tombstones again when another worker has recorded one.
     pub(super) fn refresh_tombstones(&self, state: &mut State) -> Result<(), ProcessorError> {
         if self.partitions.is_some() && self.store.tombstone_count()? != state.tombstones.len() {
-            state.tombstones = self.load_tombstones()?;
+            state.tombstones = self.store.tombstones()?.into_iter().map(|t| (t.hash, t)).collect();
         }
         Ok(())
     }

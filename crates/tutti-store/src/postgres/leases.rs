@@ -260,11 +260,6 @@ impl Ownership {
         true
     }
 
-    /// Whether `partition` is held now.
-    pub fn holds(&self, partition: u32) -> bool {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).1.iter().any(|h| h.partition == partition)
-    }
-
     /// A profile's home partition: its id modulo the partition count (see [`crate::IdBlock`]).
     pub fn home(&self, profile: u64) -> u32 {
         (profile % u64::from(self.partitions)) as u32
