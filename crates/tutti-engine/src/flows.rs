@@ -338,6 +338,13 @@ impl FlowRuntime {
         }
     }
 
+    /// Drops a profile's cached flow state (committed state only: it is read again when next needed).
+    pub fn forget_profile(&mut self, pid: ProfileId) {
+        if !self.touched.contains(&pid) {
+            self.states.remove(&pid);
+        }
+    }
+
     /// Forgets a profile that was erased.
     pub fn erase(&mut self, pid: ProfileId) {
         self.states.remove(&pid);

@@ -154,6 +154,118 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
     );
 }
 
+/// A flow whose every run waits for a person's approval, then calls the receiver saying whose run it was.
+fn approval_flow(url: &str) -> String {
+    format!(
+        "flow: ask\ntrigger: {{ event: Asked }}\nentry: {{ every_time: true }}\nsteps:\n  - id: review\n    approve: {{ reason: asked, expires: 24h }}\n  - id: call\n    action: webhook.post\n    with: {{ url: '{url}', who: '{{{{ event.userId }}}}', n: '{{{{ event.properties.n }}}}' }}\n"
+    )
+}
+
+/// The runs waiting for approval, by the user whose run it is (through `server`'s API).
+fn waiting_runs(server: &Server) -> Vec<(String, String)> {
+    let inbox = server.admin("/api/v1/approvals?limit=200");
+    let mut runs = Vec::new();
+    for item in inbox["approvals"].as_array().into_iter().flatten() {
+        let profile = item["profile"].as_str().unwrap_or_default();
+        let user = server.admin(&format!("/api/v1/profiles/{profile}"))["identities"][0]["value"].clone();
+        runs.push((user.as_str().unwrap_or_default().to_owned(), item["run"].as_str().unwrap_or_default().to_owned()));
+    }
+    runs
+}
+
+#[test]
+fn approvals_through_one_worker_meet_the_others_commits_and_lose_nothing() {
+    const ASKERS: usize = 24;
+    let Some(nats) = NatsServer::start() else { return };
+    let schema = SharedSchema::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vendors = runtime.block_on(Vendors::start());
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(flows.path().join("ask.yaml"), approval_flow(&vendors.hook_url("ask"))).unwrap();
+    let (url, flows_dir) = (nats.url(), flows.path().to_str().unwrap().to_owned());
+    let start = |role: &str| {
+        Server::start_from_temp(&[
+            ("TUTTI_BUS__NATS", url.as_str()),
+            ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
+            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
+            ("TUTTI_SERVER__ROLE", role),
+            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ])
+    };
+    let first = start("all");
+    let _second = start("worker");
+    wait_until("the two workers hold half the partitions each", || {
+        let held = holdings(&first);
+        held.len() == 2 && held.values().all(|n| *n == PARTITIONS / 2)
+    });
+    let ask = |n: usize| {
+        for u in 0..ASKERS {
+            let user = format!("khach-{u}");
+            let body =
+                json!({"userId": user, "event": "Asked", "messageId": format!("{user}-{n}"), "properties": {"n": n}});
+            assert_eq!(first.track("/v1/track", &body).0, 200);
+        }
+    };
+    ask(1);
+    wait_until("every first run waits for approval", || waiting_runs(&first).len() == ASKERS);
+    let approver = common::personal_token(&first, "mai@shop.vn", "approver");
+    let approve_all = |runs: Vec<(String, String)>| {
+        for (user, run) in runs {
+            let (status, body) =
+                common::post_as(&first, &approver, &format!("/api/v1/approvals/{run}/approve"), &json!({}));
+            assert_eq!(status, 200, "approving {user}'s run {run}: {body}");
+        }
+    };
+
+    // Every first run is approved through the first worker, which then holds what it read of those people;
+    // the second runs start where each person's home partition is (on the second worker for about half), and
+    // are approved through the first while each person's browsing is folded where it lands: the first worker
+    // must decide on what the other committed, and its decisions must meet the other's commits without failing.
+    approve_all(waiting_runs(&first));
+    wait_until("every first run delivered", || {
+        vendors.received("hook").iter().filter(|r| r.status == 200).count() >= ASKERS
+    });
+    ask(2);
+    wait_until("every second run waits for approval", || {
+        let waiting = waiting_runs(&first);
+        waiting.len() == ASKERS && waiting.iter().map(|(u, _)| u).collect::<HashSet<_>>().len() == ASKERS
+    });
+    const BROWSES: usize = 5;
+    let seconds = waiting_runs(&first);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..BROWSES {
+                for u in 0..ASKERS {
+                    let user = format!("khach-{u}");
+                    let body = json!({"userId": user, "event": "Browsed", "messageId": format!("{user}-b{i}")});
+                    assert_eq!(first.track("/v1/track", &body).0, 200);
+                }
+            }
+        });
+        approve_all(seconds);
+    });
+
+    wait_until("every approved run delivered", || {
+        vendors.received("hook").iter().filter(|r| r.status == 200).count() >= 2 * ASKERS
+    });
+    let mut runs_of: HashMap<String, Vec<String>> = HashMap::new();
+    for r in vendors.received("hook").into_iter().filter(|r| r.status == 200) {
+        let who = r.body["who"].as_str().unwrap_or_default().to_owned();
+        runs_of.entry(who).or_default().push(r.body["n"].as_str().unwrap_or_default().to_owned());
+    }
+    for u in 0..ASKERS {
+        let mut runs = runs_of.remove(&format!("khach-{u}")).unwrap_or_default();
+        runs.sort();
+        assert_eq!(runs, ["1", "2"], "khach-{u}'s runs, each delivered once");
+    }
+    assert!(runs_of.is_empty(), "{runs_of:?}");
+    assert!(waiting_runs(&first).is_empty());
+    wait_until("every person's browsing counted", || {
+        (0..ASKERS).all(|u| first.profile(&format!("user_id:khach-{u}")).1["event_counts"]["Browsed"] == BROWSES)
+    });
+}
+
 #[test]
 fn a_worker_with_another_erasure_key_refuses_to_start() {
     let Some(nats) = NatsServer::start() else { return };

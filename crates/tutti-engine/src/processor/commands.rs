@@ -19,7 +19,16 @@ impl Processor {
                 let _ = reply.send(result);
             }
             Command::Approve { profile, run, step, decision, reply } => {
-                let result = self.approve(state, profile, &run, &step, &decision).map_err(|e| e.to_string());
+                // Another worker's commit met (one that moved the step's count, say) left fresh reads behind:
+                // the decision is worked out again on them, as a batch would be.
+                let mut result = self.approve(state, profile, &run, &step, &decision);
+                for _ in 0..super::MAX_QUICK_RETRIES {
+                    if !matches!(result, Err(ProcessorError::Store(tutti_store::StoreError::Conflict(_)))) {
+                        break;
+                    }
+                    result = self.approve(state, profile, &run, &step, &decision);
+                }
+                let result = result.map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     tracing::error!(error = %e, run, "an approval could not be recorded; it can be retried");
                 }
@@ -39,6 +48,12 @@ impl Processor {
         decision: &tutti_flows::machine::ApprovalDecision,
     ) -> Result<Option<Vec<u8>>, ProcessorError> {
         let now = self.clock.now_ms();
+        if self.partitions.is_some() {
+            // The profile may be another worker's (its home partition held there): what this one cached of it
+            // may be behind, so the decision is worked out on fresh reads.
+            state.profiles.remove(&profile);
+            state.flows.forget_profile(profile);
+        }
         state.flows.begin();
         let mut pending = Pending::default();
         let input = tutti_flows::Input::Approval { run, step, verdict: decision };

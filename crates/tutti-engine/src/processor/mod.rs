@@ -368,6 +368,11 @@ impl Processor {
             }
             let ticks = due.len();
             for (at, pid) in due {
+                // Among several workers the profile is read before its flow state, so that a flow state older
+                // than the profile's version cannot pass the commit's check (see `flow_input`).
+                if self.partitions.is_some() && !self.cache_profile(state, pid)? {
+                    continue;
+                }
                 if state.flows.wants_tick(&*self.store, pid, now)? {
                     self.metrics.timer_lateness.observe((now - at).max(0) as f64 / 1000.0);
                     let input = tutti_flows::Input::Tick;
@@ -522,17 +527,34 @@ impl Processor {
         now: tutti_core::Millis,
     ) -> Result<(), ProcessorError> {
         // A profile merged away or erased since its timer was set or its action queued has nothing to run.
-        let profile = match state.profiles.entry(pid) {
-            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => match self.store.profile(pid)? {
-                Some(p) => slot.insert(p),
-                None => return Ok(()),
-            },
-        };
-        if self.run_flows(&mut state.flows, &state.poisoned, profile, input, id, now, &mut pending.batch.flows)? {
+        if !self.cache_profile(state, pid)? {
+            return Ok(());
+        }
+        let profile = state.profiles.get_mut(&pid).expect("cached above");
+        let changed =
+            self.run_flows(&mut state.flows, &state.poisoned, profile, input, id, now, &mut pending.batch.flows)?;
+        // Among several workers, a flow state is written only with its profile at the version it was read at:
+        // another worker's change to either (an approval through its API, one person's events on two
+        // partitions) then fails this commit, which is worked out again on fresh reads, instead of being
+        // overwritten. The profile is read before its flow state (here and before a timer's tick), and the two
+        // leave the caches together, so a flow state is never older than the version it is checked with.
+        if changed || self.partitions.is_some() {
             pending.dirty.insert(pid);
         }
         Ok(())
+    }
+
+    /// Has the profile in the cache, read from the store when missing. Returns whether it exists.
+    fn cache_profile(&self, state: &mut State, pid: ProfileId) -> Result<bool, ProcessorError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = state.profiles.entry(pid) {
+            match self.store.profile(pid)? {
+                Some(p) => {
+                    slot.insert(p);
+                }
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Runs one input through a profile's flows, isolated: a panic becomes [`ProcessorError::Panicked`] naming
@@ -582,6 +604,10 @@ impl Processor {
             let excess: Vec<ProfileId> = state.profiles.keys().skip(keep).copied().collect();
             for id in excess {
                 state.profiles.remove(&id);
+                // Among several workers a flow state is only as fresh as its profile's version (`flow_input`).
+                if self.partitions.is_some() {
+                    state.flows.forget_profile(id);
+                }
             }
         }
         if state.owners.len() > self.settings.identity_cache {
