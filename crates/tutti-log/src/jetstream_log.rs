@@ -56,6 +56,12 @@ impl StreamLayout {
     pub fn all(&self) -> String {
         format!("{}.>", self.prefix)
     }
+
+    /// The partition a subject of this layout names (`None` for any other subject).
+    pub fn partition_of_subject(&self, subject: &str) -> Option<u32> {
+        let partition = subject.strip_prefix(self.prefix.as_str())?.strip_prefix('.')?;
+        partition.parse().ok().filter(|p| *p < self.partitions)
+    }
 }
 
 fn bus(e: NatsError) -> StoreError {
@@ -273,12 +279,13 @@ impl JetStreamReader {
         JetStreamReader { link, layout }
     }
 
-    fn event(message: StoredMessage) -> Result<StoredEvent, StoreError> {
+    fn event(&self, message: StoredMessage) -> Result<StoredEvent, StoreError> {
         let received_at = message
             .header(RECEIVED_AT)
             .and_then(|r| r.parse().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("message {} of the log has no {RECEIVED_AT}", message.seq)))?;
-        Ok(StoredEvent { seq: message.seq, received_at, body: message.data })
+        let partition = self.layout.partition_of_subject(&message.subject);
+        Ok(StoredEvent { seq: message.seq, received_at, body: message.data, partition })
     }
 }
 
@@ -289,7 +296,7 @@ impl EventReader for JetStreamReader {
         };
         let js = self.link.get()?;
         let messages = js.batch_from(&self.layout.stream, from, &self.layout.all(), limit, READ_BYTES).map_err(bus)?;
-        messages.into_iter().map(JetStreamReader::event).collect()
+        messages.into_iter().map(|m| self.event(m)).collect()
     }
 
     fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
@@ -297,7 +304,7 @@ impl EventReader for JetStreamReader {
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(1000) {
             for message in js.get_all(&self.layout.stream, chunk).map_err(bus)?.into_iter().flatten() {
-                out.push(JetStreamReader::event(message)?);
+                out.push(self.event(message)?);
             }
         }
         Ok(out)

@@ -90,9 +90,9 @@ fn the_log_on_jetstream_answers_as_the_sqlite_log_does() {
 }
 
 #[test]
-fn each_event_lands_on_its_routing_keys_partition() {
+fn each_event_lands_on_its_routing_keys_partition_and_is_read_back_with_it() {
     let Some(server) = NatsServer::start() else { return };
-    let (link, mut bus, _) = open(&server, 5);
+    let (link, mut bus, reader) = open(&server, 5);
     let events: Vec<NewEvent> = (0..200).map(|i| event(&format!("e{i}"), true, &format!("u{}", i % 17), i)).collect();
     let seqs: Vec<u64> = bus.append(&events).unwrap().iter().map(|a| a.seq().unwrap()).collect();
     let stored = link.get().unwrap().get_all("TUTTI", &seqs).unwrap();
@@ -104,6 +104,16 @@ fn each_event_lands_on_its_routing_keys_partition() {
         used.insert(partition);
     }
     assert_eq!(used.len(), 5, "17 users over 5 partitions use them all");
+    // The reader says each event's partition, as stored, for a worker to pass over others' without parsing.
+    let read: Vec<Option<u32>> = reader.read_after(0, 500).unwrap().iter().map(|e| e.partition).collect();
+    let routed: Vec<Option<u32>> =
+        events.iter().map(|e| Some(partitioner.partition_of(e.routing_key.as_bytes()))).collect();
+    assert_eq!(read, routed);
+    let layout = layout(5);
+    assert_eq!(layout.partition_of_subject("tutti.events.4"), Some(4));
+    for other in ["tutti.events.5", "tutti.events.", "tutti.eventsx.1", "other.1", "tutti.events.-1"] {
+        assert_eq!(layout.partition_of_subject(other), None, "{other}");
+    }
 }
 
 #[test]

@@ -114,6 +114,9 @@ pub struct StoredEvent {
     pub seq: u64,
     pub received_at: Millis,
     pub body: Vec<u8>,
+    /// The partition the log stored it under, when the log is partitioned (JetStream: its subject's suffix).
+    /// A reader of some partitions passes over the others' events by it, without parsing them.
+    pub partition: Option<u32>,
 }
 
 /// The append side of the event log. One writer at a time.

@@ -356,8 +356,11 @@ impl Processor {
         let outcome = (|| {
             for record in stored {
                 last = record.seq;
+                if self.passes_over(state, record.seq, record.partition) {
+                    continue;
+                }
                 match Event::from_stored(record.body) {
-                    Ok(event) if self.takes(state, record.seq, &event) => {
+                    Ok(event) if self.takes(state, record.seq, record.partition, &event) => {
                         self.fold(state, &mut pending, record.seq, &event, now)?
                     }
                     Ok(_) => {}

@@ -62,12 +62,26 @@ impl Processor {
         Ok(!held.is_empty())
     }
 
+    /// Whether the event at `seq`, stored under `partition`, is one this processor does not fold now, known
+    /// before it is parsed: when the log says its partition, and that partition is not held or is past it.
+    /// (Every worker reads the whole log; most of it is others', and parsing it was most of the cost.)
+    pub(super) fn passes_over(&self, state: &State, seq: u64, partition: Option<u32>) -> bool {
+        match (&self.partitions, partition) {
+            (Some(_), Some(partition)) => state.held.checkpoints.get(&partition).is_none_or(|&at| seq <= at),
+            _ => false,
+        }
+    }
+
     /// Whether this processor folds the event at `seq` now: always when the log has one partition; otherwise
-    /// when its partition is held and the event lies past that partition's checkpoint.
-    pub(super) fn takes(&self, state: &mut State, seq: u64, event: &Event) -> bool {
+    /// when its partition (as the log stored it, else worked out from the event as the appender did) is held
+    /// and the event lies past that partition's checkpoint.
+    pub(super) fn takes(&self, state: &mut State, seq: u64, stored_in: Option<u32>, event: &Event) -> bool {
         let Some(partitions) = &self.partitions else { return true };
-        let key = tutti_store::routing_key(event.user_id.as_deref(), event.anonymous_id.as_deref(), &event.message_id);
-        let partition = partitions.partitioner.partition_of(key.as_bytes());
+        let partition = stored_in.unwrap_or_else(|| {
+            let key =
+                tutti_store::routing_key(event.user_id.as_deref(), event.anonymous_id.as_deref(), &event.message_id);
+            partitions.partitioner.partition_of(key.as_bytes())
+        });
         match state.held.checkpoints.get(&partition) {
             Some(&checkpoint) if seq > checkpoint => {
                 state.held.current = partition;

@@ -350,7 +350,7 @@ impl EventReader for SqliteEventReader {
                 for entry in decode(body) {
                     let (seq, received_at, event) = entry?;
                     if seq > after && out.len() < limit {
-                        out.push(StoredEvent { seq, received_at, body: event.to_vec() });
+                        out.push(StoredEvent { seq, received_at, body: event.to_vec(), partition: None });
                     }
                 }
             }
@@ -371,7 +371,7 @@ impl EventReader for SqliteEventReader {
                 for entry in decode(body) {
                     let (s, received_at, event) = entry?;
                     if s == seq {
-                        out.push(StoredEvent { seq, received_at, body: event.to_vec() });
+                        out.push(StoredEvent { seq, received_at, body: event.to_vec(), partition: None });
                         break;
                     }
                 }
