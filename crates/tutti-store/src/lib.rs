@@ -616,6 +616,12 @@ pub trait ProfileReader: Send + Sync {
     fn with_trait(&self, name: &str, value: &str, after: u64, upto: u64, limit: usize) -> Result<Vec<ProfileId>>;
     /// The highest profile id there is (0 for none).
     fn last_profile_id(&self) -> Result<u64>;
+    /// Ids of profiles above `after`, lowest first, at most `limit`. Ids are sparse when several workers share
+    /// the store (each partition has its own blocks), so a scan of every profile pages through these rather
+    /// than counting up to [`ProfileReader::last_profile_id`].
+    fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>>;
+    /// Ids of the newest profiles (the highest ids), highest first, at most `limit`.
+    fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>>;
 }
 
 /// What a write of creatives or performance rows did, row by row.

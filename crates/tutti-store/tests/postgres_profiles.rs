@@ -136,6 +136,9 @@ fn the_apis_reads_answer_as_sqlites_do() {
             "merges_after": reader.merges_after(0, 10).unwrap().iter().map(|(n, a, b)| (*n, a.0, b.0)).collect::<Vec<_>>(),
             "count": reader.count_profiles().unwrap(),
             "last": reader.last_profile_id().unwrap(),
+            "ids": reader.profile_ids_after(0, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+            "ids_after": reader.profile_ids_after(1, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
+            "newest": reader.newest_profile_ids(10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
             "pro": reader.with_trait("plan", "pro", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
             "vip": reader.with_trait("vip", "1", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
             "spend": reader.with_trait("spend", "1000", 0, 10, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(),
@@ -148,6 +151,7 @@ fn the_apis_reads_answer_as_sqlites_do() {
         (from_pg["pro"].clone(), from_pg["vip"].clone(), from_pg["count"].clone()),
         (json!([1]), json!([1]), json!(1))
     );
+    assert_eq!((&from_pg["ids"], &from_pg["ids_after"], &from_pg["newest"]), (&json!([1]), &json!([]), &json!([1])));
 }
 
 #[test]

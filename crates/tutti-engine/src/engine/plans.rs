@@ -64,9 +64,8 @@ impl Engine {
             cx.order_event = order.clone();
         }
         let mut traits = std::collections::BTreeSet::new();
-        let last = self.profiles.last_profile_id().unwrap_or(0);
-        for id in (1..=last).rev().take(200) {
-            if let Ok(Some(p)) = self.profiles.profile(ProfileId(id)) {
+        for id in self.profiles.newest_profile_ids(200).unwrap_or_default() {
+            if let Ok(Some(p)) = self.profiles.profile(id) {
                 traits.extend(p.traits.keys().cloned());
             }
         }
@@ -105,43 +104,49 @@ impl Engine {
         let mut found = Audience { count: 0, sample: Vec::new(), reach: Vec::new(), languages: Vec::new() };
         let mut reach: BTreeMap<&str, u64> = BTreeMap::new();
         let mut languages: BTreeMap<String, u64> = BTreeMap::new();
-        let last = self.profiles.last_profile_id().map_err(EngineError::from)?;
-        for id in 1..=last {
-            let Some(profile) = self.profiles.profile(ProfileId(id)).map_err(EngineError::from)? else { continue };
-            if profile.id.0 != id {
-                continue;
-            }
-            let view = profile.to_public_json();
-            let mut state = SegmentState::default();
-            if segment.has_behaviour() {
-                let seqs = self.profiles.event_seqs(ProfileId(id), None, HISTORY).map_err(EngineError::from)?;
-                let mut events: Vec<Event> = self
-                    .events
-                    .read_seqs(&seqs)
-                    .map_err(EngineError::from)?
-                    .into_iter()
-                    .filter_map(|e| Event::from_stored(e.body).ok())
-                    .collect();
-                events.sort_by_key(|e| e.timestamp);
-                for e in &events {
-                    segment.observe(&mut state, e.kind, e.name.as_deref(), e.timestamp, &e.body_value());
+        // Page by the ids there are: they are sparse when several workers share the store.
+        let mut after = 0;
+        loop {
+            let page = self.profiles.profile_ids_after(after, 1_000).map_err(EngineError::from)?;
+            let Some(last) = page.last() else { break };
+            after = last.0;
+            for id in page.into_iter().map(|p| p.0) {
+                let Some(profile) = self.profiles.profile(ProfileId(id)).map_err(EngineError::from)? else { continue };
+                if profile.id.0 != id {
+                    continue;
                 }
-            }
-            if !segment.evaluate(&state, &view, now).0 {
-                continue;
-            }
-            found.count += 1;
-            let traits = &view["traits"];
-            for (name, trait_name) in &channels {
-                if !traits[*trait_name].is_null() {
-                    *reach.entry(name).or_default() += 1;
+                let view = profile.to_public_json();
+                let mut state = SegmentState::default();
+                if segment.has_behaviour() {
+                    let seqs = self.profiles.event_seqs(ProfileId(id), None, HISTORY).map_err(EngineError::from)?;
+                    let mut events: Vec<Event> = self
+                        .events
+                        .read_seqs(&seqs)
+                        .map_err(EngineError::from)?
+                        .into_iter()
+                        .filter_map(|e| Event::from_stored(e.body).ok())
+                        .collect();
+                    events.sort_by_key(|e| e.timestamp);
+                    for e in &events {
+                        segment.observe(&mut state, e.kind, e.name.as_deref(), e.timestamp, &e.body_value());
+                    }
                 }
-            }
-            let language = traits["language"].as_str().unwrap_or(&plan.language).to_lowercase();
-            *languages.entry(language).or_default() += 1;
-            if found.sample.len() < SAMPLE {
-                found.sample.push(json!({"profile": profile.id.to_string(), "name": traits["name"],
-                                         "city": traits["city"], "language": traits["language"]}));
+                if !segment.evaluate(&state, &view, now).0 {
+                    continue;
+                }
+                found.count += 1;
+                let traits = &view["traits"];
+                for (name, trait_name) in &channels {
+                    if !traits[*trait_name].is_null() {
+                        *reach.entry(name).or_default() += 1;
+                    }
+                }
+                let language = traits["language"].as_str().unwrap_or(&plan.language).to_lowercase();
+                *languages.entry(language).or_default() += 1;
+                if found.sample.len() < SAMPLE {
+                    found.sample.push(json!({"profile": profile.id.to_string(), "name": traits["name"],
+                                             "city": traits["city"], "language": traits["language"]}));
+                }
             }
         }
         found.reach = plan.channels.iter().map(|c| (c.clone(), *reach.get(c.as_str()).unwrap_or(&0))).collect();

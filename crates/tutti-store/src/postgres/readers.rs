@@ -85,4 +85,20 @@ impl ProfileReader for PgProfileReader {
     fn last_profile_id(&self) -> Result<u64> {
         self.pool.with(|c| Ok(c.query_one("SELECT coalesce(max(id), 0) FROM profiles", &[])?.get::<_, i64>(0) as u64))
     }
+
+    fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        let after = after.min(i64::MAX as u64) as i64;
+        self.pool.with(|c| {
+            let rows =
+                c.query("SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &(limit as i64)])?;
+            Ok(rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect())
+        })
+    }
+
+    fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>> {
+        self.pool.with(|c| {
+            let rows = c.query("SELECT id FROM profiles ORDER BY id DESC LIMIT $1", &[&(limit as i64)])?;
+            Ok(rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect())
+        })
+    }
 }

@@ -321,6 +321,23 @@ impl ProfileReader for SqliteProfileReader {
             .with(|c| Ok(c.query_row("SELECT coalesce(max(id), 0) FROM profiles", [], |r| r.get::<_, i64>(0))? as u64))
     }
 
+    fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+        let after = after.min(i64::MAX as u64) as i64;
+        self.pool.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>> {
+        self.pool.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT id FROM profiles ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map([limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn owner(&self, id: &Identifier) -> Result<Option<ProfileId>> {
         self.pool.with(|c| owner(c, id))
     }
