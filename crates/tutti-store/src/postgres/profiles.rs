@@ -315,6 +315,12 @@ fn ids(rows: Vec<postgres::Row>) -> Vec<ProfileId> {
     rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect()
 }
 
+/// Ids of profiles above `after`, lowest first, at most `limit`: for the processor's sweeps and the API's scans.
+pub(super) fn profile_ids_after(client: &mut Client, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+    let after = after.min(i64::MAX as u64) as i64;
+    Ok(ids(client.query("SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &(limit as i64)])?))
+}
+
 /// The profiles merged (directly or through earlier merges) into `id`, with the merge records.
 pub(super) fn merges_into(client: &mut Client, id: ProfileId) -> Result<Vec<MergeRecord>> {
     let rows = client.query(
@@ -591,10 +597,7 @@ impl ProfileStore for PgProfileStore {
     }
 
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
-        let rows = self
-            .client()?
-            .query("SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2", &[&(after as i64), &(limit as i64)])?;
-        Ok(ids(rows))
+        profile_ids_after(&mut *self.client()?, after, limit)
     }
 
     fn backfills(&self) -> Result<Vec<Backfill>> {

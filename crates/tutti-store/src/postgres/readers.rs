@@ -5,7 +5,7 @@ use tutti_core::ProfileId;
 use tutti_profiles::{Identifier, Profile};
 
 use super::pool::Pool;
-use super::profiles::{merges_into, owner, profile_of};
+use super::profiles::{merges_into, owner, profile_ids_after, profile_of};
 use crate::{MergeRecord, ProfileReader, Result};
 
 pub struct PgProfileReader {
@@ -87,12 +87,7 @@ impl ProfileReader for PgProfileReader {
     }
 
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
-        let after = after.min(i64::MAX as u64) as i64;
-        self.pool.with(|c| {
-            let rows =
-                c.query("SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &(limit as i64)])?;
-            Ok(rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect())
-        })
+        self.pool.with(|c| profile_ids_after(c, after, limit))
     }
 
     fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>> {

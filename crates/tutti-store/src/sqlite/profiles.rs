@@ -62,6 +62,14 @@ fn profile(conn: &Connection, id: ProfileId) -> Result<Option<Profile>> {
         .transpose()
 }
 
+/// Ids of profiles above `after`, lowest first, at most `limit`: for the processor's sweeps and the API's scans.
+fn profile_ids_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
+    let after = after.min(i64::MAX as u64) as i64;
+    let mut stmt = conn.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let rows = stmt.query_map(params![after, limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(super) fn meta(conn: &Connection, key: &str) -> Result<Option<u64>> {
     let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
     Ok(v.map(|v| v as u64))
@@ -257,10 +265,7 @@ impl ProfileStore for SqliteProfileStore {
     }
 
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
-        let mut stmt = self.conn.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-        let rows =
-            stmt.query_map(params![after as i64, limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        profile_ids_after(&self.conn, after, limit)
     }
 
     fn backfills(&self) -> Result<Vec<crate::Backfill>> {
@@ -322,12 +327,7 @@ impl ProfileReader for SqliteProfileReader {
     }
 
     fn profile_ids_after(&self, after: u64, limit: usize) -> Result<Vec<ProfileId>> {
-        let after = after.min(i64::MAX as u64) as i64;
-        self.pool.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-            let rows = stmt.query_map(params![after, limit as i64], |r| Ok(ProfileId(r.get::<_, i64>(0)? as u64)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        self.pool.with(|c| profile_ids_after(c, after, limit))
     }
 
     fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>> {
