@@ -22,6 +22,41 @@ fn echo_flow(url: &str) -> String {
     )
 }
 
+/// What two workers share: one NATS server, one Postgres schema, the vendors' stand-ins and a flow.
+struct Cluster {
+    nats: NatsServer,
+    schema: SharedSchema,
+    _runtime: tokio::runtime::Runtime,
+    vendors: Vendors,
+    flows: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `None` when no NATS server is installed (the test says so and returns).
+    fn new(flow: impl FnOnce(&Vendors) -> String) -> Option<Cluster> {
+        let nats = NatsServer::start()?;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let vendors = runtime.block_on(Vendors::start());
+        let flows = tempfile::tempdir().unwrap();
+        std::fs::write(flows.path().join("flow.yaml"), flow(&vendors)).unwrap();
+        Some(Cluster { nats, schema: SharedSchema::new(), _runtime: runtime, vendors, flows })
+    }
+
+    /// A Tutti process in `role` on the shared NATS and Postgres, its leases `lease` long.
+    fn start(&self, role: &str, lease: &str) -> Server {
+        let (url, flows_dir) = (self.nats.url(), self.flows.path().to_str().unwrap().to_owned());
+        Server::start_from_temp(&[
+            ("TUTTI_BUS__NATS", url.as_str()),
+            ("TUTTI_STORAGE__POSTGRES", self.schema.url.as_str()),
+            ("TUTTI_STORAGE__LEASE", lease),
+            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
+            ("TUTTI_SERVER__ROLE", role),
+            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
+            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
+        ])
+    }
+}
+
 /// Each live worker's partitions, as `GET /api/v1/workers` on `server` shows them.
 fn holdings(server: &Server) -> HashMap<String, usize> {
     let view = server.admin("/api/v1/workers");
@@ -76,26 +111,10 @@ fn counted(server: &Server, events: u64) -> bool {
 
 #[test]
 fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed() {
-    let Some(nats) = NatsServer::start() else { return };
-    let schema = SharedSchema::new();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let vendors = runtime.block_on(Vendors::start());
-    let flows = tempfile::tempdir().unwrap();
-    std::fs::write(flows.path().join("echo.yaml"), echo_flow(&vendors.hook_url("echo"))).unwrap();
-    let (url, flows_dir) = (nats.url(), flows.path().to_str().unwrap().to_owned());
-    let start = |role: &str| {
-        Server::start_from_temp(&[
-            ("TUTTI_BUS__NATS", url.as_str()),
-            ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
-            ("TUTTI_STORAGE__LEASE", "1500ms"),
-            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
-            ("TUTTI_SERVER__ROLE", role),
-            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
-            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-        ])
-    };
-    let first = start("all");
-    let mut second = start("worker");
+    let Some(cluster) = Cluster::new(|vendors| echo_flow(&vendors.hook_url("echo"))) else { return };
+    let vendors = &cluster.vendors;
+    let first = cluster.start("all", "1500ms");
+    let mut second = cluster.start("worker", "1500ms");
 
     wait_until("the two workers hold half the partitions each", || {
         let held = holdings(&first);
@@ -116,7 +135,7 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
     let (by_first, by_second) = (processed(&first), processed(&second));
     // A delivery may be repeated only while a partition moves between workers or an attempt times out: at most
     // the actions in flight (the webhook connector's 16 per worker).
-    let repeats_before = delivered(&vendors, USERS * 10);
+    let repeats_before = delivered(vendors, USERS * 10);
     assert!(repeats_before <= 2 * 16, "{repeats_before} repeated deliveries");
 
     // The console shows both workers and their partitions.
@@ -147,7 +166,7 @@ fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
             .collect();
         ok.len() == USERS * 20
     });
-    let repeats = delivered(&vendors, USERS * 20);
+    let repeats = delivered(vendors, USERS * 20);
     assert!(repeats <= repeats_before + 2 * 16, "{repeats} repeated deliveries");
     println!(
         "{by_first} and {by_second} events folded by each worker; {repeats_before} repeats before the kill, {repeats} in all"
@@ -176,25 +195,11 @@ fn waiting_runs(server: &Server) -> Vec<(String, String)> {
 #[test]
 fn approvals_through_one_worker_meet_the_others_commits_and_lose_nothing() {
     const ASKERS: usize = 24;
-    let Some(nats) = NatsServer::start() else { return };
-    let schema = SharedSchema::new();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let vendors = runtime.block_on(Vendors::start());
-    let flows = tempfile::tempdir().unwrap();
-    std::fs::write(flows.path().join("ask.yaml"), approval_flow(&vendors.hook_url("ask"))).unwrap();
-    let (url, flows_dir) = (nats.url(), flows.path().to_str().unwrap().to_owned());
-    let start = |role: &str| {
-        Server::start_from_temp(&[
-            ("TUTTI_BUS__NATS", url.as_str()),
-            ("TUTTI_STORAGE__POSTGRES", schema.url.as_str()),
-            ("TUTTI_AUTH__ERASURE_KEY", common::SHARED_ERASURE_KEY),
-            ("TUTTI_SERVER__ROLE", role),
-            ("TUTTI_FLOWS__DIR", flows_dir.as_str()),
-            ("TUTTI_CONNECTORS__WEBHOOK__ALLOW_PRIVATE", "[\"127.0.0.1\"]"),
-        ])
-    };
-    let first = start("all");
-    let _second = start("worker");
+    let Some(cluster) = Cluster::new(|vendors| approval_flow(&vendors.hook_url("ask"))) else { return };
+    let vendors = &cluster.vendors;
+    // The default lease: the partitions stay put while the approvals are made.
+    let first = cluster.start("all", "6s");
+    let _second = cluster.start("worker", "6s");
     wait_until("the two workers hold half the partitions each", || {
         let held = holdings(&first);
         held.len() == 2 && held.values().all(|n| *n == PARTITIONS / 2)
