@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use tutti_connectors::{Context, Env, Memory, Registry, Shared};
 use tutti_flows::ConnectorInfo;
-use tutti_store::sqlite::SqliteConnectorMemory;
 
 use crate::{Config, EngineError};
 
@@ -75,9 +74,10 @@ pub fn hooks(config: &Config, env: Env<'_>) -> Result<BTreeMap<String, tutti_sig
     if problems.is_empty() { Ok(hooks) } else { Err(EngineError::Connectors(problems.join("\n"))) }
 }
 
-/// `connectors.db` as the connectors' [`Memory`], on the engine's clock.
+/// The store's connector memory (`connectors.db`, or Postgres's table) as the connectors' [`Memory`], on the
+/// engine's clock.
 pub struct StoreMemory {
-    pub store: SqliteConnectorMemory,
+    pub store: Box<dyn tutti_store::ConnectorMemory>,
     pub clock: Arc<dyn crate::Clock>,
 }
 

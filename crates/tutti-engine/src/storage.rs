@@ -1,5 +1,5 @@
-//! `[storage]`: where profiles, flows and the outbox live. Without `postgres` they are SQLite in the data
-//! directory (`profiles.db`); with `postgres = "..."` they are the Postgres tables of `tutti-store`'s
+//! `[storage]`: where profiles, flows, the outbox and the connectors' memory live. Without `postgres` they are
+//! SQLite in the data directory (`profiles.db`, `connectors.db`); with `postgres = "..."` they are the Postgres tables of `tutti-store`'s
 //! `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
 //! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
 //!
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tutti_store::sqlite::{
     self, Checkpointer, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
 };
-use tutti_store::{FlowStore, Outbox, ProfileReader, ProfileStore};
+use tutti_store::{ConnectorMemory, FlowStore, Outbox, ProfileReader, ProfileStore};
 
 use crate::EngineError;
 use crate::cluster::Cluster;
@@ -30,6 +30,9 @@ pub(crate) struct OpenedState {
     pub checkpointer: Option<Checkpointer>,
     pub profiles: Arc<dyn ProfileReader>,
     pub flows: Arc<dyn FlowStore>,
+    /// What connectors remember between actions: `connectors.db` in the data directory, or the database's
+    /// table that every process on it shares.
+    pub memory: Box<dyn ConnectorMemory>,
     /// Opens an outbox handle for the dispatcher (it takes two: one to read, one to settle).
     pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
     /// The connection that holds the processing lock, kept open for as long as the engine runs.
@@ -63,13 +66,14 @@ pub(crate) fn open_state(
             checkpointer: Some(checkpointer),
             profiles: Arc::new(SqliteProfileReader::open(&paths.profiles)?),
             flows,
+            memory: Box::new(sqlite::SqliteConnectorMemory::open(&config.data_dir.join(sqlite::CONNECTORS_FILE))?),
             outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
             lock: None,
             cluster: None,
         });
     };
     use tutti_store::postgres::pool::{Pool, Reconnecting};
-    use tutti_store::postgres::{self as pg, PgFlowReader, migrate};
+    use tutti_store::postgres::{self as pg, PgFlowReader, connectors::PgConnectorMemory, migrate};
     let mut client = pg::connect(url)?;
     let version = migrate::migrate(&mut client)?;
     tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
@@ -83,6 +87,7 @@ pub(crate) fn open_state(
             checkpointer: None,
             profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
             flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
+            memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
             outbox: Box::new(move || {
                 let client = Reconnecting::connect(&url_for_outbox)?;
                 Ok(Box::new(pg::outbox::PgOutbox::shared(client, outbox_ownership.clone(), &journal))
@@ -114,6 +119,7 @@ pub(crate) fn open_state(
         checkpointer: None,
         profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
         flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
+        memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
         outbox: Box::new(move || {
             Ok(Box::new(pg::outbox::PgOutbox::new(Reconnecting::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
         }),

@@ -667,3 +667,16 @@ pub trait CreativeStore: Send + Sync {
     fn snapshot(&self, name: &str) -> Result<Option<String>>;
     fn put_snapshot(&self, name: &str, body: &str) -> Result<()>;
 }
+
+/// What connectors remember between actions, per connector, by key (`sqlite/connectors.rs`,
+/// `postgres/connectors.rs`): the task a topic already has, what a website slot shows a profile, the audience
+/// members waiting for the next batch. Keys compare byte by byte in every backend. Safe to share between threads.
+pub trait ConnectorMemory: Send + Sync {
+    fn get(&self, connector: &str, key: &str) -> Result<Option<String>>;
+    /// Sets `key` to `value`, replacing what it was; `at` is when, in milliseconds.
+    fn put(&self, connector: &str, key: &str, value: &str, at: tutti_core::Millis) -> Result<()>;
+    /// Forgets the keys, all or none.
+    fn remove(&self, connector: &str, keys: &[String]) -> Result<()>;
+    /// Entries whose key starts with `prefix` and sorts after `after`, in key order, at most `limit`.
+    fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>>;
+}

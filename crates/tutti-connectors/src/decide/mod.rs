@@ -43,10 +43,13 @@ pub struct SlotDecision {
     pub expires_at: Option<i64>,
 }
 
-/// Every profile's slots, in memory, behind a read-write lock: reads never wait for each other.
+/// Every profile's slots, in memory, behind a read-write lock: reads never wait for each other. Or, when
+/// other processes write the connector memory too (workers sharing Postgres, each delivering its own
+/// partitions' decisions), nothing held here: each ask reads the memory.
 #[derive(Default)]
 pub struct Decisions {
     map: RwLock<HashMap<u64, HashMap<String, SlotDecision>>>,
+    read_through: Option<Arc<dyn Memory>>,
 }
 
 fn memory_key(profile: u64, slot: &str) -> String {
@@ -54,17 +57,34 @@ fn memory_key(profile: u64, slot: &str) -> String {
 }
 
 impl Decisions {
-    /// The decision in force for a profile's slot at `now`.
+    /// Decisions asked of `memory` each time, which other processes write too.
+    pub fn read_through(memory: Arc<dyn Memory>) -> Decisions {
+        Decisions { map: RwLock::default(), read_through: Some(memory) }
+    }
+
+    /// The decision in force for a profile's slot at `now`. A memory that cannot be read answers none (the
+    /// website shows its default), with a warning.
     pub fn get(&self, profile: u64, slot: &str, now: i64) -> Option<SlotDecision> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let decision = map.get(&profile)?.get(slot)?;
+        let decision = match &self.read_through {
+            Some(memory) => match memory.get(KIND.name, &memory_key(profile, slot)) {
+                Ok(stored) => serde_json::from_str::<SlotDecision>(&stored?).ok()?,
+                Err(error) => {
+                    tracing::warn!(error, "a website decision cannot be read; answering none");
+                    return None;
+                }
+            },
+            None => self.map.read().unwrap_or_else(|e| e.into_inner()).get(&profile)?.get(slot)?.clone(),
+        };
         if decision.expires_at.is_some_and(|at| at <= now) {
             return None;
         }
-        Some(decision.clone())
+        Some(decision)
     }
 
     fn set(&self, profile: u64, slot: &str, decision: SlotDecision) {
+        if self.read_through.is_some() {
+            return;
+        }
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -83,8 +103,11 @@ impl Decisions {
         }
     }
 
-    /// Reads every stored decision back (at start). Returns how many.
+    /// Reads every stored decision back (at start). Returns how many (none when reading through).
     pub fn load(&self, memory: &dyn Memory) -> Result<usize, String> {
+        if self.read_through.is_some() {
+            return Ok(0);
+        }
         let mut after = String::new();
         let mut count = 0;
         loop {
@@ -113,7 +136,7 @@ impl Decisions {
         Ok(keys.len())
     }
 
-    /// Profiles with at least one decision.
+    /// Profiles with at least one decision held here (none when reading through).
     pub fn profiles(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -249,6 +272,15 @@ mod tests {
         assert_eq!(shared.decisions.get(42, "home-hero", 3_000), None);
         let empty = Decisions::default();
         assert_eq!(empty.load(&*shared.memory).unwrap(), 0, "cleared durably too");
+
+        // Another process's decisions, read through the memory they share.
+        let elsewhere = Decide { memory: shared.memory.clone(), decisions: shared.decisions.clone() };
+        elsewhere.set(action("set", &json!({"slot": "sidebar", "content": "demo", "ttl": "1m"}), 44, 5_000)).unwrap();
+        let here = Decisions::read_through(shared.memory.clone());
+        assert_eq!(here.get(44, "sidebar", 6_000).map(|d| d.content), Some("demo".to_owned()));
+        assert_eq!(here.get(44, "sidebar", 65_000), None, "expired");
+        elsewhere.clear(action("clear", &json!({"slot": "sidebar"}), 44, 7_000)).unwrap();
+        assert_eq!(here.get(44, "sidebar", 7_000), None, "cleared elsewhere");
         for bad in [
             json!({"slot": "a/b", "content": "x"}),
             json!({"slot": "a"}),

@@ -35,10 +35,6 @@ impl Engine {
         sqlite::private_dir(&dir)?;
         let secrets = Secrets::load_or_generate(&dir, &config.auth)?;
         let link_key = secrets.link_key();
-        let memory = connectors::StoreMemory {
-            store: sqlite::SqliteConnectorMemory::open(&dir.join(sqlite::CONNECTORS_FILE))?,
-            clock: clock.clone(),
-        };
         let paths = sqlite::Paths::in_dir(&dir);
         // The writers first: they make the schemas the readers (and the connectors' history) read.
         let processing = match (processes, &config.storage.postgres, &config.bus.nats) {
@@ -58,9 +54,17 @@ impl Engine {
         let store_checkpointer = state.checkpointer;
         let events: Arc<dyn EventReader> = log.reader.clone();
         let profiles: Arc<dyn ProfileReader> = state.profiles.clone();
+        let memory: Arc<dyn tutti_connectors::Memory> =
+            Arc::new(connectors::StoreMemory { store: state.memory, clock: clock.clone() });
+        // Workers sharing a database each deliver their own partitions' decisions: the website's asks read them
+        // from the database.
+        let decisions = match config.storage.postgres {
+            Some(_) => tutti_connectors::decide::Decisions::read_through(memory.clone()),
+            None => tutti_connectors::decide::Decisions::default(),
+        };
         let shared = tutti_connectors::Shared {
-            memory: Arc::new(memory),
-            decisions: Arc::new(tutti_connectors::decide::Decisions::default()),
+            memory,
+            decisions: Arc::new(decisions),
             ai: Arc::default(),
             audit: Arc::new(connectors::StoreAudit(flow_store.clone())),
             history: Arc::new(connectors::StoreHistory { profiles: profiles.clone(), events: events.clone() }),

@@ -62,6 +62,21 @@ CREATE TABLE cluster_settings (
 );
 ",
     },
+    Migration {
+        version: 5,
+        name: "connectors' memory",
+        sql: "
+-- What connectors remember between actions (postgres/connectors.rs), shared by every worker. Keys sort byte by
+-- byte, as SQLite's do, whatever the database's collation.
+CREATE TABLE connector_memory (
+    connector  TEXT   NOT NULL,
+    key        TEXT   COLLATE \"C\" NOT NULL,
+    value      TEXT   NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (connector, key)
+);
+",
+    },
 ];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).

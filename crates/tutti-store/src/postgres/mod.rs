@@ -7,6 +7,7 @@
 //! engine's own threads (the intake writer, the processor), as SQLite's are.
 
 mod audit;
+pub mod connectors;
 mod definitions;
 mod flow_reader;
 mod flows;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tutti_core::Millis;
 
 use super::open_side;
-use crate::Result;
+use crate::{ConnectorMemory, Result};
 
 pub const CONNECTORS_FILE: &str = "connectors.db";
 
@@ -39,14 +39,16 @@ impl SqliteConnectorMemory {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    pub fn get(&self, connector: &str, key: &str) -> Result<Option<String>> {
+impl ConnectorMemory for SqliteConnectorMemory {
+    fn get(&self, connector: &str, key: &str) -> Result<Option<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT value FROM memory WHERE connector = ?1 AND key = ?2")?;
         Ok(stmt.query_row(params![connector, key], |r| r.get(0)).optional()?)
     }
 
-    pub fn put(&self, connector: &str, key: &str, value: &str, at: Millis) -> Result<()> {
+    fn put(&self, connector: &str, key: &str, value: &str, at: Millis) -> Result<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "INSERT INTO memory (connector, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -56,7 +58,7 @@ impl SqliteConnectorMemory {
         Ok(())
     }
 
-    pub fn remove(&self, connector: &str, keys: &[String]) -> Result<()> {
+    fn remove(&self, connector: &str, keys: &[String]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
@@ -70,7 +72,7 @@ impl SqliteConnectorMemory {
     }
 
     /// Entries whose key starts with `prefix` and sorts after `after`, in key order, at most `limit`.
-    pub fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
+    fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT key, value FROM memory WHERE connector = ?1 AND key > ?2 AND substr(key, 1, length(?3)) = ?3
