@@ -1,6 +1,6 @@
-//! `[storage]`: where profiles, flows, the outbox and the connectors' memory live. Without `postgres` they are
-//! SQLite in the data directory (`profiles.db`, `connectors.db`); with `postgres = "..."` they are the Postgres tables of `tutti-store`'s
-//! `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
+//! `[storage]`: where profiles, flows, the outbox, the connectors' memory and creatives live. Without `postgres`
+//! they are SQLite in the data directory (`profiles.db`, `connectors.db`, `creatives.db`); with `postgres =
+//! "..."` they are the Postgres tables of `tutti-store`'s `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
 //! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
 //!
 //! With the log on JetStream too, several workers process at once, each its partitions of the log
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tutti_store::sqlite::{
     self, Checkpointer, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
 };
-use tutti_store::{ConnectorMemory, FlowStore, Outbox, ProfileReader, ProfileStore};
+use tutti_store::{ConnectorMemory, CreativeStore, FlowStore, Outbox, ProfileReader, ProfileStore};
 
 use crate::EngineError;
 use crate::cluster::Cluster;
@@ -33,6 +33,8 @@ pub(crate) struct OpenedState {
     /// What connectors remember between actions: `connectors.db` in the data directory, or the database's
     /// table that every process on it shares.
     pub memory: Box<dyn ConnectorMemory>,
+    /// Creatives, their tags and performance: `creatives.db`, or the database's tables.
+    pub creatives: Arc<dyn CreativeStore>,
     /// Opens an outbox handle for the dispatcher (it takes two: one to read, one to settle).
     pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
     /// The connection that holds the processing lock, kept open for as long as the engine runs.
@@ -67,13 +69,16 @@ pub(crate) fn open_state(
             profiles: Arc::new(SqliteProfileReader::open(&paths.profiles)?),
             flows,
             memory: Box::new(sqlite::SqliteConnectorMemory::open(&config.data_dir.join(sqlite::CONNECTORS_FILE))?),
+            creatives: Arc::new(sqlite::SqliteCreativeStore::open(&config.data_dir.join(sqlite::CREATIVES_FILE))?),
             outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
             lock: None,
             cluster: None,
         });
     };
     use tutti_store::postgres::pool::{Pool, Reconnecting};
-    use tutti_store::postgres::{self as pg, PgFlowReader, connectors::PgConnectorMemory, migrate};
+    use tutti_store::postgres::{
+        self as pg, PgFlowReader, connectors::PgConnectorMemory, creatives::PgCreativeStore, migrate,
+    };
     let mut client = pg::connect(url)?;
     let version = migrate::migrate(&mut client)?;
     tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
@@ -88,6 +93,7 @@ pub(crate) fn open_state(
             profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
             flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
             memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
+            creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
             outbox: Box::new(move || {
                 let client = Reconnecting::connect(&url_for_outbox)?;
                 Ok(Box::new(pg::outbox::PgOutbox::shared(client, outbox_ownership.clone(), &journal))
@@ -120,6 +126,7 @@ pub(crate) fn open_state(
         profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
         flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
         memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
+        creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
         outbox: Box::new(move || {
             Ok(Box::new(pg::outbox::PgOutbox::new(Reconnecting::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
         }),

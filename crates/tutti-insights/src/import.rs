@@ -377,6 +377,9 @@ impl Importer {
     }
 
     fn row(&mut self, r: &csv::StringRecord, chunk: &mut Chunk) -> Result<(), String> {
+        if r.iter().any(|cell| cell.contains('\0')) {
+            return Err("a cell holds a NUL character (U+0000)".to_owned());
+        }
         let c = &self.columns;
         let get = |i: Option<usize>| i.and_then(|i| r.get(i)).map(str::trim).unwrap_or("");
         let id = match (get(c.id), get(c.name)) {

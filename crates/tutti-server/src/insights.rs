@@ -32,6 +32,14 @@ fn store_error(e: tutti_store::StoreError) -> ApiError {
     ApiError::internal("creative store", e)
 }
 
+/// Text with a NUL character is refused: no creative holds one (Postgres's text cannot), so none is written.
+fn without_nul<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<(), ApiError> {
+    match texts.into_iter().any(|t| t.contains('\0')) {
+        true => Err(ApiError::new(ErrorCode::InvalidRequest, "text with a NUL character (U+0000)")),
+        false => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
@@ -114,6 +122,7 @@ pub async fn set_tag(
     if tag.value.trim().is_empty() || name.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidJson, "a tag needs a trait name and a non-empty value"));
     }
+    without_nul([id.as_str(), &name, &tag.value])?;
     let (id_for, name_for, value) = (id.clone(), name.clone(), tag.value.clone());
     blocking(move || {
         let store = engine.insights().creatives();
@@ -128,6 +137,7 @@ pub async fn clear_tag(
     State(engine): State<Arc<Engine>>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    without_nul([id.as_str(), &name])?;
     let (id_for, name_for) = (id.clone(), name.clone());
     let (exists, cleared) = blocking(move || {
         let store = engine.insights().creatives();
@@ -424,6 +434,10 @@ pub async fn put_creative(
     if r.channel.trim().is_empty() {
         return Err(invalid("channel is required"));
     }
+    let texts = [&id, &r.channel, &r.campaign, &r.language, &r.headline, &r.body, &r.call_to_action, &r.landing_url];
+    without_nul(texts.into_iter().map(String::as_str))?;
+    without_nul(r.owner.iter().chain(r.launched.iter()).map(String::as_str))?;
+    without_nul(r.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
     let launched = r
         .launched
         .as_deref()

@@ -147,6 +147,10 @@ enum Command {
         /// Data directory holding creatives.db.
         #[arg(long, global = true, default_value = "./tutti-data")]
         data_dir: PathBuf,
+        /// The Postgres database the workers share (`[storage] postgres`): creatives are kept there, not in the
+        /// data directory.
+        #[arg(long, global = true, env = "TUTTI_STORAGE__POSTGRES", hide_env_values = true)]
+        postgres: Option<String>,
         /// A taxonomy file of one's own (JSON; `tutti insights taxonomy` prints the default to start from).
         #[arg(long, global = true)]
         taxonomy: Option<PathBuf>,
@@ -177,9 +181,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Profiles { command, client } => profiles(command, &Client::new(client)?),
         Command::Flows { command } => flows(command),
-        Command::Insights { command, data_dir, taxonomy, examples } => {
+        Command::Insights { command, data_dir, postgres, taxonomy, examples } => {
             let config = tutti_engine::config::InsightsConfig { taxonomy, examples };
-            insights(command, &data_dir, &config)
+            insights(command, &data_dir, postgres.as_deref(), &config)
         }
         Command::Conversations { command, data_dir } => conversations(command, &data_dir),
         Command::Connectors { command, client } => connectors(command, &Client::new(client)?),

@@ -216,6 +216,15 @@ fn hostile_imports_get_a_4xx_or_a_summary_never_a_500() {
             assert!(answer["error"]["code"].is_string(), "{answer}");
         }
     }
+    // Text with a NUL character is refused whatever the store (Postgres's text cannot hold one).
+    let nul = br#"{"channel": "facebook", "headline": "Gi\u0000m gi\u00e1"}"#;
+    let (status, e) = send(&server, "PUT", "/api/v1/creatives/nul-1", nul, "application/json", true);
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_request")), "{e}");
+    let (status, _) =
+        send(&server, "PUT", "/api/v1/creatives/a%00b", br#"{"channel": "web"}"#, "application/json", true);
+    assert_eq!(status, 400);
+    let (status, _) = server.request("GET", "/api/v1/creatives/a%00b", Some(common::ADMIN_TOKEN));
+    assert_eq!(status, 404);
     // The server is still fine.
     assert_eq!(server.request("GET", "/healthz", None).0, 200);
 }

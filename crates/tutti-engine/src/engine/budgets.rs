@@ -4,7 +4,8 @@
 //! budget of the ad set or campaign `[connectors.ads] creatives` names for it, on Meta or Google Ads, each change
 //! read before and after and kept on the proposal (`applied`) and in the audit record. A creative without a
 //! target, or a change the platform refuses, is kept with why, and the rest still goes. They are kept as one
-//! snapshot in `creatives.db`, written under one lock.
+//! snapshot of the creative store (`creatives.db`, or Postgres), written under this process's lock: with
+//! several workers, decide proposals through one of them.
 
 use std::sync::Mutex;
 

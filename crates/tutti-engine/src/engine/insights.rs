@@ -17,7 +17,7 @@ impl Engine {
 }
 
 impl<'e> InsightsHandle<'e> {
-    /// Creatives and their performance (`creatives.db`).
+    /// Creatives and their performance (`creatives.db`, or Postgres with `[storage] postgres`).
     pub fn creatives(&self) -> Arc<dyn tutti_store::CreativeStore> {
         self.engine.creatives.clone()
     }

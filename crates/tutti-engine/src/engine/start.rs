@@ -79,8 +79,7 @@ impl Engine {
 
         let people = sqlite::SqlitePeople::open(&dir.join(sqlite::PEOPLE_FILE))?;
         let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
-        let creatives: Arc<dyn tutti_store::CreativeStore> =
-            Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?);
+        let creatives = state.creatives.clone();
         config.conversations.check().map_err(EngineError::ConversationSettings)?;
         let conversation_settings = config.conversations.clone();
         let conversations = Arc::new(tutti_conversations::store::ConversationStore::open(

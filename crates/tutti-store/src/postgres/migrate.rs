@@ -77,6 +77,49 @@ CREATE TABLE connector_memory (
 );
 ",
     },
+    Migration {
+        version: 6,
+        name: "creatives",
+        sql: "
+-- Creatives, their tags and their daily performance (postgres/creatives.rs), as sqlite/creatives.rs has them.
+CREATE TABLE creatives (
+    id             TEXT PRIMARY KEY,
+    campaign       TEXT NOT NULL,
+    channel        TEXT NOT NULL,
+    language       TEXT NOT NULL,
+    headline       TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    call_to_action TEXT NOT NULL,
+    landing_url    TEXT NOT NULL,
+    owner          TEXT NOT NULL, -- `ours`, or `competitor:` and the competitor's name
+    launched       TEXT           -- YYYY-MM-DD
+);
+CREATE TABLE creative_tags (
+    creative   TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL,
+    source     TEXT NOT NULL,
+    why        TEXT,
+    PRIMARY KEY (creative, name)
+);
+-- Days as YYYY-MM-DD text: they sort as dates do.
+CREATE TABLE creative_performance (
+    creative       TEXT   NOT NULL,
+    day            TEXT   COLLATE \"C\" NOT NULL,
+    impressions    BIGINT NOT NULL,
+    clicks         BIGINT NOT NULL,
+    conversions    BIGINT NOT NULL,
+    spend_micros   BIGINT NOT NULL,
+    revenue_micros BIGINT,
+    PRIMARY KEY (creative, day)
+);
+CREATE TABLE insight_snapshots (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+",
+    },
 ];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).

@@ -8,6 +8,7 @@
 
 mod audit;
 pub mod connectors;
+pub mod creatives;
 mod definitions;
 mod flow_reader;
 mod flows;

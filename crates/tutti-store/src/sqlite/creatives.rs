@@ -70,21 +70,21 @@ impl SqliteCreativeStore {
     }
 }
 
-fn owner_text(owner: &Owner) -> String {
+pub(crate) fn owner_text(owner: &Owner) -> String {
     match owner {
         Owner::Ours => "ours".to_owned(),
         Owner::Competitor(name) => format!("competitor:{name}"),
     }
 }
 
-fn owner_of(text: &str) -> Owner {
+pub(crate) fn owner_of(text: &str) -> Owner {
     match text.strip_prefix("competitor:") {
         Some(name) => Owner::Competitor(name.to_owned()),
         None => Owner::Ours,
     }
 }
 
-fn source_text(s: TagSource) -> &'static str {
+pub(crate) fn source_text(s: TagSource) -> &'static str {
     match s {
         TagSource::Local => "local",
         TagSource::Model => "model",
@@ -92,7 +92,7 @@ fn source_text(s: TagSource) -> &'static str {
     }
 }
 
-fn source_of(text: &str) -> TagSource {
+pub(crate) fn source_of(text: &str) -> TagSource {
     match text {
         "manual" => TagSource::Manual,
         "model" => TagSource::Model,
@@ -100,7 +100,7 @@ fn source_of(text: &str) -> TagSource {
     }
 }
 
-fn date_of(text: &str) -> Result<Date> {
+pub(crate) fn date_of(text: &str) -> Result<Date> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("stored day `{text}`: {e}")))
 }
 

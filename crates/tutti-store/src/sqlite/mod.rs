@@ -7,7 +7,7 @@
 
 mod audit;
 mod connectors;
-mod creatives;
+pub(crate) mod creatives;
 mod definitions;
 mod events;
 mod flows;

@@ -111,14 +111,23 @@ pub(crate) const TAGGER_EVALUATION_SET: &str = include_str!("../../../tutti-ai/d
 pub(crate) fn insights(
     command: InsightsCommand,
     data_dir: &std::path::Path,
+    postgres: Option<&str>,
     config: &tutti_engine::config::InsightsConfig,
 ) -> anyhow::Result<()> {
     let tagger = || tutti_engine::load_tagger(config);
     use tutti_insights::service;
     use tutti_store::CreativeStore;
-    let open = || -> anyhow::Result<tutti_store::sqlite::SqliteCreativeStore> {
+    let open = || -> anyhow::Result<Box<dyn CreativeStore>> {
+        if let Some(url) = postgres {
+            use tutti_store::postgres as pg;
+            let mut client = pg::connect(url).with_context(|| format!("connecting to {}", pg::describe(url)))?;
+            pg::migrate::migrate(&mut client)?;
+            return Ok(Box::new(pg::creatives::PgCreativeStore::new(pg::pool::Pool::new(url, 1)?)));
+        }
         tutti_store::sqlite::private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        Ok(tutti_store::sqlite::SqliteCreativeStore::open(&data_dir.join(tutti_store::sqlite::CREATIVES_FILE))?)
+        Ok(Box::new(tutti_store::sqlite::SqliteCreativeStore::open(
+            &data_dir.join(tutti_store::sqlite::CREATIVES_FILE),
+        )?))
     };
     match command {
         InsightsCommand::Import { file, layout, channel, competitor } => {
@@ -129,7 +138,7 @@ pub(crate) fn insights(
             let tagger = tagger()?;
             let options = tutti_insights::import::ImportOptions { layout, channel, competitor };
             let mut bar = Progress::new(size);
-            let summary = service::import(&store, Some(&tagger), input, options, &mut |read| bar.show(read))?;
+            let summary = service::import(&*store, Some(&tagger), input, options, &mut |read| bar.show(read))?;
             bar.finish();
             let (c, p) = (&summary.creatives, &summary.performance);
             say!(
@@ -162,7 +171,7 @@ pub(crate) fn insights(
         }
         InsightsCommand::Tag { all } => {
             let store = open()?;
-            let n = service::tag(&store, &tagger()?, all)?;
+            let n = service::tag(&*store, &tagger()?, all)?;
             say!("{n} creative(s) tagged by the local tagger");
             Ok(())
         }
@@ -177,7 +186,7 @@ pub(crate) fn insights(
                     }
                 }
                 (Some(value), false) => {
-                    service::set_manual_tag(&store, &creative, &trait_name, &value)?;
+                    service::set_manual_tag(&*store, &creative, &trait_name, &value)?;
                     say!("{creative}: {trait_name} = {value} (manual)");
                 }
                 (None, false) => bail!("give a value, or --clear"),
@@ -187,10 +196,10 @@ pub(crate) fn insights(
         InsightsCommand::Creatives { from, to, format, out } => {
             let options = window(from, to)?;
             let store = open()?;
-            let report = service::analyze(&store, &options)?;
+            let report = service::analyze(&*store, &options)?;
             let text = match format.as_str() {
                 "json" => serde_json::to_string_pretty(&report)? + "\n",
-                "html" => tutti_insights::render::html(&report, &service::competitors(&store)?),
+                "html" => tutti_insights::render::html(&report, &service::competitors(&*store)?),
                 _ => tutti_insights::render::text(&report),
             };
             match out {
@@ -203,7 +212,7 @@ pub(crate) fn insights(
             Ok(())
         }
         InsightsCommand::Alerts { from, to } => {
-            let found = service::alerts(&open()?, &window(from, to)?)?;
+            let found = service::alerts(&*open()?, &window(from, to)?)?;
             if found.is_empty() {
                 say!("nothing changed since the last look");
             }
@@ -226,7 +235,7 @@ pub(crate) fn insights(
                 body: &b,
                 call_to_action: &c,
             });
-            let p = service::predict(&open()?, &tagger, &channel, given, text, &Default::default())?;
+            let p = service::predict(&*open()?, &tagger, &channel, given, text, &Default::default())?;
             let pct = |x: f64| format!("{:.2}%", x * 100.0);
             say!(
                 "{}: expected click-through {} (one such creative: {} to {}); the channel as a whole: {}",
@@ -267,7 +276,7 @@ pub(crate) fn insights(
                 draws: 4_000,
                 seed: 1,
             };
-            let p = service::budget(&open()?, &options, &Default::default())?;
+            let p = service::budget(&*open()?, &options, &Default::default())?;
             say!(
                 "PROPOSED, for a person to approve: {budget} on {} for {:?}, at least {:.1}% each",
                 p.channel,
@@ -288,7 +297,7 @@ pub(crate) fn insights(
             Ok(())
         }
         InsightsCommand::Competitors => {
-            for view in service::competitors(&open()?)? {
+            for view in service::competitors(&*open()?)? {
                 say!("{}", view.name);
                 for row in view.rows.iter().filter(|r| r.period == "all") {
                     let shares: Vec<String> =

@@ -493,10 +493,18 @@ pub fn post_as(server: &Server, token: &str, path: &str, body: &Value) -> (u16, 
     )
 }
 
-/// A data directory whose creatives.db holds the synthetic S6 campaign (creatives, tags and daily performance).
+/// A data directory whose creatives hold the synthetic S6 campaign (creatives, tags and daily performance): in
+/// its creatives.db, or on Postgres (`TUTTI_TEST_STORE=postgres`) in the schema its server will use.
 pub fn seeded_creatives(dir: &Path) {
     use tutti_store::CreativeStore;
-    let store = tutti_store::sqlite::SqliteCreativeStore::open(&dir.join("creatives.db")).unwrap();
+    use tutti_store::postgres as pg;
+    let store: Box<dyn CreativeStore> = if on_postgres() {
+        let url = format!("{POSTGRES_ADMIN} options='-c search_path={}'", postgres_schema(dir));
+        pg::migrate::migrate(&mut pg::connect(&url).unwrap()).unwrap();
+        Box::new(pg::creatives::PgCreativeStore::new(pg::pool::Pool::new(&url, 1).unwrap()))
+    } else {
+        Box::new(tutti_store::sqlite::SqliteCreativeStore::open(&dir.join("creatives.db")).unwrap())
+    };
     let campaign = tutti_insights::synth::generate(&tutti_insights::synth::Spec::s6(3));
     store.put_creatives(&campaign.creatives).unwrap();
     store.put_performance(&campaign.performance).unwrap();
