@@ -9,8 +9,8 @@
 //! - **Losing touch.** A worker that cannot reach Postgres stops counting on its leases before they can
 //!   expire (a lease's length less a renewal), so it stops working on them before anyone else may start.
 //! - **Erasures.** The same thread follows the profiles erased anywhere (`erasures`, ids only) and erases them
-//!   from what this worker keeps in its own data directory: its analytics tables, its connectors' memory and
-//!   its outcome journal.
+//!   from what this worker keeps of its own: its analytics tables, the website decisions it holds and its
+//!   outcome journal (the connectors' memory, creatives and conversations are in the shared database).
 //! - **Definitions.** The same thread notices a flow, segment or policy saved, deleted, paused or resumed
 //!   through another worker's API, and builds this worker's definitions again.
 //! - **Progress.** Reading one's own writes (`Engine::sync`) and the analytics projection wait for every

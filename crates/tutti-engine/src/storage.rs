@@ -1,6 +1,7 @@
-//! `[storage]`: where profiles, flows, the outbox, the connectors' memory and creatives live. Without `postgres`
-//! they are SQLite in the data directory (`profiles.db`, `connectors.db`, `creatives.db`); with `postgres =
-//! "..."` they are the Postgres tables of `tutti-store`'s `postgres/` (migrated at start). The dispatcher's journal of outcomes stays a file of each process's own
+//! `[storage]`: where profiles, flows, the outbox, the connectors' memory, creatives and conversations live.
+//! Without `postgres` they are SQLite in the data directory (`profiles.db`, `connectors.db`, `creatives.db`,
+//! `conversations.db`); with `postgres = "..."` they are Postgres tables (`tutti-store`'s `postgres/`, and
+//! `tutti-conversations`' store, migrated at start), which every worker on the database shares. The dispatcher's journal of outcomes stays a file of each process's own
 //! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
 //!
 //! With the log on JetStream too, several workers process at once, each its partitions of the log
@@ -14,6 +15,8 @@ use tutti_store::sqlite::{
     self, Checkpointer, SqliteFlowReader, SqliteOutbox, SqliteProfileReader, SqliteProfileStore,
 };
 use tutti_store::{ConnectorMemory, CreativeStore, FlowStore, Outbox, ProfileReader, ProfileStore};
+
+use tutti_conversations::store::{CONVERSATIONS_FILE, ConversationStore, PgConversationTables};
 
 use crate::EngineError;
 use crate::cluster::Cluster;
@@ -35,6 +38,8 @@ pub(crate) struct OpenedState {
     pub memory: Box<dyn ConnectorMemory>,
     /// Creatives, their tags and performance: `creatives.db`, or the database's tables.
     pub creatives: Arc<dyn CreativeStore>,
+    /// Sales and support conversations: `conversations.db`, or the database's tables.
+    pub conversations: Arc<ConversationStore>,
     /// Opens an outbox handle for the dispatcher (it takes two: one to read, one to settle).
     pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
     /// The connection that holds the processing lock, kept open for as long as the engine runs.
@@ -70,6 +75,7 @@ pub(crate) fn open_state(
             flows,
             memory: Box::new(sqlite::SqliteConnectorMemory::open(&config.data_dir.join(sqlite::CONNECTORS_FILE))?),
             creatives: Arc::new(sqlite::SqliteCreativeStore::open(&config.data_dir.join(sqlite::CREATIVES_FILE))?),
+            conversations: Arc::new(ConversationStore::open(&config.data_dir.join(CONVERSATIONS_FILE))?),
             outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
             lock: None,
             cluster: None,
@@ -94,6 +100,7 @@ pub(crate) fn open_state(
             flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
             memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
             creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
+            conversations: pg_conversations(url)?,
             outbox: Box::new(move || {
                 let client = Reconnecting::connect(&url_for_outbox)?;
                 Ok(Box::new(pg::outbox::PgOutbox::shared(client, outbox_ownership.clone(), &journal))
@@ -127,10 +134,17 @@ pub(crate) fn open_state(
         flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
         memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
         creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
+        conversations: pg_conversations(url)?,
         outbox: Box::new(move || {
             Ok(Box::new(pg::outbox::PgOutbox::new(Reconnecting::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
         }),
         lock,
         cluster: None,
     })
+}
+
+/// The conversations store on the database's tables.
+fn pg_conversations(url: &str) -> Result<Arc<ConversationStore>, EngineError> {
+    let pool = tutti_store::postgres::pool::Pool::new(url, 2)?;
+    Ok(Arc::new(ConversationStore::on(Box::new(PgConversationTables::new(pool)))))
 }

@@ -165,6 +165,10 @@ enum Command {
         /// Data directory holding conversations.db.
         #[arg(long, global = true, default_value = "./tutti-data")]
         data_dir: PathBuf,
+        /// The Postgres database the workers share (`[storage] postgres`): conversations are kept there, not in
+        /// the data directory.
+        #[arg(long, global = true, env = "TUTTI_STORAGE__POSTGRES", hide_env_values = true)]
+        postgres: Option<String>,
     },
 }
 
@@ -185,7 +189,9 @@ fn main() -> anyhow::Result<()> {
             let config = tutti_engine::config::InsightsConfig { taxonomy, examples };
             insights(command, &data_dir, postgres.as_deref(), &config)
         }
-        Command::Conversations { command, data_dir } => conversations(command, &data_dir),
+        Command::Conversations { command, data_dir, postgres } => {
+            conversations(command, &data_dir, postgres.as_deref())
+        }
         Command::Connectors { command, client } => connectors(command, &Client::new(client)?),
         Command::DeadLetters { command, client } => dead_letters(command, &Client::new(client)?),
         Command::Ask { args, client } => ask(args, &Client::new(client)?),

@@ -95,7 +95,7 @@ fn import_topics_scripts_suggest_edit_and_erase() {
     assert_eq!(status, 200);
     let (status, body) = server.request("DELETE", "/api/v1/profiles/user_id:buyer-0", Some(ADMIN_TOKEN));
     assert_eq!(status, 200, "{body}");
-    let store = tutti_conversations::store::ConversationStore::open(&server.dir.join("conversations.db")).unwrap();
+    let store = common::conversation_store(&server.dir);
     assert!(store.get(&conversations[0].id).unwrap().is_none(), "erased with the person");
     assert_eq!(store.count().unwrap().0, 1_999);
     assert!(store.snapshot("mined").unwrap().is_none(), "the last mining, which may quote them, is gone");

@@ -82,9 +82,7 @@ impl Engine {
         let creatives = state.creatives.clone();
         config.conversations.check().map_err(EngineError::ConversationSettings)?;
         let conversation_settings = config.conversations.clone();
-        let conversations = Arc::new(tutti_conversations::store::ConversationStore::open(
-            &dir.join(tutti_conversations::store::CONVERSATIONS_FILE),
-        )?);
+        let conversations = state.conversations.clone();
         // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
         let tagger = std::sync::OnceLock::new();
         if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {

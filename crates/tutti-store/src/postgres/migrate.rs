@@ -120,6 +120,47 @@ CREATE TABLE insight_snapshots (
 );
 ",
     },
+    Migration {
+        version: 7,
+        name: "conversations",
+        sql: "
+-- The conversations store (tutti-conversations' store/postgres.rs), as conversations.db has it.
+CREATE TABLE conversations (
+    id         TEXT   COLLATE \"C\" PRIMARY KEY,
+    started_at BIGINT,
+    outcome    TEXT   NOT NULL,
+    turns      BIGINT NOT NULL,
+    body       TEXT   NOT NULL, -- the conversation as JSON
+    hash       BIGINT NOT NULL  -- FNV-1a of body
+);
+CREATE TABLE conversation_people (
+    kind         TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    PRIMARY KEY (kind, value, conversation)
+);
+CREATE INDEX conversation_people_by_conversation ON conversation_people (conversation);
+CREATE TABLE topic_edits (
+    topic       TEXT COLLATE \"C\" PRIMARY KEY,
+    label       TEXT,
+    label_en    TEXT,
+    merged_into TEXT,
+    split_on    TEXT,
+    by          TEXT   NOT NULL,
+    at          BIGINT NOT NULL
+);
+CREATE TABLE conversation_snapshots (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+-- One row, `generation`: the count of changes that make a mining out of date, and the lock that orders them.
+CREATE TABLE conversation_meta (
+    key   TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO conversation_meta (key, value) VALUES ('generation', 0);
+",
+    },
 ];
 
 /// The key of the advisory lock migrations run under ("tutti" in ASCII).

@@ -79,7 +79,15 @@ pub(crate) enum ConversationsCommand {
     Split { topic: String, word: String },
 }
 
-fn open(data_dir: &Path) -> anyhow::Result<ConversationStore> {
+/// The store in the data directory, or on the Postgres database the workers share.
+fn open(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<ConversationStore> {
+    if let Some(url) = postgres {
+        use tutti_store::postgres as pg;
+        let mut client = pg::connect(url).with_context(|| format!("connecting to {}", pg::describe(url)))?;
+        pg::migrate::migrate(&mut client)?;
+        let tables = tutti_conversations::store::PgConversationTables::new(pg::pool::Pool::new(url, 1)?);
+        return Ok(ConversationStore::on(Box::new(tables)));
+    }
     tutti_store::sqlite::private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     Ok(ConversationStore::open(&data_dir.join(CONVERSATIONS_FILE))?)
 }
@@ -116,10 +124,14 @@ fn print_summary(summary: &ImportSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn conversations(
+    command: ConversationsCommand,
+    data_dir: &Path,
+    postgres: Option<&str>,
+) -> anyhow::Result<()> {
     match command {
         ConversationsCommand::Import { files, format, id, outcome, channel, rep, started_at, customer } => {
-            let store = open(data_dir)?;
+            let store = open(data_dir, postgres)?;
             let outcome =
                 Outcome::parse(&outcome).with_context(|| format!("--outcome {outcome:?}: won, lost or open"))?;
             let started_at = started_at
@@ -175,7 +187,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
             print_summary(&total)?;
         }
         ConversationsCommand::Topics { format } => {
-            let report = mine(&open(data_dir)?)?;
+            let report = mine(&open(data_dir, postgres)?)?;
             if format == "json" {
                 say!("{}", serde_json::to_string_pretty(&report.topics)?);
                 return Ok(());
@@ -211,7 +223,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
             }
         }
         ConversationsCommand::Scripts { topic, format, out } => {
-            let mut report = mine(&open(data_dir)?)?;
+            let mut report = mine(&open(data_dir, postgres)?)?;
             if let Some(id) = &topic {
                 if !report.topics.iter().any(|t| &t.id == id) {
                     bail!("no topic {id:?}; `tutti conversations topics` lists them");
@@ -231,7 +243,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
             }
         }
         ConversationsCommand::Suggest { text, format } => {
-            let store = open(data_dir)?;
+            let store = open(data_dir, postgres)?;
             let report = match service::kept_report(&store)? {
                 Some(r) => r,
                 None => mine(&store)?,
@@ -257,7 +269,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                 bail!("give --label, --label-en or both");
             }
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-            open(data_dir)?.put_edit(&TopicEdit {
+            open(data_dir, postgres)?.put_edit(&TopicEdit {
                 topic: topic.clone(),
                 label,
                 label_en,
@@ -282,7 +294,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                 by,
                 at: now(),
             };
-            open(data_dir)?.put_edit(&edit)?;
+            open(data_dir, postgres)?.put_edit(&edit)?;
             say!("{topic} merged into {into}; the next mining shows it");
         }
         ConversationsCommand::Split { topic, word } => {
@@ -299,7 +311,7 @@ pub(crate) fn conversations(command: ConversationsCommand, data_dir: &Path) -> a
                 by,
                 at: now(),
             };
-            open(data_dir)?.put_edit(&edit)?;
+            open(data_dir, postgres)?.put_edit(&edit)?;
             say!("{topic}'s sentences with {word:?} split off; the next mining shows it");
         }
     }

@@ -493,6 +493,18 @@ pub fn post_as(server: &Server, token: &str, path: &str, body: &Value) -> (u16, 
     )
 }
 
+/// The conversations store a server on `dir` keeps: its conversations.db, or on Postgres
+/// (`TUTTI_TEST_STORE=postgres`) its schema's tables.
+pub fn conversation_store(dir: &Path) -> tutti_conversations::store::ConversationStore {
+    use tutti_conversations::store::{ConversationStore, PgConversationTables};
+    if on_postgres() {
+        let url = format!("{POSTGRES_ADMIN} options='-c search_path={}'", schema_name(dir));
+        let pool = tutti_store::postgres::pool::Pool::new(&url, 1).unwrap();
+        return ConversationStore::on(Box::new(PgConversationTables::new(pool)));
+    }
+    ConversationStore::open(&dir.join("conversations.db")).unwrap()
+}
+
 /// A data directory whose creatives hold the synthetic S6 campaign (creatives, tags and daily performance): in
 /// its creatives.db, or on Postgres (`TUTTI_TEST_STORE=postgres`) in the schema its server will use.
 pub fn seeded_creatives(dir: &Path) {
