@@ -158,6 +158,27 @@ async fn an_unknown_provider_key_or_a_missing_secret_is_named() {
     assert!(e[0].to_string().contains("T_ESMS_API_KEY"), "{}", e[0]);
 }
 
+/// Workers sharing one memory (one Postgres) take turns refreshing: each starts from the refresh token the
+/// memory holds, never from a spent one it got itself earlier.
+#[tokio::test]
+async fn processes_sharing_the_memory_refresh_zalo_from_the_newest_refresh_token() {
+    let vendors = Vendors::start().await;
+    let shared = Shared::in_memory();
+    let (one, other) = (registry_with(&vendors, &shared, "twilio"), registry_with(&vendors, &shared, "twilio"));
+    let message = |n: u32| json!({"user_id": "2512523625412515", "text": format!("Chào chị Lan #{n}, 谢谢!")});
+    send(&one, "zalo", "message", message(1), "k:1").await.unwrap();
+    // The other process refreshes from what the first kept, which spends the token the first holds.
+    send(&other, "zalo", "message", message(2), "k:2").await.unwrap();
+    for n in 3..7 {
+        vendors.expire_zalo_tokens();
+        let registry = if n % 2 == 1 { &one } else { &other };
+        send(registry, "zalo", "message", message(n), &format!("k:{n}")).await.unwrap();
+    }
+    assert_eq!(vendors.zalo().len(), 6);
+    assert_eq!(vendors.expire_zalo_tokens(), 6, "one refresh per expiry and one per process at first");
+    assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
+}
+
 #[tokio::test]
 async fn zalo_refreshes_its_token_keeps_the_new_refresh_token_and_sends_zns_and_oa_messages() {
     let vendors = Vendors::start().await;

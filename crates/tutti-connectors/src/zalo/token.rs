@@ -9,6 +9,11 @@
 //! access token is used: a restart goes on from it rather than from the configured one, which Zalo would
 //! refuse. The configured token is used again only when it changes (the operator authorised the app anew).
 //! One refresh at a time: lanes that find the token expired wait for the refresh under way.
+//!
+//! Several processes may share the memory (workers on one Postgres): each refresh starts from the refresh token
+//! the memory holds, which is the newest whoever refreshed, not from the one this process last got; and a
+//! refresh Zalo refuses is tried once more when the memory meanwhile holds another token (another process
+//! refreshed at the same moment).
 
 use std::sync::Arc;
 
@@ -28,8 +33,10 @@ const KEY: &str = "oauth";
 struct Current {
     access: String,
     expires_at: i64,
-    /// The refresh token to use next (also kept in memory, unless that write failed).
+    /// The refresh token this process got last.
     refresh: String,
+    /// Whether `refresh` was written to the memory: if not, only this process holds it.
+    kept: bool,
 }
 
 pub(super) struct Tokens {
@@ -66,8 +73,21 @@ impl Tokens {
         {
             return Ok(c.access.clone());
         }
-        let held = current.as_ref().map(|c| c.refresh.clone());
-        let refreshed = self.refresh(http, now, held).await?;
+        let token = match current.as_ref().filter(|c| !c.kept) {
+            Some(held) => held.refresh.clone(),
+            None => self.refresh_token()?,
+        };
+        let refreshed = match self.refresh(http, now, &token).await {
+            Err(Failure::Permanent(refused)) => {
+                // Another process may have spent the token just now and kept the one it got.
+                let newest = self.refresh_token()?;
+                if newest == token {
+                    return Err(Failure::Permanent(refused));
+                }
+                self.refresh(http, now, &newest).await?
+            }
+            other => other?,
+        };
         let access = refreshed.access.clone();
         *current = Some(refreshed);
         Ok(access)
@@ -89,17 +109,10 @@ impl Tokens {
         })
     }
 
-    async fn refresh(&self, http: &Http, now: i64, held: Option<String>) -> Result<Current, Failure> {
-        let refresh_token = match held {
-            Some(token) => token,
-            None => self.refresh_token()?,
-        };
+    async fn refresh(&self, http: &Http, now: i64, refresh_token: &str) -> Result<Current, Failure> {
         let url = format!("{}/v4/oa/access_token", self.oauth_base);
-        let fields = [
-            ("refresh_token", refresh_token.as_str()),
-            ("app_id", self.app_id.as_str()),
-            ("grant_type", "refresh_token"),
-        ];
+        let fields =
+            [("refresh_token", refresh_token), ("app_id", self.app_id.as_str()), ("grant_type", "refresh_token")];
         let answer = http.form(hyper::Method::POST, &url, &[("secret_key", self.app_secret.expose())], &fields).await?;
         if answer.status >= 500 || answer.status == 429 {
             return Err(Failure::transient(format!("Zalo's OAuth answered HTTP {}", answer.status)));
@@ -122,9 +135,15 @@ impl Tokens {
         // The new refresh token is kept before anything else happens: the old one is spent. Should the write
         // fail, this process still holds it and writes it with the next refresh.
         let kept = json!({"refresh_token": next, "from": fingerprint(self.configured.expose())});
-        if let Err(e) = self.memory.put("zalo", KEY, &kept.to_string()) {
+        let written = self.memory.put("zalo", KEY, &kept.to_string());
+        if let Err(e) = &written {
             tracing::warn!(error = %e, "zalo: the new refresh token could not be written; this process holds it");
         }
-        Ok(Current { access: access.to_owned(), expires_at: now + seconds * 1000, refresh: next.to_owned() })
+        Ok(Current {
+            access: access.to_owned(),
+            expires_at: now + seconds * 1000,
+            refresh: next.to_owned(),
+            kept: written.is_ok(),
+        })
     }
 }
