@@ -624,7 +624,7 @@ pub trait ProfileReader: Send + Sync {
     fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>>;
 }
 
-/// What a write of creatives or performance rows did, row by row.
+/// What a write of creatives, performance rows or conversations did, row by row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Changes {
     pub inserted: u64,

@@ -39,22 +39,8 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// What an import changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Changes {
-    pub inserted: u64,
-    pub updated: u64,
-    /// Already stored exactly so: importing a file again lands here.
-    pub unchanged: u64,
-}
-
-impl Changes {
-    pub fn add(&mut self, other: Changes) {
-        self.inserted += other.inserted;
-        self.updated += other.updated;
-        self.unchanged += other.unchanged;
-    }
-}
+/// What an import changed: conversations inserted, updated, and already stored exactly so.
+pub use tutti_store::Changes;
 
 /// A change a person made to a topic, kept across mining runs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
