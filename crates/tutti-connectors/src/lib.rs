@@ -174,11 +174,27 @@ pub trait Memory: Send + Sync {
     fn remove(&self, connector: &str, keys: &[String]) -> Result<(), String>;
     /// Entries whose key starts with `prefix` and sorts after `after`, in key order, at most `limit`.
     fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>, String>;
+    /// Holds `key` for this process alone among all that share the memory (workers on one Postgres) until the
+    /// answer is dropped; `None` while another holds it.
+    fn try_hold(&self, connector: &str, key: &str) -> Result<Option<Box<dyn Send>>, String>;
 }
 
-/// [`Memory`] in a map, for tests and tools.
+/// [`Memory`] in a map, for tests and tools. Shared by several registries, it stands for a memory several
+/// processes share: a key held through one is held for all.
 #[derive(Default)]
-pub struct MemoryMap(std::sync::Mutex<BTreeMap<(String, String), String>>);
+pub struct MemoryMap(
+    std::sync::Mutex<BTreeMap<(String, String), String>>,
+    Arc<std::sync::Mutex<Vec<(String, String)>>>,
+);
+
+/// A key of a [`MemoryMap`] held; let go when dropped.
+struct MapHolding(Arc<std::sync::Mutex<Vec<(String, String)>>>, (String, String));
+
+impl Drop for MapHolding {
+    fn drop(&mut self) {
+        self.0.lock().expect("never poisoned").retain(|k| *k != self.1);
+    }
+}
 
 impl Memory for MemoryMap {
     fn get(&self, connector: &str, key: &str) -> Result<Option<String>, String> {
@@ -196,6 +212,16 @@ impl Memory for MemoryMap {
             map.remove(&(connector.to_owned(), key.clone()));
         }
         Ok(())
+    }
+
+    fn try_hold(&self, connector: &str, key: &str) -> Result<Option<Box<dyn Send>>, String> {
+        let mut held = self.1.lock().expect("never poisoned");
+        let name = (connector.to_owned(), key.to_owned());
+        if held.contains(&name) {
+            return Ok(None);
+        }
+        held.push(name.clone());
+        Ok(Some(Box::new(MapHolding(self.1.clone(), name))))
     }
 
     fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>, String> {

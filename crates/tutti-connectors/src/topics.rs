@@ -1,5 +1,6 @@
 //! One item (a card, a task) per topic for the `upsert_*` operations of Trello and Asana, with the reports it
-//! carries counted; and the per-key locks that keep two actions for one topic from both creating.
+//! carries counted; and the per-key locks that keep two actions for one topic from both creating, in this
+//! process and, through the memory they share, in every worker.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,6 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{Failure, Memory};
+
+/// How often a topic another worker holds is asked for again, and how long at most before the action is retried
+/// later instead: a holder keeps it for one round trip to the vendor.
+const HELD_ELSEWHERE_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+const HELD_ELSEWHERE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One async lock per key (a topic), so two actions for the same key never both find nothing and both create.
 #[derive(Default)]
@@ -82,6 +88,19 @@ impl Topics {
         Topics { connector, memory, locks: KeyedLocks::default() }
     }
 
+    /// Holds a topic's key among every worker sharing the memory, waiting while another holds it.
+    async fn hold(&self, key: &str) -> Result<Box<dyn Send>, Failure> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.memory.try_hold(self.connector, key) {
+                Ok(Some(held)) => return Ok(held),
+                Ok(None) if started.elapsed() < HELD_ELSEWHERE_WAIT => tokio::time::sleep(HELD_ELSEWHERE_POLL).await,
+                Ok(None) => return Err(Failure::transient("another worker is writing this topic's item")),
+                Err(e) => return Err(Failure::transient(format!("memory: {e}"))),
+            }
+        }
+    }
+
     /// `comment(id, report)` on the topic's remembered item, or `create()` and remember the id `id_of` finds in
     /// its answer (`missing` is the error when there is none). `action_key` is the action's idempotency key.
     pub(crate) async fn upsert<C, Fc, K, Fk>(
@@ -103,6 +122,7 @@ impl Topics {
         let topic = topic_key(raw_topic);
         let _serialised = self.locks.lock(&topic).await;
         let key = format!("topic/{topic}");
+        let _held_here = self.hold(&key).await?;
         let counted_key = format!("counted/{action_key}");
         let remembered = self.memory.get(self.connector, &key).map_err(memory_error)?.map(|s| TopicItem::read(&s));
         if let Some(item) = remembered {

@@ -395,6 +395,28 @@ async fn one_card_and_one_task_per_topic_then_comments() {
     assert!(vendors.refusals().is_empty(), "{:?}", vendors.refusals());
 }
 
+/// Two workers sharing one memory (one Postgres) report one topic at the same moment: the second waits for the
+/// first's card and comments on it, rather than making a second card.
+#[tokio::test]
+async fn workers_sharing_the_memory_make_one_card_per_topic_at_the_same_moment() {
+    let vendors = Vendors::start().await;
+    let shared = Shared::in_memory();
+    let build = || Registry::build(&vendors.connectors(), &testing::context(&shared)).unwrap();
+    let (one, other) = (build(), build());
+    let report = |notes: &str| json!({"topic_key": "Giá cao", "name": "Objection: Giá cao", "description": notes, "comment": notes});
+    let (first, second) = tokio::join!(
+        send_new(&one, "trello", "upsert_card", report("Đắt hơn đối thủ")),
+        send_new(&other, "trello", "upsert_card", report("价格太高"))
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!((first["created"].as_bool(), second["created"].as_bool()), (Some(true), Some(false)), "{second}");
+    assert_eq!(first["card"], second["card"]);
+    let got = vendors.received("trello");
+    let cards = got.iter().filter(|r| r.path.ends_with("/cards")).count();
+    let comments = got.iter().filter(|r| r.path.ends_with("/actions/comments")).count();
+    assert_eq!((cards, comments), (1, 1));
+}
+
 #[tokio::test]
 async fn google_customer_match_style_batches() {
     let vendors = Vendors::start().await;

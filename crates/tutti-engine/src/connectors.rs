@@ -97,6 +97,10 @@ impl Memory for StoreMemory {
     fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>, String> {
         self.store.scan(connector, prefix, after, limit).map_err(|e| e.to_string())
     }
+
+    fn try_hold(&self, connector: &str, key: &str) -> Result<Option<Box<dyn Send>>, String> {
+        self.store.try_hold(connector, key).map_err(|e| e.to_string())
+    }
 }
 
 /// The audit log connectors append to: the `audit` table beside the runs.

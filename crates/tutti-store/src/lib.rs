@@ -679,4 +679,10 @@ pub trait ConnectorMemory: Send + Sync {
     fn remove(&self, connector: &str, keys: &[String]) -> Result<()>;
     /// Entries whose key starts with `prefix` and sorts after `after`, in key order, at most `limit`.
     fn scan(&self, connector: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<(String, String)>>;
+    /// Holds `key` for this process alone among all that share the memory, until the answer is dropped; `None`
+    /// when another process holds it now. A memory only one process opens holds nothing: the connector's own
+    /// lock in the process is enough.
+    fn try_hold(&self, _connector: &str, _key: &str) -> Result<Option<Box<dyn Send>>> {
+        Ok(Some(Box::new(())))
+    }
 }

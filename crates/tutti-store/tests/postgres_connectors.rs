@@ -61,3 +61,17 @@ fn two_workers_share_one_memory() {
     one.remove("trello", &["topic/bảo mật".into()]).unwrap();
     assert_eq!(other.scan("trello", "", "", 10).unwrap(), vec![]);
 }
+
+#[test]
+fn a_key_held_through_one_worker_is_held_for_the_other_until_let_go() {
+    let schema = Schema::new();
+    drop(schema.migrated());
+    let one = PgConnectorMemory::new(Pool::new(&schema.url(), 1).unwrap());
+    let other = PgConnectorMemory::new(Pool::new(&schema.url(), 1).unwrap());
+    let held = one.try_hold("trello", "topic/giá").unwrap().expect("free at first");
+    assert!(other.try_hold("trello", "topic/giá").unwrap().is_none(), "held by the first");
+    assert!(other.try_hold("trello", "topic/数据安全").unwrap().is_some(), "another topic is free");
+    assert!(other.try_hold("asana", "topic/giá").unwrap().is_some(), "so is the same topic of another connector");
+    drop(held);
+    assert!(other.try_hold("trello", "topic/giá").unwrap().is_some(), "let go");
+}

@@ -1,11 +1,29 @@
 //! The connectors' memory in Postgres (`connector_memory`), shared by every worker: the card a topic already
 //! has is found whichever worker delivers the next report of it, and a rotated vendor token is the same for
 //! all. The same answers as `sqlite/connectors.rs`: keys are `COLLATE "C"`, so they sort byte by byte there too.
+//!
+//! A key is held across processes ([`ConnectorMemory::try_hold`]) by a session advisory lock on a connection of
+//! its own, kept for as long as it is held: closing it releases the lock, also when the process dies.
 
 use tutti_core::Millis;
 
-use super::pool::Pool;
+use super::pool::{Pool, outside_async};
 use crate::{ConnectorMemory, Result};
+
+/// The first key of the advisory locks that hold connector memory keys ("tmem" in ASCII); the second is a hash of
+/// the connector and the key (two keys sharing a hash only wait for each other).
+const HOLD_LOCK: i32 = 0x746d_656d;
+
+/// A key held: the connection whose session holds the lock, closed (releasing it) off any async task.
+struct Holding(Option<postgres::Client>);
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            outside_async(move || drop(client));
+        }
+    }
+}
 
 pub struct PgConnectorMemory {
     pool: Pool,
@@ -47,6 +65,18 @@ impl ConnectorMemory for PgConnectorMemory {
         self.pool.with(|c| {
             c.execute("DELETE FROM connector_memory WHERE connector = $1 AND key = ANY($2)", &[&connector, &keys])?;
             Ok(())
+        })
+    }
+
+    fn try_hold(&self, connector: &str, key: &str) -> Result<Option<Box<dyn Send>>> {
+        let url = self.pool.url().to_owned();
+        let name = format!("{connector}/{key}");
+        outside_async(move || {
+            let mut client = super::connect(&url)?;
+            let held: bool =
+                client.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&HOLD_LOCK, &name])?.get(0);
+            let holding = Holding(Some(client));
+            Ok(held.then(|| Box::new(holding) as Box<dyn Send>))
         })
     }
 

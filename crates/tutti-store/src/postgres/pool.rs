@@ -24,6 +24,11 @@ impl Pool {
         Ok(Pool { url: url.to_owned(), idle: Mutex::new(vec![first]), keep: keep.max(1) })
     }
 
+    /// The connection string it connects with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Runs `call` on a connection. Safe to call from an async task: see [`outside_async`].
     pub fn with<T: Send>(&self, call: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
         outside_async(|| self.with_here(call))
