@@ -284,6 +284,26 @@ async fn private_destinations_are_refused_unless_allowed() {
     }
 }
 
+/// Two workers sharing the staged changes (one Postgres) flush at the same moment: each change is sent once.
+#[tokio::test]
+async fn workers_sharing_staged_audience_changes_send_each_once() {
+    let vendors = Vendors::start().await;
+    let shared = Shared::in_memory();
+    let build = || Registry::build(&vendors.connectors(), &testing::context(&shared)).unwrap();
+    let (one, other) = (build(), build());
+    for email in ["lan@example.vn", "mai@example.vn", "hoa@example.vn"] {
+        send(&one, "audience", "add", json!({"audience": "pricing-visitors", "email": email})).await.unwrap();
+    }
+    let (a, b) =
+        tokio::join!(one.get("audience").unwrap().sender.health(), other.get("audience").unwrap().sender.health());
+    let sent = a.unwrap()["sent"].as_u64().unwrap() + b.unwrap()["sent"].as_u64().unwrap();
+    assert_eq!(sent, 3);
+    let rows: usize =
+        vendors.received("meta").iter().map(|r| r.body["payload"]["data"].as_array().unwrap().len()).sum();
+    assert_eq!(rows, 3, "each member sent once");
+    assert_eq!(vendors.audience(testing::AUDIENCE_ID).len(), 3);
+}
+
 #[tokio::test]
 async fn audiences_are_hashed_batched_and_synced() {
     let vendors = Vendors::start().await;

@@ -138,8 +138,11 @@ impl Audience {
         Ok(json!({"audience": name, "staged": if add { "add" } else { "remove" }}))
     }
 
-    /// Sends everything staged, audience by audience, a batch at a time. Returns how many changes were sent.
+    /// Sends everything staged, audience by audience, a batch at a time. Returns how many changes were sent. One
+    /// flush at a time among every process sharing the staged changes (workers on one Postgres): while another
+    /// flushes, this one sends nothing, since the other sends them.
     async fn flush(&self) -> Result<usize, String> {
+        let Some(_flushing) = self.memory.try_hold(KIND.name, "flush")? else { return Ok(0) };
         self.staged.store(0, std::sync::atomic::Ordering::Relaxed);
         let mut sent = 0;
         for (name, id) in &self.config.audiences {
