@@ -191,8 +191,9 @@ pub struct Engine {
     /// This worker among others, when several share Postgres and the log.
     cluster: Option<cluster::Cluster>,
     definitions: Arc<FlowDefinitions>,
-    /// Serialises definition changes (store, then rebuild).
-    definitions_write: Mutex<()>,
+    /// Serialises definition changes (store, then rebuild) with the rebuilds of what other workers changed, so a
+    /// rebuild read before a change is never installed after it.
+    definitions_write: Arc<Mutex<()>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_checkpointer: Arc<AtomicU64>,
     message_ids: AtomicU64,

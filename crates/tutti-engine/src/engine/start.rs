@@ -126,6 +126,7 @@ impl Engine {
             }
         }
         let definitions = Arc::new(FlowDefinitions::default());
+        let definitions_write = Arc::new(Mutex::new(()));
         let built = definitions::build(&flow_store.all()?, &flow_store.paused()?);
         // One line per definition in force, so an operator sees at start what the engine will do.
         for flow in built.current_flows() {
@@ -217,7 +218,11 @@ impl Engine {
                 partitions: cluster.as_ref().map(|c| processor::Partitions {
                     ownership: c.ownership.clone(),
                     partitioner: tutti_log::HashPartitioner::new(config.bus.partitions),
-                    reload_definitions: reload_definitions(definitions.clone(), flow_store.clone()),
+                    reload_definitions: reload_definitions(
+                        definitions.clone(),
+                        flow_store.clone(),
+                        definitions_write.clone(),
+                    ),
                 }),
             };
             // Up from here: the thread marks itself down when it ends.
@@ -251,7 +256,7 @@ impl Engine {
                         }
                     }
                 });
-                let reload = reload_definitions(definitions.clone(), flow_store.clone());
+                let reload = reload_definitions(definitions.clone(), flow_store.clone(), definitions_write.clone());
                 threads.push(cluster.start_leases(to_dispatcher.clone(), own_processed.clone(), erase, reload)?);
                 threads.push(cluster.start_progress(
                     feed.clone(),
@@ -315,7 +320,7 @@ impl Engine {
             _processing_lock: state.lock,
             cluster,
             definitions,
-            definitions_write: Mutex::new(()),
+            definitions_write,
             threads: Mutex::new([writer, checkpointer].into_iter().chain(processing).chain(head_watcher).collect()),
             stop_checkpointer,
             message_ids: AtomicU64::new(0),
@@ -340,8 +345,12 @@ impl Engine {
 fn reload_definitions(
     definitions: Arc<FlowDefinitions>,
     flow_store: Arc<dyn tutti_store::FlowStore>,
+    definitions_write: Arc<Mutex<()>>,
 ) -> crate::cluster::Reload {
     Box::new(move || {
+        // Under the lock this worker's own changes take: a build read before one of them would otherwise be
+        // installed after it, and hide it until the next change.
+        let _guard = definitions_write.lock().unwrap_or_else(|e| e.into_inner());
         let all = flow_store.all().map_err(|e| e.to_string())?;
         let paused = flow_store.paused().map_err(|e| e.to_string())?;
         definitions.set(definitions::build(&all, &paused));
