@@ -1,8 +1,9 @@
 //! `[storage]`: where profiles, flows, the outbox, the connectors' memory, creatives and conversations live.
 //! Without `postgres` they are SQLite in the data directory (`profiles.db`, `connectors.db`, `creatives.db`,
 //! `conversations.db`); with `postgres = "..."` they are Postgres tables (`tutti-store`'s `postgres/`, and
-//! `tutti-conversations`' store, migrated at start), which every worker on the database shares. The dispatcher's journal of outcomes stays a file of each process's own
-//! (`outcomes.db`): it only bridges the moment between a vendor's answer and its settling.
+//! `tutti-conversations`' store, migrated at start), which every worker on the database shares. The
+//! dispatcher's journal of outcomes stays a file of each process's own (`outcomes.db`): it only bridges the
+//! moment between a vendor's answer and its settling.
 //!
 //! With the log on JetStream too, several workers process at once, each its partitions of the log
 //! ([`crate::cluster`]). With the log in SQLite, one worker processes on a Postgres database: it holds a
@@ -33,13 +34,8 @@ pub(crate) struct OpenedState {
     pub checkpointer: Option<Checkpointer>,
     pub profiles: Arc<dyn ProfileReader>,
     pub flows: Arc<dyn FlowStore>,
-    /// What connectors remember between actions: `connectors.db` in the data directory, or the database's
-    /// table that every process on it shares.
-    pub memory: Box<dyn ConnectorMemory>,
-    /// Creatives, their tags and performance: `creatives.db`, or the database's tables.
-    pub creatives: Arc<dyn CreativeStore>,
-    /// Sales and support conversations: `conversations.db`, or the database's tables.
-    pub conversations: Arc<ConversationStore>,
+    /// The stores beside the processor's: in the data directory, or on the database every process shares.
+    pub beside: BesideStores,
     /// Opens an outbox handle for the dispatcher (it takes two: one to read, one to settle).
     pub outbox: Box<dyn Fn() -> Result<Box<dyn Outbox>, EngineError> + Send + Sync>,
     /// The connection that holds the processing lock, kept open for as long as the engine runs.
@@ -73,18 +69,14 @@ pub(crate) fn open_state(
             checkpointer: Some(checkpointer),
             profiles: Arc::new(SqliteProfileReader::open(&paths.profiles)?),
             flows,
-            memory: Box::new(sqlite::SqliteConnectorMemory::open(&config.data_dir.join(sqlite::CONNECTORS_FILE))?),
-            creatives: Arc::new(sqlite::SqliteCreativeStore::open(&config.data_dir.join(sqlite::CREATIVES_FILE))?),
-            conversations: Arc::new(ConversationStore::open(&config.data_dir.join(CONVERSATIONS_FILE))?),
+            beside: BesideStores::in_dir(&config.data_dir)?,
             outbox: Box::new(move || Ok(Box::new(SqliteOutbox::open(&path)?) as Box<dyn Outbox>)),
             lock: None,
             cluster: None,
         });
     };
     use tutti_store::postgres::pool::{Pool, Reconnecting};
-    use tutti_store::postgres::{
-        self as pg, PgFlowReader, connectors::PgConnectorMemory, creatives::PgCreativeStore, migrate,
-    };
+    use tutti_store::postgres::{self as pg, PgFlowReader, migrate};
     let mut client = pg::connect(url)?;
     let version = migrate::migrate(&mut client)?;
     tracing::info!(database = %pg::describe(url), schema = version, "profiles, flows and the outbox are in Postgres");
@@ -98,9 +90,7 @@ pub(crate) fn open_state(
             checkpointer: None,
             profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
             flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
-            memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
-            creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
-            conversations: pg_conversations(url)?,
+            beside: BesideStores::on(url)?,
             outbox: Box::new(move || {
                 let client = Reconnecting::connect(&url_for_outbox)?;
                 Ok(Box::new(pg::outbox::PgOutbox::shared(client, outbox_ownership.clone(), &journal))
@@ -132,9 +122,7 @@ pub(crate) fn open_state(
         checkpointer: None,
         profiles: Arc::new(pg::readers::PgProfileReader::new(Pool::new(url, 4)?)),
         flows: Arc::new(PgFlowReader::new(Pool::new(url, 4)?)),
-        memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
-        creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
-        conversations: pg_conversations(url)?,
+        beside: BesideStores::on(url)?,
         outbox: Box::new(move || {
             Ok(Box::new(pg::outbox::PgOutbox::new(Reconnecting::connect(&url_for_outbox)?)) as Box<dyn Outbox>)
         }),
@@ -143,8 +131,31 @@ pub(crate) fn open_state(
     })
 }
 
-/// The conversations store on the database's tables.
-fn pg_conversations(url: &str) -> Result<Arc<ConversationStore>, EngineError> {
-    let pool = tutti_store::postgres::pool::Pool::new(url, 2)?;
-    Ok(Arc::new(ConversationStore::on(Box::new(PgConversationTables::new(pool)))))
+/// What connectors remember between actions, creatives and conversations.
+pub(crate) struct BesideStores {
+    pub memory: Box<dyn ConnectorMemory>,
+    pub creatives: Arc<dyn CreativeStore>,
+    pub conversations: Arc<ConversationStore>,
+}
+
+impl BesideStores {
+    /// `connectors.db`, `creatives.db` and `conversations.db` in the data directory.
+    fn in_dir(dir: &std::path::Path) -> Result<BesideStores, EngineError> {
+        Ok(BesideStores {
+            memory: Box::new(sqlite::SqliteConnectorMemory::open(&dir.join(sqlite::CONNECTORS_FILE))?),
+            creatives: Arc::new(sqlite::SqliteCreativeStore::open(&dir.join(sqlite::CREATIVES_FILE))?),
+            conversations: Arc::new(ConversationStore::open(&dir.join(CONVERSATIONS_FILE))?),
+        })
+    }
+
+    /// Their tables on a migrated Postgres database, which every process on it shares.
+    fn on(url: &str) -> Result<BesideStores, EngineError> {
+        use tutti_store::postgres::{connectors::PgConnectorMemory, creatives::PgCreativeStore, pool::Pool};
+        let tables = PgConversationTables::new(Pool::new(url, 2)?);
+        Ok(BesideStores {
+            memory: Box::new(PgConnectorMemory::new(Pool::new(url, 4)?)),
+            creatives: Arc::new(PgCreativeStore::new(Pool::new(url, 4)?)),
+            conversations: Arc::new(ConversationStore::on(Box::new(tables))),
+        })
+    }
 }

@@ -55,7 +55,7 @@ impl Engine {
         let events: Arc<dyn EventReader> = log.reader.clone();
         let profiles: Arc<dyn ProfileReader> = state.profiles.clone();
         let memory: Arc<dyn tutti_connectors::Memory> =
-            Arc::new(connectors::StoreMemory { store: state.memory, clock: clock.clone() });
+            Arc::new(connectors::StoreMemory { store: state.beside.memory, clock: clock.clone() });
         // Workers sharing a database each deliver their own partitions' decisions: the website's asks read them
         // from the database.
         let decisions = match config.storage.postgres {
@@ -79,10 +79,10 @@ impl Engine {
 
         let people = sqlite::SqlitePeople::open(&dir.join(sqlite::PEOPLE_FILE))?;
         let plans = sqlite::SqlitePlans::open(&dir.join(sqlite::PLANS_FILE))?;
-        let creatives = state.creatives.clone();
+        let creatives = state.beside.creatives.clone();
         config.conversations.check().map_err(EngineError::ConversationSettings)?;
         let conversation_settings = config.conversations.clone();
-        let conversations = state.conversations.clone();
+        let conversations = state.beside.conversations.clone();
         // A configured taxonomy is read and trained now, so that a mistake in it stops the start.
         let tagger = std::sync::OnceLock::new();
         if config.insights.taxonomy.is_some() || config.insights.examples.is_some() {

@@ -311,7 +311,7 @@ pub(super) fn owner(client: &mut Client, id: &Identifier) -> Result<Option<Profi
     Ok(row.map(|r| ProfileId(r.get::<_, i64>(0) as u64)))
 }
 
-fn ids(rows: Vec<postgres::Row>) -> Vec<ProfileId> {
+pub(super) fn ids(rows: Vec<postgres::Row>) -> Vec<ProfileId> {
     rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect()
 }
 

@@ -5,7 +5,7 @@ use tutti_core::ProfileId;
 use tutti_profiles::{Identifier, Profile};
 
 use super::pool::Pool;
-use super::profiles::{merges_into, owner, profile_ids_after, profile_of};
+use super::profiles::{ids, merges_into, owner, profile_ids_after, profile_of};
 use crate::{MergeRecord, ProfileReader, Result};
 
 pub struct PgProfileReader {
@@ -91,9 +91,6 @@ impl ProfileReader for PgProfileReader {
     }
 
     fn newest_profile_ids(&self, limit: usize) -> Result<Vec<ProfileId>> {
-        self.pool.with(|c| {
-            let rows = c.query("SELECT id FROM profiles ORDER BY id DESC LIMIT $1", &[&(limit as i64)])?;
-            Ok(rows.iter().map(|r| ProfileId(r.get::<_, i64>(0) as u64)).collect())
-        })
+        self.pool.with(|c| Ok(ids(c.query("SELECT id FROM profiles ORDER BY id DESC LIMIT $1", &[&(limit as i64)])?)))
     }
 }

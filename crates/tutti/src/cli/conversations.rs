@@ -82,10 +82,7 @@ pub(crate) enum ConversationsCommand {
 /// The store in the data directory, or on the Postgres database the workers share.
 fn open(data_dir: &Path, postgres: Option<&str>) -> anyhow::Result<ConversationStore> {
     if let Some(url) = postgres {
-        use tutti_store::postgres as pg;
-        let mut client = pg::connect(url).with_context(|| format!("connecting to {}", pg::describe(url)))?;
-        pg::migrate::migrate(&mut client)?;
-        let tables = tutti_conversations::store::PgConversationTables::new(pg::pool::Pool::new(url, 1)?);
+        let tables = tutti_conversations::store::PgConversationTables::new(super::shared_database(url)?);
         return Ok(ConversationStore::on(Box::new(tables)));
     }
     tutti_store::sqlite::private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;

@@ -119,10 +119,7 @@ pub(crate) fn insights(
     use tutti_store::CreativeStore;
     let open = || -> anyhow::Result<Box<dyn CreativeStore>> {
         if let Some(url) = postgres {
-            use tutti_store::postgres as pg;
-            let mut client = pg::connect(url).with_context(|| format!("connecting to {}", pg::describe(url)))?;
-            pg::migrate::migrate(&mut client)?;
-            return Ok(Box::new(pg::creatives::PgCreativeStore::new(pg::pool::Pool::new(url, 1)?)));
+            return Ok(Box::new(tutti_store::postgres::creatives::PgCreativeStore::new(super::shared_database(url)?)));
         }
         tutti_store::sqlite::private_dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         Ok(Box::new(tutti_store::sqlite::SqliteCreativeStore::open(
